@@ -1,0 +1,76 @@
+"""Small ONNX helpers the analyzers share: exposing intermediate tensors, sessions, weight axes."""
+
+from __future__ import annotations
+
+import itertools
+from types import SimpleNamespace
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+_TWO_GB = 2**31 - 2**24
+
+
+def expose_tensors(model: onnx.ModelProto, names, value_types: dict[str, int] | None = None) -> onnx.ModelProto:
+    """A copy of ``model`` whose graph outputs also include ``names`` (so one run returns them all)."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    existing = {o.name for o in m.graph.output}
+    types = dict(value_types or {})
+    for vi in itertools.chain(m.graph.value_info, m.graph.input, m.graph.output):
+        if vi.type.HasField("tensor_type"):
+            types.setdefault(vi.name, vi.type.tensor_type.elem_type)
+    for n in names:
+        if n in existing:
+            continue
+        m.graph.output.append(helper.make_tensor_value_info(n, types.get(n, TensorProto.FLOAT), None))
+        existing.add(n)
+    return m
+
+
+def make_session(model: onnx.ModelProto, optimize: bool = True, threads: int = 0):
+    """An onnxruntime CPU session for an in-memory model; the session never leaves the analyzer using it."""
+    import onnxruntime as ort  # noqa: PLC0415
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
+                                   else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    so.log_severity_level = 3
+    if threads:
+        so.intra_op_num_threads = threads
+    if model.ByteSize() > _TWO_GB:
+        raise ValueError("models over 2 GB must be run from a file")
+    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+
+def tensors_to_calibrate(model: onnx.ModelProto, op_types) -> list[str]:
+    """The activation tensors onnxruntime's calibrators would calibrate for ``op_types`` (same rule)."""
+    from onnxruntime.quantization.calibrate import CalibraterBase  # noqa: PLC0415
+
+    # select_tensors_to_calibrate only reads op_types_to_calibrate from self: reuse it rather than re-implement
+    names, _ = CalibraterBase.select_tensors_to_calibrate(SimpleNamespace(op_types_to_calibrate=list(op_types)),
+                                                          model)
+    order = {}
+    for node in model.graph.node:
+        for t in itertools.chain(node.input, node.output):
+            order.setdefault(t, len(order))
+    return sorted(names, key=lambda t: order.get(t, 1 << 30))
+
+
+def weight_channel_axis(node: onnx.NodeProto, rank: int) -> int | None:
+    """The output-channel axis of a node's weight (input 1), as onnxruntime's per-channel quantizer uses it."""
+    if node.op_type == "Conv":
+        return 0
+    if node.op_type == "ConvTranspose":
+        return 1
+    if node.op_type == "Gemm":
+        trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+        return 0 if trans_b else 1
+    if node.op_type == "MatMul":
+        return rank - 1 if rank >= 2 else None
+    return None
+
+
+def initializer_arrays(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    return {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}

@@ -1,0 +1,91 @@
+"""Calibration for a prepared model: which tensors, one histogram pass, and the on-disk cache.
+
+Histograms are cached by the content of the prepared model and of the data, so reopening a project
+or changing a percentile never runs the model again; changing the model or the data invalidates it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from analyzers.calibration import CalibrationData, collect, weight_stats
+from analyzers.histogram import DEFAULT_BINS, HistogramSnapshot
+from analyzers.onnx_utils import tensors_to_calibrate
+from analyzers.task import NullTask, Task
+
+from .data import DataSource
+from .graph import default_quantizable_op_types
+from .model_prep import PreparedModel
+from .paths import cache_dir, sha256_bytes
+from .recipe import Recipe
+
+CACHE_FORMAT = 1
+
+
+def op_types_for(recipe: Recipe) -> list[str]:
+    return sorted(recipe.settings.op_types) if recipe.settings.op_types else sorted(default_quantizable_op_types())
+
+
+def calibration_tensors(prepared: PreparedModel, recipe: Recipe) -> list[str]:
+    """The activation tensors onnxruntime will quantize for this recipe's op types."""
+    return tensors_to_calibrate(prepared.load_proto(), op_types_for(recipe))
+
+
+def cache_path(prepared: PreparedModel, data: DataSource, tensors: list[str], bins: int) -> Path:
+    key = sha256_bytes(json.dumps([CACHE_FORMAT, prepared.sha256, data.content_hash(), len(data), bins,
+                                   tensors]).encode())
+    return cache_dir() / "calib" / f"{key[:32]}.npz"
+
+
+def calibrate(prepared: PreparedModel, data: DataSource, recipe: Recipe, task: Task | None = None,
+              bins: int = DEFAULT_BINS, use_cache: bool = True) -> tuple[CalibrationData, bool]:
+    """Histograms for every tensor to quantize; returns (data, loaded_from_cache)."""
+    task = task or NullTask()
+    model = prepared.load_proto()
+    tensors = tensors_to_calibrate(model, op_types_for(recipe))
+    path = cache_path(prepared, data, tensors, bins)
+    if use_cache and path.exists():
+        try:
+            hists, samples = load_histograms(path)
+            if set(hists) == set(tensors):
+                task.report(1.0, "calibration histograms loaded from cache")
+                return CalibrationData(hists, weight_stats(model), samples), True
+        except Exception:  # noqa: BLE001 - a damaged cache file is rebuilt, never trusted
+            pass
+    result = collect(model, tensors, data.batches(), len(data), task=task, bins=bins)
+    save_histograms(path, result.histograms, result.samples)
+    return result, False
+
+
+def save_histograms(path: Path, hists: dict[str, HistogramSnapshot], samples: int) -> None:
+    """Write histograms atomically as one .npz (names in a JSON index, arrays by position)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = list(hists)
+    arrays = {"index": np.frombuffer(json.dumps({"format": CACHE_FORMAT, "names": names,
+                                                 "samples": samples}).encode(), dtype=np.uint8)}
+    for i, n in enumerate(names):
+        h = hists[n]
+        arrays[f"c{i}"] = h.counts
+        arrays[f"e{i}"] = np.array([h.edges[0], h.edges[1] - h.edges[0], len(h.counts)], dtype=np.float64)
+        arrays[f"s{i}"] = np.array([h.min, h.max, h.count, h.sum, h.sum_sq, h.nonfinite, h.zeros], dtype=np.float64)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(path)
+
+
+def load_histograms(path: Path) -> tuple[dict[str, HistogramSnapshot], int]:
+    with np.load(path, allow_pickle=False) as z:
+        index = json.loads(bytes(z["index"]).decode())
+        if index.get("format") != CACHE_FORMAT:
+            raise ValueError("old cache format")
+        out = {}
+        for i, n in enumerate(index["names"]):
+            origin, width, bins = z[f"e{i}"]
+            s = z[f"s{i}"]
+            edges = origin + np.arange(int(bins) + 1, dtype=np.float64) * width
+            out[n] = HistogramSnapshot(z[f"c{i}"].astype(np.int64), edges, float(s[0]), float(s[1]), int(s[2]),
+                                       float(s[3]), float(s[4]), int(s[5]), int(s[6]))
+    return out, int(index.get("samples", 0))

@@ -1,0 +1,92 @@
+"""Arguments and helpers shared by the ``qwb`` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import WorkbenchError
+
+
+def add_model_args(p: argparse.ArgumentParser, eval_arg: bool = True, calib_required: bool = True) -> None:
+    """MODEL, --calib, --eval, --recipe, --demo: how every command is told what to work on."""
+    p.add_argument("model", nargs="?", help="ONNX file, TorchScript (.pt) / torch.export (.pt2) file, "
+                   "or package.module:factory returning (module, example_inputs)")
+    p.add_argument("--calib", metavar="DATA", help="calibration data: .npz (one array per input name, "
+                   "sample axis first, optional 'labels'), .npy (single-input models), an image folder, or "
+                   "synthetic:N (random data; misleading, for smoke tests only)")
+    if eval_arg:
+        p.add_argument("--eval", metavar="DATA", help="evaluation data (same formats as --calib); labels give "
+                       "accuracy. Default: the calibration data")
+    p.add_argument("--recipe", metavar="R", help="recipe TOML file (global settings and per-layer overrides)")
+    p.add_argument("--demo", action="store_true", help="use the bundled demo model and its data")
+    p.add_argument("--preprocess", choices=["auto", "always", "never"], default="auto",
+                   help="onnxruntime quantization pre-processing (default: auto, only when it helps)")
+    p.set_defaults(_calib_required=calib_required)
+
+
+def resolve_model_args(args: argparse.Namespace) -> None:
+    """Fill in the demo paths, and insist on MODEL and --calib otherwise."""
+    if getattr(args, "demo", False):
+        import resources  # noqa: PLC0415
+
+        if args.model is None:
+            args.model = str(resources.DEMO_MODEL)
+        if getattr(args, "calib", None) is None:
+            args.calib = str(resources.DEMO_CALIB)
+        if hasattr(args, "eval") and args.eval is None:
+            args.eval = str(resources.DEMO_EVAL)
+    if not args.model:
+        raise WorkbenchError("no model given", "pass a model file (or --demo for the bundled demo)")
+    if getattr(args, "_calib_required", False) and not getattr(args, "calib", None):
+        raise WorkbenchError(f"no calibration data given for {args.model}",
+                             "pass --calib DATA (an .npz keyed by input names, an .npy, an image folder), "
+                             "or --calib synthetic:64 for a smoke test")
+
+
+def open_session(args: argparse.Namespace):
+    """A Session for the model/data/recipe named on the command line."""
+    from ..session import Session  # noqa: PLC0415
+
+    resolve_model_args(args)
+    return Session(args.model, args.calib, getattr(args, "eval", None), recipe_path=args.recipe,
+                   preprocess=args.preprocess)
+
+
+class ConsoleTask:
+    """Progress on stderr (only when it is a terminal) and Ctrl+C as cancellation."""
+
+    def __init__(self, quiet: bool = False):
+        self.tty = sys.stderr.isatty() and not quiet
+        self._last = ""
+
+    def report(self, fraction: float, message: str = "") -> None:
+        if not self.tty:
+            return
+        line = f"\r[{'#' * int(fraction * 20):<20}] {message[:60]:<60}"
+        if line != self._last:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+            self._last = line
+
+    def check(self) -> None:
+        pass
+
+    def done(self) -> None:
+        if self.tty and self._last:
+            sys.stderr.write("\r" + " " * 84 + "\r")
+            sys.stderr.flush()
+            self._last = ""
+
+
+def fmt_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def print_notes(notes: list[str]) -> None:
+    for n in notes:
+        print(f"note: {n}")

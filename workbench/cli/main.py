@@ -1,0 +1,67 @@
+"""Entry point of ``qwb``: parse, dispatch to a subcommand, turn user errors into one clear line."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ..errors import CancelledError, WorkbenchError
+
+# subcommand -> module under workbench.cli (imported only when used, so `qwb --help` is instant)
+COMMANDS = {
+    "quantize": "quantize_cmd",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qwb", description="Quant Workbench: quantize ONNX models to INT8, find the layers that lose "
+        "accuracy, fix them, benchmark, and report.")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, mod in COMMANDS.items():
+        module = importlib.import_module(f"workbench.cli.{mod}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from .. import __version__  # noqa: PLC0415
+
+        print(f"qwb {__version__}")
+        return 0
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except CancelledError as e:
+        print(f"cancelled: {e}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except WorkbenchError as e:
+        if debug:
+            raise
+        print(f"error: {e.message}", file=sys.stderr)
+        if e.fix:
+            print(f"  fix: {e.fix}", file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001 - last line of defence: never a raw traceback without --debug
+        if debug:
+            raise
+        print(f"internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        print("  this is a bug in Quant Workbench; re-run with --debug and report the traceback", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""``qwb quantize``: calibrate (or reuse cached histograms) and write a QDQ model; report accuracy."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from .common import ConsoleTask, add_model_args, fmt_bytes, open_session, print_notes
+
+
+def register(sub) -> None:
+    p = sub.add_parser("quantize", help="quantize a model to INT8 (QDQ) with onnxruntime",
+                       description="Calibrate on --calib data and write a QDQ-quantized ONNX model. Per-layer "
+                       "precision and percentile overrides come from --recipe.")
+    add_model_args(p)
+    p.add_argument("-o", "--output", required=True, metavar="OUT.onnx", help="where to write the QDQ model")
+    p.add_argument("--no-eval", action="store_true", help="skip the FP32 vs INT8 accuracy check")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..evaluate import accuracy  # noqa: PLC0415
+
+    task = ConsoleTask()
+    t0 = time.perf_counter()
+    s = open_session(args)
+    g = s.graph
+    print(f"model    {s.prepared.source}  ({len(g.nodes)} nodes, {len(g.quantizable_nodes())} quantizable)")
+    print_notes(s.prepared.notes)
+    cal = s.calibration(task)
+    task.done()
+    how = "loaded from cache" if s.calibration_from_cache else "collected"
+    print(f"calib    {len(s.calib_data)} samples from {s.calib_data.description}; "
+          f"{len(cal.histograms)} tensor histograms {how}")
+    diffs = s.recipe.differences_from_default()
+    print("recipe   " + (f"{args.recipe}: " + "; ".join(diffs) if diffs else "defaults ("
+                          f"{s.recipe.settings.activation_type} activations, {s.recipe.settings.weight_type} "
+                          f"{'per-channel' if s.recipe.settings.per_channel else 'per-tensor'} weights, "
+                          f"{s.recipe.settings.calibration_method})"))
+    q = s.quantize(args.output, task=task)
+    task.done()
+    src_size = s.prepared.size_bytes
+    print(f"wrote    {q.path}  ({fmt_bytes(q.size_bytes)}; FP32 {fmt_bytes(src_size)}, "
+          f"{src_size / max(q.size_bytes, 1):.1f}x smaller)")
+    if q.excluded:
+        print(f"         kept in FP32: {', '.join(q.excluded)}")
+    if q.int16:
+        print(f"         INT16: {', '.join(q.int16)}")
+    if not args.no_eval:
+        fp = accuracy(s.prepared.path, s.eval_data, task)
+        i8 = accuracy(q.path, s.eval_data, task)
+        task.done()
+        if fp is not None and i8 is not None:
+            print(f"accuracy FP32 {fp.value:.2%}  INT8 {i8.value:.2%}  (delta {100 * (i8.value - fp.value):+.2f} "
+                  f"points on {fp.total} samples of {s.eval_data.description})")
+        else:
+            print("accuracy n/a (the evaluation data has no labels)")
+    print(f"done in {time.perf_counter() - t0:.2f} s")
+    return 0

@@ -1,0 +1,166 @@
+"""Turn whatever the user points at (an ONNX file, a PyTorch artefact, a factory) into a ModelProto.
+
+Only loading lives here; making the model ready for quantization is ``model_prep``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+
+import onnx
+
+from .errors import ModelLoadError
+
+TORCHSCRIPT_SUFFIXES = {".pt", ".pth", ".ts", ".torchscript", ".jit"}
+EXPORTED_PROGRAM_SUFFIXES = {".pt2", ".ep"}
+_FACTORY_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def is_factory_spec(spec: str) -> bool:
+    """``package.module:factory`` (and not an existing file that happens to contain a colon)."""
+    return bool(_FACTORY_RE.match(spec)) and not Path(spec).exists()
+
+
+def load_model(spec: str | Path, example_input=None, opset: int = 17) -> tuple[onnx.ModelProto, list[str]]:
+    """Load ``spec`` as ONNX, returning the model and notes on what was done to get it.
+
+    ``example_input`` (a dict of name -> array, usually the first calibration sample) gives PyTorch
+    artefacts that do not carry their own example inputs (TorchScript files) the shapes to export with.
+    """
+    spec_s = str(spec)
+    if is_factory_spec(spec_s):
+        return _from_factory(spec_s, opset)
+    path = Path(spec_s)
+    if not path.exists():
+        raise ModelLoadError(f"Model file not found: {path}", "check the path, or pass an ONNX file, a "
+                             "TorchScript/torch.export file, or package.module:factory")
+    if path.is_dir():
+        raise ModelLoadError(f"{path} is a folder, not a model file", "pass the .onnx file inside it")
+    suffix = path.suffix.lower()
+    if suffix in TORCHSCRIPT_SUFFIXES | EXPORTED_PROGRAM_SUFFIXES:
+        return _from_torch_file(path, example_input, opset)
+    return load_onnx(path), []
+
+
+def load_onnx(path: Path) -> onnx.ModelProto:
+    """Load an ONNX file with any external weight files that sit next to it."""
+    try:
+        model = onnx.load(str(path), load_external_data=True)
+    except FileNotFoundError as e:
+        raise ModelLoadError(
+            f"{path}: its weights live in an external data file that is missing ({e.filename or e})",
+            "keep the external data files next to the .onnx file, with the names the model expects",
+        ) from e
+    except Exception as e:  # noqa: BLE001 - protobuf raises many kinds for a file that is not ONNX
+        raise ModelLoadError(
+            f"{path} is not a readable ONNX model ({type(e).__name__}: {str(e)[:200]})",
+            "pass an .onnx file exported by your framework (or a PyTorch file, see `qwb quantize --help`)",
+        ) from e
+    if not model.graph.node:
+        raise ModelLoadError(f"{path} parsed as ONNX but holds no graph nodes (is it really an ONNX model?)",
+                             "pass the .onnx file exported by your framework")
+    return model
+
+
+def _require_torch():
+    try:
+        import torch  # noqa: PLC0415 - optional dependency, imported only on this route
+    except ImportError as e:
+        raise ModelLoadError("PyTorch is not installed, so PyTorch models cannot be imported",
+                             "pip install torch==2.13.0 && pip install 'quant-workbench[torch]'") from e
+    return torch
+
+
+def _as_tuple(example) -> tuple:
+    if isinstance(example, (list, tuple)):
+        return tuple(example)
+    return (example,)
+
+
+def _export(torch, module_or_program, args: tuple, opset: int, dynamo: bool, input_names=None):
+    """Export to ONNX in memory with a dynamic batch axis when possible (so analysis can batch samples)."""
+    import io  # noqa: PLC0415
+
+    notes = []
+    if dynamo:
+        try:
+            onnx_program = torch.onnx.export(module_or_program, args, dynamo=True, opset_version=max(opset, 18),
+                                             input_names=input_names, optimize=True, verbose=False)
+        except Exception as e:  # noqa: BLE001
+            raise ModelLoadError(f"torch.onnx.export failed: {type(e).__name__}: {str(e)[:300]}",
+                                 "export the model to ONNX yourself and open the .onnx file") from e
+        return onnx_program.model_proto, notes
+    buf = io.BytesIO()
+    names = input_names or [f"input_{i}" for i in range(len(args))]
+    dyn = {n: {0: "batch"} for n in names}
+    try:
+        torch.onnx.export(module_or_program, args, buf, dynamo=False, opset_version=opset, input_names=names,
+                          dynamic_axes=dyn)
+    except Exception:  # noqa: BLE001 - retry with a static batch before giving up
+        buf = io.BytesIO()
+        try:
+            torch.onnx.export(module_or_program, args, buf, dynamo=False, opset_version=opset, input_names=names)
+            notes.append("exported with a fixed batch size (a dynamic batch axis failed to export)")
+        except Exception as e:  # noqa: BLE001
+            raise ModelLoadError(f"torch.onnx.export failed: {type(e).__name__}: {str(e)[:300]}",
+                                 "export the model to ONNX yourself and open the .onnx file") from e
+    return onnx.load_from_string(buf.getvalue()), notes
+
+
+def _from_torch_file(path: Path, example_input, opset: int):
+    torch = _require_torch()
+    suffix = path.suffix.lower()
+    if suffix in EXPORTED_PROGRAM_SUFFIXES:
+        try:
+            program = torch.export.load(str(path))
+        except Exception as e:  # noqa: BLE001
+            raise ModelLoadError(f"{path} is not a saved torch.export program ({type(e).__name__}: {e})",
+                                 "save it with torch.export.save(program, 'model.pt2')") from e
+        args = program.example_inputs[0] if program.example_inputs else None
+        if not args and example_input is not None:
+            args = tuple(torch.from_numpy(v) for v in example_input.values())
+        if not args:
+            raise ModelLoadError(f"{path} carries no example inputs", "pass --calib data so one sample can be used")
+        model, notes = _export(torch, program, tuple(args), opset, dynamo=True)
+        return model, [f"exported the torch.export program {path.name} to ONNX (opset "
+                       f"{model.opset_import[0].version})"] + notes
+    try:
+        module = torch.jit.load(str(path), map_location="cpu")
+    except Exception as e:  # noqa: BLE001
+        raise ModelLoadError(f"{path} is not a TorchScript file ({type(e).__name__}: {str(e)[:200]})",
+                             "save with torch.jit.save(torch.jit.script(model), path), or use "
+                             "torch.export (.pt2) or a package.module:factory") from e
+    if example_input is None:
+        raise ModelLoadError(f"{path}: a TorchScript file does not record its input shapes",
+                             "pass --calib DATA so the first sample gives the shapes to export with")
+    module.eval()
+    names = list(example_input)
+    args = tuple(torch.from_numpy(example_input[n]) for n in names)
+    model, notes = _export(torch, module, args, opset, dynamo=False, input_names=names)
+    return model, [f"exported the TorchScript module {path.name} to ONNX (opset {opset})"] + notes
+
+
+def _from_factory(spec: str, opset: int):
+    torch = _require_torch()
+    mod_name, fn_name = spec.split(":")
+    try:
+        fn = getattr(importlib.import_module(mod_name), fn_name)
+    except (ImportError, AttributeError) as e:
+        raise ModelLoadError(f"Cannot import the model factory {spec}: {e}",
+                             "make the module importable (PYTHONPATH) and check the function name") from e
+    try:
+        result = fn()
+        module, example = result
+    except (TypeError, ValueError) as e:
+        raise ModelLoadError(f"{spec} must return (torch.nn.Module, example_inputs); it returned "
+                             f"{type(result).__name__ if 'result' in dir() else 'an error'}: {e}",
+                             "return a tuple (module, example_inputs)") from e
+    if not isinstance(module, torch.nn.Module):
+        raise ModelLoadError(f"{spec} returned {type(module).__name__} where a torch.nn.Module was expected",
+                             "return a tuple (module, example_inputs)")
+    module.eval()
+    args = _as_tuple(example)
+    model, notes = _export(torch, module, args, opset, dynamo=True)
+    return model, [f"exported {spec} to ONNX with torch.onnx.export"] + notes

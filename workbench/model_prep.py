@@ -1,0 +1,168 @@
+"""Make a loaded ModelProto safe to quantize and analyse, and say what was changed.
+
+Steps, each reported to the user as a note: give every node a unique name (exclusions and overrides
+are keyed by node name), move weights held in ``Constant`` nodes into initializers (onnxruntime's
+quantizer only quantizes initializers and silently leaves such weights in float), validate with
+onnx's checker, run onnxruntime's quantization pre-processing when the graph has patterns it fixes
+(unfolded BatchNormalization, missing shapes), and infer shapes so every tensor has a dtype.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+from onnx import numpy_helper
+
+from .errors import ModelLoadError
+from .graph import ModelGraph, build_graph
+from .model_loader import load_model
+from .paths import cache_dir, sha256_bytes
+
+_TWO_GB = 2**31 - 2**24
+
+
+@dataclass
+class PreparedModel:
+    """A model ready for calibration, quantization and analysis, stored as a file in the cache."""
+
+    source: str  # what the user opened (path or factory spec)
+    path: Path  # the prepared FP32 ONNX file every later step reads
+    graph: ModelGraph
+    sha256: str  # content hash of the prepared model: keys every cache derived from it
+    notes: list[str] = field(default_factory=list)
+    size_bytes: int = 0
+
+    @property
+    def name(self) -> str:
+        return Path(self.source).stem if ":" not in self.source else self.source.split(":")[-1]
+
+    def load_proto(self) -> onnx.ModelProto:
+        return onnx.load(str(self.path))
+
+
+def assign_node_names(model: onnx.ModelProto) -> int:
+    """Name unnamed nodes and de-duplicate names; returns how many nodes were renamed."""
+    seen: set[str] = set()
+    renamed = 0
+    for i, node in enumerate(model.graph.node):
+        name = node.name
+        if not name or name in seen:
+            base = name or f"{node.op_type}_{i}"
+            candidate, k = base, 1
+            while candidate in seen:
+                candidate = f"{base}_{k}"
+                k += 1
+            node.name = candidate
+            renamed += 1
+        seen.add(node.name)
+    return renamed
+
+
+def constants_to_initializers(model: onnx.ModelProto) -> list[str]:
+    """Replace ``Constant`` nodes holding float tensors by initializers; returns the tensor names moved.
+
+    onnxruntime's quantizer only treats initializers as weights, so a Conv whose weight comes from a
+    Constant node would keep a float weight and a huge file without any warning.
+    """
+    g = model.graph
+    keep, moved = [], []
+    for node in g.node:
+        if node.op_type == "Constant" and len(node.attribute) == 1 and node.attribute[0].name == "value":
+            arr = numpy_helper.to_array(node.attribute[0].t)
+            g.initializer.append(numpy_helper.from_array(arr, node.output[0]))
+            if arr.dtype.kind == "f" and arr.size > 1:
+                moved.append(node.output[0])
+            continue
+        keep.append(node)
+    if len(keep) != len(g.node):
+        del g.node[:]
+        g.node.extend(keep)
+    return moved
+
+
+def _needs_ort_preprocess(model: onnx.ModelProto) -> str | None:
+    """Why onnxruntime's pre-processing would help this model, or None when it would not."""
+    ops = {n.op_type for n in model.graph.node}
+    if "BatchNormalization" in ops:
+        return "it has BatchNormalization nodes that can be folded into the preceding Conv/Gemm"
+    return None
+
+
+def _ort_preprocess(model: onnx.ModelProto) -> onnx.ModelProto:
+    from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory(prefix="qwb-prep-") as td:
+        src, dst = Path(td) / "in.onnx", Path(td) / "out.onnx"
+        onnx.save(model, str(src))
+        quant_pre_process(str(src), str(dst), skip_symbolic_shape=False)
+        return onnx.load(str(dst))
+
+
+def _check_and_infer(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
+    try:
+        onnx.checker.check_model(model, full_check=False)
+    except onnx.checker.ValidationError as e:
+        first = str(e).strip().splitlines()[0][:300]
+        raise ModelLoadError(f"{source} is not a valid ONNX model: {first}",
+                             "re-export the model; onnx.checker.check_model must pass") from e
+    try:
+        return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=False, data_prop=True)
+    except Exception as e:  # noqa: BLE001
+        raise ModelLoadError(f"{source}: ONNX shape inference failed: {str(e)[:300]}",
+                             "re-export the model with static or named input shapes") from e
+
+
+def prepare_model(spec: str | Path, *, preprocess: str = "auto", example_input=None,
+                  op_types_to_quantize: frozenset[str] | None = None) -> PreparedModel:
+    """Load and prepare ``spec``; the result is cached by content so reopening is cheap.
+
+    ``preprocess``: "auto" runs onnxruntime's quantization pre-processing only when it helps,
+    "always" and "never" force it.
+    """
+    model, notes = load_model(spec, example_input=example_input)
+    source = str(spec)
+    if model.ir_version < 3:
+        raise ModelLoadError(f"{source} uses ONNX IR version {model.ir_version}", "re-export with a newer exporter")
+    renamed = assign_node_names(model)
+    if renamed:
+        notes.append(f"named {renamed} unnamed or duplicate-named nodes (layer overrides are keyed by node name)")
+    moved = constants_to_initializers(model)
+    if moved:
+        shown = ", ".join(moved[:5]) + (f" and {len(moved) - 5} more" if len(moved) > 5 else "")
+        notes.append(f"moved {len(moved)} weight tensors held in Constant nodes into initializers so they get "
+                     f"quantized ({shown})")
+    model = _check_and_infer(model, source)
+    reason = _needs_ort_preprocess(model) if preprocess == "auto" else ("asked for" if preprocess == "always" else None)
+    if reason:
+        try:
+            model = _ort_preprocess(model)
+            assign_node_names(model)
+            notes.append(f"ran onnxruntime's quantization pre-processing because {reason}")
+            model = _check_and_infer(model, source)
+        except Exception as e:  # noqa: BLE001 - pre-processing is an optimisation; keep the model as loaded
+            notes.append(f"onnxruntime's quantization pre-processing failed ({type(e).__name__}); "
+                         "continuing with the model as loaded")
+    return _store(model, source, notes, op_types_to_quantize)
+
+
+def _store(model: onnx.ModelProto, source: str, notes: list[str], op_types) -> PreparedModel:
+    size = model.ByteSize()
+    large = size > _TWO_GB
+    if large:
+        # serialize without the weights for hashing: hashing a >2 GB proto is not possible in one piece
+        digest = sha256_bytes(source.encode(), str(size).encode())
+    else:
+        digest = sha256_bytes(model.SerializeToString(deterministic=True))
+    folder = cache_dir() / "models" / digest[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "model.onnx"
+    if not path.exists():
+        tmp = folder / "model.onnx.tmp"
+        onnx.save(model, str(tmp), save_as_external_data=large, all_tensors_to_one_file=True,
+                  location="model.onnx.data")
+        tmp.replace(path)
+    graph = build_graph(model, op_types_to_quantize=op_types)
+    return PreparedModel(source=source, path=path, graph=graph, sha256=digest, notes=notes, size_bytes=size)

@@ -1,0 +1,40 @@
+"""Where Quant Workbench keeps files it derives (prepared models, calibration caches).
+
+One place so tests can redirect everything with ``QWB_CACHE_DIR`` and users can find and delete it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """The root of derived files: ``$QWB_CACHE_DIR``, else ``$XDG_CACHE_HOME/quant-workbench``."""
+    env = os.environ.get("QWB_CACHE_DIR")
+    if env:
+        root = Path(env)
+    else:
+        root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "quant-workbench"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def sha256_bytes(*chunks: bytes) -> str:
+    h = hashlib.sha256()
+    for c in chunks:
+        h.update(c)
+    return h.hexdigest()
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Content hash of a file, streamed so multi-GB external weight files do not load into memory."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(chunk)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()

@@ -1,0 +1,117 @@
+"""Quantize a prepared model to QDQ with onnxruntime, from our calibration ranges and the recipe.
+
+We never write a quantizer: ranges go to ``onnxruntime.quantization.quantize_static`` through its
+calibration cache file, exclusions through ``nodes_to_exclude`` and INT16 layers through
+``TensorQuantOverrides``. Because ranges come from our histograms, a new percentile (global or per
+layer) is a re-quantize without re-calibration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from analyzers.calibration import CalibrationData
+from analyzers.task import NullTask, Task
+
+from .calibrate import op_types_for
+from .errors import WorkbenchError
+from .model_prep import PreparedModel
+from .ranges import TensorRange, sixteen_bit, tensor_ranges
+from .recipe import Recipe
+
+
+@dataclass
+class QuantizeResult:
+    """Where the QDQ model went and what was done to get it."""
+
+    path: Path
+    size_bytes: int
+    elapsed_s: float
+    ranges: dict[str, TensorRange]
+    excluded: list[str] = field(default_factory=list)
+    int16: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _qtype(name: str):
+    from onnxruntime.quantization import QuantType  # noqa: PLC0415
+
+    return {"u8": QuantType.QUInt8, "s8": QuantType.QInt8, "u16": QuantType.QUInt16, "s16": QuantType.QInt16}[name]
+
+
+@contextlib.contextmanager
+def _quiet_ort_logging():
+    """onnxruntime's quantizer logs advice (pre-processing, formats) at WARNING for every call."""
+    root = logging.getLogger()
+    old = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(old)
+
+
+def build_overrides(prepared: PreparedModel, recipe: Recipe, ranges: dict[str, TensorRange]) -> dict:
+    """TensorQuantOverrides for INT16 layers: their activations and weights get 16-bit types."""
+    overrides: dict[str, list[dict]] = {}
+    g = prepared.graph
+    for node_name in recipe.int16_nodes():
+        node = g.node(node_name)
+        for t in node.inputs + node.outputs:
+            if t in ranges and ranges[t].spec.bits == 16:
+                overrides[t] = [{"quant_type": _qtype(ranges[t].spec.qtype)}]
+        for w in node.weights:
+            if w == (node.inputs[1] if len(node.inputs) > 1 else None):
+                overrides[w] = [{"quant_type": _qtype(sixteen_bit(recipe.settings.weight_type))}]
+    return overrides
+
+
+def quantize(prepared: PreparedModel, recipe: Recipe, calib: CalibrationData, out_path: str | Path,
+             task: Task | None = None) -> QuantizeResult:
+    """Write the QDQ model for ``recipe`` to ``out_path``."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static  # noqa: PLC0415
+    from onnxruntime.quantization.calibrate import TensorData, TensorsData, save_tensors_data  # noqa: PLC0415
+
+    task = task or NullTask()
+    t0 = time.perf_counter()
+    recipe.validate(prepared.graph.node_names)
+    s = recipe.settings
+    ranges = tensor_ranges(prepared.graph, recipe, calib)
+    task.report(0.1, "quantizing")
+    data = {name: TensorData(lowest=np.float32(r.lo), highest=np.float32(r.hi)) for name, r in ranges.items()}
+    extra = {
+        "ActivationSymmetric": s.symmetric_activations,
+        "WeightSymmetric": s.symmetric_weights,
+        "TensorQuantOverrides": build_overrides(prepared, recipe, ranges),
+    }
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    excluded = recipe.excluded_nodes()
+    with tempfile.TemporaryDirectory(prefix="qwb-quant-") as td:
+        cache = Path(td) / "ranges.json"
+        save_tensors_data(TensorsData(CalibrationMethod.MinMax, data), cache)
+        tmp_out = Path(td) / "model.qdq.onnx"
+        try:
+            with _quiet_ort_logging():
+                quantize_static(
+                    str(prepared.path), str(tmp_out), calibration_data_reader=None,
+                    quant_format=QuantFormat.QDQ, op_types_to_quantize=op_types_for(recipe),
+                    per_channel=s.per_channel, reduce_range=s.reduce_range,
+                    activation_type=_qtype(s.activation_type), weight_type=_qtype(s.weight_type),
+                    nodes_to_exclude=excluded, calibrate_method=CalibrationMethod.MinMax,
+                    extra_options=extra, calibration_cache_path=str(cache))
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises bare exceptions for bad combinations
+            raise WorkbenchError(f"onnxruntime's quantizer failed on {prepared.source}: {type(e).__name__}: "
+                                 f"{str(e)[:400]}", "try per_channel = false, or another activation/weight "
+                                 "type in the recipe; run with --debug for the full trace") from e
+        tmp_out.replace(out_path)
+    task.report(1.0, "quantized")
+    return QuantizeResult(out_path, out_path.stat().st_size, time.perf_counter() - t0, ranges, excluded,
+                          recipe.int16_nodes())

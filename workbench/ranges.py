@@ -1,0 +1,67 @@
+"""The range every activation tensor gets under a recipe: method, percentile, integer type.
+
+Both quantization and the calibration lab read ranges from here, so what the lab shows is exactly
+what the quantizer is given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from analyzers.calib_ranges import derive_range
+from analyzers.calibration import CalibrationData
+from analyzers.quant_grid import QuantSpec
+
+from .graph import ModelGraph
+from .recipe import Recipe
+
+
+@dataclass(frozen=True)
+class TensorRange:
+    """The calibrated range of one activation tensor and where its settings came from."""
+
+    tensor: str
+    lo: float
+    hi: float
+    spec: QuantSpec
+    method: str
+    percentile: float | None
+    override_from: str | None = None  # node whose per-layer override set the percentile
+
+
+def sixteen_bit(qtype: str) -> str:
+    return ("s" if qtype.startswith("s") else "u") + "16"
+
+
+def activation_spec(graph: ModelGraph, recipe: Recipe, tensor: str) -> QuantSpec:
+    """The integer grid for ``tensor``: 16-bit when a node reading or writing it is set to INT16."""
+    s = recipe.settings
+    qtype = s.activation_type
+    int16 = set(recipe.int16_nodes())
+    if int16:
+        touching = set(graph.consumers.get(tensor, []))
+        p = graph.producer.get(tensor)
+        if p:
+            touching.add(p)
+        if touching & int16:
+            qtype = sixteen_bit(qtype)
+    return QuantSpec(qtype, symmetric=s.symmetric_activations)
+
+
+def tensor_ranges(graph: ModelGraph, recipe: Recipe, calib: CalibrationData,
+                  tensors: list[str] | None = None) -> dict[str, TensorRange]:
+    """Ranges for ``tensors`` (default: every calibrated tensor) under ``recipe``."""
+    s = recipe.settings
+    out = {}
+    for name in tensors or list(calib.histograms):
+        h = calib.histograms[name]
+        spec = activation_spec(graph, recipe, name)
+        producer = graph.producer.get(name)
+        layer_p = recipe.percentile_of(producer) if producer else None
+        if layer_p is not None:
+            method, pct, src = "percentile", layer_p, producer
+        else:
+            method, pct, src = s.calibration_method, (s.percentile if s.calibration_method == "percentile" else None), None
+        lo, hi = derive_range(h, method, spec, pct if pct is not None else s.percentile)
+        out[name] = TensorRange(name, lo, hi, spec, method, pct, src)
+    return out

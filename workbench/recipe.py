@@ -1,0 +1,296 @@
+"""The quantization recipe: global settings plus per-layer overrides, saved as a human-readable TOML file.
+
+A recipe is what a user tunes and what a colleague needs to reproduce a result, so it is typed,
+versioned (with a migration hook for older files), round-trips exactly, and refuses layer names that
+do not exist in the model instead of silently ignoring them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import tomli_w
+
+from .errors import RecipeError
+
+RECIPE_VERSION = 1
+
+ACTIVATION_TYPES = ("u8", "s8", "u16", "s16")
+WEIGHT_TYPES = ("s8", "u8", "s16", "u16")
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy", "mse")
+PRECISIONS = ("int8", "int16", "fp32")
+LAYOUTS = ("NCHW", "NHWC")
+CHANNEL_ORDERS = ("RGB", "BGR")
+
+
+@dataclass
+class GlobalSettings:
+    """Settings that apply to every layer unless a layer override says otherwise."""
+
+    activation_type: str = "u8"
+    weight_type: str = "s8"
+    per_channel: bool = True
+    symmetric_activations: bool = False
+    symmetric_weights: bool = True
+    reduce_range: bool = False
+    calibration_method: str = "minmax"
+    percentile: float = 99.999  # used when calibration_method == "percentile"
+    op_types: list[str] = field(default_factory=list)  # empty: every op type onnxruntime can quantize
+
+    def validate(self) -> None:
+        _choice("activation_type", self.activation_type, ACTIVATION_TYPES)
+        _choice("weight_type", self.weight_type, WEIGHT_TYPES)
+        _choice("calibration_method", self.calibration_method, CALIBRATION_METHODS)
+        _percentile("percentile", self.percentile)
+        for name in ("per_channel", "symmetric_activations", "symmetric_weights", "reduce_range"):
+            if not isinstance(getattr(self, name), bool):
+                raise RecipeError(f"recipe: global.{name} must be true or false, not {getattr(self, name)!r}")
+        if not isinstance(self.op_types, list) or not all(isinstance(o, str) for o in self.op_types):
+            raise RecipeError("recipe: global.op_types must be a list of op type names, e.g. [\"Conv\", \"Gemm\"]")
+
+
+@dataclass
+class LayerOverride:
+    """What one layer does differently: its precision and/or its calibration percentile."""
+
+    precision: str | None = None  # int8 | int16 | fp32 (fp32 = excluded from quantization)
+    percentile: float | None = None  # calibration percentile for this layer's output activation
+
+    def validate(self, layer: str) -> None:
+        if self.precision is not None:
+            _choice(f"layers.{layer}.precision", self.precision, PRECISIONS)
+        if self.percentile is not None:
+            _percentile(f"layers.{layer}.percentile", self.percentile)
+
+    def is_empty(self) -> bool:
+        return self.precision is None and self.percentile is None
+
+
+@dataclass
+class PreprocessSpec:
+    """How a folder of images becomes model input; stored in the recipe so a run is reproducible."""
+
+    resize: int | None = 256  # shorter side, before cropping; None keeps the size
+    center_crop: int | None = 224
+    scale: float = 1.0 / 255.0
+    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
+    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    layout: str = "NCHW"
+    channel_order: str = "RGB"
+    grayscale: bool = False
+
+    def validate(self) -> None:
+        _choice("preprocess.layout", self.layout, LAYOUTS)
+        _choice("preprocess.channel_order", self.channel_order, CHANNEL_ORDERS)
+        if any(s == 0 for s in self.std):
+            raise RecipeError("recipe: preprocess.std must not contain 0")
+
+
+@dataclass
+class Recipe:
+    """Global settings, optional image preprocessing, and per-layer overrides keyed by node name."""
+
+    version: int = RECIPE_VERSION
+    settings: GlobalSettings = field(default_factory=GlobalSettings)
+    preprocess: PreprocessSpec | None = None
+    layers: dict[str, LayerOverride] = field(default_factory=dict)
+
+    # -- queries -----------------------------------------------------------------------------
+    def precision_of(self, node: str) -> str:
+        o = self.layers.get(node)
+        return o.precision if o and o.precision else "int8"
+
+    def percentile_of(self, node: str) -> float | None:
+        o = self.layers.get(node)
+        return o.percentile if o else None
+
+    def excluded_nodes(self) -> list[str]:
+        return [n for n, o in self.layers.items() if o.precision == "fp32"]
+
+    def int16_nodes(self) -> list[str]:
+        return [n for n, o in self.layers.items() if o.precision == "int16"]
+
+    # -- edits (used by the GUI and the exclusion search) ------------------------------------------
+    def set_precision(self, node: str, precision: str | None) -> None:
+        if precision is not None:
+            _choice("precision", precision, PRECISIONS)
+        o = self.layers.setdefault(node, LayerOverride())
+        o.precision = None if precision == "int8" else precision
+        if o.is_empty():
+            del self.layers[node]
+
+    def set_percentile(self, node: str, percentile: float | None) -> None:
+        if percentile is not None:
+            _percentile("percentile", percentile)
+        o = self.layers.setdefault(node, LayerOverride())
+        o.percentile = percentile
+        if o.is_empty():
+            del self.layers[node]
+
+    def copy(self) -> "Recipe":
+        return Recipe.from_dict(self.to_dict())
+
+    # -- validation --------------------------------------------------------------------------
+    def validate(self, node_names=None) -> None:
+        """Check values; with ``node_names`` also refuse overrides for layers the model lacks."""
+        if self.version != RECIPE_VERSION:
+            raise RecipeError(f"recipe: version {self.version} is not {RECIPE_VERSION}")
+        self.settings.validate()
+        if self.preprocess:
+            self.preprocess.validate()
+        for name, o in self.layers.items():
+            o.validate(name)
+        if node_names is not None:
+            known = set(node_names)
+            unknown = [n for n in self.layers if n not in known]
+            if unknown:
+                hints = []
+                for n in unknown[:5]:
+                    close = difflib.get_close_matches(n, known, n=1)
+                    hints.append(f"{n!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+                more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+                raise RecipeError(
+                    f"recipe names {len(unknown)} layer(s) that are not in the model: {', '.join(hints)}{more}",
+                    "use node names as listed by `qwb analyze` or the GUI's layer table, or remove those entries")
+
+    def differences_from_default(self) -> list[str]:
+        """Human-readable lines describing how this recipe departs from the defaults (for reports)."""
+        out = []
+        d = GlobalSettings()
+        for f in fields(GlobalSettings):
+            a, b = getattr(self.settings, f.name), getattr(d, f.name)
+            if a != b:
+                out.append(f"{f.name} = {a!r} (default {b!r})")
+        for name, o in sorted(self.layers.items()):
+            parts = []
+            if o.precision:
+                parts.append(f"precision {o.precision}")
+            if o.percentile is not None:
+                parts.append(f"percentile {o.percentile}")
+            out.append(f"layer {name}: " + ", ".join(parts))
+        return out
+
+    # -- (de)serialization -------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        d: dict = {"version": self.version, "global": asdict(self.settings)}
+        if self.preprocess is not None:
+            d["preprocess"] = {k: v for k, v in asdict(self.preprocess).items() if v is not None}
+        if self.layers:
+            d["layers"] = {n: {k: v for k, v in asdict(o).items() if v is not None}
+                           for n, o in self.layers.items()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "recipe") -> "Recipe":
+        d = migrate(dict(d), source)
+        known_top = {"version", "global", "preprocess", "layers"}
+        extra = set(d) - known_top
+        if extra:
+            raise RecipeError(f"{source}: unknown section(s) {sorted(extra)}",
+                              f"allowed top-level keys are {sorted(known_top)}")
+        settings = _build(GlobalSettings, d.get("global", {}), f"{source} [global]")
+        pre = _build(PreprocessSpec, d["preprocess"], f"{source} [preprocess]") if "preprocess" in d else None
+        if pre is not None:
+            for k in ("resize", "center_crop"):
+                if k not in d["preprocess"]:
+                    setattr(pre, k, None)
+        layers = {}
+        for name, body in (d.get("layers") or {}).items():
+            if not isinstance(body, dict):
+                raise RecipeError(f"{source}: layers.{name} must be a table like {{precision = \"fp32\"}}")
+            layers[name] = _build(LayerOverride, body, f"{source} [layers.{name}]")
+        r = cls(version=d["version"], settings=settings, preprocess=pre, layers=layers)
+        r.validate()
+        return r
+
+    def dumps(self) -> str:
+        header = ("# Quant Workbench recipe: global quantization settings and per-layer overrides.\n"
+                  "# precision: int8 | int16 | fp32 (fp32 = keep the layer in float);\n"
+                  "# percentile: calibration percentile for that layer's output.\n")
+        return header + tomli_w.dumps(self.to_dict())
+
+    @classmethod
+    def loads(cls, text: str, source: str = "recipe") -> "Recipe":
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise RecipeError(f"{source} is not valid TOML: {e}", "fix the syntax (see docs/recipe.md)") from e
+        return cls.from_dict(data, source)
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(self.dumps(), encoding="utf-8")
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Recipe":
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError as e:
+            raise RecipeError(f"Recipe file not found: {path}", "check the path given to --recipe") from e
+        except UnicodeDecodeError as e:
+            raise RecipeError(f"{path} is not a text (TOML) recipe file", "pass a .toml recipe") from e
+        return cls.loads(text, str(path))
+
+
+# -- migration -----------------------------------------------------------------------------------
+def _migrate_0_to_1(d: dict) -> dict:
+    """Version 0 (unversioned drafts) called the global table ``settings`` and used ``exclude = [...]``."""
+    if "settings" in d and "global" not in d:
+        d["global"] = d.pop("settings")
+    for name in d.pop("exclude", []) or []:
+        d.setdefault("layers", {}).setdefault(name, {})["precision"] = "fp32"
+    d["version"] = 1
+    return d
+
+
+MIGRATIONS = {0: _migrate_0_to_1}
+
+
+def migrate(d: dict, source: str = "recipe") -> dict:
+    """Bring an older recipe dict up to RECIPE_VERSION, one step at a time."""
+    version = d.get("version", 0)
+    if not isinstance(version, int):
+        raise RecipeError(f"{source}: version must be an integer, not {version!r}")
+    if version > RECIPE_VERSION:
+        raise RecipeError(f"{source} was written by a newer Quant Workbench (recipe version {version}, "
+                          f"this one reads up to {RECIPE_VERSION})", "upgrade quant-workbench")
+    while version < RECIPE_VERSION:
+        d = MIGRATIONS[version](d)
+        version = d["version"]
+    return d
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+def _choice(name: str, value, allowed) -> None:
+    if value not in allowed:
+        raise RecipeError(f"recipe: {name} = {value!r} is not one of {', '.join(allowed)}")
+
+
+def _percentile(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) \
+            or not 50.0 < float(value) <= 100.0:
+        raise RecipeError(f"recipe: {name} = {value!r} must be a number in (50, 100], e.g. 99.99")
+
+
+def _build(cls, body: dict, where: str):
+    if not isinstance(body, dict):
+        raise RecipeError(f"{where} must be a table")
+    names = {f.name for f in fields(cls)}
+    unknown = set(body) - names
+    if unknown:
+        close = {u: difflib.get_close_matches(u, names, n=1) for u in unknown}
+        desc = ", ".join(f"{u!r}" + (f" (did you mean {c[0]!r}?)" if c else "") for u, c in close.items())
+        raise RecipeError(f"{where}: unknown key(s) {desc}", f"allowed keys: {', '.join(sorted(names))}")
+    obj = cls(**body)
+    for f in fields(cls):
+        if f.type in ("float", "float | None") and isinstance(getattr(obj, f.name), int) \
+                and not isinstance(getattr(obj, f.name), bool):
+            setattr(obj, f.name, float(getattr(obj, f.name)))
+    return obj

@@ -1,0 +1,96 @@
+"""A working session: one model, its calibration and evaluation data, a recipe, and what was derived.
+
+The CLI and the GUI both drive this object, so everything a button does is a method here. Expensive
+results (prepared model, histograms, quantized model) are computed on first use and reused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from analyzers.calibration import CalibrationData
+from analyzers.task import Task
+
+from .calibrate import calibrate
+from .data import DataSource, open_data
+from .errors import DataError, WorkbenchError
+from .model_loader import is_factory_spec
+from .model_prep import PreparedModel, prepare_model
+from .paths import cache_dir, sha256_bytes
+from .quantize import QuantizeResult, quantize
+from .recipe import Recipe
+
+
+@dataclass
+class SessionSpec:
+    """What the user chose: paths/specs only, so it can be saved in a project and reopened."""
+
+    model: str
+    calib: str
+    eval: str | None = None
+    recipe_path: str | None = None
+
+
+class Session:
+    """Model + data + recipe, with lazily computed calibration and quantization."""
+
+    def __init__(self, model: str | Path, calib: str | Path, eval: str | Path | None = None,
+                 recipe: Recipe | None = None, recipe_path: str | Path | None = None, preprocess: str = "auto"):
+        self.recipe = recipe if recipe is not None else (Recipe.load(recipe_path) if recipe_path else Recipe())
+        self.spec = SessionSpec(str(model), str(calib), str(eval) if eval else None,
+                                str(recipe_path) if recipe_path else None)
+        example = None
+        model_s = str(model)
+        if is_factory_spec(model_s) or Path(model_s).suffix.lower() not in ("", ".onnx"):
+            example = self._peek_example(calib)
+        self.prepared: PreparedModel = prepare_model(model, preprocess=preprocess, example_input=example)
+        self.recipe.validate(self.prepared.graph.node_names)
+        pre = self.recipe.preprocess
+        self.calib_data: DataSource = open_data(calib, self.prepared.graph.inputs, pre, role="calibration")
+        self.eval_data: DataSource = (open_data(eval, self.prepared.graph.inputs, pre, role="evaluation")
+                                      if eval else self.calib_data)
+        self._calibration: CalibrationData | None = None
+        self.calibration_from_cache = False
+
+    @staticmethod
+    def _peek_example(calib) -> dict | None:
+        """The first calibration sample, to give PyTorch artefacts that lack them their input shapes."""
+        import numpy as np  # noqa: PLC0415
+
+        p = Path(str(calib))
+        try:
+            if p.suffix == ".npz":
+                with np.load(p) as z:
+                    return {k: z[k][:1] for k in z.files if k != "labels"}
+            if p.suffix == ".npy":
+                return {"input": np.load(p)[:1]}
+        except Exception as e:  # noqa: BLE001
+            raise DataError(f"could not read {p} ({e})", "pass a valid .npz or .npy file") from e
+        return None
+
+    @property
+    def graph(self):
+        return self.prepared.graph
+
+    def calibration(self, task: Task | None = None) -> CalibrationData:
+        if self._calibration is None:
+            self._calibration, self.calibration_from_cache = calibrate(self.prepared, self.calib_data, self.recipe,
+                                                                       task)
+        return self._calibration
+
+    def default_output_path(self, recipe: Recipe | None = None) -> Path:
+        r = recipe or self.recipe
+        key = sha256_bytes(self.prepared.sha256.encode(), r.dumps().encode(), self.calib_data.content_hash().encode())
+        return cache_dir() / "quantized" / f"{self.prepared.name}-{key[:12]}.qdq.onnx"
+
+    def quantize(self, out_path: str | Path | None = None, recipe: Recipe | None = None,
+                 task: Task | None = None) -> QuantizeResult:
+        """Quantize with ``recipe`` (default: the session's), reusing the calibration histograms."""
+        r = recipe or self.recipe
+        calib = self.calibration(task)
+        out = Path(out_path) if out_path else self.default_output_path(r)
+        if out.resolve() == self.prepared.path.resolve() or (
+                Path(self.spec.model).exists() and out.resolve() == Path(self.spec.model).resolve()):
+            raise WorkbenchError(f"refusing to overwrite the input model {out}", "choose another -o path")
+        return quantize(self.prepared, r, calib, out, task)
