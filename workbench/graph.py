@@ -20,6 +20,9 @@ def default_quantizable_op_types() -> frozenset[str]:
     return frozenset(QDQRegistry) | frozenset(QLinearOpsRegistry)
 
 
+#: Activations onnxruntime's QDQ quantizer folds into the producer's output quantization (asymmetric case).
+FUSABLE_ACTIVATIONS = frozenset({"Relu", "Clip"})
+
 #: Ops whose second input is a weight with output channels on axis 0 (used for per-channel analysis).
 WEIGHTED_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
 
@@ -80,6 +83,47 @@ class ModelGraph:
 
     def quantizable_nodes(self) -> list[NodeInfo]:
         return [n for n in self.nodes if n.quantizable]
+
+    def layer_outputs(self, node_name: str) -> list[str]:
+        """The node's outputs plus those of a Relu/Clip chain that only it feeds.
+
+        onnxruntime fuses such activations into the producer's output quantization, so the tensor that
+        is actually quantized for a Conv->Relu "layer" is the Relu's output. Overrides and analysis use
+        all of these so they apply whether or not the activation is fused.
+        """
+        out = []
+        for t in self.node(node_name).outputs:
+            cur = t
+            out.append(cur)
+            while True:
+                cons = self.consumers.get(cur, [])
+                if len(cons) != 1 or cur in self._graph_output_names:
+                    break
+                nxt = self.node(cons[0])
+                if nxt.op_type not in FUSABLE_ACTIVATIONS or not nxt.outputs:
+                    break
+                cur = nxt.outputs[0]
+                out.append(cur)
+        return out
+
+    def tensor_owners(self, tensor: str) -> set[str]:
+        """Nodes whose per-layer settings govern ``tensor``: its producer and the layer it is fused into."""
+        owners = set()
+        cur = tensor
+        while cur in self.producer:
+            p = self.node(self.producer[cur])
+            owners.add(p.name)
+            if p.op_type not in FUSABLE_ACTIVATIONS or not p.inputs:
+                break
+            src = p.inputs[0]
+            if len(self.consumers.get(src, [])) != 1:
+                break
+            cur = src
+        return owners
+
+    @property
+    def _graph_output_names(self) -> set[str]:
+        return {t.name for t in self.outputs}
 
     def edges(self) -> list[tuple[str, str, str]]:
         """(producer node, consumer node, tensor) for every data edge between two nodes."""

@@ -47,12 +47,22 @@ def load_model(spec: str | Path, example_input=None, opset: int = 17) -> tuple[o
 def load_onnx(path: Path) -> onnx.ModelProto:
     """Load an ONNX file with any external weight files that sit next to it."""
     try:
-        model = onnx.load(str(path), load_external_data=True)
-    except FileNotFoundError as e:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # noqa: BLE001 - protobuf raises many kinds for a file that is not ONNX
         raise ModelLoadError(
-            f"{path}: its weights live in an external data file that is missing ({e.filename or e})",
-            "keep the external data files next to the .onnx file, with the names the model expects",
+            f"{path} is not a readable ONNX model ({type(e).__name__}: {str(e)[:200]})",
+            "pass an .onnx file exported by your framework (or a PyTorch file, see `qwb quantize --help`)",
         ) from e
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data  # noqa: PLC0415
+
+    missing = sorted({ExternalDataInfo(t).location for t in model.graph.initializer if uses_external_data(t)
+                      and not (path.parent / ExternalDataInfo(t).location).is_file()})
+    if missing:
+        raise ModelLoadError(f"{path}: its weights live in external data file(s) that are missing: "
+                             f"{', '.join(missing)} (looked in {path.parent})",
+                             "keep the external data files next to the .onnx file, with the names the model expects")
+    try:
+        onnx.load_external_data_for_model(model, str(path.parent))
     except Exception as e:  # noqa: BLE001 - protobuf raises many kinds for a file that is not ONNX
         raise ModelLoadError(
             f"{path} is not a readable ONNX model ({type(e).__name__}: {str(e)[:200]})",
@@ -85,13 +95,23 @@ def _export(torch, module_or_program, args: tuple, opset: int, dynamo: bool, inp
 
     notes = []
     if dynamo:
-        try:
-            onnx_program = torch.onnx.export(module_or_program, args, dynamo=True, opset_version=max(opset, 18),
-                                             input_names=input_names, optimize=True, verbose=False)
-        except Exception as e:  # noqa: BLE001
-            raise ModelLoadError(f"torch.onnx.export failed: {type(e).__name__}: {str(e)[:300]}",
-                                 "export the model to ONNX yourself and open the .onnx file") from e
-        return onnx_program.model_proto, notes
+        kw = dict(dynamo=True, opset_version=max(opset, 18), input_names=input_names, optimize=True, verbose=False)
+        attempts = [kw]
+        if isinstance(module_or_program, torch.nn.Module) and all(isinstance(a, torch.Tensor) and a.ndim
+                                                                    for a in args):
+            # a dynamic batch axis lets analysis run many samples per call; fall back to static if it fails
+            attempts.insert(0, dict(kw, dynamic_shapes=tuple({0: torch.export.Dim.AUTO} for _ in args)))
+        error = None
+        for i, options in enumerate(attempts):
+            try:
+                onnx_program = torch.onnx.export(module_or_program, args, **options)
+                if i and len(attempts) > 1:
+                    notes.append("exported with a fixed batch size (a dynamic batch axis failed to export)")
+                return onnx_program.model_proto, notes
+            except Exception as e:  # noqa: BLE001
+                error = e
+        raise ModelLoadError(f"torch.onnx.export failed: {type(error).__name__}: {str(error)[:300]}",
+                             "export the model to ONNX yourself and open the .onnx file") from error
     buf = io.BytesIO()
     names = input_names or [f"input_{i}" for i in range(len(args))]
     dyn = {n: {0: "batch"} for n in names}

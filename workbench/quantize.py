@@ -64,7 +64,7 @@ def build_overrides(prepared: PreparedModel, recipe: Recipe, ranges: dict[str, T
     g = prepared.graph
     for node_name in recipe.int16_nodes():
         node = g.node(node_name)
-        for t in node.inputs + node.outputs:
+        for t in list(node.inputs) + g.layer_outputs(node_name):
             if t in ranges and ranges[t].spec.bits == 16:
                 overrides[t] = [{"quant_type": _qtype(ranges[t].spec.qtype)}]
         for w in node.weights:

@@ -39,10 +39,7 @@ def activation_spec(graph: ModelGraph, recipe: Recipe, tensor: str) -> QuantSpec
     qtype = s.activation_type
     int16 = set(recipe.int16_nodes())
     if int16:
-        touching = set(graph.consumers.get(tensor, []))
-        p = graph.producer.get(tensor)
-        if p:
-            touching.add(p)
+        touching = set(graph.consumers.get(tensor, [])) | graph.tensor_owners(tensor)
         if touching & int16:
             qtype = sixteen_bit(qtype)
     return QuantSpec(qtype, symmetric=s.symmetric_activations)
@@ -56,10 +53,13 @@ def tensor_ranges(graph: ModelGraph, recipe: Recipe, calib: CalibrationData,
     for name in tensors or list(calib.histograms):
         h = calib.histograms[name]
         spec = activation_spec(graph, recipe, name)
-        producer = graph.producer.get(name)
-        layer_p = recipe.percentile_of(producer) if producer else None
+        layer_p, owner = None, None
+        for owner in sorted(graph.tensor_owners(name)):
+            layer_p = recipe.percentile_of(owner)
+            if layer_p is not None:
+                break
         if layer_p is not None:
-            method, pct, src = "percentile", layer_p, producer
+            method, pct, src = "percentile", layer_p, owner
         else:
             method, pct, src = s.calibration_method, (s.percentile if s.calibration_method == "percentile" else None), None
         lo, hi = derive_range(h, method, spec, pct if pct is not None else s.percentile)

@@ -1,0 +1,78 @@
+"""Tiny ONNX models built in code for the tests (each a few KB, fully deterministic)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+
+
+def _rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def conv_net(constant_weights: bool = False, outlier_channel: float | None = None, seed: int = 0,
+             channels: int = 8, dynamic_batch: bool = True, names: bool = True) -> onnx.ModelProto:
+    """x[N,3,8,8] -> conv1 -> relu -> conv2 -> relu -> conv3 -> relu -> GAP -> flatten -> fc -> y[N,10].
+
+    ``outlier_channel``: multiply output channel 0 of conv2's weight by this factor (a layer that
+    quantizes badly per-tensor). ``constant_weights``: weights come from Constant nodes (as some
+    exporters write them) instead of initializers.
+    """
+    rng = _rng(seed)
+    c = channels
+    w1 = (rng.standard_normal((c, 3, 3, 3)) * 0.3).astype(np.float32)
+    w2 = (rng.standard_normal((c, c, 3, 3)) * 0.15).astype(np.float32)
+    w3 = (rng.standard_normal((c, c, 3, 3)) * 0.15).astype(np.float32)
+    if outlier_channel:
+        w2[0] *= outlier_channel
+    wf = (rng.standard_normal((10, c)) * 0.3).astype(np.float32)
+    b = {k: (rng.standard_normal(n) * 0.05).astype(np.float32) for k, n in (("b1", c), ("b2", c), ("b3", c),
+                                                                             ("bf", 10))}
+    weights = {"w1": w1, "w2": w2, "w3": w3, "wf": wf, **b}
+    nodes, inits = [], []
+    for k, v in weights.items():
+        if constant_weights:
+            nodes.append(helper.make_node("Constant", [], [k], value=numpy_helper.from_array(v, k)))
+        else:
+            inits.append(numpy_helper.from_array(v, k))
+    n = (lambda s: s) if names else (lambda s: "")
+    nodes += [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name=n("conv1"), pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"], name=n("relu1")),
+        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], name=n("conv2"), pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c2"], ["r2"], name=n("relu2")),
+        helper.make_node("Conv", ["r2", "w3", "b3"], ["c3"], name=n("conv3"), pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c3"], ["r3"], name=n("relu3")),
+        helper.make_node("GlobalAveragePool", ["r3"], ["gap"], name=n("gap")),
+        helper.make_node("Flatten", ["gap"], ["flat"], name=n("flatten")),
+        helper.make_node("Gemm", ["flat", "wf", "bf"], ["y"], name=n("fc"), transB=1),
+    ]
+    batch = "N" if dynamic_batch else 1
+    graph = helper.make_graph(nodes, "conv_net", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 10])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    return model
+
+
+def conv_net_data(n: int = 32, seed: int = 1, labels: bool = True) -> dict[str, np.ndarray]:
+    rng = _rng(seed)
+    d = {"x": rng.standard_normal((n, 3, 8, 8)).astype(np.float32)}
+    if labels:
+        d["labels"] = rng.integers(0, 10, n).astype(np.int64)
+    return d
+
+
+def save(model: onnx.ModelProto, path: Path, **kw) -> Path:
+    onnx.save(model, str(path), **kw)
+    return path
+
+
+def save_npz(path: Path, **arrays) -> Path:
+    np.savez(path, **arrays)
+    return path

@@ -1,0 +1,134 @@
+"""Quantization through onnxruntime honours every recipe override, and Constant-held weights get quantized."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, numpy_helper
+
+from tests.models import conv_net, conv_net_data, save, save_npz
+from workbench.recipe import Recipe
+from workbench.session import Session
+
+
+@pytest.fixture
+def files(tmp_path):
+    model = save(conv_net(), tmp_path / "m.onnx")
+    data = save_npz(tmp_path / "calib.npz", **conv_net_data(24))
+    return model, data
+
+
+def _quantize(files, tmp_path, recipe=None, name="q.onnx"):
+    s = Session(files[0], files[1], recipe=recipe or Recipe())
+    res = s.quantize(tmp_path / name)
+    return s, res, onnx.load(str(res.path))
+
+
+def _q_nodes_on(model, tensor):
+    return [n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == tensor]
+
+
+def _zero_point_type(model, tensor):
+    q = _q_nodes_on(model, tensor)
+    assert q, f"no QuantizeLinear on {tensor}"
+    inits = {i.name: i for i in model.graph.initializer}
+    return inits[q[0].input[2]].data_type
+
+
+def _scale(model, tensor):
+    inits = {i.name: i for i in model.graph.initializer}
+    return float(numpy_helper.to_array(inits[_q_nodes_on(model, tensor)[0].input[1]]))
+
+
+def test_default_recipe_quantizes_every_conv(files, tmp_path):
+    _, res, m = _quantize(files, tmp_path)
+    convs = {n.name: n for n in m.graph.node if n.op_type in ("Conv", "Gemm")}
+    for n in convs.values():
+        assert n.input[1].endswith("_DequantizeLinear_Output"), n.name
+    assert _zero_point_type(m, "r2") == TensorProto.UINT8
+    assert res.size_bytes < files[0].stat().st_size
+
+
+def test_fp32_layer_has_no_qdq_on_weights_or_output(files, tmp_path):
+    r = Recipe()
+    r.set_precision("conv2", "fp32")
+    _, res, m = _quantize(files, tmp_path, r)
+    conv2 = next(n for n in m.graph.node if n.name == "conv2")
+    assert conv2.input[1] == "w2"  # float weight straight from the initializer
+    assert not _q_nodes_on(m, conv2.output[0])  # its output is not quantized
+    assert {"w2"} <= {i.name for i in m.graph.initializer if i.data_type == TensorProto.FLOAT}
+    conv3 = next(n for n in m.graph.node if n.name == "conv3")
+    assert conv3.input[1].endswith("_DequantizeLinear_Output")  # neighbours stay INT8
+    assert res.excluded == ["conv2"]
+
+
+def test_int16_override_gives_16_bit_qdq(files, tmp_path):
+    r = Recipe()
+    r.set_precision("conv2", "int16")
+    _, _, m = _quantize(files, tmp_path, r)
+    assert _zero_point_type(m, "r2") == TensorProto.UINT16  # the layer's (fused) output
+    assert _zero_point_type(m, "r1") == TensorProto.UINT16  # its input
+    assert _zero_point_type(m, "r3") == TensorProto.UINT8  # untouched layer
+    inits = {i.name: i for i in m.graph.initializer}
+    assert inits["w2_quantized"].data_type == TensorProto.INT16
+    assert inits["w3_quantized"].data_type == TensorProto.INT8
+
+
+def test_per_layer_percentile_changes_only_that_scale(files, tmp_path):
+    _, _, base = _quantize(files, tmp_path, name="base.onnx")
+    r = Recipe()
+    r.set_percentile("conv2", 99.0)
+    _, res, m = _quantize(files, tmp_path, r, name="p.onnx")
+    assert _scale(m, "r2") < 0.95 * _scale(base, "r2")
+    assert _scale(m, "r3") == pytest.approx(_scale(base, "r3"))
+    assert res.ranges["r2"].method == "percentile" and res.ranges["r2"].override_from == "conv2"
+
+
+def test_global_method_changes_ranges_without_recalibrating(files, tmp_path):
+    s = Session(files[0], files[1])
+    base = s.quantize(tmp_path / "a.onnx")
+    calib = s.calibration()
+    r = Recipe()
+    r.settings.calibration_method = "percentile"
+    r.settings.percentile = 99.9
+    q = s.quantize(tmp_path / "b.onnx", recipe=r)
+    assert s.calibration() is calib  # same histograms, no second pass
+    assert q.ranges["r1"].hi < base.ranges["r1"].hi
+
+
+def test_constant_held_weights_are_quantized_and_shrink_the_file(tmp_path):
+    model = conv_net(constant_weights=True, channels=32)
+    path = save(model, tmp_path / "const.onnx")
+    data = save_npz(tmp_path / "calib.npz", **conv_net_data(16))
+    s = Session(path, data)
+    res = s.quantize(tmp_path / "q.onnx")
+    m = onnx.load(str(res.path))
+    assert {"w1_quantized", "w2_quantized", "w3_quantized"} <= {i.name for i in m.graph.initializer}
+    assert res.size_bytes < 0.5 * path.stat().st_size
+
+    # what onnxruntime alone does with the same file: the weights silently stay float
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{"x": x[None]} for x in np.load(data)["x"]])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    quantize_static(str(path), str(tmp_path / "ort.onnx"), Reader(), quant_format=QuantFormat.QDQ)
+    ort_model = onnx.load(str(tmp_path / "ort.onnx"))
+    assert not any(i.name.endswith("_quantized") and i.name.startswith("w2") for i in ort_model.graph.initializer)
+    assert res.size_bytes < (tmp_path / "ort.onnx").stat().st_size
+
+
+def test_quantized_model_stays_close_to_float(files, tmp_path):
+    import onnxruntime as ort
+
+    _, res, _ = _quantize(files, tmp_path)
+    x = np.load(files[1])["x"][:8]
+    f = ort.InferenceSession(str(files[0])).run(None, {"x": x})[0]
+    q = ort.InferenceSession(str(res.path)).run(None, {"x": x})[0]
+    sqnr = 10 * np.log10((f**2).sum() / ((f - q) ** 2).sum())
+    assert sqnr > 20
