@@ -1,0 +1,195 @@
+"""Results of the FP32-vs-INT8 diff: plain dataclasses the GUI, reports and the JSON contract read.
+
+JSON field names here are a public contract (``qwb analyze --json``): add fields, never rename.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+RESULT_FORMAT = 1
+
+
+def _num(x):
+    """JSON-safe float: NaN/inf become None (JSON has no representation for them)."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+@dataclass
+class ErrorMetrics:
+    """How far a quantized tensor is from its float reference, accumulated over all samples.
+
+    SQNR is 10*log10(sum x^2 / sum (x-y)^2) over every element of every sample (power-weighted, not a
+    mean of per-sample dB). The per-channel figures expose damage a dominant channel hides.
+    """
+
+    sqnr_db: float
+    channel_sqnr_mean: float | None
+    channel_sqnr_min: float | None
+    mse: float
+    cosine: float
+    max_abs: float
+    mean_error: float  # bias: mean of (int8 - fp32)
+
+    @property
+    def effective_sqnr_db(self) -> float:
+        """The figure ranking uses: the worse of the tensor SQNR and the mean per-channel SQNR."""
+        if self.channel_sqnr_mean is None:
+            return self.sqnr_db
+        return min(self.sqnr_db, self.channel_sqnr_mean)
+
+    def to_dict(self) -> dict:
+        return {k: _num(v) for k, v in asdict(self).items()}
+
+
+@dataclass
+class WeightError:
+    """Quantization error of a layer's weight tensor, overall and per output channel."""
+
+    tensor: str
+    sqnr_db: float
+    channel_sqnr: list[float] = field(default_factory=list)
+
+    @property
+    def channel_sqnr_min(self) -> float | None:
+        return min(self.channel_sqnr) if self.channel_sqnr else None
+
+    def to_dict(self) -> dict:
+        return {"tensor": self.tensor, "sqnr_db": _num(self.sqnr_db), "channel_sqnr_min": _num(self.channel_sqnr_min),
+                "channel_sqnr": [_num(v) for v in self.channel_sqnr]}
+
+
+@dataclass
+class Hint:
+    """A root-cause hint computed from the data, with the setting to try."""
+
+    code: str  # outliers | clipping | per_channel | zero_point_skew | mixed_ranges | bias_shift
+    message: str
+    suggestion: str
+    evidence: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "message": self.message, "suggestion": self.suggestion,
+                "evidence": _num(self.evidence)}
+
+
+@dataclass
+class LayerResult:
+    """One quantized (or deliberately float) node: its cumulative, isolated and weight error."""
+
+    node: str
+    op_type: str
+    output: str  # the FP32 model's tensor compared (the node's output, or its fused Relu/Clip's output)
+    int8_tensor: str  # the INT8 model's tensor compared with it (after QuantizeLinear/DequantizeLinear)
+    precision: str  # int8 | int16 | fp32
+    index: int  # topological position in the FP32 graph
+    depth: int
+    cumulative: ErrorMetrics
+    isolated: ErrorMetrics | None = None
+    weight: WeightError | None = None
+    amplification: float | None = None  # isolated SQNR - cumulative SQNR, dB: > 0 = carries upstream error
+    introduced_db: float | None = None  # cumulative SQNR lost from this node's inputs to its output
+    clip_rate: float | None = None  # share of evaluation values outside the quantized range
+    flagged: bool = False
+    hints: list[Hint] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "node": self.node, "op_type": self.op_type, "output": self.output, "int8_tensor": self.int8_tensor,
+            "precision": self.precision, "index": self.index, "depth": self.depth,
+            "cumulative": self.cumulative.to_dict(),
+            "isolated": self.isolated.to_dict() if self.isolated else None,
+            "weight": self.weight.to_dict() if self.weight else None,
+            "amplification": _num(self.amplification), "introduced_db": _num(self.introduced_db),
+            "clip_rate": _num(self.clip_rate), "flagged": self.flagged,
+            "hints": [h.to_dict() for h in self.hints],
+        }
+
+
+@dataclass
+class ClassAccuracy:
+    label: int
+    count: int
+    accuracy_fp32: float
+    accuracy_int8: float
+
+
+@dataclass
+class OutputResult:
+    """Model-output agreement FP32 vs INT8; classifier and label figures are None where not applicable."""
+
+    name: str
+    sqnr_db: float
+    cosine: float
+    top1_agreement: float | None = None
+    accuracy_fp32: float | None = None
+    accuracy_int8: float | None = None
+    per_class: list[ClassAccuracy] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "sqnr_db": _num(self.sqnr_db), "cosine": _num(self.cosine),
+                "top1_agreement": _num(self.top1_agreement), "accuracy_fp32": _num(self.accuracy_fp32),
+                "accuracy_int8": _num(self.accuracy_int8),
+                "per_class": [{"label": c.label, "count": c.count, "accuracy_fp32": _num(c.accuracy_fp32),
+                               "accuracy_int8": _num(c.accuracy_int8)} for c in self.per_class]}
+
+
+@dataclass
+class Thresholds:
+    """When a layer is flagged. Defaults suit 8-bit grids; every value can be changed by the user."""
+
+    isolated_below_median_db: float = 6.0  # isolated (effective) SQNR this far below the layers' median
+    isolated_floor_db: float = 20.0  # ... or below this absolute floor
+    introduced_db: float = 6.0  # ... or this much cumulative SQNR lost at the node itself
+    max_flagged: int = 10
+
+
+@dataclass
+class AnalysisResult:
+    """Everything one analysis run produced; ``layers`` is in topological order."""
+
+    model: str
+    recipe: dict
+    samples: int
+    elapsed_s: float
+    peak_rss_mb: float
+    outputs: list[OutputResult]
+    layers: list[LayerResult]
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    heatmap: np.ndarray | None = None  # [samples, len(layers)] cumulative SQNR per sample (dB)
+    reservoirs: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # output -> (fp32, int8)
+    int8_model: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def layer(self, node: str) -> LayerResult | None:
+        return next((lay for lay in self.layers if lay.node == node), None)
+
+    def ranked(self, by: str = "isolated") -> list[LayerResult]:
+        """Worst first: by isolated effective SQNR, or by cumulative SQNR introduced at the node."""
+        if by == "isolated":
+            key = (lambda r: r.isolated.effective_sqnr_db if r.isolated else math.inf)
+        elif by == "introduced":
+            key = (lambda r: -(r.introduced_db if r.introduced_db is not None else -math.inf))
+        elif by == "cumulative":
+            key = (lambda r: r.cumulative.effective_sqnr_db)
+        else:
+            raise ValueError(f"unknown ranking {by!r}")
+        return sorted(self.layers, key=key)
+
+    def flagged(self) -> list[LayerResult]:
+        return [lay for lay in self.ranked("isolated") if lay.flagged]
+
+    def to_dict(self) -> dict:
+        return {
+            "format": RESULT_FORMAT, "model": self.model, "recipe": self.recipe, "samples": self.samples,
+            "elapsed_s": _num(self.elapsed_s), "peak_rss_mb": _num(self.peak_rss_mb),
+            "int8_model": self.int8_model, "thresholds": asdict(self.thresholds),
+            "outputs": [o.to_dict() for o in self.outputs], "layers": [lay.to_dict() for lay in self.layers],
+            "timings": {k: _num(v) for k, v in self.timings.items()},
+        }
