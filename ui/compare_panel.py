@@ -1,0 +1,122 @@
+"""Before/after, layer by layer: isolated and cumulative SQNR of the shown run against the compared run."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import QAbstractItemView, QCheckBox, QHBoxLayout, QLabel, QTableView, QVBoxLayout, QWidget
+
+from workbench.compare import LayerDelta, compare_runs
+from workbench.workspace import Workspace
+
+from .colors import fmt_db
+
+COLUMNS = ("Layer", "Op", "Precision", "Isolated before", "Isolated after", "Δ isolated", "Cumulative before",
+           "Cumulative after", "Δ cumulative")
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+class CompareModel(QAbstractTableModel):
+    """Rows of ``LayerDelta``."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.rows: list[LayerDelta] = []
+
+    def set_rows(self, rows: list[LayerDelta]) -> None:
+        self.beginResetModel()
+        self.rows = rows
+        self.endResetModel()
+
+    def rowCount(self, parent=QModelIndex()):
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent=QModelIndex()):
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, s, o, role=Qt.ItemDataRole.DisplayRole):
+        if o == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[s] + (" (dB)" if s >= 3 else "")
+        return None
+
+    def _value(self, d: LayerDelta, c: int):
+        return (d.node, d.op_type,
+                f"{(d.precision_before or '—').upper()} → {(d.precision_after or '—').upper()}"
+                if d.changed_setting else (d.precision_after or "").upper(),
+                d.isolated_before, d.isolated_after, d.isolated_delta,
+                d.cumulative_before, d.cumulative_after, d.cumulative_delta)[c]
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        d, c = self.rows[index.row()], index.column()
+        v = self._value(d, c)
+        if role == Qt.ItemDataRole.DisplayRole:
+            if c in (5, 8):
+                return "" if v is None else f"{v:+.1f}"
+            if c >= 3:
+                return fmt_db(v)
+            return v
+        if role == SORT_ROLE:
+            if c < 3:
+                return str(v).lower()
+            return float("-inf") if v is None else float(v)
+        if role == Qt.ItemDataRole.ForegroundRole and c in (5, 8) and v is not None:
+            return QBrush(QColor("#1a7f37") if v > 0.05 else QColor("#b42318") if v < -0.05 else QColor("#555"))
+        if role == Qt.ItemDataRole.FontRole and c == 2 and d.changed_setting:
+            f = self.parent().font() if self.parent() else None
+            if f is not None:
+                f.setBold(True)
+            return f
+        if role == Qt.ItemDataRole.TextAlignmentRole and c >= 3:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.UserRole:
+            return d.node
+        return None
+
+
+class ComparePanel(QWidget):
+    """Shown run against the compared run, per layer; 'changed only' hides layers that moved < 0.5 dB."""
+
+    def __init__(self, workspace: Workspace, parent=None):
+        super().__init__(parent)
+        self.ws = workspace
+        self.model = CompareModel(self)
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setSortRole(SORT_ROLE)
+        self.title = QLabel()
+        self.changed_only = QCheckBox("Changed only (setting changed, or cumulative moved ≥ 0.5 dB)")
+        self.changed_only.setChecked(True)
+        self.changed_only.toggled.connect(lambda *_: self.refresh())
+        top = QHBoxLayout()
+        top.addWidget(self.title, 1)
+        top.addWidget(self.changed_only)
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setAlternatingRowColors(True)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setColumnWidth(0, 170)
+        self.table.clicked.connect(lambda i: self.ws.select([i.data(Qt.ItemDataRole.UserRole)], source=self))
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addLayout(top)
+        lay.addWidget(self.table, 1)
+        workspace.events.current.connect(lambda *_: self.refresh())
+        workspace.events.runs.connect(lambda *_: self.refresh())
+        self.refresh()
+
+    def refresh(self) -> None:
+        run, before = self.ws.current_run, self.ws.baseline_run
+        if run is None or before is None:
+            self.model.set_rows([])
+            self.title.setText("Before/after appears after a second run: edit the recipe, then Re-run (F5).")
+            return
+        comp = compare_runs(before.result, run.result)
+        rows = comp.changed() if self.changed_only.isChecked() else comp.layers
+        self.model.set_rows(rows)
+        self.title.setText(f"<b>{before.label}</b> → <b>{run.label}</b>: {len(comp.changed())} of "
+                           f"{len(comp.layers)} layers changed")

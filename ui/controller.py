@@ -1,0 +1,248 @@
+"""What the buttons do: open models and projects, run and cancel the analysis, save — all off the GUI thread.
+
+The controller owns the Workspace (the Qt-free model every view reads), the Session (prepared model,
+data, cached calibration) and the JobRunner. Jobs are the plain functions of ``workbench.jobs``;
+results are applied to the workspace on the GUI thread when the job's queued signal arrives. Errors
+become ``ErrorInfo`` on ``sigError``; nothing here raises into Qt.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from PySide6.QtCore import QObject, Signal
+
+from workbench import jobs
+from workbench.errors import WorkbenchError
+from workbench.layout import GraphLayout
+from workbench.project import ProjectData, load_project, save_project
+from workbench.recipe import Recipe
+from workbench.session import Session, SessionSpec
+from workbench.workspace import Workspace
+
+from .errors import ErrorInfo
+from .worker import Job, JobRunner
+
+
+def describe_change(old: Recipe | None, new: Recipe) -> str:
+    """A short run label suffix: what the recipe changed against the previous run's."""
+    if old is None:
+        return "baseline" if not new.layers else f"{len(new.layers)} override(s)"
+    changed = sorted(n for n in set(old.layers) | set(new.layers) if old.layers.get(n) != new.layers.get(n))
+    parts = []
+    for n in changed[:2]:
+        p = new.precision_of(n)
+        pct = new.percentile_of(n)
+        parts.append(f"{n} → {p.upper()}" if old.precision_of(n) != p else f"{n} p{pct:g}" if pct else f"{n} reset")
+    if len(changed) > 2:
+        parts.append(f"+{len(changed) - 2} more")
+    if old.settings != new.settings:
+        parts.append("global settings")
+    return ", ".join(parts) if parts else "same recipe"
+
+
+class Controller(QObject):
+    """Opens, runs, cancels and saves; see the module docstring."""
+
+    sigError = Signal(object)  # ErrorInfo
+    sigStatus = Signal(str)
+    sigModelReady = Signal(object, object)  # ModelGraph, GraphLayout (None, None when closed)
+    sigSessionReady = Signal()  # calibration histograms available
+    sigBusyChanged = Signal(bool)
+    sigProgress = Signal(float, str)
+    sigJobFinished = Signal(str, str)  # job name, outcome: "done" | "cancelled" | "failed"
+    sigProjectPathChanged = Signal(object)
+
+    def __init__(self, workspace: Workspace | None = None, parent=None):
+        super().__init__(parent)
+        self.ws = workspace or Workspace()
+        self.runner = JobRunner(self)
+        self.runner.sigBusyChanged.connect(self.sigBusyChanged)
+        self.runner.sigProgress.connect(self.sigProgress)
+        self.runner.sigFinished.connect(self._job_finished)
+        self.session: Session | None = None
+        self.layout: GraphLayout | None = None
+        self.project_path: Path | None = None
+        self.analysis_samples: int | None = None
+        self.auto_analyze = True
+        self._pending: Callable[[], None] | None = None
+
+    # -- state ---------------------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return self.runner.busy
+
+    @property
+    def job_name(self) -> str | None:
+        return self.runner.job.name if self.runner.job else None
+
+    def calibration(self):
+        """The session's calibration histograms if already computed (never computes on the GUI thread)."""
+        s = self.session
+        return s._calibration if s is not None else None  # noqa: SLF001 - read-only peek at the cache
+
+    def _when_idle(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` now, or cancel the running job and run ``fn`` when it has stopped."""
+        if not self.busy:
+            fn()
+        else:
+            self._pending = fn
+            self.runner.cancel()
+
+    def _job_finished(self, job: Job) -> None:
+        outcome = "cancelled" if job.cancelled else "failed" if job.error is not None else "done"
+        self.sigJobFinished.emit(job.name, outcome)
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending()
+
+    def _fail(self, job: Job, doing: str) -> bool:
+        """Report a failed or cancelled job; True when the job did not succeed."""
+        if job.cancelled:
+            self.sigStatus.emit(f"{job.name}: cancelled")
+            return True
+        if job.error is not None:
+            self.sigError.emit(ErrorInfo.from_exception(job.error, doing, job.traceback))
+            self.sigStatus.emit(f"{job.name}: failed")
+            return True
+        return False
+
+    # -- opening -------------------------------------------------------------------------------------
+    def open_model(self, spec: SessionSpec, recipe: Recipe | None = None, analyze: bool | None = None) -> None:
+        """Forget the current work and open ``spec`` (model + data); analyse afterwards when asked to."""
+        def go():
+            r = recipe
+            if r is None and spec.recipe_path:
+                try:
+                    r = Recipe.load(spec.recipe_path)
+                except WorkbenchError as e:
+                    self.sigError.emit(ErrorInfo.from_exception(e, "read the recipe"))
+                    return
+            self.session, self.layout, self.project_path = None, None, None
+            self.sigProjectPathChanged.emit(None)
+            self.ws.reset(spec, r)
+            self.sigModelReady.emit(None, None)
+            do_analyze = self.auto_analyze if analyze is None else analyze
+            self._start_open(spec, then_analyze=do_analyze)
+        self._when_idle(go)
+
+    def _start_open(self, spec: SessionSpec, then_analyze: bool) -> None:
+        self.sigStatus.emit(f"opening {Path(spec.model).name}")
+
+        def done(job: Job) -> None:
+            if self._fail(job, f"open {Path(spec.model).name}"):
+                return
+            opened: jobs.OpenedModel = job.result
+            self.session, self.layout = opened.session, opened.layout
+            for note in opened.session.prepared.notes:
+                self.sigStatus.emit(note)
+            self.ws.set_graph(opened.session.graph)
+            self.sigModelReady.emit(opened.session.graph, opened.layout)
+            self.sigSessionReady.emit()
+            warn = opened.session.calib_data.warning or (opened.session.eval_data.warning
+                                                         if opened.session.eval_data else None)
+            if warn:
+                self.sigError.emit(ErrorInfo("Data warning", warn))
+            self.sigStatus.emit(f"opened {opened.session.prepared.source}: {len(opened.session.graph.nodes)} nodes")
+            if then_analyze:
+                self.run_analysis()
+
+        self.runner.start("Opening model", jobs.open_model, spec, self.ws.recipe.copy(), on_done=done)
+
+    def close_model(self) -> None:
+        def go():
+            self.session, self.layout, self.project_path = None, None, None
+            self.ws.reset(None)
+            self.sigModelReady.emit(None, None)
+            self.sigProjectPathChanged.emit(None)
+        self._when_idle(go)
+
+    # -- analysis ------------------------------------------------------------------------------------
+    def run_analysis(self) -> bool:
+        """Quantize with the workspace recipe and analyse; False (with a message) when that is not possible."""
+        if self.busy:
+            self.sigError.emit(ErrorInfo("Busy", f"'{self.job_name}' is still running",
+                                         "wait for it to finish or press Cancel"))
+            return False
+        if self.session is None:
+            if self.ws.spec is None:
+                self.sigError.emit(ErrorInfo("Nothing to analyse", "no model is open", "open a model first (Ctrl+O)"))
+            else:
+                self.sigError.emit(ErrorInfo("Not ready", "the model is not loaded",
+                                             "reopen it (File → Recent) and check the error shown then"))
+            return False
+        recipe = self.ws.recipe.copy()
+        previous = self.ws.runs[-1].recipe if self.ws.runs else None
+        samples = self.analysis_samples or None
+
+        def done(job: Job) -> None:
+            if self._fail(job, "analyse the model"):
+                return
+            label = f"Run {len(self.ws.runs) + 1}: {describe_change(previous, recipe)}"
+            self.ws.add_run(job.result, recipe, label)
+            self.sigStatus.emit(f"{label} finished in {job.elapsed:.1f} s")
+
+        self.runner.start("Analysing", jobs.analyze, self.session, recipe, samples, on_done=done)
+        return True
+
+    def cancel(self) -> None:
+        self._pending = None
+        self.runner.cancel()
+
+    # -- generic background work (benchmarks, exports) -----------------------------------------------------
+    def start_job(self, name: str, fn, *args, on_result: Callable[[object], None], doing: str) -> bool:
+        """Run ``fn(*args, task)`` and hand its result to ``on_result`` on the GUI thread."""
+        if self.busy:
+            self.sigError.emit(ErrorInfo("Busy", f"'{self.job_name}' is still running",
+                                         "wait for it to finish or press Cancel"))
+            return False
+
+        def done(job: Job) -> None:
+            if not self._fail(job, doing):
+                on_result(job.result)
+
+        self.runner.start(name, fn, *args, on_done=done)
+        return True
+
+    # -- projects -------------------------------------------------------------------------------------------
+    def save_project(self, path: str | Path) -> Path | None:
+        try:
+            p = save_project(self.ws, path)
+        except WorkbenchError as e:
+            self.sigError.emit(ErrorInfo.from_exception(e, "save the project"))
+            return None
+        self.project_path = p
+        self.sigProjectPathChanged.emit(p)
+        self.sigStatus.emit(f"saved {p}")
+        return p
+
+    def open_project(self, path: str | Path) -> bool:
+        """Load a project (results show at once); the model is prepared in the background for re-runs."""
+        try:
+            data = load_project(path)
+        except WorkbenchError as e:
+            self.sigError.emit(ErrorInfo.from_exception(e, "open the project"))
+            return False
+        self._when_idle(lambda: self._apply_project(data, Path(path)))
+        return True
+
+    def restore(self, data: ProjectData) -> None:
+        """Apply autosaved work (crash recovery); it stays unsaved until the user saves it."""
+        def go():
+            self._apply_project(data, None)
+            self.ws._set_dirty(True)  # noqa: SLF001 - restored work is not saved anywhere yet
+        self._when_idle(go)
+
+    def _apply_project(self, data: ProjectData, path: Path | None) -> None:
+        self.session, self.layout = None, None
+        data.apply(self.ws)
+        self.project_path = path
+        self.sigProjectPathChanged.emit(path)
+        self.sigModelReady.emit(None, None)
+        if data.spec is not None:
+            self._start_open(data.spec, then_analyze=False)
+
+    def shutdown(self) -> None:
+        self._pending = None
+        self.runner.shutdown(wait=True)

@@ -1,0 +1,231 @@
+"""Two scene items draw the whole graph: all edges, and all nodes. No item or widget per node.
+
+With thousands of nodes, one QGraphicsItem each makes the scene index and Python-side bookkeeping the
+bottleneck. Here each paint call draws only what intersects the exposed rectangle (found with numpy
+on the layout's coordinates), batches boxes by colour, and uses the zoom level to decide how much
+detail to draw: plain boxes when zoomed out, op types, then names and badges when close.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen, QPolygonF
+from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
+
+from workbench.layout import GraphLayout
+
+from ..colors import FLAGGED, NO_DATA, SEARCH, SELECTED
+
+EDGE_BAND = 24  # layers per cached edge path: paint only the bands in view
+LOD_TEXT = 0.32
+LOD_DETAIL = 0.62
+
+
+class EdgesItem(QGraphicsItem):
+    """Every edge as smooth curves, cached as a few QPainterPaths (bands of layers)."""
+
+    def __init__(self, layout: GraphLayout):
+        super().__init__()
+        self.setZValue(0)
+        self.layout = layout
+        self._bands: list[tuple[QRectF, QPainterPath, QPainterPath]] = []
+        self._highlight = QPainterPath()
+        self._pen = QPen(QColor("#9aa3ad"), 1.2)
+        self._pen.setCosmetic(True)
+        self._hpen = QPen(SELECTED, 2.4)
+        self._hpen.setCosmetic(True)
+        self._build()
+
+    def _edge_path(self, pts: np.ndarray, path: QPainterPath) -> None:
+        path.moveTo(pts[0, 0], pts[0, 1])
+        for (x0, y0), (x1, y1) in zip(pts[:-1], pts[1:]):
+            my = (y0 + y1) / 2
+            path.cubicTo(x0, my, x1, my, x1, y1)
+
+    def _build(self) -> None:
+        lay = self.layout
+        groups: dict[int, list[int]] = {}
+        for k, (a, _b, _pts) in enumerate(lay.edges):
+            groups.setdefault(int(lay.layer[a]) // EDGE_BAND, []).append(k)
+        arrow = 6.0
+        for _, ks in sorted(groups.items()):
+            path, heads = QPainterPath(), QPainterPath()
+            for k in ks:
+                pts = lay.edges[k][2]
+                self._edge_path(pts, path)
+                x, y = pts[-1]
+                heads.addPolygon(QPolygonF([QPointF(x - arrow * 0.6, y - arrow), QPointF(x + arrow * 0.6, y - arrow),
+                                            QPointF(x, y)]))
+            self._bands.append((path.boundingRect().adjusted(-4, -8, 4, 4), path, heads))
+
+    def set_highlight(self, edge_ids: list[int]) -> None:
+        """Edges drawn on top in the selection colour (those of the selected nodes)."""
+        old = self._highlight.boundingRect()
+        self._highlight = QPainterPath()
+        for k in edge_ids:
+            self._edge_path(self.layout.edges[k][2], self._highlight)
+        self.update(old.united(self._highlight.boundingRect()).adjusted(-4, -4, 4, 4))
+
+    def boundingRect(self) -> QRectF:
+        x0, y0, x1, y1 = self.layout.bounds
+        return QRectF(x0 - 20, y0 - 20, x1 - x0 + 40, y1 - y0 + 40)
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
+        exposed = option.exposedRect
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, lod > 0.2)
+        painter.setPen(self._pen)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        for rect, path, heads in self._bands:
+            if rect.intersects(exposed):
+                painter.drawPath(path)
+                if lod > LOD_TEXT:
+                    painter.setBrush(QBrush(QColor("#9aa3ad")))
+                    painter.drawPath(heads)
+                    painter.setBrush(Qt.BrushStyle.NoBrush)
+        if not self._highlight.isEmpty():
+            painter.setPen(self._hpen)
+            painter.drawPath(self._highlight)
+
+
+class NodesItem(QGraphicsItem):
+    """Every node box: fill by metric, red frame when flagged, badges for FP32/INT16, selection ring."""
+
+    def __init__(self, layout: GraphLayout, op_types: list[str]):
+        super().__init__()
+        self.setZValue(1)
+        self.layout = layout
+        self.op_types = op_types
+        n = len(layout.names)
+        hw, hh = layout.node_w / 2, layout.node_h / 2
+        self._rects = [QRectF(float(x - hw), float(y - hh), layout.node_w, layout.node_h)
+                       for x, y in zip(layout.x, layout.y)]
+        self.fill = np.full(n, -1, dtype=np.int64)  # palette index per node, -1 = no data
+        self.palette: list[QColor] = []
+        self.flagged = np.zeros(n, dtype=bool)
+        self.badges: dict[int, str] = {}  # node -> "FP32" / "INT16" (pending edits end with "*")
+        self.selected: set[int] = set()
+        self.matches: set[int] = set()
+        self._font = QFont()
+        self._font.setPointSizeF(10.5)
+        self._bold = QFont(self._font)
+        self._bold.setBold(True)
+        self._small = QFont(self._font)
+        self._small.setPointSizeF(8.5)
+        self._fm = QFontMetricsF(self._font)
+        self._elided: dict[int, str] = {}
+
+    # -- state (each setter repaints only what it must) ------------------------------------------
+    def set_fill(self, fill: np.ndarray, palette: list[QColor]) -> None:
+        self.fill, self.palette = fill, palette
+        self.update()
+
+    def set_flags(self, flagged: np.ndarray, badges: dict[int, str]) -> None:
+        self.flagged, self.badges = flagged, badges
+        self.update()
+
+    def set_selected(self, selected: set[int]) -> None:
+        changed = self.selected ^ selected
+        self.selected = selected
+        for i in changed:
+            self.update(self._rects[i].adjusted(-8, -8, 8, 8))
+
+    def set_matches(self, matches: set[int]) -> None:
+        changed = self.matches ^ matches
+        self.matches = matches
+        for i in changed:
+            self.update(self._rects[i].adjusted(-8, -8, 8, 8))
+
+    def rect(self, i: int) -> QRectF:
+        return self._rects[i]
+
+    def boundingRect(self) -> QRectF:
+        x0, y0, x1, y1 = self.layout.bounds
+        return QRectF(x0 - 10, y0 - 10, x1 - x0 + 20, y1 - y0 + 20)
+
+    # -- painting ------------------------------------------------------------------------------------------
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
+        r = option.exposedRect
+        vis = self.layout.in_rect(r.left(), r.top(), r.right(), r.bottom())
+        if vis.size == 0:
+            return
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, lod > 0.2)
+        outline = QPen(QColor("#5f6b78"), 1.0)
+        outline.setCosmetic(True)
+        painter.setPen(outline if lod > 0.12 else Qt.PenStyle.NoPen)
+        fills = self.fill[vis]
+        for key in np.unique(fills):
+            painter.setBrush(QBrush(NO_DATA if key < 0 else self.palette[key]))
+            rects = [self._rects[i] for i in vis[fills == key]]
+            if lod > 0.2:
+                for rc in rects:
+                    painter.drawRoundedRect(rc, 6, 6)
+            else:
+                painter.drawRects(rects)
+        self._paint_flags(painter, vis, lod)
+        if lod > LOD_TEXT:
+            self._paint_text(painter, vis, lod)
+        self._paint_rings(painter, vis)
+
+    def _paint_flags(self, painter: QPainter, vis: np.ndarray, lod: float) -> None:
+        flagged = vis[self.flagged[vis]]
+        if flagged.size:
+            pen = QPen(FLAGGED, 3.2 if lod > 0.2 else 2.0)
+            pen.setCosmetic(True)
+            painter.setPen(pen)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            for i in flagged:
+                painter.drawRoundedRect(self._rects[i].adjusted(-3, -3, 3, 3), 8, 8)
+
+    def _paint_text(self, painter: QPainter, vis: np.ndarray, lod: float) -> None:
+        painter.setPen(QColor("#101418"))
+        for i in vis:
+            rc = self._rects[i]
+            if lod > LOD_DETAIL:
+                painter.setFont(self._bold)
+                painter.drawText(rc.adjusted(6, 3, -6, -rc.height() / 2), Qt.AlignmentFlag.AlignCenter,
+                                 self.op_types[i])
+                painter.setFont(self._small)
+                painter.drawText(rc.adjusted(6, rc.height() / 2 - 2, -6, -3), Qt.AlignmentFlag.AlignCenter,
+                                 self._elide(int(i), rc.width() - 12))
+            else:
+                painter.setFont(self._bold)
+                painter.drawText(rc, Qt.AlignmentFlag.AlignCenter, self.op_types[i])
+            badge = self.badges.get(int(i))
+            if badge:
+                self._paint_badge(painter, rc, badge)
+
+    def _paint_badge(self, painter: QPainter, rc: QRectF, text: str) -> None:
+        painter.save()
+        painter.setFont(self._small)
+        w = QFontMetricsF(self._small).horizontalAdvance(text) + 10
+        b = QRectF(rc.right() - w + 6, rc.top() - 9, w, 16)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor("#2b3a4a") if not text.endswith("*") else QColor("#b35c00"))
+        painter.drawRoundedRect(b, 5, 5)
+        painter.setPen(QColor("white"))
+        painter.drawText(b, Qt.AlignmentFlag.AlignCenter, text)
+        painter.restore()
+
+    def _elide(self, i: int, width: float) -> str:
+        s = self._elided.get(i)
+        if s is None:
+            s = QFontMetricsF(self._small).elidedText(self.layout.names[i], Qt.TextElideMode.ElideMiddle, width)
+            self._elided[i] = s
+        return s
+
+    def _paint_rings(self, painter: QPainter, vis: np.ndarray) -> None:
+        vset = set(int(i) for i in vis)
+        for idxs, color, width in ((self.matches, SEARCH, 3.0), (self.selected, SELECTED, 3.5)):
+            todo = [i for i in idxs if i in vset]
+            if not todo:
+                continue
+            pen = QPen(color, width)
+            pen.setCosmetic(True)
+            painter.setPen(pen)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            for i in todo:
+                painter.drawRoundedRect(self._rects[i].adjusted(-6, -6, 6, 6), 10, 10)
+

@@ -1,0 +1,152 @@
+"""The graph canvas: pan by dragging, zoom with the wheel, click to select, hover for details.
+
+It holds a scene with the two items of ``items.py`` and translates mouse actions into node indices;
+it knows nothing about the workspace (the panel wires it up).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QEvent, QPoint, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QPainter
+from PySide6.QtWidgets import QFrame, QGraphicsScene, QGraphicsView, QToolTip
+
+from workbench.layout import GraphLayout
+
+from .items import EdgesItem, NodesItem
+
+MIN_SCALE, MAX_SCALE = 0.002, 4.0
+READABLE_SCALE = 0.7  # a fit below this makes text unreadable: show the top of the graph instead
+
+
+class GraphView(QGraphicsView):
+    """Draws a GraphLayout; emits node indices on click, and asks for tooltips on hover."""
+
+    sigNodeClicked = Signal(int, bool)  # node index, additive (Ctrl/Shift held)
+    sigNodeDoubleClicked = Signal(int)
+    sigBackgroundClicked = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setScene(QGraphicsScene(self))
+        self.setBackgroundBrush(QColor("#fbfbfc"))
+        self.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.TextAntialiasing)
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.MinimalViewportUpdate)
+        self.setOptimizationFlag(QGraphicsView.OptimizationFlag.DontSavePainterState, True)
+        self.scene().setItemIndexMethod(QGraphicsScene.ItemIndexMethod.NoIndex)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.layout_: GraphLayout | None = None
+        self.nodes: NodesItem | None = None
+        self.edges: EdgesItem | None = None
+        self.tooltip_for = None  # callable(index) -> str, set by the panel
+        self._press: QPoint | None = None
+
+    def set_layout(self, layout: GraphLayout | None, op_types: list[str] | None = None) -> None:
+        """Replace the drawing (None clears it)."""
+        self.scene().clear()
+        self.layout_, self.nodes, self.edges = layout, None, None
+        if layout is None:
+            return
+        self.edges = EdgesItem(layout)
+        self.nodes = NodesItem(layout, op_types or [""] * len(layout.names))
+        self.scene().addItem(self.edges)
+        self.scene().addItem(self.nodes)
+        x0, y0, x1, y1 = layout.bounds
+        self.scene().setSceneRect(QRectF(x0 - 200, y0 - 200, x1 - x0 + 400, y1 - y0 + 400))
+
+    # -- navigation -------------------------------------------------------------------------------------
+    @property
+    def scale_factor(self) -> float:
+        return self.transform().m11()
+
+    def zoom(self, factor: float) -> None:
+        s = self.scale_factor
+        factor = min(max(s * factor, MIN_SCALE), MAX_SCALE) / s
+        self.scale(factor, factor)
+
+    def fit(self) -> None:
+        """The whole graph in view."""
+        if self.layout_ is None:
+            return
+        x0, y0, x1, y1 = self.layout_.bounds
+        self.fitInView(QRectF(x0 - 20, y0 - 20, x1 - x0 + 40, y1 - y0 + 40), Qt.AspectRatioMode.KeepAspectRatio)
+
+    def show_default(self) -> None:
+        """Fit when the labels stay readable, else readable zoom at the graph's inputs."""
+        if self.layout_ is None:
+            return
+        self.fit()
+        if self.scale_factor < READABLE_SCALE:
+            self.resetTransform()
+            self.scale(READABLE_SCALE, READABLE_SCALE)
+            x0, y0, x1, _ = self.layout_.bounds
+            vh = self.viewport().height() / READABLE_SCALE
+            top_nodes = np.nonzero(self.layout_.y <= y0 + vh)[0]
+            cx = float(np.mean(self.layout_.x[top_nodes])) if top_nodes.size else (x0 + x1) / 2
+            self.centerOn(cx, y0 - 20 + vh / 2)
+
+    def center_on_node(self, i: int, zoom_in: bool = False) -> None:
+        if self.layout_ is None:
+            return
+        if zoom_in and self.scale_factor < READABLE_SCALE:
+            self.resetTransform()
+            self.scale(1.0, 1.0)
+        self.centerOn(float(self.layout_.x[i]), float(self.layout_.y[i]))
+
+    def node_visible(self, i: int) -> bool:
+        if self.layout_ is None:
+            return False
+        r = self.mapToScene(self.viewport().rect()).boundingRect()
+        return r.contains(float(self.layout_.x[i]), float(self.layout_.y[i]))
+
+    # -- mouse --------------------------------------------------------------------------------------------
+    def wheelEvent(self, event):
+        steps = event.angleDelta().y() / 120.0
+        if steps:
+            self.zoom(1.2 ** steps)
+        event.accept()
+
+    def _node_at(self, pos: QPoint) -> int | None:
+        if self.layout_ is None:
+            return None
+        p = self.mapToScene(pos)
+        return self.layout_.node_at(p.x(), p.y())
+
+    def mousePressEvent(self, event):
+        self._press = event.position().toPoint()
+        super().mousePressEvent(event)
+
+    def mouseReleaseEvent(self, event):
+        super().mouseReleaseEvent(event)
+        if self._press is None or event.button() != Qt.MouseButton.LeftButton:
+            return
+        moved = (event.position().toPoint() - self._press).manhattanLength()
+        self._press = None
+        if moved > 4:
+            return  # that was a pan
+        i = self._node_at(event.position().toPoint())
+        additive = bool(event.modifiers() & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier))
+        if i is None:
+            self.sigBackgroundClicked.emit()
+        else:
+            self.sigNodeClicked.emit(i, additive)
+
+    def mouseDoubleClickEvent(self, event):
+        i = self._node_at(event.position().toPoint())
+        if i is not None:
+            self.sigNodeDoubleClicked.emit(i)
+        else:
+            super().mouseDoubleClickEvent(event)
+
+    def viewportEvent(self, event):
+        if event.type() == QEvent.Type.ToolTip and self.tooltip_for is not None:
+            i = self._node_at(event.pos())
+            if i is not None:
+                QToolTip.showText(event.globalPos(), self.tooltip_for(i), self.viewport())
+            else:
+                QToolTip.hideText()
+            return True
+        return super().viewportEvent(event)

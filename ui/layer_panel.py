@@ -1,0 +1,165 @@
+"""The Layers dock: filter bar, the sortable layer table, and bulk edits (set many, exclude the N worst)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMenu,
+                               QPushButton, QSpinBox, QTableView, QToolButton, QVBoxLayout, QWidget)
+
+from workbench.recipe import PRECISIONS
+from workbench.workspace import Workspace
+
+from .layer_table import (C_CUM, C_HINTS, C_ISO, C_NODE, C_PCT, C_PREC, LayerFilterProxy, LayerTableModel,
+                          PercentileDelegate, PrecisionDelegate, selected_nodes)
+
+
+class LayerPanel(QWidget):
+    """Table of layers synced with the workspace selection; every edit goes through the workspace."""
+
+    def __init__(self, workspace: Workspace, exclude_n: int = 1, parent=None):
+        super().__init__(parent)
+        self.ws = workspace
+        self.model = LayerTableModel(workspace, self)
+        self.proxy = LayerFilterProxy(self)
+        self.proxy.setSourceModel(self.model)
+        self._syncing = False
+
+        top = QHBoxLayout()
+        self.filter = QLineEdit()
+        self.filter.setPlaceholderText("Filter by name or op type…")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.textChanged.connect(self.proxy.set_text)
+        top.addWidget(self.filter, 1)
+        self.flagged_only = QCheckBox("Flagged only")
+        self.flagged_only.toggled.connect(self.proxy.set_flagged_only)
+        top.addWidget(self.flagged_only)
+        self.overrides_only = QCheckBox("Overrides only")
+        self.overrides_only.toggled.connect(self.proxy.set_overrides_only)
+        top.addWidget(self.overrides_only)
+
+        edit = QHBoxLayout()
+        edit.addWidget(QLabel("Selected:"))
+        self.set_buttons = {}
+        for p in PRECISIONS:
+            b = QPushButton(p.upper())
+            b.setToolTip(f"Set every selected layer to {p.upper()}" + (" (keep it in float)" if p == "fp32" else ""))
+            b.clicked.connect(lambda _=False, p=p: self.set_selected_precision(p))
+            edit.addWidget(b)
+            self.set_buttons[p] = b
+        clear = QToolButton()
+        clear.setText("Reset")
+        clear.setToolTip("Remove the overrides (precision and percentile) of the selected layers")
+        clear.clicked.connect(lambda: self.ws.clear_overrides(self.selected()))
+        edit.addWidget(clear)
+        edit.addStretch(1)
+        self.exclude_n = QSpinBox()
+        self.exclude_n.setRange(1, 999)
+        self.exclude_n.setValue(exclude_n)
+        self.exclude_n.setToolTip("How many of the worst layers (by isolated SQNR) to keep in FP32")
+        self.exclude_button = QPushButton("Exclude worst")
+        self.exclude_button.setToolTip("Keep the N layers with the worst isolated SQNR of the shown run in FP32")
+        self.exclude_button.clicked.connect(self.exclude_worst)
+        edit.addWidget(self.exclude_n)
+        edit.addWidget(self.exclude_button)
+
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
+                                   | QAbstractItemView.EditTrigger.SelectedClicked
+                                   | QAbstractItemView.EditTrigger.EditKeyPressed)
+        self.table.setAlternatingRowColors(True)
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(24)
+        self.table.setWordWrap(False)
+        self.table.setItemDelegateForColumn(C_PREC, PrecisionDelegate(self.table, self))
+        self.table.setItemDelegateForColumn(C_PCT, PercentileDelegate(self))
+        h = self.table.horizontalHeader()
+        h.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        h.setStretchLastSection(True)
+        for col, w in ((C_NODE, 170), (C_PREC, 76), (C_PCT, 80), (C_ISO, 100), (C_CUM, 118), (C_HINTS, 240)):
+            self.table.setColumnWidth(col, w)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._context_menu)
+        self.table.selectionModel().selectionChanged.connect(self._table_selection_changed)
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addLayout(top)
+        lay.addLayout(edit)
+        lay.addWidget(self.table, 1)
+        self.count_label = QLabel()
+        self.count_label.setStyleSheet("color:#5f6b78;")
+        lay.addWidget(self.count_label)
+
+        workspace.events.selection.connect(self._ws_selection_changed)
+        for ev in (workspace.events.runs, workspace.events.current, workspace.events.graph, workspace.events.recipe):
+            ev.connect(lambda *_: self._after_change())
+        self.model.modelReset.connect(lambda: self._ws_selection_changed(self.ws.selection, None))
+        self._after_change()
+
+    # -- bulk edits ------------------------------------------------------------------------------------
+    def selected(self) -> list[str]:
+        return selected_nodes(self.table)
+
+    def set_selected_precision(self, precision: str) -> list[str]:
+        return self.ws.set_precision(self.selected(), precision)
+
+    def exclude_worst(self) -> list[str]:
+        nodes = self.ws.exclude_worst(self.exclude_n.value())
+        if nodes:
+            self.ws.select(nodes, source=None)
+        return nodes
+
+    def _context_menu(self, pos) -> None:
+        nodes = self.selected()
+        if not nodes:
+            return
+        m = QMenu(self)
+        for p in PRECISIONS:
+            m.addAction(f"Set {len(nodes)} layer(s) to {p.upper()}", lambda p=p: self.ws.set_precision(nodes, p))
+        m.addAction("Reset overrides", lambda: self.ws.clear_overrides(nodes))
+        m.addSeparator()
+        m.addAction("Sort by isolated SQNR (worst first)", lambda: self.table.sortByColumn(C_ISO, Qt.SortOrder.AscendingOrder))
+        m.addAction("Sort by cumulative SQNR (worst first)", lambda: self.table.sortByColumn(C_CUM, Qt.SortOrder.AscendingOrder))
+        m.popup(self.table.viewport().mapToGlobal(pos))
+
+    def _after_change(self) -> None:
+        run = self.ws.current_run
+        n = self.model.rowCount()
+        flagged = sum(1 for lay in run.result.layers if lay.flagged) if run else 0
+        over = len(self.ws.recipe.layers)
+        self.count_label.setText(f"{n} layers · {flagged} flagged · {over} override(s)"
+                                 + ("" if run else " · not analysed yet"))
+        self.exclude_button.setEnabled(run is not None)
+
+    # -- selection sync --------------------------------------------------------------------------------
+    def _table_selection_changed(self, *_):
+        if not self._syncing:
+            self.ws.select(self.selected(), source=self)
+
+    def _ws_selection_changed(self, sel, source) -> None:
+        if source is self:
+            return
+        self._syncing = True
+        try:
+            sm = self.table.selectionModel()
+            selection = QItemSelection()
+            first = None
+            for n in sel:
+                r = self.model.row_of(n)
+                if r is None:
+                    continue
+                pi = self.proxy.mapFromSource(self.model.index(r, 0))
+                if not pi.isValid():
+                    continue
+                selection.select(pi, pi.siblingAtColumn(self.proxy.columnCount() - 1))
+                first = first or pi
+            sm.select(selection, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+            if first is not None:
+                self.table.scrollTo(first)
+        finally:
+            self._syncing = False

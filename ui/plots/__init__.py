@@ -1,0 +1,1 @@
+"""pyqtgraph plots: SQNR along depth, tensor histogram with clip lines, scatter, heatmap, latency."""

@@ -1,0 +1,46 @@
+"""Shared pyqtgraph setup: light theme for readable screenshots, and small helpers used by every plot."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QLabel
+
+from ..colors import SQNR_STOPS
+
+pg.setConfigOptions(antialias=True, background="w", foreground="#222222", imageAxisOrder="row-major")
+
+DISPLAY_MAX_DB = 80.0  # perfect layers (infinite SQNR) are drawn at this height
+ISO_COLOR = "#1f77b4"
+CUM_COLOR = "#ff7f0e"
+
+
+def sqnr_colormap() -> pg.ColorMap:
+    """The SQNR scale of ``ui.colors`` as a pyqtgraph ColorMap (for the heatmap)."""
+    pos = [p for p, _ in SQNR_STOPS]
+    cols = [pg.mkColor(c) for _, c in SQNR_STOPS]
+    return pg.ColorMap(pos, cols)
+
+
+def finite_for_display(v, top: float = DISPLAY_MAX_DB) -> np.ndarray:
+    """Values ready to plot: +inf drawn at ``top``, None/NaN kept as NaN (gaps)."""
+    a = np.array([np.nan if x is None else x for x in v], dtype=np.float64)
+    a[np.isposinf(a)] = top
+    a[np.isneginf(a)] = -top
+    return a
+
+
+def plot_widget(left: str, bottom: str) -> pg.PlotWidget:
+    w = pg.PlotWidget()
+    w.setLabel("left", left)
+    w.setLabel("bottom", bottom)
+    w.showGrid(x=True, y=True, alpha=0.25)
+    w.setMenuEnabled(False)
+    return w
+
+
+def hint_label(text: str = "") -> QLabel:
+    lab = QLabel(text)
+    lab.setStyleSheet("color:#5f6b78; padding:2px 6px;")
+    lab.setWordWrap(True)
+    return lab

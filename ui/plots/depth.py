@@ -1,0 +1,114 @@
+"""Isolated and cumulative SQNR of every layer, from the input to the output, with the run compared against.
+
+Where the cumulative curve falls, error builds up; a dip in the isolated curve at the same place says
+that layer causes it. Dashed curves are the 'before' run, so a re-run shows what an edit bought.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from workbench.workspace import Workspace
+
+from ..colors import FLAGGED
+from .common import CUM_COLOR, ISO_COLOR, finite_for_display, hint_label, plot_widget
+
+
+class DepthPlot(QWidget):
+    """SQNR along the depth of the model; click a point to select its layer."""
+
+    def __init__(self, workspace: Workspace, parent=None):
+        super().__init__(parent)
+        self.ws = workspace
+        self.nodes: list[str] = []
+        self.plot = plot_widget("SQNR (dB)", "layer, input → output (topological order)")
+        self.plot.addLegend(offset=(-10, 10), labelTextSize="9pt")
+        pi = self.plot.getPlotItem()
+        self.before_iso = pi.plot([], pen=pg.mkPen(ISO_COLOR, width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine),
+                                  name="isolated (before)")
+        self.before_cum = pi.plot([], pen=pg.mkPen(CUM_COLOR, width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine),
+                                  name="cumulative (before)")
+        self.iso = pi.plot([], pen=pg.mkPen(ISO_COLOR, width=2.2), name="isolated")
+        self.cum = pi.plot([], pen=pg.mkPen(CUM_COLOR, width=2.2), name="cumulative")
+        self.points = pg.ScatterPlotItem(size=9, hoverable=True, tip=self._tip, hoverSize=13)
+        self.points.sigClicked.connect(self._clicked)
+        pi.addItem(self.points)
+        self.cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen("#1f6fd1", width=2))
+        self.cursor.setVisible(False)
+        pi.addItem(self.cursor)
+        for c in (self.iso, self.cum, self.before_iso, self.before_cum):
+            c.setClipToView(True)
+            c.setDownsampling(auto=True)
+        self.note = hint_label()
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addWidget(self.plot, 1)
+        lay.addWidget(self.note)
+        ev = workspace.events
+        ev.current.connect(lambda *_: self.refresh())
+        ev.runs.connect(lambda *_: self.refresh())
+        ev.selection.connect(lambda *_: self._update_cursor())
+        self.refresh()
+
+    def refresh(self) -> None:
+        run = self.ws.current_run
+        if run is None:
+            for c in (self.iso, self.cum, self.before_iso, self.before_cum):
+                c.setData([], [])
+            self.points.setData([])
+            self.nodes = []
+            self.note.setText("Run the analysis to see where along the model the error comes from.")
+            self._update_cursor()
+            return
+        layers = run.result.layers
+        self.nodes = [lay.node for lay in layers]
+        x = np.arange(len(layers), dtype=float)
+        iso = finite_for_display([lay.isolated.effective_sqnr_db if lay.isolated else None for lay in layers])
+        cum = finite_for_display([lay.cumulative.effective_sqnr_db for lay in layers])
+        self.iso.setData(x, iso, connect="finite")
+        self.cum.setData(x, cum, connect="finite")
+        spots = []
+        for i, lay in enumerate(layers):
+            flagged = lay.flagged
+            for y, color in ((iso[i], ISO_COLOR), (cum[i], CUM_COLOR)):
+                if np.isfinite(y):
+                    spots.append({"pos": (i, y), "data": lay.node, "brush": pg.mkBrush(color),
+                                  "pen": pg.mkPen(FLAGGED, width=2.5) if flagged else pg.mkPen("w", width=1),
+                                  "symbol": "o"})
+        self.points.setData(spots)
+        before = self.ws.baseline_run
+        if before is not None:
+            pos = {n: i for i, n in enumerate(self.nodes)}
+            bl = [b for b in before.result.layers if b.node in pos]
+            bx = np.array([pos[b.node] for b in bl], dtype=float)
+            self.before_iso.setData(bx, finite_for_display([b.isolated.effective_sqnr_db if b.isolated else None
+                                                            for b in bl]), connect="finite")
+            self.before_cum.setData(bx, finite_for_display([b.cumulative.effective_sqnr_db for b in bl]),
+                                    connect="finite")
+            self.note.setText(f"Solid: {run.label}; dashed: {before.label}. Red rings: flagged layers. "
+                              "Infinite SQNR (no error) is drawn at 80 dB.")
+        else:
+            self.before_iso.setData([], [])
+            self.before_cum.setData([], [])
+            self.note.setText(f"{run.label}. Red rings: flagged layers. Infinite SQNR (no error) is drawn at 80 dB.")
+        self.plot.getPlotItem().enableAutoRange()
+        self._update_cursor()
+
+    def _tip(self, x, y, data):
+        lay = self.ws.layer_result(data)
+        if lay is None:
+            return data
+        iso = lay.isolated.effective_sqnr_db if lay.isolated else float("nan")
+        return f"{data} ({lay.op_type})\nisolated {iso:.1f} dB, cumulative {lay.cumulative.effective_sqnr_db:.1f} dB"
+
+    def _clicked(self, item, points, ev) -> None:
+        if len(points):
+            self.ws.select([points[0].data()], source=self)
+
+    def _update_cursor(self) -> None:
+        sel = [n for n in self.ws.selection if n in self.nodes]
+        if sel:
+            self.cursor.setPos(self.nodes.index(sel[0]))
+        self.cursor.setVisible(bool(sel))

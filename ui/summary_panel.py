@@ -1,0 +1,152 @@
+"""The Run dock: which run is shown and what it is compared with, whether results are stale, Re-run,
+and the model-output metrics (SQNR, cosine, top-1 agreement, accuracy) before and after.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFrame, QGridLayout, QHBoxLayout, QHeaderView, QLabel,
+                               QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from workbench.compare import compare_runs
+from workbench.workspace import Workspace
+
+OUTPUT_METRICS = (("sqnr_db", "SQNR (dB)", "{:.2f}"), ("cosine", "cosine", "{:.5f}"),
+                  ("top1_agreement", "top-1 agreement", "{:.2%}"), ("accuracy_fp32", "accuracy FP32", "{:.2%}"),
+                  ("accuracy_int8", "accuracy INT8", "{:.2%}"))
+
+
+def _fmt(fmt: str, v) -> str:
+    return "—" if v is None else fmt.format(v)
+
+
+class SummaryPanel(QWidget):
+    """Run selector, stale banner with Re-run, and output metrics with a before/after comparison."""
+
+    sigRerun = Signal()
+
+    def __init__(self, workspace: Workspace, parent=None):
+        super().__init__(parent)
+        self.ws = workspace
+        grid = QGridLayout()
+        grid.addWidget(QLabel("Showing"), 0, 0)
+        self.run_box = QComboBox()
+        self.run_box.setToolTip("The run whose results every view shows; earlier runs stay available")
+        self.run_box.activated.connect(lambda i: self.ws.show_run(i))
+        grid.addWidget(self.run_box, 0, 1)
+        grid.addWidget(QLabel("Compared with"), 1, 0)
+        self.base_box = QComboBox()
+        self.base_box.setToolTip("The 'before' of every before/after view")
+        self.base_box.activated.connect(self._baseline_chosen)
+        grid.addWidget(self.base_box, 1, 1)
+        grid.setColumnStretch(1, 1)
+
+        self.stale = QFrame()
+        self.stale.setObjectName("staleBanner")
+        self.stale.setStyleSheet("#staleBanner {background:#fff4d6; border:1px solid #e6c66e; border-radius:4px;}")
+        sl = QHBoxLayout(self.stale)
+        sl.setContentsMargins(8, 4, 4, 4)
+        self.stale_label = QLabel()
+        self.stale_label.setWordWrap(True)
+        sl.addWidget(self.stale_label, 1)
+        self.rerun = QPushButton("Re-run")
+        self.rerun.setToolTip("Re-quantize with the edited recipe and re-analyse (calibration is reused) — F5")
+        self.rerun.clicked.connect(self.sigRerun)
+        sl.addWidget(self.rerun)
+        self.stale.hide()
+
+        self.info = QLabel()
+        self.info.setWordWrap(True)
+        self.info.setStyleSheet("color:#3d4650;")
+        self.table = QTableWidget(0, 4)
+        self.table.setHorizontalHeaderLabels(["Model output", "before", "after", "Δ"])
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for c in (1, 2, 3):
+            self.table.horizontalHeader().setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 6, 6, 6)
+        lay.addLayout(grid)
+        lay.addWidget(self.stale)
+        lay.addWidget(self.info)
+        lay.addWidget(self.table, 1)
+        ev = workspace.events
+        ev.runs.connect(lambda *_: self.refresh())
+        ev.current.connect(lambda *_: self.refresh())
+        ev.stale.connect(lambda *_: self._refresh_stale())
+        ev.recipe.connect(lambda *_: self._refresh_stale())
+        self.refresh()
+
+    def _baseline_chosen(self, i: int) -> None:
+        self.ws.set_baseline(None if i == 0 else i - 1)
+
+    def refresh(self) -> None:
+        ws = self.ws
+        self.run_box.clear()
+        self.base_box.clear()
+        self.base_box.addItem("the previous run")
+        for r in ws.runs:
+            self.run_box.addItem(r.label)
+            self.base_box.addItem(r.label)
+        if ws.current is not None:
+            self.run_box.setCurrentIndex(ws.current)
+        self.base_box.setCurrentIndex(0 if ws.baseline is None else ws.baseline + 1)
+        self.run_box.setEnabled(bool(ws.runs))
+        self.base_box.setEnabled(len(ws.runs) > 1)
+        run, before = ws.current_run, ws.baseline_run
+        if run is None:
+            self.info.setText("No analysis yet. Open a model and run the analysis (F5).")
+            self.table.setRowCount(0)
+            self._refresh_stale()
+            return
+        r = run.result
+        flagged = sum(1 for lay in r.layers if lay.flagged)
+        overrides = len(run.recipe.layers)
+        self.info.setText(f"<b>{run.label}</b>: {r.samples} samples, {len(r.layers)} layers, "
+                          f"<span style='color:#d62728'><b>{flagged} flagged</b></span>, {overrides} override(s); "
+                          f"{r.elapsed_s:.2f} s, peak {r.peak_rss_mb:.0f} MB")
+        self.table.setHorizontalHeaderLabels(["Model output", before.label if before else "before", run.label, "Δ"])
+        comp = compare_runs(before.result if before else r, r)
+        rows = []
+        for od in comp.outputs:
+            for field, name, fmt in OUTPUT_METRICS:
+                after_v = od.value(field, "after")
+                if after_v is None and od.value(field, "before") is None:
+                    continue
+                before_v = od.value(field, "before") if before else None
+                d = od.delta(field) if before else None
+                label = name if len(comp.outputs) == 1 else f"{od.name}: {name}"
+                rows.append((label, _fmt(fmt, before_v), _fmt(fmt, after_v), d, fmt))
+        self.table.setRowCount(len(rows))
+        for i, (label, b, a, d, fmt) in enumerate(rows):
+            self.table.setItem(i, 0, QTableWidgetItem(label))
+            for c, text in ((1, b), (2, a)):
+                it = QTableWidgetItem(text)
+                it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(i, c, it)
+            dt = "" if d is None else ("{:+.2f}".format(d) if "%" not in fmt else "{:+.2f} pt".format(100 * d))
+            it = QTableWidgetItem(dt)
+            it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            if d is not None and abs(d) > 1e-9 and "accuracy FP32" not in label:
+                it.setForeground(QColor("#1a7f37") if d > 0 else QColor("#b42318"))
+            self.table.setItem(i, 3, it)
+        self._refresh_stale()
+
+    def _refresh_stale(self) -> None:
+        ws = self.ws
+        if ws.current_run is None:
+            self.stale.setVisible(ws.graph is not None)
+            self.stale_label.setText("Not analysed yet.")
+            self.rerun.setText("Run analysis")
+            return
+        self.rerun.setText("Re-run")
+        if ws.stale:
+            n = len(ws.stale_layers())
+            what = f"{n} layer(s)" if n else "the global settings"
+            self.stale_label.setText(f"<b>Results are stale</b>: the recipe changed for {what} since "
+                                     f"{ws.current_run.label}.")
+        self.stale.setVisible(ws.stale)

@@ -1,0 +1,32 @@
+"""``qwb gui``: the desktop workbench (Qt is imported only here, and only when the command runs)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub) -> None:
+    p = sub.add_parser("gui", help="open the desktop workbench",
+                       description="Open the desktop workbench, optionally on a model (with its data), a "
+                       ".qwbproj project, or the bundled demo.")
+    p.add_argument("model", nargs="?", help="model file, or a .qwbproj project")
+    p.add_argument("--calib", metavar="DATA", help="calibration data (default: a *calib*.npz beside the model)")
+    p.add_argument("--eval", metavar="DATA", help="evaluation data (labels give accuracy)")
+    p.add_argument("--recipe", metavar="R", help="recipe TOML file")
+    p.add_argument("--demo", action="store_true", help="open the bundled demo model and data")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import importlib  # noqa: PLC0415
+
+    from ..errors import WorkbenchError  # noqa: PLC0415
+
+    # The one place the core reaches up to ui/: by name, at run time, so `workbench` never depends on ui
+    # (import-linter's layers contract) and no other qwb command loads Qt.
+    try:
+        run_gui = importlib.import_module("ui.app").run
+    except ImportError as e:
+        raise WorkbenchError(f"the desktop app cannot start: {e}",
+                             "install the GUI dependencies: pip install 'PySide6>=6.6' 'pyqtgraph>=0.13.7'") from e
+    return run_gui(args.model, args.calib, args.eval, args.recipe, demo=args.demo)

@@ -1,0 +1,53 @@
+"""The long pieces of work the desktop app runs off its GUI thread, as plain functions taking a task.
+
+Orange3's pattern: each job is a module-level function of its inputs and a progress/cancel ``task``
+(``analyzers.task.Task``), so it is tested without a GUI and the GUI's worker only schedules it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from analyzers.task import NullTask, Task
+
+from .layout import GraphLayout, layout_graph
+from .recipe import Recipe
+from .session import Session, SessionSpec
+
+#: values kept per tensor for the GUI's FP32-vs-INT8 scatter plot
+SCATTER_RESERVOIR = 2000
+
+
+def open_session(spec: SessionSpec, recipe: Recipe, task: Task | None = None) -> Session:
+    """Prepare the model, bind the data and collect (or load cached) calibration histograms."""
+    task = task or NullTask()
+    task.report(0.0, "preparing the model")
+    session = Session(spec.model, spec.calib, spec.eval, recipe=recipe.copy(), recipe_path=spec.recipe_path)
+    task.check()
+    session.calibration(task)
+    task.report(1.0, "calibration ready")
+    return session
+
+
+@dataclass
+class OpenedModel:
+    """A ready session and the drawing layout of its graph (both computed off the GUI thread)."""
+
+    session: Session
+    layout: GraphLayout
+
+
+def open_model(spec: SessionSpec, recipe: Recipe, task: Task | None = None) -> OpenedModel:
+    """``open_session`` plus the graph layout, so the GUI thread only has to draw."""
+    task = task or NullTask()
+    session = open_session(spec, recipe, task)
+    task.report(1.0, "laying out the graph")
+    return OpenedModel(session, layout_graph(session.graph))
+
+
+def analyze(session: Session, recipe: Recipe, task: Task | None = None, samples: int | None = None,
+            reservoir: int = SCATTER_RESERVOIR):
+    """Quantize with ``recipe`` (reusing the session's calibration) and diff it against FP32."""
+    from .analysis import analyze as run  # noqa: PLC0415 - the engine is heavy; load it on first use
+
+    return run(session, recipe=recipe.copy(), samples=samples, task=task or NullTask(), reservoir=reservoir)

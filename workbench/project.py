@@ -1,0 +1,218 @@
+"""The project file: model and data paths, the recipe, every run's results and benchmarks, as JSON.
+
+A project is what a user reopens tomorrow or hands to a colleague, so it is plain, versioned,
+human-readable JSON (``*.qwbproj``) with a migration hook, written atomically (a crash while saving
+never leaves half a file). Results go through ``AnalysisResult.to_dict``/``from_dict`` (the public
+JSON contract) plus the per-sample heatmap; the value reservoirs behind scatter plots are not saved
+(a re-run brings them back).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from analyzers.diff_types import AnalysisResult
+
+from .errors import WorkbenchError
+from .recipe import Recipe
+from .session import SessionSpec
+from .workspace import BenchmarkEntry, Run, Workspace
+
+PROJECT_KIND = "quant-workbench-project"
+PROJECT_VERSION = 1
+SUFFIX = ".qwbproj"
+
+
+class ProjectError(WorkbenchError):
+    """The project file is missing, not a project, corrupt, or from a newer version."""
+
+
+@dataclass
+class ProjectData:
+    """What a project file holds, decoded; ``apply`` puts it into a Workspace."""
+
+    spec: SessionSpec | None
+    recipe: Recipe
+    runs: list[Run] = field(default_factory=list)
+    benchmarks: list[BenchmarkEntry] = field(default_factory=list)
+    current: int | None = None
+    baseline: int | None = None
+    selection: tuple[str, ...] = ()
+    saved: float = 0.0
+
+    def apply(self, ws: Workspace) -> None:
+        """Replace the workspace's content with this project (the graph arrives when the model is prepared)."""
+        ws.reset(self.spec, self.recipe)
+        ws.runs = list(self.runs)
+        ws.benchmarks = list(self.benchmarks)
+        ws.baseline = self.baseline
+        ws.events.runs.emit()
+        ws.events.benchmarks.emit()
+        if self.runs:
+            ws.show_run(self.current if self.current is not None and self.current < len(self.runs)
+                        else len(self.runs) - 1)
+        ws.select(self.selection)
+        ws.mark_saved()
+
+
+# -- writing ---------------------------------------------------------------------------------------
+def _path_entry(p: str | None, base: Path | None) -> dict | None:
+    """A data/model path stored absolute and, when possible, relative to the project file."""
+    if p is None:
+        return None
+    entry: dict = {"path": p}
+    path = Path(p)
+    if base is not None and path.exists():
+        try:
+            entry["relative"] = os.path.relpath(path.resolve(), base.resolve())
+        except ValueError:  # another drive on Windows
+            pass
+        entry["path"] = str(path.resolve())
+    return entry
+
+
+def _heatmap_to_json(h) -> list | None:
+    if h is None:
+        return None
+    a = np.asarray(h, dtype=np.float64)
+    return [[round(float(v), 3) if math.isfinite(v) else None for v in row] for row in a]
+
+
+def _heatmap_from_json(h) -> np.ndarray | None:
+    if h is None:
+        return None
+    return np.array([[np.nan if v is None else v for v in row] for row in h], dtype=np.float64)
+
+
+def json_safe(x):
+    """``x`` with NaN/inf replaced by None and numpy scalars/arrays by Python values (strict JSON)."""
+    if isinstance(x, dict):
+        return {str(k): json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_safe(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return json_safe(x.tolist())
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def project_dict(ws: Workspace, base: Path | None = None) -> dict:
+    """The workspace as a JSON-able dict; paths are also stored relative to ``base`` (the project's folder)."""
+    spec = ws.spec
+    runs = []
+    for r in ws.runs:
+        runs.append({"label": r.label, "created": r.created, "recipe": r.recipe.to_dict(),
+                     "result": r.result_dict(), "heatmap": _heatmap_to_json(r.result.heatmap)})
+    return {
+        "kind": PROJECT_KIND, "version": PROJECT_VERSION, "saved": time.time(),
+        "model": _path_entry(spec.model, base) if spec else None,
+        "calib": _path_entry(spec.calib, base) if spec else None,
+        "eval": _path_entry(spec.eval, base) if spec else None,
+        "recipe": ws.recipe.to_dict(),
+        "runs": runs, "current_run": ws.current, "baseline_run": ws.baseline,
+        "benchmarks": [{"run": b.run_label, "backend": b.backend, "created": b.created,
+                        "result": json_safe(b.data)} for b in ws.benchmarks],
+        "selection": list(ws.selection),
+    }
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1, allow_nan=False)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def save_project(ws: Workspace, path: str | Path) -> Path:
+    path = Path(path)
+    if path.suffix != SUFFIX:
+        path = path.with_name(path.name + SUFFIX)
+    try:
+        write_json_atomic(path, project_dict(ws, path.parent))
+    except OSError as e:
+        raise ProjectError(f"could not write the project {path}: {e.strerror or e}",
+                           "choose a folder you can write to") from e
+    ws.mark_saved()
+    return path
+
+
+# -- reading ----------------------------------------------------------------------------------------
+def _resolve(entry: dict | None, base: Path) -> str | None:
+    if entry is None:
+        return None
+    p = entry.get("path")
+    if p and Path(p).exists():
+        return p
+    rel = entry.get("relative")
+    if rel and (base / rel).exists():
+        return str((base / rel).resolve())
+    return p
+
+
+def migrate(d: dict, source: str) -> dict:
+    """Bring an older project dict to PROJECT_VERSION (there is only version 1 so far)."""
+    v = d.get("version")
+    if not isinstance(v, int):
+        raise ProjectError(f"{source} has no valid version number", "is this a Quant Workbench project?")
+    if v > PROJECT_VERSION:
+        raise ProjectError(f"{source} was written by a newer Quant Workbench (project version {v}, this one "
+                           f"reads up to {PROJECT_VERSION})", "upgrade quant-workbench")
+    return d
+
+
+def project_from_dict(d: dict, base: Path, source: str = "project") -> ProjectData:
+    if not isinstance(d, dict) or d.get("kind") != PROJECT_KIND:
+        raise ProjectError(f"{source} is not a Quant Workbench project", f"open a {SUFFIX} file")
+    d = migrate(d, source)
+    try:
+        model = _resolve(d.get("model"), base)
+        spec = SessionSpec(model, _resolve(d.get("calib"), base), _resolve(d.get("eval"), base)) if model else None
+        recipe = Recipe.from_dict(d.get("recipe") or {"version": 1}, f"{source} (recipe)")
+        runs = []
+        for r in d.get("runs") or []:
+            res = AnalysisResult.from_dict(r["result"])
+            res.heatmap = _heatmap_from_json(r.get("heatmap"))
+            runs.append(Run(r.get("label") or f"Run {len(runs) + 1}", Recipe.from_dict(r["recipe"]), res,
+                            float(r.get("created") or 0.0)))
+        benches = [BenchmarkEntry(b.get("run", ""), b["backend"], b["result"], float(b.get("created") or 0.0))
+                   for b in d.get("benchmarks") or []]
+        cur = d.get("current_run")
+        base_run = d.get("baseline_run")
+        return ProjectData(spec, recipe, runs, benches, cur if isinstance(cur, int) else None,
+                           base_run if isinstance(base_run, int) else None, tuple(d.get("selection") or ()),
+                           float(d.get("saved") or 0.0))
+    except WorkbenchError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ProjectError(f"{source} is damaged ({type(e).__name__}: {e})",
+                           "restore it from a backup, or reopen the model and data") from e
+
+
+def load_project(path: str | Path) -> ProjectData:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        raise ProjectError(f"project file not found: {path}", "check the path") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise ProjectError(f"could not read the project {path} ({e})", f"open a {SUFFIX} file") from e
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ProjectError(f"{path} is not valid JSON (line {e.lineno}): it may be truncated or not a project",
+                           "restore it from a backup, or reopen the model and data") from e
+    return project_from_dict(d, path.parent, str(path))
