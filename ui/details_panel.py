@@ -17,7 +17,7 @@ def _metrics_rows(name: str, m: ErrorMetrics | None) -> str:
         return f"<tr><td>{name}</td><td colspan=5>—</td></tr>"
     return (f"<tr><td>{name}</td><td align=right>{fmt_db(m.sqnr_db)}</td><td align=right>"
             f"{fmt_db(m.channel_sqnr_mean)}</td><td align=right>{fmt_db(m.channel_sqnr_min)}</td>"
-            f"<td align=right>{m.cosine:.5f}</td><td align=right>{m.max_abs:.3g}</td></tr>")
+            f"<td align=right>{m.cosine:.4f}</td><td align=right>{m.max_abs:.3g}</td></tr>")
 
 
 class DetailsPanel(QWidget):
@@ -57,8 +57,9 @@ class DetailsPanel(QWidget):
         if lay.flagged:
             parts.append("<p style='color:#b42318'><b>Flagged</b>: this layer loses more than the thresholds allow.</p>")
         parts.append("<table cellspacing=0 cellpadding=3 border=1 style='border-collapse:collapse;border-color:#ccd'>"
-                     "<tr><th></th><th>SQNR dB</th><th>ch. mean</th><th>ch. worst</th><th>cosine</th><th>max |err|</th></tr>"
-                     + _metrics_rows("isolated", lay.isolated) + _metrics_rows("cumulative", lay.cumulative) + "</table>")
+                     "<tr><th></th><th>SQNR</th><th>ch.&nbsp;mean</th><th>ch.&nbsp;worst</th><th>cosine</th><th>max&nbsp;err</th></tr>"
+                     + _metrics_rows("isolated", lay.isolated) + _metrics_rows("cumul.", lay.cumulative)
+                     + "</table><p style='color:#5f6b78;margin-top:2px'>SQNR in dB; ch. = per output channel</p>")
         extra = []
         if lay.weight is not None:
             extra.append(f"weight SQNR {fmt_db(lay.weight.sqnr_db)} dB (worst channel "

@@ -9,7 +9,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QHeade
 from workbench.recipe import PRECISIONS
 from workbench.workspace import Workspace
 
-from .layer_table import (C_CUM, C_HINTS, C_ISO, C_NODE, C_PCT, C_PREC, LayerFilterProxy, LayerTableModel,
+from .layer_table import (C_AMP, C_CUM, C_DELTA, C_HINTS, C_ISO, C_NODE, C_OP, C_PCT, C_PREC, LayerFilterProxy,
+                          LayerTableModel,
                           PercentileDelegate, PrecisionDelegate, selected_nodes)
 
 
@@ -80,7 +81,8 @@ class LayerPanel(QWidget):
         h = self.table.horizontalHeader()
         h.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         h.setStretchLastSection(True)
-        for col, w in ((C_NODE, 170), (C_PREC, 76), (C_PCT, 80), (C_ISO, 100), (C_CUM, 118), (C_HINTS, 240)):
+        for col, w in ((C_NODE, 150), (C_OP, 74), (C_PREC, 72), (C_PCT, 72), (C_ISO, 82), (C_CUM, 100), (C_AMP, 82),
+                       (C_DELTA, 72), (C_HINTS, 260)):
             self.table.setColumnWidth(col, w)
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._context_menu)

@@ -19,8 +19,7 @@ from workbench.workspace import Workspace
 
 from .colors import FLAGGED, fmt_db, scale_for
 
-COLUMNS = ("Layer", "Op", "Precision", "Percentile", "Isolated SQNR", "Cumulative SQNR", "Amplification",
-           "Δ cumulative", "Hints")
+COLUMNS = ("Layer", "Op", "Precision", "Percentile", "Isolated", "Cumulative", "Amplif.", "Δ cum.", "Hints")
 C_NODE, C_OP, C_PREC, C_PCT, C_ISO, C_CUM, C_AMP, C_DELTA, C_HINTS = range(len(COLUMNS))
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 NODE_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -92,7 +91,7 @@ class LayerTableModel(QAbstractTableModel):
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
         if orientation == Qt.Orientation.Horizontal:
             if role == Qt.ItemDataRole.DisplayRole:
-                return COLUMNS[section] + (" (dB)" if section in (C_ISO, C_CUM, C_AMP, C_DELTA) else "")
+                return COLUMNS[section] + (" dB" if section in (C_ISO, C_CUM, C_AMP, C_DELTA) else "")
             if role == Qt.ItemDataRole.ToolTipRole:
                 return HEADER_TIPS.get(section)
         return None

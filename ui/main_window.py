@@ -124,7 +124,7 @@ class MainWindow(QMainWindow):
                               ("compare", "Before / after", self.compare), ("bench", "Benchmark", self.bench)):
             self.tabifyDockWidget(first, self._dock(key, title, w, B))
         first.raise_()
-        self.resizeDocks([self.docks["run"], self.docks["layers"]], [330, 560], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["run"], self.docks["layers"]], [380, 600], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["depth"]], [300], Qt.Orientation.Vertical)
 
     def _build_statusbar(self) -> None:

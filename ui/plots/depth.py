@@ -24,14 +24,13 @@ class DepthPlot(QWidget):
         self.ws = workspace
         self.nodes: list[str] = []
         self.plot = plot_widget("SQNR (dB)", "layer, input → output (topological order)")
-        self.plot.addLegend(offset=(-10, 10), labelTextSize="9pt")
+        self.legend = self.plot.addLegend(offset=(10, 10), labelTextSize="9pt", brush=pg.mkBrush(255, 255, 255, 220),
+                                          pen=pg.mkPen("#c9ced6"))
         pi = self.plot.getPlotItem()
-        self.before_iso = pi.plot([], pen=pg.mkPen(ISO_COLOR, width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine),
-                                  name="isolated (before)")
-        self.before_cum = pi.plot([], pen=pg.mkPen(CUM_COLOR, width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine),
-                                  name="cumulative (before)")
-        self.iso = pi.plot([], pen=pg.mkPen(ISO_COLOR, width=2.2), name="isolated")
-        self.cum = pi.plot([], pen=pg.mkPen(CUM_COLOR, width=2.2), name="cumulative")
+        self.before_iso = pi.plot([], pen=pg.mkPen(ISO_COLOR, width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine))
+        self.before_cum = pi.plot([], pen=pg.mkPen(CUM_COLOR, width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine))
+        self.iso = pi.plot([], pen=pg.mkPen(ISO_COLOR, width=2.2), name="isolated (error this layer causes)")
+        self.cum = pi.plot([], pen=pg.mkPen(CUM_COLOR, width=2.2), name="cumulative (error accumulated)")
         self.points = pg.ScatterPlotItem(size=9, hoverable=True, tip=self._tip, hoverSize=13)
         self.points.sigClicked.connect(self._clicked)
         pi.addItem(self.points)
@@ -79,7 +78,11 @@ class DepthPlot(QWidget):
                                   "symbol": "o"})
         self.points.setData(spots)
         before = self.ws.baseline_run
+        self.legend.removeItem(self.before_iso)
+        self.legend.removeItem(self.before_cum)
         if before is not None:
+            self.legend.addItem(self.before_iso, f"isolated, {before.label.split(':')[0]}")
+            self.legend.addItem(self.before_cum, f"cumulative, {before.label.split(':')[0]}")
             pos = {n: i for i, n in enumerate(self.nodes)}
             bl = [b for b in before.result.layers if b.node in pos]
             bx = np.array([pos[b.node] for b in bl], dtype=float)

@@ -50,6 +50,7 @@ class HistogramPlot(QWidget):
         self.hist: HistogramSnapshot | None = None
         self.spec = None
         self._methods_cache: dict = {}
+        self._ranges_text = ""
 
         top = QHBoxLayout()
         self.title = QLabel("Select a layer to see its calibration histogram.")
@@ -65,7 +66,8 @@ class HistogramPlot(QWidget):
         top.addWidget(self.reset_button)
 
         self.plot = plot_widget("count", "value")
-        self.plot.addLegend(offset=(-10, 10), labelTextSize="9pt")
+        self.plot.addLegend(offset=(-10, 10), labelTextSize="9pt", brush=pg.mkBrush(255, 255, 255, 220),
+                            pen=pg.mkPen("#c9ced6"))
         pi = self.plot.getPlotItem()
         self.bars = pg.PlotCurveItem(x=[0.0, 1.0], y=[0.0], stepMode="center", fillLevel=0, brush=pg.mkBrush(80, 120, 170, 150),
                                      pen=pg.mkPen(60, 90, 140))
@@ -147,7 +149,7 @@ class HistogramPlot(QWidget):
             a, b = self.method_lines[m]
             a.setPos(lo)
             b.setPos(hi)
-            a.setVisible(abs(lo - self.hist.min) > 1e-12 * max(1.0, abs(self.hist.min)))
+            a.setVisible(bool(abs(lo - self.hist.min) > 1e-12 * max(1.0, abs(self.hist.min))))
             b.setVisible(True)
         movable_lo = lower_line_movable(self.hist, self.spec)
         for ln in (self.clip_lo, self.clip_hi):
@@ -166,8 +168,10 @@ class HistogramPlot(QWidget):
                else f"{rng.method}" + (f" {rng.percentile:g}" if rng.percentile is not None else "") + " (global)")
         self.title.setText(f"{self.node} → {self.tensor}   ·   {self.spec.qtype}   ·   range from {src}")
         self.reset_button.setEnabled(self.ws.recipe.percentile_of(self.node) is not None)
+        self._ranges_text = "Ranges by method: " + ", ".join(f"{m} [{lo:.4g}, {hi:.4g}]" for m, (lo, hi) in ranges.items())
         self.summary.setText(clip_summary(self.hist, rng.lo, rng.hi, self.spec)
-                             + ("" if movable_lo else "   ·   one-sided data: drag the right line"))
+                             + ("" if movable_lo else "   ·   one-sided data: drag the right line")
+                             + "\n" + self._ranges_text)
 
     def _show_empty(self, text: str) -> None:
         self.bars.setData([0, 1], [0])
@@ -190,7 +194,8 @@ class HistogramPlot(QWidget):
         line = self.clip_hi if side == "hi" else self.clip_lo
         p = self.percentile_at(line.value(), side)
         lo, hi = (self.clip_lo.value(), line.value()) if side == "hi" else (line.value(), self.clip_hi.value())
-        self.summary.setText(f"percentile {p:.4f}   ·   " + clip_summary(self.hist, lo, max(hi, lo + 1e-12), self.spec))
+        self.summary.setText(f"percentile {p:.4f}   ·   " + clip_summary(self.hist, lo, max(hi, lo + 1e-12), self.spec)
+                             + "\n" + self._ranges_text)
 
     def _drag_finished(self, line, side: str) -> None:
         """Map the dropped line to a percentile and store it as this layer's override."""
