@@ -188,3 +188,16 @@ def test_reservoir_and_heatmap(net):
     x, y = r.reservoirs["r2"]
     assert x.shape == y.shape == (256,)
     assert np.corrcoef(x, y)[0, 1] > 0.99
+
+
+def test_result_round_trips_through_json(net):
+    import json
+
+    from analyzers.diff_types import AnalysisResult
+
+    r = analyze(Session(*net), reservoir=16, samples=8)
+    d = json.loads(json.dumps(r.to_dict(include_arrays=True)))
+    back = AnalysisResult.from_dict(d)
+    assert back.to_dict(include_arrays=True) == r.to_dict(include_arrays=True)
+    assert back.layer("conv2").isolated.sqnr_db == pytest.approx(r.layer("conv2").isolated.sqnr_db)
+    np.testing.assert_allclose(back.heatmap, r.heatmap, rtol=1e-6)
