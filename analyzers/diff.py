@@ -19,8 +19,9 @@ import onnx
 
 from .diff_types import ClassAccuracy, ErrorMetrics, OutputResult, WeightError
 from .metrics import ErrorAccumulator, Reservoir, channel_axis_for, power_ratio_db
-from .onnx_utils import expose_tensors, initializer_arrays, make_session, weight_channel_axis
-from .qdq_match import QDQMatch, build_isolated, dequantized_weights, match
+from .diff_graph import build_diff_graph, per_sample_size
+from .onnx_utils import initializer_arrays, make_session, weight_channel_axis
+from .qdq_match import QDQMatch, dequantized_weights, match
 from .task import NullTask, Task
 
 _BATCH_BYTES = 192 * 2**20  # budget for one batch's exposed tensors per session
@@ -73,101 +74,98 @@ def weight_errors(fp32: onnx.ModelProto, int8: onnx.ModelProto) -> dict[str, Wei
 
 
 class DiffEngine:
-    """Builds the two sessions once; ``run`` streams samples through them."""
+    """Builds the merged diff model once (see ``diff_graph``); ``run`` streams samples through it.
+
+    ``execution``: "simulated" runs Q/DQ exactly as written, with graph optimizations off (the numbers
+    onnxruntime's own ``qdq_loss_debug`` gives); "kernels" lets onnxruntime fuse Q/DQ into its integer
+    kernels (what this CPU really computes, faster, and within a few hundredths of a dB of simulated).
+    """
 
     def __init__(self, fp32: onnx.ModelProto, int8: onnx.ModelProto, quantizable_ops: set[str],
-                 excluded: set[str] | None = None, isolated: bool = True, reservoir: int = 0):
+                 excluded: set[str] | None = None, isolated: bool = True, reservoir: int = 0,
+                 batched: bool = True, execution: str = "simulated"):
         t0 = time.perf_counter()
-        self.fp32, self.int8 = fp32, int8
+        if execution not in ("simulated", "kernels"):
+            raise ValueError(f"execution must be 'simulated' or 'kernels', not {execution!r}")
         self.match = match(fp32, int8, quantizable_ops, excluded)
         self._by_node = {lay.node: lay for lay in self.match.layers}
-        self.reservoir_size = reservoir
-        fp32_types = _value_types(fp32)
-        self.fp32_inputs = [i.name for i in fp32.graph.input]
+        self.batched = batched
         self.model_outputs = [o.name for o in fp32.graph.output]
-        qi_model, self.iso_outputs, self.iso_feeds = (build_isolated(int8, self.match, fp32_types) if isolated
-                                                      else (int8, {}, []))
-        # tensors compared cumulatively: every layer's output, and every activation input of a layer
         int8_tensors = _tensor_names(int8)
+        # tensors compared cumulatively: every layer's output, and every activation input of a layer
         self.tracked: dict[str, str] = {}
         for lay in self.match.layers:
             self.tracked[lay.fp32_tensor] = lay.int8_tensor
+        for lay in self.match.layers:
             for t in lay.activation_inputs:
                 if t in self.match.act_quant:
                     self.tracked.setdefault(t, self.match.act_quant[t].post)
                 elif t in int8_tensors:
                     self.tracked.setdefault(t, t)
-        self.op_of = {}
-        for lay in self.match.layers:
-            self.op_of[lay.fp32_tensor] = lay.op_type
-        fp32_needed = [t for t in dict.fromkeys(list(self.tracked) + self.iso_feeds + self.model_outputs)
-                       if t not in self.fp32_inputs]
-        self.fp32_fetch = fp32_needed
-        self.fp32_session = make_session(expose_tensors(fp32, fp32_needed, fp32_types))
-        int8_fetch = list(dict.fromkeys([self.tracked[t] for t in self.tracked if self.tracked[t] not in
-                                         [i.name for i in int8.graph.input]] + list(self.iso_outputs.values())
-                                        + self.model_outputs))
-        self.int8_fetch = int8_fetch
-        # optimizations off, as onnxruntime's qdq_loss_debug does: Q/DQ are simulated exactly in float
-        self.qi_session = make_session(expose_tensors(qi_model, int8_fetch), optimize=False)
-        self.qi_inputs = {i.name for i in self.qi_session.get_inputs()}
+        op_of = {lay.fp32_tensor: lay.op_type for lay in self.match.layers}
+        shapes = _shapes(fp32)
+        ranks = {t: len(s) for t, s in shapes.items() if s is not None}
+        self.channel_axes = {t: channel_axis_for(op_of.get(t, ""), ranks.get(t, 0)) for t in self.tracked}
+        sizes = {t: per_sample_size(shapes.get(t), batched) for t in self.tracked}
+        self.graph = build_diff_graph(fp32, int8, self.match, self.tracked, ranks, self.channel_axes, batched,
+                                      isolated=isolated, reservoir=reservoir,
+                                      sample_sizes={t: v for t, v in sizes.items() if v})
+        self.session = make_session(self.graph.model, optimize=(execution == "kernels"))
+        self.input_names = {i.name for i in self.session.get_inputs()}
         self.weights = weight_errors(fp32, int8)
-        self.rank = {t: len(s) for t, s in _shapes(fp32).items() if s is not None}
-        self.per_sample_bytes = _per_sample_bytes(fp32, fp32_needed) * 3
+        self.reservoir_size = reservoir
+        # live memory per sample: a few of the largest activations per model instance (fp32, int8, isolated)
+        self.per_sample_bytes = _largest_activation_bytes(fp32) * 8
+        self.execution = execution
         self.setup_s = time.perf_counter() - t0
 
     def suggested_batch(self, cap: int = 64) -> int:
-        """Samples per call so one batch's exposed tensors stay within a fixed memory budget."""
+        """Samples per call so one batch's live activations stay within a fixed memory budget."""
         if self.per_sample_bytes <= 0:
             return cap
         return int(max(1, min(cap, _BATCH_BYTES // self.per_sample_bytes)))
 
-    def run(self, batches: Iterable[tuple[int, int, dict]], total: int, batched: bool,
+    def run(self, batches: Iterable[tuple[int, int, dict]], total: int,
             labels: np.ndarray | None = None, task: Task | None = None) -> DiffOutcome:
-        """Stream ``batches`` ((start, stop, feed)) through both sessions and accumulate everything."""
+        """Stream ``batches`` ((start, stop, feed)) through the diff model and accumulate everything."""
         task = task or NullTask()
-        t_fp32 = t_int8 = t_stats = 0.0
-        acc = {t: ErrorAccumulator(self._channel_axis(t), batched) for t in self.tracked}
-        iso_acc = {n: ErrorAccumulator(self._channel_axis(self._layer(n).fp32_tensor), batched)
-                   for n in self.iso_outputs}
-        clip = {lay.node: [0, 0] for lay in self.match.layers if lay.act is not None}
-        res = {lay.node: Reservoir(self.reservoir_size, seed=i) for i, lay in enumerate(self.match.layers)} \
-            if self.reservoir_size else {}
-        out_acc = {o: ErrorAccumulator(None, batched) for o in self.model_outputs}
+        g = self.graph
+        acc = {t: ErrorAccumulator(self.channel_axes[t], self.batched) for t in g.cumulative}
+        iso_acc = {n: ErrorAccumulator(self.channel_axes[self._by_node[n].fp32_tensor], self.batched)
+                   for n in g.isolated}
+        clip = {t: [0.0, 0] for t, p in g.cumulative.items() if p.clip_below}
+        res = {t: Reservoir(self.reservoir_size, seed=i) for i, (t, p) in enumerate(g.cumulative.items())
+               if p.sample_x}
+        out_acc = {o: ErrorAccumulator(None, self.batched) for o in self.model_outputs}
         top1 = {o: [0, 0] for o in self.model_outputs}
         preds: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {o: [] for o in self.model_outputs}
+        t_run = t_stats = 0.0
         done = 0
         for start, stop, feed in batches:
             task.check()
             t = time.perf_counter()
-            fvals = dict(zip(self.fp32_fetch, self.fp32_session.run(self.fp32_fetch, feed)))
-            fvals.update({k: v for k, v in feed.items()})
-            t_fp32 += time.perf_counter() - t
+            vals = dict(zip(g.fetch, self.session.run(g.fetch, {k: v for k, v in feed.items() if k in self.input_names})))
+            t_run += time.perf_counter() - t
             t = time.perf_counter()
-            qfeed = {k: v for k, v in feed.items() if k in self.qi_inputs}
-            qfeed.update({"fp32::" + name: fvals[name] for name in self.iso_feeds})
-            qvals = dict(zip(self.int8_fetch, self.qi_session.run(self.int8_fetch, qfeed)))
-            qvals.update({k: v for k, v in feed.items()})
-            t_int8 += time.perf_counter() - t
-            t = time.perf_counter()
-            for ft, it in self.tracked.items():
-                acc[ft].update(fvals[ft], qvals[it])
-            for node, iso_t in self.iso_outputs.items():
-                iso_acc[node].update(fvals[self._layer(node).fp32_tensor], qvals[iso_t])
-            for lay in self.match.layers:
-                x = fvals[lay.fp32_tensor]
-                if lay.node in clip:
-                    lo, hi = lay.act.bounds()
-                    c = clip[lay.node]
-                    c[0] += int(np.count_nonzero(x < lo - 1e-12 * abs(lo))) + int(np.count_nonzero(x > hi + 1e-12 * abs(hi)))
-                    c[1] += x.size
-                if res:
-                    res[lay.node].update(x, qvals[lay.int8_tensor])
-            for o in self.model_outputs:
-                fo, qo = fvals[o], qvals[o]
-                out_acc[o].update(fo, qo)
-                if fo.ndim == 2 and fo.shape[1] > 1:
-                    pf, pq = fo.argmax(1), qo.argmax(1)
+            n_elem = {}
+            for ft, p in g.cumulative.items():
+                cnt = _elements(feed, ft, vals, p, self.batched)
+                n_elem[ft] = cnt
+                acc[ft].add_partial(vals[p.xx], vals[p.ee], vals[p.xe], vals[p.emax], vals[p.emin], vals[p.esum], cnt)
+                if ft in clip:
+                    clip[ft][0] += float(vals[p.clip_below]) + float(vals[p.clip_above])
+                    clip[ft][1] += cnt
+                if ft in res:
+                    res[ft].update(vals[p.sample_x], vals[p.sample_y])
+            for node, p in g.isolated.items():
+                ft = self._by_node[node].fp32_tensor
+                iso_acc[node].add_partial(vals[p.xx], vals[p.ee], vals[p.xe], vals[p.emax], vals[p.emin],
+                                          vals[p.esum], n_elem[ft])
+            for o, (fo, qo) in g.outputs.items():
+                f_out, q_out = vals[fo], vals[qo]
+                out_acc[o].update(f_out, q_out)
+                if f_out.ndim == 2 and f_out.shape[1] > 1:
+                    pf, pq = f_out.argmax(1), q_out.argmax(1)
                     top1[o][0] += int((pf == pq).sum())
                     top1[o][1] += len(pf)
                     preds[o].append((pf, pq))
@@ -177,22 +175,15 @@ class DiffEngine:
         layers = {}
         for lay in self.match.layers:
             a = acc[lay.fp32_tensor]
-            c = clip.get(lay.node)
+            c = clip.get(lay.fp32_tensor)
             layers[lay.node] = LayerOutcome(
                 a.result(), iso_acc[lay.node].result() if lay.node in iso_acc else None,
                 self.weights.get(lay.weight) if lay.weight else None,
                 c[0] / c[1] if c and c[1] else None, a.sample_sqnr())
         outputs = [self._output_result(o, out_acc[o], top1[o], preds[o], labels) for o in self.model_outputs]
-        reservoirs = {self._layer(n).fp32_tensor: (r.x, r.y) for n, r in res.items()}
+        reservoirs = {t: (r.x, r.y) for t, r in res.items() if t in {lay.fp32_tensor for lay in self.match.layers}}
         return DiffOutcome(self.match, layers, {t: a.result() for t, a in acc.items()}, outputs, reservoirs, done,
-                           {"setup_s": self.setup_s, "fp32_s": t_fp32, "int8_and_isolated_s": t_int8,
-                            "statistics_s": t_stats})
-
-    def _layer(self, node: str):
-        return self._by_node[node]
-
-    def _channel_axis(self, tensor: str) -> int | None:
-        return channel_axis_for(self.op_of.get(tensor, ""), self.rank.get(tensor, 0))
+                           {"setup_s": self.setup_s, "inference_s": t_run, "statistics_s": t_stats})
 
     @staticmethod
     def _output_result(name, acc, top1, preds, labels) -> OutputResult:
@@ -211,6 +202,11 @@ class DiffEngine:
                     r.per_class.append(ClassAccuracy(int(c), int(sel.sum()), float((pf[sel] == c).mean()),
                                                      float((pq[sel] == c).mean())))
         return r
+
+
+def _elements(feed: dict, tensor: str, vals: dict, p, batched: bool) -> int:
+    """Element count of the compared tensor in this batch (a Size node in the diff graph)."""
+    return int(vals[p.size])
 
 
 def _value_types(model: onnx.ModelProto) -> dict[str, int]:
@@ -237,13 +233,10 @@ def _shapes(model: onnx.ModelProto) -> dict[str, tuple | None]:
     return out
 
 
-def _per_sample_bytes(model: onnx.ModelProto, names: list[str]) -> int:
-    shapes = _shapes(model)
-    total = 0
-    for n in names:
-        s = shapes.get(n)
-        if not s:
-            continue
-        dims = [d for d in s[1:] if d] if len(s) > 1 else []
-        total += 4 * int(math.prod(dims)) if dims else 4
-    return total
+def _largest_activation_bytes(model: onnx.ModelProto) -> int:
+    """Bytes of the largest activation of one sample (static dims beyond the batch axis)."""
+    largest = 0
+    for s in _shapes(model).values():
+        if s and len(s) > 1:
+            largest = max(largest, 4 * int(math.prod(d for d in s[1:] if d)))
+    return largest

@@ -63,6 +63,7 @@ class QDQMatch:
     act_quant: dict[str, ActQuant]  # FP32 tensor name -> its quantization in the QDQ model
     int8_nodes: dict[str, onnx.NodeProto]
     int8_producer: dict[str, onnx.NodeProto]
+    int8_inits: set[str] = field(default_factory=set)
 
 
 def _inits(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
@@ -150,7 +151,7 @@ def match(fp32: onnx.ModelProto, int8: onnx.ModelProto, quantizable_ops: set[str
         weight = node.input[1] if (node.op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul") and len(node.input) > 1
                                    and node.input[1] in fp32_inits) else None
         layers.append(LayerMatch(node.name, node.op_type, idx, tensor, int8_tensor, quantized, aq, act_inputs, weight))
-    return QDQMatch(layers, act, int8_nodes, int8_producer)
+    return QDQMatch(layers, act, int8_nodes, int8_producer, {i.name for i in int8.graph.initializer})
 
 
 def dequantized_weights(int8: onnx.ModelProto) -> dict[str, np.ndarray]:
@@ -175,37 +176,6 @@ def dequantized_weights(int8: onnx.ModelProto) -> dict[str, np.ndarray]:
                 name = name[: -len(suffix)]
         out[name] = (q - zp) * scale
     return out
-
-
-def build_isolated(int8: onnx.ModelProto, m: QDQMatch, fp32_types: dict[str, int] | None = None,
-                   feed_prefix: str = "fp32::") -> tuple[onnx.ModelProto, dict[str, str], list[str]]:
-    """The QDQ model plus, for every quantized layer, a copy that reads the *float* model's tensors.
-
-    Each copy quantizes/dequantizes its activation inputs with their own calibrated parameters (the
-    QDQ model's), uses the quantized weights, and quantizes its output: that node alone quantized.
-    Returns (model, {layer: isolated output tensor}, [FP32 tensors it must be fed, as feed_prefix+name]).
-    """
-    model = onnx.ModelProto()
-    model.CopyFrom(int8)
-    g = model.graph
-    inits = _inits(int8)
-    needed: list[str] = []
-    outputs: dict[str, str] = {}
-    fp32_of_post = {aq.post: name for name, aq in m.act_quant.items()}
-    fp32_of_pre = {aq.pre: name for name, aq in m.act_quant.items()}
-    for k, lay in enumerate(m.layers):
-        built = _isolated_copy(lay, m, inits, fp32_of_post, fp32_of_pre, f"iso{k}::", feed_prefix)
-        if built is None:
-            continue
-        nodes, result, feeds = built
-        g.node.extend(nodes)
-        outputs[lay.node] = result
-        needed.extend(f for f in feeds if f not in needed)
-    types = dict(fp32_types or {})
-    for name in needed:
-        g.input.append(onnx.helper.make_tensor_value_info(feed_prefix + name, types.get(name, onnx.TensorProto.FLOAT),
-                                                          None))
-    return model, outputs, needed
 
 
 def _isolated_copy(lay: LayerMatch, m: QDQMatch, inits, fp32_of_post, fp32_of_pre, prefix: str, feed_prefix: str):
@@ -249,6 +219,21 @@ def _isolated_copy(lay: LayerMatch, m: QDQMatch, inits, fp32_of_post, fp32_of_pr
                                            [prefix + "out_dq"], name=prefix + dq_node.name, **_attrs(dq_node)))
         result = prefix + "out_dq"
     return nodes, result, feeds
+
+
+def isolated_nodes(lay: LayerMatch, m: QDQMatch, prefix: str, fp32_name) -> tuple[list[onnx.NodeProto], str] | None:
+    """Nodes for ``lay`` alone quantized inside a merged graph where ``fp32_name(t)`` names FP32 tensors."""
+    inits = set(m.int8_inits)
+    fp32_of_post = {aq.post: name for name, aq in m.act_quant.items()}
+    fp32_of_pre = {aq.pre: name for name, aq in m.act_quant.items()}
+    built = _isolated_copy(lay, m, inits, fp32_of_post, fp32_of_pre, prefix, feed_prefix="")
+    if built is None:
+        return None
+    nodes, result, feeds = built
+    rename = {f: fp32_name(f) for f in feeds}
+    for n in nodes:
+        n.input[:] = [rename.get(i, i) for i in n.input]
+    return nodes, result
 
 
 def _attrs(node: onnx.NodeProto) -> dict:

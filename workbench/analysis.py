@@ -46,7 +46,8 @@ def peak_rss_mb() -> float:
 
 
 def analyze(session: Session, recipe: Recipe | None = None, samples: int | None = None, task=None,
-            thresholds: Thresholds | None = None, reservoir: int = 0, isolated: bool = True) -> AnalysisResult:
+            thresholds: Thresholds | None = None, reservoir: int = 0, isolated: bool = True,
+            execution: str = "simulated") -> AnalysisResult:
     """Quantize with ``recipe`` (default: the session's) and diff it against FP32 on the evaluation data."""
     t0 = time.perf_counter()
     recipe = recipe or session.recipe
@@ -56,12 +57,12 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
     t_quant = time.perf_counter() - t0
     fp32 = session.prepared.load_proto()
     int8 = onnx.load(str(q.path))
-    engine = DiffEngine(fp32, int8, set(op_types_for(recipe)), set(recipe.excluded_nodes()), isolated=isolated,
-                        reservoir=reservoir)
     data = session.eval_data
+    engine = DiffEngine(fp32, int8, set(op_types_for(recipe)), set(recipe.excluded_nodes()), isolated=isolated,
+                        reservoir=reservoir, batched=_batched(data), execution=execution)
     n = len(data) if samples is None else max(1, min(samples, len(data)))
-    outcome = engine.run(data.batches(limit=n, batch_size=engine.suggested_batch()), n, data.can_batch,
-                         data.labels, _SubTask(task, 0.3, 1.0))
+    outcome = engine.run(data.batches(limit=n, batch_size=engine.suggested_batch()), n, data.labels,
+                         _SubTask(task, 0.3, 1.0))
     layers = _assemble_layers(session, recipe, calib, q.ranges, engine, outcome)
     _flag(layers, thresholds)
     heat = None
@@ -136,6 +137,11 @@ def _flag(layers: list[LayerResult], th: Thresholds) -> None:
         lay.flagged = True
         if not lay.hints:
             lay.hints = [fallback_hint(lay.node)]
+
+
+def _batched(data) -> bool:
+    """Whether axis 0 of every fed tensor is a batch of samples (so per-sample figures are per row)."""
+    return all(lay.has_batch_axis for lay in data.layouts.values())
 
 
 def _finite(*xs) -> bool:
