@@ -74,7 +74,8 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
     return AnalysisResult(
         model=session.prepared.source, recipe=recipe.to_dict(), samples=outcome.samples,
         elapsed_s=time.perf_counter() - t0, peak_rss_mb=peak_rss_mb(), outputs=outcome.outputs, layers=layers,
-        thresholds=thresholds, heatmap=heat, reservoirs=outcome.reservoirs, int8_model=str(q.path), timings=timings)
+        thresholds=thresholds, heatmap=heat, reservoirs=outcome.reservoirs, int8_model=str(q.path), timings=timings,
+        execution=execution)
 
 
 def _assemble_layers(session, recipe, calib, ranges, engine, outcome) -> list[LayerResult]:
