@@ -166,7 +166,7 @@ class AnalysisResult:
     reservoirs: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # output -> (fp32, int8)
     int8_model: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
-    execution: str = "simulated"  # how INT8 ran: "simulated" Q/DQ (as qdq_loss_debug) or fused "kernels"
+    execution: str = "simulated"  # how INT8 ran: Q/DQ simulated exactly, optimizations off (as qdq_loss_debug)
 
     def layer(self, node: str) -> LayerResult | None:
         return next((lay for lay in self.layers if lay.node == node), None)

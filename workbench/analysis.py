@@ -46,8 +46,7 @@ def peak_rss_mb() -> float:
 
 
 def analyze(session: Session, recipe: Recipe | None = None, samples: int | None = None, task=None,
-            thresholds: Thresholds | None = None, reservoir: int = 0, isolated: bool = True,
-            execution: str = "simulated") -> AnalysisResult:
+            thresholds: Thresholds | None = None, reservoir: int = 0, isolated: bool = True) -> AnalysisResult:
     """Quantize with ``recipe`` (default: the session's) and diff it against FP32 on the evaluation data."""
     t0 = time.perf_counter()
     recipe = recipe or session.recipe
@@ -59,7 +58,7 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
     int8 = onnx.load(str(q.path))
     data = session.eval_data
     engine = DiffEngine(fp32, int8, set(op_types_for(recipe)), set(recipe.excluded_nodes()), isolated=isolated,
-                        reservoir=reservoir, batched=_batched(data), execution=execution)
+                        reservoir=reservoir, batched=_batched(data))
     n = len(data) if samples is None else max(1, min(samples, len(data)))
     outcome = engine.run(data.batches(limit=n, batch_size=engine.suggested_batch()), n, data.labels,
                          _SubTask(task, 0.3, 1.0))
@@ -74,8 +73,7 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
     return AnalysisResult(
         model=session.prepared.source, recipe=recipe.to_dict(), samples=outcome.samples,
         elapsed_s=time.perf_counter() - t0, peak_rss_mb=peak_rss_mb(), outputs=outcome.outputs, layers=layers,
-        thresholds=thresholds, heatmap=heat, reservoirs=outcome.reservoirs, int8_model=str(q.path), timings=timings,
-        execution=execution)
+        thresholds=thresholds, heatmap=heat, reservoirs=outcome.reservoirs, int8_model=str(q.path), timings=timings)
 
 
 def _assemble_layers(session, recipe, calib, ranges, engine, outcome) -> list[LayerResult]:

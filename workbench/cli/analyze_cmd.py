@@ -24,10 +24,6 @@ def register(sub) -> None:
     p.add_argument("--reservoir", type=int, default=0, metavar="N",
                    help="keep N sampled (fp32, int8) value pairs per layer in the JSON, for scatter plots")
     p.add_argument("--no-isolated", action="store_true", help="skip isolated error (faster)")
-    p.add_argument("--execution", choices=["simulated", "kernels"], default="simulated",
-                   help="simulated: Q/DQ computed exactly as written, optimizations off (the numbers onnxruntime's "
-                   "qdq_loss_debug gives; default); kernels: let onnxruntime fuse into its integer kernels (what "
-                   "this CPU computes; faster)")
     g = p.add_argument_group("flagging thresholds")
     g.add_argument("--flag-below-median", type=float, default=6.0, metavar="DB",
                    help="flag layers whose isolated SQNR is this far below the median layer (default 6 dB)")
@@ -51,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     print_notes(s.prepared.notes)
     th = Thresholds(args.flag_below_median, args.flag_floor, args.flag_introduced)
     r = analyze(s, samples=args.samples, task=task, thresholds=th, reservoir=args.reservoir,
-                isolated=not args.no_isolated, execution=args.execution)
+                isolated=not args.no_isolated)
     task.done()
     print_report(r, s, args.rank, args.top)
     if args.json:
