@@ -80,7 +80,7 @@ class DiffEngine:
     ``qdq_loss_debug`` gives (on the demo, onnxruntime's fused integer kernels produce bit-identical
     INT8 tensors). Optimizations stay off because onnxruntime's optimizer, let loose on the merged
     graph, changes what the INT8 part computes (measured: several dB off on the demo).
-    """"""
+    """
 
     def __init__(self, fp32: onnx.ModelProto, int8: onnx.ModelProto, quantizable_ops: set[str],
                  excluded: set[str] | None = None, isolated: bool = True, reservoir: int = 0,
