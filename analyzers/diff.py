@@ -19,8 +19,8 @@ import onnx
 
 from .diff_types import ClassAccuracy, ErrorMetrics, OutputResult, WeightError
 from .metrics import ErrorAccumulator, Reservoir, channel_axis_for, power_ratio_db
-from .diff_graph import build_diff_graph, per_sample_size
-from .onnx_utils import initializer_arrays, make_session, weight_channel_axis
+from .diff_graph import FP32_PREFIX, build_diff_graph, per_sample_size
+from .onnx_utils import expose_tensors, initializer_arrays, make_session, weight_channel_axis
 from .qdq_match import QDQMatch, dequantized_weights, match
 from .task import NullTask, Task
 
@@ -84,7 +84,7 @@ class DiffEngine:
 
     def __init__(self, fp32: onnx.ModelProto, int8: onnx.ModelProto, quantizable_ops: set[str],
                  excluded: set[str] | None = None, isolated: bool = True, reservoir: int = 0,
-                 batched: bool = True):
+                 batched: bool = True, fp32_inline: bool = False):
         t0 = time.perf_counter()
         self.match = match(fp32, int8, quantizable_ops, excluded)
         self._by_node = {lay.node: lay for lay in self.match.layers}
@@ -108,8 +108,11 @@ class DiffEngine:
         sizes = {t: per_sample_size(shapes.get(t), batched) for t in self.tracked}
         self.graph = build_diff_graph(fp32, int8, self.match, self.tracked, ranks, self.channel_axes, batched,
                                       isolated=isolated, reservoir=reservoir,
-                                      sample_sizes={t: v for t, v in sizes.items() if v})
+                                      sample_sizes={t: v for t, v in sizes.items() if v}, fp32_inline=fp32_inline)
         self.session = make_session(self.graph.model, optimize=False)
+        self.fp32_fetch = [t for t in self.graph.fp32_feeds if t not in {i.name for i in fp32.graph.input}]
+        self.fp32_session = (make_session(expose_tensors(fp32, self.fp32_fetch), optimize=True)
+                             if self.graph.fp32_feeds else None)
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.weights = weight_errors(fp32, int8)
         self.reservoir_size = reservoir
@@ -142,7 +145,14 @@ class DiffEngine:
         for start, stop, feed in batches:
             task.check()
             t = time.perf_counter()
-            vals = dict(zip(g.fetch, self.session.run(g.fetch, {k: v for k, v in feed.items() if k in self.input_names})))
+            qfeed = {k: v for k, v in feed.items() if k in self.input_names}
+            if self.fp32_session is not None:
+                fvals = dict(zip(self.fp32_fetch, self.fp32_session.run(self.fp32_fetch, feed)))
+                fvals.update(feed)
+                qfeed.update({FP32_PREFIX + t: fvals[t] for t in g.fp32_feeds})
+                del fvals
+            vals = dict(zip(g.fetch, self.session.run(g.fetch, qfeed)))
+            del qfeed
             t_run += time.perf_counter() - t
             t = time.perf_counter()
             n_elem = {}

@@ -48,6 +48,7 @@ class DiffGraph:
     isolated: dict[str, PairOutputs]  # layer -> stats of (fp32, isolated copy)
     outputs: dict[str, tuple[str, str]]  # model output -> (fp32 name, int8 name) in the merged graph
     fetch: list[str] = field(default_factory=list)
+    fp32_feeds: list[str] = field(default_factory=list)  # FP32 tensors fed as inputs ``f::name`` (not inlined)
 
 
 def _opset(model: onnx.ModelProto) -> int:
@@ -177,21 +178,25 @@ def _sample(b: _Builder, t: str, idx: np.ndarray, batched: bool) -> str:
 def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQMatch, tracked: dict[str, str],
                      ranks: dict[str, int], channel_axes: dict[str, int | None], batched: bool,
                      isolated: bool = True, reservoir: int = 0, sample_sizes: dict[str, int] | None = None,
-                     seed: int = 0) -> DiffGraph:
-    """Merge ``fp32`` (prefixed) into the QDQ model ``iso_source`` and add isolated copies and statistics.
+                     seed: int = 0, fp32_inline: bool = False) -> DiffGraph:
+    """The QDQ model ``iso_source`` plus isolated copies and statistics, reading FP32 tensors ``f::name``.
 
+    ``fp32_inline``: merge the FP32 model (prefixed) into the same graph; otherwise its tensors become
+    inputs (``fp32_feeds``), computed by a separate, fully optimised FP32 session (faster: the merged
+    graph must run with optimizations off to keep the Q/DQ simulation exact).
     ``tracked``: FP32 tensor -> QDQ-model tensor to compare cumulatively.
     """
     opset = _opset(iso_source)
-    f = prefix_fp32(fp32, opset)
     model = fold_weight_dequantization(iso_source)
     g = model.graph
-    g.node.extend(f.graph.node)
-    g.initializer.extend(f.graph.initializer)
-    domains = {o.domain for o in model.opset_import}
-    for o in f.opset_import:
-        if o.domain not in domains:
-            model.opset_import.append(o)
+    if fp32_inline:
+        f = prefix_fp32(fp32, opset)
+        g.node.extend(f.graph.node)
+        g.initializer.extend(f.graph.initializer)
+        domains = {o.domain for o in model.opset_import}
+        for o in f.opset_import:
+            if o.domain not in domains:
+                model.opset_import.append(o)
     inputs = {i.name for i in model.graph.input}
 
     def fname(t: str) -> str:
@@ -242,7 +247,17 @@ def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQM
     for name in fetch:
         g.output.append(helper.make_tensor_value_info(name, types.get(name, TensorProto.FLOAT), None))
     del g.value_info[:]
-    return DiffGraph(model, cumulative, iso_stats, outputs, fetch)
+    feeds: list[str] = []
+    if not fp32_inline:
+        produced = {o for n in g.node for o in n.output}
+        referenced = [i for n in g.node for i in n.input] + fetch
+        feeds = [t[len(FP32_PREFIX):] for t in dict.fromkeys(referenced)
+                 if t.startswith(FP32_PREFIX) and t not in produced]
+        types = {vi.name: vi.type.tensor_type.elem_type for vi in
+                 list(fp32.graph.value_info) + list(fp32.graph.input) + list(fp32.graph.output)}
+        for t in feeds:
+            g.input.append(helper.make_tensor_value_info(FP32_PREFIX + t, types.get(t, TensorProto.FLOAT), None))
+    return DiffGraph(model, cumulative, iso_stats, outputs, fetch, feeds)
 
 
 def per_sample_size(shape: tuple | None, batched: bool) -> int | None:
