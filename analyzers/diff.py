@@ -142,7 +142,7 @@ class DiffEngine:
         preds: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {o: [] for o in self.model_outputs}
         t_run = t_stats = 0.0
         done = 0
-        for start, stop, feed in batches:
+        for _start, stop, feed in batches:
             task.check()
             t = time.perf_counter()
             qfeed = {k: v for k, v in feed.items() if k in self.input_names}
