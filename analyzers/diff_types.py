@@ -166,6 +166,7 @@ class AnalysisResult:
     reservoirs: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # output -> (fp32, int8)
     int8_model: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    execution: str = "simulated"  # how INT8 ran: Q/DQ simulated exactly, optimizations off (as qdq_loss_debug)
 
     def layer(self, node: str) -> LayerResult | None:
         return next((lay for lay in self.layers if lay.node == node), None)
@@ -185,11 +186,65 @@ class AnalysisResult:
     def flagged(self) -> list[LayerResult]:
         return [lay for lay in self.ranked("isolated") if lay.flagged]
 
-    def to_dict(self) -> dict:
-        return {
+    def to_dict(self, include_arrays: bool = False) -> dict:
+        """JSON-ready dict; ``include_arrays`` adds the heatmap and reservoirs (for project files)."""
+        d = {
             "format": RESULT_FORMAT, "model": self.model, "recipe": self.recipe, "samples": self.samples,
             "elapsed_s": _num(self.elapsed_s), "peak_rss_mb": _num(self.peak_rss_mb),
-            "int8_model": self.int8_model, "thresholds": asdict(self.thresholds),
+            "int8_model": self.int8_model, "execution": self.execution, "thresholds": asdict(self.thresholds),
             "outputs": [o.to_dict() for o in self.outputs], "layers": [lay.to_dict() for lay in self.layers],
             "timings": {k: _num(v) for k, v in self.timings.items()},
         }
+        if include_arrays:
+            d["heatmap"] = None if self.heatmap is None else [[_num(v) for v in row] for row in self.heatmap.tolist()]
+            d["reservoirs"] = {t: {"fp32": x.tolist(), "int8": y.tolist()} for t, (x, y) in self.reservoirs.items()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "AnalysisResult":
+        """Inverse of ``to_dict`` (None stands for NaN/inf where JSON could not hold them)."""
+        fmt = d.get("format", RESULT_FORMAT)
+        if fmt > RESULT_FORMAT:
+            raise ValueError(f"analysis result format {fmt} is newer than this version reads ({RESULT_FORMAT})")
+        heat = d.get("heatmap")
+        return cls(
+            model=d["model"], recipe=d["recipe"], samples=d["samples"], elapsed_s=_f(d.get("elapsed_s")),
+            peak_rss_mb=_f(d.get("peak_rss_mb")), outputs=[_output_from(o) for o in d["outputs"]],
+            layers=[_layer_from(x) for x in d["layers"]], thresholds=Thresholds(**d.get("thresholds", {})),
+            heatmap=None if heat is None else np.array([[_f(v) for v in row] for row in heat], np.float32),
+            reservoirs={t: (np.asarray(v["fp32"], np.float32), np.asarray(v["int8"], np.float32))
+                        for t, v in (d.get("reservoirs") or {}).items()},
+            int8_model=d.get("int8_model"), timings={k: _f(v) for k, v in (d.get("timings") or {}).items()},
+            execution=d.get("execution", "simulated"))
+
+
+def _f(x) -> float:
+    return math.nan if x is None else float(x)
+
+
+def _opt(x) -> float | None:
+    return None if x is None else float(x)
+
+
+def _metrics_from(d: dict | None) -> ErrorMetrics | None:
+    if d is None:
+        return None
+    return ErrorMetrics(_f(d["sqnr_db"]), _opt(d.get("channel_sqnr_mean")), _opt(d.get("channel_sqnr_min")),
+                        _f(d.get("mse")), _f(d.get("cosine")), _f(d.get("max_abs")), _f(d.get("mean_error")))
+
+
+def _layer_from(d: dict) -> LayerResult:
+    w = d.get("weight")
+    return LayerResult(
+        d["node"], d["op_type"], d["output"], d.get("int8_tensor", d["output"]), d["precision"], d.get("index", 0),
+        d.get("depth", 0), _metrics_from(d["cumulative"]), _metrics_from(d.get("isolated")),
+        WeightError(w["tensor"], _f(w["sqnr_db"]), [_f(v) for v in w.get("channel_sqnr", [])]) if w else None,
+        _opt(d.get("amplification")), _opt(d.get("introduced_db")), _opt(d.get("clip_rate")), bool(d.get("flagged")),
+        [Hint(h["code"], h["message"], h["suggestion"], _f(h.get("evidence"))) for h in d.get("hints", [])])
+
+
+def _output_from(d: dict) -> OutputResult:
+    return OutputResult(d["name"], _f(d["sqnr_db"]), _f(d["cosine"]), _opt(d.get("top1_agreement")),
+                        _opt(d.get("accuracy_fp32")), _opt(d.get("accuracy_int8")),
+                        [ClassAccuracy(c["label"], c["count"], _f(c["accuracy_fp32"]), _f(c["accuracy_int8"]))
+                         for c in d.get("per_class", [])])

@@ -73,6 +73,17 @@ def build_overrides(prepared: PreparedModel, recipe: Recipe, ranges: dict[str, T
     return overrides
 
 
+def _annotate_shapes(path: Path) -> None:
+    """Give the QDQ model's new tensors shapes and types (onnxruntime's quantizer writes none), so tools
+    that read tensors by name (Netron, onnx.utils.Extractor, our own diff) see them."""
+    import onnx  # noqa: PLC0415
+
+    try:
+        onnx.shape_inference.infer_shapes_path(str(path), str(path))
+    except Exception:  # noqa: BLE001 - an annotation, never a reason to fail quantization
+        pass
+
+
 def quantize(prepared: PreparedModel, recipe: Recipe, calib: CalibrationData, out_path: str | Path,
              task: Task | None = None) -> QuantizeResult:
     """Write the QDQ model for ``recipe`` to ``out_path``."""
@@ -111,6 +122,7 @@ def quantize(prepared: PreparedModel, recipe: Recipe, calib: CalibrationData, ou
             raise WorkbenchError(f"onnxruntime's quantizer failed on {prepared.source}: {type(e).__name__}: "
                                  f"{str(e)[:400]}", "try per_channel = false, or another activation/weight "
                                  "type in the recipe; run with --debug for the full trace") from e
+        _annotate_shapes(tmp_out)
         tmp_out.replace(out_path)
     task.report(1.0, "quantized")
     return QuantizeResult(out_path, out_path.stat().st_size, time.perf_counter() - t0, ranges, excluded,

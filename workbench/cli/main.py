@@ -11,6 +11,7 @@ from ..errors import CancelledError, WorkbenchError
 # subcommand -> module under workbench.cli (imported only when used, so `qwb --help` is instant)
 COMMANDS = {
     "quantize": "quantize_cmd",
+    "analyze": "analyze_cmd",
     "gui": "gui_cmd",
 }
 

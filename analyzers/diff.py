@@ -1,0 +1,250 @@
+"""The FP32-vs-INT8 diff engine: cumulative, isolated and weight error for every quantized layer.
+
+Per batch of samples it makes two onnxruntime calls: the float model with every compared tensor
+exposed, and one model holding the QDQ model *plus* an isolated copy of each quantized layer fed the
+float tensors from the first call. Every statistic is folded into streaming accumulators straight
+away, so memory does not grow with the number of samples (only the compact per-sample x per-layer
+SQNR matrix does, a few bytes per cell).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import numpy as np
+import onnx
+
+from .diff_types import ClassAccuracy, ErrorMetrics, OutputResult, WeightError
+from .metrics import ErrorAccumulator, Reservoir, channel_axis_for, power_ratio_db
+from .diff_graph import FP32_PREFIX, build_diff_graph, per_sample_size
+from .onnx_utils import expose_tensors, initializer_arrays, make_session, weight_channel_axis
+from .qdq_match import QDQMatch, dequantized_weights, match
+from .task import NullTask, Task
+
+_BATCH_BYTES = 192 * 2**20  # budget for one batch's exposed tensors per session
+
+
+@dataclass
+class LayerOutcome:
+    """Raw figures for one layer, before ranking and hints."""
+
+    cumulative: ErrorMetrics
+    isolated: ErrorMetrics | None
+    weight: WeightError | None
+    clip_rate: float | None
+    per_sample: np.ndarray
+
+
+@dataclass
+class DiffOutcome:
+    """What one pass over the samples measured."""
+
+    match: QDQMatch
+    layers: dict[str, LayerOutcome]
+    tensors: dict[str, ErrorMetrics]  # cumulative error of every tracked FP32 tensor (inputs of layers too)
+    outputs: list[OutputResult]
+    reservoirs: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    samples: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def weight_errors(fp32: onnx.ModelProto, int8: onnx.ModelProto) -> dict[str, WeightError]:
+    """SQNR of each quantized weight, overall and per output channel (no data needed)."""
+    floats = initializer_arrays(fp32)
+    deq = dequantized_weights(int8)
+    nodes_by_weight = {n.input[1]: n for n in fp32.graph.node if len(n.input) > 1}
+    out = {}
+    for name, q in deq.items():
+        w = floats.get(name)
+        if w is None or w.shape != q.shape or w.dtype.kind != "f" or name not in nodes_by_weight:
+            continue
+        w64 = w.astype(np.float64)
+        e = q - w64
+        axis = weight_channel_axis(nodes_by_weight[name], w.ndim)
+        ch = []
+        if axis is not None and w.ndim > 1:
+            sx = np.moveaxis(w64 * w64, axis, 0).reshape(w.shape[axis], -1).sum(1)
+            se = np.moveaxis(e * e, axis, 0).reshape(w.shape[axis], -1).sum(1)
+            ch = [min(power_ratio_db(a, b), 200.0) for a, b in zip(sx, se) if a > 0]
+        out[name] = WeightError(name, power_ratio_db(float((w64 * w64).sum()), float((e * e).sum())), ch)
+    return out
+
+
+class DiffEngine:
+    """Builds the merged diff model once (see ``diff_graph``); ``run`` streams samples through it.
+
+    Q/DQ run exactly as written with graph optimizations off: the numbers onnxruntime's own
+    ``qdq_loss_debug`` gives (on the demo, onnxruntime's fused integer kernels produce bit-identical
+    INT8 tensors). Optimizations stay off because onnxruntime's optimizer, let loose on the merged
+    graph, changes what the INT8 part computes (measured: several dB off on the demo).
+    """
+
+    def __init__(self, fp32: onnx.ModelProto, int8: onnx.ModelProto, quantizable_ops: set[str],
+                 excluded: set[str] | None = None, isolated: bool = True, reservoir: int = 0,
+                 batched: bool = True, fp32_inline: bool = False):
+        t0 = time.perf_counter()
+        self.match = match(fp32, int8, quantizable_ops, excluded)
+        self._by_node = {lay.node: lay for lay in self.match.layers}
+        self.batched = batched
+        self.model_outputs = [o.name for o in fp32.graph.output]
+        int8_tensors = _tensor_names(int8)
+        # tensors compared cumulatively: every layer's output, and every activation input of a layer
+        self.tracked: dict[str, str] = {}
+        for lay in self.match.layers:
+            self.tracked[lay.fp32_tensor] = lay.int8_tensor
+        for lay in self.match.layers:
+            for t in lay.activation_inputs:
+                if t in self.match.act_quant:
+                    self.tracked.setdefault(t, self.match.act_quant[t].post)
+                elif t in int8_tensors:
+                    self.tracked.setdefault(t, t)
+        op_of = {lay.fp32_tensor: lay.op_type for lay in self.match.layers}
+        shapes = _shapes(fp32)
+        ranks = {t: len(s) for t, s in shapes.items() if s is not None}
+        self.channel_axes = {t: channel_axis_for(op_of.get(t, ""), ranks.get(t, 0)) for t in self.tracked}
+        sizes = {t: per_sample_size(shapes.get(t), batched) for t in self.tracked}
+        self.graph = build_diff_graph(fp32, int8, self.match, self.tracked, ranks, self.channel_axes, batched,
+                                      isolated=isolated, reservoir=reservoir,
+                                      sample_sizes={t: v for t, v in sizes.items() if v}, fp32_inline=fp32_inline)
+        self.session = make_session(self.graph.model, optimize=False)
+        self.fp32_fetch = [t for t in self.graph.fp32_feeds if t not in {i.name for i in fp32.graph.input}]
+        self.fp32_session = (make_session(expose_tensors(fp32, self.fp32_fetch), optimize=True)
+                             if self.graph.fp32_feeds else None)
+        self.input_names = {i.name for i in self.session.get_inputs()}
+        self.weights = weight_errors(fp32, int8)
+        self.reservoir_size = reservoir
+        # live memory per sample: a few of the largest activations per model instance (fp32, int8, isolated)
+        self.per_sample_bytes = _largest_activation_bytes(fp32) * 8
+        self.setup_s = time.perf_counter() - t0
+
+    def suggested_batch(self, cap: int = 64) -> int:
+        """Samples per call so one batch's live activations stay within a fixed memory budget."""
+        if self.per_sample_bytes <= 0:
+            return cap
+        return int(max(1, min(cap, _BATCH_BYTES // self.per_sample_bytes)))
+
+    def run(self, batches: Iterable[tuple[int, int, dict]], total: int,
+            labels: np.ndarray | None = None, task: Task | None = None) -> DiffOutcome:
+        """Stream ``batches`` ((start, stop, feed)) through the diff model and accumulate everything."""
+        task = task or NullTask()
+        g = self.graph
+        acc = {t: ErrorAccumulator(self.channel_axes[t], self.batched) for t in g.cumulative}
+        iso_acc = {n: ErrorAccumulator(self.channel_axes[self._by_node[n].fp32_tensor], self.batched)
+                   for n in g.isolated}
+        clip = {t: [0.0, 0] for t, p in g.cumulative.items() if p.clip_below}
+        res = {t: Reservoir(self.reservoir_size, seed=i) for i, (t, p) in enumerate(g.cumulative.items())
+               if p.sample_x}
+        out_acc = {o: ErrorAccumulator(None, self.batched) for o in self.model_outputs}
+        top1 = {o: [0, 0] for o in self.model_outputs}
+        preds: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {o: [] for o in self.model_outputs}
+        t_run = t_stats = 0.0
+        done = 0
+        for _start, stop, feed in batches:
+            task.check()
+            t = time.perf_counter()
+            qfeed = {k: v for k, v in feed.items() if k in self.input_names}
+            if self.fp32_session is not None:
+                fvals = dict(zip(self.fp32_fetch, self.fp32_session.run(self.fp32_fetch, feed)))
+                fvals.update(feed)
+                qfeed.update({FP32_PREFIX + t: fvals[t] for t in g.fp32_feeds})
+                del fvals
+            vals = dict(zip(g.fetch, self.session.run(g.fetch, qfeed)))
+            del qfeed
+            t_run += time.perf_counter() - t
+            t = time.perf_counter()
+            n_elem = {}
+            for ft, p in g.cumulative.items():
+                cnt = _elements(feed, ft, vals, p, self.batched)
+                n_elem[ft] = cnt
+                acc[ft].add_partial(vals[p.xx], vals[p.ee], vals[p.yy], vals[p.emax], vals[p.emin], vals[p.esum], cnt)
+                if ft in clip:
+                    clip[ft][0] += float(vals[p.clip_below]) + float(vals[p.clip_above])
+                    clip[ft][1] += cnt
+                if ft in res:
+                    res[ft].update(vals[p.sample_x], vals[p.sample_y])
+            for node, p in g.isolated.items():
+                ft = self._by_node[node].fp32_tensor
+                iso_acc[node].add_partial(vals[p.xx], vals[p.ee], vals[p.yy], vals[p.emax], vals[p.emin],
+                                          vals[p.esum], n_elem[ft])
+            for o, (fo, qo) in g.outputs.items():
+                f_out, q_out = vals[fo], vals[qo]
+                out_acc[o].update(f_out, q_out)
+                if f_out.ndim == 2 and f_out.shape[1] > 1:
+                    pf, pq = f_out.argmax(1), q_out.argmax(1)
+                    top1[o][0] += int((pf == pq).sum())
+                    top1[o][1] += len(pf)
+                    preds[o].append((pf, pq))
+            t_stats += time.perf_counter() - t
+            done = stop
+            task.report(done / max(total, 1), f"analysing: sample {done}/{total}")
+        layers = {}
+        for lay in self.match.layers:
+            a = acc[lay.fp32_tensor]
+            c = clip.get(lay.fp32_tensor)
+            layers[lay.node] = LayerOutcome(
+                a.result(), iso_acc[lay.node].result() if lay.node in iso_acc else None,
+                self.weights.get(lay.weight) if lay.weight else None,
+                c[0] / c[1] if c and c[1] else None, a.sample_sqnr())
+        outputs = [self._output_result(o, out_acc[o], top1[o], preds[o], labels) for o in self.model_outputs]
+        reservoirs = {t: (r.x, r.y) for t, r in res.items() if t in {lay.fp32_tensor for lay in self.match.layers}}
+        return DiffOutcome(self.match, layers, {t: a.result() for t, a in acc.items()}, outputs, reservoirs, done,
+                           {"setup_s": self.setup_s, "inference_s": t_run, "statistics_s": t_stats})
+
+    @staticmethod
+    def _output_result(name, acc, top1, preds, labels) -> OutputResult:
+        m = acc.result()
+        r = OutputResult(name, m.sqnr_db, m.cosine)
+        if top1[1]:
+            r.top1_agreement = top1[0] / top1[1]
+            if labels is not None:
+                pf = np.concatenate([p[0] for p in preds])
+                pq = np.concatenate([p[1] for p in preds])
+                lab = np.asarray(labels)[: len(pf)]
+                r.accuracy_fp32 = float((pf == lab).mean())
+                r.accuracy_int8 = float((pq == lab).mean())
+                for c in np.unique(lab):
+                    sel = lab == c
+                    r.per_class.append(ClassAccuracy(int(c), int(sel.sum()), float((pf[sel] == c).mean()),
+                                                     float((pq[sel] == c).mean())))
+        return r
+
+
+def _elements(feed: dict, tensor: str, vals: dict, p, batched: bool) -> int:
+    """Element count of the compared tensor in this batch (a Size node in the diff graph)."""
+    return int(vals[p.size])
+
+
+def _value_types(model: onnx.ModelProto) -> dict[str, int]:
+    out = {}
+    for vi in list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output):
+        if vi.type.HasField("tensor_type"):
+            out[vi.name] = vi.type.tensor_type.elem_type
+    return out
+
+
+def _tensor_names(model: onnx.ModelProto) -> set[str]:
+    names = {i.name for i in model.graph.input}
+    for n in model.graph.node:
+        names.update(n.output)
+    return names
+
+
+def _shapes(model: onnx.ModelProto) -> dict[str, tuple | None]:
+    out = {}
+    for vi in list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output):
+        t = vi.type.tensor_type
+        out[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim) \
+            if t.HasField("shape") else None
+    return out
+
+
+def _largest_activation_bytes(model: onnx.ModelProto) -> int:
+    """Bytes of the largest activation of one sample (static dims beyond the batch axis)."""
+    largest = 0
+    for s in _shapes(model).values():
+        if s and len(s) > 1:
+            largest = max(largest, 4 * int(math.prod(d for d in s[1:] if d)))
+    return largest

@@ -1,0 +1,281 @@
+"""One ONNX model that computes FP32, INT8, every layer's isolated copy, and the error statistics.
+
+Instead of returning every intermediate tensor to Python (the expensive part: a copy per tensor per
+call), the diff model appends small reduction subgraphs: for each compared pair (fp32 x, int8 y) it
+outputs per-sample x per-channel sums of x*x and e*e (e = y - x), the total of y*y, and the extremes and sum of e.
+onnxruntime frees each activation as soon as its consumers ran, so memory stays at one batch of
+activations and the per-call output is a few KB.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from .qdq_match import QDQMatch, isolated_nodes
+
+FP32_PREFIX = "f::"
+
+
+@dataclass
+class PairOutputs:
+    """Graph outputs holding the statistics of one compared pair."""
+
+    xx: str
+    ee: str
+    yy: str  # total of y*y (with x.x and e.e it gives x.y for the cosine)
+    emax: str
+    emin: str
+    esum: str
+    size: str  # element count of the compared tensor in this batch
+    channel_axis: int | None  # in the original tensor
+    clip_below: str | None = None
+    clip_above: str | None = None
+    sample_x: str | None = None  # gathered values for the scatter-plot reservoir
+    sample_y: str | None = None
+
+
+@dataclass
+class DiffGraph:
+    """The merged model and where each statistic comes out."""
+
+    model: onnx.ModelProto
+    cumulative: dict[str, PairOutputs]  # FP32 tensor -> stats of (fp32, int8)
+    isolated: dict[str, PairOutputs]  # layer -> stats of (fp32, isolated copy)
+    outputs: dict[str, tuple[str, str]]  # model output -> (fp32 name, int8 name) in the merged graph
+    fetch: list[str] = field(default_factory=list)
+    fp32_feeds: list[str] = field(default_factory=list)  # FP32 tensors fed as inputs ``f::name`` (not inlined)
+
+
+def _opset(model: onnx.ModelProto) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def prefix_fp32(fp32: onnx.ModelProto, target_opset: int) -> onnx.ModelProto:
+    """The FP32 model at ``target_opset`` with every tensor and node renamed ``f::name`` (inputs kept)."""
+    if _opset(fp32) != target_opset:
+        from onnx import version_converter  # noqa: PLC0415
+
+        fp32 = version_converter.convert_version(fp32, target_opset)
+    m = onnx.ModelProto()
+    m.CopyFrom(fp32)
+    inputs = {i.name for i in m.graph.input}
+
+    def r(name: str) -> str:
+        return name if (not name or name in inputs) else FP32_PREFIX + name
+
+    for n in m.graph.node:
+        n.name = FP32_PREFIX + n.name
+        n.input[:] = [r(i) for i in n.input]
+        n.output[:] = [r(o) for o in n.output]
+    for init in m.graph.initializer:
+        init.name = r(init.name)
+    for vi in list(m.graph.value_info) + list(m.graph.output):
+        vi.name = r(vi.name)
+    return m
+
+
+def fold_weight_dequantization(int8: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of the QDQ model whose DequantizeLinear nodes on initializers are replaced by their float
+    result, computed exactly as the kernel does (float(q - zero_point) * scale), so every run does not
+    dequantize every weight again. The values, and so every figure, are bit-identical."""
+    m = onnx.ModelProto()
+    m.CopyFrom(int8)
+    g = m.graph
+    inits = {i.name: i for i in g.initializer}
+    keep, folded, used = [], [], set()
+    for n in g.node:
+        if n.op_type == "DequantizeLinear" and all(i in inits for i in n.input if i) and not n.domain:
+            q = numpy_helper.to_array(inits[n.input[0]]).astype(np.int64)
+            scale = numpy_helper.to_array(inits[n.input[1]]).astype(np.float32)
+            zp = (numpy_helper.to_array(inits[n.input[2]]).astype(np.int64) if len(n.input) > 2 and n.input[2]
+                  else np.zeros(scale.shape, np.int64))
+            axis = next((a.i for a in n.attribute if a.name == "axis"), 1)
+            if scale.size > 1:
+                shape = [1] * q.ndim
+                shape[axis] = -1
+                scale, zp = scale.reshape(shape), zp.reshape(shape)
+            folded.append(numpy_helper.from_array((q - zp).astype(np.float32) * scale, n.output[0]))
+        else:
+            keep.append(n)
+            used.update(n.input)
+    del g.node[:]
+    g.node.extend(keep)
+    rest = [i for i in g.initializer if i.name in used or i.name in {x.name for x in g.input}]
+    del g.initializer[:]
+    g.initializer.extend(rest + folded)
+    return m
+
+
+class _Builder:
+    """Appends nodes and initializers with unique names, minding opset differences of Reduce ops."""
+
+    def __init__(self, opset: int):
+        self.opset = opset
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self.k = 0
+
+    def name(self, base: str) -> str:
+        self.k += 1
+        return f"stat{self.k}::{base}"
+
+    def const(self, value, dtype=np.int64) -> str:
+        n = self.name("const")
+        self.inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), n))
+        return n
+
+    def node(self, op: str, inputs: list[str], **attrs) -> str:
+        out = self.name(op)
+        self.nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
+        return out
+
+    def reduce(self, op: str, x: str, axes: list[int] | None) -> str:
+        """Reduce over ``axes`` (None: all) without keeping dims; axes as input or attribute by opset."""
+        as_input = self.opset >= 18 or (op == "ReduceSum" and self.opset >= 13)
+        if axes is None:
+            return self.node(op, [x], keepdims=0)
+        if as_input:
+            return self.node(op, [x, self.const(axes)], keepdims=0)
+        return self.node(op, [x], axes=axes, keepdims=0)
+
+
+def _pair(b: _Builder, x: str, y: str, rank: int, channel_axis: int | None, batched: bool,
+          xx: str | None = None) -> PairOutputs:
+    """Statistics of (x, y): x.x and e.e per sample and channel, y.y in total, and the extremes of e.
+
+    Mul + ReduceSum over a [samples, channels, rest] view is several times faster in onnxruntime than
+    ReduceSumSquare over two inner axes; full reductions (no axes) take its fast path too.
+    """
+    e = b.node("Sub", [y, x])
+    keep = set()
+    if batched and rank > 0:
+        keep.add(0)
+    if channel_axis is not None and channel_axis < rank:
+        keep.add(channel_axis)
+    axes = [a for a in range(rank) if a not in keep]
+
+    def partial(t: str) -> str:
+        if not axes:  # nothing to reduce: the partial sums are the elementwise products
+            return b.node("Mul", [t, t])
+        if keep == {0, 1} and axes == list(range(2, rank)):
+            t = b.node("Reshape", [t, b.const([0, 0, -1])])
+            return b.reduce("ReduceSum", b.node("Mul", [t, t]), [2])
+        return b.reduce("ReduceSum", b.node("Mul", [t, t]), axes)
+
+    xx = xx or partial(x)
+    ee = partial(e)
+    yy = b.reduce("ReduceSumSquare", y, None)
+    return PairOutputs(xx, ee, yy, b.reduce("ReduceMax", e, None), b.reduce("ReduceMin", e, None),
+                       b.reduce("ReduceSum", e, None), b.node("Size", [x]),
+                       channel_axis if channel_axis in keep else None)
+
+
+def _clip_counts(b: _Builder, x: str, lo: float, hi: float) -> tuple[str, str]:
+    below = b.node("Cast", [b.node("Less", [x, b.const(np.float32(lo), np.float32)])], to=TensorProto.FLOAT)
+    above = b.node("Cast", [b.node("Greater", [x, b.const(np.float32(hi), np.float32)])], to=TensorProto.FLOAT)
+    return b.reduce("ReduceSum", below, None), b.reduce("ReduceSum", above, None)
+
+
+def _sample(b: _Builder, t: str, idx: np.ndarray, batched: bool) -> str:
+    flat = b.node("Reshape", [t, b.const([0 if batched else 1, -1] if batched else [1, -1])])
+    return b.node("Gather", [flat, b.const(idx)], axis=1)
+
+
+def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQMatch, tracked: dict[str, str],
+                     ranks: dict[str, int], channel_axes: dict[str, int | None], batched: bool,
+                     isolated: bool = True, reservoir: int = 0, sample_sizes: dict[str, int] | None = None,
+                     seed: int = 0, fp32_inline: bool = False) -> DiffGraph:
+    """The QDQ model ``iso_source`` plus isolated copies and statistics, reading FP32 tensors ``f::name``.
+
+    ``fp32_inline``: merge the FP32 model (prefixed) into the same graph; otherwise its tensors become
+    inputs (``fp32_feeds``), computed by a separate, fully optimised FP32 session (faster: the merged
+    graph must run with optimizations off to keep the Q/DQ simulation exact).
+    ``tracked``: FP32 tensor -> QDQ-model tensor to compare cumulatively.
+    """
+    opset = _opset(iso_source)
+    model = fold_weight_dequantization(iso_source)
+    g = model.graph
+    if fp32_inline:
+        f = prefix_fp32(fp32, opset)
+        g.node.extend(f.graph.node)
+        g.initializer.extend(f.graph.initializer)
+        domains = {o.domain for o in model.opset_import}
+        for o in f.opset_import:
+            if o.domain not in domains:
+                model.opset_import.append(o)
+    inputs = {i.name for i in model.graph.input}
+
+    def fname(t: str) -> str:
+        return t if t in inputs else FP32_PREFIX + t
+
+    b = _Builder(opset)
+    rng = np.random.default_rng(seed)
+    iso_out: dict[str, str] = {}
+    if isolated:
+        for k, lay in enumerate(m.layers):
+            built = isolated_nodes(lay, m, f"iso{k}::", fname)
+            if built is not None:
+                nodes, out = built
+                g.node.extend(nodes)
+                iso_out[lay.node] = out
+    cumulative, iso_stats = {}, {}
+    act_by_tensor = {lay.fp32_tensor: lay.act for lay in m.layers if lay.act is not None}
+    for ft, it in tracked.items():
+        p = _pair(b, fname(ft), it, ranks.get(ft, 0), channel_axes.get(ft), batched)
+        aq = act_by_tensor.get(ft)
+        if aq is not None:
+            p.clip_below, p.clip_above = _clip_counts(b, fname(ft), *aq.bounds())
+        size = (sample_sizes or {}).get(ft)
+        if reservoir and size:
+            idx = rng.integers(0, size, size=min(reservoir, size)).astype(np.int64)
+            p.sample_x, p.sample_y = _sample(b, fname(ft), idx, batched), _sample(b, it, idx, batched)
+        cumulative[ft] = p
+    layer_of = {lay.node: lay for lay in m.layers}
+    for node, out in iso_out.items():
+        ft = layer_of[node].fp32_tensor
+        # x.x of the float tensor is already computed for the cumulative pair: reuse it
+        iso_stats[node] = _pair(b, fname(ft), out, ranks.get(ft, 0), channel_axes.get(ft), batched,
+                                xx=cumulative[ft].xx if ft in cumulative else None)
+    g.node.extend(b.nodes)
+    g.initializer.extend(b.inits)
+    outputs = {o.name: (fname(o.name), o.name) for o in fp32.graph.output}
+    del g.output[:]
+    fetch: list[str] = []
+    for p in list(cumulative.values()) + list(iso_stats.values()):
+        fetch += [p.xx, p.ee, p.yy, p.emax, p.emin, p.esum, p.size]
+        fetch += [t for t in (p.clip_below, p.clip_above, p.sample_x, p.sample_y) if t]
+    for fo, qo in outputs.values():
+        fetch += [fo, qo]
+    fetch = list(dict.fromkeys(fetch))
+    types = {p.size: TensorProto.INT64 for p in list(cumulative.values()) + list(iso_stats.values())}
+    for o in fp32.graph.output:
+        types[fname(o.name)] = types[o.name] = o.type.tensor_type.elem_type
+    for name in fetch:
+        g.output.append(helper.make_tensor_value_info(name, types.get(name, TensorProto.FLOAT), None))
+    del g.value_info[:]
+    feeds: list[str] = []
+    if not fp32_inline:
+        produced = {o for n in g.node for o in n.output}
+        referenced = [i for n in g.node for i in n.input] + fetch
+        feeds = [t[len(FP32_PREFIX):] for t in dict.fromkeys(referenced)
+                 if t.startswith(FP32_PREFIX) and t not in produced]
+        types = {vi.name: vi.type.tensor_type.elem_type for vi in
+                 list(fp32.graph.value_info) + list(fp32.graph.input) + list(fp32.graph.output)}
+        for t in feeds:
+            g.input.append(helper.make_tensor_value_info(FP32_PREFIX + t, types.get(t, TensorProto.FLOAT), None))
+    return DiffGraph(model, cumulative, iso_stats, outputs, fetch, feeds)
+
+
+def per_sample_size(shape: tuple | None, batched: bool) -> int | None:
+    """Elements in one sample of a tensor with a known static shape (beyond the batch axis)."""
+    if shape is None:
+        return None
+    dims = shape[1:] if batched else shape
+    if any(not isinstance(d, int) or d <= 0 for d in dims):
+        return None
+    return int(math.prod(dims))

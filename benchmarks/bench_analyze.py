@@ -1,0 +1,154 @@
+"""Benchmark: the diff engine (`qwb analyze`) vs onnxruntime's qdq_loss_debug, and vs plain inference.
+
+Each measurement runs in its own subprocess so its peak RSS is its own. The peer is stopped (killed
+by a watchdog) when its resident memory passes --peer-limit-gb, and reported as out of memory.
+
+    python benchmarks/bench_analyze.py --sizes 32 128 512
+
+Model: a MobileNetV2 (3.5 M parameters, 3x96x96 input, built in benchmarks/models.py), calibrated on
+128 samples; N = number of evaluation samples analysed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def _child(kind: str, n: int, size: int, batch: int) -> dict:
+    """Runs inside the subprocess."""
+    import resource
+
+    import numpy as np
+
+    from benchmarks.models import image_data, mobilenet_onnx
+    from workbench.session import Session
+
+    model, calib, ev = mobilenet_onnx(size), image_data(128, size, seed=1), image_data(n, size, seed=2)
+    s = Session(model, calib, ev)
+    s.calibration()
+    q = s.quantize()
+    x = np.load(ev)["image"]
+    out: dict = {"kind": kind, "n": n}
+    t0 = time.perf_counter()
+    if kind == "ours":
+        from workbench.analysis import analyze
+
+        r = analyze(s)
+        out.update(total_s=time.perf_counter() - t0, engine_s=r.timings["setup_s"] + r.timings["inference_s"]
+                   + r.timings["statistics_s"], layers=len(r.layers), timings=r.timings)
+    elif kind == "ours_no_isolated":
+        from workbench.analysis import analyze
+
+        r = analyze(s, isolated=False)
+        out.update(total_s=time.perf_counter() - t0, engine_s=r.timings["setup_s"] + r.timings["inference_s"]
+                   + r.timings["statistics_s"])
+    elif kind == "peer":
+        from onnxruntime.quantization import CalibrationDataReader
+        from onnxruntime.quantization import qdq_loss_debug as dbg
+
+        class Reader(CalibrationDataReader):
+            def __init__(self):
+                self.it = iter([{"image": x[i:i + 1]} for i in range(len(x))])
+
+            def get_next(self):
+                return next(self.it, None)
+
+        with tempfile.TemporaryDirectory() as td:
+            dbg.modify_model_output_intermediate_tensors(str(s.prepared.path), f"{td}/f.onnx")
+            dbg.modify_model_output_intermediate_tensors(str(q.path), f"{td}/q.onnx")
+            fa = dbg.collect_activations(f"{td}/f.onnx", Reader())
+            qa = dbg.collect_activations(f"{td}/q.onnx", Reader())
+            err = dbg.compute_activation_error(dbg.create_activation_matching(qa, fa))
+        out.update(total_s=time.perf_counter() - t0, engine_s=time.perf_counter() - t0, tensors=len(err))
+    elif kind in ("plain_batched", "plain_per_sample"):
+        import onnxruntime as ort
+
+        step = batch if kind == "plain_batched" else 1
+        sessions = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (s.prepared.path, q.path)]
+        for sess in sessions:
+            sess.run(None, {"image": x[:step]})
+        t0 = time.perf_counter()
+        for sess in sessions:
+            for i in range(0, n, step):
+                sess.run(None, {"image": x[i:i + step]})
+        out.update(total_s=time.perf_counter() - t0, engine_s=time.perf_counter() - t0)
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def run_child(kind: str, n: int, size: int, batch: int, limit_gb: float | None) -> dict:
+    import psutil
+
+    cmd = [sys.executable, __file__, "--child", kind, "--n", str(n), "--size", str(size), "--batch", str(batch)]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = psutil.Process(p.pid)
+    peak = 0
+    while p.poll() is None:
+        try:
+            rss = proc.memory_info().rss
+            peak = max(peak, rss)
+            if limit_gb and rss > limit_gb * 2**30:
+                p.kill()
+                p.wait()
+                return {"kind": kind, "n": n, "out_of_memory": True, "peak_rss_mb": peak / 2**20}
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.05)
+    stdout, stderr = p.communicate()
+    if p.returncode != 0:
+        return {"kind": kind, "n": n, "error": stderr[-500:]}
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[32, 128, 512])
+    ap.add_argument("--size", type=int, default=96)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--peer-limit-gb", type=float, default=18.0)
+    ap.add_argument("--child")
+    ap.add_argument("--n", type=int)
+    args = ap.parse_args()
+    if args.child:
+        os.environ.setdefault("QWB_CACHE_DIR", str(Path(__file__).resolve().parent / ".cache" / "qwb"))
+        print(json.dumps(_child(args.child, args.n, args.size, args.batch)))
+        return 0
+    os.environ.setdefault("QWB_CACHE_DIR", str(Path(__file__).resolve().parent / ".cache" / "qwb"))
+    from benchmarks.models import image_data, mobilenet_onnx
+
+    mobilenet_onnx(args.size)
+    for n in args.sizes:
+        image_data(n, args.size, seed=2)
+    image_data(128, args.size, seed=1)
+    rows = []
+    for n in args.sizes:
+        for kind in ("ours", "ours_no_isolated", "plain_batched", "plain_per_sample", "peer"):
+            r = run_child(kind, n, args.size, args.batch, args.peer_limit_gb if kind == "peer" else None)
+            rows.append(r)
+            print(json.dumps(r), flush=True)
+    print("\n| N | qwb analyze (engine s / total s / peak RSS MB) | qdq_loss_debug (s / peak RSS MB) | speed-up (engine) "
+          "| plain FP32+INT8, batched / per-sample (s) | analyze total / plain batched |")
+    print("|---|---|---|---|---|---|")
+    by = {(r["kind"], r["n"]): r for r in rows}
+    for n in args.sizes:
+        o, p, pb, ps = by[("ours", n)], by[("peer", n)], by[("plain_batched", n)], by[("plain_per_sample", n)]
+        peer = "out of memory at %.0f MB" % p["peak_rss_mb"] if p.get("out_of_memory") else (
+            f"{p['total_s']:.2f} / {p['peak_rss_mb']:.0f}" if "total_s" in p else "error")
+        speed = f"{p['total_s'] / o['engine_s']:.1f}x" if "total_s" in p else "-"
+        print(f"| {n} | {o['engine_s']:.2f} / {o['total_s']:.2f} / {o['peak_rss_mb']:.0f} | {peer} | {speed} | "
+              f"{pb['total_s']:.2f} / {ps['total_s']:.2f} | {o['total_s'] / pb['total_s']:.1f}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

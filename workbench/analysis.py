@@ -1,0 +1,146 @@
+"""Run the layer-by-layer FP32-vs-INT8 analysis for a session and assemble the public result.
+
+This is the glue between the Session (model, data, recipe, calibration, quantization) and the
+analyzers (diff engine, hints, ranking); the CLI, the GUI and reports all call ``analyze``.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import statistics
+import sys
+import time
+
+import onnx
+
+from analyzers.calib_ranges import range_stats
+from analyzers.diff import DiffEngine
+from analyzers.diff_types import AnalysisResult, LayerResult, Thresholds
+from analyzers.hints import HintInputs, fallback_hint, layer_hints
+
+from .calibrate import op_types_for
+from .recipe import Recipe
+from .session import Session
+
+
+class _SubTask:
+    """Maps a sub-step's 0..1 progress onto a slice of the caller's progress bar."""
+
+    def __init__(self, task, lo: float, hi: float):
+        self.task, self.lo, self.hi = task, lo, hi
+
+    def report(self, fraction: float, message: str = "") -> None:
+        if self.task is not None:
+            self.task.report(self.lo + (self.hi - self.lo) * fraction, message)
+
+    def check(self) -> None:
+        if self.task is not None:
+            self.task.check()
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (MB)."""
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / 1024.0 if sys.platform != "darwin" else r / 2**20
+
+
+def analyze(session: Session, recipe: Recipe | None = None, samples: int | None = None, task=None,
+            thresholds: Thresholds | None = None, reservoir: int = 0, isolated: bool = True) -> AnalysisResult:
+    """Quantize with ``recipe`` (default: the session's) and diff it against FP32 on the evaluation data."""
+    t0 = time.perf_counter()
+    recipe = recipe or session.recipe
+    thresholds = thresholds or Thresholds()
+    calib = session.calibration(_SubTask(task, 0.0, 0.25))
+    q = session.quantize(recipe=recipe, task=_SubTask(task, 0.25, 0.3))
+    t_quant = time.perf_counter() - t0
+    fp32 = session.prepared.load_proto()
+    int8 = onnx.load(str(q.path))
+    data = session.eval_data
+    engine = DiffEngine(fp32, int8, set(op_types_for(recipe)), set(recipe.excluded_nodes()), isolated=isolated,
+                        reservoir=reservoir, batched=_batched(data))
+    n = len(data) if samples is None else max(1, min(samples, len(data)))
+    outcome = engine.run(data.batches(limit=n, batch_size=engine.suggested_batch()), n, data.labels,
+                         _SubTask(task, 0.3, 1.0))
+    layers = _assemble_layers(session, recipe, calib, q.ranges, engine, outcome)
+    _flag(layers, thresholds)
+    heat = None
+    if layers:
+        import numpy as np  # noqa: PLC0415
+
+        heat = np.stack([outcome.layers[lay.node].per_sample for lay in layers], axis=1)
+    timings = dict(outcome.timings, calibrate_and_quantize_s=t_quant)
+    return AnalysisResult(
+        model=session.prepared.source, recipe=recipe.to_dict(), samples=outcome.samples,
+        elapsed_s=time.perf_counter() - t0, peak_rss_mb=peak_rss_mb(), outputs=outcome.outputs, layers=layers,
+        thresholds=thresholds, heatmap=heat, reservoirs=outcome.reservoirs, int8_model=str(q.path), timings=timings)
+
+
+def _assemble_layers(session, recipe, calib, ranges, engine, outcome) -> list[LayerResult]:
+    g = session.graph
+    out = []
+    for lay in engine.match.layers:
+        o = outcome.layers[lay.node]
+        node = g.node(lay.node)
+        precision = recipe.precision_of(lay.node) if lay.quantized or lay.node in recipe.excluded_nodes() else "fp32"
+        iso = o.isolated
+        amp = (iso.sqnr_db - o.cumulative.sqnr_db) if iso and _finite(iso.sqnr_db, o.cumulative.sqnr_db) else None
+        in_sqnr = [outcome.tensors[t].sqnr_db for t in lay.activation_inputs if t in outcome.tensors]
+        introduced = None
+        if in_sqnr and _finite(min(in_sqnr), o.cumulative.sqnr_db):
+            introduced = min(in_sqnr) - o.cumulative.sqnr_db
+        r = LayerResult(lay.node, lay.op_type, lay.fp32_tensor, lay.int8_tensor, precision, lay.index, node.depth,
+                        o.cumulative, iso, o.weight, amp, introduced, o.clip_rate)
+        if lay.quantized:
+            r.hints = layer_hints(_hint_inputs(lay, recipe, calib, ranges, o.clip_rate))
+        out.append(r)
+    return out
+
+
+def _hint_inputs(lay, recipe, calib, ranges, clip_rate) -> HintInputs:
+    s = recipe.settings
+    tr = ranges.get(lay.fp32_tensor)
+    h = calib.histograms.get(lay.fp32_tensor)
+    rs = range_stats(h, tr.lo, tr.hi, tr.spec) if (tr is not None and h is not None and h.count) else None
+    inputs = []
+    for t in lay.activation_inputs:
+        hi = calib.histograms.get(t)
+        if hi is not None and hi.count:
+            inputs.append((t, hi.min, hi.max))
+    w = calib.weights.get(lay.weight) if lay.weight else None
+    return HintInputs(lay.node, lay.op_type, lay.fp32_tensor, rs, s.symmetric_activations,
+                      s.activation_type.startswith("s"), s.per_channel, w, inputs, clip_rate)
+
+
+def _flag(layers: list[LayerResult], th: Thresholds) -> None:
+    """Mark the layers that cause error; every flagged layer carries at least one hint."""
+    effs = [lay.isolated.effective_sqnr_db for lay in layers if lay.isolated and math.isfinite(lay.isolated.effective_sqnr_db)]
+    median = statistics.median(effs) if effs else math.inf
+    cums = [lay.cumulative.effective_sqnr_db for lay in layers if math.isfinite(lay.cumulative.effective_sqnr_db)]
+    median_cum = statistics.median(cums) if cums else math.inf
+    candidates = []
+    for lay in layers:
+        if lay.isolated is None:
+            continue
+        eff = lay.isolated.effective_sqnr_db
+        # a big SQNR drop only counts where the result is also worse than typical: the first layer after a
+        # clean input always "drops" a lot while staying the most accurate tensor in the model
+        introduces = (lay.introduced_db is not None and lay.introduced_db > th.introduced_db
+                      and lay.cumulative.effective_sqnr_db < median_cum)
+        bad = eff < median - th.isolated_below_median_db or eff < th.isolated_floor_db or introduces
+        if bad:
+            candidates.append(lay)
+    candidates.sort(key=lambda lay: lay.isolated.effective_sqnr_db)
+    for lay in candidates[: th.max_flagged]:
+        lay.flagged = True
+        if not lay.hints:
+            lay.hints = [fallback_hint(lay.node)]
+
+
+def _batched(data) -> bool:
+    """Whether axis 0 of every fed tensor is a batch of samples (so per-sample figures are per row)."""
+    return all(lay.has_batch_axis for lay in data.layouts.values())
+
+
+def _finite(*xs) -> bool:
+    return all(x is not None and math.isfinite(x) for x in xs)

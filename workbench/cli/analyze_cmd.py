@@ -1,0 +1,97 @@
+"""``qwb analyze``: layer-by-layer FP32 vs INT8 diff, ranked worst layers with hints, JSON output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from .common import ConsoleTask, add_model_args, open_session, print_notes
+
+
+def register(sub) -> None:
+    p = sub.add_parser("analyze", help="find the layers that lose accuracy, and why",
+                       description="Quantize with the recipe, then compare every quantized layer of the INT8 (QDQ) "
+                       "model with FP32 on the evaluation data: cumulative error (propagated), isolated error "
+                       "(the layer alone quantized), weight error, and root-cause hints.")
+    add_model_args(p)
+    p.add_argument("--samples", type=int, metavar="N", help="analyse only the first N evaluation samples")
+    p.add_argument("--json", metavar="OUT", help="write the full result as JSON (a public, versioned format)")
+    p.add_argument("--rank", choices=["isolated", "introduced", "cumulative"], default="isolated",
+                   help="order of the table (default: isolated error, i.e. the layers that cause error)")
+    p.add_argument("--top", type=int, default=10, metavar="K", help="rows in the table (default 10)")
+    p.add_argument("--reservoir", type=int, default=0, metavar="N",
+                   help="keep N sampled (fp32, int8) value pairs per layer in the JSON, for scatter plots")
+    p.add_argument("--no-isolated", action="store_true", help="skip isolated error (faster)")
+    g = p.add_argument_group("flagging thresholds")
+    g.add_argument("--flag-below-median", type=float, default=6.0, metavar="DB",
+                   help="flag layers whose isolated SQNR is this far below the median layer (default 6 dB)")
+    g.add_argument("--flag-floor", type=float, default=20.0, metavar="DB",
+                   help="flag layers whose isolated SQNR is below this (default 20 dB)")
+    g.add_argument("--flag-introduced", type=float, default=6.0, metavar="DB",
+                   help="flag layers that lose this much cumulative SQNR themselves (default 6 dB)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from analyzers.diff_types import Thresholds  # noqa: PLC0415
+
+    from ..analysis import analyze  # noqa: PLC0415
+    from ..errors import WorkbenchError  # noqa: PLC0415
+
+    if args.samples is not None and args.samples < 1:
+        raise WorkbenchError(f"--samples must be at least 1, not {args.samples}")
+    task = ConsoleTask()
+    s = open_session(args)
+    print_notes(s.prepared.notes)
+    th = Thresholds(args.flag_below_median, args.flag_floor, args.flag_introduced)
+    r = analyze(s, samples=args.samples, task=task, thresholds=th, reservoir=args.reservoir,
+                isolated=not args.no_isolated)
+    task.done()
+    print_report(r, s, args.rank, args.top)
+    if args.json:
+        d = r.to_dict()
+        if args.reservoir:
+            d["reservoirs"] = {t: {"fp32": x.tolist(), "int8": y.tolist()} for t, (x, y) in r.reservoirs.items()}
+        Path(args.json).write_text(json.dumps(d, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _f(x, fmt="{:.1f}") -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else (
+        "inf" if isinstance(x, float) and math.isinf(x) else fmt.format(x))
+
+
+def print_report(r, s, rank: str, top: int) -> None:
+    print(f"model    {r.model}  ({len(s.graph.nodes)} nodes)")
+    print(f"data     {r.samples} evaluation samples from {s.eval_data.description}")
+    for o in r.outputs:
+        parts = [f"SQNR {_f(o.sqnr_db)} dB", f"cosine {_f(o.cosine, '{:.5f}')}"]
+        if o.top1_agreement is not None:
+            parts.append(f"top-1 agreement {o.top1_agreement:.1%}")
+        if o.accuracy_fp32 is not None:
+            parts.append(f"accuracy FP32 {o.accuracy_fp32:.2%} -> INT8 {o.accuracy_int8:.2%}")
+        print(f"output   {o.name}: " + ", ".join(parts))
+        drops = [c for c in o.per_class if c.accuracy_int8 < c.accuracy_fp32]
+        if drops:
+            worst = sorted(drops, key=lambda c: c.accuracy_int8 - c.accuracy_fp32)[:3]
+            print("         classes losing accuracy: " + ", ".join(
+                f"{c.label} ({c.accuracy_fp32:.0%} -> {c.accuracy_int8:.0%}, n={c.count})" for c in worst))
+    flagged = [lay for lay in r.layers if lay.flagged]
+    print(f"layers   {len(r.layers)} analysed, {len(flagged)} flagged; ranked by {rank} error "
+          "(SQNR in dB, higher is better; ch = mean/min over channels)")
+    head = f"{'#':>3}  {'node':<28} {'op':<10} {'isolated (ch)':>20} {'cumulative (ch)':>20} {'amp':>5} {'intro':>6}  flag"
+    print(head)
+    for i, lay in enumerate(r.ranked(rank)[:top], 1):
+        iso = lay.isolated
+        iso_s = f"{_f(iso.sqnr_db)} ({_f(iso.channel_sqnr_mean)}/{_f(iso.channel_sqnr_min)})" if iso else "-"
+        c = lay.cumulative
+        cum_s = f"{_f(c.sqnr_db)} ({_f(c.channel_sqnr_mean)}/{_f(c.channel_sqnr_min)})"
+        print(f"{i:>3}  {lay.node[:28]:<28} {lay.op_type[:10]:<10} {iso_s:>20} {cum_s:>20} {_f(lay.amplification):>5} "
+              f"{_f(lay.introduced_db):>6}  {'YES' if lay.flagged else ''}")
+        if lay.flagged or (i <= 3 and lay.hints):
+            for h in lay.hints:
+                print(f"       - {h.message}\n         try: {h.suggestion}")
+    print(f"done in {r.elapsed_s:.2f} s, peak RSS {r.peak_rss_mb:.0f} MB")
