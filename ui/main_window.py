@@ -29,6 +29,7 @@ from .layer_panel import LayerPanel
 from .open_dialog import OpenDialog, guess_data
 from .plots.depth import DepthPlot
 from .plots.heatmap import HeatmapPlot
+from .plots.common import release_plot_menus
 from .plots.histogram import HistogramPlot
 from .plots.scatter import ScatterPlot
 from .prompts import Prompter
@@ -150,6 +151,7 @@ class MainWindow(QMainWindow):
         c.sigProgress.connect(self._progress)
         c.sigModelReady.connect(self.graph.set_graph)
         c.sigSessionReady.connect(self.histogram.refresh)
+        c.sigSessionReady.connect(self._refresh_actions)
         c.sigProjectPathChanged.connect(lambda *_: self._refresh_title())
         ev = self.ws.events
         for e in (ev.recipe, ev.runs, ev.spec, ev.benchmarks, ev.dirty, ev.stale):
@@ -469,6 +471,7 @@ class MainWindow(QMainWindow):
             self.ctl.shutdown()
             self.stop_netron()
             self.autosaver.clear()
+            release_plot_menus(self)
         super().closeEvent(event)
 
 

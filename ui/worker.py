@@ -128,11 +128,12 @@ class JobRunner(QObject):
         if job.state.cancelled and job.error is None:
             job.cancelled = True
         self.job = None
-        self.sigBusyChanged.emit(False)
         try:
             if job.on_done is not None:
-                job.on_done(job)
+                job.on_done(job)  # may start the next job (e.g. analyse after opening)
         finally:
+            if self.job is None:
+                self.sigBusyChanged.emit(False)
             self.sigFinished.emit(job)
             job.state.deleteLater()
 

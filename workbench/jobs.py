@@ -45,8 +45,8 @@ def open_model(spec: SessionSpec, recipe: Recipe, task: Task | None = None) -> O
     return OpenedModel(session, layout_graph(session.graph))
 
 
-def analyze(session: Session, recipe: Recipe, task: Task | None = None, samples: int | None = None,
-            reservoir: int = SCATTER_RESERVOIR):
+def analyze(session: Session, recipe: Recipe, samples: int | None = None, reservoir: int = SCATTER_RESERVOIR,
+            task: Task | None = None):
     """Quantize with ``recipe`` (reusing the session's calibration) and diff it against FP32."""
     from .analysis import analyze as run  # noqa: PLC0415 - the engine is heavy; load it on first use
 

@@ -3,8 +3,8 @@
 A project is what a user reopens tomorrow or hands to a colleague, so it is plain, versioned,
 human-readable JSON (``*.qwbproj``) with a migration hook, written atomically (a crash while saving
 never leaves half a file). Results go through ``AnalysisResult.to_dict``/``from_dict`` (the public
-JSON contract) plus the per-sample heatmap; the value reservoirs behind scatter plots are not saved
-(a re-run brings them back).
+JSON contract) with the per-sample heatmap and, cut to ``RESERVOIR_KEEP`` values per tensor, the value
+reservoirs behind the scatter plot.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from .workspace import BenchmarkEntry, Run, Workspace
 PROJECT_KIND = "quant-workbench-project"
 PROJECT_VERSION = 1
 SUFFIX = ".qwbproj"
+RESERVOIR_KEEP = 512  # values per tensor kept in a project for the FP32-vs-INT8 scatter
 
 
 class ProjectError(WorkbenchError):
@@ -78,19 +79,6 @@ def _path_entry(p: str | None, base: Path | None) -> dict | None:
     return entry
 
 
-def _heatmap_to_json(h) -> list | None:
-    if h is None:
-        return None
-    a = np.asarray(h, dtype=np.float64)
-    return [[round(float(v), 3) if math.isfinite(v) else None for v in row] for row in a]
-
-
-def _heatmap_from_json(h) -> np.ndarray | None:
-    if h is None:
-        return None
-    return np.array([[np.nan if v is None else v for v in row] for row in h], dtype=np.float64)
-
-
 def json_safe(x):
     """``x`` with NaN/inf replaced by None and numpy scalars/arrays by Python values (strict JSON)."""
     if isinstance(x, dict):
@@ -111,8 +99,7 @@ def project_dict(ws: Workspace, base: Path | None = None) -> dict:
     spec = ws.spec
     runs = []
     for r in ws.runs:
-        runs.append({"label": r.label, "created": r.created, "recipe": r.recipe.to_dict(),
-                     "result": r.result_dict(), "heatmap": _heatmap_to_json(r.result.heatmap)})
+        runs.append({"label": r.label, "created": r.created, "recipe": r.recipe.to_dict(), "result": r.result_dict()})
     return {
         "kind": PROJECT_KIND, "version": PROJECT_VERSION, "saved": time.time(),
         "model": _path_entry(spec.model, base) if spec else None,
@@ -185,7 +172,6 @@ def project_from_dict(d: dict, base: Path, source: str = "project") -> ProjectDa
         runs = []
         for r in d.get("runs") or []:
             res = AnalysisResult.from_dict(r["result"])
-            res.heatmap = _heatmap_from_json(r.get("heatmap"))
             runs.append(Run(r.get("label") or f"Run {len(runs) + 1}", Recipe.from_dict(r["recipe"]), res,
                             float(r.get("created") or 0.0)))
         benches = [BenchmarkEntry(b.get("run", ""), b["backend"], b["result"], float(b.get("created") or 0.0))

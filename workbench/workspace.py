@@ -32,10 +32,14 @@ class Run:
     created: float = field(default_factory=time.time)
     _cached_dict: dict | None = field(default=None, repr=False, compare=False)
 
-    def result_dict(self) -> dict:
-        """``result.to_dict()``, computed once (autosave writes it many times)."""
+    def result_dict(self, reservoir_keep: int = 512) -> dict:
+        """``result.to_dict`` with the heatmap and the first ``reservoir_keep`` reservoir values per tensor,
+        computed once (autosave writes it many times)."""
         if self._cached_dict is None:
-            self._cached_dict = self.result.to_dict()
+            d = self.result.to_dict(include_arrays=True)
+            for v in (d.get("reservoirs") or {}).values():
+                v["fp32"], v["int8"] = v["fp32"][:reservoir_keep], v["int8"][:reservoir_keep]
+            self._cached_dict = d
         return self._cached_dict
 
 

@@ -44,3 +44,32 @@ def hint_label(text: str = "") -> QLabel:
     lab.setStyleSheet("color:#5f6b78; padding:2px 6px;")
     lab.setWordWrap(True)
     return lab
+
+
+def _delete_menu_tree(menu) -> None:
+    for a in menu.actions():
+        sub = a.menu()
+        if sub is not None and sub is not menu:
+            _delete_menu_tree(sub)
+    menu.deleteLater()
+
+
+def release_plot_menus(root) -> None:
+    """Delete the context menus pyqtgraph creates without a parent for every plot under ``root``.
+
+    They are top-level QMenus that outlive their plots (and show up as leaked windows); the main window
+    calls this when it closes.
+    """
+    import pyqtgraph as pg  # noqa: PLC0415
+
+    for view in root.findChildren(pg.GraphicsView):
+        scene = view.scene()
+        if scene is None:
+            continue
+        for item in scene.items():
+            if isinstance(item, pg.PlotItem) and getattr(item, "ctrlMenu", None) is not None:
+                _delete_menu_tree(item.ctrlMenu)
+                item.ctrlMenu = None
+            if isinstance(item, pg.ViewBox) and getattr(item, "menu", None) is not None:
+                _delete_menu_tree(item.menu)
+                item.menu = None
