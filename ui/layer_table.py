@@ -223,17 +223,23 @@ class LayerFilterProxy(QSortFilterProxyModel):
         self.flagged_only = False
         self.overrides_only = False
 
+    def _refilter(self, change) -> None:
+        if hasattr(self, "beginFilterChange"):  # Qt >= 6.9 (invalidateFilter is deprecated there)
+            self.beginFilterChange()
+            change()
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            change()
+            self.invalidateFilter()
+
     def set_text(self, text: str) -> None:
-        self.text = text.strip().lower()
-        self.invalidateFilter()
+        self._refilter(lambda: setattr(self, "text", text.strip().lower()))
 
     def set_flagged_only(self, on: bool) -> None:
-        self.flagged_only = on
-        self.invalidateFilter()
+        self._refilter(lambda: setattr(self, "flagged_only", on))
 
     def set_overrides_only(self, on: bool) -> None:
-        self.overrides_only = on
-        self.invalidateFilter()
+        self._refilter(lambda: setattr(self, "overrides_only", on))
 
     def filterAcceptsRow(self, row, parent):
         m: LayerTableModel = self.sourceModel()

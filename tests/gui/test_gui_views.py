@@ -1,0 +1,177 @@
+"""Views on their own: graph canvas, layer table editors, histogram clip lines, Netron, big graphs."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, Qt
+
+from workbench import jobs
+from workbench.layout import layered_layout, layout_graph
+from workbench.recipe import Recipe
+from workbench.session import SessionSpec
+from workbench.workspace import Workspace
+
+from ..results_factory import make_result
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture(scope="module")
+def demo_session(demo_paths):
+    m, c, e = demo_paths
+    return jobs.open_session(SessionSpec(str(m), str(c), str(e)), Recipe())
+
+
+@pytest.fixture
+def demo_ws(demo_session):
+    ws = Workspace()
+    ws.reset(SessionSpec("demo.onnx", "calib.npz"))
+    ws.set_graph(demo_session.graph)
+    q = [n for n in demo_session.graph.quantizable_nodes()][:4]
+    nodes = [(n.name, n.op_type) for n in q]
+    ws.add_run(make_result(nodes, [35.0, 11.0, 30.0, 28.0], [35.0, 12.0, 11.5, 11.0]), Recipe())
+    return ws
+
+
+def test_graph_click_search_and_colours(qtbot, demo_ws, demo_session):
+    from ui.graph.panel import GraphPanel
+
+    p = GraphPanel(demo_ws)
+    qtbot.addWidget(p)
+    p.resize(900, 700)
+    p.show()
+    lay = layout_graph(demo_session.graph)
+    p.set_graph(demo_session.graph, lay)
+    target = demo_ws.current_run.result.layers[1].node
+    i = lay.index()[target]
+    p.view.center_on_node(i, zoom_in=True)
+    pos = p.view.mapFromScene(float(lay.x[i]), float(lay.y[i]))
+    qtbot.mouseClick(p.view.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    assert demo_ws.selection == (target,)
+    assert p.view.nodes.selected == {i}
+    # colours follow the metric; flagged layers are marked; unanalysed nodes have no colour
+    assert p.view.nodes.flagged[i] and p.view.nodes.fill[i] >= 0
+    assert (p.view.nodes.fill < 0).sum() == len(lay.names) - 4
+    before = p.view.nodes.fill.copy()
+    p.metric_box.setCurrentIndex(p.metric_box.findData("cumulative"))
+    assert not np.array_equal(before, p.view.nodes.fill) and p.legend.scale.label.startswith("Cumulative")
+    # search selects and the tooltip tells the numbers
+    p.search.setText(target[:5])
+    p.next_match()
+    assert demo_ws.selection[0].lower().startswith(target[:5].lower())
+    assert "isolated SQNR 10.0 dB" in p._tooltip(i)  # the worse of tensor and channel mean
+    # background click clears the selection
+    qtbot.mouseClick(p.view.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(2, 2))
+    assert demo_ws.selection == ()
+
+
+def test_table_sorting_filter_and_set_many(qtbot, demo_ws):
+    from ui.layer_panel import LayerPanel
+    from ui.layer_table import C_ISO, C_PREC, NODE_ROLE
+
+    p = LayerPanel(demo_ws)
+    qtbot.addWidget(p)
+    p.show()
+    p.table.sortByColumn(C_ISO, Qt.SortOrder.AscendingOrder)
+    first = p.proxy.index(0, 0).data(NODE_ROLE)
+    assert first == demo_ws.current_run.result.ranked("isolated")[0].node
+    p.flagged_only.setChecked(True)
+    assert p.proxy.rowCount() == len(demo_ws.current_run.result.flagged())
+    p.flagged_only.setChecked(False)
+    p.filter.setText("conv")
+    assert all("conv" in p.proxy.index(r, 0).data().lower() or "conv" in p.proxy.index(r, 1).data().lower()
+               for r in range(p.proxy.rowCount()))
+    p.filter.clear()
+    # multi-select two rows, edit the precision of one: the delegate applies it to both
+    p.table.selectRow(0)
+    p.table.selectionModel().select(p.proxy.index(1, 0), p.table.selectionModel().SelectionFlag.Select
+                                    | p.table.selectionModel().SelectionFlag.Rows)
+    chosen = p.selected()
+    assert len(chosen) == 2 and set(demo_ws.selection) == set(chosen)
+    delegate = p.table.itemDelegateForColumn(C_PREC)
+    editor = delegate.createEditor(p.table.viewport(), None, p.proxy.index(0, C_PREC))
+    editor.setCurrentIndex(editor.findData("int16"))
+    delegate.setModelData(editor, p.proxy, p.proxy.index(0, C_PREC))
+    assert all(demo_ws.recipe.precision_of(n) == "int16" for n in chosen)
+    assert demo_ws.stale and "2 override(s)" in p.count_label.text()
+    p.set_buttons["fp32"].click()
+    assert all(demo_ws.recipe.precision_of(n) == "fp32" for n in chosen)
+
+
+def test_dragging_the_clip_line_sets_the_layer_percentile(qtbot, demo_session):
+    from ui.plots.histogram import HistogramPlot
+    from workbench.clipping import percentile_for_clip
+
+    ws = Workspace()
+    ws.reset(SessionSpec("demo.onnx", "calib.npz"))
+    ws.set_graph(demo_session.graph)
+    calib = demo_session.calibration()
+    h = HistogramPlot(ws, lambda: calib)
+    qtbot.addWidget(h)
+    h.show()
+    node = "fc1.Gemm"
+    ws.select([node])
+    assert h.tensor in calib.histograms and h.clip_hi.isVisible()
+    hist = calib.histograms[h.tensor]
+    new_hi = float(h.clip_hi.value()) * 0.6
+    h.clip_hi.setValue(new_hi)
+    h.clip_hi.sigPositionChangeFinished.emit(h.clip_hi)
+    p = ws.recipe.percentile_of(node)
+    assert p is not None and 50 < p < 100
+    assert p == pytest.approx(percentile_for_clip(hist, new_hi, h.spec, "hi"), abs=1e-3)
+    # the lines now show the range the quantizer will use, close to where the line was dropped
+    assert h.clip_hi.value() == pytest.approx(new_hi, rel=0.02)
+    assert "override" in h.title.text()
+    h.reset_button.click()
+    assert ws.recipe.percentile_of(node) is None
+
+
+def test_netron_is_served_on_loopback_only_and_stops(demo_paths):
+    from workbench import netron_serve
+
+    url, address = netron_serve.serve(demo_paths[0])
+    try:
+        assert address[0] == "127.0.0.1" and url.startswith("http://127.0.0.1:")
+        body = urllib.request.urlopen(url, timeout=5).read()
+        assert b"netron" in body.lower()
+    finally:
+        netron_serve.stop(address)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(url, timeout=2)
+
+
+def test_a_2000_node_graph_draws_quickly(qtbot):
+    from PySide6.QtWidgets import QApplication
+
+    from ui.graph.view import GraphView
+
+    rng = np.random.default_rng(0)
+    nodes, edges, depth = [], [], {}
+    for i in range(2000):
+        preds = [f"n{i - 1}"] if i else []
+        if i > 8 and rng.random() < 0.25:
+            preds.append(f"n{i - int(rng.integers(2, 8))}")
+        d = max((depth[p] + 1 for p in preds), default=0)
+        depth[f"n{i}"] = d
+        nodes.append((f"n{i}", d))
+        edges += [(p, f"n{i}") for p in preds]
+    v = GraphView()
+    qtbot.addWidget(v)
+    v.resize(1000, 800)
+    v.show()
+    t = time.perf_counter()
+    lay = layered_layout(nodes, edges)
+    v.set_layout(lay, ["Conv"] * len(nodes))
+    v.fit()
+    v.viewport().repaint()
+    QApplication.processEvents()
+    assert time.perf_counter() - t < 2.0
+    t = time.perf_counter()
+    for _ in range(5):
+        v.zoom(1.3)
+        v.viewport().repaint()
+    assert (time.perf_counter() - t) / 5 < 0.1  # each repaint while zooming
