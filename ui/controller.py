@@ -1,9 +1,10 @@
 """What the buttons do: open models and projects, run and cancel the analysis, save — all off the GUI thread.
 
-The controller owns the Workspace (the Qt-free model every view reads), the Session (prepared model,
-data, cached calibration) and the JobRunner. Jobs are the plain functions of ``workbench.jobs``;
-results are applied to the workspace on the GUI thread when the job's queued signal arrives. Errors
-become ``ErrorInfo`` on ``sigError``; nothing here raises into Qt.
+The controller owns the Workspace (the Qt-free model every view reads) and the JobRunner, whose child
+process holds the Session (prepared model, data, cached calibration); the GUI keeps what it draws from
+(``OpenedInfo``: graph, layout, calibration histograms). Jobs are the plain functions of
+``workbench.jobs``; results are applied to the workspace on the GUI thread. Errors become ``ErrorInfo``
+on ``sigError``; nothing here raises into Qt.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from typing import Callable
 
 from PySide6.QtCore import QObject, Signal
 
-from workbench import jobs
 from workbench.errors import WorkbenchError
+from workbench.jobs import SCATTER_RESERVOIR
 from workbench.layout import GraphLayout
 from workbench.project import ProjectData, load_project, save_project
 from workbench.recipe import Recipe
-from workbench.session import Session, SessionSpec
+from workbench.remote import OpenedInfo
+from workbench.session import SessionSpec
 from workbench.workspace import Workspace
 
 from .errors import ErrorInfo
@@ -61,7 +63,8 @@ class Controller(QObject):
         self.runner.sigBusyChanged.connect(self.sigBusyChanged)
         self.runner.sigProgress.connect(self.sigProgress)
         self.runner.sigFinished.connect(self._job_finished)
-        self.session: Session | None = None
+        self.runner.sigEngineLost.connect(self._engine_lost)
+        self.session: OpenedInfo | None = None
         self.layout: GraphLayout | None = None
         self.project_path: Path | None = None
         self.analysis_samples: int | None = None
@@ -78,9 +81,12 @@ class Controller(QObject):
         return self.runner.job.name if self.runner.job else None
 
     def calibration(self):
-        """The session's calibration histograms if already computed (never computes on the GUI thread)."""
-        s = self.session
-        return s._calibration if s is not None else None  # noqa: SLF001 - read-only peek at the cache
+        """The calibration histograms of the open model (None until it is loaded)."""
+        return self.session.calibration if self.session is not None else None
+
+    def _engine_lost(self) -> None:
+        self.session = None
+        self.sigSessionReady.emit()
 
     def _when_idle(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` now, or cancel the running job and run ``fn`` when it has stopped."""
@@ -133,22 +139,20 @@ class Controller(QObject):
         def done(job: Job) -> None:
             if self._fail(job, f"open {Path(spec.model).name}"):
                 return
-            opened: jobs.OpenedModel = job.result
-            self.session, self.layout = opened.session, opened.layout
-            for note in opened.session.prepared.notes:
+            opened: OpenedInfo = job.result
+            self.session, self.layout = opened, opened.layout
+            for note in opened.notes:
                 self.sigStatus.emit(note)
-            self.ws.set_graph(opened.session.graph)
-            self.sigModelReady.emit(opened.session.graph, opened.layout)
+            self.ws.set_graph(opened.graph)
+            self.sigModelReady.emit(opened.graph, opened.layout)
             self.sigSessionReady.emit()
-            warn = opened.session.calib_data.warning or (opened.session.eval_data.warning
-                                                         if opened.session.eval_data else None)
-            if warn:
+            for warn in opened.warnings:
                 self.sigError.emit(ErrorInfo("Data warning", warn))
-            self.sigStatus.emit(f"opened {opened.session.prepared.source}: {len(opened.session.graph.nodes)} nodes")
+            self.sigStatus.emit(f"opened {opened.source}: {len(opened.graph.nodes)} nodes")
             if then_analyze:
                 self.run_analysis()
 
-        self.runner.start("Opening model", jobs.open_model, spec, self.ws.recipe.copy(), on_done=done)
+        self.runner.start("Opening model", "open_model", spec, self.ws.recipe.copy(), on_done=done)
 
     def close_model(self) -> None:
         def go():
@@ -168,10 +172,9 @@ class Controller(QObject):
         if self.session is None:
             if self.ws.spec is None:
                 self.sigError.emit(ErrorInfo("Nothing to analyse", "no model is open", "open a model first (Ctrl+O)"))
-            else:
-                self.sigError.emit(ErrorInfo("Not ready", "the model is not loaded",
-                                             "reopen it (File → Recent) and check the error shown then"))
-            return False
+                return False
+            self._start_open(self.ws.spec, then_analyze=True)  # e.g. after the engine process crashed
+            return True
         recipe = self.ws.recipe.copy()
         previous = self.ws.runs[-1].recipe if self.ws.runs else None
         samples = self.analysis_samples or None
@@ -183,7 +186,7 @@ class Controller(QObject):
             self.ws.add_run(job.result, recipe, label)
             self.sigStatus.emit(f"{label} finished in {job.elapsed:.1f} s")
 
-        self.runner.start("Analysing", jobs.analyze, self.session, recipe, samples, on_done=done)
+        self.runner.start("Analysing", "analyze", recipe, samples, SCATTER_RESERVOIR, on_done=done)
         return True
 
     def cancel(self) -> None:
@@ -192,7 +195,8 @@ class Controller(QObject):
 
     # -- generic background work (benchmarks, exports) -----------------------------------------------------
     def start_job(self, name: str, fn, *args, on_result: Callable[[object], None], doing: str) -> bool:
-        """Run ``fn(*args, task)`` and hand its result to ``on_result`` on the GUI thread."""
+        """Run ``fn(*args, task)`` (a module-level function: it is sent to the worker process) and hand its
+        result to ``on_result`` on the GUI thread."""
         if self.busy:
             self.sigError.emit(ErrorInfo("Busy", f"'{self.job_name}' is still running",
                                          "wait for it to finish or press Cancel"))
@@ -202,7 +206,7 @@ class Controller(QObject):
             if not self._fail(job, doing):
                 on_result(job.result)
 
-        self.runner.start(name, fn, *args, on_done=done)
+        self.runner.start(name, "call", fn, args, on_done=done)
         return True
 
     # -- projects -------------------------------------------------------------------------------------------
@@ -245,4 +249,4 @@ class Controller(QObject):
 
     def shutdown(self) -> None:
         self._pending = None
-        self.runner.shutdown(wait=True)
+        self.runner.shutdown()

@@ -177,7 +177,7 @@ class MainWindow(QMainWindow):
     def _refresh_actions(self) -> None:
         A, busy, has_model = self.actions_, self.ctl.busy, self.ws.spec is not None
         A.cancel.setEnabled(busy)
-        A.run.setEnabled(not busy and self.ctl.session is not None)
+        A.run.setEnabled(not busy and has_model)
         A.run.setText("&Re-run analysis" if self.ws.runs else "&Run analysis")
         A.exclude.setEnabled(self.ws.current_run is not None)
         A.undo.setEnabled(self.ws.can_undo())
@@ -187,7 +187,7 @@ class MainWindow(QMainWindow):
         A.export_report.setEnabled(self.ws.current_run is not None and not busy)
         A.netron.setEnabled(has_model)
         A.netron_int8.setEnabled(bool(self.ws.current_run and self.ws.current_run.result.int8_model))
-        self.summary.rerun.setEnabled(not busy and self.ctl.session is not None)
+        self.summary.rerun.setEnabled(not busy and has_model)
 
     def _refresh_title(self) -> None:
         parts = ["Quant Workbench"]
@@ -336,7 +336,7 @@ class MainWindow(QMainWindow):
         else:
             s = self.ctl.session
             path = (self.ws.spec.model if self.ws.spec and self.ws.spec.model.endswith(".onnx")
-                    else (str(s.prepared.path) if s else None))
+                    else (s.prepared_path if s else None))
         if not path:
             self.show_error(ErrorInfo("Nothing to show", "no model file is available yet", "open a model first"))
             return

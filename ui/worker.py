@@ -1,67 +1,44 @@
-"""Long work off the GUI thread, one job at a time (Orange3's TaskState + one-worker executor).
+"""Long work off the GUI: one job at a time, in a child process that keeps the loaded model.
 
-A job is a plain function ``fn(*args, task)``; ``task`` is a :class:`TaskState` whose ``report`` and
-``check`` follow ``analyzers.task.Task``. Progress and the outcome come back through queued signals,
-so widgets are only ever touched on the GUI thread, and progress is rate-limited so a chatty job can
-not flood the event loop.
+Orange3's TaskState + one-worker executor, with a process for the worker (see ``workbench.remote``
+for why: the GIL). The GUI thread sends a job, then polls the pipe every few milliseconds while it
+runs; progress and the outcome become signals on the GUI thread, so only it touches widgets. Cancel
+sets a shared event the job checks between steps. If the child dies (a crash inside onnxruntime),
+the job fails with a clear message, the window and the user's work stay, and the next job starts a
+fresh child.
 """
 
 from __future__ import annotations
 
-import threading
+import multiprocessing
 import time
-import traceback
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal
 
-from workbench.errors import CancelledError
+from workbench.errors import WorkbenchError
+from workbench.remote import child_main, rebuild_error
 
-PROGRESS_INTERVAL_S = 0.05
+POLL_MS = 15
 
 
-class TaskState(QObject):
-    """Handed to a job: it reports progress and asks whether the user pressed Cancel."""
-
-    sigProgress = Signal(float, str)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._cancel = threading.Event()
-        self._last = 0.0
-
-    def report(self, fraction: float, message: str = "") -> None:
-        now = time.monotonic()
-        if now - self._last >= PROGRESS_INTERVAL_S or fraction >= 1.0:
-            self._last = now
-            self.sigProgress.emit(float(min(max(fraction, 0.0), 1.0)), message)
-
-    def check(self) -> None:
-        if self._cancel.is_set():
-            raise CancelledError()
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancel.is_set()
+class EngineCrashed(WorkbenchError):
+    """The child process running the job ended without answering."""
 
 
 @dataclass
 class Job:
-    """A scheduled job and, once done, its outcome (exactly one of result / error / cancelled)."""
+    """A submitted job and, once done, its outcome (exactly one of result / error / cancelled)."""
 
     name: str
-    state: TaskState
+    id: int
     on_done: Callable[["Job"], None] | None = None
-    future: Future | None = None
     result: Any = None
     error: BaseException | None = None
     traceback: str = ""
     cancelled: bool = False
+    cancel_requested: bool = False
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -70,64 +47,103 @@ class Job:
 
 
 class JobRunner(QObject):
-    """Runs one job at a time on a single worker thread and reports back on the GUI thread."""
+    """Runs ``workbench.remote`` operations in one long-lived child process, one at a time."""
 
     sigStarted = Signal(str)
     sigProgress = Signal(float, str)
-    sigFinished = Signal(object)  # the Job (result, error or cancelled set)
+    sigFinished = Signal(object)  # the Job
     sigBusyChanged = Signal(bool)
-    _sigDone = Signal(object)  # internal: emitted on the worker thread, delivered queued
+    sigEngineLost = Signal()  # the child died: whatever it held (the loaded model) is gone
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._executor: ThreadPoolExecutor | None = None
+        self._ctx = multiprocessing.get_context("spawn")
+        self._proc = None
+        self._conn = None
+        self._cancel = None
+        self._next_id = 0
         self.job: Job | None = None
-        self._sigDone.connect(self._on_done, Qt.ConnectionType.QueuedConnection)
+        self._timer = QTimer(self)
+        self._timer.setInterval(POLL_MS)
+        self._timer.timeout.connect(self._poll)
 
     @property
     def busy(self) -> bool:
         return self.job is not None
 
-    def start(self, name: str, fn: Callable[..., Any], *args: Any,
-              on_done: Callable[[Job], None] | None = None) -> Job:
-        """Schedule ``fn(*args, task=state)``; refuses while another job runs (callers check ``busy``)."""
+    @property
+    def engine_alive(self) -> bool:
+        return self._proc is not None and self._proc.is_alive()
+
+    def _ensure_child(self) -> None:
+        if self.engine_alive:
+            return
+        self._teardown()
+        parent_conn, child_conn = self._ctx.Pipe(duplex=True)
+        self._cancel = self._ctx.Event()
+        self._proc = self._ctx.Process(target=child_main, args=(child_conn, self._cancel), name="qwb-engine",
+                                       daemon=True)
+        self._proc.start()
+        child_conn.close()
+        self._conn = parent_conn
+
+    def start(self, name: str, op: str, *args: Any, on_done: Callable[[Job], None] | None = None) -> Job:
+        """Send ``op(*args)`` (see ``workbench.remote.HANDLERS``) to the child; refuses while busy."""
         if self.job is not None:
             raise RuntimeError(f"'{self.job.name}' is still running")
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qwb-worker")
-        state = TaskState()
-        state.sigProgress.connect(self.sigProgress, Qt.ConnectionType.QueuedConnection)
-        job = Job(name, state, on_done)
+        self._ensure_child()
+        self._cancel.clear()
+        self._next_id += 1
+        job = Job(name, self._next_id, on_done)
         self.job = job
-
-        def work():
-            try:
-                job.result = fn(*args, task=state)
-            except CancelledError:
-                job.cancelled = True
-            except BaseException as e:  # noqa: BLE001 - every failure is reported, never lost on a thread
-                job.error = e
-                job.traceback = traceback.format_exc()
-            finally:
-                self._sigDone.emit(job)
-
-        job.future = self._executor.submit(work)
+        self._conn.send((job.id, op, args))
+        self._timer.start()
         self.sigStarted.emit(name)
         self.sigBusyChanged.emit(True)
         return job
 
     def cancel(self) -> None:
-        """Ask the running job to stop at its next ``check()``."""
-        if self.job is not None:
-            self.job.state.cancel()
+        """Ask the running job to stop at its next check."""
+        if self.job is not None and self._cancel is not None:
+            self.job.cancel_requested = True
+            self._cancel.set()
 
-    @Slot(object)
-    def _on_done(self, job: Job) -> None:
-        if job is not self.job:
+    def _poll(self) -> None:
+        job = self.job
+        if job is None:
+            self._timer.stop()
             return
-        if job.state.cancelled and job.error is None:
-            job.cancelled = True
+        try:
+            while self._conn.poll():
+                msg = self._conn.recv()
+                if msg[0] == "progress":
+                    if msg[1] == job.id:
+                        self.sigProgress.emit(msg[2], msg[3])
+                    continue
+                if msg[1] != job.id:
+                    continue
+                if msg[0] == "done":
+                    job.result = msg[2]
+                elif msg[0] == "cancelled":
+                    job.cancelled = True
+                else:
+                    job.error, job.traceback = rebuild_error(msg[2]), msg[3]
+                self._finish(job)
+                return
+        except (EOFError, OSError, BrokenPipeError):
+            pass
+        if not self.engine_alive:
+            code = self._proc.exitcode if self._proc is not None else None
+            job.error = EngineCrashed(
+                f"the analysis process stopped unexpectedly (exit code {code}) while {job.name.lower()}",
+                "your recipe, edits and earlier runs are kept; Re-run (F5) reloads the model and goes on")
+            self._teardown()
+            self.sigEngineLost.emit()
+            self._finish(job)
+
+    def _finish(self, job: Job) -> None:
         self.job = None
+        self._timer.stop()
         try:
             if job.on_done is not None:
                 job.on_done(job)  # may start the next job (e.g. analyse after opening)
@@ -135,12 +151,29 @@ class JobRunner(QObject):
             if self.job is None:
                 self.sigBusyChanged.emit(False)
             self.sigFinished.emit(job)
-            job.state.deleteLater()
 
-    def shutdown(self, wait: bool = True) -> None:
-        """Cancel the running job and stop the worker thread (the window calls this when it closes)."""
+    def _teardown(self, timeout: float = 5.0) -> None:
+        proc, conn = self._proc, self._conn
+        self._proc = self._conn = None
+        if conn is not None:
+            try:
+                conn.send((0, "exit", ()))
+            except (OSError, BrokenPipeError):
+                pass
+        if proc is not None:
+            proc.join(timeout)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(2.0)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(2.0)
+        if conn is not None:
+            conn.close()
+
+    def shutdown(self) -> None:
+        """Cancel the running job and end the child (the window calls this when it closes)."""
         self.cancel()
-        ex, self._executor = self._executor, None
-        if ex is not None:
-            ex.shutdown(wait=wait, cancel_futures=True)
+        self._timer.stop()
         self.job = None
+        self._teardown()

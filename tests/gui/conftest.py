@@ -60,7 +60,7 @@ def _flush_deletes(qapp) -> None:
 
 @pytest.fixture
 def make_window(qtbot, qapp):
-    """Factory for MainWindow; closes them afterwards and fails on leaked windows or threads."""
+    """Factory for MainWindow; closes them afterwards and fails on leaked windows, threads or processes."""
     from ui.main_window import MainWindow
 
     _flush_deletes(qapp)
@@ -91,8 +91,12 @@ def make_window(qtbot, qapp):
     while set(threading.enumerate()) - threads_before and time.monotonic() < deadline:
         time.sleep(0.05)
     threads = [t.name for t in set(threading.enumerate()) - threads_before]
+    import multiprocessing
+
+    children = [p.name for p in multiprocessing.active_children()]
     assert not leaked, f"windows leaked: {[type(w).__name__ for w in leaked]}"
     assert not threads, f"threads leaked: {threads}"
+    assert not children, f"processes leaked: {children}"
 
 
 def wait_idle(qtbot, window, timeout: int = 30_000) -> None:
