@@ -10,17 +10,23 @@ fresh child.
 
 from __future__ import annotations
 
-import multiprocessing
+import os
+import socket
+import subprocess
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
+from multiprocessing.connection import Listener
 from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from workbench.errors import WorkbenchError
-from workbench.remote import child_main, rebuild_error
+from workbench.remote import rebuild_error
 
 POLL_MS = 15
+CONNECT_TIMEOUT_S = 60.0
 
 
 class EngineCrashed(WorkbenchError):
@@ -57,10 +63,12 @@ class JobRunner(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._ctx = multiprocessing.get_context("spawn")
-        self._proc = None
+        self._proc: subprocess.Popen | None = None
+        self._listener: Listener | None = None
+        self._accepted: list = []
         self._conn = None
-        self._cancel = None
+        self._outbox: list = []  # messages waiting for the child to connect
+        self._spawned = 0.0
         self._next_id = 0
         self.job: Job | None = None
         self._timer = QTimer(self)
@@ -73,30 +81,46 @@ class JobRunner(QObject):
 
     @property
     def engine_alive(self) -> bool:
-        return self._proc is not None and self._proc.is_alive()
+        return self._proc is not None and self._proc.poll() is None
 
-    def _ensure_child(self) -> None:
-        if self.engine_alive:
-            return
+    def _spawn(self) -> None:
+        """Start ``python -m workbench.remote``; it connects back while the GUI goes on (no blocking accept)."""
         self._teardown()
-        parent_conn, child_conn = self._ctx.Pipe(duplex=True)
-        self._cancel = self._ctx.Event()
-        self._proc = self._ctx.Process(target=child_main, args=(child_conn, self._cancel), name="qwb-engine",
-                                       daemon=True)
-        self._proc.start()
-        child_conn.close()
-        self._conn = parent_conn
+        family = "AF_UNIX" if hasattr(socket, "AF_UNIX") and sys.platform != "win32" else "AF_INET"
+        key = os.urandom(32)
+        listener = Listener(address=None if family == "AF_UNIX" else ("127.0.0.1", 0), family=family, authkey=key)
+        addr = listener.address if family == "AF_UNIX" else f"{listener.address[0]}:{listener.address[1]}"
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        self._proc = subprocess.Popen([sys.executable, "-m", "workbench.remote", addr, family], stdin=subprocess.PIPE,
+                                      env=env)
+        self._proc.stdin.write(key.hex().encode() + b"\n")
+        self._proc.stdin.close()
+        self._listener, self._accepted, self._spawned = listener, [], time.monotonic()
+
+        def accept(listener=listener, box=self._accepted):
+            try:
+                box.append(listener.accept())
+            except BaseException as e:  # noqa: BLE001 - closed listener, failed handshake: reported by _poll
+                box.append(e)
+
+        threading.Thread(target=accept, name="qwb-engine-accept", daemon=True).start()
+
+    def _send(self, msg) -> None:
+        if self._conn is not None:
+            self._conn.send(msg)
+        else:
+            self._outbox.append(msg)
 
     def start(self, name: str, op: str, *args: Any, on_done: Callable[[Job], None] | None = None) -> Job:
         """Send ``op(*args)`` (see ``workbench.remote.HANDLERS``) to the child; refuses while busy."""
         if self.job is not None:
             raise RuntimeError(f"'{self.job.name}' is still running")
-        self._ensure_child()
-        self._cancel.clear()
+        if not self.engine_alive:
+            self._spawn()
         self._next_id += 1
         job = Job(name, self._next_id, on_done)
         self.job = job
-        self._conn.send((job.id, op, args))
+        self._send((job.id, op, args))
         self._timer.start()
         self.sigStarted.emit(name)
         self.sigBusyChanged.emit(True)
@@ -104,17 +128,38 @@ class JobRunner(QObject):
 
     def cancel(self) -> None:
         """Ask the running job to stop at its next check."""
-        if self.job is not None and self._cancel is not None:
+        if self.job is not None:
             self.job.cancel_requested = True
-            self._cancel.set()
+            try:
+                self._send((0, "cancel", ()))
+            except (OSError, BrokenPipeError):
+                pass
+
+    def _connect(self) -> bool:
+        """Pick up the child's connection once it has dialled in; flush what waited for it."""
+        if self._conn is not None:
+            return True
+        if not self._accepted:
+            return False
+        got = self._accepted[0]
+        if isinstance(got, BaseException):
+            return False
+        self._conn = got
+        self._listener.close()
+        self._listener = None
+        for msg in self._outbox:
+            self._conn.send(msg)
+        self._outbox.clear()
+        return True
 
     def _poll(self) -> None:
         job = self.job
         if job is None:
             self._timer.stop()
             return
+        connected = self._connect()
         try:
-            while self._conn.poll():
+            while connected and self._conn.poll():
                 msg = self._conn.recv()
                 if msg[0] == "progress":
                     if msg[1] == job.id:
@@ -132,8 +177,15 @@ class JobRunner(QObject):
                 return
         except (EOFError, OSError, BrokenPipeError):
             pass
-        if not self.engine_alive:
-            code = self._proc.exitcode if self._proc is not None else None
+        except Exception as e:  # noqa: BLE001 - a reply that cannot be unpickled: a bug, reported as such
+            import traceback  # noqa: PLC0415
+
+            job.error, job.traceback = e, traceback.format_exc()
+            self._finish(job)
+            return
+        timed_out = not connected and time.monotonic() - self._spawned > CONNECT_TIMEOUT_S
+        if not self.engine_alive or timed_out:
+            code = self._proc.poll() if self._proc is not None else None
             job.error = EngineCrashed(
                 f"the analysis process stopped unexpectedly (exit code {code}) while {job.name.lower()}",
                 "your recipe, edits and earlier runs are kept; Re-run (F5) reloads the model and goes on")
@@ -153,21 +205,32 @@ class JobRunner(QObject):
             self.sigFinished.emit(job)
 
     def _teardown(self, timeout: float = 5.0) -> None:
-        proc, conn = self._proc, self._conn
-        self._proc = self._conn = None
+        proc, conn, listener = self._proc, self._conn, self._listener
+        self._proc = self._conn = self._listener = None
+        self._outbox.clear()
         if conn is not None:
             try:
                 conn.send((0, "exit", ()))
             except (OSError, BrokenPipeError):
                 pass
+        if listener is not None:  # wake a pending accept (close alone does not on Linux), then close
+            sock = getattr(getattr(listener, "_listener", None), "_socket", None)
+            try:
+                if sock is not None:
+                    sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            listener.close()
         if proc is not None:
-            proc.join(timeout)
-            if proc.is_alive():
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
                 proc.terminate()
-                proc.join(2.0)
-            if proc.is_alive():
-                proc.kill()
-                proc.join(2.0)
+                try:
+                    proc.wait(2.0)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(2.0)
         if conn is not None:
             conn.close()
 

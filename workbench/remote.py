@@ -6,11 +6,16 @@ GUI thread in the same process then waits for the GIL — measured on the Mobile
 one analysis: longest stall of a 5 ms timer 71-170 ms with a worker thread, 20-32 ms with this
 process. It also means a crash inside onnxruntime ends this process, not the window and the user's work.
 
-Protocol (a ``multiprocessing`` Pipe; everything pickled):
-  parent -> child: ``(job_id, op, args)``; op is a name in ``HANDLERS`` or "exit"
+The child is ``python -m workbench.remote`` (not a ``multiprocessing`` spawn, which would re-import the
+parent's ``__main__``); it connects back to the parent's ``multiprocessing.connection.Listener`` on the
+loopback interface (Unix socket where available), authenticated with a key passed on stdin.
+
+Protocol (everything pickled):
+  parent -> child: ``(job_id, op, args)`` (op in ``HANDLERS``), ``(0, "cancel", ())``, ``(0, "exit", ())``
   child -> parent: ``("progress", job_id, fraction, message)``, then exactly one of
                    ``("done", job_id, result)``, ``("cancelled", job_id)``, ``("error", job_id, info, traceback)``
-Cancellation is a shared Event the child's task checks between steps (``analyzers.task`` protocol).
+A reader thread in the child receives while the main thread computes, so "cancel" sets an event that
+the job's task checks between steps (``analyzers.task`` protocol).
 """
 
 from __future__ import annotations
@@ -100,17 +105,38 @@ def rebuild_error(info: dict) -> BaseException:
     return RuntimeError(f"{info['type']}: {info['message']}")
 
 
-def child_main(conn, cancel_event) -> None:
+def child_main(conn) -> None:
     """The child's loop: one job at a time until "exit" or the parent goes away."""
+    import queue  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    cancel_event = threading.Event()
+    jobs_q: queue.Queue = queue.Queue()
+
+    def reader():
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                jobs_q.put(None)
+                return
+            if msg[1] == "cancel":
+                cancel_event.set()
+            elif msg[1] == "exit":
+                cancel_event.set()
+                jobs_q.put(None)
+                return
+            else:
+                jobs_q.put(msg)
+
+    threading.Thread(target=reader, name="qwb-engine-reader", daemon=True).start()
     state: dict = {}
     while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):
+        msg = jobs_q.get()
+        if msg is None:
             return
         job_id, op, args = msg
-        if op == "exit":
-            return
+        cancel_event.clear()
         task = PipeTask(conn, cancel_event, job_id)
         try:
             result = HANDLERS[op](state, *args, task=task)
@@ -121,5 +147,29 @@ def child_main(conn, cancel_event) -> None:
             reply = ("error", job_id, error_info(e), traceback.format_exc())
         try:
             conn.send(reply)
+        except (EOFError, OSError, BrokenPipeError):
+            return
         except Exception as e:  # noqa: BLE001 - e.g. a result that cannot be pickled
             conn.send(("error", job_id, error_info(e), traceback.format_exc()))
+
+
+def main() -> None:
+    """Entry point of the child: ``python -m workbench.remote ADDRESS FAMILY`` with the auth key on stdin."""
+    import sys  # noqa: PLC0415
+    from multiprocessing.connection import Client  # noqa: PLC0415
+
+    family = sys.argv[2]
+    address = sys.argv[1] if family == "AF_UNIX" else (sys.argv[1].rsplit(":", 1)[0], int(sys.argv[1].rsplit(":", 1)[1]))
+    key = bytes.fromhex(sys.stdin.readline().strip())
+    conn = Client(address, family=family, authkey=key)
+    try:
+        child_main(conn)
+    finally:
+        conn.close()
+
+
+if __name__ == "__main__":
+    # run the copy imported as ``workbench.remote``, so what it pickles names that module, not __main__
+    from workbench.remote import main as _main
+
+    _main()
