@@ -106,7 +106,6 @@ class ComparePanel(QWidget):
         lay.addLayout(top)
         lay.addWidget(self.table, 1)
         workspace.events.current.connect(lambda *_: self.refresh())
-        workspace.events.runs.connect(lambda *_: self.refresh())
         self.refresh()
 
     def refresh(self) -> None:

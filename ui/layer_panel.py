@@ -98,7 +98,7 @@ class LayerPanel(QWidget):
         lay.addWidget(self.count_label)
 
         workspace.events.selection.connect(self._ws_selection_changed)
-        for ev in (workspace.events.runs, workspace.events.current, workspace.events.graph, workspace.events.recipe):
+        for ev in (workspace.events.current, workspace.events.graph, workspace.events.recipe):
             ev.connect(lambda *_: self._after_change())
         self.model.modelReset.connect(lambda: self._ws_selection_changed(self.ws.selection, None))
         self._after_change()

@@ -51,7 +51,6 @@ class LayerTableModel(QAbstractTableModel):
         self._bold.setBold(True)
         ev = workspace.events
         ev.graph.connect(lambda *_: self.rebuild())
-        ev.runs.connect(lambda *_: self.rebuild())
         ev.current.connect(lambda *_: self.rebuild())
         ev.recipe.connect(self._recipe_changed)
         self.rebuild()

@@ -75,7 +75,6 @@ class SummaryPanel(QWidget):
         lay.addWidget(self.info)
         lay.addWidget(self.table, 1)
         ev = workspace.events
-        ev.runs.connect(lambda *_: self.refresh())
         ev.current.connect(lambda *_: self.refresh())
         ev.stale.connect(lambda *_: self._refresh_stale())
         ev.recipe.connect(lambda *_: self._refresh_stale())

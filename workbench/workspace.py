@@ -72,6 +72,8 @@ class Workspace:
     """Model/data paths, editable recipe, runs, benchmarks and selection; see the module docstring."""
 
     def __init__(self) -> None:
+        # "current" is emitted whenever the shown run or the one compared with changes (adding a run shows
+        # it), so views of results listen to it alone; "runs" is for lists of runs.
         self.events = EventGroup("spec", "graph", "recipe", "runs", "current", "stale", "selection",
                                  "benchmarks", "dirty")
         self.spec: SessionSpec | None = None

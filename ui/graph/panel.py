@@ -94,7 +94,6 @@ class GraphPanel(QWidget):
 
         ev = workspace.events
         ev.current.connect(lambda *_: self.refresh_colors())
-        ev.runs.connect(lambda *_: self.refresh_colors())
         ev.recipe.connect(lambda *_: self.refresh_badges())
         ev.selection.connect(self._selection_changed)
         self.refresh_colors()

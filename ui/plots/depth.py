@@ -31,9 +31,16 @@ class DepthPlot(QWidget):
         self.before_cum = pi.plot([], pen=pg.mkPen(CUM_COLOR, width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine))
         self.iso = pi.plot([], pen=pg.mkPen(ISO_COLOR, width=2.2), name="isolated (error this layer causes)")
         self.cum = pi.plot([], pen=pg.mkPen(CUM_COLOR, width=2.2), name="cumulative (error accumulated)")
-        self.points = pg.ScatterPlotItem(size=9, hoverable=True, tip=self._tip, hoverSize=13)
-        self.points.sigClicked.connect(self._clicked)
-        pi.addItem(self.points)
+        # one item per look (uniform pen/brush): pyqtgraph renders each symbol once, not once per point
+        self.iso_pts = pg.ScatterPlotItem(size=9, hoverable=True, tip=self._tip, hoverSize=13,
+                                          brush=pg.mkBrush(ISO_COLOR), pen=pg.mkPen("w", width=1))
+        self.cum_pts = pg.ScatterPlotItem(size=9, hoverable=True, tip=self._tip, hoverSize=13,
+                                          brush=pg.mkBrush(CUM_COLOR), pen=pg.mkPen("w", width=1))
+        self.flag_pts = pg.ScatterPlotItem(size=15, brush=None, pen=pg.mkPen(FLAGGED, width=2.5))
+        for item in (self.flag_pts, self.iso_pts, self.cum_pts):
+            pi.addItem(item)
+        self.iso_pts.sigClicked.connect(self._clicked)
+        self.cum_pts.sigClicked.connect(self._clicked)
         self.cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen("#1f6fd1", width=2))
         self.cursor.setVisible(False)
         pi.addItem(self.cursor)
@@ -47,7 +54,6 @@ class DepthPlot(QWidget):
         lay.addWidget(self.note)
         ev = workspace.events
         ev.current.connect(lambda *_: self.refresh())
-        ev.runs.connect(lambda *_: self.refresh())
         ev.selection.connect(lambda *_: self._update_cursor())
         self.refresh()
 
@@ -56,7 +62,8 @@ class DepthPlot(QWidget):
         if run is None:
             for c in (self.iso, self.cum, self.before_iso, self.before_cum):
                 c.setData([], [])
-            self.points.setData([])
+            for item in (self.iso_pts, self.cum_pts, self.flag_pts):
+                item.setData([])
             self.nodes = []
             self.note.setText("Run the analysis to see where along the model the error comes from.")
             self._update_cursor()
@@ -68,15 +75,15 @@ class DepthPlot(QWidget):
         cum = finite_for_display([lay.cumulative.effective_sqnr_db for lay in layers])
         self.iso.setData(x, iso, connect="finite")
         self.cum.setData(x, cum, connect="finite")
-        spots = []
-        for i, lay in enumerate(layers):
-            flagged = lay.flagged
-            for y, color in ((iso[i], ISO_COLOR), (cum[i], CUM_COLOR)):
-                if np.isfinite(y):
-                    spots.append({"pos": (i, y), "data": lay.node, "brush": pg.mkBrush(color),
-                                  "pen": pg.mkPen(FLAGGED, width=2.5) if flagged else pg.mkPen("w", width=1),
-                                  "symbol": "o"})
-        self.points.setData(spots)
+        names = np.array(self.nodes, dtype=object)
+        for item, y in ((self.iso_pts, iso), (self.cum_pts, cum)):
+            ok = np.isfinite(y)
+            item.setData(x=x[ok], y=y[ok], data=names[ok])
+        flagged = np.array([lay.flagged for lay in layers], dtype=bool)
+        fx = np.concatenate([x[flagged], x[flagged]])
+        fy = np.concatenate([iso[flagged], cum[flagged]])
+        ok = np.isfinite(fy)
+        self.flag_pts.setData(x=fx[ok], y=fy[ok])
         before = self.ws.baseline_run
         self.legend.removeItem(self.before_iso)
         self.legend.removeItem(self.before_cum)

@@ -54,7 +54,6 @@ class HeatmapPlot(QWidget):
         lay.addWidget(self.win, 1)
         lay.addWidget(self.note)
         workspace.events.current.connect(lambda *_: self.refresh())
-        workspace.events.runs.connect(lambda *_: self.refresh())
         workspace.events.selection.connect(lambda *_: self._update_cursor())
         self.refresh()
 
