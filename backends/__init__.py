@@ -2,4 +2,9 @@
 
 A library: it speaks ONNX files, numpy arrays and its own dataclasses, never imports ``workbench`` or
 ``ui``, and reports a backend's availability as a value with a reason instead of failing at import.
+Importing it loads only the standard library; onnxruntime, onnx and numpy are imported when used.
+
+Entry points: ``registry.make_backend(name)`` / ``all_backends()``, ``Backend.availability()``,
+``benchmark.benchmark(backend, fp32, int8, feed, settings, task)`` returning a ``BackendResult``
+(``to_dict()`` is the JSON contract), ``arm_sysroot.build_sysroot`` for the emulated backend.
 """
