@@ -11,6 +11,9 @@ from ..errors import CancelledError, WorkbenchError
 # subcommand -> module under workbench.cli (imported only when used, so `qwb --help` is instant)
 COMMANDS = {
     "quantize": "quantize_cmd",
+    "backends": "backends_cmd",
+    "bench": "bench_cmd",
+    "neon-setup": "neon_setup_cmd",
 }
 
 
