@@ -187,7 +187,10 @@ def model_size_bytes(path: str | Path) -> int:
 
     path = Path(path)
     total = path.stat().st_size
-    m = onnx.load(str(path), load_external_data=False)
+    try:
+        m = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - not readable as ONNX: the benchmark child reports why
+        return total
     seen = set()
     for t in m.graph.initializer:
         if uses_external_data(t):
@@ -324,6 +327,22 @@ def benchmark(backend: Backend, fp32: str | Path, int8: str | Path | None, feed:
     return result
 
 
+def int8_coverage(backend: Backend, int8: str | Path, feed: Feed, settings: BenchSettings | None = None,
+                  task: Task | None = None) -> Int8Coverage:
+    """Only the INT8 coverage of ``int8`` on a native ``backend`` (one child process, no timing).
+
+    Raises ``ChildFailure`` when the child crashes, hangs or onnxruntime rejects the model.
+    """
+    s = settings or BenchSettings()
+    threads = s.resolved_threads()
+    with tempfile.TemporaryDirectory(prefix=f"qwb-coverage-{backend.name}-") as td:
+        ws = _Workspace(Path(td), feed)
+        job = _inspect_job("int8", str(int8), backend.coverage_providers(threads), threads, 1, ws, True,
+                           backend.required_providers())
+        res = ws.run(backend, [job], task or NullTask(), s.timeout_s, f"reading INT8 coverage on {backend.name}")
+        return _coverage_from(res["jobs"][0], str(int8), feed)
+
+
 def _model_run(backend, label, path, s, threads, ws, task) -> ModelRun:
     run = ModelRun(label, path, model_size_bytes(path))
     try:
@@ -361,10 +380,7 @@ def _timed(backend, fp32, int8, s, ws, task, result: BackendResult, variants: di
     if result.fp32.outputs is not None and result.int8.outputs is not None:
         result.numerics = {"int8_vs_fp32": compare_outputs(result.int8.outputs, result.fp32.outputs)}
     try:
-        job = _inspect_job("int8", int8, backend.coverage_providers(threads), threads, 1, ws, True,
-                           backend.required_providers())
-        res = ws.run(backend, [job], part(), s.timeout_s, f"reading INT8 coverage on {backend.name}")
-        result.coverage = _coverage_from(res["jobs"][0], int8, ws.feed)
+        result.coverage = int8_coverage(backend, int8, ws.feed, s, part())
     except ChildFailure as e:
         result.coverage_failure = e.message
     if extra:

@@ -235,12 +235,21 @@ def _float_reason(n, producer, consumers, inits, profile, provider) -> tuple[boo
     if provider and provider != "CPUExecutionProvider":
         return True, (f"runs on {provider}, which executes DequantizeLinear→{op}→QuantizeLinear in float "
                       "(INT8 on NVIDIA GPUs needs the TensorRT provider)")
-    qtypes = {_first_dtype((profile.get(d.name) or {}).get("input_type_shape")) for d in dq.values()}
-    if qtypes & INT16_TYPES:
-        return True, f"16-bit quantized: onnxruntime has no 16-bit integer kernel for {op}, so it runs in float"
+    in16 = any(_first_dtype((profile.get(d.name) or {}).get("input_type_shape")) in INT16_TYPES for d in act_dq)
+    out16 = any(_first_dtype((profile.get(q.name) or {}).get("output_type_shape")) in INT16_TYPES
+                for q in q_outputs)
+    if in16 or out16:
+        where = "input and output are" if in16 and out16 else ("input is" if in16 else "output is")
+        why = "" if in16 and out16 else " (for a 16-bit neighbour)"
+        return True, (f"its {where} quantized to 16 bits{why}: onnxruntime has no integer {op} kernel for "
+                      "16-bit data, so it runs in float")
     if op not in CPU_QDQ_FUSED and op not in CPU_QDQ_DROPPED:
-        return True, (f"onnxruntime has no integer kernel for {op}: it runs in float between DequantizeLinear "
-                      "and QuantizeLinear")
+        return True, (f"onnxruntime has no integer kernel for {op}: it runs in float on dequantized input"
+                      + (" and is quantized again after" if q_outputs else ""))
+    w = n.input[1] if op in ("Conv", "MatMul", "Gemm") and len(n.input) > 1 else None
+    if w and w in inits and w not in dq:
+        return True, (f"its weight {w} is a float initializer (the layer was left out of quantization), so "
+                      f"onnxruntime runs {op} in float")
     if op in NEEDS_OUTPUT_Q and not q_outputs:
         return True, (f"its output is not quantized (no QuantizeLinear after it), which onnxruntime needs to "
                       f"make {op} an integer kernel")
