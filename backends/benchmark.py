@@ -123,6 +123,7 @@ class BackendResult:
     coverage: Int8Coverage | None = None
     coverage_failure: str | None = None
     variants: dict = field(default_factory=dict)  # label -> ModelRun (INT8 built with other settings)
+    variant_coverage: dict = field(default_factory=dict)  # label -> Int8Coverage of that variant
     variant_verdict: dict | None = None
     emulated_runs: list = field(default_factory=list)  # [EmulatedRun]
     host_coverage: Int8Coverage | None = None  # emulated: the same INT8 model's coverage on this host
@@ -164,8 +165,12 @@ class BackendResult:
             d["providers_used"] = {r.label: r.providers_used for r in (self.fp32, self.int8) if r}
             d["numerics"] = self.numerics
             if self.variants:
-                d["int8_variants"] = dict({k: (r.latency.contract() if r.latency else None)
-                                           for k, r in self.variants.items()}, verdict=self.variant_verdict)
+                d["int8_variants"] = {
+                    k: dict(r.latency.contract() if r.latency else {}, failure=r.failure,
+                            macs_int8_share=(self.variant_coverage[k].macs_int8_share
+                                             if k in self.variant_coverage else None))
+                    for k, r in self.variants.items()}
+                d["int8_variants"]["verdict"] = self.variant_verdict
         if self.emulated and a.available:
             d["emulated_cpus"] = [e.to_dict() for e in self.emulated_runs]
             d["host_int8_coverage"] = _coverage_contract(self.host_coverage)
@@ -216,8 +221,11 @@ def compare_outputs(a: list, b: list) -> dict:
     return out
 
 
-def compare_variants(runs: dict, noise: float = VARIANT_NOISE) -> dict:
-    """Which INT8 variant is faster (by p50), and a one-line recommendation that respects noise."""
+def compare_variants(runs: dict, coverage: dict | None = None, noise: float = VARIANT_NOISE) -> dict:
+    """Which INT8 variant is faster (by p50), and a one-line recommendation that respects noise.
+
+    ``coverage`` (label -> Int8Coverage) explains a difference by how much of each variant runs in INT8.
+    """
     ok = {k: r.latency for k, r in runs.items() if r.latency}
     if len(ok) < 2:
         failed = {k: r.failure for k, r in runs.items() if not r.latency}
@@ -225,7 +233,10 @@ def compare_variants(runs: dict, noise: float = VARIANT_NOISE) -> dict:
     best = min(ok, key=lambda k: ok[k].p50_ms)
     worst = max(ok, key=lambda k: ok[k].p50_ms)
     gain = ok[worst].p50_ms / ok[best].p50_ms - 1
-    figures = ", ".join(f"{k} p50 {s.p50_ms:.4g} ms" for k, s in ok.items())
+    cov = coverage or {}
+    figures = ", ".join(f"{k} p50 {s.p50_ms:.4g} ms" + (f", {cov[k].macs_int8_share:.0%} of MACs in INT8"
+                                                         if k in cov and cov[k].macs_int8_share is not None else "")
+                        for k, s in ok.items())
     if gain < noise:
         return {"faster": None, "gain": gain, "recommendation": f"no measurable difference ({figures}; "
                 f"{gain:.1%} is below the {noise:.0%} noise threshold): choose by accuracy"}
@@ -241,9 +252,12 @@ class _Workspace:
         self.feed = feed
         self.feed_path = feed.save(root / "feed.npz")
         self.n = 0
+        self.files = 0
 
-    def path(self, name: str) -> str:
-        return str(self.root / name)
+    def path(self, stem: str, suffix: str) -> str:
+        """A new file name in the folder (numbered, so no job overwrites another's files)."""
+        self.files += 1
+        return str(self.root / f"{stem}-{self.files}{suffix}")
 
     def run(self, backend: Backend, jobs: list, task: Task, timeout_s: float, what: str) -> dict:
         """Run the worker on ``jobs`` in a child of ``backend``; raise ChildFailure with a sentence if it fails."""
@@ -273,17 +287,17 @@ def _bench_job(backend: Backend, label: str, model: str, s: BenchSettings, threa
     cfg = SessionConfig(model, backend.providers(threads), threads, "all",
                         require_providers=backend.required_providers())
     return {"kind": "bench", "label": label, "config": cfg.to_dict(), "batches": [int(b) for b in s.batches],
-            "runs": s.runs, "warmup": s.warmup, "outputs": ws.path(f"{label}-outputs.npz")}
+            "runs": s.runs, "warmup": s.warmup, "outputs": ws.path(f"{label}-outputs", ".npz")}
 
 
 def _inspect_job(label: str, model: str, providers: list, threads: int, batch: int, ws: _Workspace,
                  coverage: bool, required: list | None = None) -> dict:
     cfg = SessionConfig(model, providers, threads, "all", require_providers=required or [])
     job = {"kind": "inspect", "label": label, "config": cfg.to_dict(), "batch": batch,
-           "outputs": ws.path(f"{label}-inspect-{ws.n + 1}.npz")}
+           "outputs": ws.path(f"{label}-outputs", ".npz")}
     if coverage:
-        job["coverage"] = {"optimized_model_path": ws.path(f"{label}-{ws.n + 1}.optimized.onnx"),
-                           "profile_prefix": ws.path(f"{label}-{ws.n + 1}-profile")}
+        job["coverage"] = {"optimized_model_path": ws.path(f"{label}-optimized", ".onnx"),
+                           "profile_prefix": ws.path(f"{label}-profile", "")}
     return job
 
 
@@ -334,13 +348,16 @@ def int8_coverage(backend: Backend, int8: str | Path, feed: Feed, settings: Benc
     Raises ``ChildFailure`` when the child crashes, hangs or onnxruntime rejects the model.
     """
     s = settings or BenchSettings()
-    threads = s.resolved_threads()
     with tempfile.TemporaryDirectory(prefix=f"qwb-coverage-{backend.name}-") as td:
-        ws = _Workspace(Path(td), feed)
-        job = _inspect_job("int8", str(int8), backend.coverage_providers(threads), threads, 1, ws, True,
-                           backend.required_providers())
-        res = ws.run(backend, [job], task or NullTask(), s.timeout_s, f"reading INT8 coverage on {backend.name}")
-        return _coverage_from(res["jobs"][0], str(int8), feed)
+        return _coverage_run(backend, str(int8), s, _Workspace(Path(td), feed), task or NullTask())
+
+
+def _coverage_run(backend: Backend, int8: str, s: BenchSettings, ws: _Workspace, task: Task) -> Int8Coverage:
+    threads = s.resolved_threads()
+    job = _inspect_job("int8", int8, backend.coverage_providers(threads), threads, 1, ws, True,
+                       backend.required_providers())
+    res = ws.run(backend, [job], task, s.timeout_s, f"reading INT8 coverage of {Path(int8).name} on {backend.name}")
+    return _coverage_from(res["jobs"][0], int8, ws.feed)
 
 
 def _model_run(backend, label, path, s, threads, ws, task) -> ModelRun:
@@ -364,7 +381,7 @@ def _timed(backend, fp32, int8, s, ws, task, result: BackendResult, variants: di
     threads = s.resolved_threads()
     result.threads = threads
     extra = {k: str(v) for k, v in variants.items() if int8 is None or Path(v).resolve() != Path(int8).resolve()}
-    steps = 1 + (2 if int8 else 0) + len(extra)
+    steps = 1 + (2 if int8 else 0) + 2 * len(extra)
     k = 0
 
     def part():
@@ -380,7 +397,7 @@ def _timed(backend, fp32, int8, s, ws, task, result: BackendResult, variants: di
     if result.fp32.outputs is not None and result.int8.outputs is not None:
         result.numerics = {"int8_vs_fp32": compare_outputs(result.int8.outputs, result.fp32.outputs)}
     try:
-        result.coverage = int8_coverage(backend, int8, ws.feed, s, part())
+        result.coverage = _coverage_run(backend, int8, s, ws, part())
     except ChildFailure as e:
         result.coverage_failure = e.message
     if extra:
@@ -388,10 +405,16 @@ def _timed(backend, fp32, int8, s, ws, task, result: BackendResult, variants: di
         for label, path in variants.items():
             if label in extra:
                 runs[label] = _model_run(backend, label, extra[label], s, threads, ws, part())
+                try:
+                    result.variant_coverage[label] = _coverage_run(backend, extra[label], s, ws, part())
+                except ChildFailure as e:
+                    runs[label].failure = runs[label].failure or f"coverage: {e.message}"
             else:
                 runs[label] = result.int8
+                if result.coverage:
+                    result.variant_coverage[label] = result.coverage
         result.variants = runs
-        result.variant_verdict = compare_variants(runs)
+        result.variant_verdict = compare_variants(runs, result.variant_coverage)
 
 
 def _emulated(backend: NeonEmulatedBackend, fp32, int8, s, ws, task, result: BackendResult) -> None:

@@ -243,6 +243,12 @@ def _float_reason(n, producer, consumers, inits, profile, provider) -> tuple[boo
         why = "" if in16 and out16 else " (for a 16-bit neighbour)"
         return True, (f"its {where} quantized to 16 bits{why}: onnxruntime has no integer {op} kernel for "
                       "16-bit data, so it runs in float")
+    in8 = {_first_dtype((profile.get(d.name) or {}).get("input_type_shape")) for d in act_dq} & INT8_TYPES
+    out8 = {_first_dtype((profile.get(q.name) or {}).get("output_type_shape")) for q in q_outputs} & INT8_TYPES
+    if op in CPU_QDQ_FUSED and "int8" in in8 | out8:
+        return True, (f"8-bit activations {'/'.join(sorted(in8)) or '-'} in, {'/'.join(sorted(out8)) or '-'} out: "
+                      f"onnxruntime made no integer {op} from signed (s8) activations on this CPU; quantize "
+                      "activations as u8")
     if op not in CPU_QDQ_FUSED and op not in CPU_QDQ_DROPPED:
         return True, (f"onnxruntime has no integer kernel for {op}: it runs in float on dequantized input"
                       + (" and is quantized again after" if q_outputs else ""))

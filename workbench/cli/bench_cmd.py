@@ -130,6 +130,9 @@ def _print_timed(r) -> None:
         _print_coverage(r.coverage)
     if r.variant_verdict:
         print(f"  {'activ.':<9}{r.variant_verdict['recommendation']}")
+        for label, c in r.variant_coverage.items():
+            if c is not r.coverage and c.fallbacks:
+                print(f"  {'':<9}{label} variant: {c.summary()}; e.g. {c.fallbacks[0].name}: {c.fallbacks[0].reason}")
     num = (r.numerics or {}).get("int8_vs_fp32")
     if num and "max_abs_diff" in num:
         agree = f", top-1 agreement {num['top1_agreement']:.0%}" if "top1_agreement" in num else ""
