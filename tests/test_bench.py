@@ -78,8 +78,8 @@ def test_cpu_benchmarks_the_demo_for_real():
     assert set(r.variants) == {"u8", "s8"} and r.variants["u8"] is r.int8 and r.variants["s8"].latency
     assert r.variant_verdict["recommendation"] and set(r.variant_coverage) == {"u8", "s8"}
     if platform.machine() == "x86_64":
-        # onnxruntime's x86 kernels want u8 activations; its s8->u8 rewrite skips tensors with two consumers
-        # (the demo's residual), so several convs of the s8 variant run in float -- the reason to use u8 here
+        # onnxruntime's x86 kernels want u8 activations; in the s8 variant the activations read by two nodes
+        # (residual, branch point) keep int8, so the convs next to them run in float -- the reason to use u8 here
         s8 = r.variant_coverage["s8"]
         assert s8.macs_int8_share < 1.0
         assert any("signed (s8) activations" in f.reason for f in s8.fallbacks)
