@@ -23,6 +23,7 @@ class Backend:
     description = ""
 
     def availability(self) -> Availability:
+        """Can it run here, and why (never raises, loads nothing heavy)."""
         raise NotImplementedError
 
     def providers(self, threads: int) -> list:

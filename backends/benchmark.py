@@ -44,6 +44,7 @@ class BenchSettings:
     numerics_samples: int = 32  # samples compared between emulated and native runs
 
     def validate(self) -> None:
+        """Refuse impossible numbers with a fix, before any process starts."""
         def bad(what, fix):
             raise BackendError(what, fix)
         if self.threads < 0:
@@ -133,12 +134,14 @@ class BackendResult:
 
     @property
     def speedup(self) -> float | None:
+        """FP32 p50 over INT8 p50 at the first batch size (None when either is missing)."""
         a = self.fp32.latency if self.fp32 else None
         b = self.int8.latency if self.int8 else None
         return a.p50_ms / b.p50_ms if a and b and b.p50_ms > 0 else None
 
     @property
     def failures(self) -> dict:
+        """What crashed, hung or failed, by label: reported, never raised."""
         out = {r.label: r.failure for r in (self.fp32, self.int8, *self.variants.values()) if r and r.failure}
         if self.coverage_failure:
             out["int8_coverage"] = self.coverage_failure

@@ -88,6 +88,7 @@ class Int8Coverage:
         return d
 
     def summary(self) -> str:
+        """The one line ``qwb bench`` prints."""
         share = "n/a" if self.macs_int8_share is None else f"{self.macs_int8_share:.1%}"
         return f"{self.nodes_int8} int8 / {self.nodes_float} float nodes, {share} of MACs in INT8"
 

@@ -51,6 +51,7 @@ class CudaBackend(Backend):
         return providers, ort.__version__
 
     def has_tensorrt(self) -> bool:
+        """TensorRT goes first when the build has it: it is where NVIDIA GPUs run INT8."""
         return "TensorrtExecutionProvider" in self._available_providers()[0]
 
     def availability(self) -> Availability:

@@ -26,6 +26,7 @@ class Feed:
 
     @property
     def can_batch(self) -> bool:
+        """Every input has a variable batch axis, so any batch size can be cut from the pool."""
         return bool(self.batch_axis) and all(self.batch_axis.values())
 
     @property
@@ -34,10 +35,12 @@ class Feed:
         return min(sizes) if sizes else 1
 
     def shapes(self, batch: int) -> dict[str, tuple]:
+        """Input shapes at ``batch`` (for counting MACs)."""
         return {n: ((batch,) + tuple(a.shape[1:])) if self.batch_axis.get(n) else tuple(a.shape)
                 for n, a in self.arrays.items()}
 
     def check_batch(self, batch: int) -> None:
+        """Refuse, before any process starts, a batch size the model cannot take."""
         if batch != 1 and not self.can_batch:
             fixed = [n for n, b in self.batch_axis.items() if not b]
             raise BackendError(f"the model's input {fixed[0]!r} has no variable batch axis, so it can only run one "

@@ -26,6 +26,7 @@ DEFAULT_ARM_CPUS = ("neon", "dotprod", "i8mm")
 
 
 def qemu_version(qemu: str) -> str:
+    """For the availability reason: which QEMU produced the numbers."""
     try:
         out = subprocess.run([qemu, "--version"], capture_output=True, text=True, timeout=10).stdout
         return out.split("version", 1)[1].split()[0] if "version" in out else "?"
@@ -53,6 +54,7 @@ class NeonEmulatedBackend(Backend):
         return ARM_CPUS[self.cpu][0]
 
     def qemu(self) -> str | None:
+        """The emulator binary (injectable for tests)."""
         return self._qemu or find_qemu()
 
     def availability(self) -> Availability:

@@ -27,4 +27,5 @@ def make_backend(name: str, sysroot: Path | None = None, arm_cpu: str = "dotprod
 
 
 def all_backends(sysroot: Path | None = None) -> list[Backend]:
+    """Every backend, in the order ``qwb backends`` lists them."""
     return [make_backend(n, sysroot) for n in BACKEND_NAMES]

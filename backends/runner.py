@@ -30,6 +30,7 @@ class SessionConfig:
     require_providers: list = field(default_factory=list)  # fail if onnxruntime silently dropped these
 
     def to_dict(self) -> dict:
+        """JSON-ready, to hand the configuration to the child process."""
         return asdict(self)
 
 
@@ -43,6 +44,7 @@ class Runner(ABC):
         self.last_inference_time: float | None = None  # seconds, of the most recent infer()
 
     def activate(self) -> None:
+        """Build the expensive state (the session); separate from __init__ so runners are cheap to create."""
         if self.is_active:
             raise RuntimeError(f"{self.name} is already active")
         self.activate_impl()
@@ -56,6 +58,7 @@ class Runner(ABC):
         return out
 
     def deactivate(self) -> None:
+        """Free the session (idempotent)."""
         if self.is_active:
             self.deactivate_impl()
             self.is_active = False
@@ -123,9 +126,6 @@ class OnnxRuntimeRunner(Runner):
         if dropped:
             raise RuntimeError(f"onnxruntime could not use {', '.join(dropped)} (it fell back to "
                                f"{', '.join(self.providers_used)}); its log above says which library is missing")
-
-    def input_names(self) -> list[str]:
-        return [i.name for i in self.session.get_inputs()]
 
     def infer_impl(self, feed: dict):
         return self.session.run(None, feed)

@@ -20,6 +20,7 @@ class LatencyStats:
 
     @classmethod
     def from_seconds(cls, seconds, batch: int) -> "LatencyStats":
+        """From per-run seconds (numpy's linear-interpolation percentiles)."""
         import numpy as np  # noqa: PLC0415
 
         ms = np.asarray(seconds, dtype=np.float64) * 1e3

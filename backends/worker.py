@@ -33,6 +33,7 @@ def _load_runner():
 
 
 def progress(fraction: float, message: str) -> None:
+    """One JSON line on stdout: the parent relays it to the task and quotes it if this process dies."""
     print(json.dumps({"progress": round(fraction, 4), "message": message}), flush=True)
 
 
@@ -50,12 +51,14 @@ def make_feed(pool: dict, batch_axis: dict, batch: int) -> dict:
 
 
 def save_outputs(path: str, outputs) -> None:
+    """Outputs as arr_0, arr_1, ... (names can hold characters a zip member name should not)."""
     import numpy as np  # noqa: PLC0415
 
     np.savez(path, *[np.asarray(o) for o in outputs])
 
 
 def peak_rss_bytes() -> int | None:
+    """This process's peak resident memory (why each model is timed in its own process)."""
     try:
         import resource  # noqa: PLC0415
 
@@ -82,6 +85,7 @@ def arm_features() -> list[str] | None:
 
 
 def bench(job: dict, pool: dict, batch_axis: dict, runner_mod, lo: float, hi: float) -> dict:
+    """Warm-up and timed runs per batch size; the timed region is the runner's infer() alone."""
     cfg = runner_mod.SessionConfig(**job["config"])
     label, runs, warmup, batches = job["label"], int(job["runs"]), int(job["warmup"]), job["batches"]
     progress(lo, f"loading {label}")
@@ -110,6 +114,7 @@ def bench(job: dict, pool: dict, batch_axis: dict, runner_mod, lo: float, hi: fl
 
 
 def inspect(job: dict, pool: dict, batch_axis: dict, runner_mod, lo: float, hi: float) -> dict:
+    """Outputs at full optimization, plus (for coverage) the extended-level graph and its profile."""
     label = job["label"]
     feed = make_feed(pool, batch_axis, int(job.get("batch", 1)))
     progress(lo, f"running {label}")
@@ -134,6 +139,7 @@ def inspect(job: dict, pool: dict, batch_axis: dict, runner_mod, lo: float, hi: 
 
 
 def main(argv: list[str]) -> int:
+    """Run the request's jobs; errors become data in the result file (exit 3), crashes speak for themselves."""
     request_path = argv[1]
     with open(request_path, encoding="utf-8") as f:
         req = json.load(f)
