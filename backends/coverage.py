@@ -66,7 +66,7 @@ class Int8Coverage:
     nodes_float: int
     nodes_convert: int  # QuantizeLinear / DequantizeLinear left at the edges of integer regions
     nodes_other: int  # shape arithmetic, 16-bit data movement, unknown
-    macs_total: int
+    macs_total: int  # per sample (shapes at batch 1), Conv/ConvTranspose/Gemm/MatMul and integer forms
     macs_int8: int
     by_op_type: dict = field(default_factory=dict)  # op -> {"int8": n, "float": n, ...}
     mac_nodes: list = field(default_factory=list)  # [MacNode]

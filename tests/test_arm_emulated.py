@@ -71,3 +71,9 @@ def test_qwb_bench_neon_emulated_cli(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "INT8 outputs identical to x86" in r.stdout and " ms" not in r.stdout.split("neon-emulated", 1)[1]
     assert json.loads(out.read_text())["backends"]["neon-emulated"]["emulated_cpus"][0]["qemu_cpu"] == "neoverse-n1"
+
+
+def test_neon_setup_keeps_a_complete_sysroot():
+    r = qwb("neon-setup", "--sysroot", SYSROOT)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"already built: {SYSROOT}") and "onnxruntime" in r.stdout

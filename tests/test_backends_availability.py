@@ -163,3 +163,32 @@ def test_qwb_backends_lists_every_backend(tmp_path):
 
     rows = json.loads(out.read_text())
     assert {row["backend"]: row["available"] for row in rows}["cpu"] is True
+
+
+def test_neon_setup_names_missing_tools(tmp_path, monkeypatch):
+    from backends.arm_sysroot import build_sysroot
+    from backends.errors import BackendError
+
+    monkeypatch.setattr("backends.arm_sysroot.shutil.which", lambda name: None)
+    monkeypatch.setattr("backends.arm_sysroot.find_qemu", lambda: None)
+    with pytest.raises(BackendError) as e:
+        build_sysroot(tmp_path / "arm64-sysroot")
+    assert "needs debootstrap, qemu-user-static, dpkg" in e.value.message
+    assert "apt-get install -y qemu-user-static debootstrap" in e.value.fix
+    assert not (tmp_path / "arm64-sysroot").exists()
+
+
+def test_qwb_neon_setup_error_is_one_line(tmp_path):
+    env_path = tmp_path / "bin"
+    env_path.mkdir()
+    import os
+    import subprocess
+    import sys
+
+    from tests.cli_util import ROOT
+
+    env = dict(os.environ, PATH=str(env_path), PYTHONPATH=str(ROOT))  # no debootstrap, no qemu on PATH
+    r = subprocess.run([sys.executable, "-m", "workbench.cli.main", "neon-setup", "--sysroot", str(tmp_path / "s")],
+                       cwd=ROOT, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=120)
+    assert r.returncode == 2 and r.stderr.startswith("error: building the ARM64 sysroot needs debootstrap")
+    assert "Traceback" not in r.stderr
