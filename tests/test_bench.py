@@ -10,7 +10,7 @@ import psutil
 import pytest
 
 import resources
-from backends.benchmark import ModelRun, compare_variants
+from backends.results import ModelRun, compare_variants
 from backends.stats import LatencyStats
 from tests.cli_util import qwb
 from tests.models import conv_net, save

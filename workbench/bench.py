@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from analyzers.task import NullTask, Task
-from backends.benchmark import BackendResult, BenchSettings, benchmark
+from backends.benchmark import BenchSettings, benchmark
+from backends.results import BackendResult
 from backends.errors import BackendError
 from backends.feeds import Feed
 from backends.neon_emulated import DEFAULT_ARM_CPUS
