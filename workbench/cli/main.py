@@ -12,6 +12,9 @@ from ..errors import CancelledError, WorkbenchError
 COMMANDS = {
     "quantize": "quantize_cmd",
     "analyze": "analyze_cmd",
+    "backends": "backends_cmd",
+    "bench": "bench_cmd",
+    "neon-setup": "neon_setup_cmd",
 }
 
 
