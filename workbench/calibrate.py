@@ -22,10 +22,13 @@ from .model_prep import PreparedModel
 from .paths import cache_dir, sha256_bytes
 from .recipe import Recipe
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: power-of-two histogram grids (exact widening); older caches are rebuilt
+BATCH_BYTES = 64 << 20  # budget for one batch of calibrated tensors: bounds peak memory whatever N is
+MAX_BATCH = 32
 
 
 def op_types_for(recipe: Recipe) -> list[str]:
+    """The op types to quantize: the recipe's list, or every type onnxruntime's QDQ quantizer supports."""
     return sorted(recipe.settings.op_types) if recipe.settings.op_types else sorted(default_quantizable_op_types())
 
 
@@ -35,14 +38,39 @@ def calibration_tensors(prepared: PreparedModel, recipe: Recipe) -> list[str]:
 
 
 def cache_path(prepared: PreparedModel, data: DataSource, tensors: list[str], bins: int) -> Path:
+    """Where the histograms of this model, data, tensor list and bin count are kept."""
     key = sha256_bytes(json.dumps([CACHE_FORMAT, prepared.sha256, data.content_hash(), len(data), bins,
                                    tensors]).encode())
     return cache_dir() / "calib" / f"{key[:32]}.npz"
 
 
+def batch_size_for(prepared: PreparedModel, tensors: list[str], budget: int = BATCH_BYTES) -> int:
+    """Samples per run so that one batch of every calibrated tensor fits in ``budget`` bytes.
+
+    Sizes come from the graph's inferred shapes (symbolic or unknown dimensions count as 1, the batch
+    axis excluded); a model whose shapes are unknown gets the default batch.
+    """
+    per_sample = 0
+    for t in tensors:
+        info = prepared.graph.tensors.get(t)
+        if info is None or info.shape is None:
+            continue
+        n = 1
+        for d in info.shape[1:]:
+            n *= d if isinstance(d, int) and d > 0 else 1
+        per_sample += n * 4
+    if per_sample == 0:
+        return MAX_BATCH
+    return int(max(1, min(MAX_BATCH, budget // per_sample)))
+
+
 def calibrate(prepared: PreparedModel, data: DataSource, recipe: Recipe, task: Task | None = None,
               bins: int = DEFAULT_BINS, use_cache: bool = True) -> tuple[CalibrationData, bool]:
-    """Histograms for every tensor to quantize; returns (data, loaded_from_cache)."""
+    """Histograms for every tensor to quantize; returns (data, loaded_from_cache).
+
+    The cache file is named by the content of the prepared model and of the data (plus the tensor
+    list and bin count), so reopening reuses it and a changed model or data set is recalibrated.
+    """
     task = task or NullTask()
     model = prepared.load_proto()
     tensors = tensors_to_calibrate(model, op_types_for(recipe))
@@ -55,7 +83,8 @@ def calibrate(prepared: PreparedModel, data: DataSource, recipe: Recipe, task: T
                 return CalibrationData(hists, weight_stats(model), samples), True
         except Exception:  # noqa: BLE001 - a damaged cache file is rebuilt, never trusted
             pass
-    result = collect(model, tensors, data.batches(), len(data), task=task, bins=bins)
+    batches = data.batches(batch_size=batch_size_for(prepared, tensors))
+    result = collect(model, tensors, batches, len(data), task=task, bins=bins)
     save_histograms(path, result.histograms, result.samples)
     return result, False
 
@@ -77,6 +106,7 @@ def save_histograms(path: Path, hists: dict[str, HistogramSnapshot], samples: in
 
 
 def load_histograms(path: Path) -> tuple[dict[str, HistogramSnapshot], int]:
+    """Read what ``save_histograms`` wrote; raises on a damaged file or another format."""
     with np.load(path, allow_pickle=False) as z:
         index = json.loads(bytes(z["index"]).decode())
         if index.get("format") != CACHE_FORMAT:
