@@ -33,7 +33,7 @@ class RangeStats:
     hi: float
     scale: float
     zero_point: int
-    clip_rate: float  # share of values outside the representable range (they saturate)
+    clip_rate: float  # share of values that saturate (round past either end of the integer grid)
     grid_usage: float  # share of the integer levels spanned by the central 99.99% of values
     outlier_share: float  # share of the representable range that only the 0.01% most extreme values occupy
     mse: float  # predicted mean squared quantization error (per value)
@@ -57,51 +57,22 @@ def _nonzero_below(h: HistogramSnapshot, x) -> np.ndarray:
     return h.prefix.below(h, x)[0]
 
 
-def _cdf_knots(h: HistogramSnapshot) -> tuple[np.ndarray, np.ndarray]:
-    """(x, count of values <= x) at every bin edge, with the exact zeros as a jump at 0."""
-    p = h.prefix
-    xs, ys = h.edges, p.mass
-    if p.zeros and zero_bin(h) is not None:
-        k = int(np.searchsorted(xs, 0.0, side="left"))  # first edge >= 0
-        f0 = float(_nonzero_below(h, 0.0))
-        xs = np.concatenate([xs[:k], [0.0, 0.0], xs[k:][xs[k:] > 0]])
-        tail = ys[k:][h.edges[k:] > 0]
-        ys = np.concatenate([ys[:k], [f0, f0 + p.zeros], tail + p.zeros])
-    return xs, ys
-
-
 def quantile(h: HistogramSnapshot, q: float) -> float:
-    """The q-quantile (0..1) of the data, interpolated inside a bin (error below one bin width)."""
+    """The q-quantile (0..1) of the data, numpy.percentile's linear convention, within one bin width of it."""
     if h.count == 0:
         return 0.0
-    xs, ys = _cdf_knots(h)
-    target = min(max(q, 0.0), 1.0) * ys[-1]
-    i = int(np.clip(np.searchsorted(ys, target, side="left"), 1, len(ys) - 1))
-    y0, y1 = ys[i - 1], ys[i]
-    v = xs[i - 1] + (xs[i] - xs[i - 1]) * ((target - y0) / (y1 - y0) if y1 > y0 else 0.0)
-    return float(min(max(v, h.min), h.max))
+    r, v = h.order_knots
+    x = float(np.interp(min(max(q, 0.0), 1.0) * (h.count - 1), r, v))
+    return min(max(x, float(h.min)), float(h.max))
 
 
 def abs_quantile(h: HistogramSnapshot, q: float) -> float:
-    """The q-quantile of |x|: the t with a share q of the values in [-t, t].
-
-    The mass in [-t, t] is linear in t between consecutive |edge| values, so it is evaluated there and
-    interpolated, which is exact under the histogram's model (the signed bins need not be symmetric).
-    """
+    """The q-quantile of |x| (numpy.percentile of abs(x)), within one bin width of it."""
     if h.count == 0:
         return 0.0
-    m = max(abs(h.min), abs(h.max))
-    p = h.prefix
-    ts = np.unique(np.concatenate([[0.0, m], np.abs(h.edges)]))
-    ts = ts[ts <= m]
-    inside = _nonzero_below(h, ts) - _nonzero_below(h, -ts) + p.zeros
-    target = min(max(q, 0.0), 1.0) * h.count
-    if inside[0] >= target:
-        return 0.0
-    i = int(np.clip(np.searchsorted(inside, target, side="left"), 1, len(ts) - 1))
-    y0, y1 = inside[i - 1], inside[i]
-    t = ts[i - 1] + (ts[i] - ts[i - 1]) * ((target - y0) / (y1 - y0) if y1 > y0 else 0.0)
-    return float(min(t, m))
+    r, v = h.abs_order_knots
+    x = float(np.interp(min(max(q, 0.0), 1.0) * (h.count - 1), r, v))
+    return min(max(x, 0.0), max(abs(h.min), abs(h.max)))
 
 
 # -- MinMax and Percentile --------------------------------------------------------------------
@@ -136,18 +107,24 @@ def predicted_errors(h: HistogramSnapshot, lo, hi, spec: QuantSpec) -> np.ndarra
     """``predicted_error`` for arrays of ranges at once."""
     cmin, cmax, scale = (np.atleast_1d(v)[:, None] for v in _bounds(lo, hi, spec))
     p = h.prefix
-    nz = p.nonzero > 0
-    a, b, n = h.edges[:-1][nz], h.edges[1:][nz], p.nonzero[nz]
+    keep = p.nonzero > 0
+    a, b, n = p.lo[keep], p.hi[keep], p.nonzero[keep]
     if n.size == 0:
         return np.zeros(cmin.shape[0])
     w = b - a
+    spread = w > 0
+    a, b, w, n, points = a[spread], b[spread], w[spread], n[spread], (a[~spread], n[~spread])
     # inside [cmin, cmax]: exact mean of the rounding sawtooth over the inside part of each bin
     ia, ib = np.clip(a, cmin, cmax), np.clip(b, cmin, cmax)
     err = n * (_saw_integral(ib, scale) - _saw_integral(ia, scale)) / w
     # outside: squared distance to the clip bound over the outside part of the bin
     err += n * _outside_sq(a, b, w, cmax, above=True)
     err += n * _outside_sq(a, b, w, cmin, above=False)
-    return err.sum(axis=1)
+    total = err.sum(axis=1)
+    if points[0].size:  # bins whose values all sit at one point (constant tensors): error of that point
+        v, k = points
+        total += (k * (v - np.clip(scale * np.round(v / scale), cmin, cmax)) ** 2).sum(axis=1)
+    return total
 
 
 def predicted_error(h: HistogramSnapshot, lo: float, hi: float, spec: QuantSpec) -> float:
@@ -377,8 +354,9 @@ def range_stats(h: HistogramSnapshot, lo: float, hi: float, spec: QuantSpec) -> 
     qmin, qmax = spec.qrange()
     cmin, cmax = scale * (qmin - zp), scale * (qmax - zp)
     p = h.prefix
-    below = float(_nonzero_below(h, cmin))
-    above = float(p.mass[-1] - _nonzero_below(h, cmax))
+    # a value saturates when it rounds past the end of the grid, i.e. lies more than half a step beyond it
+    below = float(_nonzero_below(h, cmin - scale / 2))
+    above = float(p.mass[-1] - _nonzero_below(h, cmax + scale / 2))
     n = h.count
     tail = (1.0 - OUTLIER_QUANTILE) / 2
     bulk_lo, bulk_hi = quantile(h, tail), quantile(h, 1.0 - tail)

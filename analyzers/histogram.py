@@ -60,17 +60,65 @@ class HistogramSnapshot:
         """Cumulative sums every range computation reads (computed once per snapshot, then reused)."""
         return Prefix.of(self)
 
+    @cached_property
+    def order_knots(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rank, value) knots of the sorted data, for quantiles numpy.percentile-style (see ``order_knots``)."""
+        p = self.prefix
+        return order_knots(p.lo, p.hi, p.nonzero, self.zeros, self.min, self.max)
+
+    @cached_property
+    def abs_order_knots(self) -> tuple[np.ndarray, np.ndarray]:
+        """The same for |x|: negative bins are mirrored (on our grids they land exactly on positive ones)."""
+        p = self.prefix
+        neg = p.hi <= 0
+        lo = np.where(neg, -p.hi, p.lo)
+        hi = np.where(neg, -p.lo, p.hi)
+        order = np.lexsort((hi, lo))
+        absmax = max(abs(self.min), abs(self.max))
+        absmin = 0.0 if (self.min <= 0 <= self.max) else min(abs(self.min), abs(self.max))
+        return order_knots(lo[order], hi[order], p.nonzero[order], self.zeros, absmin, absmax)
+
+
+def order_knots(lo: np.ndarray, hi: np.ndarray, n: np.ndarray, zeros: int, first: float, last: float):
+    """Knots (rank, value) of the sorted values: each bin's n values evenly spread over [lo, hi], zeros at 0.
+
+    Bins must be in increasing order. Interpolating value at rank q*(count - 1) reproduces
+    ``numpy.percentile`` (linear) to within one bin width, because every knot lies in the bin of the
+    order statistic it stands for, gaps between bins included; the first and last knots are the exact
+    min and max.
+    """
+    keep = n > 0
+    lo, hi, n = lo[keep], hi[keep], n[keep]
+    before = np.concatenate([[0.0], np.cumsum(n)[:-1]])
+    if zeros:  # exact zeros come after every bin that ends at or below 0
+        after = lo >= 0
+        before = before + np.where(after, zeros, 0)
+        zr = float(np.sum(n[~after]))
+    step = (hi - lo) / n
+    r = np.column_stack([before, before + n - 1]).ravel()
+    v = np.column_stack([lo + step / 2, hi - step / 2]).ravel()
+    if zeros:
+        k = 2 * int(np.count_nonzero(~after))
+        r = np.concatenate([r[:k], [zr, zr + zeros - 1], r[k:]])
+        v = np.concatenate([v[:k], [0.0, 0.0], v[k:]])
+    if v.size:
+        v[0], v[-1] = first, last
+    return r, v
+
 
 @dataclass(frozen=True)
 class Prefix:
     """Cumulative counts and moments of the non-zero values, bin edge by bin edge.
 
-    Values are modelled as spread uniformly inside their bin, except exact zeros, which are a point
-    mass at 0. ``mass[j]`` is the number of non-zero values below ``edges[j]``; ``m1``/``m2`` their
-    first and second moments about ``shift`` (the data midpoint, to avoid cancellation).
+    Values are modelled as spread uniformly over their bin, narrowed to [min, max] for the end bins
+    (so a lone maximum is not smeared past itself), except exact zeros, which are a point mass at 0.
+    ``mass[j]`` is the number of non-zero values in bins below ``j``; ``m1``/``m2`` their first and
+    second moments about ``shift`` (the data midpoint, to avoid cancellation).
     """
 
     nonzero: np.ndarray  # counts with the exact zeros taken out of the bin holding 0
+    lo: np.ndarray  # where each bin's values are spread: the bin narrowed to [min, max]
+    hi: np.ndarray
     mass: np.ndarray
     m1: np.ndarray
     m2: np.ndarray
@@ -84,26 +132,32 @@ class Prefix:
             k = zero_bin(h)
             if k is not None:
                 n[k] = max(n[k] - h.zeros, 0.0)
-        shift = 0.5 * (h.min + h.max) if h.count else 0.0
-        a, b = h.edges[:-1] - shift, h.edges[1:] - shift
+        if h.count:
+            lo = np.clip(h.edges[:-1], h.min, h.max)
+            hi = np.clip(h.edges[1:], h.min, h.max)
+            shift = 0.5 * (h.min + h.max)
+        else:
+            lo, hi, shift = h.edges[:-1].copy(), h.edges[1:].copy(), 0.0
+        a, b = lo - shift, hi - shift
         z = np.zeros(1)
-        return cls(n, np.concatenate([z, np.cumsum(n)]),
+        return cls(n, lo, hi, np.concatenate([z, np.cumsum(n)]),
                    np.concatenate([z, np.cumsum(n * (a + b) / 2)]),
                    np.concatenate([z, np.cumsum(n * (a * a + a * b + b * b) / 3)]), shift, float(h.zeros))
 
-    def below(self, h: HistogramSnapshot, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def below(self, h: HistogramSnapshot, x) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(count, sum of (v - shift), sum of (v - shift)^2) of the non-zero values v < x, for an array of x."""
         x = np.asarray(x, dtype=np.float64)
-        e = h.edges
-        j = np.clip(np.searchsorted(e, x, side="right") - 1, 0, len(e) - 2)
-        lo = e[j]
-        w = e[j + 1] - lo
-        xc = np.clip(x, e[0], e[-1])
-        dens = np.where(w > 0, self.nonzero[j] / np.where(w > 0, w, 1.0), 0.0)
-        a, t = lo - self.shift, xc - self.shift
-        c0 = self.mass[j] + dens * (t - a)
-        c1 = self.m1[j] + dens * (t * t - a * a) / 2
-        c2 = self.m2[j] + dens * (t**3 - a**3) / 3
+        j = np.clip(np.searchsorted(h.edges, x, side="right") - 1, 0, len(self.lo) - 1)
+        lo, hi, n = self.lo[j], self.hi[j], self.nonzero[j]
+        w = hi - lo
+        point = w <= 0  # every value of the bin sits at lo (a constant tensor)
+        t = np.clip(x, lo, hi) - self.shift
+        a = lo - self.shift
+        dens = np.where(point, 0.0, n / np.where(point, 1.0, w))
+        inside = np.where(point, x > lo, 0.0) * n
+        c0 = self.mass[j] + dens * (t - a) + inside
+        c1 = self.m1[j] + dens * (t * t - a * a) / 2 + inside * a
+        c2 = self.m2[j] + dens * (t**3 - a**3) / 3 + inside * a * a
         return c0, c1, c2
 
 
