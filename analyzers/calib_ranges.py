@@ -105,25 +105,25 @@ def _bounds(lo, hi, spec: QuantSpec):
 
 def predicted_errors(h: HistogramSnapshot, lo, hi, spec: QuantSpec) -> np.ndarray:
     """``predicted_error`` for arrays of ranges at once."""
-    cmin, cmax, scale = (np.atleast_1d(v)[:, None] for v in _bounds(lo, hi, spec))
+    cmin, cmax, scale = _bounds(lo, hi, spec)
+    total = _clip_errors(h, cmin, cmax)
     p = h.prefix
-    keep = p.nonzero > 0
-    a, b, n = p.lo[keep], p.hi[keep], p.nonzero[keep]
-    if n.size == 0:
-        return np.zeros(cmin.shape[0])
-    w = b - a
+    nz = np.nonzero(p.nonzero)[0]
+    if nz.size == 0:
+        return total
+    i, j = int(nz[0]), int(nz[-1]) + 1
+    edges = np.append(p.lo[i:j], p.hi[j - 1])  # bins share edges (the end bins narrowed to min/max)
+    n, w = p.nonzero[i:j], np.diff(edges)
     spread = w > 0
-    a, b, w, n, points = a[spread], b[spread], w[spread], n[spread], (a[~spread], n[~spread])
-    # inside [cmin, cmax]: exact mean of the rounding sawtooth over the inside part of each bin
-    ia, ib = np.clip(a, cmin, cmax), np.clip(b, cmin, cmax)
-    err = n * (_saw_integral(ib, scale) - _saw_integral(ia, scale)) / w
-    # outside: squared distance to the clip bound over the outside part of the bin
-    err += n * _outside_sq(a, b, w, cmax, above=True)
-    err += n * _outside_sq(a, b, w, cmin, above=False)
-    total = err.sum(axis=1)
-    if points[0].size:  # bins whose values all sit at one point (constant tensors): error of that point
-        v, k = points
-        total += (k * (v - np.clip(scale * np.round(v / scale), cmin, cmax)) ** 2).sum(axis=1)
+    c0, c1, s = cmin[:, None], cmax[:, None], scale[:, None]
+    # inside [cmin, cmax]: exact integral of the rounding sawtooth over the inside part of each bin
+    saw = np.diff(_saw_integral(np.clip(edges, c0, c1), s), axis=1)
+    total = total + (saw * np.where(spread, n / np.where(spread, w, 1.0), 0.0)).sum(axis=1)
+    points = ~spread & (n > 0)
+    if points.any():  # bins whose values all sit at one point (constant tensors): that point's rounding
+        v, k = edges[:-1][points], n[points]
+        inside = (v >= c0) & (v <= c1)
+        total = total + (k * inside * (v - s * np.round(v / s)) ** 2).sum(axis=1)
     return total
 
 
@@ -143,21 +143,11 @@ def _saw_integral(x: np.ndarray, s: np.ndarray) -> np.ndarray:
     return s**3 * (k / 12.0 + f**3 / 3.0)
 
 
-def _outside_sq(a, b, w, c, above: bool):
-    """Mean over a uniform bin [a, b] of (x - c)^2 for the part beyond c, weighted by that part's share."""
-    if above:
-        lo, hi = np.maximum(a, c), np.maximum(b, c)
-    else:
-        lo, hi = np.minimum(a, c), np.minimum(b, c)
-    return ((hi - c) ** 3 - (lo - c) ** 3) / (3.0 * w)
+def _clip_errors(h: HistogramSnapshot, cmin: np.ndarray, cmax: np.ndarray) -> np.ndarray:
+    """Total squared distance to the nearer bound of the values beyond [cmin, cmax], from prefix moments.
 
-
-def _fast_errors(h: HistogramSnapshot, lo, hi, spec: QuantSpec) -> np.ndarray:
-    """Total squared error from prefix moments: step^2/12 per value inside, exact squared clip distance outside.
-
-    O(1) per candidate instead of O(bins), for range searches; ``predicted_errors`` polishes the result.
+    Exact under the histogram's model and O(1) per range: sum (v - c)^2 = S2 - 2 c S1 + c^2 S0.
     """
-    cmin, cmax, s = _bounds(lo, hi, spec)
     p = h.prefix
     c0a, c1a, c2a = p.below(h, cmin)
     c0b, c1b, c2b = p.below(h, cmax)
@@ -165,7 +155,17 @@ def _fast_errors(h: HistogramSnapshot, lo, hi, spec: QuantSpec) -> np.ndarray:
     u, v = cmin - p.shift, cmax - p.shift
     under = c2a - 2 * u * c1a + u * u * c0a
     over = (n2 - c2b) - 2 * v * (n1 - c1b) + v * v * (n0 - c0b)
-    return np.maximum(under, 0.0) + np.maximum(over, 0.0) + (c0b - c0a) * s * s / 12.0
+    return np.maximum(under, 0.0) + np.maximum(over, 0.0)
+
+
+def _fast_errors(h: HistogramSnapshot, lo, hi, spec: QuantSpec) -> np.ndarray:
+    """Total squared error with the rounding part taken as step^2/12 per value inside (O(1) per range).
+
+    For range searches over many candidates; ``predicted_errors`` (exact rounding) polishes the result.
+    """
+    cmin, cmax, s = _bounds(lo, hi, spec)
+    inside = _nonzero_below(h, cmax) - _nonzero_below(h, cmin)
+    return _clip_errors(h, cmin, cmax) + inside * s * s / 12.0
 
 
 # -- searches ----------------------------------------------------------------------------------
@@ -210,7 +210,7 @@ def _search(h: HistogramSnapshot, spec: QuantSpec, cost) -> tuple[float, float]:
 
 def _polish(h: HistogramSnapshot, spec: QuantSpec, lo: float, hi: float) -> tuple[float, float]:
     """Refine a range found with the fast error model using the exact one, +-5% around each end."""
-    f = np.linspace(0.95, 1.05, 11)
+    f = np.linspace(0.95, 1.05, 9)
     if spec.symmetric:
         m = max(abs(h.min), abs(h.max))
         t = np.minimum(hi * f, m)
@@ -369,3 +369,38 @@ def range_stats(h: HistogramSnapshot, lo: float, hi: float, spec: QuantSpec) -> 
     sqnr = 10.0 * math.log10(h.sum_sq / sq) if sq > 0 and h.sum_sq > 0 else math.inf
     return RangeStats(float(lo), float(hi), scale, zp, (below + above) / n, float(grid_usage),
                       float(min(outlier_share, 1.0)), float(sq / n), float(sqnr), below / n, above / n)
+
+
+# -- method comparison -------------------------------------------------------------------------
+TIE_DB = 0.05  # SQNRs this close count as a tie, won by the simpler method (earlier in METHODS)
+
+
+@dataclass(frozen=True)
+class MethodComparison:
+    """Each method's range for one tensor, what it does to the tensor, and which isolated error is lowest."""
+
+    stats: dict[str, RangeStats]  # method -> statistics of its range
+    winner: str
+
+    def gap_db(self, method: str) -> float:
+        """How many dB of the tensor's own SQNR ``method`` gives up against the winner (0 for the winner)."""
+        a, b = self.stats[self.winner].sqnr_db, self.stats[method].sqnr_db
+        if math.isinf(a) and math.isinf(b):
+            return 0.0
+        return a - b
+
+
+def compare_methods(h: HistogramSnapshot, spec: QuantSpec, percentile: float = 99.999,
+                    ranges: dict[str, tuple[float, float]] | None = None) -> MethodComparison:
+    """Run every method on one histogram and rank them by predicted SQNR of the tensor alone.
+
+    ``ranges``: ranges already derived (e.g. remembered in ``CalibrationData``), to skip the searches.
+    Ties within ``TIE_DB`` go to the simpler method, so "minmax wins" means nothing better was found.
+    """
+    stats = {}
+    for m in METHODS:
+        lo, hi = ranges[m] if ranges and m in ranges else derive_range(h, m, spec, percentile)
+        stats[m] = range_stats(h, lo, hi, spec)
+    best = max(s.sqnr_db for s in stats.values())
+    winner = next(m for m in METHODS if stats[m].sqnr_db >= best - TIE_DB or stats[m].sqnr_db == best)
+    return MethodComparison(stats, winner)
