@@ -11,6 +11,7 @@ from ..errors import CancelledError, WorkbenchError
 # subcommand -> module under workbench.cli (imported only when used, so `qwb --help` is instant)
 COMMANDS = {
     "quantize": "quantize_cmd",
+    "calib": "calib_cmd",
 }
 
 
