@@ -219,25 +219,25 @@ class StreamingHistogram:
         self.min, self.max = min(self.min, lo), max(self.max, hi)
         self.count += int(x.size)
         self.zeros += int(x.size - np.count_nonzero(x))
-        self.sum += float(x.sum(dtype=np.float64))
-        # float32 fast path is exact when the scaled values stay normal (width <= 1) and the integer bin
-        # numbers fit in float32's 24-bit mantissa; otherwise the same arithmetic runs in float64
+        # Scaling by the inverse width (a power of two) is exact unless it underflows, which cannot happen
+        # in float32 while the width is <= 1; floor() then gives the exact integer bin number. Outside
+        # that (huge or subnormal widths, float64 data) the same steps run in float64.
         inv = math.ldexp(1.0, -self.exp)
-        fast = x.dtype == np.float32 and -126 <= self.exp <= 0 and abs(self.start) + self.bins < 2**24
-        dt = np.float32 if fast else np.float64
+        dt = np.float32 if (x.dtype == np.float32 and -126 <= self.exp <= 0) else np.float64
         buf = np.empty(min(x.size, _CHUNK), dtype=dt)
-        sq = 0.0
+        total = sq = 0.0
         for i in range(0, x.size, _CHUNK):
             xc = x[i:i + _CHUNK]
             b = buf[:xc.size]
+            total += float(xc.sum())  # pairwise within a chunk, chunks added in float64
             np.square(xc, out=b, casting="unsafe")
-            sq += float(b.sum(dtype=np.float64))
+            sq += float(b.sum())
             np.multiply(xc, dt(inv), out=b, casting="unsafe")
             np.floor(b, out=b)
-            b -= dt(self.start)
-            idx = b.astype(np.intp)
-            np.clip(idx, 0, self.bins - 1, out=idx)  # no-op but for rounding at the very top edge
+            idx = b.astype(np.int64)
+            idx -= self.start  # within [0, bins) by construction (_fit); bincount fails loudly otherwise
             self.counts += np.bincount(idx, minlength=self.bins)
+        self.sum += total
         self.sum_sq += sq
 
     def _fit(self, lo: float, hi: float) -> None:

@@ -23,7 +23,8 @@ from .paths import cache_dir, sha256_bytes
 from .recipe import Recipe
 
 CACHE_FORMAT = 2  # 2: power-of-two histogram grids (exact widening); older caches are rebuilt
-BATCH_BYTES = 64 << 20  # budget for one batch of calibrated tensors: bounds peak memory whatever N is
+BATCH_BYTES = 16 << 20  # one batch of calibrated tensors: bounds peak memory whatever N is (larger batches
+# measured no faster on CPU; see docs/benchmarks.md, Calibration lab)
 MAX_BATCH = 32
 
 
