@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .histogram import HistogramSnapshot, zero_bin
+from .histogram import HistogramSnapshot
 from .quant_grid import QuantSpec, quant_params, quant_params_array
 
 METHODS = ("minmax", "percentile", "entropy", "mse")
@@ -203,8 +203,8 @@ def _search(h: HistogramSnapshot, spec: QuantSpec, cost) -> tuple[float, float]:
         return min(_line(lambda t: cost(t, np.full_like(t, hi0)), lo0), hi0), hi0
     lo, hi = lo0, hi0
     for _ in range(2):
-        hi = _line(lambda t: cost(np.full_like(t, lo), t), hi0)
-        lo = _line(lambda t: cost(t, np.full_like(t, hi)), lo0)
+        hi = _line(lambda t, lo=lo: cost(np.full_like(t, lo), t), hi0)
+        lo = _line(lambda t, hi=hi: cost(t, np.full_like(t, hi)), lo0)
     return lo, hi
 
 
@@ -249,7 +249,7 @@ def entropy_range(h: HistogramSnapshot, spec: QuantSpec) -> tuple[float, float]:
     if nzb.size == 0:
         return minmax_range(h)
     w = h.bin_width
-    z = int(round(-h.edges[0] / w))  # the edge at 0 (may lie outside the histogram)
+    z = round(-h.edges[0] / w)  # the edge at 0 (may lie outside the histogram)
     first, last = int(nzb[0]), int(nzb[-1]) + 1
     kl = _KL(c, levels)
     edge = lambda j: float(h.edges[0] + j * w)  # noqa: E731
@@ -264,10 +264,10 @@ def entropy_range(h: HistogramSnapshot, spec: QuantSpec) -> tuple[float, float]:
         return minmax_range(h)
     for _ in range(2 if (first < z < last) else 1):
         if last > z:
-            d = _int_line(lambda d: kl(np.full_like(d, lo_i), z + d), max(1, lo_i + levels - z), last - z)
+            d = _int_line(lambda d, a=lo_i: kl(np.full_like(d, a), z + d), max(1, lo_i + levels - z), last - z)
             hi_i = z + d if d is not None else hi_i
         if first < z:
-            d = _int_line(lambda d: kl(z - d, np.full_like(d, hi_i)), max(1, z - (hi_i - levels)), z - first)
+            d = _int_line(lambda d, b=hi_i: kl(z - d, np.full_like(d, b)), max(1, z - (hi_i - levels)), z - first)
             lo_i = z - d if d is not None else lo_i
     return max(edge(lo_i), float(h.min)), min(edge(hi_i), float(h.max))
 

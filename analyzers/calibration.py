@@ -6,8 +6,8 @@ folds each tensor into its histogram at once, so memory is the same for 32 or 5,
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import numpy as np
 import onnx

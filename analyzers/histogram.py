@@ -56,7 +56,7 @@ class HistogramSnapshot:
         return self.sum_sq / self.count if self.count else 0.0
 
     @cached_property
-    def prefix(self) -> "Prefix":
+    def prefix(self) -> Prefix:
         """Cumulative sums every range computation reads (computed once per snapshot, then reused)."""
         return Prefix.of(self)
 
@@ -126,7 +126,7 @@ class Prefix:
     zeros: float
 
     @classmethod
-    def of(cls, h: HistogramSnapshot) -> "Prefix":
+    def of(cls, h: HistogramSnapshot) -> Prefix:
         n = h.counts.astype(np.float64)
         if h.zeros:
             k = zero_bin(h)
@@ -270,7 +270,7 @@ class StreamingHistogram:
             np.add.at(new, (absolute >> d) - start, self.counts[nz])
         self.counts, self.exp, self.start = new, exp, start
 
-    def merge(self, other: "StreamingHistogram") -> None:
+    def merge(self, other: StreamingHistogram) -> None:
         """Add another histogram's counts; exact, because both grids are powers of two anchored at 0."""
         if other.count == 0:
             self.nonfinite += other.nonfinite

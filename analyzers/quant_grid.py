@@ -7,7 +7,7 @@ the quantized model will actually do.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from onnx import TensorProto
@@ -41,7 +41,7 @@ class QuantSpec:
         return qmax - qmin + 1
 
 
-@lru_cache(maxsize=None)
+@cache
 def _qrange(onnx_type: int, reduce_range: bool, symmetric: bool) -> tuple[int, int]:
     from onnxruntime.quantization.quant_utils import get_qmin_qmax_for_qType  # noqa: PLC0415
 

@@ -56,8 +56,8 @@ def cnn_1m(size: int = 64, seed: int = 0) -> Path:
     return path
 
 
-def deep_net(blocks: int = 74, channels: int = 16, size: int = 8, seed: int = 0) -> Path:
-    """A plain chain of ``blocks`` conv+ReLU pairs: 2 * blocks + 2 calibrated tensors (150 for 74 blocks)."""
+def deep_net(blocks: int = 73, channels: int = 16, size: int = 8, seed: int = 0) -> Path:
+    """A plain chain of ``blocks`` conv+ReLU pairs: 2 * blocks + 2 calibrated tensors (150 for 73 blocks)."""
     path = CACHE / f"deep{blocks}_{channels}_{size}.onnx"
     if path.exists():
         return path

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from analyzers.calib_ranges import (METHODS, abs_quantile, derive_range, predicted_error, quantile, range_stats)
+from analyzers.calib_ranges import METHODS, abs_quantile, derive_range, predicted_error, quantile, range_stats
 from analyzers.histogram import StreamingHistogram
 from analyzers.quant_grid import QuantSpec, fake_quant, quant_params, quant_params_array
 

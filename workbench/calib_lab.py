@@ -73,7 +73,7 @@ class TensorLab:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TensorLab":
+    def from_dict(cls, d: dict) -> TensorLab:
         stats = {m: RangeStats(**{k: (math.inf if v is None and k == "sqnr_db" else v) for k, v in s.items()})
                  for m, s in d["methods"].items()}
         hist = d.get("histogram") or {"counts": [], "edges": [0.0]}
@@ -95,7 +95,7 @@ class WeightSummary:
     channel_spread: float  # largest / median per-channel |range|
 
     @classmethod
-    def of(cls, w: WeightStats) -> "WeightSummary":
+    def of(cls, w: WeightStats) -> WeightSummary:
         return cls(w.name, w.node, w.axis, w.min, w.max, w.channel_spread)
 
     def to_dict(self) -> dict:
@@ -135,7 +135,7 @@ class CalibLab:
                 "weights": [w.to_dict() for w in self.weights]}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "CalibLab":
+    def from_dict(cls, d: dict) -> CalibLab:
         if d.get("format") != LAB_FORMAT:
             raise ValueError(f"calibration lab format {d.get('format')!r} is not {LAB_FORMAT}")
         weights = [WeightSummary(w["name"], w["node"], w["axis"], w["min"], w["max"],
