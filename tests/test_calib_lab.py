@@ -109,3 +109,48 @@ def test_nonfinite_values_are_noted(tmp_path):
     assert "NaN/inf" in (lab.tensor("x").note or "")
     assert np.isfinite(lab.tensor("x").methods["minmax"].hi)
     onnx.checker.check_model(s.prepared.load_proto())
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_percentile_ranges_follow_onnxruntimes_percentile_calibrator(session, tmp_path, symmetric):
+    """Same model, data and percentile as onnxruntime's own Percentile calibrator: the same tails are cut.
+
+    onnxruntime reports the left edge of the bin where its CDF crosses the percentile, we interpolate
+    between order statistics (numpy's convention), so the two differ by up to a bin of each histogram
+    plus the gap between neighbouring values at that rank (wide in sparse tails).
+    """
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod
+    from onnxruntime.quantization.calibrate import create_calibrator
+
+    from analyzers.calib_ranges import derive_range
+    from analyzers.quant_grid import QuantSpec
+    from workbench.calibrate import op_types_for
+
+    x = np.load(session.spec.calib)["x"]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{"x": x[i:i + 8]} for i in range(0, len(x), 8)])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    cal = create_calibrator(str(session.prepared.path), op_types_for(session.recipe), str(tmp_path / "aug.onnx"),
+                            CalibrationMethod.Percentile, extra_options={"symmetric": symmetric, "percentile": 99.9})
+    cal.collect_data(Reader())
+    theirs = cal.compute_data()
+    ours = session.calibration()
+    raw = {"x": x, **_tensor_values(session, [t for t in ours.histograms if t != "x"])}
+    spec = QuantSpec("s8", symmetric=True) if symmetric else QuantSpec("u8")
+    for name, h in ours.histograms.items():
+        lo, hi = derive_range(h, "percentile", spec, 99.9)
+        t_lo, t_hi = (float(v) for v in theirs[name].range_value)
+        v = np.sort(np.abs(raw[name].ravel()) if symmetric else raw[name].ravel()).astype(np.float64)
+        # symmetric: onnxruntime clamps -t/+t to the data's min/max; the symmetric grid only depends on t
+        pairs = ([(max(-lo, hi), max(-t_lo, t_hi), 0.999)] if symmetric
+                 else [(hi, t_hi, 0.9995), (lo, t_lo, 0.0005)])
+        for ours_v, their_v, q in pairs:
+            k = int(q * (len(v) - 1))
+            gap = float(np.max(np.diff(v[max(k - 2, 0):k + 3])))
+            tol = 2 * max(abs(h.min), abs(h.max)) / 2048 + h.bin_width + gap  # theirs spans +-max|x|
+            assert abs(ours_v - their_v) <= tol, (name, (lo, hi), (t_lo, t_hi))
