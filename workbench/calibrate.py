@@ -91,16 +91,19 @@ def calibrate(prepared: PreparedModel, data: DataSource, recipe: Recipe, task: T
 
 
 def save_histograms(path: Path, hists: dict[str, HistogramSnapshot], samples: int) -> None:
-    """Write histograms atomically as one .npz (names in a JSON index, arrays by position)."""
+    """Write histograms atomically as one .npz: a JSON index and a few stacked arrays (fast to reopen)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     names = list(hists)
-    arrays = {"index": np.frombuffer(json.dumps({"format": CACHE_FORMAT, "names": names,
-                                                 "samples": samples}).encode(), dtype=np.uint8)}
-    for i, n in enumerate(names):
-        h = hists[n]
-        arrays[f"c{i}"] = h.counts
-        arrays[f"e{i}"] = np.array([h.edges[0], h.edges[1] - h.edges[0], len(h.counts)], dtype=np.float64)
-        arrays[f"s{i}"] = np.array([h.min, h.max, h.count, h.sum, h.sum_sq, h.nonfinite, h.zeros], dtype=np.float64)
+    hs = [hists[n] for n in names]
+    index = {"format": CACHE_FORMAT, "names": names, "samples": samples}
+    arrays = {
+        "index": np.frombuffer(json.dumps(index).encode(), dtype=np.uint8),
+        "counts": np.concatenate([h.counts for h in hs]) if hs else np.zeros(0, np.int64),
+        "offsets": np.cumsum([0] + [len(h.counts) for h in hs]).astype(np.int64),
+        "grid": np.array([[h.edges[0], h.edges[1] - h.edges[0]] for h in hs], dtype=np.float64).reshape(-1, 2),
+        "stats": np.array([[h.min, h.max, h.sum, h.sum_sq] for h in hs], dtype=np.float64).reshape(-1, 4),
+        "tallies": np.array([[h.count, h.nonfinite, h.zeros] for h in hs], dtype=np.int64).reshape(-1, 3),
+    }
     tmp = path.with_suffix(".tmp.npz")
     np.savez_compressed(tmp, **arrays)
     tmp.replace(path)
@@ -112,11 +115,12 @@ def load_histograms(path: Path) -> tuple[dict[str, HistogramSnapshot], int]:
         index = json.loads(bytes(z["index"]).decode())
         if index.get("format") != CACHE_FORMAT:
             raise ValueError("old cache format")
-        out = {}
-        for i, n in enumerate(index["names"]):
-            origin, width, bins = z[f"e{i}"]
-            s = z[f"s{i}"]
-            edges = origin + np.arange(int(bins) + 1, dtype=np.float64) * width
-            out[n] = HistogramSnapshot(z[f"c{i}"].astype(np.int64), edges, float(s[0]), float(s[1]), int(s[2]),
-                                       float(s[3]), float(s[4]), int(s[5]), int(s[6]))
+        counts, offsets, grid, stats, tallies = (z[k] for k in ("counts", "offsets", "grid", "stats", "tallies"))
+    out = {}
+    for i, n in enumerate(index["names"]):
+        c = counts[offsets[i]:offsets[i + 1]].astype(np.int64)
+        edges = grid[i, 0] + np.arange(len(c) + 1, dtype=np.float64) * grid[i, 1]
+        mn, mx, sm, sq = (float(v) for v in stats[i])
+        out[n] = HistogramSnapshot(c, edges, mn, mx, int(tallies[i, 0]), sm, sq, int(tallies[i, 1]),
+                                   int(tallies[i, 2]))
     return out, int(index.get("samples", 0))
