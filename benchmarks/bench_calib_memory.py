@@ -11,7 +11,9 @@ batches of --batch samples (onnxruntime's histogram calibrators need equal-sized
 divide N). "ours" is the one-pass histogram collection qwb runs (analyzers.calibration.collect on the
 prepared model and the tensors workbench.calibrate picks); "ort-percentile" / "ort-entropy" /
 "ort-minmax" are onnxruntime.quantization.calibrate.create_calibrator with its defaults, followed by
-compute_data(). "baseline" is the child's RSS after imports and model preparation, before calibrating.
+compute_data(). "baseline" is the child's RSS after imports and model preparation, before calibrating;
+CPU seconds (user + system, all threads) of the calibration itself are printed beside wall time
+because they are steadier than wall time on a shared machine.
 """
 
 from __future__ import annotations
@@ -36,6 +38,13 @@ def _rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
+def _cpu() -> float:
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
 def _child(kind: str, n: int, size: int, batch: int) -> dict:
     """Runs inside the subprocess."""
     import resource
@@ -55,6 +64,7 @@ def _child(kind: str, n: int, size: int, batch: int) -> dict:
 
         model = prepared.load_proto()
         out["baseline_mb"] = _rss_mb()
+        out["cpu_before"] = _cpu()
         t0 = time.perf_counter()
         cal = collect(model, tensors, random_batches(n, size, batch), n)
         out["seconds"] = time.perf_counter() - t0
@@ -75,6 +85,7 @@ def _child(kind: str, n: int, size: int, batch: int) -> dict:
                 return None if b is None else b[2]
 
         out["baseline_mb"] = _rss_mb()
+        out["cpu_before"] = _cpu()
         with tempfile.TemporaryDirectory() as td:
             t0 = time.perf_counter()
             cal = create_calibrator(str(prepared.path), op_types_for(recipe), f"{td}/augmented.onnx", method)
@@ -82,7 +93,9 @@ def _child(kind: str, n: int, size: int, batch: int) -> dict:
             ranges = cal.compute_data()
             out["seconds"] = time.perf_counter() - t0
             out["calibrated"] = len(ranges.data)
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    out["peak_rss_mb"] = ru.ru_maxrss / 1024
+    out["cpu_seconds"] = ru.ru_utime + ru.ru_stime - out.pop("cpu_before")
     return out
 
 
@@ -136,7 +149,8 @@ def main() -> int:
             rows.append(r)
             print(json.dumps(r), flush=True)
     by = {(r["kind"], r["n"]): r for r in rows}
-    print("\n| calibrator | " + " | ".join(f"N = {n}: peak RSS MB (above baseline) / s" for n in args.sizes) + " |")
+    print("\n| calibrator | " + " | ".join(f"N = {n}: peak RSS MB (above baseline) / wall s / CPU s"
+                                         for n in args.sizes) + " |")
     print("|---|" + "---|" * len(args.sizes))
     for kind in args.kinds:
         cells = []
@@ -147,7 +161,8 @@ def main() -> int:
             elif "error" in r:
                 cells.append("error")
             else:
-                cells.append(f"{r['peak_rss_mb']:.0f} ({r['peak_rss_mb'] - r['baseline_mb']:+.0f}) / {r['seconds']:.1f}")
+                cells.append(f"{r['peak_rss_mb']:.0f} ({r['peak_rss_mb'] - r['baseline_mb']:+.0f}) / "
+                             f"{r['seconds']:.1f} / {r['cpu_seconds']:.1f}")
         print(f"| {kind} | " + " | ".join(cells) + " |")
     return 0
 
