@@ -105,7 +105,7 @@ def _bounds(lo, hi, spec: QuantSpec):
 
 def predicted_errors(h: HistogramSnapshot, lo, hi, spec: QuantSpec) -> np.ndarray:
     """``predicted_error`` for arrays of ranges at once."""
-    cmin, cmax, scale = _bounds(lo, hi, spec)
+    cmin, cmax, scale = (np.atleast_1d(v) for v in _bounds(lo, hi, spec))
     total = _clip_errors(h, cmin, cmax)
     p = h.prefix
     nz = np.nonzero(p.nonzero)[0]

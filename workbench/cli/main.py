@@ -10,8 +10,8 @@ from ..errors import CancelledError, WorkbenchError
 
 # subcommand -> module under workbench.cli (imported only when used, so `qwb --help` is instant)
 COMMANDS = {
-    "quantize": "quantize_cmd",
     "calib": "calib_cmd",
+    "quantize": "quantize_cmd",
 }
 
 
