@@ -127,6 +127,7 @@ class Prefix:
 
     @classmethod
     def of(cls, h: HistogramSnapshot) -> Prefix:
+        """Build the sums for one snapshot (O(bins))."""
         n = h.counts.astype(np.float64)
         if h.zeros:
             k = zero_bin(h)
@@ -293,6 +294,7 @@ class StreamingHistogram:
         self.zeros += other.zeros
 
     def snapshot(self) -> HistogramSnapshot:
+        """A copy of the current state as plain arrays and numbers (what caches and ranges work from)."""
         if self.exp is None:  # nothing finite seen: an empty histogram on [0, 1)
             edges = np.linspace(0.0, 1.0, self.bins + 1)
             return HistogramSnapshot(self.counts.copy(), edges, 0.0, 0.0, 0, 0.0, 0.0, self.nonfinite, 0)

@@ -56,6 +56,7 @@ class TensorLab:
         return self.comparison.stats[self.recipe_method]
 
     def to_dict(self, histogram: bool = True) -> dict:
+        """JSON-ready: statistics per method, the winner, and the histogram trimmed to its non-empty bins."""
         h = self.histogram
         d = {
             "name": self.tensor, "qtype": self.qtype, "symmetric": self.symmetric, "owners": self.owners,
@@ -74,6 +75,7 @@ class TensorLab:
 
     @classmethod
     def from_dict(cls, d: dict) -> TensorLab:
+        """Inverse of ``to_dict`` (for reports and the GUI reading a saved lab)."""
         stats = {m: RangeStats(**{k: (math.inf if v is None and k == "sqnr_db" else v) for k, v in s.items()})
                  for m, s in d["methods"].items()}
         hist = d.get("histogram") or {"counts": [], "edges": [0.0]}
@@ -96,6 +98,7 @@ class WeightSummary:
 
     @classmethod
     def of(cls, w: WeightStats) -> WeightSummary:
+        """The summary of a calibration's weight statistics (per-channel arrays dropped)."""
         return cls(w.name, w.node, w.axis, w.min, w.max, w.channel_spread)
 
     def to_dict(self) -> dict:
@@ -125,9 +128,11 @@ class CalibLab:
         return out
 
     def tensor(self, name: str) -> TensorLab:
+        """The row for ``name``."""
         return next(t for t in self.tensors if t.tensor == name)
 
     def to_dict(self, histograms: bool = True) -> dict:
+        """The versioned JSON document ``qwb calib --json`` writes (``format`` bumps on incompatible change)."""
         return {"format": self.format, "kind": "qwb-calibration-lab", "model": self.model, "data": self.data,
                 "samples": self.samples, "from_cache": self.from_cache, "settings": self.settings,
                 "methods": list(METHODS), "winners": self.winners(),
@@ -136,6 +141,7 @@ class CalibLab:
 
     @classmethod
     def from_dict(cls, d: dict) -> CalibLab:
+        """Read a saved lab; refuses other formats rather than misreading them."""
         if d.get("format") != LAB_FORMAT:
             raise ValueError(f"calibration lab format {d.get('format')!r} is not {LAB_FORMAT}")
         weights = [WeightSummary(w["name"], w["node"], w["axis"], w["min"], w["max"],

@@ -13,6 +13,7 @@ RANGE_WIDTH = 19
 
 
 def register(sub) -> None:
+    """Add ``qwb calib`` to the command line."""
     p = sub.add_parser("calib", help="compare calibration methods per tensor (MinMax, Percentile, Entropy, MSE)",
                        description="Collect (or load cached) calibration histograms and show, for every tensor "
                        "that will be quantized, the range each method picks, the clipping under the recipe's "
@@ -24,6 +25,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Calibrate (or load the cache), compare the methods, print the table, optionally write the JSON."""
     from ..calib_lab import build_lab  # noqa: PLC0415
 
     task = ConsoleTask()
