@@ -12,6 +12,8 @@ from ..errors import CancelledError, WorkbenchError
 COMMANDS = {
     "quantize": "quantize_cmd",
     "analyze": "analyze_cmd",
+    "report": "report_cmd",
+    "export-exclusions": "exclusions_cmd",
 }
 
 
