@@ -87,7 +87,7 @@ def collect(model: onnx.ModelProto, tensor_names: list[str], batches: Iterable[t
     session = make_session(expose_tensors(model, to_run))
     hists = {t: StreamingHistogram(bins) for t in tensor_names}
     samples = 0
-    for start, stop, feed in batches:
+    for _start, stop, feed in batches:
         task.check()
         values = session.run(to_run, feed)
         for name, arr in zip(to_run, values):

@@ -142,7 +142,7 @@ class DiffEngine:
         preds: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {o: [] for o in self.model_outputs}
         t_run = t_stats = 0.0
         done = 0
-        for start, stop, feed in batches:
+        for _start, stop, feed in batches:
             task.check()
             t = time.perf_counter()
             qfeed = {k: v for k, v in feed.items() if k in self.input_names}
@@ -159,7 +159,7 @@ class DiffEngine:
             for ft, p in g.cumulative.items():
                 cnt = _elements(feed, ft, vals, p, self.batched)
                 n_elem[ft] = cnt
-                acc[ft].add_partial(vals[p.xx], vals[p.ee], vals[p.xe], vals[p.emax], vals[p.emin], vals[p.esum], cnt)
+                acc[ft].add_partial(vals[p.xx], vals[p.ee], vals[p.yy], vals[p.emax], vals[p.emin], vals[p.esum], cnt)
                 if ft in clip:
                     clip[ft][0] += float(vals[p.clip_below]) + float(vals[p.clip_above])
                     clip[ft][1] += cnt
@@ -167,7 +167,7 @@ class DiffEngine:
                     res[ft].update(vals[p.sample_x], vals[p.sample_y])
             for node, p in g.isolated.items():
                 ft = self._by_node[node].fp32_tensor
-                iso_acc[node].add_partial(vals[p.xx], vals[p.ee], vals[p.xe], vals[p.emax], vals[p.emin],
+                iso_acc[node].add_partial(vals[p.xx], vals[p.ee], vals[p.yy], vals[p.emax], vals[p.emin],
                                           vals[p.esum], n_elem[ft])
             for o, (fo, qo) in g.outputs.items():
                 f_out, q_out = vals[fo], vals[qo]

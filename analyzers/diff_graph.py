@@ -2,7 +2,7 @@
 
 Instead of returning every intermediate tensor to Python (the expensive part: a copy per tensor per
 call), the diff model appends small reduction subgraphs: for each compared pair (fp32 x, int8 y) it
-outputs per-sample x per-channel sums of x*x, e*e and x*e (e = y - x) plus the extremes and sum of e.
+outputs per-sample x per-channel sums of x*x and e*e (e = y - x), the total of y*y, and the extremes and sum of e.
 onnxruntime frees each activation as soon as its consumers ran, so memory stays at one batch of
 activations and the per-call output is a few KB.
 """
@@ -27,7 +27,7 @@ class PairOutputs:
 
     xx: str
     ee: str
-    xe: str
+    yy: str  # total of y*y (with x.x and e.e it gives x.y for the cosine)
     emax: str
     emin: str
     esum: str
@@ -146,6 +146,11 @@ class _Builder:
 
 def _pair(b: _Builder, x: str, y: str, rank: int, channel_axis: int | None, batched: bool,
           xx: str | None = None) -> PairOutputs:
+    """Statistics of (x, y): x.x and e.e per sample and channel, y.y in total, and the extremes of e.
+
+    Mul + ReduceSum over a [samples, channels, rest] view is several times faster in onnxruntime than
+    ReduceSumSquare over two inner axes; full reductions (no axes) take its fast path too.
+    """
     e = b.node("Sub", [y, x])
     keep = set()
     if batched and rank > 0:
@@ -153,13 +158,19 @@ def _pair(b: _Builder, x: str, y: str, rank: int, channel_axis: int | None, batc
     if channel_axis is not None and channel_axis < rank:
         keep.add(channel_axis)
     axes = [a for a in range(rank) if a not in keep]
-    if axes:
-        xx = xx or b.reduce("ReduceSumSquare", x, axes)
-        ee = b.reduce("ReduceSumSquare", e, axes)
-        xe = b.reduce("ReduceSum", b.node("Mul", [x, e]), axes)
-    else:  # nothing to reduce: the partial sums are the elementwise products
-        xx, ee, xe = xx or b.node("Mul", [x, x]), b.node("Mul", [e, e]), b.node("Mul", [x, e])
-    return PairOutputs(xx, ee, xe, b.reduce("ReduceMax", e, None), b.reduce("ReduceMin", e, None),
+
+    def partial(t: str) -> str:
+        if not axes:  # nothing to reduce: the partial sums are the elementwise products
+            return b.node("Mul", [t, t])
+        if keep == {0, 1} and axes == list(range(2, rank)):
+            t = b.node("Reshape", [t, b.const([0, 0, -1])])
+            return b.reduce("ReduceSum", b.node("Mul", [t, t]), [2])
+        return b.reduce("ReduceSum", b.node("Mul", [t, t]), axes)
+
+    xx = xx or partial(x)
+    ee = partial(e)
+    yy = b.reduce("ReduceSumSquare", y, None)
+    return PairOutputs(xx, ee, yy, b.reduce("ReduceMax", e, None), b.reduce("ReduceMin", e, None),
                        b.reduce("ReduceSum", e, None), b.node("Size", [x]),
                        channel_axis if channel_axis in keep else None)
 
@@ -236,7 +247,7 @@ def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQM
     del g.output[:]
     fetch: list[str] = []
     for p in list(cumulative.values()) + list(iso_stats.values()):
-        fetch += [p.xx, p.ee, p.xe, p.emax, p.emin, p.esum, p.size]
+        fetch += [p.xx, p.ee, p.yy, p.emax, p.emin, p.esum, p.size]
         fetch += [t for t in (p.clip_below, p.clip_above, p.sample_x, p.sample_y) if t]
     for fo, qo in outputs.values():
         fetch += [fo, qo]

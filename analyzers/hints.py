@@ -41,7 +41,7 @@ def outlier_hint(h: HintInputs) -> Hint | None:
         return None
     return Hint("outliers", f"rare outliers dominate the range of {h.tensor}: the top 0.01% of values take "
                 f"{rs.outlier_share:.0%} of it, leaving {rs.grid_usage:.1%} of the integer grid for the rest",
-                f"set a calibration percentile on this layer (e.g. 99.99), or use entropy or mse calibration",
+                "set a calibration percentile on this layer (e.g. 99.99), or use entropy or mse calibration",
                 rs.outlier_share)
 
 

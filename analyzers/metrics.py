@@ -68,16 +68,14 @@ class ErrorAccumulator:
     ``batched``: axis 0 of every update is a batch of samples (per-sample SQNR per row); otherwise each
     update is one sample. ``channel_axis`` counts in the tensor as passed to ``update``.
 
-    Per update it makes one pass for the error and three fused multiply-reduce passes (x.x, e.e, x.e) per
-    sample and channel; totals, per-sample and per-channel sums all derive from those [samples, channels]
-    partial sums. Cosine uses x.y = x.x + x.e and y.y = x.x + 2 x.e + e.e, which keeps its precision
-    when the error is tiny.
+    Everything derives from [samples, channels] partial sums of x.x and e.e (e = y - x) plus the total
+    of y.y: totals, per-sample and per-channel SQNR, and the cosine through x.y = (x.x + y.y - e.e) / 2.
     """
 
     def __init__(self, channel_axis: int | None, batched: bool = True):
         self.channel_axis = channel_axis
         self.batched = batched
-        self.sx2 = self.se2 = self.sxe = self.se = 0.0
+        self.sx2 = self.se2 = self.sy2 = self.se = 0.0
         self.maxabs = 0.0
         self.count = 0
         self.cx2: np.ndarray | None = None
@@ -108,16 +106,17 @@ class ErrorAccumulator:
             return
         e = y - x
         x3, e3 = self._as_bcs(x), self._as_bcs(e)
+        yf = y.ravel()
         self.add_partial(np.einsum("bcs,bcs->bc", x3, x3), np.einsum("bcs,bcs->bc", e3, e3),
-                         np.einsum("bcs,bcs->bc", x3, e3), e.max(), e.min(), e.sum(dtype=np.float64), x.size)
+                         float(np.dot(yf, yf)), e.max(), e.min(), e.sum(dtype=np.float64), x.size)
 
-    def add_partial(self, xx, ee, xe, emax, emin, esum, count: int) -> None:
-        """Fold in partial sums computed elsewhere (the diff graph): x.x, e.e and x.e per sample and channel.
+    def add_partial(self, xx, ee, yy, emax, emin, esum, count: int) -> None:
+        """Fold in partial sums computed elsewhere (the diff graph): x.x and e.e per sample and channel, y.y.
 
         Arrays are [samples, channels], [samples], [channels] or scalars, following the accumulator's
         ``batched`` and ``channel_axis``.
         """
-        xx, ee, xe = (np.asarray(a, np.float64) for a in (xx, ee, xe))
+        xx, ee = np.asarray(xx, np.float64), np.asarray(ee, np.float64)
         rows = xx.shape[0] if (self.batched and xx.ndim >= 1) else 1
         has_ch = self.channel_axis is not None and xx.ndim >= (2 if self.batched else 1)
         xx2 = xx.reshape(rows, -1) if has_ch else xx.reshape(rows, -1)
@@ -125,7 +124,7 @@ class ErrorAccumulator:
         sx2_rows, se2_rows = xx2.sum(axis=1), ee2.sum(axis=1)
         self.sx2 += float(sx2_rows.sum())
         self.se2 += float(se2_rows.sum())
-        self.sxe += float(xe.sum())
+        self.sy2 += float(yy)
         self.se += float(esum)
         self.maxabs = max(self.maxabs, float(emax), -float(emin))
         self.count += int(count)
@@ -152,10 +151,9 @@ class ErrorAccumulator:
 
     def result(self) -> ErrorMetrics:
         ch = self.channel_sqnr()
-        sxy = self.sx2 + self.sxe
-        sy2 = max(self.sx2 + 2 * self.sxe + self.se2, 0.0)
-        den = math.sqrt(self.sx2 * sy2)
-        cos = sxy / den if den > 0 else (1.0 if self.sx2 == 0 and sy2 == 0 else 0.0)
+        sxy = (self.sx2 + self.sy2 - self.se2) / 2
+        den = math.sqrt(self.sx2 * self.sy2)
+        cos = sxy / den if den > 0 else (1.0 if self.sx2 == 0 and self.sy2 == 0 else 0.0)
         return ErrorMetrics(
             sqnr_db=power_ratio_db(self.sx2, self.se2),
             channel_sqnr_mean=float(ch.mean()) if ch is not None and ch.size > 1 else None,

@@ -29,7 +29,6 @@ def _child(kind: str, n: int, size: int, batch: int) -> dict:
     import resource
 
     import numpy as np
-    import onnx
 
     from benchmarks.models import image_data, mobilenet_onnx
     from workbench.session import Session

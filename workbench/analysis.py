@@ -78,7 +78,6 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
 
 def _assemble_layers(session, recipe, calib, ranges, engine, outcome) -> list[LayerResult]:
     g = session.graph
-    s = recipe.settings
     out = []
     for lay in engine.match.layers:
         o = outcome.layers[lay.node]

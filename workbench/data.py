@@ -86,7 +86,7 @@ class DataSource(ABC):
         if missing:
             raise DataError(
                 f"{self.description} has no array for model input(s) {missing} (it has {given})",
-                f"save one array per model input, keyed by input name: np.savez(path, "
+                "save one array per model input, keyed by input name: np.savez(path, "
                 + ", ".join(f"{_py_ident(n)}=..." for n in expected) + ")")
         extra = [n for n in given if n not in layouts]
         if extra:

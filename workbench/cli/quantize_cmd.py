@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 from .common import ConsoleTask, add_model_args, fmt_bytes, open_session, print_notes
 
