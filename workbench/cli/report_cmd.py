@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 from ..errors import WorkbenchError
 from .common import ConsoleTask, add_model_args, fmt_bytes, open_session, print_notes

@@ -15,7 +15,7 @@ from pathlib import Path
 from .. import __version__
 from ..analysis import analyze
 from ..recipe import Recipe
-from .bench import run_benchmarks, summarize
+from .bench import bench_available, run_benchmarks, summarize
 from .compare import compare_runs
 from .data import RecipeFile, ReportData, Reproduce, RunReport, RunSummary
 from .exclusions import build_exclusions
@@ -38,6 +38,8 @@ def build_report(session, *, analysis=None, compare_recipe: Recipe | None = None
     - ``command``: the argv that produced the report (``qwb report ...``); synthesised when None.
     """
     t0 = time.perf_counter()
+    if bench and not bench_json and not bench_available():  # say so before minutes of analysis, not after
+        run_benchmarks("", [], list(bench))
     specs = [("run" if compare_recipe is None else "before", session.recipe, analysis,
               recipe_source or session.spec.recipe_path)]
     if compare_recipe is not None:

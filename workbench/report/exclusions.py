@@ -122,8 +122,8 @@ def render_polygraphy(layers, model_name: str, recipe_label: str) -> str:
         "TensorRT's ONNX parser names layers after the ONNX nodes. TensorRT has no 16-bit integer layers:",
         "INT16 layers are given float16. Layer precisions apply when TensorRT quantizes the FP32 model itself",
         "(--int8 with calibration); in a Q/DQ model the Q/DQ nodes decide. Use, e.g.:",
-        f"  polygraphy convert {shlex.quote(model_name)} --int8 --data-loader-script data.py <the line below> "
-        "-o model.engine",
+        (f"  polygraphy convert {shlex.quote(model_name)} --int8 --data-loader-script data.py <the line below> "
+         "-o model.engine"),
     ]
     args = []
     if any(lay.precision == "int16" for lay in layers):

@@ -65,7 +65,7 @@ def tensor_histograms(session, runs: list[tuple[str, object, object]], final: in
     run's range for the tensor is drawn (before/after a percentile change shows both)."""
     calib = session.calibration()
     graph = session.graph
-    label, recipe, analysis = runs[final]
+    _, recipe, analysis = runs[final]
     picks = pick_layers(analysis)
     if final > 0 or len(runs) > 1:  # also the layers the other run flagged (what the change was about)
         seen = {lay.node for lay, _ in picks}

@@ -69,7 +69,7 @@ def join(parts, sep: str | Markup = "") -> Markup:
 
 def _check_url(name: str, value: str) -> None:
     v = str(value).strip().lower()
-    if not (v.startswith("#") or v.startswith("data:text/plain") or v.startswith("data:application/json")):
+    if not v.startswith(("#", "data:text/plain", "data:application/json")):
         raise ValueError(f"report links may only be in-page anchors or data: files, not {value[:40]!r}")
 
 

@@ -26,9 +26,12 @@ def md_text(s) -> str:
     return _MD_SPECIAL.sub(r"\\\1", _one_line(s).replace("&", "&amp;"))
 
 
-def md_code(s) -> str:
-    """A code span holding ``s`` exactly (fence longer than any backtick run; pipes escaped for tables)."""
-    t = _one_line(s).replace("|", "\\|")
+def md_code(s, cell: bool = False) -> str:
+    """A code span holding ``s`` exactly (fence longer than any backtick run); in a table ``cell`` the pipes
+    are escaped, which GitHub-style tables undo before the span is read."""
+    t = _one_line(s)
+    if cell:
+        t = t.replace("|", "\\|")
     runs = [len(m) for m in re.findall(r"`+", t)]
     fence = "`" * (max(runs, default=0) + 1)
     pad = " " if t.startswith("`") or t.endswith("`") or not t.strip() else ""
@@ -62,8 +65,9 @@ def render_markdown(report: ReportData | dict) -> str:
     if s["output_sqnr_db"] is not None:
         head.append(f"output SQNR {_v(s['output_sqnr_db'], 'db', ' dB')}")
     head.append(f"{s['flagged']} of {s['layers']} layers flagged")
-    out += [" · ".join(head), "", f"Model {md_code(d['model']['source'])}, {s['samples']} evaluation samples, "
-            f"{md_text(d['generator'])}.", ""]
+    source = (f"Model {md_code(d['model']['source'])}, {s['samples']} evaluation samples, "
+              f"{md_text(d['generator'])}.")
+    out += [" · ".join(head), "", source, ""]
     c = d.get("comparison")
     if c:
         out += _comparison(d, c)
@@ -75,7 +79,7 @@ def render_markdown(report: ReportData | dict) -> str:
             "| layer | op | isolated | cumulative | flagged | first hint |", "|---|---|--:|--:|---|---|"]
     for lay in ranked[:TOP]:
         hint = md_text(lay["hints"][0]["suggestion"]) if lay["hints"] and lay["flagged"] else ""
-        out.append(f"| {md_code(lay['node'])} | {md_code(lay['op_type'])} | {_v(lay['isolated']['sqnr_db'], 'db')} | "
+        out.append(f"| {md_code(lay['node'], True)} | {md_code(lay['op_type'], True)} | {_v(lay['isolated']['sqnr_db'], 'db')} | "
                    f"{_v(lay['cumulative']['sqnr_db'], 'db')} | {'yes' if lay['flagged'] else ''} | {hint} |")
     out.append("")
     if run.get("bench"):
@@ -117,7 +121,7 @@ def _comparison(d: dict, c: dict) -> list[str]:
     for lay in changed[:MAX_CHANGED]:
         prec = (f"{lay['precision_before'] or '–'} → {lay['precision_after'] or '–'}"
                 if lay["precision_before"] != lay["precision_after"] else (lay["precision_after"] or ""))
-        out.append(f"| {md_code(lay['node'])} | {md_text(prec)} | {_v(lay['cumulative_before'], 'db')} → "
+        out.append(f"| {md_code(lay['node'], True)} | {md_text(prec)} | {_v(lay['cumulative_before'], 'db')} → "
                    f"{_v(lay['cumulative_after'], 'db')} | {_v(lay['cumulative_delta'], 'ddb')} |")
     if len(changed) > MAX_CHANGED:
         out.append(f"| … {len(changed) - MAX_CHANGED} more | | | |")

@@ -57,9 +57,12 @@ def _verdict(v: View, f: int) -> Markup:
     if s["accuracy_delta"] is not None:
         d = s["accuracy_delta"]
         bad = d < -0.01
-        word = "loses" if d < 0 else "keeps" if d == 0 else "gains"
-        parts += ["INT8 ", word, " ", v.num(run + ("accuracy_delta",), "dpct"), " points of accuracy (",
-                  v.num(run + ("accuracy_fp32",), "pct"), "% → ", v.num(run + ("accuracy_int8",), "pct"), "%). "]
+        acc = ["(", v.num(run + ("accuracy_fp32",), "pct"), "% → ", v.num(run + ("accuracy_int8",), "pct"), "%). "]
+        if d == 0:
+            parts += ["INT8 keeps the FP32 accuracy "] + acc
+        else:
+            parts += ["INT8 ", "loses" if d < 0 else "gains", " ", v.num(run + ("accuracy_delta",), "dpct"),
+                      " points of accuracy "] + acc
     elif s["output_sqnr_db"] is not None:
         parts += ["Output SQNR is ", v.num(run + ("output_sqnr_db",), "db"), " dB (no labels, so no accuracy). "]
     if s["flagged"]:
@@ -112,7 +115,7 @@ def comparison(v: View) -> Markup | None:
               if rows else el("p", {"class_": "muted"}, "No layer changed."))
     return section("compare", "Before / after",
                    el("p", None, "Before: ", el("strong", None, names[0]), ". After: ", el("strong", None, names[1]),
-                      ". Same model and data; the sections below describe the ", el("em", None, "after"), " run."),
+                      ". Same model and data; the sections below describe the after run."),
                    el("h3", None, "Model outputs"), outputs,
                    el("h3", None, f"Layers that changed ({len(changed)} of {len(c['layers'])})"),
                    el("p", {"class_": "sub"}, "A layer is listed when its precision or percentile changed, its flag "
@@ -122,9 +125,9 @@ def comparison(v: View) -> Markup | None:
 
 
 def _run_name(v: View, i: int) -> str:
-    r = v.get("runs", i)
-    src = r["recipe_source"]
-    return f"{r['label']} ({src.rsplit('/', 1)[-1] if src else 'default recipe'})"
+    """The recipe a run used, by file name ('default recipe' when none was given)."""
+    src = v.get("runs", i, "recipe_source")
+    return src.replace("\\", "/").rsplit("/", 1)[-1] if src else "default recipe"
 
 
 def _latency(v: View, c: dict) -> Markup:
@@ -354,7 +357,7 @@ def bench(v: View, f: int) -> Markup:
                              f"/runs/{r}/bench/backends/{i}/int8/p50_ms"))
         floats = [el("li", None, el("code", None, fn)) for be in b["backends"] for fn in be["float_nodes"]]
         host = b.get("host") or {}
-        blocks += [el("h3", None, f"{_run_name(v, r)}"),
+        blocks += [el("h3", None, f"{v.get('runs', r, 'label')}: {_run_name(v, r)}") if len(runs) > 1 else None,
                    table(["backend", "batch", "FP32 p50 (ms)", "INT8 p50 (ms)", "speed-up", "INT8 coverage (nodes)",
                           "MACs in INT8", "failures"], rows, num_cols={1, 2, 3, 4, 6}, id=f"bench-{r}"),
                    el("figure", None, bar_chart(bars, label="p50 latency per backend (ms)")) if bars else None,

@@ -68,7 +68,7 @@ class View:
         """The value at ``parts`` rendered as ``kind``, tagged with its pointer and exact value."""
         ptr = pointer(*parts)
         v = resolve(self.doc, ptr)
-        dec, scale, signed = KINDS[kind]
+        _, scale, signed = KINDS[kind]
         cls = ["num"] + ([css] if css else [])
         if signed and isinstance(v, (int, float)) and v is not None:
             cls.append("up" if v > 0 else "down" if v < 0 else "flat")
