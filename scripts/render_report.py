@@ -50,7 +50,7 @@ def screenshot(html: Path, png: Path, width: int, height: int, scale: float = 1.
 
 
 def optimise(png: Path, keep_px: int, max_width: int = 1280) -> None:
-    """Crop to the top ``keep_px`` pixels, trim the blank bottom, shrink, and quantise to 64 colours."""
+    """Crop to the top ``keep_px`` pixels, trim the blank bottom, shrink, and quantise to 96 colours."""
     from PIL import Image, ImageChops  # noqa: PLC0415
 
     im = Image.open(png).convert("RGB")
@@ -61,7 +61,7 @@ def optimise(png: Path, keep_px: int, max_width: int = 1280) -> None:
         im = im.crop((0, 0, im.width, min(im.height, box[3] + 16)))
     if im.width > max_width:
         im = im.resize((max_width, round(im.height * max_width / im.width)), Image.LANCZOS)
-    im.quantize(colors=64, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(png, optimize=True)
+    im.quantize(colors=96, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(png, optimize=True)
 
 
 def build(html_dir: Path) -> dict[str, Path]:

@@ -163,9 +163,10 @@ def test_before_after_shows_the_changed_layers(compared):
     o = c["outputs"][0]
     assert o["sqnr_after"] > o["sqnr_before"] and o["sqnr_delta"] == pytest.approx(o["sqnr_after"] - o["sqnr_before"])
     assert "add --bench cpu" in page.all_text  # latency: not measured
-    # the histogram of the Concat that was flagged before shows both runs' ranges
+    # the histogram of the Concat that was flagged before: its range before; after, it is not quantized at all
     h = next(h for h in doc["runs"][1]["histograms"] if h["node"] == "cat")
-    assert set(h["ranges"]) == {"before", "after"}
+    assert set(h["ranges"]) == {"before"} and h["float_in"] == ["after"] and h["why"] == "flagged before"
+    assert "after: kept in FP32" in page.all_text
     md = render_markdown(report)
     assert "int8 → fp32" in md and "`cat`" in md
 
@@ -226,3 +227,25 @@ def _floats(d):
             yield from _floats(v)
     elif isinstance(d, float):
         yield d
+
+
+def test_percentile_change_draws_both_ranges(session):
+    fix = Recipe()
+    fix.set_percentile("cat", 99.9)
+    report = build_report(session, compare_recipe=fix)
+    doc = report.to_dict()
+    h = next(h for h in doc["runs"][1]["histograms"] if h["node"] == "cat")
+    before, after = h["ranges"]["before"], h["ranges"]["after"]
+    assert before["method"] == "minmax" and after["method"] == "percentile" and after["percentile"] == 99.9
+    assert after["hi"] < before["hi"] and after["clip_rate"] > before["clip_rate"]
+    page = Page(render_html(report))
+    fig = html_between(render_html(report), f'id="hist-{doc["runs"][1]["histograms"].index(h)}"', "</figure>")
+    assert fig.count('class="range r0"') == 2 and fig.count('class="range r1"') == 2  # two lines per range
+    assert len([a for a in page.attrs("rect") if a.get("class") == "clipped"]) >= 1
+    changed = {lay["node"]: lay for lay in doc["comparison"]["layers"] if lay["changed"]}
+    assert changed["cat"]["percentile_before"] is None and changed["cat"]["percentile_after"] == 99.9
+
+
+def html_between(html: str, start: str, end: str) -> str:
+    i = html.index(start)
+    return html[i:html.index(end, i)]

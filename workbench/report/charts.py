@@ -72,7 +72,8 @@ def line_chart(labels: list[str], series: list[Series], *, label: str, y_label: 
         return el("p", {"class_": "muted"}, "no values to plot")
     rotate = n <= 48
     left, right, top = 52, 14, 14
-    bottom = 110 if rotate else 36
+    longest = min(22, max(len(s) for s in labels))
+    bottom = (24 + int(longest * 4.6)) if rotate else 36  # rotated labels: ~6.5 px per character at 45 degrees
     pw, ph = width - left - right, height - top - bottom
     ticks = nice_ticks(min(vals), max(vals), 5)
     y0, y1 = ticks[0], ticks[-1]

@@ -126,6 +126,7 @@ class TensorHistogram:
     count: int
     zeros: int
     ranges: dict[str, CalibRange]
+    float_in: list[str] = field(default_factory=list)  # runs that keep this layer in FP32 (no range applies)
     methods: dict[str, dict] | None = None
     winner: str | None = None
 

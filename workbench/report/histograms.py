@@ -81,13 +81,17 @@ def tensor_histograms(session, runs: list[tuple[str, object, object]], final: in
         if h is None or not h.count:
             continue
         lo, hi, counts = rebin(h)
-        ranges = {}
-        for run_label, r, _ in runs:
+        ranges, float_in = {}, []
+        for run_label, r, result in runs:
+            mine = result.layer(lay.node)
+            if mine is None or mine.precision == "fp32":  # not quantized in that run: no range applies
+                float_in.append(run_label)
+                continue
             cr = calib_range(graph, r, calib, lay.output)
             if cr is not None:
                 ranges[run_label] = cr
         th = TensorHistogram(lay.output, lay.node, lay.op_type, why, lo, hi, counts, float(h.min), float(h.max),
-                             int(h.count), int(h.zeros), ranges)
+                             int(h.count), int(h.zeros), ranges, float_in)
         _add_lab(th, graph, recipe, calib)
         out.append(th)
     return out

@@ -278,7 +278,8 @@ def depth(v: View, f: int) -> Markup:
                       "model's tensor vs FP32 (error propagated from upstream). Isolated: the layer alone quantized. "
                       "A drop in isolated SQNR marks a cause; cumulative falling while isolated stays high marks "
                       "error carried from upstream. Hover a point for its value."),
-                   el("figure", None, chart, legend(series, [("flag", "flagged layer")])))
+                   el("figure", None, el("div", {"class_": "wide"}, chart),
+                      legend(series, [("flag", "flagged layer")])))
 
 
 def histograms(v: View, f: int) -> Markup:
@@ -290,19 +291,28 @@ def histograms(v: View, f: int) -> Markup:
     figs = []
     for i, h in enumerate(hs):
         p = ("runs", f, "histograms", i)
-        ranges = [("range" if name == "run" else name, r["lo"], r["hi"], f"r{k}")
-                  for k, (name, r) in enumerate(h["ranges"].items())]
+        ranges: list = []
+        for name, r in h["ranges"].items():  # identical ranges (nothing changed for this tensor) share one label
+            same = next((i for i, x in enumerate(ranges) if (x[1], x[2]) == (r["lo"], r["hi"])), None)
+            if same is None:
+                ranges.append(("range" if name == "run" else name, r["lo"], r["hi"], f"r{len(ranges)}"))
+            else:
+                ranges[same] = (f"{ranges[same][0]} = {name}",) + ranges[same][1:]
         chart = histogram_chart(h["lo"], h["hi"], h["counts"], ranges,
                                 label=f"histogram of {h['tensor']} with calibration range")
         rows = []
         for name, r in h["ranges"].items():
             q = p + ("ranges", name)
-            rows.append([name, f"{r['method']}" + (f" {r['percentile']:g}" if r["percentile"] is not None else ""),
-                         join(["[", v.num(q + ("lo",), "g"), ", ", v.num(q + ("hi",), "g"), "]"]), r["qtype"],
+            method = r["method"] + (f" {r['percentile']:g}" if r["percentile"] is not None else "")
+            rows.append([("" if name == "run" else f"{name}: ") + f"{method} {r['qtype']}",
+                         join(["[", v.num(q + ("lo",), "g"), ", ", v.num(q + ("hi",), "g"), "]"]),
                          join([v.num(q + ("clip_rate",), "pct"), "%"]), join([v.num(q + ("grid_usage",), "pct1"), "%"]),
                          join([v.num(q + ("outlier_share",), "pct1"), "%"]), v.num(q + ("predicted_sqnr_db",), "db")])
-        rtable = table(["run", "method", "range", "grid", "clipped", "grid used", "outlier share", "pred. SQNR dB"],
-                       rows, num_cols={4, 5, 6, 7})
+        for name in h.get("float_in") or []:
+            rows.append([f"{name}: kept in FP32", el("td", {"colspan": 5, "class_": "muted"}, "not quantized")])
+        rtable = el("div", {"class_": "compact"}, table(
+            ["method" if list(h["ranges"]) == ["run"] else "run: method", "range", "clipped", "grid used",
+             "outliers", "pred. dB"], rows, num_cols={2, 3, 4, 5}))
         lab = None
         if h.get("methods"):
             mrows = [[m + (" ★" if m == h.get("winner") else ""),

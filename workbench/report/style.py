@@ -67,6 +67,7 @@ figcaption{font-size:.85rem;color:var(--muted)}
 .grid2>*{min-width:0}
 td.name{min-width:12em}
 tr.hint-row td{border-top:0;padding-top:0}
+.compact table{font-size:.8rem}.compact th,.compact td{padding:3px 5px}.compact td.name{min-width:0}
 .legend{display:flex;flex-wrap:wrap;gap:14px;font-size:.85rem;color:var(--muted);margin:4px 0}
 .key{display:inline-flex;align-items:center;gap:6px}
 .sw{display:inline-block;width:20px;height:0;border-top:3px solid var(--muted)}
@@ -74,6 +75,7 @@ tr.hint-row td{border-top:0;padding-top:0}
 .sw.s-iso{border-color:var(--iso)}.sw.s-cum{border-color:var(--cum)}.sw.s-before{border-color:var(--before)}
 .sw.s-after{border-color:var(--after)}.sw.flag{width:12px;height:12px;border:2px solid var(--bad);border-radius:50%}
 svg.chart{width:100%;height:auto;display:block;overflow:visible}
+.wide{overflow-x:auto;-webkit-overflow-scrolling:touch}.wide svg.chart{min-width:640px}
 svg .grid{stroke:var(--line);stroke-width:1}
 svg .axis{stroke:var(--muted);stroke-width:1}
 svg .tick{font-size:11px;fill:var(--muted)}
@@ -105,7 +107,7 @@ border-top:1px solid var(--line)}
  :root{--fg:#000;--muted:#444;--bg:#fff;--panel:#f4f4f4;--line:#bbb}
  body{font-size:10.5pt}nav.toc,.dl{display:none}main,header.top,footer{max-width:none;padding:0}
  section{margin:14pt 0}h2{break-after:avoid}tr,figure,.card,pre{break-inside:avoid}
- .scroll{overflow:visible}pre{white-space:pre-wrap}a{color:inherit;text-decoration:none}
+ .scroll,.wide{overflow:visible}.wide svg.chart{min-width:0}pre{white-space:pre-wrap}a{color:inherit;text-decoration:none}
  @page{margin:14mm}
 }
 """
