@@ -249,3 +249,24 @@ def test_percentile_change_draws_both_ranges(session):
 def html_between(html: str, start: str, end: str) -> str:
     i = html.index(start)
     return html[i:html.index(end, i)]
+
+
+def test_gui_export_request_reuses_the_analysis_on_screen(session, tmp_path):
+    """File → Export report: a picklable request, the analysis reused as is, GUI-style benchmark dicts."""
+    import pickle
+
+    from workbench.analysis import analyze
+    from workbench.report import ExportRequest, export_report
+
+    result = analyze(session, samples=50)
+    bench = {"cpu": _bench_json(0.25)["backends"]["cpu"]}
+    req = ExportRequest(session.spec, str(tmp_path / "gui.html"), session.recipe, result, bench=[bench])
+    req = pickle.loads(pickle.dumps(req))  # what crossing to the worker process does
+    written = export_report(req)
+    assert [p.rsplit(".", 1)[1] for p in written] == ["html", "json", "md"]
+    doc = json.loads((tmp_path / "gui.json").read_text())
+    a = doc["runs"][0]["analysis"]
+    assert a["samples"] == 50 and a["elapsed_s"] == pytest.approx(result.elapsed_s)  # not re-analysed
+    assert doc["runs"][0]["bench"]["backends"][0]["speedup"] == pytest.approx(2.0)
+    assert "command reconstructed" in " ".join(doc["reproduce"]["notes"])
+    assert doc["reproduce"]["argv"][:2] == ["qwb", "report"] and "--samples 50" in doc["reproduce"]["command"]

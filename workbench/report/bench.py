@@ -29,9 +29,14 @@ def _latency(d: dict | None) -> LatencyRow | None:
 
 
 def summarize(bench_json: dict) -> BenchSummary:
-    """The report's view of a ``qwb bench`` JSON document (``BenchReport.to_dict()``)."""
+    """The report's view of a ``qwb bench`` JSON document (``BenchReport.to_dict()``), or of a plain
+    ``{backend: BackendResult.to_dict()}`` mapping (what the GUI keeps per benchmark)."""
+    if "backends" in bench_json:
+        backends = bench_json.get("backends") or {}
+    else:
+        backends = {k: v for k, v in bench_json.items() if isinstance(v, dict) and "available" in v}
     rows = []
-    for name, b in (bench_json.get("backends") or {}).items():
+    for name, b in backends.items():
         cov = b.get("int8_coverage") or {}
         floats = []
         for f in (cov.get("float_nodes") or [])[:MAX_FLOAT_NODES]:

@@ -24,60 +24,69 @@ from .progress import SubTask
 from .summary import data_sets, environment, execution_text, model_summary
 
 
-def build_report(session, *, analysis=None, compare_recipe: Recipe | None = None, compare_analysis=None,
-                 recipe_source: str | None = None, compare_source: str | None = None, samples: int | None = None,
-                 bench: list[str] | tuple = (), bench_json: list[dict] | None = None, command: list[str] | None = None,
-                 title: str | None = None, task=None) -> ReportData:
-    """Everything a report shows for ``session`` (its recipe is the run, or the *before* of a comparison).
+def build_report(session, *, recipe: Recipe | None = None, analysis=None, compare_recipe: Recipe | None = None,
+                 compare_analysis=None, recipe_source: str | None = None, compare_source: str | None = None,
+                 samples: int | None = None, bench: list[str] | tuple = (), bench_json: list[dict] | None = None,
+                 command: list[str] | None = None, title: str | None = None, task=None) -> ReportData:
+    """Everything a report shows for ``session``'s model and data.
 
-    - ``analysis``: the session recipe's ``AnalysisResult`` if already computed (else it is run here).
+    - ``recipe``: the run's recipe, or the *before* of a comparison (default: the session's recipe).
+    - ``analysis``: that recipe's ``AnalysisResult`` if already computed (else it is run here).
     - ``compare_recipe`` (+ ``compare_analysis``): a second recipe, the *after* of a before/after; the
       detailed sections then describe it.
+    - ``recipe_source`` / ``compare_source``: the recipe files' paths, as the reader should see them.
     - ``bench``: backend names to benchmark FP32 vs each run's INT8 model on (e.g. ``["cpu"]``), or
-      ``bench_json``: ``qwb bench`` JSON documents already measured, one per run.
+      ``bench_json``: benchmark results already measured, one per run (``qwb bench --json`` documents).
     - ``command``: the argv that produced the report (``qwb report ...``); synthesised when None.
     """
     t0 = time.perf_counter()
     if bench and not bench_json and not bench_available():  # say so before minutes of analysis, not after
         run_benchmarks("", [], list(bench))
-    specs = [("run" if compare_recipe is None else "before", session.recipe, analysis,
-              recipe_source or session.spec.recipe_path)]
+    if recipe is None:
+        recipe, recipe_source = session.recipe, recipe_source or session.spec.recipe_path
+    specs = [("run" if compare_recipe is None else "before", recipe, analysis, recipe_source)]
     if compare_recipe is not None:
-        compare_recipe.validate(session.graph.node_names)
         specs.append(("after", compare_recipe, compare_analysis, compare_source))
+    for _, r, _, _ in specs:
+        r.validate(session.graph.node_names)
     steps = len(specs) + (1 if bench else 0)
-    runs = []
-    for i, (label, recipe, result, source) in enumerate(specs):
-        if result is None:
-            result = analyze(session, recipe=recipe, samples=samples, task=SubTask(task, i / steps, (i + 1) / steps))
-        int8 = Path(result.int8_model) if result.int8_model else None
-        runs.append(RunReport(
-            label=label, recipe=recipe.to_dict(), recipe_toml=recipe.dumps(), recipe_source=source,
-            recipe_changes=recipe.differences_from_default(), analysis=result, summary=RunSummary.of(result),
-            int8_bytes=int8.stat().st_size if int8 is not None and int8.is_file() else None,
-            exclusions=build_exclusions(session.prepared, recipe, Path(source).name if source else "defaults")))
+    runs = [_run(session, spec, samples, SubTask(task, i / steps, (i + 1) / steps)) for i, spec in enumerate(specs)]
     final = len(runs) - 1
     runs[final].histograms = tensor_histograms(
-        session, [(r.label, spec[1], r.analysis) for r, spec in zip(runs, specs)], final)
+        session, [(run.label, spec[1], run.analysis) for run, spec in zip(runs, specs)], final)
     if bench_json:
-        for r, d in zip(runs, bench_json):
-            r.bench = summarize(d) if d else None
+        for run, d in zip(runs, bench_json):
+            run.bench = summarize(d) if d else None
     elif bench:
-        models = [r.analysis.int8_model for r in runs]
-        for r, summary in zip(runs, run_benchmarks(str(session.prepared.path), models, list(bench),
-                                                   SubTask(task, (steps - 1) / steps, 1.0))):
-            r.bench = summary
-    comparison = compare_runs(runs, 0, 1) if len(runs) == 2 else None
-    execution = runs[final].analysis.execution
+        summaries = run_benchmarks(str(session.prepared.path), [run.analysis.int8_model for run in runs],
+                                   list(bench), SubTask(task, (steps - 1) / steps, 1.0))
+        for run, summary in zip(runs, summaries):
+            run.bench = summary
+    if samples is None:  # results analysed on fewer samples (e.g. from the GUI) are reproduced with as many
+        samples = next((run.analysis.samples for run in runs if run.analysis.samples < len(session.eval_data)), None)
     report = ReportData(
         title=title or f"{session.prepared.name}: INT8 quantization report",
         created=datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         generator=f"Quant Workbench {__version__}", model=model_summary(session.prepared),
-        environment=environment(execution_text(execution)), data=data_sets(session), runs=runs,
-        reproduce=reproduce(session, specs, samples, bench, command), comparison=comparison)
+        environment=environment(execution_text(runs[final].analysis.execution)), data=data_sets(session),
+        runs=runs, reproduce=reproduce(session, specs, samples, bench, command),
+        comparison=compare_runs(runs, 0, 1) if len(runs) == 2 else None)
     if task is not None:
         task.report(1.0, f"report built in {time.perf_counter() - t0:.1f} s")
     return report
+
+
+def _run(session, spec, samples, task) -> RunReport:
+    """One run of the report: analyse when no result was given, then summarise and export its fix."""
+    label, recipe, result, source = spec
+    if result is None:
+        result = analyze(session, recipe=recipe, samples=samples, task=task)
+    int8 = Path(result.int8_model) if result.int8_model else None
+    return RunReport(
+        label=label, recipe=recipe.to_dict(), recipe_toml=recipe.dumps(), recipe_source=source,
+        recipe_changes=recipe.differences_from_default(), analysis=result, summary=RunSummary.of(result),
+        int8_bytes=int8.stat().st_size if int8 is not None and int8.is_file() else None,
+        exclusions=build_exclusions(session.prepared, recipe, Path(source).name if source else "defaults"))
 
 
 def recipe_file_name(label: str, source: str | None) -> str:
