@@ -52,8 +52,13 @@ def test_user_errors(tmp_path):
     assert r.returncode == 2 and "nope" in r.stderr
 
 
-def test_bench_without_the_benchmark_engine_says_so(tmp_path):
-    if bench_available():
-        return  # covered by the benchmark tests once the engine is installed
-    r = qwb("report", "--demo", "--bench", "cpu", "-o", tmp_path / "x.html")
-    assert r.returncode == 2 and "benchmark" in r.stderr and "Traceback" not in r.stderr
+def test_bench_option(tmp_path):
+    """--bench cpu times FP32 vs INT8 where the benchmarking engine is installed, and says why not elsewhere."""
+    out = tmp_path / "x.json"
+    r = qwb("report", "--demo", "--bench", "cpu", "--samples", "64", "-o", out)
+    if not bench_available():
+        assert r.returncode == 2 and "benchmark" in r.stderr and "Traceback" not in r.stderr
+        return
+    assert r.returncode == 0, r.stderr
+    cpu = json.loads(out.read_text())["runs"][0]["bench"]["backends"][0]
+    assert cpu["backend"] == "cpu" and cpu["int8"]["p50_ms"] > 0

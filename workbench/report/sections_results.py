@@ -196,7 +196,7 @@ def _worst_row(v: View, f: int, i: int, lay: dict) -> list:
     return [_layer_name(lay), _sqnr_cell(v, p, "isolated", lay["isolated"]),
             _sqnr_cell(v, p, "cumulative", lay["cumulative"]), v.num(p + ("amplification",), "db"),
             v.num(p + ("introduced_db",), "db"),
-            join([v.num(p + ("clip_rate",), "pct"), "%"]) if lay["clip_rate"] is not None else "–",
+            join([v.num(p + ("clip_rate",), "pctg"), "%"]) if lay["clip_rate"] is not None else "–",
             v.num(p + ("weight", "sqnr_db"), "db") if lay["weight"] else "–"]
 
 
@@ -306,7 +306,7 @@ def histograms(v: View, f: int) -> Markup:
             method = r["method"] + (f" {r['percentile']:g}" if r["percentile"] is not None else "")
             rows.append([("" if name == "run" else f"{name}: ") + f"{method} {r['qtype']}",
                          join(["[", v.num(q + ("lo",), "g"), ", ", v.num(q + ("hi",), "g"), "]"]),
-                         join([v.num(q + ("clip_rate",), "pct"), "%"]), join([v.num(q + ("grid_usage",), "pct1"), "%"]),
+                         join([v.num(q + ("clip_rate",), "pctg"), "%"]), join([v.num(q + ("grid_usage",), "pct1"), "%"]),
                          join([v.num(q + ("outlier_share",), "pct1"), "%"]), v.num(q + ("predicted_sqnr_db",), "db")])
         for name in h.get("float_in") or []:
             rows.append([f"{name}: kept in FP32", el("td", {"colspan": 5, "class_": "muted"}, "not quantized")])
@@ -317,11 +317,11 @@ def histograms(v: View, f: int) -> Markup:
         if h.get("methods"):
             mrows = [[m + (" ★" if m == h.get("winner") else ""),
                       join(["[", v.num(p + ("methods", m, "lo"), "g"), ", ", v.num(p + ("methods", m, "hi"), "g"), "]"]),
-                      join([v.num(p + ("methods", m, "clip_rate"), "pct"), "%"]),
+                      join([v.num(p + ("methods", m, "clip_rate"), "pctg"), "%"]),
                       v.num(p + ("methods", m, "predicted_sqnr_db"), "db")] for m in h["methods"]]
-            lab = el("div", None, el("p", {"class_": "sub"}, "Calibration lab: every method on this tensor "
-                                     "(★ = best predicted SQNR)"),
-                     table(["method", "range", "clipped", "pred. SQNR dB"], mrows, num_cols={2, 3}))
+            lab = el("div", {"class_": "compact"}, el("p", {"class_": "sub"}, "Calibration lab: every method on "
+                                                      "this tensor (★ = best predicted SQNR)"),
+                     table(["method", "range", "clipped", "pred. dB"], mrows, num_cols={2, 3}))
         why = {"flagged": "flagged", "worst": "worst layer (none flagged)"}.get(h["why"], h["why"])
         figs.append(el("figure", {"id": f"hist-{i}"},
                        el("h3", None, el("code", None, h["node"]), " ", tag(h["op_type"]), tag(why, "bad")

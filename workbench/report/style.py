@@ -75,6 +75,7 @@ tr.hint-row td{border-top:0;padding-top:0}
 .sw.s-iso{border-color:var(--iso)}.sw.s-cum{border-color:var(--cum)}.sw.s-before{border-color:var(--before)}
 .sw.s-after{border-color:var(--after)}.sw.flag{width:12px;height:12px;border:2px solid var(--bad);border-radius:50%}
 svg.chart{width:100%;height:auto;display:block;overflow:visible}
+svg.bars-h{max-width:760px}
 .wide{overflow-x:auto;-webkit-overflow-scrolling:touch}.wide svg.chart{min-width:640px}
 svg .grid{stroke:var(--line);stroke-width:1}
 svg .axis{stroke:var(--muted);stroke-width:1}

@@ -15,7 +15,7 @@ from .markup import Markup, el
 KINDS = {
     "db": (1, 1, False), "db2": (2, 1, False), "ddb": (1, 1, True), "pct": (2, 100, False), "pct1": (1, 100, False),
     "dpct": (2, 100, True), "cos": (5, 1, False), "ms": (3, 1, False), "dms": (3, 1, True), "x": (2, 1, False),
-    "int": (0, 1, False), "g": (None, 1, False), "ratio": (2, 1, False),
+    "int": (0, 1, False), "g": (None, 1, False), "ratio": (2, 1, False), "pctg": (None, 100, False),
 }
 DASH = "–"
 
@@ -43,7 +43,7 @@ def format_value(v, kind: str) -> str:
     dec, scale, signed = KINDS[kind]
     x = float(v) * scale
     if dec is None:
-        return f"{x:.4g}"
+        return f"{x:.3g}" if kind == "pctg" else f"{x:.4g}"
     s = f"{x:+,.{dec}f}" if signed else f"{x:,.{dec}f}"
     return s.replace("-", "−")
 
