@@ -57,11 +57,20 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
     fp32 = session.prepared.load_proto()
     int8 = onnx.load(str(q.path))
     data = session.eval_data
-    engine = DiffEngine(fp32, int8, set(op_types_for(recipe)), set(recipe.excluded_nodes()), isolated=isolated,
-                        reservoir=reservoir, batched=_batched(data))
     n = len(data) if samples is None else max(1, min(samples, len(data)))
+    # isolated figures depend only on the float data and the layer's own quantization: reuse them across
+    # runs on the same samples when the layer's isolated computation did not change
+    cache = session.analysis_cache.setdefault(("isolated", data.content_hash(), n), {})
+    engine = DiffEngine(fp32, int8, set(op_types_for(recipe)), set(recipe.excluded_nodes()), isolated=isolated,
+                        reservoir=reservoir, batched=_batched(data), reuse_isolated=cache if isolated else None,
+                        fp32_key=session.prepared.sha256)
     outcome = engine.run(data.batches(limit=n, batch_size=engine.suggested_batch()), n, data.labels,
                          _SubTask(task, 0.3, 1.0))
+    if isolated:
+        for node, sig in engine.graph.iso_signatures.items():
+            iso = outcome.layers[node].isolated if node in outcome.layers else None
+            if iso is not None:
+                cache[node] = (sig, iso)
     layers = _assemble_layers(session, recipe, calib, q.ranges, engine, outcome)
     _flag(layers, thresholds)
     heat = None
@@ -69,7 +78,7 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
         import numpy as np  # noqa: PLC0415
 
         heat = np.stack([outcome.layers[lay.node].per_sample for lay in layers], axis=1)
-    timings = dict(outcome.timings, calibrate_and_quantize_s=t_quant)
+    timings = dict(outcome.timings, calibrate_and_quantize_s=t_quant, isolated_reused=float(len(engine.reused)))
     return AnalysisResult(
         model=session.prepared.source, recipe=recipe.to_dict(), samples=outcome.samples,
         elapsed_s=time.perf_counter() - t0, peak_rss_mb=peak_rss_mb(), outputs=outcome.outputs, layers=layers,

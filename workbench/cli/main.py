@@ -14,6 +14,9 @@ COMMANDS = {
     "analyze": "analyze_cmd",
     "report": "report_cmd",
     "export-exclusions": "exclusions_cmd",
+    "backends": "backends_cmd",
+    "bench": "bench_cmd",
+    "neon-setup": "neon_setup_cmd",
 }
 
 
