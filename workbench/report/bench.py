@@ -56,8 +56,10 @@ def summarize(bench_json: dict) -> BenchSummary:
 
 
 def run_benchmarks(fp32_model: str, int8_models: list[str], backends: list[str], task=None,
-                   runs: int = 100) -> list[BenchSummary]:
-    """Time FP32 vs each INT8 model on ``backends`` with the benchmarking engine; one summary per INT8 model."""
+                   runs: int = 100, calib: str | None = None) -> list[BenchSummary]:
+    """Time FP32 vs each INT8 model on ``backends`` with the benchmarking engine; one summary per INT8 model.
+
+    ``calib``: the calibration data, so the models are fed real samples (random inputs otherwise)."""
     if not bench_available():
         raise WorkbenchError("benchmarking is not part of this installation (workbench.bench is missing)",
                              "run the report without --bench, or update Quant Workbench")
@@ -67,7 +69,7 @@ def run_benchmarks(fp32_model: str, int8_models: list[str], backends: list[str],
     out = []
     for i, int8 in enumerate(int8_models):
         part = SubTask(task, i / len(int8_models), (i + 1) / len(int8_models))
-        req = BenchRequest(model=fp32_model, int8=int8, backends=tuple(backends), runs=runs,
+        req = BenchRequest(model=fp32_model, int8=int8, calib=calib, backends=tuple(backends), runs=runs,
                            compare_activation_types=False)
         out.append(summarize(run_bench(req, part).to_dict()))
     return out

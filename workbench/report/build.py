@@ -59,7 +59,7 @@ def build_report(session, *, recipe: Recipe | None = None, analysis=None, compar
             run.bench = summarize(d) if d else None
     elif bench:
         summaries = run_benchmarks(str(session.prepared.path), [run.analysis.int8_model for run in runs],
-                                   list(bench), SubTask(task, (steps - 1) / steps, 1.0))
+                                   list(bench), SubTask(task, (steps - 1) / steps, 1.0), calib=session.spec.calib)
         for run, summary in zip(runs, summaries):
             run.bench = summary
     if samples is None:  # results analysed on fewer samples (e.g. from the GUI) are reproduced with as many
