@@ -53,9 +53,9 @@ def render_html(report: ReportData | dict) -> str:
 
 
 def _json_link(doc: dict) -> Markup:
-    text = json.dumps(doc, indent=1, ensure_ascii=True, allow_nan=False)
-    if len(text) > MAX_DOWNLOAD_BYTES:
-        return Markup("it is written next to this file.")
+    text = json.dumps(doc, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     href = "data:application/json;charset=utf-8," + quote(text, safe="")
+    if len(href) > MAX_DOWNLOAD_BYTES // 2:  # a big model's JSON would double the page: keep it beside it only
+        return Markup("it is written next to this file.")
     return el("a", {"class_": "dl", "href": href, "download": f"{doc['model']['name']}-report.json"},
               "download it from this page.")
