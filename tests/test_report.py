@@ -75,40 +75,56 @@ def test_demo_report_contains_every_section_with_its_content(demo):
     assert "Not run" in text  # benchmark section says so when --bench was not given
 
 
+def number_mismatches(html: str, doc: dict) -> list:
+    """Every number on the page whose pointer, exact value or displayed text disagrees with ``doc``."""
+    bad = []
+    for n in Page(html).numbers:
+        try:
+            value = resolve(doc, n["ptr"])  # the pointer exists in the JSON file
+        except (KeyError, IndexError, ValueError):
+            bad.append(("no such pointer", n))
+            continue
+        if n["value"] == "null":
+            if value is not None or shown_number(n["text"]) is not None:
+                bad.append(("null", n))
+            continue
+        if value is None or float(n["value"]) != value:  # the exact value, to the last bit
+            bad.append(("value", n))
+            continue
+        shown, decimals = shown_number(n["text"])
+        tol = abs(value * n["scale"]) * 1e-3 if "e" in n["text"] else 0.5 * 10 ** -decimals + 1e-9
+        if abs(shown - value * n["scale"]) > tol:
+            bad.append(("text", n))
+    return bad
+
+
 def test_numbers_in_html_match_the_json(demo):
     _, _, html, doc = demo
     page = Page(html)
     assert len(page.numbers) > 150
-    for n in page.numbers:
-        value = resolve(doc, n["ptr"])  # the pointer exists in the JSON file
-        if n["value"] == "null":
-            assert value is None, n
-            assert shown_number(n["text"]) is None, n
-            continue
-        assert float(n["value"]) == value, n  # the exact value, to the last bit
-        shown, decimals = shown_number(n["text"])
-        if "e" in n["text"]:
-            assert shown == pytest.approx(value * n["scale"], rel=1e-3), n
-        else:
-            assert abs(shown - value * n["scale"]) <= 0.5 * 10 ** -decimals + 1e-9, n
+    assert number_mismatches(html, doc) == []
     ptrs = {n["ptr"] for n in page.numbers}
     for must in ("/runs/0/summary/accuracy_fp32", "/runs/0/analysis/outputs/0/sqnr_db",
                  "/runs/0/analysis/layers/7/isolated/sqnr_db", "/runs/0/histograms/0/ranges/run/hi"):
         assert must in ptrs
-    # chart points carry exact values too
-    for a in page.attrs("circle"):
+    for a in page.attrs("circle"):  # chart points carry exact values too
         if a.get("data-ptr"):
             assert float(a["data-value"]) == resolve(doc, a["data-ptr"])
 
 
-def test_a_changed_json_value_would_be_caught(demo):
-    """The check above is not vacuous: render from a document with one number changed and it differs."""
-    _, _, _, doc = demo
-    bad = copy.deepcopy(doc)
-    bad["runs"][0]["analysis"]["outputs"][0]["sqnr_db"] += 1.0
-    page = Page(render_html(bad))
-    n = next(n for n in page.numbers if n["ptr"] == "/runs/0/analysis/outputs/0/sqnr_db")
-    assert float(n["value"]) != doc["runs"][0]["analysis"]["outputs"][0]["sqnr_db"]
+def test_the_number_check_catches_a_mismatch(demo, compared):
+    """The check is not vacuous: a page whose text or value differs from the JSON is caught."""
+    _, _, html, doc = demo
+    ptr = "/runs/0/analysis/outputs/0/sqnr_db"
+    tag = next(n for n in Page(html).numbers if n["ptr"] == ptr)
+    needle = f'data-ptr="{ptr}" data-value="{tag["value"]}">{tag["text"]}<'
+    assert needle in html
+    wrong_text = html.replace(needle, needle.replace(f'>{tag["text"]}<', ">99.9<"))
+    assert {k for k, _ in number_mismatches(wrong_text, doc)} == {"text"}
+    other = copy.deepcopy(doc)
+    other["runs"][0]["analysis"]["outputs"][0]["sqnr_db"] += 0.01
+    assert {k for k, _ in number_mismatches(html, other)} == {"value"}
+    assert number_mismatches(compared[2], compared[1]) == []  # and the before/after page is consistent
 
 
 def test_report_makes_no_network_request(demo, compared):
