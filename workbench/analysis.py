@@ -16,10 +16,11 @@ import onnx
 
 from analyzers.calib_ranges import range_stats
 from analyzers.diff import DiffEngine
-from analyzers.diff_types import AnalysisResult, LayerResult, Thresholds
+from analyzers.diff_types import AnalysisResult, Hint, LayerResult, Thresholds
 from analyzers.hints import HintInputs, fallback_hint, layer_hints
 
 from .calibrate import op_types_for
+from .quantize import float_layers_requantized_at_runtime
 from .recipe import Recipe
 from .session import Session
 
@@ -73,6 +74,13 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
                 cache[node] = (sig, iso)
     layers = _assemble_layers(session, recipe, calib, q.ranges, engine, outcome)
     _flag(layers, thresholds)
+    requantized = set(float_layers_requantized_at_runtime(q.path, recipe.excluded_nodes()))
+    for lay in layers:
+        if lay.node in requantized:
+            lay.hints.append(Hint("runtime_requantizes", "onnxruntime's CPU optimizer quantizes this layer's weights "
+                                  "anyway (INT8 per-tensor), because quantized layers feed and consume it; the "
+                                  "figures here are for the float layer the model file describes",
+                                  "to keep it in float on onnxruntime CPU, also set its producer or consumer to FP32"))
     heat = None
     if layers:
         import numpy as np  # noqa: PLC0415
@@ -82,7 +90,8 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
     return AnalysisResult(
         model=session.prepared.source, recipe=recipe.to_dict(), samples=outcome.samples,
         elapsed_s=time.perf_counter() - t0, peak_rss_mb=peak_rss_mb(), outputs=outcome.outputs, layers=layers,
-        thresholds=thresholds, heatmap=heat, reservoirs=outcome.reservoirs, int8_model=str(q.path), timings=timings)
+        thresholds=thresholds, heatmap=heat, reservoirs=outcome.reservoirs, int8_model=str(q.path), timings=timings,
+        notes=list(q.notes))
 
 
 def _assemble_layers(session, recipe, calib, ranges, engine, outcome) -> list[LayerResult]:

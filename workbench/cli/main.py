@@ -10,6 +10,7 @@ from ..errors import CancelledError, WorkbenchError
 
 # subcommand -> module under workbench.cli (imported only when used, so `qwb --help` is instant)
 COMMANDS = {
+    "calib": "calib_cmd",
     "quantize": "quantize_cmd",
     "analyze": "analyze_cmd",
     "report": "report_cmd",
