@@ -65,18 +65,22 @@ def optimise(png: Path, keep_px: int, max_width: int = 1280) -> None:
 
 
 def build(html_dir: Path) -> dict[str, Path]:
-    """Write the demo report and a before/after report (default recipe vs FP32 Concat + INT16 classifier)."""
+    """Write the demo report and a before/after report (default recipe vs FP32 Concat + INT16 classifier,
+    benchmarked on the CPU when the benchmarking engine is installed)."""
     import resources  # noqa: PLC0415
     from workbench.recipe import Recipe  # noqa: PLC0415
     from workbench.report import build_report, write_report  # noqa: PLC0415
+    from workbench.report.bench import bench_available  # noqa: PLC0415
     from workbench.session import Session  # noqa: PLC0415
 
     session = Session(resources.DEMO_MODEL, resources.DEMO_CALIB, resources.DEMO_EVAL)
     fix_path = html_dir / "fix.toml"
     fix_path.write_text(FIX, encoding="utf-8")
     demo = build_report(session, command=["qwb", "report", "--demo", "-o", "report.html"])
-    compare = build_report(session, compare_recipe=Recipe.load(fix_path), compare_source="fix.toml",
-                           command=["qwb", "report", "--demo", "--compare", "fix.toml", "-o", "compare.html"])
+    bench = ["cpu"] if bench_available() else []
+    compare = build_report(session, compare_recipe=Recipe.load(fix_path), compare_source="fix.toml", bench=bench,
+                           command=["qwb", "report", "--demo", "--compare", "fix.toml"]
+                           + (["--bench", "cpu"] if bench else []) + ["-o", "compare.html"])
     return {"report": write_report(demo, html_dir / "report.html")[0],
             "compare": write_report(compare, html_dir / "compare.html")[0]}
 
