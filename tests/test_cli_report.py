@@ -62,3 +62,5 @@ def test_bench_option(tmp_path):
     assert r.returncode == 0, r.stderr
     cpu = json.loads(out.read_text())["runs"][0]["bench"]["backends"][0]
     assert cpu["backend"] == "cpu" and cpu["int8"]["p50_ms"] > 0
+    r = qwb("report", "--demo", "--bench", "gpu9000", "-o", tmp_path / "y.html")
+    assert r.returncode == 2 and "gpu9000" in r.stderr and "cpu" in r.stderr and not (tmp_path / "y.html").exists()

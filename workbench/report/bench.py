@@ -22,6 +22,24 @@ def bench_available() -> bool:
     return True
 
 
+def check_backends(names: list[str]) -> None:
+    """Refuse, before any analysis runs, a benchmark that cannot happen: no engine, an unknown backend
+    name, or a backend that is not available on this machine (with its reason and fix)."""
+    if not bench_available():
+        raise WorkbenchError("benchmarking is not part of this installation (workbench.bench is missing)",
+                             "run the report without --bench, or update Quant Workbench")
+    from backends.registry import BACKEND_NAMES, make_backend  # noqa: PLC0415
+
+    from ..paths import arm_sysroot_dir  # noqa: PLC0415
+
+    for n in names:
+        if n not in BACKEND_NAMES:
+            raise WorkbenchError(f"unknown backend {n!r} for --bench", f"choose from {', '.join(BACKEND_NAMES)}")
+        a = make_backend(n, arm_sysroot_dir()).availability()
+        if not a.available:
+            raise WorkbenchError(f"backend {n} is not available here: {a.reason}", a.fix)
+
+
 def _latency(d: dict | None) -> LatencyRow | None:
     if not d:
         return None

@@ -15,7 +15,7 @@ from pathlib import Path
 from .. import __version__
 from ..analysis import analyze
 from ..recipe import Recipe
-from .bench import bench_available, run_benchmarks, summarize
+from .bench import check_backends, run_benchmarks, summarize
 from .compare import compare_runs
 from .data import RecipeFile, ReportData, Reproduce, RunReport, RunSummary
 from .exclusions import build_exclusions
@@ -40,8 +40,8 @@ def build_report(session, *, recipe: Recipe | None = None, analysis=None, compar
     - ``command``: the argv that produced the report (``qwb report ...``); synthesised when None.
     """
     t0 = time.perf_counter()
-    if bench and not bench_json and not bench_available():  # say so before minutes of analysis, not after
-        run_benchmarks("", [], list(bench))
+    if bench and not bench_json:  # say what cannot be benchmarked before minutes of analysis, not after
+        check_backends(list(bench))
     if recipe is None:
         recipe, recipe_source = session.recipe, recipe_source or session.spec.recipe_path
     specs = [("run" if compare_recipe is None else "before", recipe, analysis, recipe_source)]
