@@ -13,6 +13,8 @@ COMMANDS = {
     "calib": "calib_cmd",
     "quantize": "quantize_cmd",
     "analyze": "analyze_cmd",
+    "report": "report_cmd",
+    "export-exclusions": "exclusions_cmd",
     "backends": "backends_cmd",
     "bench": "bench_cmd",
     "neon-setup": "neon_setup_cmd",
