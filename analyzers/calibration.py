@@ -6,14 +6,16 @@ folds each tensor into its histogram at once, so memory is the same for 32 or 5,
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import numpy as np
 import onnx
 
+from .calib_ranges import derive_range
 from .histogram import DEFAULT_BINS, HistogramSnapshot, StreamingHistogram
 from .onnx_utils import expose_tensors, initializer_arrays, make_session, weight_channel_axis
+from .quant_grid import QuantSpec
 from .task import NullTask, Task
 
 
@@ -50,6 +52,16 @@ class CalibrationData:
     histograms: dict[str, HistogramSnapshot]
     weights: dict[str, WeightStats] = field(default_factory=dict)
     samples: int = 0
+    _ranges: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def derived_range(self, tensor: str, method: str, spec: QuantSpec, percentile: float = 99.999) -> tuple[float, float]:
+        """``derive_range`` for one tensor, remembered, so an Entropy/MSE search runs once per tensor and grid
+        and a percentile change re-derives only what changed."""
+        key = (tensor, method, spec, float(percentile) if method == "percentile" else None)
+        r = self._ranges.get(key)
+        if r is None:
+            r = self._ranges[key] = derive_range(self.histograms[tensor], method, spec, percentile)
+        return r
 
 
 def weight_stats(model: onnx.ModelProto, weighted_ops=("Conv", "ConvTranspose", "Gemm", "MatMul")) -> dict[str, WeightStats]:
@@ -92,6 +104,7 @@ def collect(model: onnx.ModelProto, tensor_names: list[str], batches: Iterable[t
         values = session.run(to_run, feed)
         for name, arr in zip(to_run, values):
             hists[name].update(arr)
+        del values  # before the next batch is run, so at most one batch of tensors is alive
         for name in tensor_names:
             if name in inputs:
                 hists[name].update(feed[name])

@@ -84,7 +84,11 @@ class DiffEngine:
 
     def __init__(self, fp32: onnx.ModelProto, int8: onnx.ModelProto, quantizable_ops: set[str],
                  excluded: set[str] | None = None, isolated: bool = True, reservoir: int = 0,
-                 batched: bool = True, fp32_inline: bool = False):
+                 batched: bool = True, fp32_inline: bool = False,
+                 reuse_isolated: dict[str, tuple[str, ErrorMetrics]] | None = None, fp32_key: str | None = None):
+        """``reuse_isolated``: layer -> (signature, metrics) measured earlier on the same samples; layers whose
+        isolated computation is unchanged are not run again (the what-if loop changes one or two layers).
+        ``fp32_key``: identifies the FP32 model so its optimised session is reused between runs."""
         t0 = time.perf_counter()
         self.match = match(fp32, int8, quantizable_ops, excluded)
         self._by_node = {lay.node: lay for lay in self.match.layers}
@@ -108,11 +112,12 @@ class DiffEngine:
         sizes = {t: per_sample_size(shapes.get(t), batched) for t in self.tracked}
         self.graph = build_diff_graph(fp32, int8, self.match, self.tracked, ranks, self.channel_axes, batched,
                                       isolated=isolated, reservoir=reservoir,
-                                      sample_sizes={t: v for t, v in sizes.items() if v}, fp32_inline=fp32_inline)
+                                      sample_sizes={t: v for t, v in sizes.items() if v}, fp32_inline=fp32_inline,
+                                      reuse_isolated={k: v[0] for k, v in (reuse_isolated or {}).items()})
+        self.reused = {n: reuse_isolated[n][1] for n in self.graph.iso_reused}
         self.session = make_session(self.graph.model, optimize=False)
         self.fp32_fetch = [t for t in self.graph.fp32_feeds if t not in {i.name for i in fp32.graph.input}]
-        self.fp32_session = (make_session(expose_tensors(fp32, self.fp32_fetch), optimize=True)
-                             if self.graph.fp32_feeds else None)
+        self.fp32_session = _fp32_session(fp32, self.fp32_fetch, fp32_key) if self.graph.fp32_feeds else None
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.weights = weight_errors(fp32, int8)
         self.reservoir_size = reservoir
@@ -184,8 +189,9 @@ class DiffEngine:
         for lay in self.match.layers:
             a = acc[lay.fp32_tensor]
             c = clip.get(lay.fp32_tensor)
+            iso = iso_acc[lay.node].result() if lay.node in iso_acc else self.reused.get(lay.node)
             layers[lay.node] = LayerOutcome(
-                a.result(), iso_acc[lay.node].result() if lay.node in iso_acc else None,
+                a.result(), iso,
                 self.weights.get(lay.weight) if lay.weight else None,
                 c[0] / c[1] if c and c[1] else None, a.sample_sqnr())
         outputs = [self._output_result(o, out_acc[o], top1[o], preds[o], labels) for o in self.model_outputs]
@@ -210,6 +216,21 @@ class DiffEngine:
                     r.per_class.append(ClassAccuracy(int(c), int(sel.sum()), float((pf[sel] == c).mean()),
                                                      float((pq[sel] == c).mean())))
         return r
+
+
+_FP32_SESSIONS: dict[tuple, object] = {}
+
+
+def _fp32_session(fp32: onnx.ModelProto, fetch: list[str], key: str | None):
+    """The optimised FP32 session exposing ``fetch``; the last one is kept for the next run of the same model."""
+    cache_key = (key, tuple(fetch)) if key else None
+    if cache_key is not None and cache_key in _FP32_SESSIONS:
+        return _FP32_SESSIONS[cache_key]
+    sess = make_session(expose_tensors(fp32, fetch), optimize=True)
+    if cache_key is not None:
+        _FP32_SESSIONS.clear()
+        _FP32_SESSIONS[cache_key] = sess
+    return sess
 
 
 def _elements(feed: dict, tensor: str, vals: dict, p, batched: bool) -> int:

@@ -49,6 +49,8 @@ class DiffGraph:
     outputs: dict[str, tuple[str, str]]  # model output -> (fp32 name, int8 name) in the merged graph
     fetch: list[str] = field(default_factory=list)
     fp32_feeds: list[str] = field(default_factory=list)  # FP32 tensors fed as inputs ``f::name`` (not inlined)
+    iso_signatures: dict[str, str] = field(default_factory=dict)  # layer -> what its isolated copy computes
+    iso_reused: set[str] = field(default_factory=set)  # layers whose isolated copy was left out (unchanged)
 
 
 def _opset(model: onnx.ModelProto) -> int:
@@ -189,13 +191,16 @@ def _sample(b: _Builder, t: str, idx: np.ndarray, batched: bool) -> str:
 def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQMatch, tracked: dict[str, str],
                      ranks: dict[str, int], channel_axes: dict[str, int | None], batched: bool,
                      isolated: bool = True, reservoir: int = 0, sample_sizes: dict[str, int] | None = None,
-                     seed: int = 0, fp32_inline: bool = False) -> DiffGraph:
+                     seed: int = 0, fp32_inline: bool = False,
+                     reuse_isolated: dict[str, str] | None = None) -> DiffGraph:
     """The QDQ model ``iso_source`` plus isolated copies and statistics, reading FP32 tensors ``f::name``.
 
     ``fp32_inline``: merge the FP32 model (prefixed) into the same graph; otherwise its tensors become
     inputs (``fp32_feeds``), computed by a separate, fully optimised FP32 session (faster: the merged
     graph must run with optimizations off to keep the Q/DQ simulation exact).
     ``tracked``: FP32 tensor -> QDQ-model tensor to compare cumulatively.
+    ``reuse_isolated``: layer -> signature of an isolated copy already measured on the same data; a layer
+    whose copy would compute exactly that again is left out (the caller reuses its figures).
     """
     opset = _opset(iso_source)
     model = fold_weight_dequantization(iso_source)
@@ -216,13 +221,23 @@ def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQM
     b = _Builder(opset)
     rng = np.random.default_rng(seed)
     iso_out: dict[str, str] = {}
+    signatures: dict[str, str] = {}
+    reused: set[str] = set()
     if isolated:
+        init_by_name = {i.name: i for i in g.initializer}
         for k, lay in enumerate(m.layers):
-            built = isolated_nodes(lay, m, f"iso{k}::", fname)
-            if built is not None:
-                nodes, out = built
-                g.node.extend(nodes)
-                iso_out[lay.node] = out
+            prefix = f"iso{k}::"
+            built = isolated_nodes(lay, m, prefix, fname)
+            if built is None:
+                continue
+            nodes, out = built
+            sig = isolated_signature(nodes, prefix, init_by_name)
+            signatures[lay.node] = sig
+            if reuse_isolated and reuse_isolated.get(lay.node) == sig:
+                reused.add(lay.node)
+                continue
+            g.node.extend(nodes)
+            iso_out[lay.node] = out
     cumulative, iso_stats = {}, {}
     act_by_tensor = {lay.fp32_tensor: lay.act for lay in m.layers if lay.act is not None}
     for ft, it in tracked.items():
@@ -268,7 +283,26 @@ def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQM
                  list(fp32.graph.value_info) + list(fp32.graph.input) + list(fp32.graph.output)}
         for t in feeds:
             g.input.append(helper.make_tensor_value_info(FP32_PREFIX + t, types.get(t, TensorProto.FLOAT), None))
-    return DiffGraph(model, cumulative, iso_stats, outputs, fetch, feeds)
+    return DiffGraph(model, cumulative, iso_stats, outputs, fetch, feeds, signatures, reused)
+
+
+def isolated_signature(nodes: list[onnx.NodeProto], prefix: str, inits: dict[str, onnx.TensorProto]) -> str:
+    """A digest of everything an isolated copy computes with: ops, attributes, wiring (prefix removed),
+    and the values of every constant it reads (quantization parameters, weights)."""
+    import hashlib  # noqa: PLC0415
+
+    h = hashlib.sha256()
+    for n in nodes:
+        c = onnx.NodeProto()
+        c.CopyFrom(n)
+        c.name = ""
+        c.input[:] = [i.replace(prefix, "@") for i in c.input]
+        c.output[:] = [o.replace(prefix, "@") for o in c.output]
+        h.update(c.SerializeToString(deterministic=True))
+        for i in n.input:
+            if i in inits:
+                h.update(inits[i].SerializeToString(deterministic=True))
+    return h.hexdigest()
 
 
 def per_sample_size(shape: tuple | None, batched: bool) -> int | None:

@@ -167,6 +167,7 @@ class AnalysisResult:
     int8_model: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     execution: str = "simulated"  # how INT8 ran: Q/DQ simulated exactly, optimizations off (as qdq_loss_debug)
+    notes: list[str] = field(default_factory=list)  # things the user should know about this run
 
     def layer(self, node: str) -> LayerResult | None:
         return next((lay for lay in self.layers if lay.node == node), None)
@@ -191,7 +192,8 @@ class AnalysisResult:
         d = {
             "format": RESULT_FORMAT, "model": self.model, "recipe": self.recipe, "samples": self.samples,
             "elapsed_s": _num(self.elapsed_s), "peak_rss_mb": _num(self.peak_rss_mb),
-            "int8_model": self.int8_model, "execution": self.execution, "thresholds": asdict(self.thresholds),
+            "int8_model": self.int8_model, "execution": self.execution, "notes": list(self.notes),
+            "thresholds": asdict(self.thresholds),
             "outputs": [o.to_dict() for o in self.outputs], "layers": [lay.to_dict() for lay in self.layers],
             "timings": {k: _num(v) for k, v in self.timings.items()},
         }
@@ -215,7 +217,7 @@ class AnalysisResult:
             reservoirs={t: (np.asarray(v["fp32"], np.float32), np.asarray(v["int8"], np.float32))
                         for t, v in (d.get("reservoirs") or {}).items()},
             int8_model=d.get("int8_model"), timings={k: _f(v) for k, v in (d.get("timings") or {}).items()},
-            execution=d.get("execution", "simulated"))
+            execution=d.get("execution", "simulated"), notes=list(d.get("notes", [])))
 
 
 def _f(x) -> float:

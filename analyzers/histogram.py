@@ -3,19 +3,25 @@
 onnxruntime's Percentile/Entropy calibrators keep every value of every tensor until the end (hundreds
 of MB for a small CNN); this one keeps ``bins`` counts per tensor whatever the number of samples.
 
-Widening is exact: bins live on a grid ``origin + k * width``; when data falls outside, adjacent bin
-pairs are merged (width doubles) and the freed half of the bins extends the range on the side that
-needs it. A value's bin after any number of widenings is the bin it would have had if the final grid
-had been used from the start, so merging many batches gives the histogram of all the data.
+Widening is exact because the grid is anchored to powers of two: bin ``k`` of a histogram covers
+``[(start + k) * 2**e, (start + k + 1) * 2**e)`` for integers ``start`` and ``e``. A value's absolute
+bin at width ``2**e`` is ``floor(x / 2**e)``, and at width ``2**(e + d)`` it is that integer shifted
+right by ``d`` bits, so re-binning after a widening (or merging two histograms) puts every count
+exactly where it would have gone had the final grid been used from the start. Zero is always a bin
+edge, which lets exact zeros (ReLU outputs, padding) be treated as the point mass they are.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 DEFAULT_BINS = 4096
+_CHUNK = 1 << 20  # values binned per step: bounds the temporaries to a few MB whatever the tensor size
+_TINY_EXP = -140  # width exponent for a histogram that has only seen zeros
 
 
 @dataclass
@@ -26,10 +32,10 @@ class HistogramSnapshot:
     edges: np.ndarray  # float64, len = bins + 1
     min: float
     max: float
-    count: int
+    count: int  # finite values (the counts sum to this)
     sum: float
     sum_sq: float
-    nonfinite: int = 0
+    nonfinite: int = 0  # NaN and +-inf values seen and left out of everything else
     zeros: int = 0  # exact zeros (ReLU outputs, padding): always exactly representable, so error-free
 
     @property
@@ -49,6 +55,119 @@ class HistogramSnapshot:
         """Mean square value: the 'signal' in SQNR."""
         return self.sum_sq / self.count if self.count else 0.0
 
+    @cached_property
+    def prefix(self) -> Prefix:
+        """Cumulative sums every range computation reads (computed once per snapshot, then reused)."""
+        return Prefix.of(self)
+
+    @cached_property
+    def order_knots(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rank, value) knots of the sorted data, for quantiles numpy.percentile-style (see ``order_knots``)."""
+        p = self.prefix
+        return order_knots(p.lo, p.hi, p.nonzero, self.zeros, self.min, self.max)
+
+    @cached_property
+    def abs_order_knots(self) -> tuple[np.ndarray, np.ndarray]:
+        """The same for |x|: negative bins are mirrored (on our grids they land exactly on positive ones)."""
+        p = self.prefix
+        neg = p.hi <= 0
+        lo = np.where(neg, -p.hi, p.lo)
+        hi = np.where(neg, -p.lo, p.hi)
+        order = np.lexsort((hi, lo))
+        absmax = max(abs(self.min), abs(self.max))
+        absmin = 0.0 if (self.min <= 0 <= self.max) else min(abs(self.min), abs(self.max))
+        return order_knots(lo[order], hi[order], p.nonzero[order], self.zeros, absmin, absmax)
+
+
+def order_knots(lo: np.ndarray, hi: np.ndarray, n: np.ndarray, zeros: int, first: float, last: float):
+    """Knots (rank, value) of the sorted values: each bin's n values evenly spread over [lo, hi], zeros at 0.
+
+    Bins must be in increasing order. Interpolating value at rank q*(count - 1) reproduces
+    ``numpy.percentile`` (linear) to within one bin width, because every knot lies in the bin of the
+    order statistic it stands for, gaps between bins included; the first and last knots are the exact
+    min and max.
+    """
+    keep = n > 0
+    lo, hi, n = lo[keep], hi[keep], n[keep]
+    before = np.concatenate([[0.0], np.cumsum(n)[:-1]])
+    if zeros:  # exact zeros come after every bin that ends at or below 0
+        after = lo >= 0
+        before = before + np.where(after, zeros, 0)
+        zr = float(np.sum(n[~after]))
+    step = (hi - lo) / n
+    r = np.column_stack([before, before + n - 1]).ravel()
+    v = np.column_stack([lo + step / 2, hi - step / 2]).ravel()
+    if zeros:
+        k = 2 * int(np.count_nonzero(~after))
+        r = np.concatenate([r[:k], [zr, zr + zeros - 1], r[k:]])
+        v = np.concatenate([v[:k], [0.0, 0.0], v[k:]])
+    if v.size:
+        v[0], v[-1] = first, last
+    return r, v
+
+
+@dataclass(frozen=True)
+class Prefix:
+    """Cumulative counts and moments of the non-zero values, bin edge by bin edge.
+
+    Values are modelled as spread uniformly over their bin, narrowed to [min, max] for the end bins
+    (so a lone maximum is not smeared past itself), except exact zeros, which are a point mass at 0.
+    ``mass[j]`` is the number of non-zero values in bins below ``j``; ``m1``/``m2`` their first and
+    second moments about ``shift`` (the data midpoint, to avoid cancellation).
+    """
+
+    nonzero: np.ndarray  # counts with the exact zeros taken out of the bin holding 0
+    lo: np.ndarray  # where each bin's values are spread: the bin narrowed to [min, max]
+    hi: np.ndarray
+    mass: np.ndarray
+    m1: np.ndarray
+    m2: np.ndarray
+    shift: float
+    zeros: float
+
+    @classmethod
+    def of(cls, h: HistogramSnapshot) -> Prefix:
+        """Build the sums for one snapshot (O(bins))."""
+        n = h.counts.astype(np.float64)
+        if h.zeros:
+            k = zero_bin(h)
+            if k is not None:
+                n[k] = max(n[k] - h.zeros, 0.0)
+        if h.count:
+            lo = np.clip(h.edges[:-1], h.min, h.max)
+            hi = np.clip(h.edges[1:], h.min, h.max)
+            shift = 0.5 * (h.min + h.max)
+        else:
+            lo, hi, shift = h.edges[:-1].copy(), h.edges[1:].copy(), 0.0
+        a, b = lo - shift, hi - shift
+        z = np.zeros(1)
+        return cls(n, lo, hi, np.concatenate([z, np.cumsum(n)]),
+                   np.concatenate([z, np.cumsum(n * (a + b) / 2)]),
+                   np.concatenate([z, np.cumsum(n * (a * a + a * b + b * b) / 3)]), shift, float(h.zeros))
+
+    def below(self, h: HistogramSnapshot, x) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(count, sum of (v - shift), sum of (v - shift)^2) of the non-zero values v < x, for an array of x."""
+        x = np.asarray(x, dtype=np.float64)
+        j = np.clip(np.searchsorted(h.edges, x, side="right") - 1, 0, len(self.lo) - 1)
+        lo, hi, n = self.lo[j], self.hi[j], self.nonzero[j]
+        w = hi - lo
+        point = w <= 0  # every value of the bin sits at lo (a constant tensor)
+        t = np.clip(x, lo, hi) - self.shift
+        a = lo - self.shift
+        dens = np.where(point, 0.0, n / np.where(point, 1.0, w))
+        inside = np.where(point, x > lo, 0.0) * n
+        c0 = self.mass[j] + dens * (t - a) + inside
+        c1 = self.m1[j] + dens * (t * t - a * a) / 2 + inside * a
+        c2 = self.m2[j] + dens * (t**3 - a**3) / 3 + inside * a * a
+        return c0, c1, c2
+
+
+def zero_bin(h: HistogramSnapshot) -> int | None:
+    """Index of the bin holding 0 (None when 0 is outside the histogram)."""
+    if not (h.edges[0] <= 0.0 < h.edges[-1]):
+        return None
+    return int(np.searchsorted(h.edges, 0.0, side="right") - 1)
+
 
 class StreamingHistogram:
     """Accumulates values into ``bins`` equal-width bins that widen (exactly) as the data demands."""
@@ -58,10 +177,10 @@ class StreamingHistogram:
             raise ValueError("bins must be an even number >= 2")
         self.bins = bins
         self.counts = np.zeros(bins, dtype=np.int64)
-        self.origin = 0.0
-        self.width = 0.0  # 0 until the first finite value arrives
-        self.min = np.inf
-        self.max = -np.inf
+        self.exp: int | None = None  # bin width is 2**exp; None until the first finite value arrives
+        self.start = 0  # absolute index (in units of the width) of bin 0
+        self.min = math.inf
+        self.max = -math.inf
         self.count = 0
         self.sum = 0.0
         self.sum_sq = 0.0
@@ -69,71 +188,105 @@ class StreamingHistogram:
         self.zeros = 0
 
     @property
-    def hi(self) -> float:
-        return self.origin + self.bins * self.width
+    def width(self) -> float:
+        return math.ldexp(1.0, self.exp) if self.exp is not None else 0.0
 
+    @property
+    def origin(self) -> float:
+        return self.start * self.width
+
+    @property
+    def hi(self) -> float:
+        return (self.start + self.bins) * self.width
+
+    # -- adding data -------------------------------------------------------------------------------
     def update(self, values: np.ndarray) -> None:
-        """Add every element of ``values`` (any shape)."""
+        """Add every element of ``values`` (any shape, any real dtype); NaN and inf are only counted."""
         x = np.asarray(values).ravel()
         if x.dtype != np.float32 and x.dtype != np.float64:
-            x = x.astype(np.float32)
-        lo, hi = float(x.min(initial=np.inf)), float(x.max(initial=-np.inf))
-        if not (np.isfinite(lo) and np.isfinite(hi)):
-            finite = np.isfinite(x)
-            self.nonfinite += int(x.size - finite.sum())
-            x = x[finite]
-            if x.size == 0:
-                return
-            lo, hi = float(x.min()), float(x.max())
+            x = x.astype(np.float64 if x.dtype.itemsize > 4 or x.dtype.kind in "iu" else np.float32)
         if x.size == 0:
             return
-        if self.width == 0.0:
-            self._init_grid(lo, hi)
-        self._cover(lo, hi)
-        xd = x.astype(np.float64, copy=False)
-        idx = np.floor((xd - self.origin) / self.width).astype(np.int64)
-        np.clip(idx, 0, self.bins - 1, out=idx)
-        self.counts += np.bincount(idx, minlength=self.bins)
-        self.min = min(self.min, lo)
-        self.max = max(self.max, hi)
+        lo, hi = float(x.min()), float(x.max())
+        if not (math.isfinite(lo) and math.isfinite(hi)):  # NaN propagates through min/max: filter once
+            finite = np.isfinite(x)
+            kept = int(np.count_nonzero(finite))
+            self.nonfinite += int(x.size - kept)
+            if kept == 0:
+                return
+            x = x[finite]
+            lo, hi = float(x.min()), float(x.max())
+        self._fit(lo, hi)
+        self.min, self.max = min(self.min, lo), max(self.max, hi)
         self.count += int(x.size)
         self.zeros += int(x.size - np.count_nonzero(x))
-        self.sum += float(xd.sum())
-        self.sum_sq += float(np.dot(xd, xd))
+        # Scaling by the inverse width (a power of two) is exact unless it underflows, which cannot happen
+        # in float32 while the width is <= 1; floor() then gives the exact integer bin number. Outside
+        # that (huge or subnormal widths, float64 data) the same steps run in float64.
+        inv = math.ldexp(1.0, -self.exp)
+        dt = np.float32 if (x.dtype == np.float32 and -126 <= self.exp <= 0) else np.float64
+        buf = np.empty(min(x.size, _CHUNK), dtype=dt)
+        total = sq = 0.0
+        for i in range(0, x.size, _CHUNK):
+            xc = x[i:i + _CHUNK]
+            b = buf[:xc.size]
+            total += float(xc.sum())  # pairwise within a chunk, chunks added in float64
+            np.square(xc, out=b, casting="unsafe")
+            sq += float(b.sum())
+            np.multiply(xc, dt(inv), out=b, casting="unsafe")
+            np.floor(b, out=b)
+            idx = b.astype(np.int64)
+            idx -= self.start  # within [0, bins) by construction (_fit); bincount fails loudly otherwise
+            self.counts += np.bincount(idx, minlength=self.bins)
+        self.sum += total
+        self.sum_sq += sq
 
-    def _init_grid(self, lo: float, hi: float) -> None:
-        span = hi - lo
-        if span <= 0:
-            span = max(abs(lo), 1e-12) * 1e-3
-        # a little headroom so the next batches rarely force a widening
-        self.width = span * 1.25 / self.bins
-        self.origin = lo - 0.125 * span
-
-    def _cover(self, lo: float, hi: float) -> None:
-        while lo < self.origin or hi >= self.hi:
-            merged = self.counts.reshape(-1, 2).sum(axis=1)
-            half = self.bins // 2
-            new = np.zeros_like(self.counts)
-            if lo < self.origin:
-                new[half:] = merged
-                self.origin -= self.bins * self.width
-            else:
-                new[:half] = merged
-            self.counts = new
-            self.width *= 2.0
-
-    def merge(self, other: "StreamingHistogram") -> None:
-        """Add another histogram's counts (re-binned onto this grid when the grids differ)."""
-        if other.count == 0:
+    def _fit(self, lo: float, hi: float) -> None:
+        """Make the grid cover [lo, hi] and everything seen so far, widening or shifting it exactly."""
+        if self.exp is None:
+            self.exp, self.start = self._grid_for(lo, hi, _initial_exp(lo, hi, self.bins))
             return
-        if self.width == 0.0:
-            self._init_grid(other.min, other.max)
-        self._cover(other.min, other.max)
-        centers = other.origin + (np.arange(other.bins) + 0.5) * other.width
-        nz = other.counts > 0
-        idx = np.clip(np.floor((centers[nz] - self.origin) / self.width).astype(np.int64), 0, self.bins - 1)
-        np.add.at(self.counts, idx, other.counts[nz])
-        self.min, self.max = min(self.min, other.min), max(self.max, other.max)
+        w = self.width
+        if self.start * w <= lo and hi < (self.start + self.bins) * w:  # exact: integers times a power of 2
+            return
+        lo, hi = min(lo, self.min), max(hi, self.max)
+        exp, start = self._grid_for(lo, hi, max(self.exp, _initial_exp(lo, hi, self.bins)))
+        self._rebin(exp, start)
+
+    def _grid_for(self, lo: float, hi: float, exp: int) -> tuple[int, int]:
+        """The smallest exponent >= ``exp`` whose grid holds [lo, hi], with the data centred in it."""
+        while True:
+            i_lo, i_hi = math.floor(math.ldexp(lo, -exp)), math.floor(math.ldexp(hi, -exp))
+            used = i_hi - i_lo + 1
+            if used <= self.bins:
+                return exp, i_lo - (self.bins - used) // 2
+            exp += max(1, math.ceil(math.log2(used / self.bins)))
+
+    def _rebin(self, exp: int, start: int) -> None:
+        d = exp - self.exp
+        nz = np.nonzero(self.counts)[0]
+        new = np.zeros_like(self.counts)
+        if nz.size:
+            absolute = (self.start + nz).astype(np.int64)
+            np.add.at(new, (absolute >> d) - start, self.counts[nz])
+        self.counts, self.exp, self.start = new, exp, start
+
+    def merge(self, other: StreamingHistogram) -> None:
+        """Add another histogram's counts; exact, because both grids are powers of two anchored at 0."""
+        if other.count == 0:
+            self.nonfinite += other.nonfinite
+            return
+        if self.exp is None:
+            self.exp, self.start = other.exp, other.start
+            self.counts = np.zeros(self.bins, dtype=np.int64)
+        lo, hi = min(self.min, other.min), max(self.max, other.max)
+        exp, start = self._grid_for(lo, hi, max(self.exp, other.exp, _initial_exp(lo, hi, self.bins)))
+        if (exp, start) != (self.exp, self.start):
+            self._rebin(exp, start)
+        nz = np.nonzero(other.counts)[0]
+        absolute = (other.start + nz).astype(np.int64)
+        np.add.at(self.counts, (absolute >> (self.exp - other.exp)) - self.start, other.counts[nz])
+        self.min, self.max = lo, hi
         self.count += other.count
         self.sum += other.sum
         self.sum_sq += other.sum_sq
@@ -141,9 +294,23 @@ class StreamingHistogram:
         self.zeros += other.zeros
 
     def snapshot(self) -> HistogramSnapshot:
-        edges = self.origin + np.arange(self.bins + 1, dtype=np.float64) * self.width
+        """A copy of the current state as plain arrays and numbers (what caches and ranges work from)."""
+        if self.exp is None:  # nothing finite seen: an empty histogram on [0, 1)
+            edges = np.linspace(0.0, 1.0, self.bins + 1)
+            return HistogramSnapshot(self.counts.copy(), edges, 0.0, 0.0, 0, 0.0, 0.0, self.nonfinite, 0)
+        edges = (self.start + np.arange(self.bins + 1, dtype=np.float64)) * self.width
         return HistogramSnapshot(self.counts.copy(), edges, float(self.min), float(self.max), self.count,
                                  self.sum, self.sum_sq, self.nonfinite, self.zeros)
+
+
+def _initial_exp(lo: float, hi: float, bins: int) -> int:
+    """A first width: the span over ``bins``, or a millionth of the value for a constant tensor."""
+    span = hi - lo
+    if span > 0:
+        return math.floor(math.log2(span / bins))
+    if lo != 0:
+        return math.floor(math.log2(abs(lo))) - 20
+    return _TINY_EXP
 
 
 def trim(snap: HistogramSnapshot) -> HistogramSnapshot:

@@ -6,6 +6,10 @@ import os
 import tempfile
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+if "QWB_ARM_SYSROOT" not in os.environ:  # the sysroot `qwb neon-setup` built in the user's own cache (400 MB)
+    from workbench.paths import arm_sysroot_dir  # noqa: E402
+
+    os.environ["QWB_ARM_SYSROOT"] = str(arm_sysroot_dir())
 os.environ.setdefault("QWB_CACHE_DIR", tempfile.mkdtemp(prefix="qwb-test-cache-"))
 
 import pytest  # noqa: E402

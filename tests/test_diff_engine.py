@@ -201,3 +201,20 @@ def test_result_round_trips_through_json(net):
     assert back.to_dict(include_arrays=True) == r.to_dict(include_arrays=True)
     assert back.layer("conv2").isolated.sqnr_db == pytest.approx(r.layer("conv2").isolated.sqnr_db)
     np.testing.assert_allclose(back.heatmap, r.heatmap, rtol=1e-6)
+
+
+def test_what_if_rerun_reuses_unchanged_isolated_figures_exactly(net):
+    s = Session(*net)
+    first = analyze(s)
+    assert first.timings["isolated_reused"] == 0
+    r2 = Recipe()
+    r2.set_precision("conv2", "fp32")
+    one = analyze(s, recipe=r2)
+    fresh = analyze(Session(*net), recipe=r2)
+    assert one.timings["isolated_reused"] >= 2  # layers away from conv2 were not recomputed
+    assert fresh.timings["isolated_reused"] == 0
+    for a, b in zip(one.layers, fresh.layers):
+        assert (a.isolated is None) == (b.isolated is None)
+        if a.isolated:
+            assert a.isolated.sqnr_db == pytest.approx(b.isolated.sqnr_db, abs=1e-9), a.node
+        assert a.cumulative.sqnr_db == pytest.approx(b.cumulative.sqnr_db, abs=1e-9)

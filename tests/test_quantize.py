@@ -132,3 +132,22 @@ def test_quantized_model_stays_close_to_float(files, tmp_path):
     q = ort.InferenceSession(str(res.path)).run(None, {"x": x})[0]
     sqnr = 10 * np.log10((f**2).sum() / ((f - q) ** 2).sum())
     assert sqnr > 20
+
+
+def test_fp32_layer_between_int8_neighbours_is_reported_as_requantized_by_ort(files, tmp_path):
+    """onnxruntime's CPU optimizer quantizes a float Conv sandwiched by Q/DQ: we must say so, and it must be true."""
+    import onnxruntime as ort
+
+    r = Recipe()
+    r.set_precision("conv2", "fp32")
+    _, res, _ = _quantize(files, tmp_path, r)
+    assert any("conv2" in n and "onnxruntime" in n for n in res.notes)
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    ort.InferenceSession(str(res.path), so, providers=["CPUExecutionProvider"])
+    opt = onnx.load(str(tmp_path / "opt.onnx"))
+    assert not any(n.op_type == "Conv" for n in opt.graph.node)  # every Conv became an integer kernel
+
+    r.set_precision("conv3", "fp32")  # its consumer in float too: the pattern is broken
+    _, res2, _ = _quantize(files, tmp_path, r, name="q2.onnx")
+    assert not any("conv2" in n for n in res2.notes)

@@ -16,10 +16,11 @@ import onnx
 
 from analyzers.calib_ranges import range_stats
 from analyzers.diff import DiffEngine
-from analyzers.diff_types import AnalysisResult, LayerResult, Thresholds
+from analyzers.diff_types import AnalysisResult, Hint, LayerResult, Thresholds
 from analyzers.hints import HintInputs, fallback_hint, layer_hints
 
 from .calibrate import op_types_for
+from .quantize import float_layers_requantized_at_runtime
 from .recipe import Recipe
 from .session import Session
 
@@ -57,23 +58,40 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
     fp32 = session.prepared.load_proto()
     int8 = onnx.load(str(q.path))
     data = session.eval_data
-    engine = DiffEngine(fp32, int8, set(op_types_for(recipe)), set(recipe.excluded_nodes()), isolated=isolated,
-                        reservoir=reservoir, batched=_batched(data))
     n = len(data) if samples is None else max(1, min(samples, len(data)))
+    # isolated figures depend only on the float data and the layer's own quantization: reuse them across
+    # runs on the same samples when the layer's isolated computation did not change
+    cache = session.analysis_cache.setdefault(("isolated", data.content_hash(), n), {})
+    engine = DiffEngine(fp32, int8, set(op_types_for(recipe)), set(recipe.excluded_nodes()), isolated=isolated,
+                        reservoir=reservoir, batched=_batched(data), reuse_isolated=cache if isolated else None,
+                        fp32_key=session.prepared.sha256)
     outcome = engine.run(data.batches(limit=n, batch_size=engine.suggested_batch()), n, data.labels,
                          _SubTask(task, 0.3, 1.0))
+    if isolated:
+        for node, sig in engine.graph.iso_signatures.items():
+            iso = outcome.layers[node].isolated if node in outcome.layers else None
+            if iso is not None:
+                cache[node] = (sig, iso)
     layers = _assemble_layers(session, recipe, calib, q.ranges, engine, outcome)
     _flag(layers, thresholds)
+    requantized = set(float_layers_requantized_at_runtime(q.path, recipe.excluded_nodes()))
+    for lay in layers:
+        if lay.node in requantized:
+            lay.hints.append(Hint("runtime_requantizes", "onnxruntime's CPU optimizer quantizes this layer's weights "
+                                  "anyway (INT8 per-tensor), because quantized layers feed and consume it; the "
+                                  "figures here are for the float layer the model file describes",
+                                  "to keep it in float on onnxruntime CPU, also set its producer or consumer to FP32"))
     heat = None
     if layers:
         import numpy as np  # noqa: PLC0415
 
         heat = np.stack([outcome.layers[lay.node].per_sample for lay in layers], axis=1)
-    timings = dict(outcome.timings, calibrate_and_quantize_s=t_quant)
+    timings = dict(outcome.timings, calibrate_and_quantize_s=t_quant, isolated_reused=float(len(engine.reused)))
     return AnalysisResult(
         model=session.prepared.source, recipe=recipe.to_dict(), samples=outcome.samples,
         elapsed_s=time.perf_counter() - t0, peak_rss_mb=peak_rss_mb(), outputs=outcome.outputs, layers=layers,
-        thresholds=thresholds, heatmap=heat, reservoirs=outcome.reservoirs, int8_model=str(q.path), timings=timings)
+        thresholds=thresholds, heatmap=heat, reservoirs=outcome.reservoirs, int8_model=str(q.path), timings=timings,
+        notes=list(q.notes))
 
 
 def _assemble_layers(session, recipe, calib, ranges, engine, outcome) -> list[LayerResult]:

@@ -22,10 +22,14 @@ from .model_prep import PreparedModel
 from .paths import cache_dir, sha256_bytes
 from .recipe import Recipe
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: power-of-two histogram grids (exact widening); older caches are rebuilt
+BATCH_BYTES = 16 << 20  # one batch of calibrated tensors: bounds peak memory whatever N is (larger batches
+# measured no faster on CPU; see docs/benchmarks.md, Calibration lab)
+MAX_BATCH = 32
 
 
 def op_types_for(recipe: Recipe) -> list[str]:
+    """The op types to quantize: the recipe's list, or every type onnxruntime's QDQ quantizer supports."""
     return sorted(recipe.settings.op_types) if recipe.settings.op_types else sorted(default_quantizable_op_types())
 
 
@@ -35,14 +39,39 @@ def calibration_tensors(prepared: PreparedModel, recipe: Recipe) -> list[str]:
 
 
 def cache_path(prepared: PreparedModel, data: DataSource, tensors: list[str], bins: int) -> Path:
+    """Where the histograms of this model, data, tensor list and bin count are kept."""
     key = sha256_bytes(json.dumps([CACHE_FORMAT, prepared.sha256, data.content_hash(), len(data), bins,
                                    tensors]).encode())
     return cache_dir() / "calib" / f"{key[:32]}.npz"
 
 
+def batch_size_for(prepared: PreparedModel, tensors: list[str], budget: int = BATCH_BYTES) -> int:
+    """Samples per run so that one batch of every calibrated tensor fits in ``budget`` bytes.
+
+    Sizes come from the graph's inferred shapes (symbolic or unknown dimensions count as 1, the batch
+    axis excluded); a model whose shapes are unknown gets the default batch.
+    """
+    per_sample = 0
+    for t in tensors:
+        info = prepared.graph.tensors.get(t)
+        if info is None or info.shape is None:
+            continue
+        n = 1
+        for d in info.shape[1:]:
+            n *= d if isinstance(d, int) and d > 0 else 1
+        per_sample += n * 4
+    if per_sample == 0:
+        return MAX_BATCH
+    return int(max(1, min(MAX_BATCH, budget // per_sample)))
+
+
 def calibrate(prepared: PreparedModel, data: DataSource, recipe: Recipe, task: Task | None = None,
               bins: int = DEFAULT_BINS, use_cache: bool = True) -> tuple[CalibrationData, bool]:
-    """Histograms for every tensor to quantize; returns (data, loaded_from_cache)."""
+    """Histograms for every tensor to quantize; returns (data, loaded_from_cache).
+
+    The cache file is named by the content of the prepared model and of the data (plus the tensor
+    list and bin count), so reopening reuses it and a changed model or data set is recalibrated.
+    """
     task = task or NullTask()
     model = prepared.load_proto()
     tensors = tensors_to_calibrate(model, op_types_for(recipe))
@@ -55,37 +84,43 @@ def calibrate(prepared: PreparedModel, data: DataSource, recipe: Recipe, task: T
                 return CalibrationData(hists, weight_stats(model), samples), True
         except Exception:  # noqa: BLE001 - a damaged cache file is rebuilt, never trusted
             pass
-    result = collect(model, tensors, data.batches(), len(data), task=task, bins=bins)
+    batches = data.batches(batch_size=batch_size_for(prepared, tensors))
+    result = collect(model, tensors, batches, len(data), task=task, bins=bins)
     save_histograms(path, result.histograms, result.samples)
     return result, False
 
 
 def save_histograms(path: Path, hists: dict[str, HistogramSnapshot], samples: int) -> None:
-    """Write histograms atomically as one .npz (names in a JSON index, arrays by position)."""
+    """Write histograms atomically as one .npz: a JSON index and a few stacked arrays (fast to reopen)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     names = list(hists)
-    arrays = {"index": np.frombuffer(json.dumps({"format": CACHE_FORMAT, "names": names,
-                                                 "samples": samples}).encode(), dtype=np.uint8)}
-    for i, n in enumerate(names):
-        h = hists[n]
-        arrays[f"c{i}"] = h.counts
-        arrays[f"e{i}"] = np.array([h.edges[0], h.edges[1] - h.edges[0], len(h.counts)], dtype=np.float64)
-        arrays[f"s{i}"] = np.array([h.min, h.max, h.count, h.sum, h.sum_sq, h.nonfinite, h.zeros], dtype=np.float64)
+    hs = [hists[n] for n in names]
+    index = {"format": CACHE_FORMAT, "names": names, "samples": samples}
+    arrays = {
+        "index": np.frombuffer(json.dumps(index).encode(), dtype=np.uint8),
+        "counts": np.concatenate([h.counts for h in hs]) if hs else np.zeros(0, np.int64),
+        "offsets": np.cumsum([0] + [len(h.counts) for h in hs]).astype(np.int64),
+        "grid": np.array([[h.edges[0], h.edges[1] - h.edges[0]] for h in hs], dtype=np.float64).reshape(-1, 2),
+        "stats": np.array([[h.min, h.max, h.sum, h.sum_sq] for h in hs], dtype=np.float64).reshape(-1, 4),
+        "tallies": np.array([[h.count, h.nonfinite, h.zeros] for h in hs], dtype=np.int64).reshape(-1, 3),
+    }
     tmp = path.with_suffix(".tmp.npz")
     np.savez_compressed(tmp, **arrays)
     tmp.replace(path)
 
 
 def load_histograms(path: Path) -> tuple[dict[str, HistogramSnapshot], int]:
+    """Read what ``save_histograms`` wrote; raises on a damaged file or another format."""
     with np.load(path, allow_pickle=False) as z:
         index = json.loads(bytes(z["index"]).decode())
         if index.get("format") != CACHE_FORMAT:
             raise ValueError("old cache format")
-        out = {}
-        for i, n in enumerate(index["names"]):
-            origin, width, bins = z[f"e{i}"]
-            s = z[f"s{i}"]
-            edges = origin + np.arange(int(bins) + 1, dtype=np.float64) * width
-            out[n] = HistogramSnapshot(z[f"c{i}"].astype(np.int64), edges, float(s[0]), float(s[1]), int(s[2]),
-                                       float(s[3]), float(s[4]), int(s[5]), int(s[6]))
+        counts, offsets, grid, stats, tallies = (z[k] for k in ("counts", "offsets", "grid", "stats", "tallies"))
+    out = {}
+    for i, n in enumerate(index["names"]):
+        c = counts[offsets[i]:offsets[i + 1]].astype(np.int64)
+        edges = grid[i, 0] + np.arange(len(c) + 1, dtype=np.float64) * grid[i, 1]
+        mn, mx, sm, sq = (float(v) for v in stats[i])
+        out[n] = HistogramSnapshot(c, edges, mn, mx, int(tallies[i, 0]), sm, sq, int(tallies[i, 1]),
+                                   int(tallies[i, 2]))
     return out, int(index.get("samples", 0))

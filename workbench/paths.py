@@ -21,6 +21,16 @@ def cache_dir() -> Path:
     return root
 
 
+def arm_sysroot_dir(override: str | Path | None = None) -> Path:
+    """Where ``qwb neon-setup`` builds the ARM64 sysroot: ``override``, else ``$QWB_ARM_SYSROOT``, else
+    ``cache_dir()/arm64-sysroot``. An env var of its own so a sysroot built once (400 MB) survives a
+    per-run ``QWB_CACHE_DIR`` such as the tests' temporary cache."""
+    if override:
+        return Path(override)
+    env = os.environ.get("QWB_ARM_SYSROOT")
+    return Path(env) if env else cache_dir() / "arm64-sysroot"
+
+
 def sha256_bytes(*chunks: bytes) -> str:
     h = hashlib.sha256()
     for c in chunks:

@@ -84,6 +84,46 @@ def _annotate_shapes(path: Path) -> None:
         pass
 
 
+def float_layers_requantized_at_runtime(model_path: Path, excluded: list[str]) -> list[str]:
+    """FP32 layers that onnxruntime's CPU optimizer will quantize anyway.
+
+    Its ``WeightBiasQuantization`` pass gives a Conv/ConvTranspose/Gemm float weights an INT8 per-tensor
+    quantization when the node reads a per-tensor DequantizeLinear and its output path (through Relu/Clip,
+    without branching) ends in a QuantizeLinear, i.e. when both neighbours are quantized. Such a layer
+    runs in INT8 on onnxruntime's CPU even though the model file keeps it in float.
+    """
+    import onnx  # noqa: PLC0415
+    from onnx import numpy_helper  # noqa: PLC0415
+
+    if not excluded:
+        return []
+    m = onnx.load(str(model_path), load_external_data=False)
+    inits = {i.name: i for i in m.graph.initializer}
+    producer = {o: n for n in m.graph.node for o in n.output}
+    consumers: dict[str, list] = {}
+    for n in m.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    out = []
+    for n in m.graph.node:
+        if n.name not in excluded or n.op_type not in ("Conv", "ConvTranspose", "Gemm"):
+            continue
+        dq = producer.get(n.input[0])
+        if dq is None or dq.op_type != "DequantizeLinear" or dq.input[1] not in inits or \
+                numpy_helper.to_array(inits[dq.input[1]]).size != 1:
+            continue
+        cur = n
+        while len(cur.output) == 1 and len(consumers.get(cur.output[0], [])) == 1:
+            nxt = consumers[cur.output[0]][0]
+            if nxt.op_type == "QuantizeLinear":
+                out.append(n.name)
+                break
+            if nxt.op_type not in ("Relu", "Clip"):
+                break
+            cur = nxt
+    return out
+
+
 def quantize(prepared: PreparedModel, recipe: Recipe, calib: CalibrationData, out_path: str | Path,
              task: Task | None = None) -> QuantizeResult:
     """Write the QDQ model for ``recipe`` to ``out_path``."""
@@ -125,5 +165,12 @@ def quantize(prepared: PreparedModel, recipe: Recipe, calib: CalibrationData, ou
         _annotate_shapes(tmp_out)
         tmp_out.replace(out_path)
     task.report(1.0, "quantized")
+    notes = []
+    requantized = float_layers_requantized_at_runtime(out_path, excluded)
+    if requantized:
+        notes.append(f"onnxruntime's CPU optimizer will still quantize the weights of {', '.join(requantized)} "
+                     "(INT8, per-tensor) because INT8 layers feed and consume it: it stays FP32 in the model file "
+                     "and in other runtimes. To keep it in float on onnxruntime CPU too, also set its producer "
+                     "or its consumer to FP32.")
     return QuantizeResult(out_path, out_path.stat().st_size, time.perf_counter() - t0, ranges, excluded,
-                          recipe.int16_nodes())
+                          recipe.int16_nodes(), notes)

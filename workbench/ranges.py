@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from analyzers.calib_ranges import derive_range
 from analyzers.calibration import CalibrationData
 from analyzers.quant_grid import QuantSpec
 
@@ -33,11 +32,14 @@ def sixteen_bit(qtype: str) -> str:
     return ("s" if qtype.startswith("s") else "u") + "16"
 
 
-def activation_spec(graph: ModelGraph, recipe: Recipe, tensor: str) -> QuantSpec:
-    """The integer grid for ``tensor``: 16-bit when a node reading or writing it is set to INT16."""
+def activation_spec(graph: ModelGraph, recipe: Recipe, tensor: str, int16: set[str] | None = None) -> QuantSpec:
+    """The integer grid for ``tensor``: 16-bit when a node reading or writing it is set to INT16.
+
+    ``int16``: the recipe's INT16 nodes, when the caller already has them (one lookup for many tensors).
+    """
     s = recipe.settings
     qtype = s.activation_type
-    int16 = set(recipe.int16_nodes())
+    int16 = set(recipe.int16_nodes()) if int16 is None else int16
     if int16:
         touching = set(graph.consumers.get(tensor, [])) | graph.tensor_owners(tensor)
         if touching & int16:
@@ -47,12 +49,16 @@ def activation_spec(graph: ModelGraph, recipe: Recipe, tensor: str) -> QuantSpec
 
 def tensor_ranges(graph: ModelGraph, recipe: Recipe, calib: CalibrationData,
                   tensors: list[str] | None = None) -> dict[str, TensorRange]:
-    """Ranges for ``tensors`` (default: every calibrated tensor) under ``recipe``."""
+    """Ranges for ``tensors`` (default: every calibrated tensor) under ``recipe``.
+
+    Derived ranges are remembered in ``calib``, so after a percentile change only the tensors whose
+    percentile changed cost anything (see ``CalibrationData.derived_range``).
+    """
     s = recipe.settings
+    int16 = set(recipe.int16_nodes())
     out = {}
     for name in tensors or list(calib.histograms):
-        h = calib.histograms[name]
-        spec = activation_spec(graph, recipe, name)
+        spec = activation_spec(graph, recipe, name, int16)
         layer_p, owner = None, None
         for owner in sorted(graph.tensor_owners(name)):
             layer_p = recipe.percentile_of(owner)
@@ -62,6 +68,6 @@ def tensor_ranges(graph: ModelGraph, recipe: Recipe, calib: CalibrationData,
             method, pct, src = "percentile", layer_p, owner
         else:
             method, pct, src = s.calibration_method, (s.percentile if s.calibration_method == "percentile" else None), None
-        lo, hi = derive_range(h, method, spec, pct if pct is not None else s.percentile)
+        lo, hi = calib.derived_range(name, method, spec, pct if pct is not None else s.percentile)
         out[name] = TensorRange(name, lo, hi, spec, method, pct, src)
     return out

@@ -52,6 +52,7 @@ class Session:
                                       if eval else self.calib_data)
         self._calibration: CalibrationData | None = None
         self.calibration_from_cache = False
+        self.analysis_cache: dict = {}  # figures reusable between analysis runs on the same data
 
     @staticmethod
     def _peek_example(calib) -> dict | None:

@@ -94,4 +94,6 @@ def print_report(r, s, rank: str, top: int) -> None:
         if lay.flagged or (i <= 3 and lay.hints):
             for h in lay.hints:
                 print(f"       - {h.message}\n         try: {h.suggestion}")
+    for note in r.notes:
+        print(f"note: {note}")
     print(f"done in {r.elapsed_s:.2f} s, peak RSS {r.peak_rss_mb:.0f} MB")

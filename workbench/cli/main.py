@@ -10,8 +10,14 @@ from ..errors import CancelledError, WorkbenchError
 
 # subcommand -> module under workbench.cli (imported only when used, so `qwb --help` is instant)
 COMMANDS = {
+    "calib": "calib_cmd",
     "quantize": "quantize_cmd",
     "analyze": "analyze_cmd",
+    "report": "report_cmd",
+    "export-exclusions": "exclusions_cmd",
+    "backends": "backends_cmd",
+    "bench": "bench_cmd",
+    "neon-setup": "neon_setup_cmd",
     "gui": "gui_cmd",
 }
 

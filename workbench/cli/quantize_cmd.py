@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
           f"{src_size / max(q.size_bytes, 1):.1f}x smaller)")
     if q.excluded:
         print(f"         kept in FP32: {', '.join(q.excluded)}")
+    print_notes(q.notes)
     if q.int16:
         print(f"         INT16: {', '.join(q.int16)}")
     if not args.no_eval:

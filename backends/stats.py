@@ -1,0 +1,39 @@
+"""Latency statistics of one timed loop: the numbers ``qwb bench`` reports for each model."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Percentiles, mean and spread of per-run latency, and samples per second at that batch size."""
+
+    batch: int
+    runs: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    std_ms: float
+    throughput: float  # samples per second: batch / mean latency
+
+    @classmethod
+    def from_seconds(cls, seconds, batch: int) -> "LatencyStats":
+        """From per-run seconds (numpy's linear-interpolation percentiles)."""
+        import numpy as np  # noqa: PLC0415
+
+        ms = np.asarray(seconds, dtype=np.float64) * 1e3
+        if ms.size == 0:
+            raise ValueError("no timed runs")
+        p50, p90, p99 = np.percentile(ms, [50, 90, 99])
+        mean = float(ms.mean())
+        return cls(batch, int(ms.size), float(p50), float(p90), float(p99), mean, float(ms.std()),
+                   batch * 1e3 / mean if mean > 0 else float("inf"))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def contract(self) -> dict:
+        """The six fields of the public JSON contract."""
+        return {k: getattr(self, k) for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "throughput")}

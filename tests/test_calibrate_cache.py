@@ -1,0 +1,133 @@
+"""Histograms are cached by model and data content; ranges for any recipe come from them without a model run."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+import workbench.calibrate as calibrate_mod
+from tests.models import conv_net, conv_net_data, save, save_npz
+from workbench.calibrate import batch_size_for, cache_path, calibrate
+from workbench.recipe import Recipe
+from workbench.session import Session
+
+
+@pytest.fixture
+def files(tmp_path):
+    return save(conv_net(), tmp_path / "m.onnx"), save_npz(tmp_path / "d.npz", **conv_net_data(16))
+
+
+@pytest.fixture
+def runs(monkeypatch):
+    """Counts real calibration passes (the model runs), however calibration is reached."""
+    calls = []
+    real = calibrate_mod.collect
+
+    def counting(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(calibrate_mod, "collect", counting)
+    return calls
+
+
+def _forbid_model_runs(monkeypatch):
+    def fail(*a, **k):
+        raise AssertionError("the model was run again")
+
+    monkeypatch.setattr(calibrate_mod, "collect", fail)
+
+
+def test_cache_is_reused_on_reopen(cache_dir, files, runs):
+    a = Session(*files).calibration()
+    s2 = Session(*files)
+    b = s2.calibration()
+    assert len(runs) == 1 and s2.calibration_from_cache
+    assert a.histograms.keys() == b.histograms.keys()
+    for name in a.histograms:
+        np.testing.assert_array_equal(a.histograms[name].counts, b.histograms[name].counts)
+        np.testing.assert_array_equal(a.histograms[name].edges, b.histograms[name].edges)
+        assert (a.histograms[name].min, a.histograms[name].max, a.histograms[name].zeros) == \
+            (b.histograms[name].min, b.histograms[name].max, b.histograms[name].zeros)
+    assert b.samples == 16 and b.weights.keys() == a.weights.keys()
+
+
+def test_cache_is_invalidated_when_the_data_changes(cache_dir, files, runs, tmp_path):
+    Session(*files).calibration()
+    d = conv_net_data(16)
+    d["x"][3] *= 2.0
+    changed = save_npz(tmp_path / "d.npz", **d)  # same path, new content
+    s = Session(files[0], changed)
+    cal = s.calibration()
+    assert len(runs) == 2 and not s.calibration_from_cache
+    assert cal.histograms["x"].max == pytest.approx(float(d["x"].max()))
+
+
+def test_cache_is_invalidated_when_the_model_changes(cache_dir, files, runs, tmp_path):
+    Session(*files).calibration()
+    m = onnx.load(str(files[0]))
+    w = next(i for i in m.graph.initializer if i.name == "w2")
+    w.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(w) * 1.5, "w2"))
+    save(m, files[0])  # same path, new weights
+    s = Session(*files)
+    s.calibration()
+    assert len(runs) == 2 and not s.calibration_from_cache
+
+
+def test_damaged_cache_file_is_rebuilt(cache_dir, files, runs):
+    s = Session(*files)
+    s.calibration()
+    path = cache_path(s.prepared, s.calib_data, list(s.calibration().histograms), 4096)
+    assert path.exists()
+    path.write_bytes(b"not an npz")
+    s2 = Session(*files)
+    s2.calibration()
+    assert len(runs) == 2 and not s2.calibration_from_cache
+
+
+def _scale(model, tensor):
+    inits = {i.name: i for i in model.graph.initializer}
+    q = next(n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == tensor)
+    return float(numpy_helper.to_array(inits[q.input[1]]))
+
+
+def test_percentile_changes_requantize_without_running_the_model(cache_dir, files, tmp_path, monkeypatch):
+    s = Session(*files)
+    base = onnx.load(str(s.quantize(tmp_path / "base.onnx").path))
+    _forbid_model_runs(monkeypatch)
+    # global: every activation range moves
+    g = Recipe()
+    g.settings.calibration_method = "percentile"
+    g.settings.percentile = 99.0
+    glob = onnx.load(str(s.quantize(tmp_path / "g.onnx", recipe=g).path))
+    for t in ("r1", "r2", "r3"):
+        assert _scale(glob, t) < 0.98 * _scale(base, t), t
+    # per layer: only that layer's output range moves
+    per = Recipe()
+    per.set_percentile("conv2", 99.0)
+    layer = onnx.load(str(s.quantize(tmp_path / "l.onnx", recipe=per).path))
+    assert _scale(layer, "r2") == pytest.approx(_scale(glob, "r2"))
+    assert _scale(layer, "r1") == pytest.approx(_scale(base, "r1"))
+    assert _scale(layer, "r3") == pytest.approx(_scale(base, "r3"))
+    # and after reopening the project, from the disk cache
+    s2 = Session(*files, recipe=per)
+    again = onnx.load(str(s2.quantize(tmp_path / "again.onnx").path))
+    assert s2.calibration_from_cache and _scale(again, "r2") == pytest.approx(_scale(layer, "r2"))
+
+
+def test_batch_size_keeps_one_batch_of_tensors_within_budget(files):
+    s = Session(*files)
+    tensors = list(s.calibration().histograms)
+    per_sample = 4 * (3 * 64 + 6 * 8 * 64 + 8 + 8 + 10)  # x, c/r 1..3 (8x8x8 each), gap, flat, y
+    assert batch_size_for(s.prepared, tensors, budget=10 * per_sample) == 10
+    assert batch_size_for(s.prepared, tensors, budget=1) == 1
+    assert batch_size_for(s.prepared, tensors) == calibrate_mod.MAX_BATCH
+
+
+def test_calibrate_without_cache_always_collects(cache_dir, files, runs):
+    s = Session(*files)
+    calibrate(s.prepared, s.calib_data, s.recipe, use_cache=False)
+    calibrate(s.prepared, s.calib_data, s.recipe, use_cache=False)
+    assert len(runs) == 2

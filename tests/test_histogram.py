@@ -1,0 +1,126 @@
+"""The streaming histogram: merged batch by batch it is exactly the histogram of all the data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analyzers.histogram import StreamingHistogram, trim
+
+
+def _batches(seed=0):
+    """Samples whose scale and offset change a lot, so the grid has to widen on both sides and shift."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for scale, offset in [(0.01, 0), (1, 0), (10, 5), (0.1, -30), (100, 200), (1e-3, 0), (3, -1)]:
+        for _ in range(20):
+            out.append((rng.standard_normal(500) * scale + offset).astype(np.float32))
+    out.append(np.maximum(rng.standard_normal(5000), 0).astype(np.float32))  # exact zeros
+    return out
+
+
+def test_merged_over_many_samples_equals_histogram_of_all_data():
+    batches = _batches()
+    h = StreamingHistogram(512)
+    for b in batches:
+        h.update(b)
+    s = h.snapshot()
+    everything = np.concatenate(batches)
+    np.testing.assert_array_equal(s.counts, np.histogram(everything, s.edges)[0])
+    assert s.count == everything.size and s.counts.sum() == everything.size
+    assert s.min == everything.min() and s.max == everything.max()
+    assert s.zeros == np.count_nonzero(everything == 0)
+    assert s.sum == pytest.approx(everything.astype(np.float64).sum(), abs=1e-6 * float(np.abs(everything).sum()))
+    assert s.sum_sq == pytest.approx((everything.astype(np.float64) ** 2).sum(), rel=1e-6)
+    # the grid widened many times and still uses at least a quarter of its bins for the data
+    assert np.count_nonzero(s.counts) > 0 and (s.max - s.min) / s.bin_width > 512 / 4
+
+
+def test_merging_per_sample_histograms_equals_one_pass():
+    batches = _batches(1)
+    one = StreamingHistogram(256)
+    merged = StreamingHistogram(256)
+    for b in batches:
+        one.update(b)
+        part = StreamingHistogram(256)
+        part.update(b)
+        merged.merge(part)
+    a, b = one.snapshot(), merged.snapshot()
+    everything = np.concatenate(batches)
+    np.testing.assert_array_equal(b.counts, np.histogram(everything, b.edges)[0])
+    assert (a.count, a.zeros, a.min, a.max) == (b.count, b.zeros, b.min, b.max)
+    assert a.bin_width == b.bin_width  # same resolution, whichever way it was built
+
+
+def test_all_at_once_and_streamed_agree_once_on_the_same_grid():
+    batches = _batches(2)
+    streamed, once = StreamingHistogram(256), StreamingHistogram(256)
+    for b in batches:
+        streamed.update(b)
+    once.update(np.concatenate(batches))
+    # the coarser of the two grids holds both exactly: merge each into an empty histogram on it
+    coarse = max(streamed.exp, once.exp)
+    views = []
+    for h in (streamed, once):
+        v = StreamingHistogram(256)
+        v.exp, v.start = coarse, 0
+        v.merge(h)
+        views.append(v.snapshot())
+    np.testing.assert_array_equal(views[0].edges, views[1].edges)
+    np.testing.assert_array_equal(views[0].counts, views[1].counts)
+
+
+def test_nan_and_inf_are_counted_and_left_out():
+    h = StreamingHistogram(64)
+    h.update(np.array([np.nan, 1.0, np.inf, -2.0, -np.inf, 0.0], np.float32))
+    h.update(np.array([np.nan, np.nan], np.float32))  # nothing finite: only counted
+    s = h.snapshot()
+    assert (s.nonfinite, s.count, s.min, s.max, s.zeros) == (5, 3, -2.0, 1.0, 1)
+    assert s.counts.sum() == 3
+
+
+@pytest.mark.parametrize("values", [np.zeros(100), np.full(100, 3.5), np.full(100, -1e-30)])
+def test_constant_tensors(values):
+    h = StreamingHistogram(64)
+    h.update(values.astype(np.float32))
+    s = h.snapshot()
+    assert s.counts.sum() == 100 and s.min == s.max == np.float32(values[0])
+    k = int(np.nonzero(s.counts)[0][0])
+    assert s.edges[k] <= s.min < s.edges[k + 1]
+    # a later, much wider batch re-bins the constant exactly
+    h.update(np.array([-1000.0, 1000.0], np.float32))
+    s = h.snapshot()
+    allv = np.concatenate([values.astype(np.float32), [-1000.0, 1000.0]])
+    np.testing.assert_array_equal(s.counts, np.histogram(allv, s.edges)[0])
+
+
+def test_empty_and_integer_inputs():
+    h = StreamingHistogram(16)
+    h.update(np.zeros((0, 3), np.float32))
+    assert h.snapshot().count == 0
+    h.update(np.arange(10, dtype=np.int64))
+    s = h.snapshot()
+    assert s.count == 10 and s.max == 9 and s.zeros == 1
+
+
+def test_large_tensor_is_binned_in_chunks_exactly():
+    x = np.random.default_rng(3).standard_normal(3_000_000).astype(np.float32) * 7
+    h = StreamingHistogram()
+    h.update(x)
+    s = h.snapshot()
+    np.testing.assert_array_equal(s.counts, np.histogram(x, s.edges)[0])
+
+
+def test_memory_is_fixed():
+    h = StreamingHistogram(128)
+    for b in _batches(4):
+        h.update(b)
+        assert h.counts.shape == (128,)
+
+
+def test_trim_keeps_counts_and_edges_aligned():
+    h = StreamingHistogram(64)
+    h.update(np.array([1.0, 1.5, 2.0], np.float32))
+    t = trim(h.snapshot())
+    assert t.counts[0] > 0 and t.counts[-1] > 0 and len(t.edges) == len(t.counts) + 1
+    assert t.counts.sum() == 3

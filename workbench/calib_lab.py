@@ -1,0 +1,212 @@
+"""The calibration lab: for every calibrated tensor, the range each method picks, what it costs, and the winner.
+
+Qt-free and computed from the cached histograms only (no model run), so the GUI can show it live and
+``qwb calib`` can print and save it. Ranges come from ``CalibrationData.derived_range``, the same
+place quantization takes them from, so the recipe's column is exactly what the quantizer is given.
+The "isolated error" of a method is the predicted error of quantizing that tensor alone with its range
+(``analyzers.calib_ranges.range_stats``); how errors add up through the network is the diff engine's job.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from analyzers.calib_ranges import METHODS, MethodComparison, RangeStats, compare_methods
+from analyzers.calibration import CalibrationData, WeightStats
+from analyzers.histogram import HistogramSnapshot, trim
+from analyzers.task import NullTask, Task
+
+from .graph import FUSABLE_ACTIVATIONS, ModelGraph
+from .ranges import activation_spec, tensor_ranges
+from .recipe import Recipe
+
+LAB_FORMAT = 1
+
+
+@dataclass
+class TensorLab:
+    """One calibrated tensor: its grid, which settings govern it, every method's range and statistics."""
+
+    tensor: str
+    qtype: str
+    symmetric: bool
+    owners: list[str]  # nodes whose per-layer settings apply to this tensor
+    recipe_method: str  # the method the recipe gives it (a per-layer percentile makes it "percentile")
+    percentile: float  # the percentile of the percentile column: the layer's override or the global one
+    override_from: str | None  # node whose per-layer percentile applies
+    comparison: MethodComparison
+    histogram: HistogramSnapshot
+    fused_into: str | None = None  # onnxruntime quantizes it with this tensor's range (Relu/Clip fusion)
+    note: str | None = None
+
+    @property
+    def winner(self) -> str:
+        return self.comparison.winner
+
+    @property
+    def methods(self) -> dict[str, RangeStats]:
+        return self.comparison.stats
+
+    @property
+    def recipe_stats(self) -> RangeStats:
+        """What the recipe's range does to this tensor."""
+        return self.comparison.stats[self.recipe_method]
+
+    def to_dict(self, histogram: bool = True) -> dict:
+        """JSON-ready: statistics per method, the winner, and the histogram trimmed to its non-empty bins."""
+        h = self.histogram
+        d = {
+            "name": self.tensor, "qtype": self.qtype, "symmetric": self.symmetric, "owners": self.owners,
+            "recipe_method": self.recipe_method, "percentile": self.percentile,
+            "override_from": self.override_from, "fused_into": self.fused_into, "note": self.note,
+            "count": h.count, "min": _num(h.min), "max": _num(h.max), "sum": h.sum, "sum_sq": h.sum_sq,
+            "zeros": h.zeros, "nonfinite": h.nonfinite,
+            "methods": {m: s.to_dict() for m, s in self.comparison.stats.items()},
+            "winner": self.winner,
+            "gap_db": {m: _num(self.comparison.gap_db(m)) for m in self.comparison.stats},
+        }
+        if histogram:
+            t = trim(h)
+            d["histogram"] = {"counts": t.counts.tolist(), "edges": t.edges.tolist()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TensorLab:
+        """Inverse of ``to_dict`` (for reports and the GUI reading a saved lab)."""
+        stats = {m: RangeStats(**{k: (math.inf if v is None and k == "sqnr_db" else v) for k, v in s.items()})
+                 for m, s in d["methods"].items()}
+        hist = d.get("histogram") or {"counts": [], "edges": [0.0]}
+        snap = HistogramSnapshot(np.asarray(hist["counts"], dtype=np.int64), np.asarray(hist["edges"], dtype=np.float64),
+                                 d["min"], d["max"], d["count"], d["sum"], d["sum_sq"], d["nonfinite"], d["zeros"])
+        return cls(d["name"], d["qtype"], d["symmetric"], list(d["owners"]), d["recipe_method"], d["percentile"],
+                   d["override_from"], MethodComparison(stats, d["winner"]), snap, d.get("fused_into"), d.get("note"))
+
+
+@dataclass
+class WeightSummary:
+    """A weight's overall and per-output-channel range (what per-channel quantization sees)."""
+
+    name: str
+    node: str
+    axis: int | None
+    min: float
+    max: float
+    channel_spread: float  # largest / median per-channel |range|
+
+    @classmethod
+    def of(cls, w: WeightStats) -> WeightSummary:
+        """The summary of a calibration's weight statistics (per-channel arrays dropped)."""
+        return cls(w.name, w.node, w.axis, w.min, w.max, w.channel_spread)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "node": self.node, "axis": self.axis, "min": self.min, "max": self.max,
+                "channel_spread": _num(self.channel_spread)}
+
+
+@dataclass
+class CalibLab:
+    """The method comparison for a whole model, versioned for the GUI and reports."""
+
+    model: str
+    data: str
+    samples: int
+    from_cache: bool
+    settings: dict  # the recipe's activation type, symmetry, method, percentile
+    tensors: list[TensorLab]
+    weights: list[WeightSummary] = field(default_factory=list)
+    format: int = LAB_FORMAT
+
+    def winners(self) -> dict[str, int]:
+        """How many tensors each method wins (fused tensors, quantized with another tensor's range, left out)."""
+        out = {m: 0 for m in METHODS}
+        for t in self.tensors:
+            if t.fused_into is None:
+                out[t.winner] += 1
+        return out
+
+    def tensor(self, name: str) -> TensorLab:
+        """The row for ``name``."""
+        return next(t for t in self.tensors if t.tensor == name)
+
+    def to_dict(self, histograms: bool = True) -> dict:
+        """The versioned JSON document ``qwb calib --json`` writes (``format`` bumps on incompatible change)."""
+        return {"format": self.format, "kind": "qwb-calibration-lab", "model": self.model, "data": self.data,
+                "samples": self.samples, "from_cache": self.from_cache, "settings": self.settings,
+                "methods": list(METHODS), "winners": self.winners(),
+                "tensors": [t.to_dict(histograms) for t in self.tensors],
+                "weights": [w.to_dict() for w in self.weights]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CalibLab:
+        """Read a saved lab; refuses other formats rather than misreading them."""
+        if d.get("format") != LAB_FORMAT:
+            raise ValueError(f"calibration lab format {d.get('format')!r} is not {LAB_FORMAT}")
+        weights = [WeightSummary(w["name"], w["node"], w["axis"], w["min"], w["max"],
+                                 math.inf if w["channel_spread"] is None else w["channel_spread"])
+                   for w in d.get("weights", [])]
+        return cls(d["model"], d["data"], d["samples"], d["from_cache"], d["settings"],
+                   [TensorLab.from_dict(t) for t in d["tensors"]], weights, d["format"])
+
+
+def fused_tensors(graph: ModelGraph, recipe: Recipe, calibrated) -> dict[str, str]:
+    """Tensor -> the tensor whose range onnxruntime gives it instead.
+
+    Mirrors onnxruntime's ``adjust_tensor_ranges``: the input of a quantized Relu/Clip that feeds only
+    it takes the activation's output range (the pair is fused, so the input is never quantized alone).
+    """
+    calibrated = set(calibrated)
+    excluded = set(recipe.excluded_nodes())
+    op_types = set(recipe.settings.op_types)
+    out = {}
+    for n in graph.nodes:
+        if n.op_type not in FUSABLE_ACTIVATIONS or n.name in excluded or (op_types and n.op_type not in op_types):
+            continue
+        if not n.inputs or not n.outputs:
+            continue
+        src, dst = n.inputs[0], n.outputs[0]
+        if src in calibrated and dst in calibrated and len(graph.consumers.get(src, [])) == 1:
+            out[src] = dst
+    return out
+
+
+def build_lab(graph: ModelGraph, recipe: Recipe, calib: CalibrationData, *, model: str = "", data: str = "",
+              from_cache: bool = False, tensors: list[str] | None = None, task: Task | None = None) -> CalibLab:
+    """Compare MinMax, Percentile, Entropy and MSE on every calibrated tensor (or ``tensors``)."""
+    task = task or NullTask()
+    s = recipe.settings
+    names = tensors or list(calib.histograms)
+    chosen = tensor_ranges(graph, recipe, calib, names)
+    fused = fused_tensors(graph, recipe, calib.histograms)
+    int16 = set(recipe.int16_nodes())
+    softmax_out = {n.outputs[0] for n in graph.nodes if n.op_type == "Softmax" and n.outputs}
+    out = []
+    for i, name in enumerate(names):
+        task.check()
+        h = calib.histograms[name]
+        spec = activation_spec(graph, recipe, name, int16)
+        tr = chosen[name]
+        pct = tr.percentile if tr.percentile is not None else s.percentile
+        ranges = {m: calib.derived_range(name, m, spec, pct) for m in METHODS}
+        comparison = compare_methods(h, spec, pct, ranges)
+        note = None
+        if name in fused:
+            note = f"onnxruntime fuses the activation after it and quantizes it with the range of {fused[name]}"
+        elif name in softmax_out:
+            note = "onnxruntime quantizes Softmax outputs with the fixed range [0, 1]"
+        if h.nonfinite:
+            note = (note + "; " if note else "") + f"{h.nonfinite} NaN/inf values left out of the range"
+        out.append(TensorLab(name, spec.qtype, spec.symmetric, sorted(graph.tensor_owners(name)), tr.method, pct,
+                             tr.override_from, comparison, h, fused.get(name), note))
+        task.report((i + 1) / max(len(names), 1), f"comparing methods: {name}")
+    settings = {"activation_type": s.activation_type, "symmetric_activations": s.symmetric_activations,
+                "calibration_method": s.calibration_method, "percentile": s.percentile}
+    weights = [WeightSummary.of(w) for w in calib.weights.values()]
+    return CalibLab(model, data, calib.samples, from_cache, settings, out, weights)
+
+
+def _num(v: float):
+    """JSON has no inf/NaN: they become null."""
+    return None if isinstance(v, float) and not math.isfinite(v) else v

@@ -1,0 +1,97 @@
+"""``qwb report``: one self-contained HTML report (with JSON and Markdown beside it) of a quantization run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from ..errors import WorkbenchError
+from .common import ConsoleTask, add_model_args, fmt_bytes, open_session, print_notes
+
+
+def register(sub) -> None:
+    p = sub.add_parser("report", help="write a shareable HTML/JSON/Markdown report of a quantization run",
+                       description="Quantize with the recipe, analyse every layer against FP32, and write one "
+                       "self-contained HTML file (opens offline, prints cleanly) with the model, environment, "
+                       "recipe, output metrics, worst layers with hints, SQNR along depth, histograms with "
+                       "calibration ranges, benchmarks, the fix for other toolchains and the command to reproduce. "
+                       "An .html output also gets .json and .md files beside it.")
+    add_model_args(p)
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="report file: .html (plus .json and .md beside it), .json or .md")
+    p.add_argument("--compare", metavar="OTHER_RECIPE", help="a second recipe (the change to evaluate): the report "
+                   "shows before (--recipe, or the defaults) vs after (this recipe) per layer, at the outputs and "
+                   "in latency; the detailed sections describe the after run")
+    p.add_argument("--bench", metavar="BACKEND[,BACKEND...]", help="also benchmark FP32 vs INT8 on these backends "
+                   "(e.g. cpu), with INT8 coverage; both INT8 models when comparing")
+    p.add_argument("--samples", type=int, metavar="N", help="analyse only the first N evaluation samples")
+    p.add_argument("--title", help="the report's title (default: '<model>: INT8 quantization report')")
+    p.add_argument("--only", action="store_true", help="write only the -o file (no .json/.md beside an .html)")
+    p.add_argument("--from", dest="from_json", metavar="REPORT.json",
+                   help="re-render a report from its saved JSON (no model or data needed)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..report import build_report, load_report, outputs_for, write_report  # noqa: PLC0415
+
+    try:
+        outputs_for(args.output)
+    except ValueError as e:
+        raise WorkbenchError(str(e), "pass -o report.html (or .json / .md)") from e
+    if args.samples is not None and args.samples < 1:
+        raise WorkbenchError(f"--samples must be at least 1, not {args.samples}")
+    t0 = time.perf_counter()
+    if args.from_json:
+        try:
+            report = load_report(args.from_json)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise WorkbenchError(f"{args.from_json} is not a readable Quant Workbench report ({e})",
+                                 "pass a .json file written by qwb report") from e
+    else:
+        report = _build(args, build_report)
+    written = write_report(report, args.output, only=args.only)
+    _print_summary(report)
+    for p in written:
+        print(f"wrote    {p}  ({fmt_bytes(p.stat().st_size)})")
+    print(f"done in {time.perf_counter() - t0:.2f} s")
+    return 0
+
+
+def _build(args, build_report):
+    from ..recipe import Recipe  # noqa: PLC0415
+
+    task = ConsoleTask()
+    s = open_session(args)
+    print_notes(s.prepared.notes)
+    other = Recipe.load(args.compare) if args.compare else None
+    backends = [b.strip() for b in args.bench.split(",") if b.strip()] if args.bench else []
+    report = build_report(s, compare_recipe=other, compare_source=args.compare, samples=args.samples,
+                          bench=backends, command=_argv(), title=args.title, task=task)
+    task.done()
+    return report
+
+
+def _argv() -> list[str] | None:
+    """``qwb`` + the arguments as typed (what the report's Reproduce section shows); None when this process
+    was not started as ``qwb report`` (then the command is rebuilt from the session)."""
+    argv = [a for a in sys.argv[1:] if a != "--debug"]
+    if not argv or argv[0] != "report":
+        return None
+    return ["qwb"] + argv
+
+
+def _print_summary(report) -> None:
+    s = report.final.summary
+    if s is None:
+        return
+    if s.accuracy_fp32 is not None and s.accuracy_int8 is not None:
+        print(f"accuracy FP32 {s.accuracy_fp32:.2%}  INT8 {s.accuracy_int8:.2%}  "
+              f"({100 * (s.accuracy_int8 - s.accuracy_fp32):+.2f} points)")
+    if s.output_sqnr_db is not None:
+        print(f"output   {s.output}: SQNR {s.output_sqnr_db:.1f} dB")
+    print(f"layers   {s.layers} analysed, {s.flagged} flagged" + (f"; worst {s.worst_node}" if s.worst_node else ""))
+    c = report.comparison
+    if c is not None:
+        print(f"compare  {len(c.changed())} layer(s) changed")

@@ -1,0 +1,93 @@
+"""Benchmark results for a report: run ``qwb bench``'s engine on the analysed models, and summarise its JSON.
+
+The report never times anything itself: it hands the FP32 model and each run's INT8 model to
+``workbench.bench.run_bench`` (the backends work) and keeps the figures of its JSON contract
+(``BenchReport.to_dict()``) that a reader needs: latency, speed-up and INT8 coverage per backend.
+"""
+
+from __future__ import annotations
+
+from ..errors import WorkbenchError
+from .data import BackendBench, BenchSummary, LatencyRow, num
+
+MAX_FLOAT_NODES = 12
+
+
+def bench_available() -> bool:
+    """Whether the benchmarking engine is part of this installation."""
+    try:
+        import workbench.bench  # noqa: F401, PLC0415
+    except ImportError:
+        return False
+    return True
+
+
+def check_backends(names: list[str]) -> None:
+    """Refuse, before any analysis runs, a benchmark that cannot happen: no engine, an unknown backend
+    name, or a backend that is not available on this machine (with its reason and fix)."""
+    if not bench_available():
+        raise WorkbenchError("benchmarking is not part of this installation (workbench.bench is missing)",
+                             "run the report without --bench, or update Quant Workbench")
+    from backends.registry import BACKEND_NAMES, make_backend  # noqa: PLC0415
+
+    from ..paths import arm_sysroot_dir  # noqa: PLC0415
+
+    for n in names:
+        if n not in BACKEND_NAMES:
+            raise WorkbenchError(f"unknown backend {n!r} for --bench", f"choose from {', '.join(BACKEND_NAMES)}")
+        a = make_backend(n, arm_sysroot_dir()).availability()
+        if not a.available:
+            raise WorkbenchError(f"backend {n} is not available here: {a.reason}", a.fix)
+
+
+def _latency(d: dict | None) -> LatencyRow | None:
+    if not d:
+        return None
+    return LatencyRow(*(num(d.get(k)) for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "throughput")))
+
+
+def summarize(bench_json: dict) -> BenchSummary:
+    """The report's view of a ``qwb bench`` JSON document (``BenchReport.to_dict()``), or of a plain
+    ``{backend: BackendResult.to_dict()}`` mapping (what the GUI keeps per benchmark)."""
+    if "backends" in bench_json:
+        backends = bench_json.get("backends") or {}
+    else:
+        backends = {k: v for k, v in bench_json.items() if isinstance(v, dict) and "available" in v}
+    rows = []
+    for name, b in backends.items():
+        cov = b.get("int8_coverage") or {}
+        floats = []
+        for f in (cov.get("float_nodes") or [])[:MAX_FLOAT_NODES]:
+            if isinstance(f, dict):
+                floats.append(f"{f.get('name')} ({f.get('op_type')}): {f.get('reason', '')}".rstrip(": "))
+            else:
+                floats.append(str(f))
+        rows.append(BackendBench(
+            backend=str(name), available=bool(b.get("available")), reason=b.get("reason"),
+            emulated=bool(b.get("emulated")), batch=b.get("batch"), threads=b.get("threads"),
+            fp32=_latency(b.get("fp32")), int8=_latency(b.get("int8")), speedup=num(b.get("speedup")),
+            nodes_int8=cov.get("nodes_int8"), nodes_float=cov.get("nodes_float"),
+            macs_int8_share=num(cov.get("macs_int8_share")), float_nodes=floats,
+            failures={str(k): str(v) for k, v in (b.get("failures") or {}).items()},
+            notes=[str(n) for n in (b.get("notes") or [])]))
+    return BenchSummary(rows, dict(bench_json.get("host") or {}), dict(bench_json.get("settings") or {}))
+
+
+def run_benchmarks(fp32_model: str, int8_models: list[str], backends: list[str], task=None,
+                   runs: int = 100, calib: str | None = None) -> list[BenchSummary]:
+    """Time FP32 vs each INT8 model on ``backends`` with the benchmarking engine; one summary per INT8 model.
+
+    ``calib``: the calibration data, so the models are fed real samples (random inputs otherwise)."""
+    if not bench_available():
+        raise WorkbenchError("benchmarking is not part of this installation (workbench.bench is missing)",
+                             "run the report without --bench, or update Quant Workbench")
+    from ..bench import BenchRequest, run_bench  # noqa: PLC0415
+    from .progress import SubTask  # noqa: PLC0415
+
+    out = []
+    for i, int8 in enumerate(int8_models):
+        part = SubTask(task, i / len(int8_models), (i + 1) / len(int8_models))
+        req = BenchRequest(model=fp32_model, int8=int8, calib=calib, backends=tuple(backends), runs=runs,
+                           compare_activation_types=False)
+        out.append(summarize(run_bench(req, part).to_dict()))
+    return out

@@ -1,0 +1,117 @@
+"""Assemble a ``ReportData`` from a session: analyses, histograms, benchmarks, the fix, how to reproduce.
+
+This is what ``qwb report`` and the GUI's File → Export report call. Results the caller already has
+(an ``AnalysisResult`` on screen, a benchmark JSON) are reused, so exporting from the GUI costs no
+new computation; anything missing is computed here with the session's data.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .. import __version__
+from ..analysis import analyze
+from ..recipe import Recipe
+from .bench import check_backends, run_benchmarks, summarize
+from .compare import compare_runs
+from .data import RecipeFile, ReportData, Reproduce, RunReport, RunSummary
+from .exclusions import build_exclusions
+from .histograms import tensor_histograms
+from .progress import SubTask
+from .summary import data_sets, environment, execution_text, model_summary
+
+
+def build_report(session, *, recipe: Recipe | None = None, analysis=None, compare_recipe: Recipe | None = None,
+                 compare_analysis=None, recipe_source: str | None = None, compare_source: str | None = None,
+                 samples: int | None = None, bench: list[str] | tuple = (), bench_json: list[dict] | None = None,
+                 command: list[str] | None = None, title: str | None = None, task=None) -> ReportData:
+    """Everything a report shows for ``session``'s model and data.
+
+    - ``recipe``: the run's recipe, or the *before* of a comparison (default: the session's recipe).
+    - ``analysis``: that recipe's ``AnalysisResult`` if already computed (else it is run here).
+    - ``compare_recipe`` (+ ``compare_analysis``): a second recipe, the *after* of a before/after; the
+      detailed sections then describe it.
+    - ``recipe_source`` / ``compare_source``: the recipe files' paths, as the reader should see them.
+    - ``bench``: backend names to benchmark FP32 vs each run's INT8 model on (e.g. ``["cpu"]``), or
+      ``bench_json``: benchmark results already measured, one per run (``qwb bench --json`` documents).
+    - ``command``: the argv that produced the report (``qwb report ...``); synthesised when None.
+    """
+    t0 = time.perf_counter()
+    if bench and not bench_json:  # say what cannot be benchmarked before minutes of analysis, not after
+        check_backends(list(bench))
+    if recipe is None:
+        recipe, recipe_source = session.recipe, recipe_source or session.spec.recipe_path
+    specs = [("run" if compare_recipe is None else "before", recipe, analysis, recipe_source)]
+    if compare_recipe is not None:
+        specs.append(("after", compare_recipe, compare_analysis, compare_source))
+    for _, r, _, _ in specs:
+        r.validate(session.graph.node_names)
+    steps = len(specs) + (1 if bench else 0)
+    runs = [_run(session, spec, samples, SubTask(task, i / steps, (i + 1) / steps)) for i, spec in enumerate(specs)]
+    final = len(runs) - 1
+    runs[final].histograms = tensor_histograms(
+        session, [(run.label, spec[1], run.analysis) for run, spec in zip(runs, specs)], final)
+    if bench_json:
+        for run, d in zip(runs, bench_json):
+            run.bench = summarize(d) if d else None
+    elif bench:
+        summaries = run_benchmarks(str(session.prepared.path), [run.analysis.int8_model for run in runs],
+                                   list(bench), SubTask(task, (steps - 1) / steps, 1.0), calib=session.spec.calib)
+        for run, summary in zip(runs, summaries):
+            run.bench = summary
+    if samples is None:  # results analysed on fewer samples (e.g. from the GUI) are reproduced with as many
+        samples = next((run.analysis.samples for run in runs if run.analysis.samples < len(session.eval_data)), None)
+    report = ReportData(
+        title=title or f"{session.prepared.name}: INT8 quantization report",
+        created=datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        generator=f"Quant Workbench {__version__}", model=model_summary(session.prepared),
+        environment=environment(execution_text(runs[final].analysis.execution)), data=data_sets(session),
+        runs=runs, reproduce=reproduce(session, specs, samples, bench, command),
+        comparison=compare_runs(runs, 0, 1) if len(runs) == 2 else None)
+    if task is not None:
+        task.report(1.0, f"report built in {time.perf_counter() - t0:.1f} s")
+    return report
+
+
+def _run(session, spec, samples, task) -> RunReport:
+    """One run of the report: analyse when no result was given, then summarise and export its fix."""
+    label, recipe, result, source = spec
+    if result is None:
+        result = analyze(session, recipe=recipe, samples=samples, task=task)
+    int8 = Path(result.int8_model) if result.int8_model else None
+    return RunReport(
+        label=label, recipe=recipe.to_dict(), recipe_toml=recipe.dumps(), recipe_source=source,
+        recipe_changes=recipe.differences_from_default(), analysis=result, summary=RunSummary.of(result),
+        int8_bytes=int8.stat().st_size if int8 is not None and int8.is_file() else None,
+        exclusions=build_exclusions(session.prepared, recipe, Path(source).name if source else "defaults"))
+
+
+def recipe_file_name(label: str, source: str | None) -> str:
+    return Path(source).name if source else ("recipe.toml" if label in ("run", "before") else f"recipe-{label}.toml")
+
+
+def reproduce(session, specs, samples, bench, command) -> Reproduce:
+    """The command line that rebuilds this report, and the recipe files it reads."""
+    recipes = [RecipeFile(label, recipe_file_name(label, source), recipe.dumps())
+               for label, recipe, _, source in specs]
+    notes = []
+    if command is None:
+        spec = session.spec
+        command = ["qwb", "report", spec.model, "--calib", spec.calib]
+        if spec.eval:
+            command += ["--eval", spec.eval]
+        if specs[0][1].layers or specs[0][1].differences_from_default() or spec.recipe_path:
+            command += ["--recipe", recipes[0].file]
+        if len(specs) > 1:
+            command += ["--compare", recipes[1].file]
+        if samples:
+            command += ["--samples", str(samples)]
+        if bench:
+            command += ["--bench", ",".join(bench)]
+        command += ["-o", "report.html"]
+        notes.append("command reconstructed from the session (the report was not made on the command line)")
+    notes.append("save each recipe below under the file name shown, next to the command's working directory")
+    return Reproduce(" ".join(shlex.quote(a) for a in command), list(command), recipes, notes)

@@ -1,0 +1,133 @@
+"""The Markdown summary: short enough to paste into a pull request, numbers from the same JSON document.
+
+Text from the model or the user goes into code spans or is backslash-escaped, so a node name cannot
+open HTML, a link or a table cell in the rendered comment.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .data import ReportData
+from .markup import clean
+from .view import format_value
+
+TOP = 5
+MAX_CHANGED = 10
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~])")
+
+
+def _one_line(s) -> str:
+    return clean(s).replace("\n", " ").replace("\t", " ").replace("\u2028", " ").replace("\u2029", " ")
+
+
+def md_text(s) -> str:
+    """Plain text with every Markdown/HTML-significant character escaped (& as an entity)."""
+    return _MD_SPECIAL.sub(r"\\\1", _one_line(s).replace("&", "&amp;"))
+
+
+def md_code(s, cell: bool = False) -> str:
+    """A code span holding ``s`` exactly (fence longer than any backtick run); in a table ``cell`` the pipes
+    are escaped, which GitHub-style tables undo before the span is read."""
+    t = _one_line(s)
+    if cell:
+        t = t.replace("|", "\\|")
+    runs = [len(m) for m in re.findall(r"`+", t)]
+    fence = "`" * (max(runs, default=0) + 1)
+    pad = " " if t.startswith("`") or t.endswith("`") or not t.strip() else ""
+    return f"{fence}{pad}{t}{pad}{fence}"
+
+
+def _fence(text: str) -> str:
+    runs = [len(m) for m in re.findall(r"`{3,}", text)]
+    f = "`" * max(3, max(runs, default=0) + 1)
+    return f"{f}\n{text.rstrip()}\n{f}"
+
+
+def _v(x, kind: str, unit: str = "") -> str:
+    s = format_value(x, kind)
+    return s if s == "–" else s + unit
+
+
+def render_markdown(report: ReportData | dict) -> str:
+    """The report's Markdown summary."""
+    d = report.to_dict() if isinstance(report, ReportData) else report
+    f = d["final_run"]
+    run = d["runs"][f]
+    s = run["summary"]
+    out = [f"### {md_text(d['title'])}", ""]
+    head = []
+    if s["accuracy_fp32"] is not None:
+        head.append(f"**Accuracy** FP32 {_v(s['accuracy_fp32'], 'pct', '%')} → INT8 {_v(s['accuracy_int8'], 'pct', '%')} "
+                    f"({_v(s['accuracy_delta'], 'dpct')} points)")
+    if s["top1_agreement"] is not None:
+        head.append(f"top-1 agreement {_v(s['top1_agreement'], 'pct', '%')}")
+    if s["output_sqnr_db"] is not None:
+        head.append(f"output SQNR {_v(s['output_sqnr_db'], 'db', ' dB')}")
+    head.append(f"{s['flagged']} of {s['layers']} layers flagged")
+    source = (f"Model {md_code(d['model']['source'])}, {s['samples']} evaluation samples, "
+              f"{md_text(d['generator'])}.")
+    out += [" · ".join(head), "", source, ""]
+    c = d.get("comparison")
+    if c:
+        out += _comparison(d, c)
+    layers = run["analysis"]["layers"]
+    ranked = sorted((lay for lay in layers if lay["isolated"] and lay["isolated"]["sqnr_db"] is not None),
+                    key=lambda lay: min(x for x in (lay["isolated"]["sqnr_db"], lay["isolated"]["channel_sqnr_mean"])
+                                        if x is not None))
+    out += ["**Worst layers** (SQNR in dB, higher is better)", "",
+            "| layer | op | isolated | cumulative | flagged | first hint |", "|---|---|--:|--:|---|---|"]
+    for lay in ranked[:TOP]:
+        hint = md_text(lay["hints"][0]["suggestion"]) if lay["hints"] and lay["flagged"] else ""
+        out.append(f"| {md_code(lay['node'], True)} | {md_code(lay['op_type'], True)} | {_v(lay['isolated']['sqnr_db'], 'db')} | "
+                   f"{_v(lay['cumulative']['sqnr_db'], 'db')} | {'yes' if lay['flagged'] else ''} | {hint} |")
+    out.append("")
+    if run.get("bench"):
+        parts = []
+        for b in run["bench"]["backends"]:
+            if b["fp32"] and b["int8"]:
+                cov = (f", INT8 coverage {b['nodes_int8']}/{(b['nodes_int8'] or 0) + (b['nodes_float'] or 0)} nodes"
+                       if b["nodes_int8"] is not None else "")
+                parts.append(f"{md_text(b['backend'])}: FP32 {_v(b['fp32']['p50_ms'], 'ms', ' ms')} → INT8 "
+                             f"{_v(b['int8']['p50_ms'], 'ms', ' ms')} p50 ({_v(b['speedup'], 'x', '×')}){cov}")
+        if parts:
+            out += ["**Benchmark** " + "; ".join(parts), ""]
+    changes = run["recipe_changes"]
+    out.append("**Recipe** " + ("; ".join(md_code(x) for x in changes) if changes else "defaults"))
+    ex = run.get("exclusions") or {}
+    if ex.get("layers"):
+        fp32 = [md_code(lay["node"]) for lay in ex["layers"] if lay["precision"] == "fp32"]
+        i16 = [md_code(lay["node"]) for lay in ex["layers"] if lay["precision"] == "int16"]
+        fixes = ([f"FP32: {', '.join(fp32)}"] if fp32 else []) + ([f"INT16: {', '.join(i16)}"] if i16 else [])
+        out.append("**Kept out of INT8** " + "; ".join(fixes) + " (onnxruntime, Polygraphy, NNCF and TFLite forms "
+                   "in the HTML report, or `qwb export-exclusions`)")
+    out += ["", "Reproduce:", "", _fence(d["reproduce"]["command"]), ""]
+    return "\n".join(out)
+
+
+def _comparison(d: dict, c: dict) -> list[str]:
+    out = [f"**Before → after** ({md_text(_name(d, c['before']))} → {md_text(_name(d, c['after']))})", ""]
+    for o in c["outputs"]:
+        parts = [f"SQNR {_v(o['sqnr_before'], 'db')} → {_v(o['sqnr_after'], 'db')} dB"]
+        if o["accuracy_before"] is not None:
+            parts.append(f"INT8 accuracy {_v(o['accuracy_before'], 'pct', '%')} → {_v(o['accuracy_after'], 'pct', '%')}"
+                         f" ({_v(o['accuracy_delta'], 'dpct')} points)")
+        out.append(f"- output {md_code(o['name'])}: " + ", ".join(parts))
+    for lat in c["latency"]:
+        out.append(f"- latency on {md_text(lat['backend'])}: INT8 p50 {_v(lat['before_ms'], 'ms')} → "
+                   f"{_v(lat['after_ms'], 'ms')} ms ({_v(lat['delta_share'], 'dpct', '%')})")
+    changed = [lay for lay in c["layers"] if lay["changed"]]
+    out += ["", "| changed layer | precision | cumulative SQNR dB | Δ |", "|---|---|--:|--:|"]
+    for lay in changed[:MAX_CHANGED]:
+        prec = (f"{lay['precision_before'] or '–'} → {lay['precision_after'] or '–'}"
+                if lay["precision_before"] != lay["precision_after"] else (lay["precision_after"] or ""))
+        out.append(f"| {md_code(lay['node'], True)} | {md_text(prec)} | {_v(lay['cumulative_before'], 'db')} → "
+                   f"{_v(lay['cumulative_after'], 'db')} | {_v(lay['cumulative_delta'], 'ddb')} |")
+    if len(changed) > MAX_CHANGED:
+        out.append(f"| … {len(changed) - MAX_CHANGED} more | | | |")
+    return out + [""]
+
+
+def _name(d: dict, i: int) -> str:
+    r = d["runs"][i]
+    return f"{r['label']}: {r['recipe_source'] or 'default recipe'}"

@@ -1,0 +1,382 @@
+"""The result sections of the HTML report: summary, before/after, outputs, worst layers, depth, histograms,
+benchmarks. Each reads the report's JSON document through a ``View`` so its numbers carry their pointers."""
+
+from __future__ import annotations
+
+from .charts import Series, bar_chart, histogram_chart, legend, line_chart
+from .html_parts import precision_tag, section, table, tag
+from .markup import Markup, el, join
+from .view import View, format_value
+
+TOP_LAYERS = 10
+MAX_ALL_LAYERS = 80
+MAX_CLASSES = 20
+
+
+def _card(key: str, value: Markup | str, detail: Markup | str | None = None) -> Markup:
+    return el("div", {"class_": "card"}, el("div", {"class_": "k"}, key), el("div", {"class_": "v"}, value),
+              el("div", {"class_": "d muted"}, detail) if detail else None)
+
+
+def summary(v: View, f: int) -> Markup:
+    """Headline cards and a one-sentence verdict for the final run."""
+    s = v.get("runs", f, "summary")
+    run = ("runs", f, "summary")
+    cards = []
+    if s["accuracy_fp32"] is not None:
+        cards.append(_card("Accuracy FP32", join([v.num(run + ("accuracy_fp32",), "pct"), "%"])))
+        cards.append(_card("Accuracy INT8", join([v.num(run + ("accuracy_int8",), "pct"), "%"]),
+                           join([v.num(run + ("accuracy_delta",), "dpct"), " points"])))
+    if s["top1_agreement"] is not None:
+        cards.append(_card("Top-1 agreement", join([v.num(run + ("top1_agreement",), "pct"), "%"]), "INT8 vs FP32"))
+    if s["output_sqnr_db"] is not None:
+        cards.append(_card("Output SQNR", join([v.num(run + ("output_sqnr_db",), "db"), " dB"]), s["output"]))
+    cards.append(_card("Flagged layers", join([v.num(run + ("flagged",), "int"), " of ", v.num(run + ("layers",), "int")]),
+                       join(["worst: ", s["worst_node"]]) if s["worst_node"] else None))
+    kept = []
+    if s["fp32_layers"]:
+        kept.append(join([v.num(run + ("fp32_layers",), "int"), " FP32"]))
+    if s["int16_layers"]:
+        kept.append(join([v.num(run + ("int16_layers",), "int"), " INT16"]))
+    cards.append(_card("Layers in INT8", v.num(run + ("int8_layers",), "int"), join(kept, ", ") if kept else "all"))
+    bench = v.get("runs", f, "bench")
+    if bench:
+        for i, b in enumerate(bench["backends"]):
+            if b["speedup"] is not None:
+                cards.append(_card(f"Speed-up on {b['backend']}", join([v.num(("runs", f, "bench", "backends", i,
+                                                                                "speedup"), "x"), "×"]),
+                                   "INT8 vs FP32, p50"))
+    return el("section", {"id": "summary"}, el("div", {"class_": "cards"}, *cards), _verdict(v, f))
+
+
+def _verdict(v: View, f: int) -> Markup:
+    s = v.get("runs", f, "summary")
+    run = ("runs", f, "summary")
+    parts = []
+    bad = False
+    if s["accuracy_delta"] is not None:
+        d = s["accuracy_delta"]
+        bad = d < -0.01
+        acc = ["(", v.num(run + ("accuracy_fp32",), "pct"), "% → ", v.num(run + ("accuracy_int8",), "pct"), "%). "]
+        if d == 0:
+            parts += ["INT8 keeps the FP32 accuracy "] + acc
+        else:
+            parts += ["INT8 ", "loses" if d < 0 else "gains", " ", v.num(run + ("accuracy_delta",), "dpct"),
+                      " points of accuracy "] + acc
+    elif s["output_sqnr_db"] is not None:
+        parts += ["Output SQNR is ", v.num(run + ("output_sqnr_db",), "db"), " dB (no labels, so no accuracy). "]
+    if s["flagged"]:
+        flagged = [lay for lay in v.get("runs", f, "analysis", "layers") if lay["flagged"]]
+        names = join([el("code", None, lay["node"]) for lay in flagged[:4]], ", ")
+        parts += [v.num(run + ("flagged",), "int"), " layer(s) flagged as causing error: ", names,
+                  " …" if len(flagged) > 4 else "", ". See their hints below."]
+    else:
+        parts.append("No layer is flagged as causing error.")
+    return el("p", {"class_": "verdict " + ("bad" if bad else "good")}, *parts)
+
+
+def comparison(v: View) -> Markup | None:
+    """Before/after: outputs, the layers that changed, and the latency cost."""
+    c = v.get("comparison")
+    if not c:
+        return None
+    rb, ra = c["before"], c["after"]
+    names = [_run_name(v, rb), _run_name(v, ra)]
+    out_rows = []
+    for i, o in enumerate(c["outputs"]):
+        p = ("comparison", "outputs", i)
+        out_rows.append([o["name"], v.num(p + ("sqnr_before",), "db"), v.num(p + ("sqnr_after",), "db"),
+                         v.num(p + ("sqnr_delta",), "ddb"), v.num(p + ("top1_before",), "pct"),
+                         v.num(p + ("top1_after",), "pct"), v.num(p + ("accuracy_before",), "pct"),
+                         v.num(p + ("accuracy_after",), "pct"), v.num(p + ("accuracy_delta",), "dpct")])
+    outputs = table(["output", "SQNR before (dB)", "after", "Δ dB", "top-1 agr. before (%)", "after",
+                     "INT8 acc. before (%)", "after", "Δ points"], out_rows, num_cols=set(range(1, 9)),
+                    id="compare-outputs")
+    changed = [(i, lay) for i, lay in enumerate(c["layers"]) if lay["changed"]]
+    rows, classes = [], []
+    for i, lay in changed:
+        p = ("comparison", "layers", i)
+        prec = join([precision_tag(lay["precision_before"]), "→ ", precision_tag(lay["precision_after"])]) \
+            if lay["precision_before"] != lay["precision_after"] else precision_tag(lay["precision_after"])
+        pct = ""
+        if lay["percentile_before"] != lay["percentile_after"]:
+            pct = join(["percentile ", format_value(lay["percentile_before"], "g"), " → ",
+                        format_value(lay["percentile_after"], "g")])
+        flag = ("now flagged" if lay["flagged_after"] and not lay["flagged_before"] else
+                "no longer flagged" if lay["flagged_before"] and not lay["flagged_after"] else
+                "flagged" if lay["flagged_after"] else "")
+        rows.append([join([el("code", None, lay["node"]), " ", tag(lay["op_type"])]), join([prec, " ", pct]),
+                     v.num(p + ("isolated_before",), "db"), v.num(p + ("isolated_after",), "db"),
+                     v.num(p + ("isolated_delta",), "ddb"), v.num(p + ("cumulative_before",), "db"),
+                     v.num(p + ("cumulative_after",), "db"), v.num(p + ("cumulative_delta",), "ddb"), flag])
+        classes.append("changed")
+    layers = (table(["layer", "setting", "isolated before (dB)", "after", "Δ", "cumulative before (dB)", "after", "Δ",
+                     "flag"], rows, num_cols={2, 3, 4, 5, 6, 7}, row_classes=classes, id="compare-layers")
+              if rows else el("p", {"class_": "muted"}, "No layer changed."))
+    return section("compare", "Before / after",
+                   el("p", None, "Before: ", el("strong", None, names[0]), ". After: ", el("strong", None, names[1]),
+                      ". Same model and data; the sections below describe the after run."),
+                   el("h3", None, "Model outputs"), outputs,
+                   el("h3", None, f"Layers that changed ({len(changed)} of {len(c['layers'])})"),
+                   el("p", {"class_": "sub"}, "A layer is listed when its precision or percentile changed, its flag "
+                      f"changed, or its cumulative SQNR moved by at least {c['threshold_db']:g} dB. SQNR: higher is "
+                      "better."), layers,
+                   el("h3", None, "Latency"), _latency(v, c))
+
+
+def _run_name(v: View, i: int) -> str:
+    """The recipe a run used, by file name ('default recipe' when none was given)."""
+    src = v.get("runs", i, "recipe_source")
+    return src.replace("\\", "/").rsplit("/", 1)[-1] if src else "default recipe"
+
+
+def _latency(v: View, c: dict) -> Markup:
+    if not c["latency"]:
+        return el("p", {"class_": "muted"}, "Not measured: add --bench cpu to qwb report to time both INT8 models.")
+    rows = []
+    for i, lat in enumerate(c["latency"]):
+        p = ("comparison", "latency", i)
+        rows.append([lat["backend"], v.num(p + ("fp32_ms",), "ms"), v.num(p + ("before_ms",), "ms"),
+                     v.num(p + ("after_ms",), "ms"), v.num(p + ("delta_ms",), "dms"), join([v.num(p + ("delta_share",),
+                                                                                                    "dpct"), "%"])])
+    return el("div", {"class_": "lat"}, table(["backend", "FP32 p50 (ms)", "INT8 before p50 (ms)", "INT8 after p50 (ms)",
+                                               "Δ ms", "Δ"], rows, num_cols={1, 2, 3, 4, 5}, id="compare-latency"))
+
+
+def outputs(v: View, f: int) -> Markup:
+    """FP32 vs INT8 at the model outputs, and the classes whose accuracy drops."""
+    a = ("runs", f, "analysis")
+    rows = []
+    per_class = []
+    for i, o in enumerate(v.get(*a, "outputs")):
+        p = a + ("outputs", i)
+        rows.append([o["name"], v.num(p + ("sqnr_db",), "db"), v.num(p + ("cosine",), "cos"),
+                     v.num(p + ("top1_agreement",), "pct"), v.num(p + ("accuracy_fp32",), "pct"),
+                     v.num(p + ("accuracy_int8",), "pct")])
+        drops = [(k, c) for k, c in enumerate(o["per_class"]) if c["accuracy_int8"] is not None
+                 and c["accuracy_fp32"] is not None and c["accuracy_int8"] < c["accuracy_fp32"]]
+        drops.sort(key=lambda kc: kc[1]["accuracy_int8"] - kc[1]["accuracy_fp32"])
+        if o["per_class"]:
+            crow = [[str(c["label"]), v.num(p + ("per_class", k, "count"), "int"),
+                     v.num(p + ("per_class", k, "accuracy_fp32"), "pct"),
+                     v.num(p + ("per_class", k, "accuracy_int8"), "pct")] for k, c in drops[:MAX_CLASSES]]
+            per_class.append(el("h3", None, f"Classes losing accuracy: {o['name']}"))
+            per_class.append(table(["class label", "samples", "FP32 (%)", "INT8 (%)"], crow, num_cols={1, 2, 3},
+                                   id=f"classes-{i}") if crow else el("p", {"class_": "muted"},
+                                                                      "No class loses accuracy."))
+            rest = len(o["per_class"]) - len(drops)
+            per_class.append(el("p", {"class_": "sub"}, f"{len(drops)} of {len(o['per_class'])} classes lose accuracy"
+                                f"{'' if len(drops) <= MAX_CLASSES else f' ({MAX_CLASSES} shown)'}; {rest} keep or "
+                                "gain it. A drift in a rare class hides in the average."))
+    samples = v.get(*a, "samples")
+    return section("outputs", "Model outputs: FP32 vs INT8",
+                   el("p", {"class_": "sub"}, f"On {samples} evaluation samples. Accuracy needs labels in the "
+                      "evaluation data; top-1 agreement is how often INT8 picks the same class as FP32."),
+                   table(["output", "SQNR (dB)", "cosine", "top-1 agreement (%)", "accuracy FP32 (%)",
+                          "accuracy INT8 (%)"], rows, num_cols={1, 2, 3, 4, 5}, id="outputs-table"), *per_class)
+
+
+def _sqnr_cell(v: View, p: tuple, which: str, m: dict | None) -> Markup | str:
+    """Tensor SQNR with the mean / worst channel SQNR under it."""
+    if not m:
+        return "–"
+    return join([v.num(p + (which, "sqnr_db"), "db"), el("br", None),
+                 el("small", {"class_": "muted"}, "ch ", v.num(p + (which, "channel_sqnr_mean"), "db"), " / ",
+                    v.num(p + (which, "channel_sqnr_min"), "db"))])
+
+
+def _layer_name(lay: dict) -> Markup:
+    return join([el("code", None, lay["node"]), " ", tag(lay["op_type"]),
+                 precision_tag(lay["precision"]) if lay["precision"] != "int8" else None,
+                 tag("flagged", "bad") if lay["flagged"] else None])
+
+
+def _worst_row(v: View, f: int, i: int, lay: dict) -> list:
+    p = ("runs", f, "analysis", "layers", i)
+    return [_layer_name(lay), _sqnr_cell(v, p, "isolated", lay["isolated"]),
+            _sqnr_cell(v, p, "cumulative", lay["cumulative"]), v.num(p + ("amplification",), "db"),
+            v.num(p + ("introduced_db",), "db"),
+            join([v.num(p + ("clip_rate",), "pctg"), "%"]) if lay["clip_rate"] is not None else "–",
+            v.num(p + ("weight", "sqnr_db"), "db") if lay["weight"] else "–"]
+
+
+def _all_row(v: View, f: int, i: int, lay: dict) -> list:
+    p = ("runs", f, "analysis", "layers", i)
+    return [el("code", None, lay["node"]), lay["op_type"], lay["precision"],
+            v.num(p + ("isolated", "sqnr_db"), "db") if lay["isolated"] else "–",
+            v.num(p + ("cumulative", "sqnr_db"), "db"), v.num(p + ("amplification",), "db"),
+            tag("flagged", "bad") if lay["flagged"] else ""]
+
+
+def layers(v: View, f: int) -> Markup:
+    """The worst layers by isolated error with their hints, then every layer in graph order."""
+    all_layers = v.get("runs", f, "analysis", "layers")
+    ranked = sorted(range(len(all_layers)), key=lambda i: _iso_key(all_layers[i]))
+    rows, classes = [], []
+    for rank, i in enumerate(ranked[:TOP_LAYERS], 1):
+        lay = all_layers[i]
+        rows.append([str(rank)] + _worst_row(v, f, i, lay))
+        classes.append("flagged" if lay["flagged"] else None)
+        if lay["hints"] and (lay["flagged"] or rank <= 3):
+            items = [el("li", None, h["message"], el("br", None), el("span", {"class_": "hint-try"}, "try: ",
+                                                                      h["suggestion"])) for h in lay["hints"]]
+            rows.append([Markup(""), el("td", {"colspan": 7}, el("ul", {"class_": "hints"}, *items))])
+            classes.append("flagged hint-row" if lay["flagged"] else "hint-row")
+    heads = ["#", "layer", "isolated SQNR dB", "cumulative SQNR dB", "amplif. dB", "introduced dB", "clipped",
+             "weight SQNR dB"]
+    th = v.get("runs", f, "analysis", "thresholds")
+    shown = all_layers[:MAX_ALL_LAYERS]
+    every = [_all_row(v, f, i, lay) for i, lay in enumerate(shown)]
+    return section(
+        "layers", "Worst layers and why",
+        el("p", {"class_": "sub"}, "Ranked by isolated error (the layer alone quantized, fed float inputs), which "
+           "separates layers that cause error from layers that carry it; amplification = isolated − cumulative SQNR; "
+           "ch = mean / worst output channel. "
+           f"Flagged: isolated SQNR {th['isolated_below_median_db']:g} dB below the median layer, under "
+           f"{th['isolated_floor_db']:g} dB, or {th['introduced_db']:g} dB lost at the node. Higher SQNR is better."),
+        table(heads, rows, num_cols={0, 2, 3, 4, 5, 6, 7}, row_classes=classes, id="worst-layers", name_col=1),
+        el("h3", None, f"All layers in graph order ({len(all_layers)})"),
+        table(["layer", "op", "precision", "isolated dB", "cumulative dB", "amplif. dB", ""], every,
+              num_cols={3, 4, 5}, row_classes=["flagged" if lay["flagged"] else None for lay in shown],
+              id="all-layers"),
+        el("p", {"class_": "sub"}, f"{len(all_layers) - MAX_ALL_LAYERS} more layers in the JSON file.")
+        if len(all_layers) > MAX_ALL_LAYERS else None)
+
+
+def _iso_key(lay: dict) -> float:
+    iso = lay["isolated"]
+    if not iso or iso["sqnr_db"] is None:
+        return float("inf")
+    vals = [x for x in (iso["sqnr_db"], iso["channel_sqnr_mean"]) if x is not None]
+    return min(vals)
+
+
+def depth(v: View, f: int) -> Markup:
+    """Per-layer SQNR along depth: isolated and cumulative (and the before run's cumulative when comparing)."""
+    lays = v.get("runs", f, "analysis", "layers")
+    labels = [lay["node"] for lay in lays]
+    iso = Series("isolated", [lay["isolated"]["sqnr_db"] if lay["isolated"] else None for lay in lays], "s-iso",
+                 [f"/runs/{f}/analysis/layers/{i}/isolated/sqnr_db" if lay["isolated"] else "" for i, lay in
+                  enumerate(lays)])
+    cum = Series("cumulative", [lay["cumulative"]["sqnr_db"] for lay in lays], "s-cum",
+                 [f"/runs/{f}/analysis/layers/{i}/cumulative/sqnr_db" for i in range(len(lays))])
+    series = [iso, cum]
+    c = v.get("comparison")
+    if c:
+        b = c["before"]
+        before_vals, before_ptrs = [], []
+        for lay in lays:
+            j = v.layer_index(b, lay["node"])
+            before_vals.append(v.get("runs", b, "analysis", "layers", j, "cumulative", "sqnr_db") if j is not None
+                               else None)
+            before_ptrs.append(f"/runs/{b}/analysis/layers/{j}/cumulative/sqnr_db" if j is not None else "")
+        series.insert(0, Series("cumulative before", before_vals, "s-before", before_ptrs, dashed=True))
+    marks = {i for i, lay in enumerate(lays) if lay["flagged"]}
+    chart = line_chart(labels, series, label="SQNR per layer along depth (dB)", marks=marks)
+    return section("depth", "SQNR along depth",
+                   el("p", {"class_": "sub"}, "Every analysed layer in graph order. Cumulative: the fully quantized "
+                      "model's tensor vs FP32 (error propagated from upstream). Isolated: the layer alone quantized. "
+                      "A drop in isolated SQNR marks a cause; cumulative falling while isolated stays high marks "
+                      "error carried from upstream. Hover a point for its value."),
+                   el("figure", None, el("div", {"class_": "wide"}, chart),
+                      legend(series, [("flag", "flagged layer")])))
+
+
+def histograms(v: View, f: int) -> Markup:
+    """Calibration histograms of the flagged layers' outputs with each run's range."""
+    hs = v.get("runs", f, "histograms") or []
+    if not hs:
+        return section("histograms", "Histograms and calibration ranges",
+                       el("p", {"class_": "muted"}, "No calibrated tensor to show."))
+    figs = []
+    for i, h in enumerate(hs):
+        p = ("runs", f, "histograms", i)
+        ranges: list = []
+        for name, r in h["ranges"].items():  # identical ranges (nothing changed for this tensor) share one label
+            same = next((i for i, x in enumerate(ranges) if (x[1], x[2]) == (r["lo"], r["hi"])), None)
+            if same is None:
+                ranges.append(("range" if name == "run" else name, r["lo"], r["hi"], f"r{len(ranges)}"))
+            else:
+                ranges[same] = (f"{ranges[same][0]} = {name}",) + ranges[same][1:]
+        chart = histogram_chart(h["lo"], h["hi"], h["counts"], ranges,
+                                label=f"histogram of {h['tensor']} with calibration range")
+        rows = []
+        for name, r in h["ranges"].items():
+            q = p + ("ranges", name)
+            method = r["method"] + (f" {r['percentile']:g}" if r["percentile"] is not None else "")
+            rows.append([("" if name == "run" else f"{name}: ") + f"{method} {r['qtype']}",
+                         join(["[", v.num(q + ("lo",), "g"), ", ", v.num(q + ("hi",), "g"), "]"]),
+                         join([v.num(q + ("clip_rate",), "pctg"), "%"]), join([v.num(q + ("grid_usage",), "pct1"), "%"]),
+                         join([v.num(q + ("outlier_share",), "pct1"), "%"]), v.num(q + ("predicted_sqnr_db",), "db")])
+        for name in h.get("float_in") or []:
+            rows.append([f"{name}: kept in FP32", el("td", {"colspan": 5, "class_": "muted"}, "not quantized")])
+        rtable = el("div", {"class_": "compact"}, table(
+            ["method" if list(h["ranges"]) == ["run"] else "run: method", "range", "clipped", "grid used",
+             "outliers", "pred. dB"], rows, num_cols={2, 3, 4, 5}))
+        lab = None
+        if h.get("methods"):
+            mrows = [[m + (" ★" if m == h.get("winner") else ""),
+                      join(["[", v.num(p + ("methods", m, "lo"), "g"), ", ", v.num(p + ("methods", m, "hi"), "g"), "]"]),
+                      join([v.num(p + ("methods", m, "clip_rate"), "pctg"), "%"]),
+                      v.num(p + ("methods", m, "predicted_sqnr_db"), "db")] for m in h["methods"]]
+            lab = el("div", {"class_": "compact"}, el("p", {"class_": "sub"}, "Calibration lab: every method on "
+                                                      "this tensor (★ = best predicted SQNR)"),
+                     table(["method", "range", "clipped", "pred. dB"], mrows, num_cols={2, 3}))
+        why = {"flagged": "flagged", "worst": "worst layer (none flagged)"}.get(h["why"], h["why"])
+        figs.append(el("figure", {"id": f"hist-{i}"},
+                       el("h3", None, el("code", None, h["node"]), " ", tag(h["op_type"]), tag(why, "bad")
+                          if "flagged" in h["why"] else tag(why)),
+                       el("figcaption", None, "output tensor ", el("code", None, h["tensor"]), "; ",
+                          v.num(p + ("count",), "int"), " calibration values in [", v.num(p + ("min",), "g"), ", ",
+                          v.num(p + ("max",), "g"), "], ", v.num(p + ("zeros",), "int"), " exact zeros; log scale"),
+                       chart, rtable, lab))
+    return section("histograms", "Histograms and calibration ranges",
+                   el("p", {"class_": "sub"}, "Values of each flagged layer's output on the calibration data (count on "
+                      "a log scale, so rare outliers show), with the range each run's recipe quantizes it to; shaded: "
+                      "values clipped. Figures are predicted from the histogram."),
+                   el("div", {"class_": "grid2"}, *figs))
+
+
+def bench(v: View, f: int) -> Markup:
+    """Latency FP32 vs INT8 per backend and how much of the INT8 model runs in integer kernels."""
+    runs = [f] + ([v.get("comparison", "before")] if v.get("comparison") else [])
+    blocks = []
+    for r in runs:
+        b = v.get("runs", r, "bench")
+        if not b:
+            continue
+        rows, bars = [], []
+        for i, be in enumerate(b["backends"]):
+            p = ("runs", r, "bench", "backends", i)
+            if not be["available"]:
+                rows.append([be["backend"], el("td", {"colspan": 7}, "not available: ", be["reason"] or "")])
+                continue
+            cov = (join([v.num(p + ("nodes_int8",), "int"), " INT8 / ", v.num(p + ("nodes_float",), "int"), " float"])
+                   if be["nodes_int8"] is not None else "–")
+            rows.append([be["backend"], v.num(p + ("batch",), "int") if be["batch"] is not None else "–",
+                         v.num(p + ("fp32", "p50_ms"), "ms") if be["fp32"] else "–",
+                         v.num(p + ("int8", "p50_ms"), "ms") if be["int8"] else "–",
+                         join([v.num(p + ("speedup",), "x"), "×"]) if be["speedup"] is not None else "–", cov,
+                         join([v.num(p + ("macs_int8_share",), "pct1"), "%"]) if be["macs_int8_share"] is not None
+                         else "–", "; ".join(f"{k}: {m}" for k, m in be["failures"].items())])
+            if be["fp32"]:
+                bars.append((f"{be['backend']} FP32", be["fp32"]["p50_ms"], "fp32",
+                             f"/runs/{r}/bench/backends/{i}/fp32/p50_ms"))
+            if be["int8"]:
+                bars.append((f"{be['backend']} INT8", be["int8"]["p50_ms"], "int8",
+                             f"/runs/{r}/bench/backends/{i}/int8/p50_ms"))
+        floats = [el("li", None, el("code", None, fn)) for be in b["backends"] for fn in be["float_nodes"]]
+        host = b.get("host") or {}
+        blocks += [el("h3", None, f"{v.get('runs', r, 'label')}: {_run_name(v, r)}") if len(runs) > 1 else None,
+                   table(["backend", "batch", "FP32 p50 (ms)", "INT8 p50 (ms)", "speed-up", "INT8 coverage (nodes)",
+                          "MACs in INT8", "failures"], rows, num_cols={1, 2, 3, 4, 6}, id=f"bench-{r}"),
+                   el("figure", None, bar_chart(bars, label="p50 latency per backend (ms)")) if bars else None,
+                   el("p", {"class_": "sub"}, "Timed on ", host.get("cpu", "this machine"),
+                      f", {b['settings'].get('threads')} threads, {b['settings'].get('runs')} runs"
+                      if b.get("settings") else ""),
+                   el("div", None, el("p", {"class_": "sub"}, "Nodes left in float by onnxruntime:"),
+                      el("ul", None, *floats)) if floats else None]
+    if not blocks:
+        blocks = [el("p", {"class_": "muted"}, "Not run. Add ", el("code", None, "--bench cpu"), " to ",
+                     el("code", None, "qwb report"), " to time FP32 vs INT8 and measure INT8 coverage.")]
+    return section("bench", "Benchmark", *blocks)
