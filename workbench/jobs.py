@@ -51,3 +51,14 @@ def analyze(session: Session, recipe: Recipe, samples: int | None = None, reserv
     from .analysis import analyze as run  # noqa: PLC0415 - the engine is heavy; load it on first use
 
     return run(session, recipe=recipe.copy(), samples=samples, task=task or NullTask(), reservoir=reservoir)
+
+
+def benchmark(model: str, int8: str, calib: str, backends: tuple, threads: int = 0, batches: tuple = (1,),
+              runs: int = 50, warmup: int = 5, task: Task | None = None) -> dict:
+    """Time the FP32 model against the given INT8 model on ``backends`` (each in its own child process);
+    returns the JSON-able report (``workbench.bench.BenchReport.to_dict``)."""
+    from .bench import BenchRequest, run_bench  # noqa: PLC0415
+
+    req = BenchRequest(model=model, int8=int8, calib=calib, backends=tuple(backends), threads=threads,
+                       batches=tuple(batches), runs=runs, warmup=warmup, compare_activation_types=False)
+    return run_bench(req, task or NullTask()).to_dict()

@@ -242,3 +242,47 @@ def test_a_crash_in_the_engine_process_is_reported_and_nothing_is_lost(make_wind
     w.actions_.run.trigger()  # reloads the model in the new process, then analyses the edited recipe
     wait_runs(qtbot, w, 2)
     assert w.ws.current_run.result.layers[0].precision == "fp32" and not w.ws.stale
+
+
+def test_benchmark_on_cpu_in_the_background(make_window, qtbot):
+    w = make_window()
+    w.open_demo()
+    wait_runs(qtbot, w, 1)
+    w.actions_.bench.trigger()
+    p = w.bench
+    qtbot.waitUntil(lambda: p.backend_model.rowCount() > 0)
+    names = {p.backend_model.item(r).data(Qt.ItemDataRole.UserRole): p.backend_model.item(r)
+             for r in range(p.backend_model.rowCount())}
+    assert names["cpu"].isEnabled()
+    assert not names["neon"].isEnabled() and "ARM64" in names["neon"].toolTip()  # this host is x86
+    assert "neon" in p.reason.text() and "✗" in p.reason.text()
+    p.backend_box.setCurrentIndex(list(names).index("cpu"))
+    p.runs.setValue(20)
+    p.threads.setValue(1)
+    assert p.run()
+    assert w.ctl.busy  # in the background: the window stays responsive
+    wait_idle(qtbot, w)
+    assert w.messages.isHidden(), w.messages.label.text()
+    assert len(w.ws.benchmarks) == 1 and p.table.rowCount() == 1
+    d = w.ws.benchmarks[0].data
+    assert d["fp32"]["p50_ms"] > 0 and d["int8"]["p50_ms"] > 0 and d["threads"] == 1
+    assert d["int8_coverage"]["nodes_int8"] > 0 and 0 < d["int8_coverage"]["macs_int8_share"] <= 1
+    assert p.table.item(0, 1).text() == "cpu" and p.table.item(0, 7).text().endswith("×")
+    assert "INT8" in p.note.text() or "float" in p.note.text()
+
+
+def test_export_a_before_after_report(make_window, qtbot, tmp_path):
+    out = tmp_path / "demo-report.html"
+    w = make_window(FakePrompter(save_path=str(out)))
+    w.open_demo()
+    wait_runs(qtbot, w, 1)
+    node = w.ws.current_run.result.ranked("isolated")[0].node
+    w.ws.set_precision([node], "fp32")
+    w.run_analysis()
+    wait_runs(qtbot, w, 2)
+    w.actions_.export_report.trigger()
+    wait_idle(qtbot, w, timeout=120_000)
+    assert out.exists(), w.messages.label.text()
+    html = out.read_text()
+    assert node in html and "Report written" in w.messages.label.text()
+    assert out.with_suffix(".json").exists() and out.with_suffix(".md").exists()
