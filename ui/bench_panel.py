@@ -12,12 +12,13 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QGridLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-                               QPushButton, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+                               QPushButton, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QTextBrowser,
+                               QVBoxLayout, QWidget)
 
 from workbench import jobs
 from workbench.workspace import Workspace
 
-from .plots.common import hint_label, plot_widget
+from .plots.common import hint_label, key_html, plot_widget
 
 COLUMNS = ("Run", "Backend", "Threads", "Batch", "FP32 p50 ms", "INT8 p50 ms", "INT8 p90 ms", "Speedup",
            "INT8 nodes", "INT8 MACs", "Size MB FP32 → INT8", "Notes")
@@ -73,8 +74,10 @@ class BenchmarkPanel(QWidget):
         self.run_button.clicked.connect(self.run)
         form.addWidget(self.run_button, 4, 1)
         form.setColumnStretch(1, 1)
-        self.reason = hint_label()
-        self.reason.setTextFormat(Qt.TextFormat.RichText)
+        self.reason = QTextBrowser()
+        self.reason.setOpenLinks(False)
+        self.reason.setMinimumWidth(360)
+        self.reason.setStyleSheet("QTextBrowser {color:#3d4650; background:transparent; border:none;}")
 
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -83,15 +86,15 @@ class BenchmarkPanel(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.chart = plot_widget("p50 latency (ms)", "")
-        self.chart.addLegend(offset=(-10, 10), labelTextSize="9pt", brush=pg.mkBrush(255, 255, 255, 220))
+        self.chart.getPlotItem().getAxis("left").enableAutoSIPrefix(False)
         self.note = hint_label()
+        self.note.setTextFormat(Qt.TextFormat.RichText)
 
         left = QWidget()
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
         ll.addLayout(form)
-        ll.addWidget(self.reason)
-        ll.addStretch(1)
+        ll.addWidget(self.reason, 1)
         split = QSplitter()
         split.addWidget(self.table)
         split.addWidget(self.chart)
@@ -210,30 +213,36 @@ class BenchmarkPanel(QWidget):
             last = entries[-1].data
             float_nodes = (last.get("int8_coverage") or {}).get("float_nodes") or []
             fell = ", ".join(f"{n['name']} ({n['op_type']})" for n in float_nodes[:4])
-            self.note.setText(f"Last: {entries[-1].backend}. " + (f"Ran in float: {fell}." if fell else
-                                                                   "Every node with MACs ran in INT8."))
+            self.note.setText(key_html([("#9aa3ad", "line", "FP32 p50"), ("#1f77b4", "line", "INT8 p50"),
+                                        ("#222", "line", "whisker: p90")])
+                              + f"&nbsp;&nbsp;·&nbsp; last on {_esc(entries[-1].backend)}: "
+                              + (f"ran in float: {_esc(fell)}" if fell else "every node with MACs ran in INT8"))
         self._update_enabled()
 
     def _chart(self, entries) -> None:
         pi = self.chart.getPlotItem()
         pi.clear()
+        ax = pi.getAxis("bottom")
         timed = [e for e in entries if not e.data.get("emulated") and e.data.get("fp32")]
         if not timed:
+            ax.setTicks(None)
             return
+        rows = [(e.data["fp32"], e.data.get("int8") or {}) for e in timed]
+        top = max(max(f.get("p90_ms") or 0, i.get("p90_ms") or 0) for f, i in rows)
+        scale, unit = (1000.0, "µs") if top < 1.0 else (1.0, "ms")
+        pi.setLabel("left", f"latency ({unit})")
+
+        def col(which, key):
+            return np.array([(r[which].get(key) if r[which].get(key) is not None else np.nan) * scale for r in rows])
+
         x = np.arange(len(timed), dtype=float)
-        fp = np.array([e.data["fp32"]["p50_ms"] for e in timed])
-        i8 = np.array([(e.data.get("int8") or {}).get("p50_ms") or np.nan for e in timed])
-        i8_90 = np.array([(e.data.get("int8") or {}).get("p90_ms") or np.nan for e in timed])
-        fp_90 = np.array([e.data["fp32"].get("p90_ms") or np.nan for e in timed])
-        pi.addItem(pg.BarGraphItem(x=x - 0.18, height=fp, width=0.34, brush="#9aa3ad", name="FP32"))
-        pi.addItem(pg.BarGraphItem(x=x + 0.18, height=np.nan_to_num(i8), width=0.34, brush="#1f77b4", name="INT8"))
-        pi.addItem(pg.ErrorBarItem(x=x - 0.18, y=fp, top=np.nan_to_num(fp_90 - fp), bottom=0, beam=0.1))
-        pi.addItem(pg.ErrorBarItem(x=x + 0.18, y=np.nan_to_num(i8), top=np.nan_to_num(i8_90 - i8), bottom=0, beam=0.1))
-        pi.legend.clear()
-        pi.legend.addItem(pg.BarGraphItem(x=[0], height=[0], width=1, brush="#9aa3ad"), "FP32 p50 (bar to p90)")
-        pi.legend.addItem(pg.BarGraphItem(x=[0], height=[0], width=1, brush="#1f77b4"), "INT8 p50 (bar to p90)")
-        ax = pi.getAxis("bottom")
-        ax.setTicks([[(i, f"{e.run_label.split(':')[0]}\n{e.backend} b{e.data.get('batch')}")
+        fp, fp90, i8, i890 = col(0, "p50_ms"), col(0, "p90_ms"), col(1, "p50_ms"), col(1, "p90_ms")
+        pi.addItem(pg.BarGraphItem(x=x - 0.18, height=fp, width=0.34, brush="#9aa3ad"))
+        pi.addItem(pg.BarGraphItem(x=x + 0.18, height=np.nan_to_num(i8), width=0.34, brush="#1f77b4"))
+        pi.addItem(pg.ErrorBarItem(x=x - 0.18, y=fp, top=np.nan_to_num(fp90 - fp), bottom=np.zeros_like(fp), beam=0.1))
+        pi.addItem(pg.ErrorBarItem(x=x + 0.18, y=np.nan_to_num(i8), top=np.nan_to_num(i890 - i8),
+                                   bottom=np.zeros_like(i8), beam=0.1))
+        ax.setTicks([[(i, f"{e.run_label.split(':')[0].replace('Run ', 'R')} {e.backend} b{e.data.get('batch')}")
                       for i, e in enumerate(timed)]])
         pi.setXRange(-0.6, len(timed) - 0.4)
         pi.enableAutoRange(axis="y")

@@ -102,4 +102,5 @@ def fmt_db(v: float | None, digits: int = 1) -> str:
         return "—"
     if math.isinf(v):
         return "∞" if v > 0 else "−∞"
-    return f"{v:.{digits}f}"
+    text = f"{v:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text

@@ -11,8 +11,11 @@ from workbench.workspace import Workspace
 
 from .colors import fmt_db
 
-COLUMNS = ("Layer", "Op", "Precision", "Isolated before", "Isolated after", "Δ isolated", "Cumulative before",
-           "Cumulative after", "Δ cumulative")
+COLUMNS = ("Layer", "Op", "Precision", "Iso. before", "Iso. after", "Δ iso.", "Cum. before", "Cum. after", "Δ cum.")
+_ISO = "isolated SQNR (dB): the error the layer causes on its own"
+_CUM = "cumulative SQNR (dB): the error that has accumulated at the layer's output"
+_D = "after - before, dB: positive is better"
+TIPS = {3: _ISO, 4: _ISO, 5: _D, 6: _CUM, 7: _CUM, 8: _D}
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
@@ -36,7 +39,9 @@ class CompareModel(QAbstractTableModel):
 
     def headerData(self, s, o, role=Qt.ItemDataRole.DisplayRole):
         if o == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[s] + (" (dB)" if s >= 3 else "")
+            return COLUMNS[s]
+        if o == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
+            return TIPS.get(s)
         return None
 
     def _value(self, d: LayerDelta, c: int):
@@ -99,7 +104,8 @@ class ComparePanel(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.setAlternatingRowColors(True)
         self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.setColumnWidth(0, 170)
+        for c, wdt in enumerate((170, 80, 130, 90, 90, 80, 100, 100)):
+            self.table.setColumnWidth(c, wdt)
         self.table.clicked.connect(lambda i: self.ws.select([i.data(Qt.ItemDataRole.UserRole)], source=self))
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)

@@ -204,6 +204,7 @@ class Controller(QObject):
 
         def done(job: Job) -> None:
             if not self._fail(job, doing):
+                self.sigStatus.emit(f"{name}: done in {job.elapsed:.1f} s")
                 on_result(job.result)
 
         self.runner.start(name, "call", fn, args, on_done=done)

@@ -12,12 +12,17 @@ from workbench.workspace import Workspace
 from .colors import fmt_db
 
 
-def _metrics_rows(name: str, m: ErrorMetrics | None) -> str:
-    if m is None:
-        return f"<tr><td>{name}</td><td colspan=5>—</td></tr>"
-    return (f"<tr><td>{name}</td><td align=right>{fmt_db(m.sqnr_db)}</td><td align=right>"
-            f"{fmt_db(m.channel_sqnr_mean)}</td><td align=right>{fmt_db(m.channel_sqnr_min)}</td>"
-            f"<td align=right>{m.cosine:.4f}</td><td align=right>{m.max_abs:.3g}</td></tr>")
+def _metrics_table(iso: ErrorMetrics | None, cum: ErrorMetrics | None) -> str:
+    """Rows = figures, columns = isolated | cumulative (narrow enough for a side panel)."""
+    def cell(m, f):
+        return "<td align=right>—</td>" if m is None else f"<td align=right>{f(m)}</td>"
+
+    rows = (("SQNR (dB)", lambda m: fmt_db(m.sqnr_db)), ("channel mean", lambda m: fmt_db(m.channel_sqnr_mean)),
+            ("worst channel", lambda m: fmt_db(m.channel_sqnr_min)), ("cosine", lambda m: f"{m.cosine:.5f}"),
+            ("max |error|", lambda m: f"{m.max_abs:.3g}"), ("mean error", lambda m: f"{m.mean_error:+.2g}"))
+    body = "".join(f"<tr><td>{name}</td>{cell(iso, f)}{cell(cum, f)}</tr>" for name, f in rows)
+    return ("<table cellspacing=0 cellpadding=3 border=1 style='border-collapse:collapse;border-color:#ccd'>"
+            "<tr><th></th><th>isolated</th><th>cumulative</th></tr>" + body + "</table>")
 
 
 class DetailsPanel(QWidget):
@@ -56,10 +61,7 @@ class DetailsPanel(QWidget):
             return
         if lay.flagged:
             parts.append("<p style='color:#b42318'><b>Flagged</b>: this layer loses more than the thresholds allow.</p>")
-        parts.append("<table cellspacing=0 cellpadding=3 border=1 style='border-collapse:collapse;border-color:#ccd'>"
-                     "<tr><th></th><th>SQNR</th><th>ch.&nbsp;mean</th><th>ch.&nbsp;worst</th><th>cosine</th><th>max&nbsp;err</th></tr>"
-                     + _metrics_rows("isolated", lay.isolated) + _metrics_rows("cumul.", lay.cumulative)
-                     + "</table><p style='color:#5f6b78;margin-top:2px'>SQNR in dB; ch. = per output channel</p>")
+        parts.append(_metrics_table(lay.isolated, lay.cumulative))
         extra = []
         if lay.weight is not None:
             extra.append(f"weight SQNR {fmt_db(lay.weight.sqnr_db)} dB (worst channel "

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QComboBox, QLineEdit, QStyledItemDelegate
 
 from analyzers.diff_types import LayerResult
 from workbench.recipe import PRECISIONS
-from workbench.workspace import Workspace
+from workbench.workspace import Workspace, table_layers
 
 from .colors import FLAGGED, fmt_db, scale_for
 
@@ -64,8 +64,11 @@ class LayerTableModel(QAbstractTableModel):
         order: dict[str, tuple[int, str]] = {}
         g = self.ws.graph
         if g is not None:
-            for n in g.quantizable_nodes():
+            for n in table_layers(g):
                 order[n.name] = (n.index, n.op_type)
+            for name in self.ws.recipe.layers:  # an override always has a row, wherever it came from
+                if g.has_node(name):
+                    order.setdefault(name, (g.node(name).index, g.node(name).op_type))
         for lay in self._results.values():
             order.setdefault(lay.node, (lay.index, lay.op_type))
         self.nodes = sorted(order, key=lambda n: order[n][0])

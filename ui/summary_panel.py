@@ -12,9 +12,9 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFrame, QGridLayout
 from workbench.compare import compare_runs
 from workbench.workspace import Workspace
 
-OUTPUT_METRICS = (("sqnr_db", "SQNR (dB)", "{:.2f}"), ("cosine", "cosine", "{:.5f}"),
-                  ("top1_agreement", "top-1 agreement", "{:.2%}"), ("accuracy_fp32", "accuracy FP32", "{:.2%}"),
-                  ("accuracy_int8", "accuracy INT8", "{:.2%}"))
+OUTPUT_METRICS = (("sqnr_db", "SQNR dB", "{:.2f}"), ("cosine", "cosine", "{:.5f}"),
+                  ("top1_agreement", "top-1 agree", "{:.2%}"), ("accuracy_fp32", "acc. FP32", "{:.2%}"),
+                  ("accuracy_int8", "acc. INT8", "{:.2%}"))
 
 
 def _fmt(fmt: str, v) -> str:
@@ -60,13 +60,14 @@ class SummaryPanel(QWidget):
         self.info.setWordWrap(True)
         self.info.setStyleSheet("color:#3d4650;")
         self.table = QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["Model output", "before", "after", "Δ"])
+        self.table.setHorizontalHeaderLabels(["Output", "before", "after", "Δ"])
+        self.table.setWordWrap(False)
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         for c in (1, 2, 3):
-            self.table.horizontalHeader().setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
+            self.table.horizontalHeader().setSectionResizeMode(c, QHeaderView.ResizeMode.Stretch)
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
@@ -108,7 +109,10 @@ class SummaryPanel(QWidget):
         self.info.setText(f"<b>{run.label}</b>: {r.samples} samples, {len(r.layers)} layers, "
                           f"<span style='color:#d62728'><b>{flagged} flagged</b></span>, {overrides} override(s); "
                           f"{r.elapsed_s:.2f} s, peak {r.peak_rss_mb:.0f} MB")
-        self.table.setHorizontalHeaderLabels(["Model output", before.label if before else "before", run.label, "Δ"])
+        self.table.setHorizontalHeaderLabels(["Output", before.label.split(":")[0] if before else "before",
+                                              run.label.split(":")[0], "Δ"])
+        for c, r_ in ((1, before), (2, run)):
+            self.table.horizontalHeaderItem(c).setToolTip(r_.label if r_ else "")
         comp = compare_runs(before.result if before else r, r)
         rows = []
         for od in comp.outputs:

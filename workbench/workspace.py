@@ -16,6 +16,7 @@ from typing import Iterable
 from analyzers.diff_types import AnalysisResult, LayerResult
 
 from .events import EventGroup
+from .graph import FUSABLE_ACTIVATIONS
 from .recipe import PRECISIONS, Recipe
 from .session import SessionSpec
 
@@ -66,6 +67,22 @@ def worst_layers(result: AnalysisResult, n: int, by: str = "isolated", skip: Ite
         if len(out) >= n:
             break
     return out
+
+
+def fused_into(graph, node: str) -> str | None:
+    """The layer a Relu/Clip ``node`` is fused into by onnxruntime (so it has no results of its own), or None."""
+    n = graph.node(node)
+    if n.op_type not in FUSABLE_ACTIVATIONS or not n.inputs or not n.outputs:
+        return None
+    p = graph.producer.get(n.inputs[0])
+    if p is None or not graph.node(p).quantizable:
+        return None
+    return p if n.outputs[0] in graph.layer_outputs(p) else None
+
+
+def table_layers(graph) -> list:
+    """The quantizable nodes a user tunes: every one except activations fused into the layer before them."""
+    return [n for n in graph.quantizable_nodes() if fused_into(graph, n.name) is None]
 
 
 class Workspace:

@@ -134,8 +134,19 @@ class GraphPanel(QWidget):
         names = self.layout_.names if self.layout_ else []
         if run is None:
             return np.full(len(names), np.nan)
-        by = {lay.node: lay for lay in run.result.layers}
+        by = self._results_by_node(run)
         return np.array([layer_metric(by.get(n), self.metric) for n in names], dtype=np.float64)
+
+    def _results_by_node(self, run) -> dict:
+        """Each layer's result, also under the fused Relu/Clip node that produces its output tensor."""
+        by = {}
+        producer = self.graph.producer if self.graph is not None else {}
+        for lay in run.result.layers:
+            by[lay.node] = lay
+            p = producer.get(lay.output)
+            if p is not None and p not in by:
+                by[p] = lay
+        return by
 
     def refresh_colors(self) -> None:
         vals = self.metric_values()
@@ -180,7 +191,10 @@ class GraphPanel(QWidget):
         name = self.layout_.names[i]
         op = self.graph.node(name).op_type if self.graph is not None else ""
         lines = [f"<b>{_esc(name)}</b> ({_esc(op)})", f"precision: {self.ws.recipe.precision_of(name).upper()}"]
-        lay = self.ws.layer_result(name)
+        run = self.ws.current_run
+        lay = self._results_by_node(run).get(name) if run is not None else None
+        if lay is not None and lay.node != name:
+            lines.append(f"fused into <b>{_esc(lay.node)}</b> (its output is that layer's output):")
         if lay is not None:
             iso = lay.isolated.effective_sqnr_db if lay.isolated else None
             lines.append(f"isolated SQNR {fmt_db(iso)} dB · cumulative {fmt_db(lay.cumulative.effective_sqnr_db)} dB")

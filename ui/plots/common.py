@@ -39,6 +39,13 @@ def plot_widget(left: str, bottom: str) -> pg.PlotWidget:
     return w
 
 
+def key_html(items: list[tuple[str, str, str]]) -> str:
+    """A one-line legend for under a plot: (colour, style 'line' | 'dash' | 'ring', label) per entry."""
+    marks = {"line": "━━", "dash": "╍╍", "ring": "◯"}
+    return "&nbsp;&nbsp;&nbsp;".join(f"<span style='color:{c}; font-weight:bold'>{marks[st]}</span>&nbsp;{text}"
+                                     for c, st, text in items)
+
+
 def hint_label(text: str = "") -> QLabel:
     lab = QLabel(text)
     lab.setStyleSheet("color:#5f6b78; padding:2px 6px;")

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 from workbench.workspace import Workspace
 
 from ..colors import FLAGGED
-from .common import CUM_COLOR, ISO_COLOR, finite_for_display, hint_label, plot_widget
+from .common import CUM_COLOR, ISO_COLOR, finite_for_display, hint_label, key_html, plot_widget
 
 
 class DepthPlot(QWidget):
@@ -24,13 +24,11 @@ class DepthPlot(QWidget):
         self.ws = workspace
         self.nodes: list[str] = []
         self.plot = plot_widget("SQNR (dB)", "layer, input → output (topological order)")
-        self.legend = self.plot.addLegend(offset=(10, 10), labelTextSize="9pt", brush=pg.mkBrush(255, 255, 255, 220),
-                                          pen=pg.mkPen("#c9ced6"))
         pi = self.plot.getPlotItem()
         self.before_iso = pi.plot([], pen=pg.mkPen(ISO_COLOR, width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine))
         self.before_cum = pi.plot([], pen=pg.mkPen(CUM_COLOR, width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine))
-        self.iso = pi.plot([], pen=pg.mkPen(ISO_COLOR, width=2.2), name="isolated (error this layer causes)")
-        self.cum = pi.plot([], pen=pg.mkPen(CUM_COLOR, width=2.2), name="cumulative (error accumulated)")
+        self.iso = pi.plot([], pen=pg.mkPen(ISO_COLOR, width=2.2))
+        self.cum = pi.plot([], pen=pg.mkPen(CUM_COLOR, width=2.2))
         # one item per look (uniform pen/brush): pyqtgraph renders each symbol once, not once per point
         self.iso_pts = pg.ScatterPlotItem(size=9, hoverable=True, tip=self._tip, hoverSize=13,
                                           brush=pg.mkBrush(ISO_COLOR), pen=pg.mkPen("w", width=1))
@@ -48,6 +46,7 @@ class DepthPlot(QWidget):
             c.setClipToView(True)
             c.setDownsampling(auto=True)
         self.note = hint_label()
+        self.note.setTextFormat(pg.QtCore.Qt.TextFormat.RichText)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(self.plot, 1)
@@ -85,11 +84,13 @@ class DepthPlot(QWidget):
         ok = np.isfinite(fy)
         self.flag_pts.setData(x=fx[ok], y=fy[ok])
         before = self.ws.baseline_run
-        self.legend.removeItem(self.before_iso)
-        self.legend.removeItem(self.before_cum)
+        key = [(ISO_COLOR, "line", "isolated: the error the layer causes"),
+               (CUM_COLOR, "line", "cumulative: the error accumulated so far")]
         if before is not None:
-            self.legend.addItem(self.before_iso, f"isolated, {before.label.split(':')[0]}")
-            self.legend.addItem(self.before_cum, f"cumulative, {before.label.split(':')[0]}")
+            key.append(("#555", "dash", f"{before.label.split(':')[0]} (before)"))
+        key.append((FLAGGED, "ring", "flagged"))
+        self.note.setText(key_html(key) + f"&nbsp;&nbsp;&nbsp;·&nbsp; showing {run.label}; ∞ dB drawn at 80")
+        if before is not None:
             pos = {n: i for i, n in enumerate(self.nodes)}
             bl = [b for b in before.result.layers if b.node in pos]
             bx = np.array([pos[b.node] for b in bl], dtype=float)
@@ -97,12 +98,9 @@ class DepthPlot(QWidget):
                                                             for b in bl]), connect="finite")
             self.before_cum.setData(bx, finite_for_display([b.cumulative.effective_sqnr_db for b in bl]),
                                     connect="finite")
-            self.note.setText(f"Solid: {run.label}; dashed: {before.label}. Red rings: flagged layers. "
-                              "Infinite SQNR (no error) is drawn at 80 dB.")
         else:
             self.before_iso.setData([], [])
             self.before_cum.setData([], [])
-            self.note.setText(f"{run.label}. Red rings: flagged layers. Infinite SQNR (no error) is drawn at 80 dB.")
         self.plot.getPlotItem().enableAutoRange()
         self._update_cursor()
 

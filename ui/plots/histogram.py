@@ -20,7 +20,7 @@ from workbench.clipping import clip_summary, lower_line_movable, method_ranges, 
 from workbench.ranges import tensor_ranges
 from workbench.workspace import Workspace
 
-from .common import hint_label, plot_widget
+from .common import hint_label, key_html, plot_widget
 
 DISPLAY_BINS = 240
 METHOD_COLORS = {"minmax": "#6c757d", "percentile": "#2ca02c", "entropy": "#9467bd", "mse": "#8c564b"}
@@ -66,8 +66,6 @@ class HistogramPlot(QWidget):
         top.addWidget(self.reset_button)
 
         self.plot = plot_widget("count", "value")
-        self.plot.addLegend(offset=(-10, 10), labelTextSize="9pt", brush=pg.mkBrush(255, 255, 255, 220),
-                            pen=pg.mkPen("#c9ced6"))
         pi = self.plot.getPlotItem()
         self.bars = pg.PlotCurveItem(x=[0.0, 1.0], y=[0.0], stepMode="center", fillLevel=0, brush=pg.mkBrush(80, 120, 170, 150),
                                      pen=pg.mkPen(60, 90, 140))
@@ -78,14 +76,12 @@ class HistogramPlot(QWidget):
             lines = [pg.InfiniteLine(angle=90, pen=pen) for _ in range(2)]
             for ln in lines:
                 pi.addItem(ln)
-            pi.legend.addItem(pg.PlotDataItem(pen=pen), m)
             self.method_lines[m] = lines
         clip_pen = pg.mkPen("#d62728", width=3)
         self.clip_lo = pg.InfiniteLine(angle=90, pen=clip_pen, movable=True, hoverPen=pg.mkPen("#ff4444", width=5),
                                        label="clip", labelOpts={"position": 0.92, "color": "#d62728"})
         self.clip_hi = pg.InfiniteLine(angle=90, pen=clip_pen, movable=True, hoverPen=pg.mkPen("#ff4444", width=5),
                                        label="clip", labelOpts={"position": 0.92, "color": "#d62728"})
-        pi.legend.addItem(pg.PlotDataItem(pen=clip_pen), "range used (drag)")
         for ln, side in ((self.clip_lo, "lo"), (self.clip_hi, "hi")):
             pi.addItem(ln)
             ln.sigPositionChangeFinished.connect(lambda line, side=side: self._drag_finished(line, side))
@@ -93,6 +89,7 @@ class HistogramPlot(QWidget):
         self._proxy_lo = pg.SignalProxy(self.clip_lo.sigPositionChanged, rateLimit=20, slot=lambda *_: self._dragging("lo"))
 
         self.summary = hint_label()
+        self.summary.setTextFormat(Qt.TextFormat.RichText)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addLayout(top)
@@ -168,10 +165,11 @@ class HistogramPlot(QWidget):
                else f"{rng.method}" + (f" {rng.percentile:g}" if rng.percentile is not None else "") + " (global)")
         self.title.setText(f"{self.node} → {self.tensor}   ·   {self.spec.qtype}   ·   range from {src}")
         self.reset_button.setEnabled(self.ws.recipe.percentile_of(self.node) is not None)
-        self._ranges_text = "Ranges by method: " + ", ".join(f"{m} [{lo:.4g}, {hi:.4g}]" for m, (lo, hi) in ranges.items())
+        self._ranges_text = key_html([("#d62728", "line", "range used (drag the lines)")] + [
+            (METHOD_COLORS[m], "dash", f"{m} [{lo:.4g}, {hi:.4g}]") for m, (lo, hi) in ranges.items()])
         self.summary.setText(clip_summary(self.hist, rng.lo, rng.hi, self.spec)
                              + ("" if movable_lo else "   ·   one-sided data: drag the right line")
-                             + "\n" + self._ranges_text)
+                             + "<br>" + self._ranges_text)
 
     def _show_empty(self, text: str) -> None:
         self.bars.setData([0, 1], [0])
@@ -189,13 +187,13 @@ class HistogramPlot(QWidget):
         return percentile_for_clip(self.hist, value, self.spec, side)
 
     def _dragging(self, side: str) -> None:
-        if self.hist is None:
-            return
         line = self.clip_hi if side == "hi" else self.clip_lo
+        if self.hist is None or not line.moving:  # rate-limited echoes after the drop are stale
+            return
         p = self.percentile_at(line.value(), side)
         lo, hi = (self.clip_lo.value(), line.value()) if side == "hi" else (line.value(), self.clip_hi.value())
         self.summary.setText(f"percentile {p:.4f}   ·   " + clip_summary(self.hist, lo, max(hi, lo + 1e-12), self.spec)
-                             + "\n" + self._ranges_text)
+                             + "<br>" + self._ranges_text)
 
     def _drag_finished(self, line, side: str) -> None:
         """Map the dropped line to a percentile and store it as this layer's override."""

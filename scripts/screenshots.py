@@ -1,0 +1,138 @@
+"""Render the desktop app's main views to docs/screenshots/gui-*.png (for the README).
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" python scripts/screenshots.py [--out docs/screenshots]
+
+Drives the real window on the bundled demo: open, analyse, keep the worst layer in FP32, re-run (so
+before/after views have two runs), drag a clip percentile, benchmark on the CPU; then a 2,000-node
+graph and, when QtWebEngine works here, the model in Netron. Settings and caches go to temporary
+folders, so the user's own are untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ["QWB_SETTINGS_DIR"] = tempfile.mkdtemp(prefix="qwb-shots-settings-")
+os.environ.setdefault("QWB_CACHE_DIR", tempfile.mkdtemp(prefix="qwb-shots-cache-"))
+os.environ.setdefault("QTWEBENGINE_DISABLE_SANDBOX", "1")  # Chromium refuses to run as root otherwise
+
+
+def wait(app, cond, timeout: float = 120.0, settle: float = 0.3) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise TimeoutError("the window did not get there in time")
+        app.processEvents()
+        time.sleep(0.01)
+    end = time.monotonic() + settle
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def shoot(app, widget, path: Path) -> None:
+    app.processEvents()
+    widget.grab().save(str(path))
+    print("wrote", path)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    ap.add_argument("--no-netron", action="store_true")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    from ui.app import application
+    from ui.main_window import MainWindow
+
+    app = application()
+    w = MainWindow()
+    w.prompter.save_changes = lambda: "discard"
+    w.resize(1600, 1000)
+    w.show()
+    w.open_demo()
+    wait(app, lambda: len(w.ws.runs) == 1 and not w.ctl.busy)
+    worst = w.ws.current_run.result.ranked("isolated")[0].node
+    w.ws.set_precision([worst], "fp32")
+    w.run_analysis()
+    wait(app, lambda: len(w.ws.runs) == 2 and not w.ctl.busy)
+    w.ws.select([worst])
+    w.graph.view.show_default()
+    w.graph.view.center_on_node(w.graph._index[worst])
+    w.docks["depth"].raise_()
+    shoot(app, w, out / "gui-main.png")
+
+    # histogram: a ReLU output whose range is set by rare outliers; give it a percentile override
+    target = "fc1.Gemm"
+    w.ws.select([target])
+    w.docks["histogram"].raise_()
+    wait(app, lambda: w.histogram.hist is not None)
+    h = w.histogram
+    h.clip_hi.setValue(float(h.clip_hi.value()) * 0.7)
+    h.clip_hi.sigPositionChangeFinished.emit(h.clip_hi)
+    wait(app, lambda: True)
+    shoot(app, w, out / "gui-histogram.png")
+
+    w.ws.undo()  # the percentile was for the picture only
+    w.ws.select([worst])
+    w.docks["compare"].raise_()
+    w.compare.changed_only.setChecked(False)
+    shoot(app, w, out / "gui-before-after.png")
+
+    w.docks["heatmap"].raise_()
+    shoot(app, w, out / "gui-heatmap.png")
+
+    w.ws.select(["block_b.Conv"])
+    w.docks["scatter"].raise_()
+    shoot(app, w, out / "gui-scatter.png")
+
+    w.docks["bench"].raise_()
+    wait(app, lambda: w.bench.backend_model.rowCount() > 0)
+    w.bench.runs.setValue(200)
+    for batch in ("1", "32"):
+        w.bench.batch.setText(batch)
+        w.bench.run()
+        n = len(w.ws.benchmarks)
+        wait(app, lambda n=n: not w.ctl.busy, timeout=300)
+    shoot(app, w, out / "gui-benchmark.png")
+
+    # a 2,000-node graph: zoomed out (boxes only) and at reading distance
+    from benchmarks.bench_gui import wide_deep_onnx
+    from workbench.session import SessionSpec
+
+    w.ctl.open_model(SessionSpec(str(wide_deep_onnx()), "synthetic:8"), analyze=False)
+    wait(app, lambda: w.ctl.session is not None and not w.ctl.busy, timeout=300)
+    w.messages.hide()  # the synthetic-data warning is expected here
+    w.graph.search.setText("b100_merge")
+    w.graph.next_match()
+    w.graph.view.resetTransform()
+    w.graph.view.scale(0.9, 0.9)
+    w.graph.view.center_on_node(w.graph._index["b100_merge"])
+    shoot(app, w.graph, out / "gui-graph-2000-nodes.png")
+
+    if not args.no_netron:
+        from ui import netron_view
+
+        if netron_view.webengine_available():
+            w.open_demo()
+            wait(app, lambda: w.ctl.session is not None and not w.ctl.busy and len(w.ws.runs) == 1, timeout=300)
+            w.open_netron()
+            wait(app, lambda: True, settle=6.0)
+            shoot(app, w, out / "gui-netron.png")
+        else:
+            print("QtWebEngine is not available: no Netron screenshot")
+    w.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
