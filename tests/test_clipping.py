@@ -50,3 +50,21 @@ def test_every_method_has_a_range():
     r = method_ranges(h, QuantSpec("u8"), 99.9)
     assert set(r) == {"minmax", "percentile", "entropy", "mse"}
     assert all(lo < hi for lo, hi in r.values())
+
+
+def test_packed_histograms_give_the_same_ranges_and_are_small():
+    from analyzers.calib_ranges import derive_range
+    from workbench.compact_hist import CompactHistograms
+
+    rng = np.random.default_rng(4)
+    hists = {"relu": _hist(np.abs(rng.standard_normal(50_000))), "signed": _hist(rng.standard_normal(50_000) * 3),
+             "const": _hist(np.full(100, 2.5, np.float32))}
+    packed = CompactHistograms.pack(hists)
+    assert set(packed) == set(hists) and len(packed) == 3 and "relu" in packed
+    assert packed.nbytes < sum(h.counts.nbytes + h.edges.nbytes for h in hists.values()) / 4
+    for name, h in hists.items():
+        p = packed[name]
+        assert p.count == h.count and p.min == h.min and p.max == h.max and p.counts.sum() == h.counts.sum()
+        for method in ("minmax", "percentile", "entropy", "mse"):
+            assert derive_range(p, method, QuantSpec("u8"), 99.9) == pytest.approx(
+                derive_range(h, method, QuantSpec("u8"), 99.9), rel=1e-9, abs=1e-12)

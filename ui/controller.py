@@ -134,9 +134,10 @@ class Controller(QObject):
         self._when_idle(go)
 
     def _start_open(self, spec: SessionSpec, then_analyze: bool) -> None:
+        """Prepare the model (the graph shows), then calibrate (histograms), then analyse if asked to."""
         self.sigStatus.emit(f"opening {Path(spec.model).name}")
 
-        def done(job: Job) -> None:
+        def opened_(job: Job) -> None:
             if self._fail(job, f"open {Path(spec.model).name}"):
                 return
             opened: OpenedInfo = job.result
@@ -145,14 +146,22 @@ class Controller(QObject):
                 self.sigStatus.emit(note)
             self.ws.set_graph(opened.graph)
             self.sigModelReady.emit(opened.graph, opened.layout)
-            self.sigSessionReady.emit()
             for warn in opened.warnings:
                 self.sigError.emit(ErrorInfo("Data warning", warn))
-            self.sigStatus.emit(f"opened {opened.source}: {len(opened.graph.nodes)} nodes")
+            self.runner.start("Calibrating", "calibrate", on_done=calibrated)
+
+        def calibrated(job: Job) -> None:
+            if self._fail(job, "calibrate the model"):
+                return
+            if self.session is not None:
+                self.session.calibration = job.result
+            self.sigSessionReady.emit()
+            self.sigStatus.emit(f"opened {self.session.source}: {len(self.session.graph.nodes)} nodes, "
+                                f"{len(job.result.histograms)} tensors calibrated on {job.result.samples} samples")
             if then_analyze:
                 self.run_analysis()
 
-        self.runner.start("Opening model", "open_model", spec, self.ws.recipe.copy(), on_done=done)
+        self.runner.start("Opening model", "open_model", spec, self.ws.recipe.copy(), on_done=opened_)
 
     def close_model(self) -> None:
         def go():

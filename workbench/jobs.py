@@ -18,14 +18,15 @@ from .session import Session, SessionSpec
 SCATTER_RESERVOIR = 2000
 
 
-def open_session(spec: SessionSpec, recipe: Recipe, task: Task | None = None) -> Session:
-    """Prepare the model, bind the data and collect (or load cached) calibration histograms."""
+def open_session(spec: SessionSpec, recipe: Recipe, task: Task | None = None, calibrate: bool = True) -> Session:
+    """Prepare the model, bind the data and (unless told not to) collect or load the calibration histograms."""
     task = task or NullTask()
     task.report(0.0, "preparing the model")
     session = Session(spec.model, spec.calib, spec.eval, recipe=recipe.copy(), recipe_path=spec.recipe_path)
     task.check()
-    session.calibration(task)
-    task.report(1.0, "calibration ready")
+    if calibrate:
+        session.calibration(task)
+        task.report(1.0, "calibration ready")
     return session
 
 
@@ -37,10 +38,10 @@ class OpenedModel:
     layout: GraphLayout
 
 
-def open_model(spec: SessionSpec, recipe: Recipe, task: Task | None = None) -> OpenedModel:
+def open_model(spec: SessionSpec, recipe: Recipe, task: Task | None = None, calibrate: bool = True) -> OpenedModel:
     """``open_session`` plus the graph layout, so the GUI thread only has to draw."""
     task = task or NullTask()
-    session = open_session(spec, recipe, task)
+    session = open_session(spec, recipe, task, calibrate=calibrate)
     task.report(1.0, "laying out the graph")
     return OpenedModel(session, layout_graph(session.graph))
 

@@ -49,43 +49,61 @@ class PipeTask:
 
 @dataclass
 class OpenedInfo:
-    """What the GUI needs from an opened Session (the Session itself stays in the child)."""
+    """What the GUI needs from an opened Session (the Session itself stays in the child).
+
+    ``calibration`` arrives with a second job (``calibrate``), so the graph shows before the model has
+    run over the calibration data.
+    """
 
     source: str
     prepared_path: str
     graph: object  # workbench.graph.ModelGraph
     layout: object  # workbench.layout.GraphLayout
-    calibration: object  # analyzers.calibration.CalibrationData
+    calibration: object = None  # CalibrationData over packed histograms, once calibrated
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
 
 def _open_model(state: dict, spec, recipe, task) -> OpenedInfo:
+    """Prepare the model and bind the data (errors surface here); no calibration yet."""
     from . import jobs  # noqa: PLC0415
 
     state.pop("session", None)
-    opened = jobs.open_model(spec, recipe, task)
+    opened = jobs.open_model(spec, recipe, task, calibrate=False)
     s = opened.session
     state["session"] = s
     warnings = [w for w in (s.calib_data.warning, s.eval_data.warning if s.eval_data is not s.calib_data else None) if w]
-    return OpenedInfo(s.prepared.source, str(s.prepared.path), s.graph, opened.layout, s.calibration(),
+    return OpenedInfo(s.prepared.source, str(s.prepared.path), s.graph, opened.layout, None,
                       list(s.prepared.notes), warnings)
+
+
+def _calibrate(state: dict, task):
+    """Collect (or load cached) histograms; the GUI gets them packed (``compact_hist``)."""
+    from .compact_hist import CompactHistograms, calibration_view  # noqa: PLC0415
+
+    session = _session(state)
+    cal = session.calibration(task)
+    return calibration_view(CompactHistograms.pack(cal.histograms), cal.samples)
+
+
+def _session(state: dict):
+    session = state.get("session")
+    if session is None:
+        raise WorkbenchError("no model is loaded in the analysis process", "open the model again")
+    return session
 
 
 def _analyze(state: dict, recipe, samples, reservoir, task):
     from . import jobs  # noqa: PLC0415
 
-    session = state.get("session")
-    if session is None:
-        raise WorkbenchError("no model is loaded in the analysis process", "open the model again")
-    return jobs.analyze(session, recipe, samples, reservoir, task=task)
+    return jobs.analyze(_session(state), recipe, samples, reservoir, task=task)
 
 
 def _call(state: dict, fn, args, task):
     return fn(*args, task=task)
 
 
-HANDLERS = {"open_model": _open_model, "analyze": _analyze, "call": _call}
+HANDLERS = {"open_model": _open_model, "calibrate": _calibrate, "analyze": _analyze, "call": _call}
 
 
 def error_info(e: BaseException) -> dict:

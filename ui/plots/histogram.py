@@ -16,7 +16,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from analyzers.histogram import HistogramSnapshot, trim
-from workbench.clipping import clip_summary, lower_line_movable, method_ranges, percentile_for_clip
+from analyzers.calib_ranges import METHODS
+from workbench.clipping import clip_summary, lower_line_movable, percentile_for_clip
 from workbench.ranges import tensor_ranges
 from workbench.workspace import Workspace
 
@@ -49,7 +50,6 @@ class HistogramPlot(QWidget):
         self.tensor: str | None = None
         self.hist: HistogramSnapshot | None = None
         self.spec = None
-        self._methods_cache: dict = {}
         self._ranges_text = ""
 
         top = QHBoxLayout()
@@ -138,10 +138,7 @@ class HistogramPlot(QWidget):
         self.plot.setLabel("left", "log10(count + 1)" if self.log_box.isChecked() else "count")
         self.bars.setData(edges, y)
         pct = self.ws.recipe.settings.percentile
-        key = (self.tensor, self.spec, pct)
-        if key not in self._methods_cache:
-            self._methods_cache = {key: method_ranges(self.hist, self.spec, pct)}
-        ranges = self._methods_cache[key]
+        ranges = {m: calib.derived_range(self.tensor, m, self.spec, pct) for m in METHODS}  # remembered per tensor
         for m, (lo, hi) in ranges.items():
             a, b = self.method_lines[m]
             a.setPos(lo)
