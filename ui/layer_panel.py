@@ -98,6 +98,8 @@ class LayerPanel(QWidget):
         lay.addWidget(self.count_label)
 
         workspace.events.selection.connect(self._ws_selection_changed)
+        workspace.events.recipe.connect(lambda *_: self.overrides_only.isChecked()
+                                        and self.proxy.set_overrides_only(True))
         for ev in (workspace.events.current, workspace.events.graph, workspace.events.recipe):
             ev.connect(lambda *_: self._after_change())
         self.model.modelReset.connect(lambda: self._ws_selection_changed(self.ws.selection, None))

@@ -286,3 +286,21 @@ def test_export_a_before_after_report(make_window, qtbot, tmp_path):
     html = out.read_text()
     assert node in html and "Report written" in w.messages.label.text()
     assert out.with_suffix(".json").exists() and out.with_suffix(".md").exists()
+
+
+def test_edits_are_autosaved_and_a_clean_close_removes_the_file(make_window, qtbot):
+    import json
+
+    w = make_window()
+    w.ctl.auto_analyze = False
+    w.open_demo()
+    wait_idle(qtbot, w)
+    w.autosave_timer.setInterval(50)
+    node = w.ws.graph.quantizable_nodes()[0].name
+    w.ws.set_precision([node], "int16")
+    qtbot.waitUntil(lambda: w.autosaver.path.exists(), timeout=5000)
+    saved = json.loads(w.autosaver.path.read_text())
+    assert saved["recipe"]["layers"][node]["precision"] == "int16"
+    assert saved["autosave"]["pid"] == __import__("os").getpid()
+    w.close()
+    assert not w.autosaver.path.exists()
