@@ -3,6 +3,7 @@
     python benchmarks/bench_gui.py graph    # open + lay out + draw a 2,000-node graph (target <= 2 s)
     python benchmarks/bench_gui.py stall    # longest GUI-thread stall during an analysis (target <= 100 ms)
     python benchmarks/bench_gui.py whatif   # one layer -> FP32, Re-run, refreshed results (target <= 2 s)
+    python benchmarks/bench_gui.py gil      # why the engine runs in a process: the same probe, thread vs process
     python benchmarks/bench_gui.py all
 
 Runs offscreen unless a display is set (QT_QPA_PLATFORM). ``stall`` and ``whatif`` use the MobileNetV2
@@ -232,6 +233,50 @@ def bench_whatif(repeats: int = 3) -> dict:
             "samples": 64, "layers": len(w.ws.current_run.result.layers)}
 
 
+def bench_gil(repeats: int = 2) -> dict:
+    """A 5 ms sleep loop on the main thread while the same analysis runs in a thread of this process, or in
+    the engine process (``workbench.remote``): the longest gap between wake-ups, per design."""
+    import threading
+
+    from benchmarks.models import image_data, mobilenet_onnx
+    from workbench import jobs
+    from workbench.recipe import Recipe
+    from workbench.remote import child_main  # noqa: F401 - the process design under test
+    from workbench.session import SessionSpec
+
+    spec = SessionSpec(str(mobilenet_onnx(96)), str(image_data(128, 96, seed=1)), str(image_data(64, 96, seed=2)))
+    out: dict = {"thread_max_gap_ms": [], "process_max_gap_ms": []}
+
+    def probe(done: threading.Event) -> float:
+        ticks = []
+        while not done.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.005)
+        return 1000 * max(b - a for a, b in zip(ticks, ticks[1:]))
+
+    session = jobs.open_session(spec, Recipe())
+    for _ in range(repeats):
+        done = threading.Event()
+        th = threading.Thread(target=lambda: (jobs.analyze(session, Recipe()), done.set()))
+        th.start()
+        out["thread_max_gap_ms"].append(probe(done))
+        th.join()
+        code = ("import sys; from workbench import jobs; from workbench.recipe import Recipe; "
+                "from workbench.session import SessionSpec; s = jobs.open_session(SessionSpec(*sys.argv[1:4]), Recipe()); "
+                "print('ready', flush=True); sys.stdin.readline(); jobs.analyze(s, Recipe())")
+        import subprocess
+
+        p = subprocess.Popen([sys.executable, "-c", code, spec.model, spec.calib, spec.eval], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        p.stdout.readline()
+        done = threading.Event()
+        th = threading.Thread(target=lambda: (p.stdin.write("go\n"), p.stdin.flush(), p.wait(), done.set()))
+        th.start()
+        out["process_max_gap_ms"].append(probe(done))
+        th.join()
+    return out
+
+
 def machine() -> dict:
     import onnxruntime
     import PySide6
@@ -243,11 +288,11 @@ def machine() -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("which", choices=["graph", "stall", "whatif", "all"])
+    ap.add_argument("which", choices=["graph", "stall", "whatif", "gil", "all"])
     ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args()
     res = {"machine": machine()}
-    for name, fn in (("graph", bench_graph), ("stall", bench_stall), ("whatif", bench_whatif)):
+    for name, fn in (("graph", bench_graph), ("stall", bench_stall), ("whatif", bench_whatif), ("gil", bench_gil)):
         if args.which in (name, "all"):
             res[name] = fn()
             print(name, json.dumps(res[name], indent=1, default=float), flush=True)
