@@ -81,7 +81,7 @@ class LayerPanel(QWidget):
         h = self.table.horizontalHeader()
         h.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         h.setStretchLastSection(True)
-        for col, w in ((C_NODE, 150), (C_OP, 74), (C_PREC, 72), (C_PCT, 72), (C_ISO, 82), (C_CUM, 100), (C_AMP, 82),
+        for col, w in ((C_NODE, 150), (C_OP, 74), (C_PREC, 92), (C_PCT, 72), (C_ISO, 82), (C_CUM, 100), (C_AMP, 82),
                        (C_DELTA, 72), (C_HINTS, 260)):
             self.table.setColumnWidth(col, w)
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)

@@ -133,6 +133,13 @@ class LayerTableModel(QAbstractTableModel):
             return "; ".join(h.message for h in lay.hints)
         return None
 
+    def _ran_as(self, node: str) -> str | None:
+        """The precision the shown run reports for ``node`` when it differs from the one asked for."""
+        lay = self._results.get(node)
+        if lay is None or self._pending(node) or lay.precision == self.ws.recipe.precision_of(node):
+            return None
+        return lay.precision
+
     def _pending(self, node: str) -> bool:
         run = self.ws.current_run
         if run is None:
@@ -146,7 +153,10 @@ class LayerTableModel(QAbstractTableModel):
         v = self._values(node, col)
         if role == Qt.ItemDataRole.DisplayRole:
             if col == C_PREC:
-                return v.upper() + (" *" if self._pending(node) else "")
+                if self._pending(node):
+                    return v.upper() + " *"
+                ran = self._ran_as(node)
+                return v.upper() if ran is None else f"{v.upper()}→{ran.upper()}"
             if col == C_PCT:
                 return "" if v is None else f"{v:g}"
             if col in (C_ISO, C_CUM, C_AMP):
@@ -176,6 +186,8 @@ class LayerTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.FontRole and ((col == C_PREC and (v != "int8" or self._pending(node)))
                                                  or (col == C_PCT and v is not None)):
             return self._bold
+        if role == Qt.ItemDataRole.ForegroundRole and col == C_PREC and self._ran_as(node):
+            return QBrush(QColor("#8a5a00"))
         if role == Qt.ItemDataRole.DecorationRole and col == C_NODE and node in self._results \
                 and self._results[node].flagged:
             return FLAGGED
@@ -197,6 +209,10 @@ class LayerTableModel(QAbstractTableModel):
                     f"worst channel {fmt_db(m.channel_sqnr_min)} dB\ncosine {m.cosine:.5f}, max |error| {m.max_abs:.4g}")
         if col == C_PREC and self._pending(node):
             return "Changed since the shown run: re-run to see its effect."
+        if col == C_PREC and self._ran_as(node):
+            return (f"Asked for {self.ws.recipe.precision_of(node).upper()}, but the quantized model runs this node in "
+                    f"{self._ran_as(node).upper()} (e.g. its input is not quantized because the layer before it is "
+                    "kept in float).")
         if col == C_NODE:
             return node
         return None
