@@ -76,10 +76,10 @@ def weight_errors(fp32: onnx.ModelProto, int8: onnx.ModelProto) -> dict[str, Wei
 class DiffEngine:
     """Builds the merged diff model once (see ``diff_graph``); ``run`` streams samples through it.
 
-    Q/DQ run exactly as written with graph optimizations off: the numbers onnxruntime's own
-    ``qdq_loss_debug`` gives (on the demo, onnxruntime's fused integer kernels produce bit-identical
-    INT8 tensors). Optimizations stay off because onnxruntime's optimizer, let loose on the merged
-    graph, changes what the INT8 part computes (measured: several dB off on the demo).
+    Q/DQ run exactly as written (onnxruntime's QDQ transformations off, only its basic, value-preserving
+    optimizations on): the numbers onnxruntime's own ``qdq_loss_debug`` gives. Its QDQ fusions stay off
+    because, let loose on the merged graph, they change what the INT8 part computes (measured: several
+    dB off on the demo).
     """
 
     def __init__(self, fp32: onnx.ModelProto, int8: onnx.ModelProto, quantizable_ops: set[str],
@@ -113,9 +113,10 @@ class DiffEngine:
         self.graph = build_diff_graph(fp32, int8, self.match, self.tracked, ranks, self.channel_axes, batched,
                                       isolated=isolated, reservoir=reservoir,
                                       sample_sizes={t: v for t, v in sizes.items() if v}, fp32_inline=fp32_inline,
-                                      reuse_isolated={k: v[0] for k, v in (reuse_isolated or {}).items()})
+                                      reuse_isolated={k: v[0] for k, v in (reuse_isolated or {}).items()},
+                                      nonnegative=_relu_outputs(fp32))
         self.reused = {n: reuse_isolated[n][1] for n in self.graph.iso_reused}
-        self.session = make_session(self.graph.model, optimize=False)
+        self.session = make_session(self.graph.model, optimize="exact_qdq")
         self.fp32_fetch = [t for t in self.graph.fp32_feeds if t not in {i.name for i in fp32.graph.input}]
         self.fp32_session = _fp32_session(fp32, self.fp32_fetch, fp32_key) if self.graph.fp32_feeds else None
         self.input_names = {i.name for i in self.session.get_inputs()}
@@ -139,7 +140,7 @@ class DiffEngine:
         acc = {t: ErrorAccumulator(self.channel_axes[t], self.batched) for t in g.cumulative}
         iso_acc = {n: ErrorAccumulator(self.channel_axes[self._by_node[n].fp32_tensor], self.batched)
                    for n in g.isolated}
-        clip = {t: [0.0, 0] for t, p in g.cumulative.items() if p.clip_below}
+        clip = {t: [0.0, 0] for t, p in g.cumulative.items() if p.clip_above}
         res = {t: Reservoir(self.reservoir_size, seed=i) for i, (t, p) in enumerate(g.cumulative.items())
                if p.sample_x}
         out_acc = {o: ErrorAccumulator(None, self.batched) for o in self.model_outputs}
@@ -166,7 +167,7 @@ class DiffEngine:
                 n_elem[ft] = cnt
                 acc[ft].add_partial(vals[p.xx], vals[p.ee], vals[p.yy], vals[p.emax], vals[p.emin], vals[p.esum], cnt)
                 if ft in clip:
-                    clip[ft][0] += float(vals[p.clip_below]) + float(vals[p.clip_above])
+                    clip[ft][0] += float(vals[p.clip_above]) + (float(vals[p.clip_below]) if p.clip_below else 0.0)
                     clip[ft][1] += cnt
                 if ft in res:
                     res[ft].update(vals[p.sample_x], vals[p.sample_y])
@@ -216,6 +217,11 @@ class DiffEngine:
                     r.per_class.append(ClassAccuracy(int(c), int(sel.sum()), float((pf[sel] == c).mean()),
                                                      float((pq[sel] == c).mean())))
         return r
+
+
+def _relu_outputs(model: onnx.ModelProto) -> set[str]:
+    """Tensors that cannot be negative (Relu outputs)."""
+    return {n.output[0] for n in model.graph.node if n.op_type == "Relu"}
 
 
 _FP32_SESSIONS: dict[tuple, object] = {}

@@ -177,9 +177,12 @@ def _pair(b: _Builder, x: str, y: str, rank: int, channel_axis: int | None, batc
                        channel_axis if channel_axis in keep else None)
 
 
-def _clip_counts(b: _Builder, x: str, lo: float, hi: float) -> tuple[str, str]:
-    below = b.node("Cast", [b.node("Less", [x, b.const(np.float32(lo), np.float32)])], to=TensorProto.FLOAT)
+def _clip_counts(b: _Builder, x: str, lo: float | None, hi: float) -> tuple[str | None, str]:
+    """Graph outputs counting values below ``lo`` (None: not counted) and above ``hi``."""
     above = b.node("Cast", [b.node("Greater", [x, b.const(np.float32(hi), np.float32)])], to=TensorProto.FLOAT)
+    if lo is None:
+        return None, b.reduce("ReduceSum", above, None)
+    below = b.node("Cast", [b.node("Less", [x, b.const(np.float32(lo), np.float32)])], to=TensorProto.FLOAT)
     return b.reduce("ReduceSum", below, None), b.reduce("ReduceSum", above, None)
 
 
@@ -192,7 +195,8 @@ def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQM
                      ranks: dict[str, int], channel_axes: dict[str, int | None], batched: bool,
                      isolated: bool = True, reservoir: int = 0, sample_sizes: dict[str, int] | None = None,
                      seed: int = 0, fp32_inline: bool = False,
-                     reuse_isolated: dict[str, str] | None = None) -> DiffGraph:
+                     reuse_isolated: dict[str, str] | None = None,
+                     nonnegative: set[str] | None = None) -> DiffGraph:
     """The QDQ model ``iso_source`` plus isolated copies and statistics, reading FP32 tensors ``f::name``.
 
     ``fp32_inline``: merge the FP32 model (prefixed) into the same graph; otherwise its tensors become
@@ -223,6 +227,7 @@ def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQM
     iso_out: dict[str, str] = {}
     signatures: dict[str, str] = {}
     reused: set[str] = set()
+    shared_added: set[str] = set()
     if isolated:
         init_by_name = {i.name: i for i in g.initializer}
         for k, lay in enumerate(m.layers):
@@ -236,7 +241,11 @@ def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQM
             if reuse_isolated and reuse_isolated.get(lay.node) == sig:
                 reused.add(lay.node)
                 continue
-            g.node.extend(nodes)
+            for n in nodes:
+                if n.name not in shared_added:  # shared input Q/DQ pairs appear once
+                    g.node.append(n)
+                    if n.name.startswith("isoq::"):
+                        shared_added.add(n.name)
             iso_out[lay.node] = out
     cumulative, iso_stats = {}, {}
     act_by_tensor = {lay.fp32_tensor: lay.act for lay in m.layers if lay.act is not None}
@@ -244,7 +253,9 @@ def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQM
         p = _pair(b, fname(ft), it, ranks.get(ft, 0), channel_axes.get(ft), batched)
         aq = act_by_tensor.get(ft)
         if aq is not None:
-            p.clip_below, p.clip_above = _clip_counts(b, fname(ft), *aq.bounds())
+            lo, hi = aq.bounds()
+            # a Relu output can never fall below the (non-positive) lower bound: count one side only
+            p.clip_below, p.clip_above = _clip_counts(b, fname(ft), None if ft in (nonnegative or ()) else lo, hi)
         size = (sample_sizes or {}).get(ft)
         if reservoir and size:
             idx = rng.integers(0, size, size=min(reservoir, size)).astype(np.int64)

@@ -29,13 +29,22 @@ def expose_tensors(model: onnx.ModelProto, names, value_types: dict[str, int] | 
     return m
 
 
-def make_session(model: onnx.ModelProto, optimize: bool = True, threads: int = 0):
-    """An onnxruntime CPU session for an in-memory model; the session never leaves the analyzer using it."""
+def make_session(model: onnx.ModelProto, optimize: bool | str = True, threads: int = 0):
+    """An onnxruntime CPU session for an in-memory model; the session never leaves the analyzer using it.
+
+    ``optimize``: True (all optimizations), False (none), or "exact_qdq": basic optimizations with
+    onnxruntime's QDQ transformations off, which runs Q/DQ exactly as written (bit-identical outputs to
+    no optimization, measured on the demo and a MobileNetV2) about a quarter faster.
+    """
     import onnxruntime as ort  # noqa: PLC0415
 
     so = ort.SessionOptions()
-    so.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
-                                   else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    if optimize == "exact_qdq":
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        so.add_session_config_entry("session.disable_quant_qdq", "1")
+    else:
+        so.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
+                                       else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
     so.log_severity_level = 3
     if threads:
         so.intra_op_num_threads = threads

@@ -197,11 +197,14 @@ def _isolated_copy(lay: LayerMatch, m: QDQMatch, inits, fp32_of_post, fp32_of_pr
                 return None
             q_node = m.int8_nodes[m.act_quant[src].q_node]
             feeds.append(src)
-            q_out, dq_out = f"{prefix}{i}_q", f"{prefix}{i}"
+            # named by what they compute, not by layer: copies that quantize the same float tensor with the
+            # same parameters are identical, so the diff graph keeps one of them
+            shared = f"isoq::{q_node.name}::{prod.name}::"
+            q_out, dq_out = shared + "q", shared + "dq"
             nodes.append(onnx.helper.make_node("QuantizeLinear", [feed_prefix + src] + list(q_node.input[1:]), [q_out],
-                                               name=f"{prefix}{q_node.name}", **_attrs(q_node)))
+                                               name=shared + "Q", **_attrs(q_node)))
             nodes.append(onnx.helper.make_node("DequantizeLinear", [q_out] + list(prod.input[1:]), [dq_out],
-                                               name=f"{prefix}{prod.name}", **_attrs(prod)))
+                                               name=shared + "DQ", **_attrs(prod)))
             inputs.append(dq_out)
         else:  # an activation the QDQ model leaves in float: the float model's value
             src = fp32_of_pre.get(i, i)

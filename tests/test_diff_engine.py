@@ -218,3 +218,23 @@ def test_what_if_rerun_reuses_unchanged_isolated_figures_exactly(net):
         if a.isolated:
             assert a.isolated.sqnr_db == pytest.approx(b.isolated.sqnr_db, abs=1e-9), a.node
         assert a.cumulative.sqnr_db == pytest.approx(b.cumulative.sqnr_db, abs=1e-9)
+
+
+def test_clip_rate_counts_evaluation_values_outside_the_quantized_range(net):
+    r = Recipe()
+    r.set_percentile("conv1", 99.0)  # the fused conv1->relu1 output r1: clipped at its 99th percentile
+    s = Session(*net)
+    res = analyze(s, recipe=r)
+    int8 = onnx.load(res.int8_model)
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in int8.graph.initializer}
+    fp32 = onnx.load(str(s.prepared.path))
+    x = np.load(net[2])["x"]
+    r1 = ort.InferenceSession(onnx.utils.Extractor(fp32).extract_model(["x"], ["r1", "r2"]).SerializeToString()
+                              ).run(["r1", "r2"], {"x": x})
+    for tensor, vals in zip(["r1", "r2"], r1):
+        scale, zp = float(inits[f"{tensor}_scale"]), int(inits[f"{tensor}_zero_point"])
+        lo, hi = scale * (0 - zp), scale * (255 - zp)
+        expected = float(((vals < lo) | (vals > hi)).mean())
+        lay = next(lay for lay in res.layers if lay.output == tensor)
+        assert lay.clip_rate == pytest.approx(expected, abs=1e-9), tensor
+    assert res.layer("conv1").clip_rate > 0.001
