@@ -68,7 +68,10 @@ def weight_errors(fp32: onnx.ModelProto, int8: onnx.ModelProto) -> dict[str, Wei
         if axis is not None and w.ndim > 1:
             sx = np.moveaxis(w64 * w64, axis, 0).reshape(w.shape[axis], -1).sum(1)
             se = np.moveaxis(e * e, axis, 0).reshape(w.shape[axis], -1).sum(1)
-            ch = [min(power_ratio_db(a, b), 200.0) for a, b in zip(sx, se) if a > 0]
+            live = sx > 0
+            with np.errstate(divide="ignore"):
+                db = 10.0 * np.log10(sx[live] / se[live])
+            ch = np.minimum(db, 200.0).tolist()
         out[name] = WeightError(name, power_ratio_db(float((w64 * w64).sum()), float((e * e).sum())), ch)
     return out
 
@@ -84,8 +87,7 @@ class DiffEngine:
 
     def __init__(self, fp32: onnx.ModelProto, int8: onnx.ModelProto, quantizable_ops: set[str],
                  excluded: set[str] | None = None, isolated: bool = True, reservoir: int = 0,
-                 batched: bool = True, fp32_inline: bool = False,
-                 reuse_isolated: dict[str, tuple[str, ErrorMetrics]] | None = None, fp32_key: str | None = None):
+                 batched: bool = True, reuse_isolated: dict[str, tuple[str, ErrorMetrics]] | None = None, fp32_key: str | None = None):
         """``reuse_isolated``: layer -> (signature, metrics) measured earlier on the same samples; layers whose
         isolated computation is unchanged are not run again (the what-if loop changes one or two layers).
         ``fp32_key``: identifies the FP32 model so its optimised session is reused between runs."""
@@ -112,9 +114,10 @@ class DiffEngine:
         sizes = {t: per_sample_size(shapes.get(t), batched) for t in self.tracked}
         self.graph = build_diff_graph(fp32, int8, self.match, self.tracked, ranks, self.channel_axes, batched,
                                       isolated=isolated, reservoir=reservoir,
-                                      sample_sizes={t: v for t, v in sizes.items() if v}, fp32_inline=fp32_inline,
-                                      reuse_isolated={k: v[0] for k, v in (reuse_isolated or {}).items()},
-                                      nonnegative=_relu_outputs(fp32))
+                                      sample_sizes={t: v for t, v in sizes.items() if v},
+                                      reuse_isolated={k: v[0] for k, v in (reuse_isolated or {}).items()})
+        self.nonnegative = _relu_outputs(fp32)
+        self.bounds = {lay.fp32_tensor: lay.act.bounds() for lay in self.match.layers if lay.act is not None}
         self.reused = {n: reuse_isolated[n][1] for n in self.graph.iso_reused}
         self.session = make_session(self.graph.model, optimize="exact_qdq")
         self.fp32_fetch = [t for t in self.graph.fp32_feeds if t not in {i.name for i in fp32.graph.input}]
@@ -140,7 +143,7 @@ class DiffEngine:
         acc = {t: ErrorAccumulator(self.channel_axes[t], self.batched) for t in g.cumulative}
         iso_acc = {n: ErrorAccumulator(self.channel_axes[self._by_node[n].fp32_tensor], self.batched)
                    for n in g.isolated}
-        clip = {t: [0.0, 0] for t, p in g.cumulative.items() if p.clip_above}
+        clip = {t: [0, 0] for t in g.cumulative if t in self.bounds}
         res = {t: Reservoir(self.reservoir_size, seed=i) for i, (t, p) in enumerate(g.cumulative.items())
                if p.sample_x}
         out_acc = {o: ErrorAccumulator(None, self.batched) for o in self.model_outputs}
@@ -152,25 +155,25 @@ class DiffEngine:
             task.check()
             t = time.perf_counter()
             qfeed = {k: v for k, v in feed.items() if k in self.input_names}
-            if self.fp32_session is not None:
-                fvals = dict(zip(self.fp32_fetch, self.fp32_session.run(self.fp32_fetch, feed)))
-                fvals.update(feed)
-                qfeed.update({FP32_PREFIX + t: fvals[t] for t in g.fp32_feeds})
-                del fvals
+            fvals = (dict(zip(self.fp32_fetch, self.fp32_session.run(self.fp32_fetch, feed)))
+                     if self.fp32_session is not None else {})
+            fvals.update(feed)
+            qfeed.update({FP32_PREFIX + t: fvals[t] for t in g.fp32_feeds})
             vals = dict(zip(g.fetch, self.session.run(g.fetch, qfeed)))
             del qfeed
             t_run += time.perf_counter() - t
             t = time.perf_counter()
             n_elem = {}
             for ft, p in g.cumulative.items():
-                cnt = _elements(feed, ft, vals, p, self.batched)
-                n_elem[ft] = cnt
-                acc[ft].add_partial(vals[p.xx], vals[p.ee], vals[p.yy], vals[p.emax], vals[p.emin], vals[p.esum], cnt)
+                x = fvals[ft]
+                n_elem[ft] = x.size
+                acc[ft].add_partial(vals[p.xx], vals[p.ee], vals[p.yy], vals[p.emax], vals[p.emin], vals[p.esum], x.size)
                 if ft in clip:
-                    clip[ft][0] += float(vals[p.clip_above]) + (float(vals[p.clip_below]) if p.clip_below else 0.0)
-                    clip[ft][1] += cnt
+                    clip[ft][0] += _count_outside(x, *self.bounds[ft], ft in self.nonnegative)
+                    clip[ft][1] += x.size
                 if ft in res:
                     res[ft].update(vals[p.sample_x], vals[p.sample_y])
+            del fvals
             for node, p in g.isolated.items():
                 ft = self._by_node[node].fp32_tensor
                 iso_acc[node].add_partial(vals[p.xx], vals[p.ee], vals[p.yy], vals[p.emax], vals[p.emin],
@@ -239,9 +242,14 @@ def _fp32_session(fp32: onnx.ModelProto, fetch: list[str], key: str | None):
     return sess
 
 
-def _elements(feed: dict, tensor: str, vals: dict, p, batched: bool) -> int:
-    """Element count of the compared tensor in this batch (a Size node in the diff graph)."""
-    return int(vals[p.size])
+def _count_outside(x: np.ndarray, lo: float, hi: float, nonnegative: bool) -> int:
+    """Values of ``x`` outside [lo, hi]; the extremes are checked first, as most tensors never leave the range."""
+    n = 0
+    if float(x.max()) > hi:
+        n += int(np.count_nonzero(x > np.float32(hi)))
+    if not nonnegative and float(x.min()) < lo:
+        n += int(np.count_nonzero(x < np.float32(lo)))
+    return n
 
 
 def _value_types(model: onnx.ModelProto) -> dict[str, int]:

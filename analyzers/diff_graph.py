@@ -1,4 +1,4 @@
-"""One ONNX model that computes FP32, INT8, every layer's isolated copy, and the error statistics.
+"""One ONNX model that computes INT8, every layer's isolated copy, and the error statistics against FP32.
 
 Instead of returning every intermediate tensor to Python (the expensive part: a copy per tensor per
 call), the diff model appends small reduction subgraphs: for each compared pair (fp32 x, int8 y) it
@@ -31,10 +31,7 @@ class PairOutputs:
     emax: str
     emin: str
     esum: str
-    size: str  # element count of the compared tensor in this batch
     channel_axis: int | None  # in the original tensor
-    clip_below: str | None = None
-    clip_above: str | None = None
     sample_x: str | None = None  # gathered values for the scatter-plot reservoir
     sample_y: str | None = None
 
@@ -48,37 +45,13 @@ class DiffGraph:
     isolated: dict[str, PairOutputs]  # layer -> stats of (fp32, isolated copy)
     outputs: dict[str, tuple[str, str]]  # model output -> (fp32 name, int8 name) in the merged graph
     fetch: list[str] = field(default_factory=list)
-    fp32_feeds: list[str] = field(default_factory=list)  # FP32 tensors fed as inputs ``f::name`` (not inlined)
+    fp32_feeds: list[str] = field(default_factory=list)  # FP32 tensors fed as inputs ``f::name``
     iso_signatures: dict[str, str] = field(default_factory=dict)  # layer -> what its isolated copy computes
     iso_reused: set[str] = field(default_factory=set)  # layers whose isolated copy was left out (unchanged)
 
 
 def _opset(model: onnx.ModelProto) -> int:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-
-
-def prefix_fp32(fp32: onnx.ModelProto, target_opset: int) -> onnx.ModelProto:
-    """The FP32 model at ``target_opset`` with every tensor and node renamed ``f::name`` (inputs kept)."""
-    if _opset(fp32) != target_opset:
-        from onnx import version_converter  # noqa: PLC0415
-
-        fp32 = version_converter.convert_version(fp32, target_opset)
-    m = onnx.ModelProto()
-    m.CopyFrom(fp32)
-    inputs = {i.name for i in m.graph.input}
-
-    def r(name: str) -> str:
-        return name if (not name or name in inputs) else FP32_PREFIX + name
-
-    for n in m.graph.node:
-        n.name = FP32_PREFIX + n.name
-        n.input[:] = [r(i) for i in n.input]
-        n.output[:] = [r(o) for o in n.output]
-    for init in m.graph.initializer:
-        init.name = r(init.name)
-    for vi in list(m.graph.value_info) + list(m.graph.output):
-        vi.name = r(vi.name)
-    return m
 
 
 def fold_weight_dequantization(int8: onnx.ModelProto) -> onnx.ModelProto:
@@ -150,8 +123,8 @@ def _pair(b: _Builder, x: str, y: str, rank: int, channel_axis: int | None, batc
           xx: str | None = None) -> PairOutputs:
     """Statistics of (x, y): x.x and e.e per sample and channel, y.y in total, and the extremes of e.
 
-    Mul + ReduceSum over a [samples, channels, rest] view is several times faster in onnxruntime than
-    ReduceSumSquare over two inner axes; full reductions (no axes) take its fast path too.
+    Mul + ReduceSum is several times faster in onnxruntime than ReduceSumSquare over inner axes; full
+    reductions (no axes) take its fast path too.
     """
     e = b.node("Sub", [y, x])
     keep = set()
@@ -164,26 +137,13 @@ def _pair(b: _Builder, x: str, y: str, rank: int, channel_axis: int | None, batc
     def partial(t: str) -> str:
         if not axes:  # nothing to reduce: the partial sums are the elementwise products
             return b.node("Mul", [t, t])
-        if keep == {0, 1} and axes == list(range(2, rank)):
-            t = b.node("Reshape", [t, b.const([0, 0, -1])])
-            return b.reduce("ReduceSum", b.node("Mul", [t, t]), [2])
         return b.reduce("ReduceSum", b.node("Mul", [t, t]), axes)
 
     xx = xx or partial(x)
     ee = partial(e)
     yy = b.reduce("ReduceSumSquare", y, None)
     return PairOutputs(xx, ee, yy, b.reduce("ReduceMax", e, None), b.reduce("ReduceMin", e, None),
-                       b.reduce("ReduceSum", e, None), b.node("Size", [x]),
-                       channel_axis if channel_axis in keep else None)
-
-
-def _clip_counts(b: _Builder, x: str, lo: float | None, hi: float) -> tuple[str | None, str]:
-    """Graph outputs counting values below ``lo`` (None: not counted) and above ``hi``."""
-    above = b.node("Cast", [b.node("Greater", [x, b.const(np.float32(hi), np.float32)])], to=TensorProto.FLOAT)
-    if lo is None:
-        return None, b.reduce("ReduceSum", above, None)
-    below = b.node("Cast", [b.node("Less", [x, b.const(np.float32(lo), np.float32)])], to=TensorProto.FLOAT)
-    return b.reduce("ReduceSum", below, None), b.reduce("ReduceSum", above, None)
+                       b.reduce("ReduceSum", e, None), channel_axis if channel_axis in keep else None)
 
 
 def _sample(b: _Builder, t: str, idx: np.ndarray, batched: bool) -> str:
@@ -194,14 +154,12 @@ def _sample(b: _Builder, t: str, idx: np.ndarray, batched: bool) -> str:
 def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQMatch, tracked: dict[str, str],
                      ranks: dict[str, int], channel_axes: dict[str, int | None], batched: bool,
                      isolated: bool = True, reservoir: int = 0, sample_sizes: dict[str, int] | None = None,
-                     seed: int = 0, fp32_inline: bool = False,
-                     reuse_isolated: dict[str, str] | None = None,
-                     nonnegative: set[str] | None = None) -> DiffGraph:
+                     seed: int = 0, reuse_isolated: dict[str, str] | None = None) -> DiffGraph:
     """The QDQ model ``iso_source`` plus isolated copies and statistics, reading FP32 tensors ``f::name``.
 
-    ``fp32_inline``: merge the FP32 model (prefixed) into the same graph; otherwise its tensors become
-    inputs (``fp32_feeds``), computed by a separate, fully optimised FP32 session (faster: the merged
-    graph must run with optimizations off to keep the Q/DQ simulation exact).
+    The FP32 tensors are inputs (``fp32_feeds``), computed by a separate, fully optimised FP32 session:
+    this graph must run with onnxruntime's QDQ transformations off to keep the Q/DQ simulation exact,
+    which would slow the float part down several times.
     ``tracked``: FP32 tensor -> QDQ-model tensor to compare cumulatively.
     ``reuse_isolated``: layer -> signature of an isolated copy already measured on the same data; a layer
     whose copy would compute exactly that again is left out (the caller reuses its figures).
@@ -209,14 +167,6 @@ def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQM
     opset = _opset(iso_source)
     model = fold_weight_dequantization(iso_source)
     g = model.graph
-    if fp32_inline:
-        f = prefix_fp32(fp32, opset)
-        g.node.extend(f.graph.node)
-        g.initializer.extend(f.graph.initializer)
-        domains = {o.domain for o in model.opset_import}
-        for o in f.opset_import:
-            if o.domain not in domains:
-                model.opset_import.append(o)
     inputs = {i.name for i in model.graph.input}
 
     def fname(t: str) -> str:
@@ -248,14 +198,8 @@ def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQM
                         shared_added.add(n.name)
             iso_out[lay.node] = out
     cumulative, iso_stats = {}, {}
-    act_by_tensor = {lay.fp32_tensor: lay.act for lay in m.layers if lay.act is not None}
     for ft, it in tracked.items():
         p = _pair(b, fname(ft), it, ranks.get(ft, 0), channel_axes.get(ft), batched)
-        aq = act_by_tensor.get(ft)
-        if aq is not None:
-            lo, hi = aq.bounds()
-            # a Relu output can never fall below the (non-positive) lower bound: count one side only
-            p.clip_below, p.clip_above = _clip_counts(b, fname(ft), None if ft in (nonnegative or ()) else lo, hi)
         size = (sample_sizes or {}).get(ft)
         if reservoir and size:
             idx = rng.integers(0, size, size=min(reservoir, size)).astype(np.int64)
@@ -273,27 +217,25 @@ def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQM
     del g.output[:]
     fetch: list[str] = []
     for p in list(cumulative.values()) + list(iso_stats.values()):
-        fetch += [p.xx, p.ee, p.yy, p.emax, p.emin, p.esum, p.size]
-        fetch += [t for t in (p.clip_below, p.clip_above, p.sample_x, p.sample_y) if t]
+        fetch += [p.xx, p.ee, p.yy, p.emax, p.emin, p.esum]
+        fetch += [t for t in (p.sample_x, p.sample_y) if t]
     for fo, qo in outputs.values():
         fetch += [fo, qo]
     fetch = list(dict.fromkeys(fetch))
-    types = {p.size: TensorProto.INT64 for p in list(cumulative.values()) + list(iso_stats.values())}
+    types = {}
     for o in fp32.graph.output:
         types[fname(o.name)] = types[o.name] = o.type.tensor_type.elem_type
     for name in fetch:
         g.output.append(helper.make_tensor_value_info(name, types.get(name, TensorProto.FLOAT), None))
     del g.value_info[:]
-    feeds: list[str] = []
-    if not fp32_inline:
-        produced = {o for n in g.node for o in n.output}
-        referenced = [i for n in g.node for i in n.input] + fetch
-        feeds = [t[len(FP32_PREFIX):] for t in dict.fromkeys(referenced)
-                 if t.startswith(FP32_PREFIX) and t not in produced]
-        types = {vi.name: vi.type.tensor_type.elem_type for vi in
-                 list(fp32.graph.value_info) + list(fp32.graph.input) + list(fp32.graph.output)}
-        for t in feeds:
-            g.input.append(helper.make_tensor_value_info(FP32_PREFIX + t, types.get(t, TensorProto.FLOAT), None))
+    produced = {o for n in g.node for o in n.output}
+    referenced = [i for n in g.node for i in n.input] + fetch
+    feeds = [t[len(FP32_PREFIX):] for t in dict.fromkeys(referenced)
+             if t.startswith(FP32_PREFIX) and t not in produced]
+    types = {vi.name: vi.type.tensor_type.elem_type for vi in
+             list(fp32.graph.value_info) + list(fp32.graph.input) + list(fp32.graph.output)}
+    for t in feeds:
+        g.input.append(helper.make_tensor_value_info(FP32_PREFIX + t, types.get(t, TensorProto.FLOAT), None))
     return DiffGraph(model, cumulative, iso_stats, outputs, fetch, feeds, signatures, reused)
 
 

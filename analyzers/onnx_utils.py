@@ -48,9 +48,11 @@ def make_session(model: onnx.ModelProto, optimize: bool | str = True, threads: i
     so.log_severity_level = 3
     if threads:
         so.intra_op_num_threads = threads
-    if model.ByteSize() > _TWO_GB:
-        raise ValueError("models over 2 GB must be run from a file")
-    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    try:
+        data = model.SerializeToString()
+    except ValueError as e:  # protobuf refuses to serialise more than 2 GB
+        raise ValueError("models over 2 GB must be run from a file") from e
+    return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
 
 
 def tensors_to_calibrate(model: onnx.ModelProto, op_types) -> list[str]:

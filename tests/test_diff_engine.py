@@ -238,3 +238,21 @@ def test_clip_rate_counts_evaluation_values_outside_the_quantized_range(net):
         lay = next(lay for lay in res.layers if lay.output == tensor)
         assert lay.clip_rate == pytest.approx(expected, abs=1e-9), tensor
     assert res.layer("conv1").clip_rate > 0.001
+
+
+def test_weight_error_per_layer_and_per_output_channel(tmp_path):
+    model = save(conv_net(channels=16, outlier_channel=8.0, seed=3), tmp_path / "bad.onnx")
+    calib = save_npz(tmp_path / "calib.npz", **conv_net_data(16, seed=4))
+    recipe = Recipe()
+    recipe.settings.per_channel = False
+    r = analyze(Session(model, calib, recipe=recipe))
+    int8 = onnx.load(r.int8_model)
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in int8.graph.initializer}
+    w = onnx.numpy_helper.to_array(next(i for i in onnx.load(str(model)).graph.initializer if i.name == "w2"))
+    wq = (inits["w2_quantized"].astype(np.float64) - inits["w2_zero_point"]) * inits["w2_scale"]
+    per_ch = [10 * np.log10((w[c].astype(np.float64) ** 2).sum() / ((w[c] - wq[c]) ** 2).sum()) for c in range(16)]
+    we = r.layer("conv2").weight
+    assert we.tensor == "w2"
+    np.testing.assert_allclose(we.channel_sqnr, per_ch, atol=1e-6)
+    assert we.sqnr_db == pytest.approx(10 * np.log10((w.astype(np.float64) ** 2).sum() / ((w - wq) ** 2).sum()), abs=1e-6)
+    assert min(we.channel_sqnr) < we.sqnr_db - 5  # the small channels lose most under one per-tensor scale
