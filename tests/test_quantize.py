@@ -151,3 +151,33 @@ def test_fp32_layer_between_int8_neighbours_is_reported_as_requantized_by_ort(fi
     r.set_precision("conv3", "fp32")  # its consumer in float too: the pattern is broken
     _, res2, _ = _quantize(files, tmp_path, r, name="q2.onnx")
     assert not any("conv2" in n for n in res2.notes)
+
+
+@pytest.mark.parametrize("weight_type, reduce_range, int16, fp32", [
+    ("s8", False, None, None), ("u8", False, None, None), ("s8", True, None, None),
+    ("s8", False, "conv2", "conv3"), ("s16", False, None, None),
+])
+def test_precomputed_weight_scales_give_onnxruntimes_own_model(files, tmp_path, monkeypatch, weight_type,
+                                                                reduce_range, int16, fp32):
+    """Per-channel weight scales we hand to onnxruntime must produce exactly the model it would make alone."""
+    import workbench.quantize as q
+
+    r = Recipe()
+    r.settings.weight_type = weight_type
+    r.settings.reduce_range = reduce_range
+    if int16:
+        r.set_precision(int16, "int16")
+    if fp32:
+        r.set_precision(fp32, "fp32")
+    s = Session(files[0], files[1], recipe=r)
+    assert q.weight_scale_overrides(s.prepared, r, set())  # the fast path is really taken
+    ours = onnx.load(str(s.quantize(tmp_path / "ours.onnx").path))
+    monkeypatch.setattr(q, "weight_scale_overrides", lambda *a, **k: {})
+    theirs = onnx.load(str(s.quantize(tmp_path / "theirs.onnx").path))
+    a = {i.name: numpy_helper.to_array(i) for i in ours.graph.initializer}
+    b = {i.name: numpy_helper.to_array(i) for i in theirs.graph.initializer}
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), k
+    assert [(n.op_type, list(n.input), list(n.output)) for n in ours.graph.node] == \
+        [(n.op_type, list(n.input), list(n.output)) for n in theirs.graph.node]

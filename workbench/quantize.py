@@ -69,8 +69,50 @@ def build_overrides(prepared: PreparedModel, recipe: Recipe, ranges: dict[str, T
                 overrides[t] = [{"quant_type": _qtype(ranges[t].spec.qtype)}]
         for w in node.weights:
             if w == (node.inputs[1] if len(node.inputs) > 1 else None):
-                overrides[w] = [{"quant_type": _qtype(sixteen_bit(recipe.settings.weight_type))}]
+                o = {"quant_type": _qtype(sixteen_bit(recipe.settings.weight_type))}
+                if recipe.settings.per_channel and node.op_type == "Conv":
+                    o["axis"] = 0  # a quant_type alone would make onnxruntime fall back to one per-tensor scale
+                overrides[w] = [o]
     return overrides
+
+
+def weight_scale_overrides(prepared: PreparedModel, recipe: Recipe, int16_weights: set[str]) -> dict:
+    """Per-channel scale/zero point of every Conv weight, for onnxruntime's TensorQuantOverrides.
+
+    onnxruntime computes these one channel at a time in Python (about half of quantize_static's time on a
+    MobileNet); given them, its quantizer skips that loop and does the rest as usual. They are computed
+    with onnxruntime's own rules (symmetric per-channel range, ``compute_scale_zp``'s formula), vectorised;
+    a test holds the resulting model identical to onnxruntime's own.
+    """
+    from analyzers.quant_grid import QuantSpec, quant_params_array  # noqa: PLC0415
+    from onnx import numpy_helper  # noqa: PLC0415
+    from onnxruntime.quantization.quant_utils import ONNX_TYPE_TO_NP_TYPE  # noqa: PLC0415
+
+    s = recipe.settings
+    if not s.per_channel:
+        return {}
+    excluded = set(recipe.excluded_nodes())
+    convs = {n.inputs[1]: n for n in prepared.graph.nodes if n.op_type == "Conv" and len(n.inputs) > 1
+             and n.name not in excluded and n.inputs[1] in n.weights}
+    if not convs:
+        return {}
+    consumers = prepared.graph.consumers
+    out = {}
+    for init in prepared.load_proto().graph.initializer:
+        if init.name not in convs or len(consumers.get(init.name, [])) != 1:
+            continue
+        w = numpy_helper.to_array(init)
+        if w.dtype != np.float32 or w.ndim < 2:
+            continue
+        qtype = sixteen_bit(s.weight_type) if init.name in int16_weights else s.weight_type
+        spec = QuantSpec(qtype, symmetric=True, reduce_range=s.reduce_range)
+        flat = w.reshape(w.shape[0], -1)
+        scale, zp = quant_params_array(flat.min(axis=1), flat.max(axis=1), spec)
+        np_zp = ONNX_TYPE_TO_NP_TYPE[spec.onnx_type]
+        chans = [{"scale": np.float32(sc), "zero_point": np_zp.type(z)} for sc, z in zip(scale, zp)]
+        chans[0].update(axis=0, quant_type=_qtype(qtype))
+        out[init.name] = chans
+    return out
 
 
 def _annotate_shapes(path: Path) -> None:
@@ -137,10 +179,14 @@ def quantize(prepared: PreparedModel, recipe: Recipe, calib: CalibrationData, ou
     ranges = tensor_ranges(prepared.graph, recipe, calib)
     task.report(0.1, "quantizing")
     data = {name: TensorData(lowest=np.float32(r.lo), highest=np.float32(r.hi)) for name, r in ranges.items()}
+    overrides = build_overrides(prepared, recipe, ranges)
+    int16_weights = {t for t, o in overrides.items() if t in prepared.graph.tensors
+                     and prepared.graph.tensors[t].is_initializer}
+    overrides.update(weight_scale_overrides(prepared, recipe, int16_weights))
     extra = {
         "ActivationSymmetric": s.symmetric_activations,
         "WeightSymmetric": s.symmetric_weights,
-        "TensorQuantOverrides": build_overrides(prepared, recipe, ranges),
+        "TensorQuantOverrides": overrides,
     }
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
