@@ -24,7 +24,7 @@ from .onnx_utils import expose_tensors, initializer_arrays, make_session, weight
 from .qdq_match import QDQMatch, dequantized_weights, match
 from .task import NullTask, Task
 
-_BATCH_BYTES = 192 * 2**20  # budget for one batch's exposed tensors per session
+_BATCH_BYTES = 96 * 2**20  # activations of one batch: keeps peak memory flat in N (measured, docs/benchmarks.md)
 
 
 @dataclass
