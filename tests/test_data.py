@@ -100,3 +100,21 @@ def test_synthetic_only_when_asked_and_loud(inputs, capsys):
     src = open_data("synthetic:4", inputs)
     assert len(src) == 4 and src.sample(0)["x"].shape == (1, 3, 8, 8)
     assert "SYNTHETIC" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_npz_rows_are_read_on_demand_and_exact(tmp_path, compressed):
+    from workbench.npz_rows import NpzRows
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((50, 3, 4, 4)).astype(np.float32)
+    y = rng.integers(0, 9, (50, 7)).astype(np.int16)
+    p = tmp_path / "d.npz"
+    (np.savez_compressed if compressed else np.savez)(p, x=x, y=y, labels=np.arange(50))
+    r = NpzRows(p)
+    assert r.members["x"].shape == (50, 3, 4, 4) and r.members["y"].dtype == np.int16
+    for a, b in [(0, 7), (7, 30), (30, 50), (3, 9), (45, 60), (0, 50)]:  # in order, backwards, past the end
+        np.testing.assert_array_equal(r.rows("x", a, b), x[a:b])
+        np.testing.assert_array_equal(r.rows("y", a, b), y[a:b])
+    np.testing.assert_array_equal(r.read("labels"), np.arange(50))
+    r.close()

@@ -346,22 +346,52 @@ def open_data(spec: str | Path, inputs: list[TensorInfo], preprocess: Preprocess
                     "use .npz, .npy, a folder of images, or synthetic:N")
 
 
-def _open_npz(path: Path, role: str) -> ArraySource:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except Exception as e:  # noqa: BLE001
-        raise DataError(f"{path} is not a readable .npz file ({type(e).__name__}: {e})",
-                        "save it with np.savez(path, input_name=array, labels=...)") from e
-    labels = arrays.pop(LABELS_KEY, None)
-    if labels is not None:
-        labels = np.asarray(labels)
-        if labels.ndim != 1 or labels.dtype.kind not in "iu":
+class NpzSource(DataSource):
+    """An .npz file read a batch at a time (see ``npz_rows``): memory does not grow with its length."""
+
+    def __init__(self, path: Path, role: str):
+        super().__init__()
+        from .npz_rows import NpzRows  # noqa: PLC0415
+
+        self.path = str(path)
+        self.description = f"{role} data {path}"
+        try:
+            self.rows = NpzRows(path)
+        except Exception as e:  # noqa: BLE001 - zipfile/numpy raise many kinds for a damaged file
+            raise DataError(f"{path} is not a readable .npz file ({type(e).__name__}: {e})",
+                            "save it with np.savez(path, input_name=array, labels=...)") from e
+        labels = self.rows.read(LABELS_KEY) if LABELS_KEY in self.rows.members else None
+        if labels is not None and (labels.ndim != 1 or labels.dtype.kind not in "iu"):
             raise DataError(f"{path}: '{LABELS_KEY}' must be a 1-D integer array of class indices, got "
                             f"{labels.dtype} {labels.shape}", "store labels as np.int64 of shape (N,)")
-    if not arrays:
-        raise DataError(f"{path} holds no input arrays", "save one array per model input name")
-    return ArraySource(arrays, labels, f"{role} data {path}", sha256_file(path), str(path))
+        self.labels = labels
+        self._names = [k for k in self.rows.keys() if k != LABELS_KEY]
+        if not self._names:
+            raise DataError(f"{path} holds no input arrays", "save one array per model input name")
+        lengths = {n: len(self.rows.members[n]) for n in self._names}
+        if len(set(lengths.values())) > 1:
+            raise DataError(f"{self.description}: inputs have different numbers of samples {lengths}",
+                            "give every input the same number of samples along axis 0")
+        for n in self._names:
+            if not self.rows.members[n].shape:
+                raise DataError(f"{self.description}: input '{n}' is a scalar", "put the sample axis first")
+        self._digest = sha256_file(path)
+
+    def __len__(self) -> int:
+        return len(self.rows.members[self._names[0]])
+
+    def _raw(self, name: str, start: int, stop: int) -> np.ndarray:
+        return self.rows.rows(name, start, stop)
+
+    def input_names(self) -> list[str]:
+        return list(self._names)
+
+    def content_hash(self) -> str:
+        return self._digest
+
+
+def _open_npz(path: Path, role: str) -> NpzSource:
+    return NpzSource(path, role)
 
 
 def _fmt_shape(shape: tuple) -> str:
