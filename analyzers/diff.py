@@ -145,7 +145,7 @@ class DiffEngine:
                    for n in g.isolated}
         clip = {t: [0, 0] for t in g.cumulative if t in self.bounds}
         res = {t: Reservoir(self.reservoir_size, seed=i) for i, (t, p) in enumerate(g.cumulative.items())
-               if p.sample_x}
+               if p.sample_y}
         out_acc = {o: ErrorAccumulator(None, self.batched) for o in self.model_outputs}
         top1 = {o: [0, 0] for o in self.model_outputs}
         preds: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {o: [] for o in self.model_outputs}
@@ -172,7 +172,8 @@ class DiffEngine:
                     clip[ft][0] += _count_outside(x, *self.bounds[ft], ft in self.nonnegative)
                     clip[ft][1] += x.size
                 if ft in res:
-                    res[ft].update(vals[p.sample_x], vals[p.sample_y])
+                    xs = x.reshape(x.shape[0] if self.batched else 1, -1)[:, p.sample_idx]
+                    res[ft].update(xs, vals[p.sample_y])
             del fvals
             for node, p in g.isolated.items():
                 ft = self._by_node[node].fp32_tensor

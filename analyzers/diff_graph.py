@@ -32,8 +32,8 @@ class PairOutputs:
     emin: str
     esum: str
     channel_axis: int | None  # in the original tensor
-    sample_x: str | None = None  # gathered values for the scatter-plot reservoir
-    sample_y: str | None = None
+    sample_idx: np.ndarray | None = None  # flat per-sample positions sampled for the scatter plot
+    sample_y: str | None = None  # the INT8 values at those positions (the FP32 ones are read in numpy)
 
 
 @dataclass
@@ -203,7 +203,7 @@ def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQM
         size = (sample_sizes or {}).get(ft)
         if reservoir and size:
             idx = rng.integers(0, size, size=min(reservoir, size)).astype(np.int64)
-            p.sample_x, p.sample_y = _sample(b, fname(ft), idx, batched), _sample(b, it, idx, batched)
+            p.sample_idx, p.sample_y = idx, _sample(b, it, idx, batched)
         cumulative[ft] = p
     layer_of = {lay.node: lay for lay in m.layers}
     for node, out in iso_out.items():
@@ -218,7 +218,7 @@ def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQM
     fetch: list[str] = []
     for p in list(cumulative.values()) + list(iso_stats.values()):
         fetch += [p.xx, p.ee, p.yy, p.emax, p.emin, p.esum]
-        fetch += [t for t in (p.sample_x, p.sample_y) if t]
+        fetch += [p.sample_y] if p.sample_y else []
     for fo, qo in outputs.values():
         fetch += [fo, qo]
     fetch = list(dict.fromkeys(fetch))
