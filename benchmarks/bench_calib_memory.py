@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchmarks.watch import run_watched  # noqa: E402
 KINDS = ("ours", "ort-percentile", "ort-entropy", "ort-minmax")
 
 
@@ -100,27 +100,8 @@ def _child(kind: str, n: int, size: int, batch: int) -> dict:
 
 
 def run_child(kind: str, n: int, size: int, batch: int, limit_gb: float) -> dict:
-    import psutil
-
     cmd = [sys.executable, __file__, "--child", kind, "--n", str(n), "--size", str(size), "--batch", str(batch)]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    proc = psutil.Process(p.pid)
-    peak = 0
-    while p.poll() is None:
-        try:
-            rss = proc.memory_info().rss
-            peak = max(peak, rss)
-            if rss > limit_gb * 2**30:
-                p.kill()
-                p.wait()
-                return {"kind": kind, "n": n, "out_of_memory": True, "peak_rss_mb": peak / 2**20}
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(0.05)
-    stdout, stderr = p.communicate()
-    if p.returncode != 0:
-        return {"kind": kind, "n": n, "error": stderr[-800:]}
-    return json.loads(stdout.strip().splitlines()[-1])
+    return run_watched(cmd, ROOT, limit_gb, {"kind": kind, "n": n})
 
 
 def main() -> int:
