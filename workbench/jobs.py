@@ -15,7 +15,7 @@ from .recipe import Recipe
 from .session import Session, SessionSpec
 
 #: values kept per tensor for the GUI's FP32-vs-INT8 scatter plot
-SCATTER_RESERVOIR = 2000
+SCATTER_RESERVOIR = 1000
 
 
 def open_session(spec: SessionSpec, recipe: Recipe, task: Task | None = None, calibrate: bool = True) -> Session:
