@@ -13,7 +13,7 @@ import numpy as np
 RESULT_FORMAT = 1
 
 
-def _num(x):
+def json_num(x):
     """JSON-safe float: NaN/inf become None (JSON has no representation for them)."""
     if x is None:
         return None
@@ -45,7 +45,7 @@ class ErrorMetrics:
         return min(self.sqnr_db, self.channel_sqnr_mean)
 
     def to_dict(self) -> dict:
-        return {k: _num(v) for k, v in asdict(self).items()}
+        return {k: json_num(v) for k, v in asdict(self).items()}
 
 
 @dataclass
@@ -61,8 +61,8 @@ class WeightError:
         return min(self.channel_sqnr) if self.channel_sqnr else None
 
     def to_dict(self) -> dict:
-        return {"tensor": self.tensor, "sqnr_db": _num(self.sqnr_db), "channel_sqnr_min": _num(self.channel_sqnr_min),
-                "channel_sqnr": [_num(v) for v in self.channel_sqnr]}
+        return {"tensor": self.tensor, "sqnr_db": json_num(self.sqnr_db), "channel_sqnr_min": json_num(self.channel_sqnr_min),
+                "channel_sqnr": [json_num(v) for v in self.channel_sqnr]}
 
 
 @dataclass
@@ -76,7 +76,7 @@ class Hint:
 
     def to_dict(self) -> dict:
         return {"code": self.code, "message": self.message, "suggestion": self.suggestion,
-                "evidence": _num(self.evidence)}
+                "evidence": json_num(self.evidence)}
 
 
 @dataclass
@@ -106,8 +106,8 @@ class LayerResult:
             "cumulative": self.cumulative.to_dict(),
             "isolated": self.isolated.to_dict() if self.isolated else None,
             "weight": self.weight.to_dict() if self.weight else None,
-            "amplification": _num(self.amplification), "introduced_db": _num(self.introduced_db),
-            "clip_rate": _num(self.clip_rate), "flagged": self.flagged,
+            "amplification": json_num(self.amplification), "introduced_db": json_num(self.introduced_db),
+            "clip_rate": json_num(self.clip_rate), "flagged": self.flagged,
             "hints": [h.to_dict() for h in self.hints],
         }
 
@@ -133,11 +133,11 @@ class OutputResult:
     per_class: list[ClassAccuracy] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "sqnr_db": _num(self.sqnr_db), "cosine": _num(self.cosine),
-                "top1_agreement": _num(self.top1_agreement), "accuracy_fp32": _num(self.accuracy_fp32),
-                "accuracy_int8": _num(self.accuracy_int8),
-                "per_class": [{"label": c.label, "count": c.count, "accuracy_fp32": _num(c.accuracy_fp32),
-                               "accuracy_int8": _num(c.accuracy_int8)} for c in self.per_class]}
+        return {"name": self.name, "sqnr_db": json_num(self.sqnr_db), "cosine": json_num(self.cosine),
+                "top1_agreement": json_num(self.top1_agreement), "accuracy_fp32": json_num(self.accuracy_fp32),
+                "accuracy_int8": json_num(self.accuracy_int8),
+                "per_class": [{"label": c.label, "count": c.count, "accuracy_fp32": json_num(c.accuracy_fp32),
+                               "accuracy_int8": json_num(c.accuracy_int8)} for c in self.per_class]}
 
 
 @dataclass
@@ -191,14 +191,14 @@ class AnalysisResult:
         """JSON-ready dict; ``include_arrays`` adds the heatmap and reservoirs (for project files)."""
         d = {
             "format": RESULT_FORMAT, "model": self.model, "recipe": self.recipe, "samples": self.samples,
-            "elapsed_s": _num(self.elapsed_s), "peak_rss_mb": _num(self.peak_rss_mb),
+            "elapsed_s": json_num(self.elapsed_s), "peak_rss_mb": json_num(self.peak_rss_mb),
             "int8_model": self.int8_model, "execution": self.execution, "notes": list(self.notes),
             "thresholds": asdict(self.thresholds),
             "outputs": [o.to_dict() for o in self.outputs], "layers": [lay.to_dict() for lay in self.layers],
-            "timings": {k: _num(v) for k, v in self.timings.items()},
+            "timings": {k: json_num(v) for k, v in self.timings.items()},
         }
         if include_arrays:
-            d["heatmap"] = None if self.heatmap is None else [[_num(v) for v in row] for row in self.heatmap.tolist()]
+            d["heatmap"] = None if self.heatmap is None else [[json_num(v) for v in row] for row in self.heatmap.tolist()]
             d["reservoirs"] = {t: {"fp32": x.tolist(), "int8": y.tolist()} for t, (x, y) in self.reservoirs.items()}
         return d
 

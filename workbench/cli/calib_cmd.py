@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from .common import ConsoleTask, add_model_args, open_session, print_notes
+from .common import ConsoleTask, add_model_args, open_session, print_model_and_calibration
 
 RANGE_WIDTH = 19
 
@@ -32,13 +32,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     s = open_session(args)
     st = s.recipe.settings
-    print(f"model    {s.prepared.source}  ({len(s.graph.nodes)} nodes)")
-    print_notes(s.prepared.notes)
-    cal = s.calibration(task)
-    task.done()
-    how = "loaded from cache" if s.calibration_from_cache else "collected"
-    print(f"calib    {cal.samples} samples from {s.calib_data.description}; {len(cal.histograms)} tensor "
-          f"histograms {how}")
+    cal = print_model_and_calibration(s, task)
     print(f"recipe   {st.activation_type} activations ({'symmetric' if st.symmetric_activations else 'asymmetric'}), "
           f"method {st.calibration_method}, percentile {st.percentile:g}"
           + (f"  [{args.recipe}]" if args.recipe else ""))

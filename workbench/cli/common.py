@@ -90,3 +90,15 @@ def fmt_bytes(n: float) -> str:
 def print_notes(notes: list[str]) -> None:
     for n in notes:
         print(f"note: {n}")
+
+
+def print_model_and_calibration(s, task, extra: str = "") -> object:
+    """The first lines both `quantize` and `calib` print: the model, its notes, the calibration; returns it."""
+    print(f"model    {s.prepared.source}  ({len(s.graph.nodes)} nodes{extra})")
+    print_notes(s.prepared.notes)
+    cal = s.calibration(task)
+    task.done()
+    how = "loaded from cache" if s.calibration_from_cache else "collected"
+    print(f"calib    {len(s.calib_data)} samples from {s.calib_data.description}; "
+          f"{len(cal.histograms)} tensor histograms {how}")
+    return cal

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from .common import ConsoleTask, add_model_args, fmt_bytes, open_session, print_notes
+from .common import ConsoleTask, add_model_args, fmt_bytes, open_session, print_model_and_calibration, print_notes
 
 
 def register(sub) -> None:
@@ -24,14 +24,7 @@ def run(args: argparse.Namespace) -> int:
     task = ConsoleTask()
     t0 = time.perf_counter()
     s = open_session(args)
-    g = s.graph
-    print(f"model    {s.prepared.source}  ({len(g.nodes)} nodes, {len(g.quantizable_nodes())} quantizable)")
-    print_notes(s.prepared.notes)
-    cal = s.calibration(task)
-    task.done()
-    how = "loaded from cache" if s.calibration_from_cache else "collected"
-    print(f"calib    {len(s.calib_data)} samples from {s.calib_data.description}; "
-          f"{len(cal.histograms)} tensor histograms {how}")
+    print_model_and_calibration(s, task, f", {len(s.graph.quantizable_nodes())} quantizable")
     diffs = s.recipe.differences_from_default()
     print("recipe   " + (f"{args.recipe}: " + "; ".join(diffs) if diffs else "defaults ("
                           f"{s.recipe.settings.activation_type} activations, {s.recipe.settings.weight_type} "

@@ -8,22 +8,15 @@ saved report back, so a report can be re-rendered without the model or the data.
 
 from __future__ import annotations
 
-import math
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
 
-from analyzers.diff_types import AnalysisResult
+from analyzers.diff_types import AnalysisResult, json_num
 
 REPORT_FORMAT = 1
 REPORT_KIND = "qwb-report"
 
-
-def num(x):
-    """JSON-safe float: NaN and infinities become None (JSON cannot hold them)."""
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
+num = json_num  # the one JSON-safe float conversion, shared with the analysis results
 
 
 @dataclass
