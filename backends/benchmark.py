@@ -19,6 +19,7 @@ from .base import Backend
 from .child import ChildFailure, run_child
 from .coverage import Int8Coverage, analyze, load_profile
 from .cpu import CpuBackend, physical_cores
+from .cpuinfo import runtime_flags, u8s8_saturates
 from .errors import BackendError
 from .feeds import Feed
 from .macs import count_macs
@@ -27,6 +28,10 @@ from .results import BackendResult, EmulatedRun, ModelRun, compare_outputs, comp
 from .runner import SessionConfig
 from .stats import LatencyStats
 from .tasks import NullTask, Task, scaled
+
+# onnxruntime's u8u8 path on x86 CPUs without VNNI: exact 32-bit accumulation, no 16-bit saturation
+EXACT_INTEGER_X86 = {"session.x64quantprecision": "1"}
+HOST_DEFAULT = "int8-host-default"  # the INT8 model under this host's default kernels (emulated comparisons)
 
 
 @dataclass
@@ -110,8 +115,9 @@ def _bench_job(backend: Backend, label: str, model: str, s: BenchSettings, threa
 
 
 def _inspect_job(label: str, model: str, providers: list, threads: int, batch: int, ws: _Workspace,
-                 coverage: bool, required: list | None = None) -> dict:
-    cfg = SessionConfig(model, providers, threads, "all", require_providers=required or [])
+                 coverage: bool, required: list | None = None, entries: dict | None = None) -> dict:
+    cfg = SessionConfig(model, providers, threads, "all", require_providers=required or [],
+                        config_entries=dict(entries or {}))
     job = {"kind": "inspect", "label": label, "config": cfg.to_dict(), "batch": batch,
            "outputs": ws.path(f"{label}-outputs", ".npz")}
     if coverage:
@@ -243,15 +249,28 @@ def _emulated(backend: NeonEmulatedBackend, fp32, int8, s, ws, task, result: Bac
     labels = [("fp32", fp32)] + ([("int8", int8)] if int8 else [])
     steps = 1 + len(s.arm_cpus)
     native = CpuBackend()
+    saturates = u8s8_saturates(runtime_flags())
     try:
-        jobs = [_inspect_job(lab, path, ["CPUExecutionProvider"], 1, nb, ws, lab == "int8") for lab, path in labels]
+        jobs = [_inspect_job(lab, path, ["CPUExecutionProvider"], 1, nb, ws, lab == "int8",
+                             entries=(EXACT_INTEGER_X86 if lab == "int8" and saturates else None))
+                for lab, path in labels]
+        if int8 and saturates:
+            jobs.append(_inspect_job(HOST_DEFAULT, int8, ["CPUExecutionProvider"], 1, nb, ws, False))
         ref = ws.run(native, jobs, scaled(task, 0, 1 / steps), s.timeout_s, "the native reference run")
     except ChildFailure as e:
         result.notes.append(f"no native reference: {e.message}")
         ref = None
     ref_out = {j["label"]: _load_outputs(j["outputs"]) for j in ref["jobs"]} if ref else {}
     if ref and int8:
-        result.host_coverage = _coverage_from(ref["jobs"][-1], int8, ws.feed)
+        result.host_coverage = _coverage_from(next(j for j in ref["jobs"] if j["label"] == "int8"), int8, ws.feed)
+    if HOST_DEFAULT in ref_out and "int8" in ref_out:
+        # the reference must not depend on which x86 CPU this is: compare ARM with integer kernels that do
+        # not saturate, and say how far this CPU's own default kernels are from them
+        result.host_numerics = compare_outputs(ref_out.pop(HOST_DEFAULT), ref_out["int8"])
+        result.notes.append(
+            "this x86 CPU has no VNNI: its default u8 x s8 kernels saturate, so the INT8 reference here uses "
+            "onnxruntime's non-saturating path (session.x64quantprecision = 1); this CPU's default kernels "
+            f"differ from it by up to {result.host_numerics['max_abs_diff']:.3g}")
     for k, cpu in enumerate(s.arm_cpus):
         emu = NeonEmulatedBackend(backend.sysroot, cpu, qemu=backend.qemu())
         run = EmulatedRun(cpu, emu.qemu_cpu, ARM_CPUS[cpu][1])

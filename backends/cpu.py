@@ -6,7 +6,7 @@ import os
 
 from .availability import Availability
 from .base import Backend
-from .cpuinfo import ARM_FEATURES, ARM_MACHINES, X86_FEATURES, cpuinfo_flags, machine, model_name, named_features
+from .cpuinfo import ARM_FEATURES, ARM_MACHINES, X86_FEATURES, machine, model_name, named_features, runtime_flags
 
 
 def physical_cores() -> int:
@@ -30,7 +30,8 @@ def int8_hint(arch: str, features: list[str]) -> str:
     if any("VNNI" in f for f in features) or "AMX-INT8" in features:
         return "VNNI: INT8 dot products in one instruction, INT8 can be well ahead of float"
     if "AVX2" in features:
-        return "AVX2 without VNNI: INT8 uses 16-bit multiply-adds, expect a modest INT8 speedup"
+        return ("AVX2 without VNNI: INT8 uses 16-bit multiply-adds that saturate on large u8 x s8 products; expect a "
+                "modest INT8 speedup and check INT8 accuracy on this kind of CPU")
     return "no AVX2: INT8 kernels gain little on this CPU"
 
 
@@ -55,7 +56,7 @@ class CpuBackend(Backend):
             return Availability(self.name, False, f"this onnxruntime build has no CPU provider ({providers})",
                                 "pip install onnxruntime")
         arch = self._arch or machine()
-        flags = cpuinfo_flags(self._cpuinfo_text)
+        flags = runtime_flags(self._cpuinfo_text)
         table = ARM_FEATURES if arch in ARM_MACHINES else X86_FEATURES
         feats = named_features(flags, table)
         cpu = model_name(self._cpuinfo_text) or arch

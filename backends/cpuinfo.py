@@ -55,3 +55,51 @@ def model_name(text: str | None = None) -> str:
 def named_features(flags: set[str], table: dict[str, str]) -> list[str]:
     """The features from ``table`` the flags contain, in the table's order."""
     return [name for flag, name in table.items() if flag in flags]
+
+
+# numpy's runtime dispatch reads CPUID itself: its answer is what the running code sees, even where
+# /proc/cpuinfo describes another CPU (QEMU user mode emulating an older model, some containers)
+_NUMPY_X86 = {"AVX2": "avx2", "AVX512F": "avx512f", "AVX512VNNI": "avx512_vnni"}
+_VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def _numpy_cpu_features() -> dict | None:
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__  # noqa: PLC0415 - numpy >= 2
+    except ImportError:
+        try:
+            from numpy.core._multiarray_umath import __cpu_features__  # noqa: PLC0415 - numpy 1.x
+        except ImportError:
+            return None
+    return dict(__cpu_features__)
+
+
+def runtime_flags(cpuinfo_text: str | None = None) -> set[str]:
+    """This process's CPU feature flags: /proc/cpuinfo corrected by CPUID where numpy reads it.
+
+    onnxruntime picks its integer kernels by CPUID, so CPUID is the truth; /proc/cpuinfo alone can
+    describe the host of an emulator instead of the CPU the code runs on.
+    """
+    flags = cpuinfo_flags(cpuinfo_text)
+    if cpuinfo_text is not None or machine() not in X86_MACHINES:
+        return flags
+    cpuid = _numpy_cpu_features()
+    if not cpuid:
+        return flags
+    for key, flag in _NUMPY_X86.items():
+        if key in cpuid:
+            (flags.add if cpuid[key] else flags.discard)(flag)
+    if not cpuid.get("AVX2", True):
+        flags -= {"avx_vnni", "amx_int8"}  # both come only on CPUs with AVX2
+    return flags
+
+
+def u8s8_saturates(flags: set[str], arch: str | None = None) -> bool:
+    """True on x86 CPUs whose u8 x s8 integer kernels saturate (AVX2 / AVX-512 without VNNI).
+
+    There onnxruntime's default kernels add pairs of u8*s8 products in a saturating 16-bit lane
+    (VPMADDUBSW), so an INT8 model computes other numbers than on a VNNI CPU or on ARM64
+    (../shared/KERNELS.md). The session option ``session.x64quantprecision = "1"`` avoids it.
+    """
+    arch = arch or machine()
+    return arch in X86_MACHINES and "avx2" in flags and not any(f in flags for f in _VNNI_FLAGS)

@@ -77,6 +77,7 @@ class BackendResult:
     variant_verdict: dict | None = None
     emulated_runs: list = field(default_factory=list)  # [EmulatedRun]
     host_coverage: Int8Coverage | None = None  # emulated: the same INT8 model's coverage on this host
+    host_numerics: dict | None = None  # emulated, x86 without VNNI: host default kernels vs the reference
     numerics: dict | None = None  # timed: INT8 outputs vs FP32 outputs
     sizes: dict = field(default_factory=dict)  # "fp32"/"int8" -> bytes
     notes: list = field(default_factory=list)
@@ -126,6 +127,7 @@ class BackendResult:
         if self.emulated and a.available:
             d["emulated_cpus"] = [e.to_dict() for e in self.emulated_runs]
             d["host_int8_coverage"] = _coverage_contract(self.host_coverage)
+            d["host_int8_numerics"] = self.host_numerics
         return d
 
 

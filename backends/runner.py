@@ -28,6 +28,7 @@ class SessionConfig:
     optimized_model_path: str | None = None  # where onnxruntime writes the graph it will run
     profile_prefix: str | None = None  # turn on onnxruntime's profiler (per-node kernel, types, provider)
     require_providers: list = field(default_factory=list)  # fail if onnxruntime silently dropped these
+    config_entries: dict = field(default_factory=dict)  # session config keys, e.g. session.x64quantprecision
 
     def to_dict(self) -> dict:
         """JSON-ready, to hand the configuration to the child process."""
@@ -107,6 +108,8 @@ class OnnxRuntimeRunner(Runner):
         if c.threads:
             so.intra_op_num_threads = c.threads
         so.inter_op_num_threads = 1
+        for key, value in c.config_entries.items():
+            so.add_session_config_entry(key, str(value))
         if c.optimized_model_path:
             so.optimized_model_filepath = c.optimized_model_path
             # weights go to a side file so the graph stays small (and models over 2 GB can be written)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 
 import onnxruntime as ort
@@ -9,7 +10,7 @@ import pytest
 
 from backends.arm_sysroot import MANIFEST
 from backends.cpu import CpuBackend, int8_hint
-from backends.cpuinfo import ARM_FEATURES, X86_FEATURES, cpuinfo_flags, named_features
+from backends.cpuinfo import ARM_FEATURES, X86_FEATURES, cpuinfo_flags, named_features, runtime_flags, u8s8_saturates
 from backends.cuda import CudaBackend, visible_gpus
 from backends.neon import NeonBackend
 from backends.neon_emulated import NeonEmulatedBackend
@@ -44,13 +45,30 @@ def test_cpu_without_avx2_says_int8_gains_little():
     assert int8_hint("x86_64", []) == a.details["int8"] and "little" in a.details["int8"]
 
 
-def test_cpu_features_of_this_machine_match_proc_cpuinfo():
+def test_cpu_features_of_this_machine_follow_cpuid():
     a = CpuBackend().availability()
     assert a.available  # onnxruntime always has its CPU provider
-    flags = cpuinfo_flags()
-    if platform.machine() == "x86_64":
-        assert a.details["simd"] == named_features(flags, X86_FEATURES)
-        assert ("AVX2" in a.details["simd"]) == ("avx2" in flags)
+    if platform.machine() != "x86_64":
+        return
+    from numpy._core._multiarray_umath import __cpu_features__ as cpuid
+    assert ("AVX2" in a.details["simd"]) == cpuid["AVX2"]
+    assert ("AVX-512" in a.details["simd"]) == cpuid["AVX512F"]
+    assert ("AVX-512 VNNI" in a.details["simd"]) == cpuid["AVX512VNNI"]
+    if not os.environ.get("QWB_EMULATED_X86_CPU"):  # natively, /proc/cpuinfo describes the same CPU
+        assert a.details["simd"] == named_features(cpuinfo_flags(), X86_FEATURES)
+
+
+@pytest.mark.parametrize("flags, saturates", [
+    ("fpu sse4_2 avx avx2 fma", True),                          # AVX2 only (e.g. Zen 2/3, Haswell)
+    ("avx2 avx512f avx512bw", True),                            # AVX-512 without VNNI (Skylake-SP)
+    ("avx2 avx512f avx512bw avx512_vnni", False),               # AVX-512 VNNI (Cascade Lake, Zen 4)
+    ("avx2 avx_vnni", False),                                   # AVX-VNNI (Alder Lake)
+    ("sse4_2", False),                                          # no AVX2: other kernels, no VPMADDUBSW path
+])
+def test_u8s8_saturation_follows_the_vnni_flags(flags, saturates):
+    text = f"processor : 0\nflags : {flags}\n"
+    assert u8s8_saturates(runtime_flags(text), "x86_64") is saturates
+    assert u8s8_saturates(runtime_flags(text), "aarch64") is False
 
 
 def test_cuda_unavailable_with_cpu_only_onnxruntime():

@@ -159,6 +159,12 @@ def _print_emulated(r) -> None:
     print(f"  {'':<9}(emulated: outputs and INT8 coverage only; emulated timings are meaningless and not shown)")
     if r.host_coverage:
         print(f"  {'x86':<9}{r.host_coverage.summary()}")
+    ref = "x86"
+    if r.host_numerics:
+        ref = "the x86 reference"
+        print(f"  {'':<9}this CPU has no VNNI: its default u8 x s8 kernels saturate (max |diff| "
+              f"{r.host_numerics['max_abs_diff']:.3g} from the non-saturating reference, "
+              "session.x64quantprecision = 1, that ARM is compared with)")
     for e in r.emulated_runs:
         if e.failure:
             continue
@@ -170,9 +176,9 @@ def _print_emulated(r) -> None:
             if "error" in n:
                 parts.append(f"{label.upper()} {n['error']}")
             elif n["identical"]:
-                parts.append(f"{label.upper()} outputs identical to x86")
+                parts.append(f"{label.upper()} outputs identical to {ref}")
             else:
-                parts.append(f"{label.upper()} max |diff| vs x86 {n['max_abs_diff']:.2g}")
+                parts.append(f"{label.upper()} max |diff| vs {ref} {n['max_abs_diff']:.2g}")
         same = {True: "same as x86", False: "DIFFERENT from x86", None: ""}[e.same_coverage_as_host]
         cov = f"; coverage {e.coverage.summary()} {same}".rstrip() if e.coverage else ""
         feats = f" [{' '.join(e.features)}]" if e.features else ""
