@@ -20,6 +20,7 @@ SYSROOT = arm_sysroot_dir()
 _info, _why = check_sysroot(SYSROOT)
 pytestmark = [
     pytest.mark.arm,
+    pytest.mark.kernels,
     pytest.mark.skipif(find_qemu() is None, reason="qemu-aarch64-static is not installed "
                        "(apt-get install qemu-user-static debootstrap, then qwb neon-setup)"),
     pytest.mark.skipif(_info is None, reason=f"{_why}; build it with `qwb neon-setup` (or set QWB_ARM_SYSROOT)"),

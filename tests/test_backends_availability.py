@@ -45,6 +45,7 @@ def test_cpu_without_avx2_says_int8_gains_little():
     assert int8_hint("x86_64", []) == a.details["int8"] and "little" in a.details["int8"]
 
 
+@pytest.mark.kernels
 def test_cpu_features_of_this_machine_follow_cpuid():
     a = CpuBackend().availability()
     assert a.available  # onnxruntime always has its CPU provider

@@ -56,6 +56,7 @@ def test_variant_verdict_respects_noise():
     assert compare_variants({"u8": _run("u8", 1.0), "s8": failed})["recommendation"].startswith("could not compare")
 
 
+@pytest.mark.kernels
 def test_cpu_benchmarks_the_demo_for_real():
     task = RecordingTask()
     report = run_bench(BenchRequest(demo=True, backends=("cpu",), threads=1, batches=(1, 4), runs=20, warmup=2),
