@@ -119,7 +119,7 @@ class DiffEngine:
         self.nonnegative = _relu_outputs(fp32)
         self.bounds = {lay.fp32_tensor: lay.act.bounds() for lay in self.match.layers if lay.act is not None}
         self.reused = {n: reuse_isolated[n][1] for n in self.graph.iso_reused}
-        self.session = make_session(self.graph.model, optimize="exact_qdq")
+        self.session = make_session(self.graph.model, "exact")
         self.fp32_fetch = [t for t in self.graph.fp32_feeds if t not in {i.name for i in fp32.graph.input}]
         self.fp32_session = _fp32_session(fp32, self.fp32_fetch, fp32_key) if self.graph.fp32_feeds else None
         self.input_names = {i.name for i in self.session.get_inputs()}
@@ -236,7 +236,7 @@ def _fp32_session(fp32: onnx.ModelProto, fetch: list[str], key: str | None):
     cache_key = (key, tuple(fetch)) if key else None
     if cache_key is not None and cache_key in _FP32_SESSIONS:
         return _FP32_SESSIONS[cache_key]
-    sess = make_session(expose_tensors(fp32, fetch), optimize=True)
+    sess = make_session(expose_tensors(fp32, fetch), "deployed")
     if cache_key is not None:
         _FP32_SESSIONS.clear()
         _FP32_SESSIONS[cache_key] = sess

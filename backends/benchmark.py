@@ -108,16 +108,16 @@ def _load_outputs(path: str) -> list:
 
 
 def _bench_job(backend: Backend, label: str, model: str, s: BenchSettings, threads: int, ws: _Workspace) -> dict:
-    cfg = SessionConfig(model, backend.providers(threads), threads, "all",
-                        require_providers=backend.required_providers())
+    cfg = SessionConfig.for_purpose("benchmark", model, threads, providers=backend.providers(threads),
+                                    require_providers=backend.required_providers())
     return {"kind": "bench", "label": label, "config": cfg.to_dict(), "batches": [int(b) for b in s.batches],
             "runs": s.runs, "warmup": s.warmup, "outputs": ws.path(f"{label}-outputs", ".npz")}
 
 
 def _inspect_job(label: str, model: str, providers: list, threads: int, batch: int, ws: _Workspace,
                  coverage: bool, required: list | None = None, entries: dict | None = None) -> dict:
-    cfg = SessionConfig(model, providers, threads, "all", require_providers=required or [],
-                        config_entries=dict(entries or {}))
+    cfg = SessionConfig.for_purpose("deployed", model, threads, providers=providers, require_providers=required or [],
+                                    config_entries=dict(entries or {}))
     job = {"kind": "inspect", "label": label, "config": cfg.to_dict(), "batch": batch,
            "outputs": ws.path(f"{label}-outputs", ".npz")}
     if coverage:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from analyzers.task import NullTask, Task
+from backends.runner import SessionConfig, build_session
 
 from .data import DataSource
 
@@ -32,12 +33,8 @@ def is_classifier_output(shape) -> bool:
 
 def predictions(model_path: str | Path, data: DataSource, output_index: int = 0, task: Task | None = None) -> np.ndarray:
     """Argmax of output ``output_index`` for every sample (the model runs with full optimizations)."""
-    import onnxruntime as ort  # noqa: PLC0415
-
     task = task or NullTask()
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
+    sess = build_session(SessionConfig.for_purpose("deployed", str(model_path)))
     name = sess.get_outputs()[output_index].name
     preds = []
     for start, stop, feed in data.batches():
