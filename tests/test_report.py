@@ -11,6 +11,7 @@ import pytest
 
 import resources
 from tests.report_util import EXTERNAL_URL, Page, resolve, shown_number
+from workbench.compare import compare_runs
 from workbench.recipe import Recipe
 from workbench.report import build_report, load_report, render_html, render_markdown, write_report
 from workbench.report.data import ReportData
@@ -160,6 +161,18 @@ def test_markdown_is_short_enough_for_a_pull_request(demo, compared):
     s = demo[3]["runs"][0]["summary"]
     assert f"FP32 {100 * s['accuracy_fp32']:.2f}% → INT8 {100 * s['accuracy_int8']:.2f}%" in md
     assert "`cat`" in md and "qwb report --demo -o demo.html" in md
+
+
+def test_gui_and_report_show_the_same_before_after(compared):
+    """The GUI's before/after (compare_runs on the two results it holds) is the report's, row for row."""
+    report = compared[0]
+    before, after = (run.analysis for run in report.runs)
+    gui = compare_runs(before, after)
+    assert gui.layers == report.comparison.layers and gui.outputs == report.comparison.outputs
+    assert [d.node for d in gui.changed()] == [d.node for d in report.comparison.changed()]
+    cat = next(d for d in gui.layers if d.node == "cat")
+    assert cat.cumulative_delta == pytest.approx(cat.cumulative_after - cat.cumulative_before)
+    assert cat.cumulative_after == pytest.approx(after.layer("cat").cumulative.sqnr_db)  # tensor SQNR, as labelled
 
 
 def test_before_after_shows_the_changed_layers(compared):

@@ -1,4 +1,7 @@
-"""Before/after, layer by layer: isolated and cumulative SQNR of the shown run against the compared run."""
+"""Before/after, layer by layer: isolated and cumulative SQNR of the shown run against the compared run.
+
+The rows come from ``workbench.compare`` (the comparison the report uses too), so both show the same figures.
+"""
 
 from __future__ import annotations
 
@@ -6,27 +9,27 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyMod
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QCheckBox, QHBoxLayout, QLabel, QTableView, QVBoxLayout, QWidget
 
-from workbench.compare import LayerDelta, compare_runs
+from workbench.compare import CHANGE_DB, LayerChange, compare_runs
 from workbench.workspace import Workspace
 
 from .colors import fmt_db
 
 COLUMNS = ("Layer", "Op", "Precision", "Iso. before", "Iso. after", "Δ iso.", "Cum. before", "Cum. after", "Δ cum.")
-_ISO = "isolated SQNR (dB): the error the layer causes on its own"
-_CUM = "cumulative SQNR (dB): the error that has accumulated at the layer's output"
+_ISO = "isolated tensor SQNR (dB): the error the layer causes on its own"
+_CUM = "cumulative tensor SQNR (dB): the error that has accumulated at the layer's output"
 _D = "after - before, dB: positive is better"
 TIPS = {3: _ISO, 4: _ISO, 5: _D, 6: _CUM, 7: _CUM, 8: _D}
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 class CompareModel(QAbstractTableModel):
-    """Rows of ``LayerDelta``."""
+    """Rows of ``LayerChange``."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.rows: list[LayerDelta] = []
+        self.rows: list[LayerChange] = []
 
-    def set_rows(self, rows: list[LayerDelta]) -> None:
+    def set_rows(self, rows: list[LayerChange]) -> None:
         self.beginResetModel()
         self.rows = rows
         self.endResetModel()
@@ -44,7 +47,7 @@ class CompareModel(QAbstractTableModel):
             return TIPS.get(s)
         return None
 
-    def _value(self, d: LayerDelta, c: int):
+    def _value(self, d: LayerChange, c: int):
         return (d.node, d.op_type,
                 f"{(d.precision_before or '—').upper()} → {(d.precision_after or '—').upper()}"
                 if d.changed_setting else (d.precision_after or "").upper(),
@@ -81,7 +84,7 @@ class CompareModel(QAbstractTableModel):
 
 
 class ComparePanel(QWidget):
-    """Shown run against the compared run, per layer; 'changed only' hides layers that moved < 0.5 dB."""
+    """Shown run against the compared run, per layer; 'changed only' hides layers that did not change."""
 
     def __init__(self, workspace: Workspace, parent=None):
         super().__init__(parent)
@@ -91,7 +94,7 @@ class ComparePanel(QWidget):
         self.proxy.setSourceModel(self.model)
         self.proxy.setSortRole(SORT_ROLE)
         self.title = QLabel()
-        self.changed_only = QCheckBox("Changed only (setting changed, or cumulative moved ≥ 0.5 dB)")
+        self.changed_only = QCheckBox(f"Changed only (precision, percentile or flag changed, or cumulative moved ≥ {CHANGE_DB:g} dB)")
         self.changed_only.setChecked(True)
         self.changed_only.toggled.connect(lambda *_: self.refresh())
         top = QHBoxLayout()

@@ -7,8 +7,9 @@ The report never times anything itself: it hands the FP32 model and each run's I
 
 from __future__ import annotations
 
+from ..compare import delta
 from ..errors import WorkbenchError
-from .data import BackendBench, BenchSummary, LatencyRow, num
+from .data import BackendBench, BenchSummary, LatencyChange, LatencyRow, RunReport, num
 
 MAX_FLOAT_NODES = 12
 
@@ -90,4 +91,22 @@ def run_benchmarks(fp32_model: str, int8_models: list[str], backends: list[str],
         req = BenchRequest(model=fp32_model, int8=int8, calib=calib, backends=tuple(backends), runs=runs,
                            compare_activation_types=False)
         out.append(summarize(run_bench(req, part).to_dict()))
+    return out
+
+
+def latency_changes(rb: RunReport, ra: RunReport) -> list[LatencyChange]:
+    """INT8 p50 latency before and after on every backend both runs were timed on."""
+    if rb.bench is None or ra.bench is None:
+        return []
+    bb = {b.backend: b for b in rb.bench.backends}
+    out = []
+    for a in ra.bench.backends:
+        b = bb.get(a.backend)
+        if b is None:
+            continue
+        before = b.int8.p50_ms if b.int8 else None
+        after = a.int8.p50_ms if a.int8 else None
+        d = delta(after, before)
+        fp32 = (a.fp32 or b.fp32).p50_ms if (a.fp32 or b.fp32) else None
+        out.append(LatencyChange(a.backend, fp32, before, after, d, d / before if d is not None and before else None))
     return out

@@ -15,9 +15,9 @@ from pathlib import Path
 from .. import __version__
 from ..analysis import analyze
 from ..recipe import Recipe
-from .bench import check_backends, run_benchmarks, summarize
-from .compare import compare_runs
-from .data import RecipeFile, ReportData, Reproduce, RunReport, RunSummary
+from ..compare import compare_runs
+from .bench import check_backends, latency_changes, run_benchmarks, summarize
+from .data import Comparison, RecipeFile, ReportData, Reproduce, RunReport, RunSummary
 from .exclusions import build_exclusions
 from .histograms import tensor_histograms
 from .progress import SubTask
@@ -70,10 +70,16 @@ def build_report(session, *, recipe: Recipe | None = None, analysis=None, compar
         generator=f"Quant Workbench {__version__}", model=model_summary(session.prepared),
         environment=environment(execution_text(runs[final].analysis.execution)), data=data_sets(session),
         runs=runs, reproduce=reproduce(session, specs, samples, bench, command),
-        comparison=compare_runs(runs, 0, 1) if len(runs) == 2 else None)
+        comparison=comparison(runs[0], runs[1]) if len(runs) == 2 else None)
     if task is not None:
         task.report(1.0, f"report built in {time.perf_counter() - t0:.1f} s")
     return report
+
+
+def comparison(before: RunReport, after: RunReport) -> Comparison:
+    """runs[0] -> runs[1] through the one comparison the GUI uses too, plus the latency each run measured."""
+    c = compare_runs(before.analysis, after.analysis, before.recipe, after.recipe)
+    return Comparison(0, 1, c.threshold_db, c.layers, c.outputs, latency_changes(before, after))
 
 
 def _run(session, spec, samples, task) -> RunReport:

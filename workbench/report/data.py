@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields, is_dataclass
 
 from analyzers.diff_types import AnalysisResult, json_num
 
+from ..compare import LayerChange, OutputChange  # noqa: F401 - the comparison's rows, resolved by _from_json
+
 REPORT_FORMAT = 1
 REPORT_KIND = "qwb-report"
 
@@ -239,42 +241,6 @@ class RunReport:
 
 
 @dataclass
-class LayerChange:
-    """One layer in both runs; ``None`` where a run has no figure (e.g. isolated error of a float layer)."""
-
-    node: str
-    op_type: str
-    precision_before: str | None
-    precision_after: str | None
-    percentile_before: float | None
-    percentile_after: float | None
-    isolated_before: float | None
-    isolated_after: float | None
-    isolated_delta: float | None
-    cumulative_before: float | None
-    cumulative_after: float | None
-    cumulative_delta: float | None
-    flagged_before: bool
-    flagged_after: bool
-    changed: bool  # a setting changed, the flag changed, or cumulative SQNR moved by at least the threshold
-
-
-@dataclass
-class OutputChange:
-    """One model output in both runs."""
-
-    name: str
-    sqnr_before: float | None
-    sqnr_after: float | None
-    sqnr_delta: float | None
-    top1_before: float | None
-    top1_after: float | None
-    accuracy_before: float | None
-    accuracy_after: float | None
-    accuracy_delta: float | None
-
-
-@dataclass
 class LatencyChange:
     """What the change costs (or saves) in INT8 latency on one backend, p50 at the headline batch."""
 
@@ -288,7 +254,7 @@ class LatencyChange:
 
 @dataclass
 class Comparison:
-    """Before/after between ``runs[before]`` and ``runs[after]``."""
+    """Before/after between ``runs[before]`` and ``runs[after]`` (rows from ``workbench.compare``)."""
 
     before: int
     after: int
