@@ -84,3 +84,10 @@ def test_reservoir_is_uniform_over_batches():
         r.update(v, v)
     counts = np.bincount(r.x.astype(int), minlength=10)
     assert r.x.size == 1000 and counts.min() > 50 and counts.max() < 150
+
+
+def test_fmt_bytes_is_one_format_for_console_and_report():
+    from workbench.formatting import fmt_bytes
+
+    assert [fmt_bytes(n) for n in (0, 1023, 1536, 3 * 2**20, 5 * 2**30, None)] == \
+        ["0 B", "1023 B", "1.5 KB", "3.0 MB", "5.0 GB", "–"]

@@ -9,7 +9,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..errors import WorkbenchError
-from .common import ConsoleTask, add_model_args, fmt_bytes
+from ..formatting import fmt_bytes
+from .common import ConsoleTask, add_model_args
 
 BACKEND_CHOICES = ("cpu", "cuda", "neon", "neon-emulated", "all")
 

@@ -79,14 +79,6 @@ class ConsoleTask:
             self._last = ""
 
 
-def fmt_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n:.1f} GB"
-
-
 def print_notes(notes: list[str]) -> None:
     for n in notes:
         print(f"note: {n}")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from .common import ConsoleTask, add_model_args, fmt_bytes, open_session, print_model_and_calibration, print_notes
+from ..formatting import fmt_bytes
+from .common import ConsoleTask, add_model_args, open_session, print_model_and_calibration, print_notes
 
 
 def register(sub) -> None:

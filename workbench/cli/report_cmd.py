@@ -7,7 +7,8 @@ import sys
 import time
 
 from ..errors import WorkbenchError
-from .common import ConsoleTask, add_model_args, fmt_bytes, open_session, print_notes
+from ..formatting import fmt_bytes
+from .common import ConsoleTask, add_model_args, open_session, print_notes
 
 
 def register(sub) -> None:

@@ -67,17 +67,6 @@ def section(sid: str, title: str, *children) -> Markup:
     return el("section", {"id": sid}, el("h2", None, title), *children)
 
 
-def fmt_bytes(n) -> str:
-    if n is None:
-        return "–"
-    n = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{int(n)} B" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
-
-
 def shape_text(shape) -> str:
     if shape is None:
         return "?"
