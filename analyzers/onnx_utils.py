@@ -43,6 +43,31 @@ def make_session(model: onnx.ModelProto, purpose: str = "deployed", threads: int
     return build_session(SessionConfig.for_purpose(purpose, threads=threads, shared_arena=True), data)
 
 
+FLOAT_TYPES = frozenset({TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE})
+
+
+def elem_types(model: onnx.ModelProto) -> dict[str, int]:
+    """Tensor name -> ONNX element type, as far as the model declares it (inputs, outputs, value_info,
+    initializers and Constant nodes); shape inference fills value_info for prepared models."""
+    out = {i.name: i.data_type for i in model.graph.initializer}
+    for vi in itertools.chain(model.graph.input, model.graph.output, model.graph.value_info):
+        if vi.type.HasField("tensor_type") and vi.type.tensor_type.elem_type:
+            out[vi.name] = vi.type.tensor_type.elem_type
+    for n in model.graph.node:
+        if n.op_type == "Constant" and n.output:
+            for a in n.attribute:
+                if a.name == "value":
+                    out[n.output[0]] = a.t.data_type
+    return out
+
+
+def is_float_tensor(types: dict[str, int], name: str) -> bool:
+    """Only float tensors carry activations that can be quantized or compared; integer and bool tensors
+    (shapes, indices, masks) never are. A tensor of unknown type counts as float (older exports)."""
+    t = types.get(name)
+    return t is None or t in FLOAT_TYPES
+
+
 def tensors_to_calibrate(model: onnx.ModelProto, op_types) -> list[str]:
     """The activation tensors onnxruntime's calibrators would calibrate for ``op_types`` (same rule)."""
     from onnxruntime.quantization.calibrate import CalibraterBase  # noqa: PLC0415

@@ -16,6 +16,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from .onnx_utils import elem_types, is_float_tensor
+
 QUANT_INPUT_SUFFIX = "_QuantizeLinear_Input"
 FUSABLE = frozenset({"Relu", "Clip"})
 
@@ -122,6 +124,7 @@ def match(fp32: onnx.ModelProto, int8: onnx.ModelProto, quantizable_ops: set[str
         for i in n.input:
             fp32_consumers.setdefault(i, []).append(n)
     graph_outputs = {o.name for o in fp32.graph.output}
+    types = elem_types(fp32)
 
     layers = []
     for idx, node in enumerate(fp32.graph.node):
@@ -129,8 +132,8 @@ def match(fp32: onnx.ModelProto, int8: onnx.ModelProto, quantizable_ops: set[str
             continue
         if node.op_type in FUSABLE and node.name not in int8_nodes:
             continue  # folded into its producer's output quantization: reported with the producer
-        if not node.output or not node.output[0]:
-            continue
+        if not node.output or not node.output[0] or not is_float_tensor(types, node.output[0]):
+            continue  # shape arithmetic, indices, masks: integer/bool outputs are never layers
         # follow Relu/Clip chains the quantizer removed: the layer's quantized output is at their end
         tensor = node.output[0]
         while tensor not in graph_outputs:
@@ -147,7 +150,7 @@ def match(fp32: onnx.ModelProto, int8: onnx.ModelProto, quantizable_ops: set[str
         n8 = int8_nodes.get(node.name)
         quantized = node.name not in excluded and n8 is not None and (aq is not None or any(
             i in int8_producer and int8_producer[i].op_type == "DequantizeLinear" for i in n8.input))
-        act_inputs = [i for i in node.input if i and i not in fp32_inits]
+        act_inputs = [i for i in node.input if i and i not in fp32_inits and is_float_tensor(types, i)]
         weight = node.input[1] if (node.op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul") and len(node.input) > 1
                                    and node.input[1] in fp32_inits) else None
         layers.append(LayerMatch(node.name, node.op_type, idx, tensor, int8_tensor, quantized, aq, act_inputs, weight))

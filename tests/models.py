@@ -76,3 +76,33 @@ def save(model: onnx.ModelProto, path: Path, **kw) -> Path:
 def save_npz(path: Path, **arrays) -> Path:
     np.savez(path, **arrays)
     return path
+
+
+def shape_arith_net(seed: int = 0) -> onnx.ModelProto:
+    """x[N,3,8,8] -> conv -> reshape to [N, -1] with the shape computed in the graph -> matmul -> y[N,10].
+
+    The shape path (Shape -> Gather -> Mul -> Concat, all int64) is what exporters write for a flatten with a
+    dynamic batch: Gather, Mul and Concat are ops the quantizer knows, but their tensors here are integers.
+    """
+    rng = _rng(seed)
+    w = (rng.standard_normal((4, 3, 3, 3)) * 0.3).astype(np.float32)
+    wm = (rng.standard_normal((256, 10)) * 0.1).astype(np.float32)
+    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(wm, "wm"),
+             numpy_helper.from_array(np.array([0], np.int64), "i0"),
+             numpy_helper.from_array(np.array([1], np.int64), "one"),
+             numpy_helper.from_array(np.array([-1], np.int64), "minus1")]
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("Shape", ["r"], ["s"], name="shape"),
+        helper.make_node("Gather", ["s", "i0"], ["n"], name="gather_batch", axis=0),
+        helper.make_node("Mul", ["n", "one"], ["n1"], name="mul_int"),
+        helper.make_node("Concat", ["n1", "minus1"], ["newshape"], name="concat_shape", axis=0),
+        helper.make_node("Reshape", ["r", "newshape"], ["flat"], name="flatten"),
+        helper.make_node("MatMul", ["flat", "wm"], ["y"], name="fc"),
+    ]
+    graph = helper.make_graph(nodes, "shape_arith", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    return model

@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 
 from analyzers.quant_grid import QuantSpec, fake_quant
-from tests.models import conv_net, conv_net_data, save, save_npz
+from tests.models import conv_net, conv_net_data, save, save_npz, shape_arith_net
 from workbench.analysis import analyze
 from workbench.errors import CancelledError
 from workbench.recipe import Recipe
@@ -256,3 +256,16 @@ def test_weight_error_per_layer_and_per_output_channel(tmp_path):
     np.testing.assert_allclose(we.channel_sqnr, per_ch, atol=1e-6)
     assert we.sqnr_db == pytest.approx(10 * np.log10((w.astype(np.float64) ** 2).sum() / ((w - wq) ** 2).sum()), abs=1e-6)
     assert min(we.channel_sqnr) < we.sqnr_db - 5  # the small channels lose most under one per-tensor scale
+
+
+def test_integer_shape_tensors_are_never_layers(tmp_path):
+    """Shape -> Gather -> Mul -> Concat (int64) feeding a Reshape: analysed without error, float layers only."""
+    model = save(shape_arith_net(), tmp_path / "shape.onnx")
+    data = save_npz(tmp_path / "d.npz", **conv_net_data(16, labels=False))
+    r = analyze(Session(str(model), str(data)))
+    nodes = {lay.node for lay in r.layers}
+    assert {"conv", "fc"} <= nodes
+    assert not nodes & {"shape", "gather_batch", "mul_int", "concat_shape"}
+    for lay in r.layers:
+        assert math.isfinite(lay.cumulative.sqnr_db), lay.node
+    assert math.isfinite(r.outputs[0].sqnr_db) and r.outputs[0].sqnr_db > 10
