@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 
 from tests.cli_util import qwb
 from tests.models import conv_net, conv_net_data, save, save_npz
+from workbench import quantize as q
+from workbench.errors import WorkbenchError
+from workbench.session import Session
 
 
 def test_quantize_demo_reports_fp32_and_int8_accuracy(tmp_path):
@@ -81,3 +85,42 @@ def test_debug_shows_traceback(tmp_path, good):
     bad.write_bytes(b"nope")
     r = qwb("--debug", "quantize", bad, "--calib", good[1], "-o", tmp_path / "o.onnx")
     assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def _opset(model, version):
+    model.opset_import[0].version = version
+    return model
+
+
+def test_opset_12_with_per_channel_weights_is_upgraded_and_runs(tmp_path):
+    """DequantizeLinear's axis needs opset 13: the written model must load, not merely be written."""
+    model = save(_opset(conv_net(), 12), tmp_path / "m12.onnx")
+    data = save_npz(tmp_path / "d.npz", **conv_net_data(8))
+    out = tmp_path / "o.onnx"
+    r = qwb("quantize", model, "--calib", data, "-o", out, "--no-eval", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "upgraded to opset 13" in r.stdout and "onnxruntime loads it and ran a sample" in r.stdout
+    m = onnx.load(str(out))
+    assert m.opset_import[0].version == 13
+    assert any(a.name == "axis" for n in m.graph.node if n.op_type == "DequantizeLinear" for a in n.attribute)
+    ort.InferenceSession(str(out)).run(None, {"x": conv_net_data(2)["x"]})
+    # and nothing was left behind where the user ran the command, or beside the model
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npz", "m12.onnx", "o.onnx"]
+
+
+def test_a_model_onnxruntime_cannot_run_is_not_written(tmp_path, good, monkeypatch):
+    s = Session(str(good[0]), str(good[1]))
+    out = tmp_path / "o.onnx"
+    # stand in for an onnxruntime quantizer bug: the written graph references a tensor nobody produces
+    real = q._annotate_shapes
+
+    def break_it(path):
+        real(path)
+        m = onnx.load(str(path))
+        m.graph.node[-1].input[0] = "nobody_makes_this"
+        onnx.save(m, str(path))
+
+    monkeypatch.setattr(q, "_annotate_shapes", break_it)
+    with pytest.raises(WorkbenchError, match="does not run in onnxruntime, so it was not written"):
+        s.quantize(out, check=True)
+    assert not out.exists()

@@ -19,7 +19,7 @@ from onnx import numpy_helper
 from .errors import ModelLoadError
 from .graph import ModelGraph, build_graph
 from .model_loader import load_model
-from .paths import cache_dir, sha256_bytes
+from .paths import cache_dir, scratch_dir, sha256_bytes, working_directory
 
 _TWO_GB = 2**31 - 2**24
 
@@ -94,7 +94,7 @@ def _needs_ort_preprocess(model: onnx.ModelProto) -> str | None:
 def _ort_preprocess(model: onnx.ModelProto) -> onnx.ModelProto:
     from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: PLC0415
 
-    with tempfile.TemporaryDirectory(prefix="qwb-prep-") as td:
+    with tempfile.TemporaryDirectory(prefix="qwb-prep-", dir=scratch_dir()) as td, working_directory(Path(td)):
         src, dst = Path(td) / "in.onnx", Path(td) / "out.onnx"
         onnx.save(model, str(src))
         quant_pre_process(str(src), str(dst), skip_symbolic_shape=False)

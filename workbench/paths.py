@@ -5,6 +5,7 @@ One place so tests can redirect everything with ``QWB_CACHE_DIR`` and users can 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -19,6 +20,26 @@ def cache_dir() -> Path:
         root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "quant-workbench"
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def scratch_dir() -> Path:
+    """Where temporary files of one operation go (never the working directory or the model's folder)."""
+    d = cache_dir() / "tmp"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+@contextlib.contextmanager
+def working_directory(path: Path):
+    """Run a block with ``path`` as the current directory: for library code that writes scratch files to
+    the current directory (onnxruntime's symbolic shape inference leaves ``sym_shape_infer_temp.onnx`` and
+    a uuid-named ``.data`` file there when it cannot infer every shape)."""
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield path
+    finally:
+        os.chdir(old)
 
 
 def arm_sysroot_dir(override: str | Path | None = None) -> Path:

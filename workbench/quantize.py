@@ -23,6 +23,7 @@ from analyzers.task import NullTask, Task
 from .calibrate import op_types_for
 from .errors import WorkbenchError
 from .model_prep import PreparedModel
+from .paths import scratch_dir
 from .ranges import TensorRange, sixteen_bit, tensor_ranges
 from .recipe import Recipe
 
@@ -166,9 +167,56 @@ def float_layers_requantized_at_runtime(model_path: Path, excluded: list[str]) -
     return out
 
 
+PER_CHANNEL_OPSET = 13  # DequantizeLinear's ``axis`` (per-channel weights) exists from opset 13
+
+
+def _opset(model) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def _upgrade_for_per_channel(prepared: PreparedModel, folder: Path) -> tuple[Path, str | None]:
+    """The model quantize_static should read: the prepared one, or a copy converted to opset 13 when
+    per-channel weights need it (onnxruntime's quantizer writes ``axis`` regardless, and the model it
+    writes then does not load)."""
+    import onnx  # noqa: PLC0415
+    from onnx import version_converter  # noqa: PLC0415
+
+    model = prepared.load_proto()
+    old = _opset(model)
+    if old >= PER_CHANNEL_OPSET:
+        return prepared.path, None
+    try:
+        upgraded = version_converter.convert_version(model, PER_CHANNEL_OPSET)
+    except Exception as e:  # noqa: BLE001 - the converter raises several types for ops it cannot convert
+        raise WorkbenchError(f"{prepared.source} is opset {old}: per-channel weights need opset "
+                             f"{PER_CHANNEL_OPSET}, and onnx's version converter could not upgrade it "
+                             f"({type(e).__name__}: {str(e)[:200]})",
+                             "set per_channel = false in the recipe, or re-export the model at opset 13 or "
+                             "newer") from e
+    path = folder / "upgraded.onnx"
+    onnx.save(upgraded, str(path), save_as_external_data=upgraded.ByteSize() > 1 << 30)
+    return path, (f"the model is opset {old}: upgraded to opset {PER_CHANNEL_OPSET} (onnx's version converter) "
+                  "because per-channel weights need it; the INT8 model is opset 13")
+
+
+def check_runs(path: Path, feed: dict, source: str) -> None:
+    """Refuse to hand over a quantized model onnxruntime cannot load or run (one sample, full optimizations)."""
+    from backends.runner import SessionConfig, build_session  # noqa: PLC0415 - onnxruntime is heavy
+
+    try:
+        sess = build_session(SessionConfig.for_purpose("deployed", str(path), threads=1))
+        sess.run(None, {k: v for k, v in feed.items() if k in {i.name for i in sess.get_inputs()}})
+    except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
+        raise WorkbenchError(f"the INT8 model quantized from {source} does not run in onnxruntime, so it was not "
+                             f"written: {type(e).__name__}: {str(e)[:400]}",
+                             "set per_channel = false, or restrict op_types in the recipe, and report this model "
+                             "to us with --debug") from e
+
+
 def quantize(prepared: PreparedModel, recipe: Recipe, calib: CalibrationData, out_path: str | Path,
-             task: Task | None = None) -> QuantizeResult:
-    """Write the QDQ model for ``recipe`` to ``out_path``."""
+             task: Task | None = None, check_feed: dict | None = None) -> QuantizeResult:
+    """Write the QDQ model for ``recipe`` to ``out_path``; with ``check_feed`` (one sample), only after it
+    loads and runs that sample in onnxruntime."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static  # noqa: PLC0415
     from onnxruntime.quantization.calibrate import TensorData, TensorsData, save_tensors_data  # noqa: PLC0415
 
@@ -191,14 +239,19 @@ def quantize(prepared: PreparedModel, recipe: Recipe, calib: CalibrationData, ou
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     excluded = recipe.excluded_nodes()
-    with tempfile.TemporaryDirectory(prefix="qwb-quant-") as td:
+    notes = []
+    with tempfile.TemporaryDirectory(prefix="qwb-quant-", dir=scratch_dir()) as td:
+        source = prepared.path
+        if s.per_channel:
+            source, note = _upgrade_for_per_channel(prepared, Path(td))
+            notes += [note] if note else []
         cache = Path(td) / "ranges.json"
         save_tensors_data(TensorsData(CalibrationMethod.MinMax, data), cache)
         tmp_out = Path(td) / "model.qdq.onnx"
         try:
             with _quiet_ort_logging():
                 quantize_static(
-                    str(prepared.path), str(tmp_out), calibration_data_reader=None,
+                    str(source), str(tmp_out), calibration_data_reader=None,
                     quant_format=QuantFormat.QDQ, op_types_to_quantize=op_types_for(recipe),
                     per_channel=s.per_channel, reduce_range=s.reduce_range,
                     activation_type=_qtype(s.activation_type), weight_type=_qtype(s.weight_type),
@@ -209,9 +262,11 @@ def quantize(prepared: PreparedModel, recipe: Recipe, calib: CalibrationData, ou
                                  f"{str(e)[:400]}", "try per_channel = false, or another activation/weight "
                                  "type in the recipe; run with --debug for the full trace") from e
         _annotate_shapes(tmp_out)
+        if check_feed is not None:
+            task.report(0.9, "checking that onnxruntime runs the INT8 model")
+            check_runs(tmp_out, check_feed, prepared.source)
         tmp_out.replace(out_path)
     task.report(1.0, "quantized")
-    notes = []
     requantized = float_layers_requantized_at_runtime(out_path, excluded)
     if requantized:
         notes.append(f"onnxruntime's CPU optimizer will still quantize the weights of {', '.join(requantized)} "

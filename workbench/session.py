@@ -86,12 +86,13 @@ class Session:
         return cache_dir() / "quantized" / f"{self.prepared.name}-{key[:12]}.qdq.onnx"
 
     def quantize(self, out_path: str | Path | None = None, recipe: Recipe | None = None,
-                 task: Task | None = None) -> QuantizeResult:
-        """Quantize with ``recipe`` (default: the session's), reusing the calibration histograms."""
+                 task: Task | None = None, check: bool = False) -> QuantizeResult:
+        """Quantize with ``recipe`` (default: the session's), reusing the calibration histograms; with
+        ``check``, the model is written only once onnxruntime has run it on a calibration sample."""
         r = recipe or self.recipe
         calib = self.calibration(task)
         out = Path(out_path) if out_path else self.default_output_path(r)
         if out.resolve() == self.prepared.path.resolve() or (
                 Path(self.spec.model).exists() and out.resolve() == Path(self.spec.model).resolve()):
             raise WorkbenchError(f"refusing to overwrite the input model {out}", "choose another -o path")
-        return quantize(self.prepared, r, calib, out, task)
+        return quantize(self.prepared, r, calib, out, task, check_feed=self.calib_data.sample(0) if check else None)

@@ -31,11 +31,11 @@ def run(args: argparse.Namespace) -> int:
                           f"{s.recipe.settings.activation_type} activations, {s.recipe.settings.weight_type} "
                           f"{'per-channel' if s.recipe.settings.per_channel else 'per-tensor'} weights, "
                           f"{s.recipe.settings.calibration_method})"))
-    q = s.quantize(args.output, task=task)
+    q = s.quantize(args.output, task=task, check=True)
     task.done()
     src_size = s.prepared.size_bytes
     print(f"wrote    {q.path}  ({fmt_bytes(q.size_bytes)}; FP32 {fmt_bytes(src_size)}, "
-          f"{src_size / max(q.size_bytes, 1):.1f}x smaller)")
+          f"{src_size / max(q.size_bytes, 1):.1f}x smaller; onnxruntime loads it and ran a sample)")
     if q.excluded:
         print(f"         kept in FP32: {', '.join(q.excluded)}")
     print_notes(q.notes)
