@@ -14,12 +14,12 @@ import time
 
 import onnx
 
-from analyzers.calib_ranges import range_stats
+from analyzers.calibration.methods import range_stats
 from analyzers.diff import DiffEngine
 from analyzers.diff_types import AnalysisResult, Hint, LayerResult, Thresholds
 from analyzers.hints import HintInputs, fallback_hint, layer_hints
 
-from .calibrate import op_types_for
+from .calibration_cache import op_types_for
 from .quantize import float_layers_requantized_at_runtime
 from .recipe import Recipe
 from .session import Session
