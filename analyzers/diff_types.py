@@ -10,6 +10,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from . import ranking
+from .ranking import Thresholds
+
 RESULT_FORMAT = 1
 
 
@@ -141,16 +144,6 @@ class OutputResult:
 
 
 @dataclass
-class Thresholds:
-    """When a layer is flagged. Defaults suit 8-bit grids; every value can be changed by the user."""
-
-    isolated_below_median_db: float = 6.0  # isolated (effective) SQNR this far below the layers' median
-    isolated_floor_db: float = 20.0  # ... or below this absolute floor
-    introduced_db: float = 6.0  # ... or this much cumulative SQNR lost at the node itself
-    max_flagged: int = 10
-
-
-@dataclass
 class AnalysisResult:
     """Everything one analysis run produced; ``layers`` is in topological order."""
 
@@ -173,16 +166,8 @@ class AnalysisResult:
         return next((lay for lay in self.layers if lay.node == node), None)
 
     def ranked(self, by: str = "isolated") -> list[LayerResult]:
-        """Worst first: by isolated effective SQNR, or by cumulative SQNR introduced at the node."""
-        if by == "isolated":
-            key = (lambda r: r.isolated.effective_sqnr_db if r.isolated else math.inf)
-        elif by == "introduced":
-            key = (lambda r: -(r.introduced_db if r.introduced_db is not None else -math.inf))
-        elif by == "cumulative":
-            key = (lambda r: r.cumulative.effective_sqnr_db)
-        else:
-            raise ValueError(f"unknown ranking {by!r}")
-        return sorted(self.layers, key=key)
+        """Worst first, in one of ``analyzers.ranking.RANKINGS`` (see ``analyzers.ranking.ranked``)."""
+        return ranking.ranked(self.layers, by)
 
     def flagged(self) -> list[LayerResult]:
         return [lay for lay in self.ranked("isolated") if lay.flagged]

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .calib_ranges import RangeStats
-from .calibration import WeightStats
+from .calibration.collect import WeightStats
+from .calibration.methods import RangeStats
 from .diff_types import Hint
 
 OUTLIER_SHARE = 0.5  # the top 0.01% of values take at least half of the calibrated range

@@ -1,4 +1,4 @@
-"""Error metrics: small pure functions (one registry) and a streaming accumulator for big tensors.
+"""Error metrics: small pure functions and a streaming accumulator for big tensors.
 
 The pure functions are the definitions, each tested against a hand-computed value; the accumulator
 computes exactly the same quantities sample by sample so memory does not grow with the data.
@@ -47,9 +47,6 @@ def max_abs(x: np.ndarray, y: np.ndarray) -> float:
 
 def mean_error(x: np.ndarray, y: np.ndarray) -> float:
     return float((np.asarray(y, np.float64) - np.asarray(x, np.float64)).mean())
-
-
-METRICS = {"sqnr_db": sqnr_db, "mse": mse, "cosine": cosine, "max_abs": max_abs, "mean_error": mean_error}
 
 
 def channel_axis_for(op_type: str, rank: int) -> int | None:

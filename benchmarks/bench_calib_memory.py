@@ -8,8 +8,8 @@ covers short spikes a poller would miss). Same model, same data, same batches fo
 Model: a 1.13 M-parameter CNN on 3x64x64 input (benchmarks/calib_models.py); data: seeded random images
 generated batch by batch, so no data set is held in memory by anyone. Every calibrator gets the same
 batches of --batch samples (onnxruntime's histogram calibrators need equal-sized batches, so it must
-divide N). "ours" is the one-pass histogram collection qwb runs (analyzers.calibration.collect on the
-prepared model and the tensors workbench.calibrate picks); "ort-percentile" / "ort-entropy" /
+divide N). "ours" is the one-pass histogram collection qwb runs (analyzers.calibration.collect.collect on the
+prepared model and the tensors workbench.calibration_cache picks); "ort-percentile" / "ort-entropy" /
 "ort-minmax" are onnxruntime.quantization.calibrate.create_calibrator with its defaults, followed by
 compute_data(). "baseline" is the child's RSS after imports and model preparation, before calibrating;
 CPU seconds (user + system, all threads) of the calibration itself are printed beside wall time
@@ -50,7 +50,7 @@ def _child(kind: str, n: int, size: int, batch: int) -> dict:
     import resource
 
     from benchmarks.calib_models import cnn_1m, random_batches
-    from workbench.calibrate import batch_size_for, calibration_tensors, op_types_for
+    from workbench.calibration_cache import batch_size_for, calibration_tensors, op_types_for
     from workbench.model_prep import prepare_model
     from workbench.recipe import Recipe
 
@@ -60,7 +60,7 @@ def _child(kind: str, n: int, size: int, batch: int) -> dict:
     out = {"kind": kind, "n": n, "batch": batch, "qwb_default_batch": batch_size_for(prepared, tensors),
            "tensors": len(tensors)}
     if kind == "ours":
-        from analyzers.calibration import collect
+        from analyzers.calibration.collect import collect
 
         model = prepared.load_proto()
         out["baseline_mb"] = _rss_mb()

@@ -4,7 +4,7 @@
 
 Model: a chain of 73 conv+ReLU blocks (benchmarks/calib_models.py) whose 150 calibrated tensors are
 histogrammed once over 64 random samples (the collection time is printed, not part of the figure).
-Each timing is ``workbench.ranges.tensor_ranges`` for the whole model, which is what quantization
+Each timing is ``workbench.recipe_ranges.tensor_ranges`` for the whole model, which is what quantization
 and the calibration lab call; repeated with a fresh percentile each time (no remembered result can
 answer it) and reported as median and worst.
 
@@ -49,12 +49,12 @@ def main() -> int:
     args = ap.parse_args()
     os.environ.setdefault("QWB_CACHE_DIR", str(Path(__file__).resolve().parent / ".cache" / "qwb"))
 
-    from analyzers.calibration import CalibrationData, collect
+    from analyzers.calibration.collect import CalibrationData, collect
     from benchmarks.calib_models import deep_net, random_batches
     from workbench.calib_lab import build_lab
-    from workbench.calibrate import calibration_tensors, load_histograms, save_histograms
+    from workbench.calibration_cache import calibration_tensors, load_histograms, save_histograms
     from workbench.model_prep import prepare_model
-    from workbench.ranges import tensor_ranges
+    from workbench.recipe_ranges import tensor_ranges
     from workbench.recipe import Recipe
 
     prepared = prepare_model(deep_net(args.blocks))

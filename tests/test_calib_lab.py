@@ -8,9 +8,9 @@ import numpy as np
 import onnx
 import pytest
 
-from analyzers.calib_ranges import METHODS, TIE_DB
+from analyzers.calibration.grid import fake_quant
+from analyzers.calibration.methods import METHODS, TIE_DB
 from analyzers.onnx_utils import expose_tensors, make_session
-from analyzers.quant_grid import fake_quant
 from tests.models import conv_net, conv_net_data, save, save_npz
 from workbench.calib_lab import CalibLab, build_lab
 from workbench.recipe import Recipe
@@ -41,7 +41,7 @@ def test_predicted_isolated_error_matches_fake_quantizing_the_real_tensors(sessi
         if t.tensor not in values:
             continue
         v = values[t.tensor].ravel()
-        from analyzers.quant_grid import QuantSpec
+        from analyzers.calibration.grid import QuantSpec
 
         spec = QuantSpec(t.qtype, t.symmetric)
         for m in METHODS:
@@ -75,7 +75,7 @@ def test_fused_activations_and_recipe_settings_are_shown(session):
     assert by["r2"].override_from == "conv2"
     assert by["r1"].recipe_method == "entropy" and by["r1"].percentile == r.settings.percentile
     # the lab's recipe column is exactly what quantization is given
-    from workbench.ranges import tensor_ranges
+    from workbench.recipe_ranges import tensor_ranges
 
     ranges = tensor_ranges(session.graph, r, session.calibration())
     for name, t in by.items():
@@ -122,9 +122,9 @@ def test_percentile_ranges_follow_onnxruntimes_percentile_calibrator(session, tm
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod
     from onnxruntime.quantization.calibrate import create_calibrator
 
-    from analyzers.calib_ranges import derive_range
-    from analyzers.quant_grid import QuantSpec
-    from workbench.calibrate import op_types_for
+    from analyzers.calibration.grid import QuantSpec
+    from analyzers.calibration.methods import derive_range
+    from workbench.calibration_cache import op_types_for
 
     x = np.load(session.spec.calib)["x"]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analyzers.calib_ranges import percentile_range
-from analyzers.histogram import StreamingHistogram
-from analyzers.quant_grid import QuantSpec
-from workbench.clipping import lower_line_movable, method_ranges, percentile_for_clip
+from analyzers.calibration.clipping import lower_line_movable, method_ranges, percentile_for_clip
+from analyzers.calibration.grid import QuantSpec
+from analyzers.calibration.histogram import StreamingHistogram
+from analyzers.calibration.methods import percentile_range
 
 
 def _hist(values):
@@ -53,8 +53,8 @@ def test_every_method_has_a_range():
 
 
 def test_packed_histograms_give_the_same_ranges_and_are_small():
-    from analyzers.calib_ranges import derive_range
-    from workbench.compact_hist import CompactHistograms
+    from analyzers.calibration.compact import CompactHistograms
+    from analyzers.calibration.methods import derive_range
 
     rng = np.random.default_rng(4)
     hists = {"relu": _hist(np.abs(rng.standard_normal(50_000))), "signed": _hist(rng.standard_normal(50_000) * 3),

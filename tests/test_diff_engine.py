@@ -10,7 +10,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from analyzers.quant_grid import QuantSpec, fake_quant
+from analyzers.calibration.grid import QuantSpec, fake_quant
 from tests.models import conv_net, conv_net_data, save, save_npz, shape_arith_net
 from workbench.analysis import analyze
 from workbench.errors import CancelledError

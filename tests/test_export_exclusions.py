@@ -80,7 +80,7 @@ def test_overrides_match_what_quantization_gives_onnxruntime():
 
     recipe = Recipe.loads(FIX)
     s = Session(resources.DEMO_MODEL, resources.DEMO_CALIB, recipe=recipe)
-    from workbench.ranges import tensor_ranges
+    from workbench.recipe_ranges import tensor_ranges
 
     real = build_overrides(s.prepared, recipe, tensor_ranges(s.graph, recipe, s.calibration()))
     ours = ort_overrides(s.prepared, recipe)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from analyzers.calib_ranges import range_stats
-from analyzers.calibration import WeightStats
+from analyzers.calibration.collect import WeightStats
+from analyzers.calibration.grid import QuantSpec
+from analyzers.calibration.histogram import StreamingHistogram
+from analyzers.calibration.methods import range_stats
 from analyzers.hints import HintInputs, layer_hints
-from analyzers.histogram import StreamingHistogram
-from analyzers.quant_grid import QuantSpec
 
 
 def _stats(values, lo=None, hi=None, spec=QuantSpec("u8")):

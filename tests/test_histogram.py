@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analyzers.histogram import StreamingHistogram, trim
+from analyzers.calibration.histogram import StreamingHistogram, trim
 
 
 def _batches(seed=0):

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from analyzers.histogram import StreamingHistogram
+from analyzers.calibration.histogram import StreamingHistogram
 from tests.report_util import Page
 from workbench.report.charts import Series, histogram_chart, line_chart, nice_ticks
 from workbench.report.histograms import rebin

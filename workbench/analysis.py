@@ -6,20 +6,19 @@ analyzers (diff engine, hints, ranking); the CLI, the GUI and reports all call `
 
 from __future__ import annotations
 
-import math
 import resource
-import statistics
 import sys
 import time
 
 import onnx
 
-from analyzers.calib_ranges import range_stats
+from analyzers.calibration.methods import range_stats
 from analyzers.diff import DiffEngine
-from analyzers.diff_types import AnalysisResult, Hint, LayerResult, Thresholds
+from analyzers.diff_types import AnalysisResult, Hint, LayerResult
 from analyzers.hints import HintInputs, fallback_hint, layer_hints
+from analyzers.ranking import Thresholds, amplification, flag, introduced_db
 
-from .calibrate import op_types_for
+from .calibration_cache import op_types_for
 from .quantize import float_layers_requantized_at_runtime
 from .recipe import Recipe
 from .session import Session
@@ -73,7 +72,9 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
             if iso is not None:
                 cache[node] = (sig, iso)
     layers = _assemble_layers(session, recipe, calib, q.ranges, engine, outcome)
-    _flag(layers, thresholds)
+    for lay in flag(layers, thresholds):  # every flagged layer carries at least one hint
+        if not lay.hints:
+            lay.hints = [fallback_hint(lay.node)]
     requantized = set(float_layers_requantized_at_runtime(q.path, recipe.excluded_nodes()))
     for lay in layers:
         if lay.node in requantized:
@@ -102,11 +103,9 @@ def _assemble_layers(session, recipe, calib, ranges, engine, outcome) -> list[La
         node = g.node(lay.node)
         precision = recipe.precision_of(lay.node) if lay.quantized or lay.node in recipe.excluded_nodes() else "fp32"
         iso = o.isolated
-        amp = (iso.sqnr_db - o.cumulative.sqnr_db) if iso and _finite(iso.sqnr_db, o.cumulative.sqnr_db) else None
+        amp = amplification(iso.sqnr_db if iso else None, o.cumulative.sqnr_db)
         in_sqnr = [outcome.tensors[t].sqnr_db for t in lay.activation_inputs if t in outcome.tensors]
-        introduced = None
-        if in_sqnr and _finite(min(in_sqnr), o.cumulative.sqnr_db):
-            introduced = min(in_sqnr) - o.cumulative.sqnr_db
+        introduced = introduced_db(in_sqnr, o.cumulative.sqnr_db)
         r = LayerResult(lay.node, lay.op_type, lay.fp32_tensor, lay.int8_tensor, precision, lay.index, node.depth,
                         o.cumulative, iso, o.weight, amp, introduced, o.clip_rate)
         if lay.quantized:
@@ -130,35 +129,7 @@ def _hint_inputs(lay, recipe, calib, ranges, clip_rate) -> HintInputs:
                       s.activation_type.startswith("s"), s.per_channel, w, inputs, clip_rate)
 
 
-def _flag(layers: list[LayerResult], th: Thresholds) -> None:
-    """Mark the layers that cause error; every flagged layer carries at least one hint."""
-    effs = [lay.isolated.effective_sqnr_db for lay in layers if lay.isolated and math.isfinite(lay.isolated.effective_sqnr_db)]
-    median = statistics.median(effs) if effs else math.inf
-    cums = [lay.cumulative.effective_sqnr_db for lay in layers if math.isfinite(lay.cumulative.effective_sqnr_db)]
-    median_cum = statistics.median(cums) if cums else math.inf
-    candidates = []
-    for lay in layers:
-        if lay.isolated is None:
-            continue
-        eff = lay.isolated.effective_sqnr_db
-        # a big SQNR drop only counts where the result is also worse than typical: the first layer after a
-        # clean input always "drops" a lot while staying the most accurate tensor in the model
-        introduces = (lay.introduced_db is not None and lay.introduced_db > th.introduced_db
-                      and lay.cumulative.effective_sqnr_db < median_cum)
-        bad = eff < median - th.isolated_below_median_db or eff < th.isolated_floor_db or introduces
-        if bad:
-            candidates.append(lay)
-    candidates.sort(key=lambda lay: lay.isolated.effective_sqnr_db)
-    for lay in candidates[: th.max_flagged]:
-        lay.flagged = True
-        if not lay.hints:
-            lay.hints = [fallback_hint(lay.node)]
-
-
 def _batched(data) -> bool:
     """Whether axis 0 of every fed tensor is a batch of samples (so per-sample figures are per row)."""
     return all(lay.has_batch_axis for lay in data.layouts.values())
 
-
-def _finite(*xs) -> bool:
-    return all(x is not None and math.isfinite(x) for x in xs)

@@ -4,7 +4,7 @@ Qt-free and computed from the cached histograms only (no model run), so the GUI 
 ``qwb calib`` can print and save it. Ranges come from ``CalibrationData.derived_range``, the same
 place quantization takes them from, so the recipe's column is exactly what the quantizer is given.
 The "isolated error" of a method is the predicted error of quantizing that tensor alone with its range
-(``analyzers.calib_ranges.range_stats``); how errors add up through the network is the diff engine's job.
+(``analyzers.calibration.methods.range_stats``); how errors add up through the network is the diff engine's job.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from analyzers.calib_ranges import METHODS, MethodComparison, RangeStats, compare_methods
-from analyzers.calibration import CalibrationData, WeightStats
-from analyzers.histogram import HistogramSnapshot, trim
+from analyzers.calibration.collect import CalibrationData, WeightStats
+from analyzers.calibration.histogram import HistogramSnapshot, trim
+from analyzers.calibration.methods import METHODS, MethodComparison, RangeStats, compare_methods
 from analyzers.task import NullTask, Task
 
 from .graph import FUSABLE_ACTIVATIONS, ModelGraph
-from .ranges import activation_spec, tensor_ranges
+from .recipe_ranges import activation_spec, tensor_ranges
 from .recipe import Recipe
 
 LAB_FORMAT = 1

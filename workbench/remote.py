@@ -79,7 +79,7 @@ def _open_model(state: dict, spec, recipe, task) -> OpenedInfo:
 
 def _calibrate(state: dict, task):
     """Collect (or load cached) histograms; the GUI gets them packed (``compact_hist``)."""
-    from .compact_hist import CompactHistograms, calibration_view  # noqa: PLC0415
+    from analyzers.calibration.compact import CompactHistograms, calibration_view  # noqa: PLC0415
 
     session = _session(state)
     cal = session.calibration(task)

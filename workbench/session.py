@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from analyzers.calibration import CalibrationData
+from analyzers.calibration.collect import CalibrationData
 from analyzers.task import Task
 
-from .calibrate import calibrate
+from .calibration_cache import calibrate
 from .data import DataSource, open_data
 from .errors import DataError, WorkbenchError
 from .model_loader import is_factory_spec

@@ -104,7 +104,7 @@ def test_table_sorting_filter_and_set_many(qtbot, demo_ws):
 
 def test_dragging_the_clip_line_sets_the_layer_percentile(qtbot, demo_session):
     from ui.plots.histogram import HistogramPlot
-    from workbench.clipping import percentile_for_clip
+    from analyzers.calibration.clipping import percentile_for_clip
 
     ws = Workspace()
     ws.reset(SessionSpec("demo.onnx", "calib.npz"))

@@ -15,10 +15,10 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from analyzers.histogram import HistogramSnapshot, trim
-from analyzers.calib_ranges import METHODS
-from workbench.clipping import clip_summary, lower_line_movable, percentile_for_clip
-from workbench.ranges import tensor_ranges
+from analyzers.calibration.clipping import clip_summary, lower_line_movable, percentile_for_clip
+from analyzers.calibration.histogram import HistogramSnapshot, trim
+from analyzers.calibration.methods import METHODS
+from workbench.recipe_ranges import tensor_ranges
 from workbench.workspace import Workspace
 
 from .common import hint_label, key_html, plot_widget

@@ -7,6 +7,8 @@ import json
 import math
 from pathlib import Path
 
+from analyzers.ranking import RANKINGS
+
 from .common import ConsoleTask, add_model_args, open_session, print_notes
 
 
@@ -18,7 +20,7 @@ def register(sub) -> None:
     add_model_args(p)
     p.add_argument("--samples", type=int, metavar="N", help="analyse only the first N evaluation samples")
     p.add_argument("--json", metavar="OUT", help="write the full result as JSON (a public, versioned format)")
-    p.add_argument("--rank", choices=["isolated", "introduced", "cumulative"], default="isolated",
+    p.add_argument("--rank", choices=RANKINGS, default="isolated",
                    help="order of the table (default: isolated error, i.e. the layers that cause error)")
     p.add_argument("--top", type=int, default=10, metavar="K", help="rows in the table (default 10)")
     p.add_argument("--reservoir", type=int, default=0, metavar="N",
@@ -35,7 +37,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from analyzers.diff_types import Thresholds  # noqa: PLC0415
+    from analyzers.ranking import Thresholds  # noqa: PLC0415
 
     from ..analysis import analyze  # noqa: PLC0415
     from ..errors import WorkbenchError  # noqa: PLC0415

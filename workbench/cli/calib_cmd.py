@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
 def print_table(lab, global_percentile: float) -> None:
     """One line per tensor: range per method (recipe's marked *), clipping under the recipe, winner, dB gained."""
-    from analyzers.calib_ranges import METHODS  # noqa: PLC0415
+    from analyzers.calibration.methods import METHODS  # noqa: PLC0415
 
     width = min(max([len(t.tensor) for t in lab.tensors] + [6]), 36)
     heads = [("p" + f"{global_percentile:g}" if m == "percentile" else m) for m in METHODS]

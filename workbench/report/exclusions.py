@@ -19,8 +19,8 @@ import json
 import shlex
 from pathlib import Path
 
-from ..calibrate import op_types_for
-from ..ranges import activation_spec, sixteen_bit
+from ..calibration_cache import op_types_for
+from ..recipe_ranges import activation_spec, sixteen_bit
 from .data import ExclusionLayer, Exclusions
 from .markup import clean
 

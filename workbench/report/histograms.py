@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from analyzers.calib_ranges import range_stats
-from analyzers.histogram import HistogramSnapshot
+from analyzers.calibration.histogram import HistogramSnapshot
+from analyzers.calibration.methods import range_stats
 
-from ..ranges import tensor_ranges
+from ..recipe_ranges import tensor_ranges
 from .data import CalibRange, TensorHistogram, num
 
 DISPLAY_BINS = 96

@@ -5,22 +5,24 @@ The GUI lets a user drag the calibration clip line of a tensor; the recipe store
 back through the histogram's CDF. The mapping is the exact inverse of ``percentile_range`` up to
 interpolation inside one histogram bin, so the range the quantizer then uses is where the line was
 dropped.
+
+Pure numpy on a histogram and a grid (no recipe, no model), hence here rather than in ``workbench``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from analyzers.calib_ranges import METHODS, derive_range, range_stats
-from analyzers.histogram import HistogramSnapshot
-from analyzers.quant_grid import QuantSpec
+from .grid import QuantSpec
+from .histogram import HistogramSnapshot
+from .methods import METHODS, derive_range, range_stats
 
 MIN_PERCENTILE = 50.001  # the recipe accepts (50, 100]
 MAX_PERCENTILE = 100.0
 
 
 def cdf_at(h: HistogramSnapshot, x: float) -> float:
-    """Share of values <= x (linear inside a bin, as ``calib_ranges.quantile`` assumes)."""
+    """Share of values <= x (linear inside a bin, as ``methods.quantile`` assumes)."""
     if h.count == 0:
         return 0.0
     cum = np.concatenate([[0.0], np.cumsum(h.counts, dtype=np.float64)])

@@ -7,9 +7,9 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from analyzers.calib_ranges import METHODS, abs_quantile, derive_range, predicted_error, quantile, range_stats
-from analyzers.histogram import StreamingHistogram
-from analyzers.quant_grid import QuantSpec, fake_quant, quant_params, quant_params_array
+from analyzers.calibration.grid import QuantSpec, fake_quant, quant_params, quant_params_array
+from analyzers.calibration.histogram import StreamingHistogram
+from analyzers.calibration.methods import METHODS, abs_quantile, derive_range, predicted_error, quantile, range_stats
 
 RNG = np.random.default_rng(0)
 DISTRIBUTIONS = {

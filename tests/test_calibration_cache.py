@@ -7,9 +7,9 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-import workbench.calibrate as calibrate_mod
+import workbench.calibration_cache as calibrate_mod
 from tests.models import conv_net, conv_net_data, save, save_npz
-from workbench.calibrate import batch_size_for, cache_path, calibrate
+from workbench.calibration_cache import batch_size_for, cache_path, calibrate
 from workbench.recipe import Recipe
 from workbench.session import Session
 

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from .calib_ranges import derive_range
+from ..onnx_utils import expose_tensors, initializer_arrays, make_session, weight_channel_axis
+from ..task import NullTask, Task
+from .grid import QuantSpec
 from .histogram import DEFAULT_BINS, HistogramSnapshot, StreamingHistogram
-from .onnx_utils import expose_tensors, initializer_arrays, make_session, weight_channel_axis
-from .quant_grid import QuantSpec
-from .task import NullTask, Task
+from .methods import derive_range
 
 
 @dataclass

@@ -1,15 +1,16 @@
 """The range every activation tensor gets under a recipe: method, percentile, integer type.
 
 Both quantization and the calibration lab read ranges from here, so what the lab shows is exactly
-what the quantizer is given.
+what the quantizer is given. How a range is derived from a histogram is
+``analyzers.calibration.methods``; this module only decides which method, percentile and grid apply.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from analyzers.calibration import CalibrationData
-from analyzers.quant_grid import QuantSpec
+from analyzers.calibration.collect import CalibrationData
+from analyzers.calibration.grid import QuantSpec
 
 from .graph import ModelGraph
 from .recipe import Recipe

@@ -4,7 +4,7 @@ Nothing here touches the model: once histograms are collected, a new percentile 
 tensor costs microseconds (percentile) to a few milliseconds (entropy, mse). Error figures for a
 range are *predicted* from the histogram (non-zero values spread uniformly inside each bin, exact
 zeros kept exact, because zero is always on the integer grid), which is what lets the methods be
-compared per tensor without re-running anything; ``tests/test_calib_ranges.py`` holds the prediction
+compared per tensor without re-running anything; ``tests/test_calibration_methods.py`` holds the prediction
 against fake-quantizing the raw values.
 """
 
@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .grid import QuantSpec, quant_params, quant_params_array
 from .histogram import HistogramSnapshot
-from .quant_grid import QuantSpec, quant_params, quant_params_array
 
 METHODS = ("minmax", "percentile", "entropy", "mse")
 OUTLIER_QUANTILE = 0.9999  # "rare outliers": the 0.01% most extreme values (0.005% on each side)

@@ -2,6 +2,7 @@
 
 Histograms are cached by the content of the prepared model and of the data, so reopening a project
 or changing a percentile never runs the model again; changing the model or the data invalidates it.
+The histogram pass itself, and everything computed from histograms, is ``analyzers.calibration``.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from analyzers.calibration import CalibrationData, collect, weight_stats
-from analyzers.histogram import DEFAULT_BINS, HistogramSnapshot
+from analyzers.calibration.collect import CalibrationData, collect, weight_stats
+from analyzers.calibration.histogram import DEFAULT_BINS, HistogramSnapshot
 from analyzers.onnx_utils import tensors_to_calibrate
 from analyzers.task import NullTask, Task
 

@@ -5,6 +5,8 @@ A ``HistogramSnapshot`` holds 4,096 counts and 4,097 edges as 64-bit arrays (64 
 the bins between its first and last non-empty one, as 32-bit counts when they fit, plus its grid
 (origin, width) and statistics; ``CompactHistograms`` is a read-only mapping that rebuilds a
 snapshot for one tensor when a view asks for it (the GUI shows one at a time).
+
+The GUI process unpickles these, so this module imports only numpy and ``histogram`` at load time.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from analyzers.histogram import HistogramSnapshot
+from .histogram import HistogramSnapshot
 
 
 class CompactHistograms(Mapping):
@@ -75,6 +77,6 @@ class CompactHistograms(Mapping):
 
 def calibration_view(histograms: CompactHistograms, samples: int):
     """A ``CalibrationData`` over packed histograms (no weight statistics): what the GUI's views read."""
-    from analyzers.calibration import CalibrationData  # noqa: PLC0415
+    from .collect import CalibrationData  # noqa: PLC0415
 
     return CalibrationData(histograms, {}, samples)
