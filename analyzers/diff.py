@@ -17,12 +17,13 @@ from typing import Iterable
 import numpy as np
 import onnx
 
+from backends.tasks import NullTask, Task
+
+from .diff_graph import FP32_PREFIX, build_diff_graph, per_sample_size
 from .diff_types import ClassAccuracy, ErrorMetrics, OutputResult, WeightError
 from .metrics import ErrorAccumulator, Reservoir, channel_axis_for, power_ratio_db
-from .diff_graph import FP32_PREFIX, build_diff_graph, per_sample_size
 from .onnx_utils import expose_tensors, initializer_arrays, make_session, weight_channel_axis
 from .qdq_match import QDQMatch, dequantized_weights, match
-from .task import NullTask, Task
 
 _BATCH_BYTES = 96 * 2**20  # activations of one batch: keeps peak memory flat in N (measured, docs/benchmarks.md)
 

@@ -11,17 +11,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import ranking
+from .jsonsafe import json_num
 from .ranking import Thresholds
 
 RESULT_FORMAT = 1
-
-
-def json_num(x):
-    """JSON-safe float: NaN/inf become None (JSON has no representation for them)."""
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
 
 
 @dataclass

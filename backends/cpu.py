@@ -6,7 +6,15 @@ import os
 
 from .availability import Availability
 from .base import Backend
-from .cpuinfo import ARM_FEATURES, ARM_MACHINES, X86_FEATURES, machine, model_name, named_features, runtime_flags
+from .cpuinfo import (
+    ARM_FEATURES,
+    ARM_MACHINES,
+    X86_FEATURES,
+    machine,
+    model_name,
+    named_features,
+    runtime_flags,
+)
 
 
 def physical_cores() -> int:

@@ -10,7 +10,14 @@ import pytest
 
 from backends.arm_sysroot import MANIFEST
 from backends.cpu import CpuBackend, int8_hint
-from backends.cpuinfo import ARM_FEATURES, X86_FEATURES, cpuinfo_flags, named_features, runtime_flags, u8s8_saturates
+from backends.cpuinfo import (
+    ARM_FEATURES,
+    X86_FEATURES,
+    cpuinfo_flags,
+    named_features,
+    runtime_flags,
+    u8s8_saturates,
+)
 from backends.cuda import CudaBackend, visible_gpus
 from backends.neon import NeonBackend
 from backends.neon_emulated import NeonEmulatedBackend

@@ -9,7 +9,14 @@ from onnx import TensorProto, helper
 
 from analyzers.calibration.grid import QuantSpec, fake_quant, quant_params, quant_params_array
 from analyzers.calibration.histogram import StreamingHistogram
-from analyzers.calibration.methods import METHODS, abs_quantile, derive_range, predicted_error, quantile, range_stats
+from analyzers.calibration.methods import (
+    METHODS,
+    abs_quantile,
+    derive_range,
+    predicted_error,
+    quantile,
+    range_stats,
+)
 
 RNG = np.random.default_rng(0)
 DISTRIBUTIONS = {

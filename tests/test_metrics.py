@@ -9,7 +9,6 @@ import pytest
 
 from analyzers.metrics import ErrorAccumulator, Reservoir, cosine, max_abs, mean_error, mse, sqnr_db
 
-
 X = np.array([1.0, -2.0, 3.0, 0.0], np.float32)
 Y = np.array([1.5, -2.0, 2.0, 0.5], np.float32)
 # errors: 0.5, 0, -1, 0.5 -> sum e^2 = 1.5; sum x^2 = 14

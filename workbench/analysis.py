@@ -17,26 +17,12 @@ from analyzers.diff import DiffEngine
 from analyzers.diff_types import AnalysisResult, Hint, LayerResult
 from analyzers.hints import HintInputs, fallback_hint, layer_hints
 from analyzers.ranking import Thresholds, amplification, flag, introduced_db
+from backends.tasks import scaled
 
 from .calibration_cache import op_types_for
 from .quantize import float_layers_requantized_at_runtime
 from .recipe import Recipe
 from .session import Session
-
-
-class _SubTask:
-    """Maps a sub-step's 0..1 progress onto a slice of the caller's progress bar."""
-
-    def __init__(self, task, lo: float, hi: float):
-        self.task, self.lo, self.hi = task, lo, hi
-
-    def report(self, fraction: float, message: str = "") -> None:
-        if self.task is not None:
-            self.task.report(self.lo + (self.hi - self.lo) * fraction, message)
-
-    def check(self) -> None:
-        if self.task is not None:
-            self.task.check()
 
 
 def peak_rss_mb() -> float:
@@ -51,8 +37,8 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
     t0 = time.perf_counter()
     recipe = recipe or session.recipe
     thresholds = thresholds or Thresholds()
-    calib = session.calibration(_SubTask(task, 0.0, 0.25))
-    q = session.quantize(recipe=recipe, task=_SubTask(task, 0.25, 0.3))
+    calib = session.calibration(scaled(task, 0.0, 0.25))
+    q = session.quantize(recipe=recipe, task=scaled(task, 0.25, 0.3))
     t_quant = time.perf_counter() - t0
     fp32 = session.prepared.load_proto()
     int8 = onnx.load(str(q.path))
@@ -65,7 +51,7 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
                         reservoir=reservoir, batched=_batched(data), reuse_isolated=cache if isolated else None,
                         fp32_key=session.prepared.sha256)
     outcome = engine.run(data.batches(limit=n, batch_size=engine.suggested_batch()), n, data.labels,
-                         _SubTask(task, 0.3, 1.0))
+                         scaled(task, 0.3, 1.0))
     if isolated:
         for node, sig in engine.graph.iso_signatures.items():
             iso = outcome.layers[node].isolated if node in outcome.layers else None

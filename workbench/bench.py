@@ -13,14 +13,13 @@ import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from analyzers.task import NullTask, Task
 from backends.benchmark import BenchSettings, benchmark
-from backends.results import BackendResult
 from backends.errors import BackendError
 from backends.feeds import Feed
 from backends.neon_emulated import DEFAULT_ARM_CPUS
 from backends.registry import BACKEND_NAMES, all_backends, make_backend
-from backends.tasks import scaled
+from backends.results import BackendResult
+from backends.tasks import NullTask, Task, scaled
 
 from .errors import ModelLoadError, WorkbenchError
 from .paths import arm_sysroot_dir

@@ -17,11 +17,11 @@ import numpy as np
 from analyzers.calibration.collect import CalibrationData, WeightStats
 from analyzers.calibration.histogram import HistogramSnapshot, trim
 from analyzers.calibration.methods import METHODS, MethodComparison, RangeStats, compare_methods
-from analyzers.task import NullTask, Task
+from backends.tasks import NullTask, Task
 
 from .graph import FUSABLE_ACTIVATIONS, ModelGraph
-from .recipe_ranges import activation_spec, tensor_ranges
 from .recipe import Recipe
+from .recipe_ranges import activation_spec, tensor_ranges
 
 LAB_FORMAT = 1
 

@@ -15,7 +15,7 @@ import numpy as np
 from analyzers.calibration.collect import CalibrationData, collect, weight_stats
 from analyzers.calibration.histogram import DEFAULT_BINS, HistogramSnapshot
 from analyzers.onnx_utils import tensors_to_calibrate
-from analyzers.task import NullTask, Task
+from backends.tasks import NullTask, Task
 
 from .data import DataSource
 from .graph import default_quantizable_op_types

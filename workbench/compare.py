@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from analyzers.diff_types import AnalysisResult, LayerResult, OutputResult, json_num
+from analyzers.diff_types import AnalysisResult, LayerResult, OutputResult
+from analyzers.jsonsafe import json_num
 
 CHANGE_DB = 0.5  # a layer whose cumulative SQNR moves this much counts as changed
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from analyzers.task import NullTask, Task
 from backends.runner import SessionConfig, build_session
+from backends.tasks import NullTask, Task
 
 from .data import DataSource
 

@@ -1,14 +1,14 @@
 """The long pieces of work the desktop app runs off its GUI thread, as plain functions taking a task.
 
 Orange3's pattern: each job is a module-level function of its inputs and a progress/cancel ``task``
-(``analyzers.task.Task``), so it is tested without a GUI and the GUI's worker only schedules it.
+(``backends.tasks.Task``), so it is tested without a GUI and the GUI's worker only schedules it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from analyzers.task import NullTask, Task
+from backends.tasks import NullTask, Task
 
 from .layout import GraphLayout, layout_graph
 from .recipe import Recipe

@@ -10,15 +10,13 @@ reservoirs behind the scatter plot.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from analyzers.diff_types import AnalysisResult
+from analyzers.jsonsafe import json_safe
 
 from .errors import WorkbenchError
 from .recipe import Recipe
@@ -77,21 +75,6 @@ def _path_entry(p: str | None, base: Path | None) -> dict | None:
             pass
         entry["path"] = str(path.resolve())
     return entry
-
-
-def json_safe(x):
-    """``x`` with NaN/inf replaced by None and numpy scalars/arrays by Python values (strict JSON)."""
-    if isinstance(x, dict):
-        return {str(k): json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [json_safe(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return json_safe(x.tolist())
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
 
 
 def project_dict(ws: Workspace, base: Path | None = None) -> dict:

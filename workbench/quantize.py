@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from analyzers.calibration.collect import CalibrationData
-from analyzers.task import NullTask, Task
+from backends.tasks import NullTask, Task
 
 from .calibration_cache import op_types_for
 from .errors import WorkbenchError
 from .model_prep import PreparedModel
 from .paths import scratch_dir
-from .recipe_ranges import TensorRange, sixteen_bit, tensor_ranges
 from .recipe import Recipe
+from .recipe_ranges import TensorRange, sixteen_bit, tensor_ranges
 
 
 @dataclass
@@ -85,9 +85,10 @@ def weight_scale_overrides(prepared: PreparedModel, recipe: Recipe, int16_weight
     with onnxruntime's own rules (symmetric per-channel range, ``compute_scale_zp``'s formula), vectorised;
     a test holds the resulting model identical to onnxruntime's own.
     """
-    from analyzers.calibration.grid import QuantSpec, quant_params_array  # noqa: PLC0415
     from onnx import numpy_helper  # noqa: PLC0415
     from onnxruntime.quantization.quant_utils import ONNX_TYPE_TO_NP_TYPE  # noqa: PLC0415
+
+    from analyzers.calibration.grid import QuantSpec, quant_params_array  # noqa: PLC0415
 
     s = recipe.settings
     if not s.per_channel:

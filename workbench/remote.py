@@ -15,7 +15,7 @@ Protocol (everything pickled):
   child -> parent: ``("progress", job_id, fraction, message)``, then exactly one of
                    ``("done", job_id, result)``, ``("cancelled", job_id)``, ``("error", job_id, info, traceback)``
 A reader thread in the child receives while the main thread computes, so "cancel" sets an event that
-the job's task checks between steps (``analyzers.task`` protocol).
+the job's task checks between steps (``backends.tasks`` protocol).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analyzers.calibration.collect import CalibrationData
-from analyzers.task import Task
+from backends.tasks import Task
 
 from .calibration_cache import calibrate
 from .data import DataSource, open_data

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
+from backends.tasks import NullTask, Task
+
 from ..onnx_utils import expose_tensors, initializer_arrays, make_session, weight_channel_axis
-from ..task import NullTask, Task
 from .grid import QuantSpec
 from .histogram import DEFAULT_BINS, HistogramSnapshot, StreamingHistogram
 from .methods import derive_range

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..jsonsafe import json_safe
 from .grid import QuantSpec, quant_params, quant_params_array
 from .histogram import HistogramSnapshot
 
@@ -43,13 +44,7 @@ class RangeStats:
 
     def to_dict(self) -> dict:
         """Plain JSON-safe numbers (inf and NaN become None)."""
-        return {k: _json_num(v) for k, v in asdict(self).items()}
-
-
-def _json_num(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
+        return json_safe(asdict(self))
 
 
 # -- the histogram as a distribution ------------------------------------------------------------

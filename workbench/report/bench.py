@@ -7,6 +7,8 @@ The report never times anything itself: it hands the FP32 model and each run's I
 
 from __future__ import annotations
 
+from backends.tasks import scaled
+
 from ..compare import delta
 from ..errors import WorkbenchError
 from .data import BackendBench, BenchSummary, LatencyChange, LatencyRow, RunReport, num
@@ -83,11 +85,10 @@ def run_benchmarks(fp32_model: str, int8_models: list[str], backends: list[str],
         raise WorkbenchError("benchmarking is not part of this installation (workbench.bench is missing)",
                              "run the report without --bench, or update Quant Workbench")
     from ..bench import BenchRequest, run_bench  # noqa: PLC0415
-    from .progress import SubTask  # noqa: PLC0415
 
     out = []
     for i, int8 in enumerate(int8_models):
-        part = SubTask(task, i / len(int8_models), (i + 1) / len(int8_models))
+        part = scaled(task, i / len(int8_models), (i + 1) / len(int8_models))
         req = BenchRequest(model=fp32_model, int8=int8, calib=calib, backends=tuple(backends), runs=runs,
                            compare_activation_types=False)
         out.append(summarize(run_bench(req, part).to_dict()))

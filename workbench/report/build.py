@@ -12,15 +12,16 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from backends.tasks import scaled
+
 from .. import __version__
 from ..analysis import analyze
-from ..recipe import Recipe
 from ..compare import compare_runs
+from ..recipe import Recipe
 from .bench import check_backends, latency_changes, run_benchmarks, summarize
 from .data import Comparison, RecipeFile, ReportData, Reproduce, RunReport, RunSummary
 from .exclusions import build_exclusions
 from .histograms import tensor_histograms
-from .progress import SubTask
 from .summary import data_sets, environment, execution_text, model_summary
 
 
@@ -50,7 +51,7 @@ def build_report(session, *, recipe: Recipe | None = None, analysis=None, compar
     for _, r, _, _ in specs:
         r.validate(session.graph.node_names)
     steps = len(specs) + (1 if bench else 0)
-    runs = [_run(session, spec, samples, SubTask(task, i / steps, (i + 1) / steps)) for i, spec in enumerate(specs)]
+    runs = [_run(session, spec, samples, scaled(task, i / steps, (i + 1) / steps)) for i, spec in enumerate(specs)]
     final = len(runs) - 1
     runs[final].histograms = tensor_histograms(
         session, [(run.label, spec[1], run.analysis) for run, spec in zip(runs, specs)], final)
@@ -59,7 +60,7 @@ def build_report(session, *, recipe: Recipe | None = None, analysis=None, compar
             run.bench = summarize(d) if d else None
     elif bench:
         summaries = run_benchmarks(str(session.prepared.path), [run.analysis.int8_model for run in runs],
-                                   list(bench), SubTask(task, (steps - 1) / steps, 1.0), calib=session.spec.calib)
+                                   list(bench), scaled(task, (steps - 1) / steps, 1.0), calib=session.spec.calib)
         for run, summary in zip(runs, summaries):
             run.bench = summary
     if samples is None:  # results analysed on fewer samples (e.g. from the GUI) are reproduced with as many

@@ -11,7 +11,8 @@ from __future__ import annotations
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
 
-from analyzers.diff_types import AnalysisResult, json_num
+from analyzers.diff_types import AnalysisResult
+from analyzers.jsonsafe import json_num
 
 from ..compare import LayerChange, OutputChange  # noqa: F401 - the comparison's rows, resolved by _from_json
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import shlex
 
-from .exclusions import EXTENSIONS, FORMATS
 from ..formatting import fmt_bytes
+from .exclusions import EXTENSIONS, FORMATS
 from .html_parts import code_block, kv, precision_tag, section, shape_text, table, tag
 from .markup import Markup, el, join
 from .view import View
