@@ -130,4 +130,7 @@ def build(name: str, root: Path | None = None) -> ZooPaths:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+    for old in root.glob(f"{name}-*"):  # copies built by earlier versions of the builder
+        if old != folder and old.is_dir() and old.name[len(name) + 1:].isalnum():
+            shutil.rmtree(old, ignore_errors=True)
     return p

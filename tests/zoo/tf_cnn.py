@@ -101,7 +101,7 @@ def model(opset: int) -> onnx.ModelProto:
     x = squeeze_excite(g, x, 48)
     x = conv(g, x, 48, 32, 1, base="block2_project")
     x = g.op("ReduceMean", [x], "avg_pool", axes=[2, 3], keepdims=0)
-    wf = g.w("dense_kernel", (32, CLASSES), 3.0)
+    wf = g.w("dense_kernel", (32, CLASSES), 1.0)
     bf = g.init("dense_bias", np.zeros(CLASSES, np.float32))
     y = g.op("MatMul", [x, wf], "dense_MatMul")
     g.nodes.append(helper.make_node("Add", [y, bf], ["logits"], name="dense/BiasAdd"))
@@ -126,16 +126,20 @@ def _images(n: int, seed: int) -> np.ndarray:
 
 def build(opset: int) -> ZooBuild:
     m = model(opset)
-    # an untrained head predicts one class for everything: centre and scale the logits on held-out images
-    # (as training would), so the labels below spread over the classes
-    logits = run_fp32(m, {"input_1": _images(64, 3)})[0]
+    # an untrained network predicts one class for everything: centre the pooled features on held-out images
+    # (through the last conv's bias, as training would) so the labels below spread over the classes
     inits = {i.name: i for i in m.graph.initializer}
+    pooled = next(n.output[0] for n in m.graph.node if n.output[0].startswith("avg_pool"))
+    probe = onnx.ModelProto()
+    probe.CopyFrom(m)
+    probe.graph.output.append(helper.make_tensor_value_info(pooled, TensorProto.FLOAT, None))
+    feats = run_fp32(probe, {"input_1": _images(64, 3)})[1]
+    bias = next(n for n in inits if n.startswith("block2_project_bias"))
+    b = numpy_helper.to_array(inits[bias]) - feats.mean(axis=0)
+    inits[bias].CopyFrom(numpy_helper.from_array(b.astype(np.float32), bias))
     kernel = next(n for n in inits if n.startswith("dense_kernel"))
-    bias = next(n for n in inits if n.startswith("dense_bias"))
-    sd = logits.std(axis=0) + 1e-6
-    w = numpy_helper.to_array(inits[kernel]) / sd
+    w = numpy_helper.to_array(inits[kernel]) / (3.0 * feats.std())
     inits[kernel].CopyFrom(numpy_helper.from_array(w.astype(np.float32), kernel))
-    inits[bias].CopyFrom(numpy_helper.from_array((-logits.mean(axis=0) / sd).astype(np.float32), bias))
     calib = {"input_1": _images(32, 1)}
     ev = {"input_1": _images(48, 2)}
     ev["labels"] = argmax_labels(m, ev)
