@@ -122,10 +122,12 @@ def build(name: str, root: Path | None = None) -> ZooPaths:
         onnx.save(b.model, str(tp.model))
         np.savez(tp.calib, **b.calib)
         np.savez(tp.eval, **b.eval)
+        if folder.exists():  # an incomplete copy (files deleted by hand): replace it
+            shutil.rmtree(folder, ignore_errors=True)
         try:
             os.rename(tmp, folder)  # atomic; fails when another process finished first
         except OSError:
-            if not (folder / "eval.npz").exists():
+            if not all(f.exists() for f in paths_in(folder).__dict__.values()):
                 raise
     finally:
         if tmp.exists():
