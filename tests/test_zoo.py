@@ -171,7 +171,7 @@ def _check_report(name, p, work, r):
     assert "NaN" not in text and "Infinity" not in text
 
 
-CHECKS = {"quantize": _check_quantize, "analyze": _check_analyze, "calib": _check_calib, "bench": _check_bench,
+CHECKS = {"quantize": _check_quantize, "quantize-preprocess": _check_quantize, "analyze": _check_analyze, "calib": _check_calib, "bench": _check_bench,
           "report": _check_report}
 
 

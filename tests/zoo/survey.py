@@ -22,6 +22,9 @@ def commands(p, work: Path) -> dict[str, tuple[list[str], set[str]]]:
     """command -> (arguments, files it is asked to write in ``work``)."""
     return {
         "quantize": (["quantize", p.model, "--calib", p.calib, "-o", work / "out.onnx"], {"out.onnx"}),
+        # onnxruntime's pre-processing runs by default only for BatchNormalization models: force it here
+        "quantize-preprocess": (["quantize", p.model, "--calib", p.calib, "-o", work / "out.onnx", "--preprocess",
+                                 "always"], {"out.onnx"}),
         "analyze": (["analyze", p.model, "--calib", p.calib, "--eval", p.eval, "--json", work / "j.json"], {"j.json"}),
         "calib": (["calib", p.model, "--calib", p.calib, "--json", work / "c.json"], {"c.json"}),
         "bench": (["bench", p.model, "--calib", p.calib, "--backend", "cpu", "--runs", "3", "--warmup", "1",
