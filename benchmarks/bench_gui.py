@@ -80,9 +80,9 @@ def bench_graph() -> dict:
     from PySide6.QtWidgets import QApplication
 
     from ui.graph.panel import GraphPanel
-    from workbench.layout import layout_graph
+    from workbench.app.layout import layout_graph
     from workbench.model_prep import prepare_model
-    from workbench.workspace import Workspace
+    from workbench.app.workspace import Workspace
 
     path = wide_deep_onnx()
     app = _app()
@@ -235,13 +235,13 @@ def bench_whatif(repeats: int = 3) -> dict:
 
 def bench_gil(repeats: int = 2) -> dict:
     """A 5 ms sleep loop on the main thread while the same analysis runs in a thread of this process, or in
-    the engine process (``workbench.remote``): the longest gap between wake-ups, per design."""
+    the engine process (``workbench.app.remote``): the longest gap between wake-ups, per design."""
     import threading
 
     from benchmarks.models import image_data, mobilenet_onnx
-    from workbench import jobs
+    from workbench.app import jobs
     from workbench.recipe import Recipe
-    from workbench.remote import child_main  # noqa: F401 - the process design under test
+    from workbench.app.remote import child_main  # noqa: F401 - the process design under test
     from workbench.session import SessionSpec
 
     spec = SessionSpec(str(mobilenet_onnx(96)), str(image_data(128, 96, seed=1)), str(image_data(64, 96, seed=2)))
@@ -261,7 +261,7 @@ def bench_gil(repeats: int = 2) -> dict:
         th.start()
         out["thread_max_gap_ms"].append(probe(done))
         th.join()
-        code = ("import sys; from workbench import jobs; from workbench.recipe import Recipe; "
+        code = ("import sys; from workbench.app import jobs; from workbench.recipe import Recipe; "
                 "from workbench.session import SessionSpec; s = jobs.open_session(SessionSpec(*sys.argv[1:4]), Recipe()); "
                 "print('ready', flush=True); sys.stdin.readline(); jobs.analyze(s, Recipe())")
         import subprocess

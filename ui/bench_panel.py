@@ -15,8 +15,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QGridLayout, QHBoxL
                                QPushButton, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QTextBrowser,
                                QVBoxLayout, QWidget)
 
-from workbench import jobs
-from workbench.workspace import Workspace
+from workbench.app import jobs
+from workbench.app.workspace import Workspace
 
 from .plots.common import hint_label, key_html, plot_widget
 

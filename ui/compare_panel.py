@@ -7,7 +7,7 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QCheckBox, QHBoxLayout, QLabel, QTableView, QVBoxLayout, QWidget
 
 from workbench.compare import LayerDelta, compare_runs
-from workbench.workspace import Workspace
+from workbench.app.workspace import Workspace
 
 from .colors import fmt_db
 

@@ -3,7 +3,7 @@
 The controller owns the Workspace (the Qt-free model every view reads) and the JobRunner, whose child
 process holds the Session (prepared model, data, cached calibration); the GUI keeps what it draws from
 (``OpenedInfo``: graph, layout, calibration histograms). Jobs are the plain functions of
-``workbench.jobs``; results are applied to the workspace on the GUI thread. Errors become ``ErrorInfo``
+``workbench.app.jobs``; results are applied to the workspace on the GUI thread. Errors become ``ErrorInfo``
 on ``sigError``; nothing here raises into Qt.
 """
 
@@ -15,13 +15,13 @@ from typing import Callable
 from PySide6.QtCore import QObject, Signal
 
 from workbench.errors import WorkbenchError
-from workbench.jobs import SCATTER_RESERVOIR
-from workbench.layout import GraphLayout
-from workbench.project import ProjectData, load_project, save_project
+from workbench.app.jobs import SCATTER_RESERVOIR
+from workbench.app.layout import GraphLayout
+from workbench.app.project import ProjectData, load_project, save_project
 from workbench.recipe import Recipe
-from workbench.remote import OpenedInfo
+from workbench.app.remote import OpenedInfo
 from workbench.session import SessionSpec
-from workbench.workspace import Workspace
+from workbench.app.workspace import Workspace
 
 from .errors import ErrorInfo
 from .worker import Job, JobRunner

@@ -12,9 +12,9 @@ from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMessageBox, QP
                                QVBoxLayout, QWidget)
 
 import resources
-from workbench.autosave import Autosaver, discard, orphans
+from workbench.app.autosave import Autosaver, discard, orphans
 from workbench.errors import WorkbenchError
-from workbench.project import SUFFIX, load_project, project_dict
+from workbench.app.project import SUFFIX, load_project, project_dict
 from workbench.recipe import Recipe
 from workbench.session import SessionSpec
 

@@ -1,6 +1,6 @@
 """Long work off the GUI: one job at a time, in a child process that keeps the loaded model.
 
-Orange3's TaskState + one-worker executor, with a process for the worker (see ``workbench.remote``
+Orange3's TaskState + one-worker executor, with a process for the worker (see ``workbench.app.remote``
 for why: the GIL). The GUI thread sends a job, then polls the pipe every few milliseconds while it
 runs; progress and the outcome become signals on the GUI thread, so only it touches widgets. Cancel
 sets a shared event the job checks between steps. If the child dies (a crash inside onnxruntime),
@@ -23,7 +23,7 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from workbench.errors import WorkbenchError
-from workbench.remote import rebuild_error
+from workbench.app.remote import rebuild_error
 
 POLL_MS = 15
 CONNECT_TIMEOUT_S = 60.0
@@ -53,7 +53,7 @@ class Job:
 
 
 class JobRunner(QObject):
-    """Runs ``workbench.remote`` operations in one long-lived child process, one at a time."""
+    """Runs ``workbench.app.remote`` operations in one long-lived child process, one at a time."""
 
     sigStarted = Signal(str)
     sigProgress = Signal(float, str)
@@ -84,14 +84,14 @@ class JobRunner(QObject):
         return self._proc is not None and self._proc.poll() is None
 
     def _spawn(self) -> None:
-        """Start ``python -m workbench.remote``; it connects back while the GUI goes on (no blocking accept)."""
+        """Start ``python -m workbench.app.remote``; it connects back while the GUI goes on (no blocking accept)."""
         self._teardown()
         family = "AF_UNIX" if hasattr(socket, "AF_UNIX") and sys.platform != "win32" else "AF_INET"
         key = os.urandom(32)
         listener = Listener(address=None if family == "AF_UNIX" else ("127.0.0.1", 0), family=family, authkey=key)
         addr = listener.address if family == "AF_UNIX" else f"{listener.address[0]}:{listener.address[1]}"
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        self._proc = subprocess.Popen([sys.executable, "-m", "workbench.remote", addr, family], stdin=subprocess.PIPE,
+        self._proc = subprocess.Popen([sys.executable, "-m", "workbench.app.remote", addr, family], stdin=subprocess.PIPE,
                                       env=env)
         self._proc.stdin.write(key.hex().encode() + b"\n")
         self._proc.stdin.close()
@@ -112,7 +112,7 @@ class JobRunner(QObject):
             self._outbox.append(msg)
 
     def start(self, name: str, op: str, *args: Any, on_done: Callable[[Job], None] | None = None) -> Job:
-        """Send ``op(*args)`` (see ``workbench.remote.HANDLERS``) to the child; refuses while busy."""
+        """Send ``op(*args)`` (see ``workbench.app.remote.HANDLERS``) to the child; refuses while busy."""
         if self.job is not None:
             raise RuntimeError(f"'{self.job.name}' is still running")
         if not self.engine_alive:

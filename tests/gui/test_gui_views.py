@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
 
-from workbench import jobs
-from workbench.layout import layered_layout, layout_graph
+from workbench.app import jobs
+from workbench.app.layout import layered_layout, layout_graph
 from workbench.recipe import Recipe
 from workbench.session import SessionSpec
-from workbench.workspace import Workspace
+from workbench.app.workspace import Workspace
 
 from ..results_factory import make_result
 
@@ -131,7 +131,7 @@ def test_dragging_the_clip_line_sets_the_layer_percentile(qtbot, demo_session):
 
 
 def test_netron_is_served_on_loopback_only_and_stops(demo_paths):
-    from workbench import netron_serve
+    from workbench.app import netron_serve
 
     url, address = netron_serve.serve(demo_paths[0])
     try:

@@ -19,7 +19,7 @@ from analyzers.histogram import HistogramSnapshot, trim
 from analyzers.calib_ranges import METHODS
 from workbench.clipping import clip_summary, lower_line_movable, percentile_for_clip
 from workbench.ranges import tensor_ranges
-from workbench.workspace import Workspace
+from workbench.app.workspace import Workspace
 
 from .common import hint_label, key_html, plot_widget
 

@@ -20,9 +20,9 @@ import numpy as np
 
 from analyzers.diff_types import AnalysisResult
 
-from .errors import WorkbenchError
-from .recipe import Recipe
-from .session import SessionSpec
+from ..errors import WorkbenchError
+from ..recipe import Recipe
+from ..session import SessionSpec
 from .workspace import BenchmarkEntry, Run, Workspace
 
 PROJECT_KIND = "quant-workbench-project"

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from analyzers.task import NullTask, Task
 
 from .layout import GraphLayout, layout_graph
-from .recipe import Recipe
-from .session import Session, SessionSpec
+from ..recipe import Recipe
+from ..session import Session, SessionSpec
 
 #: values kept per tensor for the GUI's FP32-vs-INT8 scatter plot
 SCATTER_RESERVOIR = 1000
@@ -49,7 +49,7 @@ def open_model(spec: SessionSpec, recipe: Recipe, task: Task | None = None, cali
 def analyze(session: Session, recipe: Recipe, samples: int | None = None, reservoir: int = SCATTER_RESERVOIR,
             task: Task | None = None):
     """Quantize with ``recipe`` (reusing the session's calibration) and diff it against FP32."""
-    from .analysis import analyze as run  # noqa: PLC0415 - the engine is heavy; load it on first use
+    from ..analysis import analyze as run  # noqa: PLC0415 - the engine is heavy; load it on first use
 
     return run(session, recipe=recipe.copy(), samples=samples, task=task or NullTask(), reservoir=reservoir)
 
@@ -58,7 +58,7 @@ def benchmark(model: str, int8: str, calib: str, backends: tuple, threads: int =
               runs: int = 50, warmup: int = 5, task: Task | None = None) -> dict:
     """Time the FP32 model against the given INT8 model on ``backends`` (each in its own child process);
     returns the JSON-able report (``workbench.bench.BenchReport.to_dict``)."""
-    from .bench import BenchRequest, run_bench  # noqa: PLC0415
+    from ..bench import BenchRequest, run_bench  # noqa: PLC0415
 
     req = BenchRequest(model=model, int8=int8, calib=calib, backends=tuple(backends), threads=threads,
                        batches=tuple(batches), runs=runs, warmup=warmup, compare_activation_types=False)

@@ -6,7 +6,7 @@ GUI thread in the same process then waits for the GIL — measured on the Mobile
 one analysis: longest stall of a 5 ms timer 71-170 ms with a worker thread, 20-32 ms with this
 process. It also means a crash inside onnxruntime ends this process, not the window and the user's work.
 
-The child is ``python -m workbench.remote`` (not a ``multiprocessing`` spawn, which would re-import the
+The child is ``python -m workbench.app.remote`` (not a ``multiprocessing`` spawn, which would re-import the
 parent's ``__main__``); it connects back to the parent's ``multiprocessing.connection.Listener`` on the
 loopback interface (Unix socket where available), authenticated with a key passed on stdin.
 
@@ -24,7 +24,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
-from .errors import CancelledError, WorkbenchError
+from ..errors import CancelledError, WorkbenchError
 
 PROGRESS_INTERVAL_S = 0.05
 
@@ -58,7 +58,7 @@ class OpenedInfo:
     source: str
     prepared_path: str
     graph: object  # workbench.graph.ModelGraph
-    layout: object  # workbench.layout.GraphLayout
+    layout: object  # workbench.app.layout.GraphLayout
     calibration: object = None  # CalibrationData over packed histograms, once calibrated
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -79,7 +79,7 @@ def _open_model(state: dict, spec, recipe, task) -> OpenedInfo:
 
 def _calibrate(state: dict, task):
     """Collect (or load cached) histograms; the GUI gets them packed (``compact_hist``)."""
-    from .compact_hist import CompactHistograms, calibration_view  # noqa: PLC0415
+    from ..compact_hist import CompactHistograms, calibration_view  # noqa: PLC0415
 
     session = _session(state)
     cal = session.calibration(task)
@@ -172,7 +172,7 @@ def child_main(conn) -> None:
 
 
 def main() -> None:
-    """Entry point of the child: ``python -m workbench.remote ADDRESS FAMILY`` with the auth key on stdin."""
+    """Entry point of the child: ``python -m workbench.app.remote ADDRESS FAMILY`` with the auth key on stdin."""
     import sys  # noqa: PLC0415
     from multiprocessing.connection import Client  # noqa: PLC0415
 
@@ -187,7 +187,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    # run the copy imported as ``workbench.remote``, so what it pickles names that module, not __main__
-    from workbench.remote import main as _main
+    # run the copy imported as ``workbench.app.remote``, so what it pickles names that module, not __main__
+    from workbench.app.remote import main as _main
 
     _main()
