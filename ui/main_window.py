@@ -334,9 +334,9 @@ class MainWindow(QMainWindow):
             run = self.ws.current_run
             path = run.result.int8_model if run else None
         else:
-            s = self.ctl.session
+            opened = self.ctl.opened
             path = (self.ws.spec.model if self.ws.spec and self.ws.spec.model.endswith(".onnx")
-                    else (s.prepared_path if s else None))
+                    else (opened.prepared_path if opened else None))
         if not path:
             self.show_error(ErrorInfo("Nothing to show", "no model file is available yet", "open a model first"))
             return

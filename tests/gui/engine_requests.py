@@ -1,15 +1,35 @@
-"""Job functions the GUI tests send to the engine process (module-level so they can be pickled)."""
+"""Requests the GUI tests send to the engine process, and their handlers.
+
+Module-level so they can be pickled; the engine process imports this module when it unpickles one of these
+requests, which registers their handlers there (``workbench.app.requests.handles``).
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+
+from workbench.app.requests import handles
 
 
-def crash(code: int, task=None) -> None:
+@dataclass(frozen=True)
+class Crash:
+    code: int
+
+
+@dataclass(frozen=True)
+class Add:
+    a: int
+    b: int
+
+
+@handles(Crash)
+def crash(req: Crash, state, task) -> None:
     """Die the way a segfault in a native library would: no exception, no reply."""
-    os._exit(code)
+    os._exit(req.code)
 
 
-def add(a: int, b: int, task=None) -> int:
+@handles(Add)
+def add(req: Add, state, task) -> int:
     task.report(1.0, "adding")
-    return a + b
+    return req.a + req.b

@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
 
-from workbench.app import jobs
 from workbench.app.layout import layered_layout, layout_graph
 from workbench.recipe import Recipe
-from workbench.session import SessionSpec
+from workbench.session import SessionSpec, open_session
 from workbench.app.workspace import Workspace
 
 from ..results_factory import make_result
@@ -23,7 +22,7 @@ pytestmark = pytest.mark.gui
 @pytest.fixture(scope="module")
 def demo_session(demo_paths):
     m, c, e = demo_paths
-    return jobs.open_session(SessionSpec(str(m), str(c), str(e)), Recipe())
+    return open_session(SessionSpec(str(m), str(c), str(e)), Recipe(), calibrate=True)
 
 
 @pytest.fixture
