@@ -80,9 +80,9 @@ def bench_graph() -> dict:
     from PySide6.QtWidgets import QApplication
 
     from ui.graph.panel import GraphPanel
-    from workbench.layout import layout_graph
+    from workbench.app.layout import layout_graph
     from workbench.model_prep import prepare_model
-    from workbench.workspace import Workspace
+    from workbench.app.workspace import Workspace
 
     path = wide_deep_onnx()
     app = _app()
@@ -167,7 +167,7 @@ def _mobilenet_window():
     w.ctl.auto_analyze = False
     w.show()
     w.ctl.open_model(SessionSpec(str(model), str(calib), str(ev)), analyze=False)
-    _wait(app, lambda: w.ctl.session is not None and not w.ctl.busy, 600)
+    _wait(app, lambda: w.ctl.opened is not None and not w.ctl.busy, 600)
     return app, w
 
 
@@ -235,14 +235,15 @@ def bench_whatif(repeats: int = 3) -> dict:
 
 def bench_gil(repeats: int = 2) -> dict:
     """A 5 ms sleep loop on the main thread while the same analysis runs in a thread of this process, or in
-    the engine process (``workbench.remote``): the longest gap between wake-ups, per design."""
+    the engine process (``workbench.app.remote``): the longest gap between wake-ups, per design."""
     import threading
 
     from benchmarks.models import image_data, mobilenet_onnx
-    from workbench import jobs
+    from workbench.analysis import analyze
+    from workbench.app.remote import child_main  # noqa: F401 - the process design under test
+    from workbench.app.requests import SCATTER_RESERVOIR
     from workbench.recipe import Recipe
-    from workbench.remote import child_main  # noqa: F401 - the process design under test
-    from workbench.session import SessionSpec
+    from workbench.session import SessionSpec, open_session
 
     spec = SessionSpec(str(mobilenet_onnx(96)), str(image_data(128, 96, seed=1)), str(image_data(64, 96, seed=2)))
     out: dict = {"thread_max_gap_ms": [], "process_max_gap_ms": []}
@@ -254,16 +255,17 @@ def bench_gil(repeats: int = 2) -> dict:
             time.sleep(0.005)
         return 1000 * max(b - a for a, b in zip(ticks, ticks[1:]))
 
-    session = jobs.open_session(spec, Recipe())
+    session = open_session(spec, Recipe(), calibrate=True)
     for _ in range(repeats):
         done = threading.Event()
-        th = threading.Thread(target=lambda: (jobs.analyze(session, Recipe()), done.set()))
+        th = threading.Thread(target=lambda: (analyze(session, Recipe(), reservoir=SCATTER_RESERVOIR), done.set()))
         th.start()
         out["thread_max_gap_ms"].append(probe(done))
         th.join()
-        code = ("import sys; from workbench import jobs; from workbench.recipe import Recipe; "
-                "from workbench.session import SessionSpec; s = jobs.open_session(SessionSpec(*sys.argv[1:4]), Recipe()); "
-                "print('ready', flush=True); sys.stdin.readline(); jobs.analyze(s, Recipe())")
+        code = ("import sys; from workbench.analysis import analyze; from workbench.recipe import Recipe; "
+                "from workbench.session import SessionSpec, open_session; "
+                "s = open_session(SessionSpec(*sys.argv[1:4]), Recipe(), calibrate=True); "
+                "print('ready', flush=True); sys.stdin.readline(); analyze(s, Recipe(), reservoir=1000)")
         import subprocess
 
         p = subprocess.Popen([sys.executable, "-c", code, spec.model, spec.calib, spec.eval], stdin=subprocess.PIPE,

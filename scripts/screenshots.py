@@ -110,7 +110,7 @@ def main() -> int:
     from workbench.session import SessionSpec
 
     w.ctl.open_model(SessionSpec(str(wide_deep_onnx()), "synthetic:8"), analyze=False)
-    wait(app, lambda: w.ctl.session is not None and not w.ctl.busy, timeout=300)
+    wait(app, lambda: w.ctl.opened is not None and not w.ctl.busy, timeout=300)
     w.messages.hide()  # the synthetic-data warning is expected here
     w.graph.search.setText("b100_merge")
     w.graph.next_match()
@@ -124,7 +124,7 @@ def main() -> int:
 
         if netron_view.webengine_available():
             w.open_demo()
-            wait(app, lambda: w.ctl.session is not None and not w.ctl.busy and len(w.ws.runs) == 1, timeout=300)
+            wait(app, lambda: w.ctl.opened is not None and not w.ctl.busy and len(w.ws.runs) == 1, timeout=300)
             w.open_netron()
             wait(app, lambda: True, settle=6.0)
             shoot(app, w, out / "gui-netron.png")

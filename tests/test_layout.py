@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from workbench.layout import layered_layout, layout_graph
+from workbench.app.layout import layered_layout, layout_graph
 
 
 def _boxes_overlap(lay) -> bool:

@@ -9,11 +9,11 @@ import sys
 
 import pytest
 
-from workbench.autosave import Autosaver, discard, orphans
-from workbench.project import ProjectError, load_project, project_dict, save_project
+from workbench.app.autosave import Autosaver, discard, orphans
+from workbench.app.project import ProjectError, load_project, project_dict, save_project
 from workbench.recipe import Recipe
 from workbench.session import SessionSpec
-from workbench.workspace import Workspace
+from workbench.app.workspace import Workspace
 
 from .results_factory import make_result
 
@@ -88,7 +88,7 @@ def test_autosave_of_a_dead_process_is_an_orphan_and_a_live_one_is_not(tmp_path)
     mine.write(project_dict(ws))
     assert orphans(tmp_path / "auto") == []  # this process is alive
     # a process that wrote its autosave and died without cleaning up
-    code = ("import sys, json; sys.path.insert(0, %r); from workbench.autosave import Autosaver; "
+    code = ("import sys, json; sys.path.insert(0, %r); from workbench.app.autosave import Autosaver; "
             "from pathlib import Path; a = Autosaver(Path(%r)); d = json.load(open(%r)); a.write(d)"
             % (os.getcwd(), str(tmp_path / "auto"), str(mine.path)))
     subprocess.run([sys.executable, "-c", code], check=True)

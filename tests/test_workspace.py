@@ -7,7 +7,7 @@ import pytest
 from workbench.compare import compare_runs
 from workbench.recipe import Recipe
 from workbench.session import SessionSpec
-from workbench.workspace import Workspace, worst_layers
+from workbench.app.workspace import Workspace, worst_layers
 
 from .results_factory import make_result
 

@@ -15,8 +15,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QGridLayout, QHBoxL
                                QPushButton, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QTextBrowser,
                                QVBoxLayout, QWidget)
 
-from workbench import jobs
-from workbench.workspace import Workspace
+from workbench.app.requests import Benchmark
+from workbench.app.workspace import Workspace
 
 from .plots.common import hint_label, key_html, plot_widget
 
@@ -161,7 +161,7 @@ class BenchmarkPanel(QWidget):
 
     # -- running -------------------------------------------------------------------------------------
     def run(self) -> bool:
-        run, s = self.ws.current_run, self.ctl.session
+        run, opened = self.ws.current_run, self.ctl.opened
         if run is None or not run.result.int8_model:
             return False
         try:
@@ -173,17 +173,16 @@ class BenchmarkPanel(QWidget):
                                              "type e.g. 1 or 1,8,32"))
             return False
         backend = self.backend()
-        model = s.prepared_path if s is not None else self.ws.spec.model
+        model = opened.prepared_path if opened is not None else self.ws.spec.model
 
         def done(report: dict) -> None:
             data = dict(report["backends"][backend], host=report.get("host"), feed=report.get("feed"),
                         batches=list(batches), notes_run=report.get("notes", []))
             self.ws.add_benchmark(backend, data)
 
-        return self.ctl.start_job(f"Benchmarking on {backend}", jobs.benchmark, model, run.result.int8_model,
-                                  self.ws.spec.calib, (backend,), self.threads.value(), batches, self.runs.value(),
-                                  max(1, min(10, self.runs.value() // 10)), on_result=done,
-                                  doing=f"benchmark on {backend}")
+        request = Benchmark(model, run.result.int8_model, self.ws.spec.calib, (backend,), self.threads.value(),
+                            tuple(batches), self.runs.value(), max(1, min(10, self.runs.value() // 10)))
+        return self.ctl.submit(f"Benchmarking on {backend}", request, on_result=done, doing=f"benchmark on {backend}")
 
     # -- results ------------------------------------------------------------------------------------
     def refresh(self) -> None:

@@ -9,8 +9,8 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyMod
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QCheckBox, QHBoxLayout, QLabel, QTableView, QVBoxLayout, QWidget
 
+from workbench.app.workspace import Workspace
 from workbench.compare import CHANGE_DB, LayerChange, compare_runs
-from workbench.workspace import Workspace
 
 from .colors import fmt_db
 

@@ -1,9 +1,9 @@
 """What the buttons do: open models and projects, run and cancel the analysis, save — all off the GUI thread.
 
-The controller owns the Workspace (the Qt-free model every view reads) and the JobRunner, whose child
+The controller owns the Workspace (the Qt-free model every view reads) and the EngineClient, whose child
 process holds the Session (prepared model, data, cached calibration); the GUI keeps what it draws from
-(``OpenedInfo``: graph, layout, calibration histograms). Jobs are the plain functions of
-``workbench.jobs``; results are applied to the workspace on the GUI thread. Errors become ``ErrorInfo``
+(``OpenedInfo``: graph, layout, calibration histograms) in ``opened``. What it asks the engine for are the
+requests of ``workbench.app.requests``; results are applied to the workspace on the GUI thread. Errors become ``ErrorInfo``
 on ``sigError``; nothing here raises into Qt.
 """
 
@@ -14,17 +14,16 @@ from typing import Callable
 
 from PySide6.QtCore import QObject, Signal
 
+from workbench.app.layout import GraphLayout
+from workbench.app.project import ProjectData, load_project, save_project
+from workbench.app.requests import SCATTER_RESERVOIR, Analyze, Calibrate, OpenedInfo, OpenModel
+from workbench.app.workspace import Workspace
 from workbench.errors import WorkbenchError
-from workbench.jobs import SCATTER_RESERVOIR
-from workbench.layout import GraphLayout
-from workbench.project import ProjectData, load_project, save_project
 from workbench.recipe import Recipe
-from workbench.remote import OpenedInfo
 from workbench.session import SessionSpec
-from workbench.workspace import Workspace
 
 from .errors import ErrorInfo
-from .worker import Job, JobRunner
+from .worker import EngineCall, EngineClient
 
 
 def describe_change(old: Recipe | None, new: Recipe) -> str:
@@ -53,18 +52,18 @@ class Controller(QObject):
     sigSessionReady = Signal()  # calibration histograms available
     sigBusyChanged = Signal(bool)
     sigProgress = Signal(float, str)
-    sigJobFinished = Signal(str, str)  # job name, outcome: "done" | "cancelled" | "failed"
+    sigJobFinished = Signal(str, str)  # the call's name, outcome: "done" | "cancelled" | "failed"
     sigProjectPathChanged = Signal(object)
 
     def __init__(self, workspace: Workspace | None = None, parent=None):
         super().__init__(parent)
         self.ws = workspace or Workspace()
-        self.runner = JobRunner(self)
-        self.runner.sigBusyChanged.connect(self.sigBusyChanged)
-        self.runner.sigProgress.connect(self.sigProgress)
-        self.runner.sigFinished.connect(self._job_finished)
-        self.runner.sigEngineLost.connect(self._engine_lost)
-        self.session: OpenedInfo | None = None
+        self.engine = EngineClient(self)
+        self.engine.sigBusyChanged.connect(self.sigBusyChanged)
+        self.engine.sigProgress.connect(self.sigProgress)
+        self.engine.sigFinished.connect(self._job_finished)
+        self.engine.sigEngineLost.connect(self._engine_lost)
+        self.opened: OpenedInfo | None = None  # what the GUI keeps of the model open in the engine
         self.layout: GraphLayout | None = None
         self.project_path: Path | None = None
         self.analysis_samples: int | None = None
@@ -74,43 +73,43 @@ class Controller(QObject):
     # -- state ---------------------------------------------------------------------------------------
     @property
     def busy(self) -> bool:
-        return self.runner.busy
+        return self.engine.busy
 
     @property
     def job_name(self) -> str | None:
-        return self.runner.job.name if self.runner.job else None
+        return self.engine.call.name if self.engine.call else None
 
     def calibration(self):
         """The calibration histograms of the open model (None until it is loaded)."""
-        return self.session.calibration if self.session is not None else None
+        return self.opened.calibration if self.opened is not None else None
 
     def _engine_lost(self) -> None:
-        self.session = None
+        self.opened = None
         self.sigSessionReady.emit()
 
     def _when_idle(self, fn: Callable[[], None]) -> None:
-        """Run ``fn`` now, or cancel the running job and run ``fn`` when it has stopped."""
+        """Run ``fn`` now, or cancel the running call and run ``fn`` when it has stopped."""
         if not self.busy:
             fn()
         else:
             self._pending = fn
-            self.runner.cancel()
+            self.engine.cancel()
 
-    def _job_finished(self, job: Job) -> None:
-        outcome = "cancelled" if job.cancelled else "failed" if job.error is not None else "done"
-        self.sigJobFinished.emit(job.name, outcome)
+    def _job_finished(self, call: EngineCall) -> None:
+        outcome = "cancelled" if call.cancelled else "failed" if call.error is not None else "done"
+        self.sigJobFinished.emit(call.name, outcome)
         pending, self._pending = self._pending, None
         if pending is not None:
             pending()
 
-    def _fail(self, job: Job, doing: str) -> bool:
-        """Report a failed or cancelled job; True when the job did not succeed."""
-        if job.cancelled:
-            self.sigStatus.emit(f"{job.name}: cancelled")
+    def _fail(self, call: EngineCall, doing: str) -> bool:
+        """Report a failed or cancelled call; True when the call did not succeed."""
+        if call.cancelled:
+            self.sigStatus.emit(f"{call.name}: cancelled")
             return True
-        if job.error is not None:
-            self.sigError.emit(ErrorInfo.from_exception(job.error, doing, job.traceback))
-            self.sigStatus.emit(f"{job.name}: failed")
+        if call.error is not None:
+            self.sigError.emit(ErrorInfo.from_exception(call.error, doing, call.traceback))
+            self.sigStatus.emit(f"{call.name}: failed")
             return True
         return False
 
@@ -125,7 +124,7 @@ class Controller(QObject):
                 except WorkbenchError as e:
                     self.sigError.emit(ErrorInfo.from_exception(e, "read the recipe"))
                     return
-            self.session, self.layout, self.project_path = None, None, None
+            self.opened, self.layout, self.project_path = None, None, None
             self.sigProjectPathChanged.emit(None)
             self.ws.reset(spec, r)
             self.sigModelReady.emit(None, None)
@@ -137,35 +136,35 @@ class Controller(QObject):
         """Prepare the model (the graph shows), then calibrate (histograms), then analyse if asked to."""
         self.sigStatus.emit(f"opening {Path(spec.model).name}")
 
-        def opened_(job: Job) -> None:
-            if self._fail(job, f"open {Path(spec.model).name}"):
+        def opened_(call: EngineCall) -> None:
+            if self._fail(call, f"open {Path(spec.model).name}"):
                 return
-            opened: OpenedInfo = job.result
-            self.session, self.layout = opened, opened.layout
+            opened: OpenedInfo = call.result
+            self.opened, self.layout = opened, opened.layout
             for note in opened.notes:
                 self.sigStatus.emit(note)
             self.ws.set_graph(opened.graph)
             self.sigModelReady.emit(opened.graph, opened.layout)
             for warn in opened.warnings:
                 self.sigError.emit(ErrorInfo("Data warning", warn))
-            self.runner.start("Calibrating", "calibrate", on_done=calibrated)
+            self.engine.start("Calibrating", Calibrate(), on_done=calibrated)
 
-        def calibrated(job: Job) -> None:
-            if self._fail(job, "calibrate the model"):
+        def calibrated(call: EngineCall) -> None:
+            if self._fail(call, "calibrate the model"):
                 return
-            if self.session is not None:
-                self.session.calibration = job.result
+            if self.opened is not None:
+                self.opened.calibration = call.result
             self.sigSessionReady.emit()
-            self.sigStatus.emit(f"opened {self.session.source}: {len(self.session.graph.nodes)} nodes, "
-                                f"{len(job.result.histograms)} tensors calibrated on {job.result.samples} samples")
+            self.sigStatus.emit(f"opened {self.opened.source}: {len(self.opened.graph.nodes)} nodes, "
+                                f"{len(call.result.histograms)} tensors calibrated on {call.result.samples} samples")
             if then_analyze:
                 self.run_analysis()
 
-        self.runner.start("Opening model", "open_model", spec, self.ws.recipe.copy(), on_done=opened_)
+        self.engine.start("Opening model", OpenModel(spec, self.ws.recipe.copy()), on_done=opened_)
 
     def close_model(self) -> None:
         def go():
-            self.session, self.layout, self.project_path = None, None, None
+            self.opened, self.layout, self.project_path = None, None, None
             self.ws.reset(None)
             self.sigModelReady.emit(None, None)
             self.sigProjectPathChanged.emit(None)
@@ -178,7 +177,7 @@ class Controller(QObject):
             self.sigError.emit(ErrorInfo("Busy", f"'{self.job_name}' is still running",
                                          "wait for it to finish or press Cancel"))
             return False
-        if self.session is None:
+        if self.opened is None:
             if self.ws.spec is None:
                 self.sigError.emit(ErrorInfo("Nothing to analyse", "no model is open", "open a model first (Ctrl+O)"))
                 return False
@@ -188,35 +187,35 @@ class Controller(QObject):
         previous = self.ws.runs[-1].recipe if self.ws.runs else None
         samples = self.analysis_samples or None
 
-        def done(job: Job) -> None:
-            if self._fail(job, "analyse the model"):
+        def done(call: EngineCall) -> None:
+            if self._fail(call, "analyse the model"):
                 return
             label = f"Run {len(self.ws.runs) + 1}: {describe_change(previous, recipe)}"
-            self.ws.add_run(job.result, recipe, label)
-            self.sigStatus.emit(f"{label} finished in {job.elapsed:.1f} s")
+            self.ws.add_run(call.result, recipe, label)
+            self.sigStatus.emit(f"{label} finished in {call.elapsed:.1f} s")
 
-        self.runner.start("Analysing", "analyze", recipe, samples, SCATTER_RESERVOIR, on_done=done)
+        self.engine.start("Analysing", Analyze(recipe, samples, SCATTER_RESERVOIR), on_done=done)
         return True
 
     def cancel(self) -> None:
         self._pending = None
-        self.runner.cancel()
+        self.engine.cancel()
 
-    # -- generic background work (benchmarks, exports) -----------------------------------------------------
-    def start_job(self, name: str, fn, *args, on_result: Callable[[object], None], doing: str) -> bool:
-        """Run ``fn(*args, task)`` (a module-level function: it is sent to the worker process) and hand its
-        result to ``on_result`` on the GUI thread."""
+    # -- other requests (benchmarks, exports) ---------------------------------------------------------------
+    def submit(self, name: str, request, on_result: Callable[[object], None], doing: str) -> bool:
+        """Send ``request`` (see ``workbench.app.requests``) to the engine process and hand its reply to
+        ``on_result`` on the GUI thread; ``name`` shows while it runs, ``doing`` in an error message."""
         if self.busy:
             self.sigError.emit(ErrorInfo("Busy", f"'{self.job_name}' is still running",
                                          "wait for it to finish or press Cancel"))
             return False
 
-        def done(job: Job) -> None:
-            if not self._fail(job, doing):
-                self.sigStatus.emit(f"{name}: done in {job.elapsed:.1f} s")
-                on_result(job.result)
+        def done(call: EngineCall) -> None:
+            if not self._fail(call, doing):
+                self.sigStatus.emit(f"{name}: done in {call.elapsed:.1f} s")
+                on_result(call.result)
 
-        self.runner.start(name, "call", fn, args, on_done=done)
+        self.engine.start(name, request, on_done=done)
         return True
 
     # -- projects -------------------------------------------------------------------------------------------
@@ -249,7 +248,7 @@ class Controller(QObject):
         self._when_idle(go)
 
     def _apply_project(self, data: ProjectData, path: Path | None) -> None:
-        self.session, self.layout = None, None
+        self.opened, self.layout = None, None
         data.apply(self.ws)
         self.project_path = path
         self.sigProjectPathChanged.emit(path)
@@ -259,4 +258,4 @@ class Controller(QObject):
 
     def shutdown(self) -> None:
         self._pending = None
-        self.runner.shutdown()
+        self.engine.shutdown()

@@ -7,7 +7,7 @@ import html
 from PySide6.QtWidgets import QTextBrowser, QVBoxLayout, QWidget
 
 from analyzers.diff_types import ErrorMetrics
-from workbench.workspace import Workspace
+from workbench.app.workspace import Workspace
 
 from .colors import fmt_db
 

@@ -7,7 +7,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QHeade
                                QPushButton, QSpinBox, QTableView, QToolButton, QVBoxLayout, QWidget)
 
 from workbench.recipe import PRECISIONS
-from workbench.workspace import Workspace
+from workbench.app.workspace import Workspace
 
 from .layer_table import (C_AMP, C_CUM, C_DELTA, C_HINTS, C_ISO, C_NODE, C_OP, C_PCT, C_PREC, LayerFilterProxy,
                           LayerTableModel,

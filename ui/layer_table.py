@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QComboBox, QLineEdit, QStyledItemDelegate
 
 from analyzers.diff_types import LayerResult
 from workbench.recipe import PRECISIONS
-from workbench.workspace import Workspace, table_layers
+from workbench.app.workspace import Workspace, table_layers
 
 from .colors import FLAGGED, fmt_db, scale_for
 

@@ -12,9 +12,9 @@ from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMessageBox, QP
                                QVBoxLayout, QWidget)
 
 import resources
-from workbench.autosave import Autosaver, discard, orphans
+from workbench.app.autosave import Autosaver, discard, orphans
 from workbench.errors import WorkbenchError
-from workbench.project import SUFFIX, load_project, project_dict
+from workbench.app.project import SUFFIX, load_project, project_dict
 from workbench.recipe import Recipe
 from workbench.session import SessionSpec
 
@@ -334,9 +334,9 @@ class MainWindow(QMainWindow):
             run = self.ws.current_run
             path = run.result.int8_model if run else None
         else:
-            s = self.ctl.session
+            opened = self.ctl.opened
             path = (self.ws.spec.model if self.ws.spec and self.ws.spec.model.endswith(".onnx")
-                    else (s.prepared_path if s else None))
+                    else (opened.prepared_path if opened else None))
         if not path:
             self.show_error(ErrorInfo("Nothing to show", "no model file is available yet", "open a model first"))
             return

@@ -14,7 +14,7 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtNetwork import QNetworkCookie
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from workbench import netron_serve
+from workbench.app import netron_serve
 
 
 def webengine_available() -> bool:

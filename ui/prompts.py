@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
-from workbench.project import SUFFIX
+from workbench.app.project import SUFFIX
 
 
 class Prompter:

@@ -1,14 +1,15 @@
 """File → Export report: one self-contained HTML file (JSON and Markdown beside it) from what is on screen.
 
-The runs shown (and the one compared with, as before/after) and their benchmarks go to
-``workbench.report.api.export_report`` in the engine process; nothing is re-analysed.
+The runs shown (and the one compared with, as before/after) and their benchmarks go to the engine process
+in an ``ExportReport`` request (``workbench.app.requests``); nothing is re-analysed.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from workbench.report.api import ExportRequest, export_report as export_job
+from workbench.app.requests import ExportReport
+from workbench.report.api import ExportRequest
 
 
 def _bench_for(ws, run) -> dict | None:
@@ -44,5 +45,5 @@ def export_report(window) -> bool:
         window.messages.show_message("Report written: " + ", ".join(files), "info")
         window.status_label.setText(f"report written to {files[0]}")
 
-    return window.ctl.start_job("Writing report", export_job, build_request(ws, path), on_result=done,
-                                doing="write the report")
+    return window.ctl.submit("Writing report", ExportReport(build_request(ws, path)), on_result=done,
+                             doing="write the report")

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFrame, QGridLayout
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from workbench.compare import compare_runs
-from workbench.workspace import Workspace
+from workbench.app.workspace import Workspace
 
 OUTPUT_METRICS = (("sqnr_db", "SQNR dB", "{:.2f}"), ("cosine", "cosine", "{:.5f}"),
                   ("top1_agreement", "top-1 agree", "{:.2%}"), ("accuracy_fp32", "acc. FP32", "{:.2%}"),

@@ -1,11 +1,11 @@
-"""Long work off the GUI: one job at a time, in a child process that keeps the loaded model.
+"""Long work off the GUI: one request at a time, in a child process that keeps the loaded model.
 
-Orange3's TaskState + one-worker executor, with a process for the worker (see ``workbench.remote``
-for why: the GIL). The GUI thread sends a job, then polls the pipe every few milliseconds while it
-runs; progress and the outcome become signals on the GUI thread, so only it touches widgets. Cancel
-sets a shared event the job checks between steps. If the child dies (a crash inside onnxruntime),
-the job fails with a clear message, the window and the user's work stay, and the next job starts a
-fresh child.
+Orange3's TaskState + one-worker executor, with a process for the worker (see ``workbench.app.remote``
+for why: the GIL). The GUI thread sends a request (``workbench.app.requests``), then polls the pipe every
+few milliseconds while it runs; progress and the outcome become signals on the GUI thread, so only it
+touches widgets. Cancel sets a shared event the request's handler checks between steps. If the child dies
+(a crash inside onnxruntime), the call fails with a clear message, the window and the user's work stay,
+and the next request starts a fresh child.
 """
 
 from __future__ import annotations
@@ -23,23 +23,25 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from workbench.errors import WorkbenchError
-from workbench.remote import rebuild_error
+from workbench.app.remote import CANCEL, EXIT, rebuild_error
 
 POLL_MS = 15
 CONNECT_TIMEOUT_S = 60.0
 
 
 class EngineCrashed(WorkbenchError):
-    """The child process running the job ended without answering."""
+    """The child process answering a request ended without answering."""
 
 
 @dataclass
-class Job:
-    """A submitted job and, once done, its outcome (exactly one of result / error / cancelled)."""
+class EngineCall:
+    """A request sent to the engine process and, once answered, its outcome (exactly one of
+    result / error / cancelled). ``name`` is what the window shows while it runs."""
 
     name: str
     id: int
-    on_done: Callable[["Job"], None] | None = None
+    request: Any = None
+    on_done: Callable[["EngineCall"], None] | None = None
     result: Any = None
     error: BaseException | None = None
     traceback: str = ""
@@ -52,12 +54,12 @@ class Job:
         return time.monotonic() - self.started
 
 
-class JobRunner(QObject):
-    """Runs ``workbench.remote`` operations in one long-lived child process, one at a time."""
+class EngineClient(QObject):
+    """Sends requests (``workbench.app.requests``) to one long-lived engine process, one at a time."""
 
     sigStarted = Signal(str)
     sigProgress = Signal(float, str)
-    sigFinished = Signal(object)  # the Job
+    sigFinished = Signal(object)  # the EngineCall
     sigBusyChanged = Signal(bool)
     sigEngineLost = Signal()  # the child died: whatever it held (the loaded model) is gone
 
@@ -70,28 +72,28 @@ class JobRunner(QObject):
         self._outbox: list = []  # messages waiting for the child to connect
         self._spawned = 0.0
         self._next_id = 0
-        self.job: Job | None = None
+        self.call: EngineCall | None = None
         self._timer = QTimer(self)
         self._timer.setInterval(POLL_MS)
         self._timer.timeout.connect(self._poll)
 
     @property
     def busy(self) -> bool:
-        return self.job is not None
+        return self.call is not None
 
     @property
     def engine_alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
     def _spawn(self) -> None:
-        """Start ``python -m workbench.remote``; it connects back while the GUI goes on (no blocking accept)."""
+        """Start ``python -m workbench.app.remote``; it connects back while the GUI goes on (no blocking accept)."""
         self._teardown()
         family = "AF_UNIX" if hasattr(socket, "AF_UNIX") and sys.platform != "win32" else "AF_INET"
         key = os.urandom(32)
         listener = Listener(address=None if family == "AF_UNIX" else ("127.0.0.1", 0), family=family, authkey=key)
         addr = listener.address if family == "AF_UNIX" else f"{listener.address[0]}:{listener.address[1]}"
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        self._proc = subprocess.Popen([sys.executable, "-m", "workbench.remote", addr, family], stdin=subprocess.PIPE,
+        self._proc = subprocess.Popen([sys.executable, "-m", "workbench.app.remote", addr, family], stdin=subprocess.PIPE,
                                       env=env)
         self._proc.stdin.write(key.hex().encode() + b"\n")
         self._proc.stdin.close()
@@ -111,27 +113,28 @@ class JobRunner(QObject):
         else:
             self._outbox.append(msg)
 
-    def start(self, name: str, op: str, *args: Any, on_done: Callable[[Job], None] | None = None) -> Job:
-        """Send ``op(*args)`` (see ``workbench.remote.HANDLERS``) to the child; refuses while busy."""
-        if self.job is not None:
-            raise RuntimeError(f"'{self.job.name}' is still running")
+    def start(self, name: str, request: Any, on_done: Callable[[EngineCall], None] | None = None) -> EngineCall:
+        """Send ``request`` (answered by its handler in ``workbench.app.requests.HANDLERS``) to the child;
+        refuses while busy."""
+        if self.call is not None:
+            raise RuntimeError(f"'{self.call.name}' is still running")
         if not self.engine_alive:
             self._spawn()
         self._next_id += 1
-        job = Job(name, self._next_id, on_done)
-        self.job = job
-        self._send((job.id, op, args))
+        call = EngineCall(name, self._next_id, request, on_done)
+        self.call = call
+        self._send((call.id, request))
         self._timer.start()
         self.sigStarted.emit(name)
         self.sigBusyChanged.emit(True)
-        return job
+        return call
 
     def cancel(self) -> None:
-        """Ask the running job to stop at its next check."""
-        if self.job is not None:
-            self.job.cancel_requested = True
+        """Ask the running request to stop at its next check."""
+        if self.call is not None:
+            self.call.cancel_requested = True
             try:
-                self._send((0, "cancel", ()))
+                self._send(CANCEL)
             except (OSError, BrokenPipeError):
                 pass
 
@@ -153,8 +156,8 @@ class JobRunner(QObject):
         return True
 
     def _poll(self) -> None:
-        job = self.job
-        if job is None:
+        call = self.call
+        if call is None:
             self._timer.stop()
             return
         connected = self._connect()
@@ -162,47 +165,47 @@ class JobRunner(QObject):
             while connected and self._conn.poll():
                 msg = self._conn.recv()
                 if msg[0] == "progress":
-                    if msg[1] == job.id:
+                    if msg[1] == call.id:
                         self.sigProgress.emit(msg[2], msg[3])
                     continue
-                if msg[1] != job.id:
+                if msg[1] != call.id:
                     continue
                 if msg[0] == "done":
-                    job.result = msg[2]
+                    call.result = msg[2]
                 elif msg[0] == "cancelled":
-                    job.cancelled = True
+                    call.cancelled = True
                 else:
-                    job.error, job.traceback = rebuild_error(msg[2]), msg[3]
-                self._finish(job)
+                    call.error, call.traceback = rebuild_error(msg[2]), msg[3]
+                self._finish(call)
                 return
         except (EOFError, OSError, BrokenPipeError):
             pass
         except Exception as e:  # noqa: BLE001 - a reply that cannot be unpickled: a bug, reported as such
             import traceback  # noqa: PLC0415
 
-            job.error, job.traceback = e, traceback.format_exc()
-            self._finish(job)
+            call.error, call.traceback = e, traceback.format_exc()
+            self._finish(call)
             return
         timed_out = not connected and time.monotonic() - self._spawned > CONNECT_TIMEOUT_S
         if not self.engine_alive or timed_out:
             code = self._proc.poll() if self._proc is not None else None
-            job.error = EngineCrashed(
-                f"the analysis process stopped unexpectedly (exit code {code}) while {job.name.lower()}",
+            call.error = EngineCrashed(
+                f"the analysis process stopped unexpectedly (exit code {code}) while {call.name.lower()}",
                 "your recipe, edits and earlier runs are kept; Re-run (F5) reloads the model and goes on")
             self._teardown()
             self.sigEngineLost.emit()
-            self._finish(job)
+            self._finish(call)
 
-    def _finish(self, job: Job) -> None:
-        self.job = None
+    def _finish(self, call: EngineCall) -> None:
+        self.call = None
         self._timer.stop()
         try:
-            if job.on_done is not None:
-                job.on_done(job)  # may start the next job (e.g. analyse after opening)
+            if call.on_done is not None:
+                call.on_done(call)  # may start the next request (e.g. analyse after opening)
         finally:
-            if self.job is None:
+            if self.call is None:
                 self.sigBusyChanged.emit(False)
-            self.sigFinished.emit(job)
+            self.sigFinished.emit(call)
 
     def _teardown(self, timeout: float = 5.0) -> None:
         proc, conn, listener = self._proc, self._conn, self._listener
@@ -210,7 +213,7 @@ class JobRunner(QObject):
         self._outbox.clear()
         if conn is not None:
             try:
-                conn.send((0, "exit", ()))
+                conn.send(EXIT)
             except (OSError, BrokenPipeError):
                 pass
         if listener is not None:  # wake a pending accept (close alone does not on Linux), then close
@@ -235,8 +238,8 @@ class JobRunner(QObject):
             conn.close()
 
     def shutdown(self) -> None:
-        """Cancel the running job and end the child (the window calls this when it closes)."""
+        """Cancel the running request and end the child (the window calls this when it closes)."""
         self.cancel()
         self._timer.stop()
-        self.job = None
+        self.call = None
         self._teardown()

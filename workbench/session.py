@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analyzers.calibration.collect import CalibrationData
-from backends.tasks import Task
+from backends.tasks import NullTask, Task
 
 from .calibration_cache import calibrate
 from .data import DataSource, open_data
@@ -96,3 +96,22 @@ class Session:
                 Path(self.spec.model).exists() and out.resolve() == Path(self.spec.model).resolve()):
             raise WorkbenchError(f"refusing to overwrite the input model {out}", "choose another -o path")
         return quantize(self.prepared, r, calib, out, task, check_feed=self.calib_data.sample(0) if check else None)
+
+
+def open_session(spec: SessionSpec, recipe: Recipe | None = None, task: Task | None = None, calibrate: bool = False,
+                 preprocess: str = "auto") -> Session:
+    """The one way the CLI, the report export and the GUI's engine process open a Session.
+
+    ``recipe`` overrides the file named by ``spec.recipe_path`` (loaded when no recipe is given); with
+    ``calibrate`` the calibration histograms are collected (or loaded from the cache) now, reporting to
+    ``task``, instead of on first use.
+    """
+    task = task or NullTask()
+    task.report(0.0, "preparing the model")
+    session = Session(spec.model, spec.calib, spec.eval, recipe=recipe, recipe_path=spec.recipe_path,
+                      preprocess=preprocess)
+    task.check()
+    if calibrate:
+        session.calibration(task)
+        task.report(1.0, "calibration ready")
+    return session

@@ -125,7 +125,7 @@ def test_save_and_reopen_a_project(make_window, qtbot, tmp_path):
     assert len(w2.ws.runs) == 1 and w2.ws.recipe.precision_of(node) == "int16" and w2.ws.stale
     assert w2.ws.selection == (node,)
     wait_idle(qtbot, w2)  # the model is prepared in the background for re-runs
-    assert w2.ctl.session is not None and w2.graph.view.nodes is not None
+    assert w2.ctl.opened is not None and w2.graph.view.nodes is not None
     assert w2.layers.model.rowCount() >= len(w2.ws.current_run.result.layers)
     assert w2.heatmap.nodes  # the heatmap came back from the file
     assert w2.scatter.points.data.size > 0 or w2.ws.selection  # reservoirs too (scatter of the selection)
@@ -183,7 +183,7 @@ def test_drop_a_model_file_opens_it_with_the_data_beside_it(make_window, qtbot):
     w.dropEvent(ev)
     wait_idle(qtbot, w)
     assert w.ws.spec.model == str(resources.DEMO_MODEL) and w.ws.spec.calib.endswith("calib.npz")
-    assert w.ws.spec.eval.endswith("eval.npz") and w.ctl.session is not None
+    assert w.ws.spec.eval.endswith("eval.npz") and w.ctl.opened is not None
     assert w.actions_.recent_menu.actions()[0].text().startswith("digits_cnn.onnx")
 
 
@@ -223,20 +223,20 @@ def test_uncaught_exceptions_show_a_dialog_not_a_traceback(make_window, qtbot, m
 
 
 def test_a_crash_in_the_engine_process_is_reported_and_nothing_is_lost(make_window, qtbot):
-    from .engine_jobs import add, crash
+    from .engine_requests import Add, Crash
 
     w = make_window()
     w.open_demo()
     wait_runs(qtbot, w, 1)
     w.ws.set_precision([w.ws.current_run.result.layers[0].node], "fp32")
     got = []
-    assert w.ctl.start_job("Benchmarking", crash, 11, on_result=got.append, doing="benchmark")
+    assert w.ctl.submit("Benchmarking", Crash(11), on_result=got.append, doing="benchmark")
     wait_idle(qtbot, w)
     assert not w.messages.isHidden() and "stopped unexpectedly" in w.messages.label.text()
     assert "exit code 11" in w.messages.label.text() and got == []
     # the window, the run and the edit are all still there
-    assert len(w.ws.runs) == 1 and w.ws.stale and w.ctl.session is None
-    assert w.ctl.start_job("Adding", add, 2, 3, on_result=got.append, doing="add")  # a fresh engine process
+    assert len(w.ws.runs) == 1 and w.ws.stale and w.ctl.opened is None
+    assert w.ctl.submit("Adding", Add(2, 3), on_result=got.append, doing="add")  # a fresh engine process
     wait_idle(qtbot, w)
     assert got == [5]
     w.actions_.run.trigger()  # reloads the model in the new process, then analyses the edited recipe

@@ -36,7 +36,7 @@ def test_restore_after_a_simulated_crash(make_window, qtbot, tmp_path, monkeypat
     assert w.check_crash_restore() is True
     assert len(w.ws.runs) == 1 and w.ws.recipe.precision_of(node) == "fp32" and w.ws.stale and w.ws.dirty
     wait_idle(qtbot, w)
-    assert w.ctl.session is not None
+    assert w.ctl.opened is not None
     w.actions_.run.trigger()
     wait_runs(qtbot, w, 2)
     assert w.ws.current_run.result.layer(node).precision == "fp32"

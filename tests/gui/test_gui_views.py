@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
 
-from workbench import jobs
-from workbench.layout import layered_layout, layout_graph
+from workbench.app.layout import layered_layout, layout_graph
 from workbench.recipe import Recipe
-from workbench.session import SessionSpec
-from workbench.workspace import Workspace
+from workbench.session import SessionSpec, open_session
+from workbench.app.workspace import Workspace
 
 from ..results_factory import make_result
 
@@ -23,7 +22,7 @@ pytestmark = pytest.mark.gui
 @pytest.fixture(scope="module")
 def demo_session(demo_paths):
     m, c, e = demo_paths
-    return jobs.open_session(SessionSpec(str(m), str(c), str(e)), Recipe())
+    return open_session(SessionSpec(str(m), str(c), str(e)), Recipe(), calibrate=True)
 
 
 @pytest.fixture
@@ -131,7 +130,7 @@ def test_dragging_the_clip_line_sets_the_layer_percentile(qtbot, demo_session):
 
 
 def test_netron_is_served_on_loopback_only_and_stops(demo_paths):
-    from workbench import netron_serve
+    from workbench.app import netron_serve
 
     url, address = netron_serve.serve(demo_paths[0])
     try:

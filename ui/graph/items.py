@@ -13,7 +13,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen, QPolygonF
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 
-from workbench.layout import GraphLayout
+from workbench.app.layout import GraphLayout
 
 from ..colors import FLAGGED, NO_DATA, SEARCH, SELECTED
 

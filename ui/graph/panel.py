@@ -11,8 +11,8 @@ from PySide6.QtCore import QStringListModel, Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QCompleter, QHBoxLayout, QLabel, QLineEdit, QToolButton, QVBoxLayout,
                                QWidget)
 
-from workbench.layout import GraphLayout
-from workbench.workspace import Workspace
+from workbench.app.layout import GraphLayout
+from workbench.app.workspace import Workspace
 
 from ..colors import METRICS, fmt_db, layer_metric, scale_for
 from .legend import LegendWidget

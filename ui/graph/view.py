@@ -11,7 +11,7 @@ from PySide6.QtCore import QEvent, QPoint, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QFrame, QGraphicsScene, QGraphicsView, QToolTip
 
-from workbench.layout import GraphLayout
+from workbench.app.layout import GraphLayout
 
 from .items import EdgesItem, NodesItem
 

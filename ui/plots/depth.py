@@ -10,7 +10,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from workbench.workspace import Workspace
+from workbench.app.workspace import Workspace
 
 from ..colors import FLAGGED
 from .common import CUM_COLOR, ISO_COLOR, finite_for_display, hint_label, key_html, plot_widget

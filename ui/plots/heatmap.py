@@ -10,7 +10,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from workbench.workspace import Workspace
+from workbench.app.workspace import Workspace
 
 from .common import DISPLAY_MAX_DB, hint_label, sqnr_colormap
 

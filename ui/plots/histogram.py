@@ -18,8 +18,8 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBox
 from analyzers.calibration.clipping import clip_summary, lower_line_movable, percentile_for_clip
 from analyzers.calibration.histogram import HistogramSnapshot, trim
 from analyzers.calibration.methods import METHODS
+from workbench.app.workspace import Workspace
 from workbench.recipe_ranges import tensor_ranges
-from workbench.workspace import Workspace
 
 from .common import hint_label, key_html, plot_widget
 

@@ -10,7 +10,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from workbench.workspace import Workspace
+from workbench.app.workspace import Workspace
 
 from .common import hint_label, plot_widget
 

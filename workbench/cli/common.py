@@ -44,13 +44,19 @@ def resolve_model_args(args: argparse.Namespace) -> None:
                              "or --calib synthetic:64 for a smoke test")
 
 
-def open_session(args: argparse.Namespace):
-    """A Session for the model/data/recipe named on the command line."""
-    from ..session import Session  # noqa: PLC0415
+def session_spec(args: argparse.Namespace):
+    """The ``SessionSpec`` (model, data, recipe file) named on the command line."""
+    from ..session import SessionSpec  # noqa: PLC0415
 
     resolve_model_args(args)
-    return Session(args.model, args.calib, getattr(args, "eval", None), recipe_path=args.recipe,
-                   preprocess=args.preprocess)
+    return SessionSpec(args.model, args.calib, getattr(args, "eval", None), args.recipe)
+
+
+def open_session(args: argparse.Namespace):
+    """A Session for the model/data/recipe named on the command line."""
+    from ..session import open_session as open_spec  # noqa: PLC0415
+
+    return open_spec(session_spec(args), preprocess=args.preprocess)
 
 
 class ConsoleTask:

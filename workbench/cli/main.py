@@ -18,8 +18,47 @@ COMMANDS = {
     "backends": "backends_cmd",
     "bench": "bench_cmd",
     "neon-setup": "neon_setup_cmd",
-    "gui": "gui_cmd",
 }
+
+#: entry-point group through which other packages add commands: ``name = "package.module:register"``, where
+#: ``register(subparsers)`` adds the command's parser (importing nothing heavy until the command runs)
+PLUGIN_GROUP = "qwb.commands"
+#: plugin commands this project ships, with their help line: a clear error when one is not registered
+EXPECTED_PLUGINS = {"gui": "open the desktop workbench"}
+REINSTALL = "reinstall Quant Workbench so its commands are registered: pip install -e . (from a clone)"
+
+
+def _add_unavailable(sub, name: str, help: str, message: str) -> None:
+    """A stand-in command that explains why ``name`` cannot run, instead of argparse's 'invalid choice'."""
+    def run(args: argparse.Namespace) -> int:
+        raise WorkbenchError(message, REINSTALL)
+
+    # no option prefix, so any arguments (``--demo``, ``-h``) land in ``rest`` and the error below is shown
+    p = sub.add_parser(name, help=f"{help} (unavailable)", add_help=False, prefix_chars="\0")
+    p.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
+    p.set_defaults(func=run)
+
+
+def add_plugin_commands(sub) -> None:
+    """Every command registered under ``PLUGIN_GROUP``, and a stand-in for each expected one that is not."""
+    from importlib.metadata import entry_points  # noqa: PLC0415
+
+    found: set[str] = set()
+    for ep in entry_points(group=PLUGIN_GROUP):
+        if ep.name in found or ep.name in COMMANDS:
+            continue
+        found.add(ep.name)
+        try:
+            register = ep.load()
+        except Exception as e:  # noqa: BLE001 - one broken plugin must not take every other command down
+            _add_unavailable(sub, ep.name, EXPECTED_PLUGINS.get(ep.name, ep.name),
+                             f"the '{ep.name}' command ({ep.value}) cannot be loaded: {e}")
+            continue
+        register(sub)
+    for name, help in EXPECTED_PLUGINS.items():
+        if name not in found:
+            _add_unavailable(sub, name, help, f"the '{name}' command is not registered (entry point group "
+                             f"'{PLUGIN_GROUP}')")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, mod in COMMANDS.items():
         module = importlib.import_module(f"workbench.cli.{mod}")
         module.register(sub)
+    add_plugin_commands(sub)
     return parser
 
 

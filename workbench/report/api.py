@@ -37,11 +37,11 @@ class ExportRequest:
 
 def export_report(request: ExportRequest, task=None) -> list[str]:
     """Build the report for ``request`` and write it; returns the files written."""
-    from ..session import Session  # noqa: PLC0415
+    from ..session import SessionSpec, open_session  # noqa: PLC0415
     from . import write_report  # noqa: PLC0415
 
-    spec = request.spec
-    session = Session(spec.model, spec.calib, spec.eval, recipe=request.recipe)
+    spec = request.spec  # without its recipe file: the request's recipe is what the report describes
+    session = open_session(SessionSpec(spec.model, spec.calib, spec.eval), recipe=request.recipe)
     report = build_report(session, recipe=request.recipe, analysis=request.analysis,
                           compare_recipe=request.compare_recipe, compare_analysis=request.compare_analysis,
                           recipe_source=request.recipe_source, compare_source=request.compare_source,

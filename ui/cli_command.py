@@ -1,4 +1,9 @@
-"""``qwb gui``: the desktop workbench (Qt is imported only here, and only when the command runs)."""
+"""``qwb gui``: the desktop workbench, a ``qwb`` command that ui/ plugs in.
+
+Registered under the entry-point group ``qwb.commands`` (pyproject.toml), which ``workbench.cli.main``
+reads, so the core never names ui/ (import-linter's layers contract). This module must stay Qt-free:
+``qwb --help`` and every other command import it; Qt is imported only when the command runs.
+"""
 
 from __future__ import annotations
 
@@ -18,14 +23,10 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import importlib  # noqa: PLC0415
+    from workbench.errors import WorkbenchError  # noqa: PLC0415
 
-    from ..errors import WorkbenchError  # noqa: PLC0415
-
-    # The one place the core reaches up to ui/: by name, at run time, so `workbench` never depends on ui
-    # (import-linter's layers contract) and no other qwb command loads Qt.
     try:
-        run_gui = importlib.import_module("ui.app").run
+        from .app import run as run_gui  # noqa: PLC0415 - Qt loads here, only for this command
     except ImportError as e:
         raise WorkbenchError(f"the desktop app cannot start: {e}",
                              "install the GUI dependencies: pip install 'PySide6>=6.6' 'pyqtgraph>=0.13.7'") from e

@@ -18,9 +18,9 @@ from pathlib import Path
 from analyzers.diff_types import AnalysisResult
 from analyzers.jsonsafe import json_safe
 
-from .errors import WorkbenchError
-from .recipe import Recipe
-from .session import SessionSpec
+from ..errors import WorkbenchError
+from ..recipe import Recipe
+from ..session import SessionSpec
 from .workspace import BenchmarkEntry, Run, Workspace
 
 PROJECT_KIND = "quant-workbench-project"

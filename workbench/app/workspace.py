@@ -4,7 +4,7 @@ analysis run, benchmark results, and what is selected.
 The GUI's views only read this and call its methods; each change is announced on ``events`` so every
 view stays in sync without knowing about the others. Because it holds no Qt, the what-if loop
 (edit -> stale -> re-run -> compare) is tested without a window, and a project file is simply this
-object written out (``workbench.project``).
+object written out (``workbench.app.project``).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Iterable
 
 from analyzers.diff_types import AnalysisResult, LayerResult
 
+from ..graph import FUSABLE_ACTIVATIONS
+from ..recipe import PRECISIONS, Recipe
+from ..session import SessionSpec
 from .events import EventGroup
-from .graph import FUSABLE_ACTIVATIONS
-from .recipe import PRECISIONS, Recipe
-from .session import SessionSpec
 
 UNDO_LIMIT = 200
 

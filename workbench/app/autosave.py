@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psutil
 
-from .paths import cache_dir
+from ..paths import cache_dir
 from .project import SUFFIX, write_json_atomic
 
 

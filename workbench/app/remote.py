@@ -1,0 +1,139 @@
+"""The desktop app's heavy work runs in a child process that keeps the Session; this is that process.
+
+Why a process and not a thread: model preparation, quantization and the diff engine spend long
+stretches in C code that holds the GIL (protobuf parsing, session creation) or in pure Python, and a
+GUI thread in the same process then waits for the GIL — measured on the MobileNetV2 benchmark during
+one analysis: longest stall of a 5 ms timer 71-170 ms with a worker thread, 20-32 ms with this
+process. It also means a crash inside onnxruntime ends this process, not the window and the user's work.
+
+The child is ``python -m workbench.app.remote`` (not a ``multiprocessing`` spawn, which would re-import the
+parent's ``__main__``); it connects back to the parent's ``multiprocessing.connection.Listener`` on the
+loopback interface (Unix socket where available), authenticated with a key passed on stdin.
+
+Protocol (everything pickled):
+  parent -> child: ``(request_id, request)`` (a request of ``workbench.app.requests``, answered by its handler
+                   in ``HANDLERS``), or the bare control messages ``CANCEL`` and ``EXIT``
+  child -> parent: ``("progress", request_id, fraction, message)``, then exactly one of
+                   ``("done", request_id, result)``, ``("cancelled", request_id)``,
+                   ``("error", request_id, info, traceback)``
+A reader thread in the child receives while the main thread computes, so ``CANCEL`` sets an event that
+the request's task checks between steps (``backends.tasks`` protocol).
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+
+from ..errors import CancelledError, WorkbenchError
+from .requests import EngineState, handle
+
+PROGRESS_INTERVAL_S = 0.05
+#: control messages from the parent (anything else it sends is ``(request_id, request)``)
+CANCEL = "cancel"
+EXIT = "exit"
+
+
+class PipeTask:
+    """The child's task: progress goes up the pipe (rate-limited); ``check`` raises when cancelled."""
+
+    def __init__(self, conn, cancel_event, request_id: int):
+        self.conn, self.cancel_event, self.request_id = conn, cancel_event, request_id
+        self._last = 0.0
+
+    def report(self, fraction: float, message: str = "") -> None:
+        now = time.monotonic()
+        if now - self._last >= PROGRESS_INTERVAL_S or fraction >= 1.0:
+            self._last = now
+            self.conn.send(("progress", self.request_id, float(fraction), str(message)))
+
+    def check(self) -> None:
+        if self.cancel_event.is_set():
+            raise CancelledError()
+
+
+def error_info(e: BaseException) -> dict:
+    """A picklable description of an exception (custom exception classes do not always unpickle)."""
+    return {"type": type(e).__name__, "workbench": isinstance(e, WorkbenchError),
+            "message": e.message if isinstance(e, WorkbenchError) else str(e),
+            "fix": e.fix if isinstance(e, WorkbenchError) else None,
+            "memory": isinstance(e, MemoryError)}
+
+
+def rebuild_error(info: dict) -> BaseException:
+    """The parent-side exception for ``error_info`` output."""
+    if info.get("workbench"):
+        return WorkbenchError(info["message"], info.get("fix"))
+    if info.get("memory"):
+        return MemoryError(info["message"])
+    return RuntimeError(f"{info['type']}: {info['message']}")
+
+
+def child_main(conn) -> None:
+    """The child's loop: one request at a time until ``EXIT`` or the parent goes away."""
+    import queue  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    cancel_event = threading.Event()
+    inbox: queue.Queue = queue.Queue()
+
+    def reader():
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                inbox.put(None)
+                return
+            if msg == CANCEL:
+                cancel_event.set()
+            elif msg == EXIT:
+                cancel_event.set()
+                inbox.put(None)
+                return
+            else:
+                inbox.put(msg)
+
+    threading.Thread(target=reader, name="qwb-engine-reader", daemon=True).start()
+    state = EngineState()
+    while True:
+        msg = inbox.get()
+        if msg is None:
+            return
+        request_id, request = msg
+        cancel_event.clear()
+        task = PipeTask(conn, cancel_event, request_id)
+        try:
+            result = handle(request, state, task)
+            reply = ("done", request_id, result)
+        except CancelledError:
+            reply = ("cancelled", request_id)
+        except BaseException as e:  # noqa: BLE001 - reported to the parent, never lost
+            reply = ("error", request_id, error_info(e), traceback.format_exc())
+        try:
+            conn.send(reply)
+        except (EOFError, OSError, BrokenPipeError):
+            return
+        except Exception as e:  # noqa: BLE001 - e.g. a result that cannot be pickled
+            conn.send(("error", request_id, error_info(e), traceback.format_exc()))
+
+
+def main() -> None:
+    """Entry point of the child: ``python -m workbench.app.remote ADDRESS FAMILY`` with the auth key on stdin."""
+    import sys  # noqa: PLC0415
+    from multiprocessing.connection import Client  # noqa: PLC0415
+
+    family = sys.argv[2]
+    address = sys.argv[1] if family == "AF_UNIX" else (sys.argv[1].rsplit(":", 1)[0], int(sys.argv[1].rsplit(":", 1)[1]))
+    key = bytes.fromhex(sys.stdin.readline().strip())
+    conn = Client(address, family=family, authkey=key)
+    try:
+        child_main(conn)
+    finally:
+        conn.close()
+
+
+if __name__ == "__main__":
+    # run the copy imported as ``workbench.app.remote``, so what it pickles names that module, not __main__
+    from workbench.app.remote import main as _main
+
+    _main()

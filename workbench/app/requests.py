@@ -1,0 +1,181 @@
+"""What the desktop app asks of the engine process: one frozen dataclass per request, one handler per request.
+
+Orange3's pattern: each handler is a module-level function of the request's inputs and a progress/cancel
+``task`` (``backends.tasks.Task``), so it is tested without a GUI; the GUI (``ui.worker.EngineClient``) only
+schedules requests, and the engine process (``workbench.app.remote``) dispatches them by type through
+``HANDLERS``. The process keeps what a request leaves behind (the open Session) in an ``EngineState``.
+
+Requests and replies cross a process boundary pickled, so they carry data only (paths, recipes, results).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+from backends.tasks import NullTask, Task
+
+from ..errors import WorkbenchError
+from ..recipe import Recipe
+from ..session import Session, SessionSpec, open_session
+from .layout import layout_graph
+
+if TYPE_CHECKING:
+    from ..report.api import ExportRequest
+
+#: values kept per tensor for the GUI's FP32-vs-INT8 scatter plot
+SCATTER_RESERVOIR = 1000
+
+
+# -- requests --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OpenModel:
+    """Prepare the model and bind the data, keeping the Session in the engine; no calibration yet.
+    Reply: ``OpenedInfo``."""
+
+    spec: SessionSpec
+    recipe: Recipe
+
+
+@dataclass(frozen=True)
+class Calibrate:
+    """Collect (or load cached) calibration histograms of the open model.
+    Reply: ``CalibrationData`` over packed histograms (``analyzers.calibration.compact``)."""
+
+
+@dataclass(frozen=True)
+class Analyze:
+    """Quantize the open model with ``recipe`` (reusing its calibration) and diff it against FP32.
+    Reply: ``AnalysisResult``."""
+
+    recipe: Recipe
+    samples: int | None = None
+    reservoir: int = SCATTER_RESERVOIR
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """Time the FP32 model against the INT8 model on ``backends`` (each in its own child process).
+    Reply: the JSON-able report (``workbench.bench.BenchReport.to_dict``)."""
+
+    model: str
+    int8: str
+    calib: str
+    backends: tuple
+    threads: int = 0
+    batches: tuple = (1,)
+    runs: int = 50
+    warmup: int = 5
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """Write a report of runs already analysed (nothing is re-analysed). Reply: the files written."""
+
+    export: ExportRequest
+
+
+# -- replies -----------------------------------------------------------------------------------------------
+@dataclass
+class OpenedInfo:
+    """The reply to ``OpenModel``: what the GUI needs from an opened Session (the Session itself stays in
+    the engine process).
+
+    ``calibration`` arrives with a second request (``Calibrate``), so the graph shows before the model has
+    run over the calibration data.
+    """
+
+    source: str
+    prepared_path: str
+    graph: object  # workbench.graph.ModelGraph
+    layout: object  # workbench.app.layout.GraphLayout
+    calibration: object = None  # CalibrationData over packed histograms, once calibrated
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+# -- handlers --------------------------------------------------------------------------------------------
+class EngineState:
+    """What the engine process keeps between requests: the open Session."""
+
+    def __init__(self) -> None:
+        self.session: Session | None = None
+
+    def require_session(self) -> Session:
+        if self.session is None:
+            raise WorkbenchError("no model is loaded in the analysis process", "open the model again")
+        return self.session
+
+
+Handler = Callable[[object, EngineState, Task], object]
+
+#: request type -> the function that answers it
+HANDLERS: dict[type, Handler] = {}
+
+
+def handles(request_type: type) -> Callable[[Handler], Handler]:
+    """Register the decorated function as the handler of ``request_type``."""
+    def register(fn: Handler) -> Handler:
+        HANDLERS[request_type] = fn
+        return fn
+    return register
+
+
+def handle(request, state: EngineState, task: Task | None = None):
+    """Answer ``request`` with the handler registered for its type."""
+    handler = HANDLERS.get(type(request))
+    if handler is None:
+        raise TypeError(f"the engine has no handler for {type(request).__qualname__} requests")
+    return handler(request, state, task or NullTask())
+
+
+@handles(OpenModel)
+def open_model(req: OpenModel, state: EngineState, task: Task) -> OpenedInfo:
+    """Prepare the model and bind the data (errors surface here), lay out its graph; no calibration yet."""
+    state.session = None
+    s = open_session(req.spec, req.recipe.copy(), task, calibrate=False)
+    task.report(1.0, "laying out the graph")
+    layout = layout_graph(s.graph)
+    state.session = s
+    warnings = [w for w in (s.calib_data.warning, s.eval_data.warning if s.eval_data is not s.calib_data else None)
+                if w]
+    return OpenedInfo(s.prepared.source, str(s.prepared.path), s.graph, layout, None, list(s.prepared.notes),
+                      warnings)
+
+
+@handles(Calibrate)
+def calibrate(req: Calibrate, state: EngineState, task: Task):
+    """Collect (or load cached) histograms; the GUI gets them packed (``analyzers.calibration.compact``)."""
+    from analyzers.calibration.compact import CompactHistograms, calibration_view  # noqa: PLC0415
+
+    cal = state.require_session().calibration(task)
+    return calibration_view(CompactHistograms.pack(cal.histograms), cal.samples)
+
+
+@handles(Analyze)
+def analyze(req: Analyze, state: EngineState, task: Task):
+    """Quantize with the request's recipe (reusing the session's calibration) and diff it against FP32."""
+    from ..analysis import analyze as run  # noqa: PLC0415 - the engine is heavy; load it on first use
+
+    return run(state.require_session(), recipe=req.recipe.copy(), samples=req.samples, task=task,
+               reservoir=req.reservoir)
+
+
+@handles(Benchmark)
+def benchmark(req: Benchmark, state: EngineState, task: Task) -> dict:
+    """Time FP32 against INT8 on the request's backends; returns the JSON-able report."""
+    from ..bench import BenchRequest, run_bench  # noqa: PLC0415
+
+    bench = BenchRequest(model=req.model, int8=req.int8, calib=req.calib, backends=tuple(req.backends),
+                         threads=req.threads, batches=tuple(req.batches), runs=req.runs, warmup=req.warmup,
+                         compare_activation_types=False)
+    return run_bench(bench, task).to_dict()
+
+
+@handles(ExportReport)
+def export_report(req: ExportReport, state: EngineState, task: Task) -> list[str]:
+    """Open a session from the request's paths (prepared model and calibration come from the cache) and
+    write the report; returns the files written."""
+    from ..report.api import export_report as write  # noqa: PLC0415
+
+    return write(req.export, task)
