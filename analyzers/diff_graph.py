@@ -9,6 +9,7 @@ activations and the per-call output is a few KB.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 
@@ -242,7 +243,6 @@ def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQM
 def isolated_signature(nodes: list[onnx.NodeProto], prefix: str, inits: dict[str, onnx.TensorProto]) -> str:
     """A digest of everything an isolated copy computes with: ops, attributes, wiring (prefix removed),
     and the values of every constant it reads (quantization parameters, weights)."""
-    import hashlib  # noqa: PLC0415
 
     h = hashlib.sha256()
     for n in nodes:

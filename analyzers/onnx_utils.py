@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+from onnxruntime.quantization.calibrate import CalibraterBase
 
 from backends.runner import SessionConfig, build_session
 
@@ -70,7 +71,6 @@ def is_float_tensor(types: dict[str, int], name: str) -> bool:
 
 def tensors_to_calibrate(model: onnx.ModelProto, op_types) -> list[str]:
     """The activation tensors onnxruntime's calibrators would calibrate for ``op_types`` (same rule)."""
-    from onnxruntime.quantization.calibrate import CalibraterBase  # noqa: PLC0415
 
     # select_tensors_to_calibrate only reads op_types_to_calibrate from self: reuse it rather than re-implement
     names, _ = CalibraterBase.select_tensors_to_calibrate(SimpleNamespace(op_types_to_calibrate=list(op_types)),

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+from onnx import TensorProto, numpy_helper
 
 from .onnx_utils import elem_types, is_float_tensor
 
@@ -35,7 +35,6 @@ class ActQuant:
     qtype: int  # onnx TensorProto element type of the zero point
 
     def bounds(self) -> tuple[float, float]:
-        from onnx import TensorProto  # noqa: PLC0415
 
         rng = {TensorProto.UINT8: (0, 255), TensorProto.INT8: (-128, 127), TensorProto.UINT16: (0, 65535),
                TensorProto.INT16: (-32768, 32767)}.get(self.qtype, (0, 255))

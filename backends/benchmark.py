@@ -15,6 +15,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import onnx
+
 from .base import Backend
 from .child import ChildFailure, run_child
 from .coverage import Int8Coverage, analyze, load_profile
@@ -101,7 +104,6 @@ class _Workspace:
 
 
 def _load_outputs(path: str) -> list:
-    import numpy as np  # noqa: PLC0415
 
     with np.load(path) as z:
         return [z[f"arr_{i}"] for i in range(len(z.files))]
@@ -128,7 +130,6 @@ def _inspect_job(label: str, model: str, providers: list, threads: int, batch: i
 
 def _coverage_from(job_result: dict, int8_model: str, feed: Feed) -> Int8Coverage:
     """Coverage from a child's optimized graph and profile; MACs are per sample (batch 1 shapes)."""
-    import onnx  # noqa: PLC0415
 
     model = onnx.load(int8_model, load_external_data=False)
     optimized = onnx.load(job_result["optimized_model"], load_external_data=False)

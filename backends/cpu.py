@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import psutil
+
 from .availability import Availability
 from .base import Backend
 from .cpuinfo import (
@@ -19,12 +21,7 @@ from .cpuinfo import (
 
 def physical_cores() -> int:
     """Physical cores (onnxruntime's default thread count); logical CPUs when psutil cannot tell."""
-    try:
-        import psutil  # noqa: PLC0415
-
-        return psutil.cpu_count(logical=False) or os.cpu_count() or 1
-    except ImportError:
-        return os.cpu_count() or 1
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
 
 
 def int8_hint(arch: str, features: list[str]) -> str:
@@ -54,7 +51,7 @@ class CpuBackend(Backend):
 
     def availability(self) -> Availability:
         try:
-            import onnxruntime as ort  # noqa: PLC0415
+            import onnxruntime as ort  # noqa: PLC0415 - availability is a value: a broken onnxruntime is a reason
 
             providers = self._providers if self._providers is not None else ort.get_available_providers()
             version = ort.__version__

@@ -65,7 +65,7 @@ _VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
 def _numpy_cpu_features() -> dict | None:
     try:
-        from numpy._core._multiarray_umath import __cpu_features__  # noqa: PLC0415 - numpy >= 2
+        from numpy._core._multiarray_umath import __cpu_features__  # noqa: PLC0415 - numpy >= 2 (private module: its path moved)
     except ImportError:
         try:
             from numpy.core._multiarray_umath import __cpu_features__  # noqa: PLC0415 - numpy 1.x

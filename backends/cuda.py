@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import onnxruntime as ort
+
 from .availability import Availability
 from .base import Backend
 
@@ -45,7 +47,6 @@ class CudaBackend(Backend):
         self._providers, self._gpus = providers, gpus
 
     def _available_providers(self) -> tuple[list[str], str]:
-        import onnxruntime as ort  # noqa: PLC0415
 
         providers = self._providers if self._providers is not None else list(ort.get_available_providers())
         return providers, ort.__version__

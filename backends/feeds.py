@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .errors import BackendError
 
 
@@ -44,7 +46,6 @@ class Feed:
                                "with a dynamic batch dimension")
 
     def save(self, path: Path) -> Path:
-        import numpy as np  # noqa: PLC0415
 
         np.savez(path, **self.arrays)
         return path

@@ -11,6 +11,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import onnx
+from onnx import shape_inference
+
 CONV_OPS = {"Conv": 1, "ConvInteger": 1, "QLinearConv": 3}  # op -> index of the weight input
 MATMUL_OPS = {"MatMul", "MatMulInteger", "QLinearMatMul"}
 MAC_OPS = frozenset(CONV_OPS) | MATMUL_OPS | {"Gemm", "ConvTranspose"}
@@ -31,8 +34,6 @@ def count_macs(model, input_shapes: dict[str, tuple]) -> list[NodeMacs]:
 
     ``model`` is an ``onnx.ModelProto`` (weights may be left on disk: only their dims are read).
     """
-    import onnx  # noqa: PLC0415
-    from onnx import shape_inference  # noqa: PLC0415
 
     m = onnx.ModelProto()
     m.CopyFrom(model)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import onnxruntime as ort
+
 from .availability import Availability
 from .base import Backend
 from .cpu import CpuBackend, int8_hint
@@ -20,7 +22,6 @@ class NeonBackend(Backend):
     def _xnnpack(self) -> bool:
         if self._providers is not None:
             return "XnnpackExecutionProvider" in self._providers
-        import onnxruntime as ort  # noqa: PLC0415
 
         return "XnnpackExecutionProvider" in ort.get_available_providers()
 

@@ -77,7 +77,7 @@ class NeonEmulatedBackend(Backend):
         details = {"sysroot": info.path, "qemu": qemu, "onnxruntime_aarch64": ort_arm, "cpu": self.cpu,
                    "qemu_cpu": self.qemu_cpu, "cpus": {k: v[1] for k, v in ARM_CPUS.items()}}
         try:
-            import onnxruntime as ort  # noqa: PLC0415
+            import onnxruntime as ort  # noqa: PLC0415 - availability is a value: a broken host onnxruntime is not fatal
 
             if ort.__version__ != ort_arm:
                 reason += f" (host onnxruntime is {ort.__version__}: rebuild with {SETUP_COMMAND} --force to match)"

@@ -7,6 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import onnx
+from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
 from .availability import Availability
 from .coverage import Int8Coverage
 from .stats import LatencyStats
@@ -141,8 +145,6 @@ def _coverage_contract(c: Int8Coverage | None) -> dict | None:
 
 def model_size_bytes(path: str | Path) -> int:
     """The model file plus any external weight files it references."""
-    import onnx  # noqa: PLC0415
-    from onnx.external_data_helper import ExternalDataInfo, uses_external_data  # noqa: PLC0415
 
     path = Path(path)
     total = path.stat().st_size
@@ -162,7 +164,6 @@ def model_size_bytes(path: str | Path) -> int:
 
 def compare_outputs(a: list, b: list) -> dict:
     """How far two runs' outputs are apart: largest absolute difference, bit-identity, top-1 agreement."""
-    import numpy as np  # noqa: PLC0415
 
     if len(a) != len(b) or any(x.shape != y.shape for x, y in zip(a, b)):
         return {"error": f"output shapes differ: {[x.shape for x in a]} vs {[y.shape for y in b]}"}

@@ -19,6 +19,8 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 
+import onnxruntime as ort
+
 LEVELS = ("disable", "basic", "extended", "all")
 
 # purpose -> (graph optimization level, session config entries)
@@ -69,7 +71,6 @@ def _shared_arena() -> bool:
     """
     global _ENV_ALLOCATOR
     if _ENV_ALLOCATOR is None:
-        import onnxruntime as ort  # noqa: PLC0415 - heavy, and the sysroot's worker imports this module first
 
         try:
             info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
@@ -82,7 +83,6 @@ def _shared_arena() -> bool:
 
 def build_session(c: SessionConfig, model_bytes: bytes | None = None):
     """The onnxruntime session ``c`` describes (for ``model_bytes`` when given, else the file ``c.model``)."""
-    import onnxruntime as ort  # noqa: PLC0415 - heavy, and the sysroot's worker imports this module first
 
     so = ort.SessionOptions()
     so.log_severity_level = 3

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class LatencyStats:
@@ -21,7 +23,6 @@ class LatencyStats:
     @classmethod
     def from_seconds(cls, seconds, batch: int) -> "LatencyStats":
         """From per-run seconds (numpy's linear-interpolation percentiles)."""
-        import numpy as np  # noqa: PLC0415
 
         ms = np.asarray(seconds, dtype=np.float64) * 1e3
         if ms.size == 0:

@@ -14,6 +14,7 @@ Jobs:
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import json
 import os
@@ -22,6 +23,8 @@ import sys
 import time
 import traceback
 from pathlib import Path
+
+import numpy as np
 
 
 def _load_runner():
@@ -39,7 +42,6 @@ def progress(fraction: float, message: str) -> None:
 
 def make_feed(pool: dict, batch_axis: dict, batch: int) -> dict:
     """``batch`` samples from the pool (cycled when the pool is smaller) for each input."""
-    import numpy as np  # noqa: PLC0415
 
     feed = {}
     for name, arr in pool.items():
@@ -52,7 +54,6 @@ def make_feed(pool: dict, batch_axis: dict, batch: int) -> dict:
 
 def save_outputs(path: str, outputs) -> None:
     """Outputs as arr_0, arr_1, ... (names can hold characters a zip member name should not)."""
-    import numpy as np  # noqa: PLC0415
 
     np.savez(path, *[np.asarray(o) for o in outputs])
 
@@ -60,7 +61,7 @@ def save_outputs(path: str, outputs) -> None:
 def peak_rss_bytes() -> int | None:
     """This process's peak resident memory (why each model is timed in its own process)."""
     try:
-        import resource  # noqa: PLC0415
+        import resource  # noqa: PLC0415 - Unix only
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
     except Exception:  # noqa: BLE001
@@ -72,7 +73,6 @@ def arm_features() -> list[str] | None:
     if platform.machine().lower() not in ("aarch64", "arm64"):
         return None
     try:
-        import ctypes  # noqa: PLC0415
 
         getauxval = ctypes.CDLL(None).getauxval
         getauxval.restype, getauxval.argtypes = ctypes.c_ulong, [ctypes.c_ulong]
@@ -148,8 +148,8 @@ def main(argv: list[str]) -> int:
     try:
         runner_mod = _load_runner()
         progress(0.0, "importing onnxruntime")
-        import numpy as np  # noqa: PLC0415
-        import onnxruntime  # noqa: PLC0415
+        import numpy as np  # noqa: PLC0415 - inside the try: a broken install is reported in the results JSON
+        import onnxruntime  # noqa: PLC0415 - (the same; under QEMU it also takes 1.4 s, shown as progress)
 
         results["onnxruntime"] = onnxruntime.__version__
         with np.load(req["feed"]) as z:

@@ -70,14 +70,13 @@ def build(html_dir: Path) -> dict[str, Path]:
     import resources  # noqa: PLC0415
     from workbench.recipe import Recipe  # noqa: PLC0415
     from workbench.report import build_report, write_report  # noqa: PLC0415
-    from workbench.report.bench import bench_available  # noqa: PLC0415
     from workbench.session import Session  # noqa: PLC0415
 
     session = Session(resources.DEMO_MODEL, resources.DEMO_CALIB, resources.DEMO_EVAL)
     fix_path = html_dir / "fix.toml"
     fix_path.write_text(FIX, encoding="utf-8")
     demo = build_report(session, command=["qwb", "report", "--demo", "-o", "report.html"])
-    bench = ["cpu"] if bench_available() else []
+    bench = ["cpu"]
     compare = build_report(session, compare_recipe=Recipe.load(fix_path), compare_source="fix.toml", bench=bench,
                            command=["qwb", "report", "--demo", "--compare", "fix.toml"]
                            + (["--bench", "cpu"] if bench else []) + ["-o", "compare.html"])

@@ -11,9 +11,9 @@ import pytest
 
 from workbench.app.autosave import Autosaver, discard, orphans
 from workbench.app.project import ProjectError, load_project, project_dict, save_project
+from workbench.app.workspace import Workspace
 from workbench.recipe import Recipe
 from workbench.session import SessionSpec
-from workbench.app.workspace import Workspace
 
 from .results_factory import make_result
 

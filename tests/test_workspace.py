@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from workbench.app.workspace import Workspace, worst_layers
 from workbench.compare import compare_runs
 from workbench.recipe import Recipe
 from workbench.session import SessionSpec
-from workbench.app.workspace import Workspace, worst_layers
 
 from .results_factory import make_result
 

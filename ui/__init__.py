@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import sys
 
 
@@ -17,7 +18,6 @@ def _guard_singleton_refcounts() -> None:
     """
     if sys.version_info >= (3, 12) or sys.implementation.name != "cpython" or hasattr(sys, "gettotalrefcount"):
         return  # immortal already, or a debug build whose object header differs
-    import ctypes  # noqa: PLC0415
 
     for obj in (None, True, False):
         ctypes.c_ssize_t.from_address(id(obj)).value += 1 << 40

@@ -7,9 +7,11 @@ import sys
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
+import resources
 from workbench.session import SessionSpec
 
 from .errors import install_excepthook
+from .main_window import MainWindow
 from .settings import APP, ORG
 
 
@@ -27,7 +29,6 @@ def application(argv: list[str] | None = None) -> QApplication:
 def run(model: str | None = None, calib: str | None = None, eval: str | None = None, recipe: str | None = None,
         demo: bool = False, exec_loop: bool = True) -> int:
     """Open the window (optionally on a model, a project or the demo) and run the event loop."""
-    from .main_window import MainWindow  # noqa: PLC0415
 
     app = application()
     install_excepthook()
@@ -40,7 +41,6 @@ def run(model: str | None = None, calib: str | None = None, eval: str | None = N
         if restored:
             return
         if demo:
-            import resources  # noqa: PLC0415
 
             w.open_spec(SessionSpec(model or str(resources.DEMO_MODEL), calib or str(resources.DEMO_CALIB),
                                     eval or str(resources.DEMO_EVAL), recipe))

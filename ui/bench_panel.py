@@ -11,13 +11,29 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QStandardItem, QStandardItemModel
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QGridLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-                               QPushButton, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QTextBrowser,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QGridLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
 
 from workbench.app.requests import Benchmark
 from workbench.app.workspace import Workspace
+from workbench.bench import backend_availability
 
+from .errors import ErrorInfo
 from .plots.common import hint_label, key_html, plot_widget
 
 COLUMNS = ("Run", "Backend", "Threads", "Batch", "FP32 p50 ms", "INT8 p50 ms", "INT8 p90 ms", "Speedup",
@@ -120,7 +136,6 @@ class BenchmarkPanel(QWidget):
 
     def load_backends(self) -> None:
         """List every backend; unavailable ones are disabled, with their reason as tooltip and below."""
-        from workbench.bench import backend_availability  # noqa: PLC0415
 
         self._loaded = True
         self.availability = backend_availability()
@@ -167,7 +182,6 @@ class BenchmarkPanel(QWidget):
         try:
             batches = parse_batches(self.batch.text())
         except ValueError:
-            from .errors import ErrorInfo  # noqa: PLC0415
 
             self.ctl.sigError.emit(ErrorInfo("Bad batch sizes", f"{self.batch.text()!r} is not a list of sizes",
                                              "type e.g. 1 or 1,8,32"))

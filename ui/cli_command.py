@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from workbench.errors import WorkbenchError
+
 
 def register(sub) -> None:
     p = sub.add_parser("gui", help="open the desktop workbench",
@@ -23,8 +25,6 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from workbench.errors import WorkbenchError  # noqa: PLC0415
-
     try:
         from .app import run as run_gui  # noqa: PLC0415 - Qt loads here, only for this command
     except ImportError as e:

@@ -17,6 +17,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QApplication, QFrame, QHBoxLayout, QLabel, QMessageBox, QPushButton, QWidget
 
 from workbench.errors import WorkbenchError
+from workbench.paths import cache_dir
 
 
 @dataclass
@@ -115,7 +116,6 @@ def show_error_dialog(parent: QWidget | None, info: ErrorInfo) -> QMessageBox:
 
 def write_crash_log(text: str) -> str | None:
     try:
-        from workbench.paths import cache_dir  # noqa: PLC0415
 
         p = cache_dir() / "crash.log"
         with open(p, "a", encoding="utf-8") as f:

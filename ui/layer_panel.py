@@ -3,15 +3,41 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMenu,
-                               QPushButton, QSpinBox, QTableView, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QPushButton,
+    QSpinBox,
+    QTableView,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
-from workbench.recipe import PRECISIONS
 from workbench.app.workspace import Workspace
+from workbench.recipe import PRECISIONS
 
-from .layer_table import (C_AMP, C_CUM, C_DELTA, C_HINTS, C_ISO, C_NODE, C_OP, C_PCT, C_PREC, LayerFilterProxy,
-                          LayerTableModel,
-                          PercentileDelegate, PrecisionDelegate, selected_nodes)
+from .layer_table import (
+    C_AMP,
+    C_CUM,
+    C_DELTA,
+    C_HINTS,
+    C_ISO,
+    C_NODE,
+    C_OP,
+    C_PCT,
+    C_PREC,
+    LayerFilterProxy,
+    LayerTableModel,
+    PercentileDelegate,
+    PrecisionDelegate,
+    selected_nodes,
+)
 
 
 class LayerPanel(QWidget):

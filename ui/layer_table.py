@@ -14,8 +14,8 @@ from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import QComboBox, QLineEdit, QStyledItemDelegate
 
 from analyzers.diff_types import LayerResult
-from workbench.recipe import PRECISIONS
 from workbench.app.workspace import Workspace, table_layers
+from workbench.recipe import PRECISIONS
 
 from .colors import FLAGGED, fmt_db, scale_for
 

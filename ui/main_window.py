@@ -8,18 +8,29 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton, QTabWidget,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 import resources
+from workbench import __version__
 from workbench.app.autosave import Autosaver, discard, orphans
-from workbench.errors import WorkbenchError
 from workbench.app.project import SUFFIX, load_project, project_dict
+from workbench.errors import WorkbenchError
 from workbench.recipe import Recipe
 from workbench.session import SessionSpec
 
-from . import netron_view
+from . import netron_view, report_export
 from .actions import build_actions
+from .bench_panel import BenchmarkPanel
 from .compare_panel import ComparePanel
 from .controller import Controller
 from .details_panel import DetailsPanel
@@ -27,9 +38,9 @@ from .errors import ErrorInfo, MessageBar
 from .graph.panel import GraphPanel
 from .layer_panel import LayerPanel
 from .open_dialog import OpenDialog, guess_data
+from .plots.common import release_plot_menus
 from .plots.depth import DepthPlot
 from .plots.heatmap import HeatmapPlot
-from .plots.common import release_plot_menus
 from .plots.histogram import HistogramPlot
 from .plots.scatter import ScatterPlot
 from .prompts import Prompter
@@ -323,7 +334,6 @@ class MainWindow(QMainWindow):
         self.docks["bench"].raise_()
 
     def export_report(self) -> None:
-        from . import report_export  # noqa: PLC0415
 
         report_export.export_report(self)
 
@@ -441,7 +451,6 @@ class MainWindow(QMainWindow):
         self.settings.sync()
 
     def show_about(self) -> None:
-        from workbench import __version__  # noqa: PLC0415
 
         QMessageBox.about(self, "Quant Workbench", f"Quant Workbench {__version__}\n\nQuantize a model to INT8, see "
                           "which layers lose accuracy and why, fix them by hand, re-benchmark and report.")
@@ -476,13 +485,6 @@ class MainWindow(QMainWindow):
 
 
 def make_bench_panel(window: MainWindow) -> QWidget:
-    """The benchmark panel, when the backends package provides a runner; a note otherwise."""
-    try:
-        from .bench_panel import BenchmarkPanel  # noqa: PLC0415
-    except ImportError as e:
-        lab = QLabel(f"Benchmarking is not available in this build ({e}).")
-        lab.setWordWrap(True)
-        lab.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        return lab
+    """The benchmark panel (a function so the window builds its docks in one place)."""
     return BenchmarkPanel(window.ws, window.ctl)
 

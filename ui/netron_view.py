@@ -19,7 +19,7 @@ from workbench.app import netron_serve
 
 def webengine_available() -> bool:
     try:
-        from PySide6.QtWebEngineWidgets import QWebEngineView  # noqa: F401, PLC0415
+        from PySide6.QtWebEngineWidgets import QWebEngineView  # noqa: F401, PLC0415 - optional (+265 MB): probe only
     except ImportError:
         return False
     return True
@@ -43,8 +43,8 @@ class NetronTab(QWidget):
 
     def __init__(self, server: NetronServer, parent=None):
         super().__init__(parent)
-        from PySide6.QtWebEngineCore import QWebEngineProfile  # noqa: PLC0415
-        from PySide6.QtWebEngineWidgets import QWebEngineView  # noqa: PLC0415
+        from PySide6.QtWebEngineCore import QWebEngineProfile  # noqa: PLC0415 - optional QtWebEngine (+265 MB)
+        from PySide6.QtWebEngineWidgets import QWebEngineView  # noqa: PLC0415 - optional QtWebEngine (+265 MB)
 
         self.server = server
         self.view = QWebEngineView(self)

@@ -6,11 +6,23 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFrame, QGridLayout, QHBoxLayout, QHeaderView, QLabel,
-                               QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
-from workbench.compare import compare_runs
 from workbench.app.workspace import Workspace
+from workbench.compare import compare_runs
 
 OUTPUT_METRICS = (("sqnr_db", "SQNR dB", "{:.2f}"), ("cosine", "cosine", "{:.5f}"),
                   ("top1_agreement", "top-1 agree", "{:.2%}"), ("accuracy_fp32", "acc. FP32", "{:.2%}"),

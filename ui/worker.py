@@ -16,14 +16,15 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from multiprocessing.connection import Listener
 from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from workbench.errors import WorkbenchError
 from workbench.app.remote import CANCEL, EXIT, rebuild_error
+from workbench.errors import WorkbenchError
 
 POLL_MS = 15
 CONNECT_TIMEOUT_S = 60.0
@@ -181,7 +182,6 @@ class EngineClient(QObject):
         except (EOFError, OSError, BrokenPipeError):
             pass
         except Exception as e:  # noqa: BLE001 - a reply that cannot be unpickled: a bug, reported as such
-            import traceback  # noqa: PLC0415
 
             call.error, call.traceback = e, traceback.format_exc()
             self._finish(call)

@@ -10,6 +10,7 @@ import resource
 import sys
 import time
 
+import numpy as np
 import onnx
 
 from analyzers.calibration.methods import range_stats
@@ -70,7 +71,6 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
                                   "to keep it in float on onnxruntime CPU, also set its producer or consumer to FP32"))
     heat = None
     if layers:
-        import numpy as np  # noqa: PLC0415
 
         heat = np.stack([outcome.layers[lay.node].per_sample for lay in layers], axis=1)
     timings = dict(outcome.timings, calibrate_and_quantize_s=t_quant, isolated_reused=float(len(engine.reused)))

@@ -13,7 +13,14 @@ import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import onnx
+import onnxruntime as ort
+import psutil
+
+import resources
+from backends.arm_sysroot import build_sysroot
 from backends.benchmark import BenchSettings, benchmark
+from backends.cpuinfo import machine, model_name
 from backends.errors import BackendError
 from backends.feeds import Feed
 from backends.neon_emulated import DEFAULT_ARM_CPUS
@@ -21,8 +28,11 @@ from backends.registry import BACKEND_NAMES, all_backends, make_backend
 from backends.results import BackendResult
 from backends.tasks import NullTask, Task, scaled
 
+from .data import SyntheticSource
 from .errors import ModelLoadError, WorkbenchError
+from .graph import build_graph
 from .paths import arm_sysroot_dir
+from .session import Session
 
 POOL = 64  # calibration samples handed to the benchmark child (batches cycle through them)
 ACTIVATION_VARIANTS = ("u8", "s8")
@@ -84,7 +94,6 @@ def backend_availability(sysroot: str | Path | None = None) -> list:
 def setup_neon(sysroot: str | Path | None = None, force: bool = False, mirror: str | None = None,
                task: Task | None = None, log=None):
     """Build the ARM64 sysroot the neon-emulated backend needs (``qwb neon-setup``)."""
-    from backends.arm_sysroot import build_sysroot  # noqa: PLC0415
 
     try:
         return build_sysroot(arm_sysroot_dir(sysroot), force=force, mirror=mirror, task=task, log=log)
@@ -94,10 +103,7 @@ def setup_neon(sysroot: str | Path | None = None, force: bool = False, mirror: s
 
 def host_info() -> dict:
     """The machine the numbers come from (stored with every result)."""
-    import onnxruntime as ort  # noqa: PLC0415
-    import psutil  # noqa: PLC0415
 
-    from backends.cpuinfo import machine, model_name  # noqa: PLC0415
 
     return {"cpu": model_name(), "arch": machine(), "cores_physical": psutil.cpu_count(logical=False),
             "cores_logical": psutil.cpu_count(logical=True), "onnxruntime": ort.__version__,
@@ -105,7 +111,6 @@ def host_info() -> dict:
 
 
 def _check_onnx_file(path: str, what: str) -> str:
-    import onnx  # noqa: PLC0415
 
     p = Path(path)
     if not p.is_file():
@@ -133,7 +138,6 @@ def _models(req: BenchRequest, task: Task, notes: list) -> tuple[str, str | None
     """(FP32 path, INT8 path or None, feed, INT8 variants) for the request; quantizes when asked to."""
     model, calib = req.model, req.calib
     if req.demo:
-        import resources  # noqa: PLC0415
 
         model = model or str(resources.DEMO_MODEL)
         calib = calib or str(resources.DEMO_CALIB)
@@ -147,7 +151,6 @@ def _models(req: BenchRequest, task: Task, notes: list) -> tuple[str, str | None
                              "add --calib DATA (an .npz keyed by input names, an .npy, an image folder)")
     session = None
     if calib:
-        from .session import Session  # noqa: PLC0415
 
         session = Session(model, calib, recipe_path=req.recipe, preprocess=req.preprocess)
     is_onnx = Path(model).suffix.lower() == ".onnx"
@@ -187,10 +190,7 @@ def _models(req: BenchRequest, task: Task, notes: list) -> tuple[str, str | None
 
 def _random_data(model_path: str):
     """The foundation's synthetic source, shaped from the model's inputs (only used for timing)."""
-    import onnx  # noqa: PLC0415
 
-    from .data import SyntheticSource  # noqa: PLC0415
-    from .graph import build_graph  # noqa: PLC0415
 
     inputs = build_graph(onnx.load(model_path, load_external_data=False)).inputs
     return SyntheticSource(inputs, POOL).bind(inputs)

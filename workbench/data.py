@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+from PIL import Image
 
 from .errors import DataError
 from .graph import TensorInfo
+from .npz_rows import NpzRows
 from .paths import sha256_file
 from .recipe import PreprocessSpec
 
@@ -242,7 +244,6 @@ class ImageFolderSource(DataSource):
         return np.stack([self._load(self.files[i]) for i in range(start, stop)])
 
     def _load(self, path: Path) -> np.ndarray:
-        from PIL import Image  # noqa: PLC0415 - only image folders need Pillow
 
         s = self.spec
         try:
@@ -351,7 +352,6 @@ class NpzSource(DataSource):
 
     def __init__(self, path: Path, role: str):
         super().__init__()
-        from .npz_rows import NpzRows  # noqa: PLC0415
 
         self.path = str(path)
         self.description = f"{role} data {path}"

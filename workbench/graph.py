@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 
 import onnx
 from onnx import TensorProto
+from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
 
 #: Op types onnxruntime's QDQ quantizer knows how to quantize (its QDQ and QLinear registries).
 def default_quantizable_op_types() -> frozenset[str]:
     """Ask onnxruntime rather than keeping our own list, so a new ORT release is picked up for free."""
-    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
     return frozenset(QDQRegistry) | frozenset(QLinearOpsRegistry)
 

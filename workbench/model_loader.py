@@ -6,10 +6,12 @@ Only loading lives here; making the model ready for quantization is ``model_prep
 from __future__ import annotations
 
 import importlib
+import io
 import re
 from pathlib import Path
 
 import onnx
+from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
 from .errors import ModelLoadError
 
@@ -53,7 +55,6 @@ def load_onnx(path: Path) -> onnx.ModelProto:
             f"{path} is not a readable ONNX model ({type(e).__name__}: {str(e)[:200]})",
             "pass an .onnx file exported by your framework (or a PyTorch file, see `qwb quantize --help`)",
         ) from e
-    from onnx.external_data_helper import ExternalDataInfo, uses_external_data  # noqa: PLC0415
 
     missing = sorted({ExternalDataInfo(t).location for t in model.graph.initializer if uses_external_data(t)
                       and not (path.parent / ExternalDataInfo(t).location).is_file()})
@@ -91,7 +92,6 @@ def _as_tuple(example) -> tuple:
 
 def _export(torch, module_or_program, args: tuple, opset: int, dynamo: bool, input_names=None):
     """Export to ONNX in memory with a dynamic batch axis when possible (so analysis can batch samples)."""
-    import io  # noqa: PLC0415
 
     notes = []
     if dynamo:

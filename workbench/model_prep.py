@@ -15,6 +15,7 @@ from pathlib import Path
 
 import onnx
 from onnx import numpy_helper
+from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from .errors import ModelLoadError
 from .graph import ModelGraph, build_graph
@@ -92,7 +93,6 @@ def _needs_ort_preprocess(model: onnx.ModelProto) -> str | None:
 
 
 def _ort_preprocess(model: onnx.ModelProto) -> onnx.ModelProto:
-    from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory(prefix="qwb-prep-", dir=scratch_dir()) as td, working_directory(Path(td)):
         src, dst = Path(td) / "in.onnx", Path(td) / "out.onnx"

@@ -16,8 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import onnx
+from onnx import numpy_helper, version_converter
+from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization.calibrate import TensorData, TensorsData, save_tensors_data
+from onnxruntime.quantization.quant_utils import ONNX_TYPE_TO_NP_TYPE
 
 from analyzers.calibration.collect import CalibrationData
+from analyzers.calibration.grid import QuantSpec, quant_params_array
+from backends.runner import SessionConfig, build_session
 from backends.tasks import NullTask, Task
 
 from .calibration_cache import op_types_for
@@ -42,7 +49,6 @@ class QuantizeResult:
 
 
 def _qtype(name: str):
-    from onnxruntime.quantization import QuantType  # noqa: PLC0415
 
     return {"u8": QuantType.QUInt8, "s8": QuantType.QInt8, "u16": QuantType.QUInt16, "s16": QuantType.QInt16}[name]
 
@@ -85,10 +91,7 @@ def weight_scale_overrides(prepared: PreparedModel, recipe: Recipe, int16_weight
     with onnxruntime's own rules (symmetric per-channel range, ``compute_scale_zp``'s formula), vectorised;
     a test holds the resulting model identical to onnxruntime's own.
     """
-    from onnx import numpy_helper  # noqa: PLC0415
-    from onnxruntime.quantization.quant_utils import ONNX_TYPE_TO_NP_TYPE  # noqa: PLC0415
 
-    from analyzers.calibration.grid import QuantSpec, quant_params_array  # noqa: PLC0415
 
     s = recipe.settings
     if not s.per_channel:
@@ -120,7 +123,6 @@ def weight_scale_overrides(prepared: PreparedModel, recipe: Recipe, int16_weight
 def _annotate_shapes(path: Path) -> None:
     """Give the QDQ model's new tensors shapes and types (onnxruntime's quantizer writes none), so tools
     that read tensors by name (Netron, onnx.utils.Extractor, our own diff) see them."""
-    import onnx  # noqa: PLC0415
 
     try:
         onnx.shape_inference.infer_shapes_path(str(path), str(path))
@@ -136,8 +138,6 @@ def float_layers_requantized_at_runtime(model_path: Path, excluded: list[str]) -
     without branching) ends in a QuantizeLinear, i.e. when both neighbours are quantized. Such a layer
     runs in INT8 on onnxruntime's CPU even though the model file keeps it in float.
     """
-    import onnx  # noqa: PLC0415
-    from onnx import numpy_helper  # noqa: PLC0415
 
     if not excluded:
         return []
@@ -179,8 +179,6 @@ def _upgrade_for_per_channel(prepared: PreparedModel, folder: Path) -> tuple[Pat
     """The model quantize_static should read: the prepared one, or a copy converted to opset 13 when
     per-channel weights need it (onnxruntime's quantizer writes ``axis`` regardless, and the model it
     writes then does not load)."""
-    import onnx  # noqa: PLC0415
-    from onnx import version_converter  # noqa: PLC0415
 
     model = prepared.load_proto()
     old = _opset(model)
@@ -202,7 +200,6 @@ def _upgrade_for_per_channel(prepared: PreparedModel, folder: Path) -> tuple[Pat
 
 def check_runs(path: Path, feed: dict, source: str) -> None:
     """Refuse to hand over a quantized model onnxruntime cannot load or run (one sample, full optimizations)."""
-    from backends.runner import SessionConfig, build_session  # noqa: PLC0415 - onnxruntime is heavy
 
     try:
         sess = build_session(SessionConfig.for_purpose("deployed", str(path), threads=1))
@@ -218,8 +215,6 @@ def quantize(prepared: PreparedModel, recipe: Recipe, calib: CalibrationData, ou
              task: Task | None = None, check_feed: dict | None = None) -> QuantizeResult:
     """Write the QDQ model for ``recipe`` to ``out_path``; with ``check_feed`` (one sample), only after it
     loads and runs that sample in onnxruntime."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static  # noqa: PLC0415
-    from onnxruntime.quantization.calibrate import TensorData, TensorsData, save_tensors_data  # noqa: PLC0415
 
     task = task or NullTask()
     t0 = time.perf_counter()

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from analyzers.calibration.collect import CalibrationData
 from backends.tasks import NullTask, Task
 
@@ -57,7 +59,6 @@ class Session:
     @staticmethod
     def _peek_example(calib) -> dict | None:
         """The first calibration sample, to give PyTorch artefacts that lack them their input shapes."""
-        import numpy as np  # noqa: PLC0415
 
         p = Path(str(calib))
         try:

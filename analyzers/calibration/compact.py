@@ -15,6 +15,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .collect import CalibrationData
 from .histogram import HistogramSnapshot
 
 
@@ -77,6 +78,5 @@ class CompactHistograms(Mapping):
 
 def calibration_view(histograms: CompactHistograms, samples: int):
     """A ``CalibrationData`` over packed histograms (no weight statistics): what the GUI's views read."""
-    from .collect import CalibrationData  # noqa: PLC0415
 
     return CalibrationData(histograms, {}, samples)

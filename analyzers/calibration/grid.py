@@ -11,6 +11,7 @@ from functools import cache
 
 import numpy as np
 from onnx import TensorProto
+from onnxruntime.quantization.quant_utils import compute_scale_zp, get_qmin_qmax_for_qType
 
 _TYPES = {"u8": TensorProto.UINT8, "s8": TensorProto.INT8, "u16": TensorProto.UINT16, "s16": TensorProto.INT16}
 
@@ -43,7 +44,6 @@ class QuantSpec:
 
 @cache
 def _qrange(onnx_type: int, reduce_range: bool, symmetric: bool) -> tuple[int, int]:
-    from onnxruntime.quantization.quant_utils import get_qmin_qmax_for_qType  # noqa: PLC0415
 
     qmin, qmax = get_qmin_qmax_for_qType(onnx_type, reduce_range, symmetric)
     return int(qmin), int(qmax)
@@ -51,7 +51,6 @@ def _qrange(onnx_type: int, reduce_range: bool, symmetric: bool) -> tuple[int, i
 
 def quant_params(lo: float, hi: float, spec: QuantSpec) -> tuple[float, int]:
     """(scale, zero_point) onnxruntime would use for the real range [lo, hi]."""
-    from onnxruntime.quantization.quant_utils import compute_scale_zp  # noqa: PLC0415
 
     qmin, qmax = spec.qrange()
     zp, scale = compute_scale_zp(np.array(lo, dtype=np.float32), np.array(hi, dtype=np.float32),

@@ -10,9 +10,9 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 
 from workbench.app.layout import layered_layout, layout_graph
+from workbench.app.workspace import Workspace
 from workbench.recipe import Recipe
 from workbench.session import SessionSpec, open_session
-from workbench.app.workspace import Workspace
 
 from ..results_factory import make_result
 
@@ -102,8 +102,8 @@ def test_table_sorting_filter_and_set_many(qtbot, demo_ws):
 
 
 def test_dragging_the_clip_line_sets_the_layer_percentile(qtbot, demo_session):
-    from ui.plots.histogram import HistogramPlot
     from analyzers.calibration.clipping import percentile_for_clip
+    from ui.plots.histogram import HistogramPlot
 
     ws = Workspace()
     ws.reset(SessionSpec("demo.onnx", "calib.npz"))

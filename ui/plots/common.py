@@ -67,8 +67,6 @@ def release_plot_menus(root) -> None:
     They are top-level QMenus that outlive their plots (and show up as leaked windows); the main window
     calls this when it closes.
     """
-    import pyqtgraph as pg  # noqa: PLC0415
-
     for view in root.findChildren(pg.GraphicsView):
         scene = view.scene()
         if scene is None:

@@ -9,7 +9,10 @@ process; ``stop`` ends it (the GUI calls it when the tab or the window closes).
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
+
+import netron
 
 from ..errors import WorkbenchError
 
@@ -18,10 +21,6 @@ HOST = "127.0.0.1"
 
 def serve(path: str | Path) -> tuple[str, tuple[str, int]]:
     """Start serving ``path``; returns (url, address)."""
-    try:
-        import netron  # noqa: PLC0415
-    except ImportError as e:
-        raise WorkbenchError("the netron package is not installed", "pip install netron") from e
     path = Path(path)
     if not path.exists():
         raise WorkbenchError(f"model file not found: {path}", "reopen the model")
@@ -42,9 +41,7 @@ def serve(path: str | Path) -> tuple[str, tuple[str, int]]:
 
 def stop(address: tuple[str, int]) -> None:
     """Stop serving at ``address`` and wait for the server thread to end."""
-    import threading  # noqa: PLC0415
 
-    import netron  # noqa: PLC0415
 
     netron.stop(address)
     for t in threading.enumerate():

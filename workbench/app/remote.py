@@ -22,8 +22,12 @@ the request's task checks between steps (``backends.tasks`` protocol).
 
 from __future__ import annotations
 
+import queue
+import sys
+import threading
 import time
 import traceback
+from multiprocessing.connection import Client
 
 from ..errors import CancelledError, WorkbenchError
 from .requests import EngineState, handle
@@ -71,8 +75,6 @@ def rebuild_error(info: dict) -> BaseException:
 
 def child_main(conn) -> None:
     """The child's loop: one request at a time until ``EXIT`` or the parent goes away."""
-    import queue  # noqa: PLC0415
-    import threading  # noqa: PLC0415
 
     cancel_event = threading.Event()
     inbox: queue.Queue = queue.Queue()
@@ -119,8 +121,6 @@ def child_main(conn) -> None:
 
 def main() -> None:
     """Entry point of the child: ``python -m workbench.app.remote ADDRESS FAMILY`` with the auth key on stdin."""
-    import sys  # noqa: PLC0415
-    from multiprocessing.connection import Client  # noqa: PLC0415
 
     family = sys.argv[2]
     address = sys.argv[1] if family == "AF_UNIX" else (sys.argv[1].rsplit(":", 1)[0], int(sys.argv[1].rsplit(":", 1)[1]))

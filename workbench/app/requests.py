@@ -11,17 +11,21 @@ Requests and replies cross a process boundary pickled, so they carry data only (
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
+from analyzers.calibration.collect import CalibrationData
+from analyzers.calibration.compact import CompactHistograms, calibration_view
 from backends.tasks import NullTask, Task
 
+from .. import analysis
+from ..bench import BenchRequest, run_bench
 from ..errors import WorkbenchError
+from ..graph import ModelGraph
 from ..recipe import Recipe
+from ..report import api as report_api
+from ..report.api import ExportRequest
 from ..session import Session, SessionSpec, open_session
-from .layout import layout_graph
-
-if TYPE_CHECKING:
-    from ..report.api import ExportRequest
+from .layout import GraphLayout, layout_graph
 
 #: values kept per tensor for the GUI's FP32-vs-INT8 scatter plot
 SCATTER_RESERVOIR = 1000
@@ -87,9 +91,9 @@ class OpenedInfo:
 
     source: str
     prepared_path: str
-    graph: object  # workbench.graph.ModelGraph
-    layout: object  # workbench.app.layout.GraphLayout
-    calibration: object = None  # CalibrationData over packed histograms, once calibrated
+    graph: ModelGraph
+    layout: GraphLayout
+    calibration: CalibrationData | None = None  # over packed histograms, once calibrated
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -146,7 +150,6 @@ def open_model(req: OpenModel, state: EngineState, task: Task) -> OpenedInfo:
 @handles(Calibrate)
 def calibrate(req: Calibrate, state: EngineState, task: Task):
     """Collect (or load cached) histograms; the GUI gets them packed (``analyzers.calibration.compact``)."""
-    from analyzers.calibration.compact import CompactHistograms, calibration_view  # noqa: PLC0415
 
     cal = state.require_session().calibration(task)
     return calibration_view(CompactHistograms.pack(cal.histograms), cal.samples)
@@ -155,16 +158,14 @@ def calibrate(req: Calibrate, state: EngineState, task: Task):
 @handles(Analyze)
 def analyze(req: Analyze, state: EngineState, task: Task):
     """Quantize with the request's recipe (reusing the session's calibration) and diff it against FP32."""
-    from ..analysis import analyze as run  # noqa: PLC0415 - the engine is heavy; load it on first use
 
-    return run(state.require_session(), recipe=req.recipe.copy(), samples=req.samples, task=task,
+    return analysis.analyze(state.require_session(), recipe=req.recipe.copy(), samples=req.samples, task=task,
                reservoir=req.reservoir)
 
 
 @handles(Benchmark)
 def benchmark(req: Benchmark, state: EngineState, task: Task) -> dict:
     """Time FP32 against INT8 on the request's backends; returns the JSON-able report."""
-    from ..bench import BenchRequest, run_bench  # noqa: PLC0415
 
     bench = BenchRequest(model=req.model, int8=req.int8, calib=req.calib, backends=tuple(req.backends),
                          threads=req.threads, batches=tuple(req.batches), runs=req.runs, warmup=req.warmup,
@@ -176,6 +177,4 @@ def benchmark(req: Benchmark, state: EngineState, task: Task) -> dict:
 def export_report(req: ExportReport, state: EngineState, task: Task) -> list[str]:
     """Open a session from the request's paths (prepared model and calibration come from the cache) and
     write the report; returns the files written."""
-    from ..report.api import export_report as write  # noqa: PLC0415
-
-    return write(req.export, task)
+    return report_api.export_report(req.export, task)

@@ -7,8 +7,10 @@ import json
 import math
 from pathlib import Path
 
-from analyzers.ranking import RANKINGS
+from analyzers.ranking import RANKINGS, Thresholds
 
+from ..analysis import analyze
+from ..errors import WorkbenchError
 from .common import ConsoleTask, add_model_args, open_session, print_notes
 
 
@@ -37,10 +39,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from analyzers.ranking import Thresholds  # noqa: PLC0415
 
-    from ..analysis import analyze  # noqa: PLC0415
-    from ..errors import WorkbenchError  # noqa: PLC0415
 
     if args.samples is not None and args.samples < 1:
         raise WorkbenchError(f"--samples must be at least 1, not {args.samples}")

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ..bench import backend_availability
+
 
 def register(sub) -> None:
     p = sub.add_parser("backends", help="list the backends and whether each can run here",
@@ -18,7 +20,6 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bench import backend_availability  # noqa: PLC0415
 
     rows = backend_availability(args.sysroot)
     width = max(len(a.backend) for a in rows) + 2

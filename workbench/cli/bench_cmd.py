@@ -8,6 +8,7 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
+from ..bench import BenchRequest, run_bench
 from ..errors import WorkbenchError
 from ..formatting import fmt_bytes
 from .common import ConsoleTask, add_model_args
@@ -61,7 +62,6 @@ def fmt_ms(x: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bench import BenchRequest, run_bench  # noqa: PLC0415
 
     req = BenchRequest(model=args.model, int8=args.int8, calib=args.calib, recipe=args.recipe, demo=args.demo,
                        backends=(args.backend,), threads=args.threads, batches=_int_list(args.batch, "--batch"),

@@ -7,6 +7,10 @@ import json
 import time
 from pathlib import Path
 
+from analyzers.calibration.methods import METHODS
+
+from ..calib_lab import build_lab
+from ..errors import WorkbenchError
 from .common import ConsoleTask, add_model_args, open_session, print_model_and_calibration
 
 RANGE_WIDTH = 19
@@ -26,7 +30,6 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Calibrate (or load the cache), compare the methods, print the table, optionally write the JSON."""
-    from ..calib_lab import build_lab  # noqa: PLC0415
 
     task = ConsoleTask()
     t0 = time.perf_counter()
@@ -55,7 +58,6 @@ def run(args: argparse.Namespace) -> int:
 
 def print_table(lab, global_percentile: float) -> None:
     """One line per tensor: range per method (recipe's marked *), clipping under the recipe, winner, dB gained."""
-    from analyzers.calibration.methods import METHODS  # noqa: PLC0415
 
     width = min(max([len(t.tensor) for t in lab.tensors] + [6]), 36)
     heads = [("p" + f"{global_percentile:g}" if m == "percentile" else m) for m in METHODS]
@@ -82,7 +84,6 @@ def print_table(lab, global_percentile: float) -> None:
 
 def write_json(lab, path: Path) -> None:
     """The lab as JSON; a path that cannot be written is a user error, not a crash."""
-    from ..errors import WorkbenchError  # noqa: PLC0415
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

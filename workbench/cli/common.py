@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+import resources
+
 from ..errors import WorkbenchError
+from ..session import SessionSpec
+from ..session import open_session as open_spec
 
 
 def add_model_args(p: argparse.ArgumentParser, eval_arg: bool = True, calib_required: bool = True) -> None:
@@ -28,7 +32,6 @@ def add_model_args(p: argparse.ArgumentParser, eval_arg: bool = True, calib_requ
 def resolve_model_args(args: argparse.Namespace) -> None:
     """Fill in the demo paths, and insist on MODEL and --calib otherwise."""
     if getattr(args, "demo", False):
-        import resources  # noqa: PLC0415
 
         if args.model is None:
             args.model = str(resources.DEMO_MODEL)
@@ -46,7 +49,6 @@ def resolve_model_args(args: argparse.Namespace) -> None:
 
 def session_spec(args: argparse.Namespace):
     """The ``SessionSpec`` (model, data, recipe file) named on the command line."""
-    from ..session import SessionSpec  # noqa: PLC0415
 
     resolve_model_args(args)
     return SessionSpec(args.model, args.calib, getattr(args, "eval", None), args.recipe)
@@ -54,7 +56,6 @@ def session_spec(args: argparse.Namespace):
 
 def open_session(args: argparse.Namespace):
     """A Session for the model/data/recipe named on the command line."""
-    from ..session import open_session as open_spec  # noqa: PLC0415
 
     return open_spec(session_spec(args), preprocess=args.preprocess)
 

@@ -6,7 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
+import resources
+
 from ..errors import WorkbenchError
+from ..model_prep import prepare_model
+from ..recipe import Recipe
+from ..report.exclusions import EXTENSIONS, FORMATS, build_exclusions
 
 FORMAT_CHOICES = ("ort", "polygraphy", "nncf", "tflite", "all")
 
@@ -30,12 +35,8 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..model_prep import prepare_model  # noqa: PLC0415
-    from ..recipe import Recipe  # noqa: PLC0415
-    from ..report.exclusions import EXTENSIONS, FORMATS, build_exclusions  # noqa: PLC0415
 
     if args.demo and args.model is None:
-        import resources  # noqa: PLC0415
 
         args.model = str(resources.DEMO_MODEL)
     if not args.model:

@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import argparse
-import importlib
+import importlib.metadata
+import os
 import sys
 
+from .. import __version__
 from ..errors import CancelledError, WorkbenchError
+from . import (
+    analyze_cmd,
+    backends_cmd,
+    bench_cmd,
+    calib_cmd,
+    exclusions_cmd,
+    neon_setup_cmd,
+    quantize_cmd,
+    report_cmd,
+)
 
-# subcommand -> module under workbench.cli (imported only when used, so `qwb --help` is instant)
-COMMANDS = {
-    "calib": "calib_cmd",
-    "quantize": "quantize_cmd",
-    "analyze": "analyze_cmd",
-    "report": "report_cmd",
-    "export-exclusions": "exclusions_cmd",
-    "backends": "backends_cmd",
-    "bench": "bench_cmd",
-    "neon-setup": "neon_setup_cmd",
-}
+# the built-in subcommands, in the order `qwb --help` lists them
+COMMANDS = {"calib": calib_cmd, "quantize": quantize_cmd, "analyze": analyze_cmd, "report": report_cmd,
+            "export-exclusions": exclusions_cmd, "backends": backends_cmd, "bench": bench_cmd,
+            "neon-setup": neon_setup_cmd}
 
 #: entry-point group through which other packages add commands: ``name = "package.module:register"``, where
 #: ``register(subparsers)`` adds the command's parser (importing nothing heavy until the command runs)
@@ -41,10 +46,9 @@ def _add_unavailable(sub, name: str, help: str, message: str) -> None:
 
 def add_plugin_commands(sub) -> None:
     """Every command registered under ``PLUGIN_GROUP``, and a stand-in for each expected one that is not."""
-    from importlib.metadata import entry_points  # noqa: PLC0415
 
     found: set[str] = set()
-    for ep in entry_points(group=PLUGIN_GROUP):
+    for ep in importlib.metadata.entry_points(group=PLUGIN_GROUP):
         if ep.name in found or ep.name in COMMANDS:
             continue
         found.add(ep.name)
@@ -68,8 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, mod in COMMANDS.items():
-        module = importlib.import_module(f"workbench.cli.{mod}")
+    for module in COMMANDS.values():
         module.register(sub)
     add_plugin_commands(sub)
     return parser
@@ -81,7 +84,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
-        from .. import __version__  # noqa: PLC0415
 
         print(f"qwb {__version__}")
         return 0
@@ -97,7 +99,6 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly, as Unix tools do
-        import os  # noqa: PLC0415
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..bench import setup_neon
+from .common import ConsoleTask
+
 
 def register(sub) -> None:
     p = sub.add_parser("neon-setup", help="build the ARM64 sysroot for --backend neon-emulated (root, network)",
@@ -18,8 +21,6 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bench import setup_neon  # noqa: PLC0415
-    from .common import ConsoleTask  # noqa: PLC0415
 
     task = ConsoleTask()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from ..evaluate import accuracy
 from ..formatting import fmt_bytes
 from .common import ConsoleTask, add_model_args, open_session, print_model_and_calibration, print_notes
 
@@ -20,7 +21,6 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluate import accuracy  # noqa: PLC0415
 
     task = ConsoleTask()
     t0 = time.perf_counter()

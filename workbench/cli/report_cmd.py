@@ -8,6 +8,8 @@ import time
 
 from ..errors import WorkbenchError
 from ..formatting import fmt_bytes
+from ..recipe import Recipe
+from ..report import build_report, load_report, outputs_for, write_report
 from .common import ConsoleTask, add_model_args, open_session, print_notes
 
 
@@ -35,7 +37,6 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..report import build_report, load_report, outputs_for, write_report  # noqa: PLC0415
 
     try:
         outputs_for(args.output)
@@ -61,7 +62,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _build(args, build_report):
-    from ..recipe import Recipe  # noqa: PLC0415
 
     task = ConsoleTask()
     s = open_session(args)

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..recipe import Recipe
+from ..session import SessionSpec, open_session
 from .build import build_report
+from .files import write_report
 
 
 @dataclass
@@ -22,7 +24,7 @@ class ExportRequest:
     benchmark result per run (a ``qwb bench`` JSON document or ``{backend: result}``) or None.
     """
 
-    spec: object  # workbench.session.SessionSpec
+    spec: SessionSpec
     path: str
     recipe: Recipe
     analysis: object | None = None  # AnalysisResult of ``recipe``
@@ -37,8 +39,6 @@ class ExportRequest:
 
 def export_report(request: ExportRequest, task=None) -> list[str]:
     """Build the report for ``request`` and write it; returns the files written."""
-    from ..session import SessionSpec, open_session  # noqa: PLC0415
-    from . import write_report  # noqa: PLC0415
 
     spec = request.spec  # without its recipe file: the request's recipe is what the report describes
     session = open_session(SessionSpec(spec.model, spec.calib, spec.eval), recipe=request.recipe)

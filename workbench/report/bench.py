@@ -7,33 +7,20 @@ The report never times anything itself: it hands the FP32 model and each run's I
 
 from __future__ import annotations
 
+from backends.registry import BACKEND_NAMES, make_backend
 from backends.tasks import scaled
 
+from ..bench import BenchRequest, run_bench
 from ..compare import delta
 from ..errors import WorkbenchError
+from ..paths import arm_sysroot_dir
 from .data import BackendBench, BenchSummary, LatencyChange, LatencyRow, RunReport, num
 
 MAX_FLOAT_NODES = 12
 
 
-def bench_available() -> bool:
-    """Whether the benchmarking engine is part of this installation."""
-    try:
-        import workbench.bench  # noqa: F401, PLC0415
-    except ImportError:
-        return False
-    return True
-
-
 def check_backends(names: list[str]) -> None:
-    """Refuse, before any analysis runs, a benchmark that cannot happen: no engine, an unknown backend
-    name, or a backend that is not available on this machine (with its reason and fix)."""
-    if not bench_available():
-        raise WorkbenchError("benchmarking is not part of this installation (workbench.bench is missing)",
-                             "run the report without --bench, or update Quant Workbench")
-    from backends.registry import BACKEND_NAMES, make_backend  # noqa: PLC0415
-
-    from ..paths import arm_sysroot_dir  # noqa: PLC0415
+    """Refuse, before any analysis runs, a benchmark that cannot happen: an unknown backend name, or a backend that is not available on this machine (with its reason and fix)."""
 
     for n in names:
         if n not in BACKEND_NAMES:
@@ -81,11 +68,6 @@ def run_benchmarks(fp32_model: str, int8_models: list[str], backends: list[str],
     """Time FP32 vs each INT8 model on ``backends`` with the benchmarking engine; one summary per INT8 model.
 
     ``calib``: the calibration data, so the models are fed real samples (random inputs otherwise)."""
-    if not bench_available():
-        raise WorkbenchError("benchmarking is not part of this installation (workbench.bench is missing)",
-                             "run the report without --bench, or update Quant Workbench")
-    from ..bench import BenchRequest, run_bench  # noqa: PLC0415
-
     out = []
     for i, int8 in enumerate(int8_models):
         part = scaled(task, i / len(int8_models), (i + 1) / len(int8_models))

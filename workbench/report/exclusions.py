@@ -19,6 +19,10 @@ import json
 import shlex
 from pathlib import Path
 
+import onnx
+
+from analyzers.onnx_utils import tensors_to_calibrate
+
 from ..calibration_cache import op_types_for
 from ..recipe_ranges import activation_spec, sixteen_bit
 from .data import ExclusionLayer, Exclusions
@@ -35,7 +39,6 @@ def source_node_names(source: str) -> set[str] | None:
     p = Path(source)
     if p.suffix.lower() != ".onnx" or not p.is_file():
         return None
-    import onnx  # noqa: PLC0415
 
     try:
         m = onnx.load(str(p), load_external_data=False)
@@ -58,7 +61,6 @@ def exclusion_layers(graph, recipe, source_names: set[str] | None = None) -> lis
 def ort_overrides(prepared, recipe) -> dict[str, list[dict]]:
     """``TensorQuantOverrides`` for the recipe's INT16 layers, as ``workbench.quantize.build_overrides``
     gives them to onnxruntime (quant types by name), computed without calibration data."""
-    from analyzers.onnx_utils import tensors_to_calibrate  # noqa: PLC0415
 
     int16 = recipe.int16_nodes()
     if not int16:

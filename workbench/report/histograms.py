@@ -12,6 +12,7 @@ import numpy as np
 from analyzers.calibration.histogram import HistogramSnapshot
 from analyzers.calibration.methods import range_stats
 
+from ..calib_lab import build_lab
 from ..recipe_ranges import tensor_ranges
 from .data import CalibRange, TensorHistogram, num
 
@@ -98,11 +99,7 @@ def tensor_histograms(session, runs: list[tuple[str, object, object]], final: in
 
 
 def _add_lab(th: TensorHistogram, graph, recipe, calib) -> None:
-    """The calibration lab's per-method ranges and predicted SQNR, when that module is present."""
-    try:
-        from ..calib_lab import build_lab  # noqa: PLC0415
-    except ImportError:
-        return
+    """The calibration lab's per-method ranges and predicted SQNR."""
     lab = build_lab(graph, recipe, calib, tensors=[th.tensor])
     t = lab.tensors[0]
     th.methods = {m: {"lo": num(s.lo), "hi": num(s.hi), "clip_rate": num(s.clip_rate),

@@ -13,7 +13,9 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 import onnx
+import onnxruntime as ort
 
+from .. import __version__
 from .data import DataSet, Environment, ModelSummary, TensorInfoRow
 
 MAX_TEXT = 4000  # characters kept of a doc string
@@ -84,7 +86,6 @@ def package_versions(names=PACKAGES) -> dict[str, str]:
             out[n] = importlib_metadata.version(n)
         except importlib_metadata.PackageNotFoundError:
             if n == "quant-workbench":
-                from .. import __version__  # noqa: PLC0415
 
                 out[n] = __version__
     return out
@@ -92,7 +93,6 @@ def package_versions(names=PACKAGES) -> dict[str, str]:
 
 def environment(execution: str) -> Environment:
     """This machine and software, as a report records them."""
-    import onnxruntime as ort  # noqa: PLC0415
 
     return Environment(python=sys.version.split()[0], platform=platform.platform(), cpu=cpu_name(),
                        cores_logical=os.cpu_count(), packages=package_versions(),
