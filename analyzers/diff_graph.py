@@ -64,6 +64,7 @@ def fold_weight_dequantization(int8: onnx.ModelProto) -> onnx.ModelProto:
     g = m.graph
     inits = {i.name: i for i in g.initializer}
     keep, folded, used = [], [], set()
+    used.update(subgraph_inputs(g))  # If/Loop bodies read outer-scope weights by name
     for n in g.node:
         if n.op_type == "DequantizeLinear" and all(i in inits for i in n.input if i) and not n.domain:
             q = numpy_helper.to_array(inits[n.input[0]]).astype(np.int64)
@@ -85,6 +86,18 @@ def fold_weight_dequantization(int8: onnx.ModelProto) -> onnx.ModelProto:
     del g.initializer[:]
     g.initializer.extend(rest + folded)
     return m
+
+
+def subgraph_inputs(graph: onnx.GraphProto) -> set[str]:
+    """Every name the subgraphs of ``graph``'s nodes read (If branches, Loop and Scan bodies, nested)."""
+    out: set[str] = set()
+    for n in graph.node:
+        for a in n.attribute:
+            subs = [a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)
+            for sg in subs:
+                out.update(i for sn in sg.node for i in sn.input)
+                out |= subgraph_inputs(sg)
+    return out
 
 
 class _Builder:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, numpy_helper
 
 from tests.models import conv_net, conv_net_data, save, save_npz
+from tests.zoo import build
+from workbench.analysis import analyze
 from workbench.recipe import Recipe
 from workbench.session import Session
 
@@ -181,3 +185,15 @@ def test_precomputed_weight_scales_give_onnxruntimes_own_model(files, tmp_path, 
         assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), k
     assert [(n.op_type, list(n.input), list(n.output)) for n in ours.graph.node] == \
         [(n.op_type, list(n.input), list(n.output)) for n in theirs.graph.node]
+
+
+def test_layers_inside_if_and_loop_are_named_as_kept_in_float(tmp_path):
+    """onnxruntime's quantizer skips subgraphs: the user is told which layers stay in float, and the
+    analysis (whose weight folding must keep the initializers only subgraphs read) runs."""
+    p = build("control_flow_op13")
+    s = Session(str(p.model), str(p.calib), str(p.eval))
+    q = s.quantize(tmp_path / "q.onnx", check=True)
+    note = next(n for n in q.notes if "subgraphs" in n)
+    assert "loop/MatMul" in note or "MatMul" in note
+    r = analyze(s)
+    assert r.layers and all(math.isfinite(lay.cumulative.sqnr_db) for lay in r.layers if lay.cumulative.mse > 0)

@@ -130,6 +130,22 @@ def _annotate_shapes(path: Path) -> None:
         pass
 
 
+def subgraph_layers(model: onnx.ModelProto, op_types: set[str]) -> list[str]:
+    """Nodes of quantizable types inside If/Loop/Scan bodies (nested too), which the quantizer leaves alone."""
+    out = []
+
+    def walk(graph, inside):
+        for n in graph.node:
+            if inside and n.op_type in op_types:
+                out.append(n.name or n.op_type)
+            for a in n.attribute:
+                for sg in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+                    walk(sg, True)
+
+    walk(model.graph, False)
+    return out
+
+
 def float_layers_requantized_at_runtime(model_path: Path, excluded: list[str]) -> list[str]:
     """FP32 layers that onnxruntime's CPU optimizer will quantize anyway.
 
@@ -263,6 +279,11 @@ def quantize(prepared: PreparedModel, recipe: Recipe, calib: CalibrationData, ou
             check_runs(tmp_out, check_feed, prepared.source)
         tmp_out.replace(out_path)
     task.report(1.0, "quantized")
+    has_subgraphs = any(n.op_type in ("If", "Loop", "Scan") for n in prepared.graph.nodes)
+    inner = subgraph_layers(prepared.load_proto(), set(op_types_for(recipe))) if has_subgraphs else []
+    if inner:
+        notes.append(f"{len(inner)} layer(s) inside If/Loop subgraphs stay in float ({', '.join(inner[:5])}"
+                     f"{', ...' if len(inner) > 5 else ''}): onnxruntime's quantizer does not quantize subgraphs")
     requantized = float_layers_requantized_at_runtime(out_path, excluded)
     if requantized:
         notes.append(f"onnxruntime's CPU optimizer will still quantize the weights of {', '.join(requantized)} "
