@@ -110,13 +110,18 @@ class DiffEngine:
                     self.tracked.setdefault(t, t)
         op_of = {lay.fp32_tensor: lay.op_type for lay in self.match.layers}
         shapes = _shapes(fp32)
+        dims = _dim_names(fp32)
+        batch_dims = {d[0] for i in fp32.graph.input if (d := dims.get(i.name))}
         ranks = {t: len(s) for t, s in shapes.items() if s is not None}
         self.channel_axes = {t: channel_axis_for(op_of.get(t, ""), ranks.get(t, 0)) for t in self.tracked}
+        # time-major tensors ([T, N, C], LSTM's [T, dirs, N, H]) have no per-sample rows along axis 0
+        self.not_sample_major = frozenset(t for t in self.tracked if not _sample_major(dims.get(t), batch_dims))
         sizes = {t: per_sample_size(shapes.get(t), batched) for t in self.tracked}
         self.graph = build_diff_graph(fp32, int8, self.match, self.tracked, ranks, self.channel_axes, batched,
                                       isolated=isolated, reservoir=reservoir,
                                       sample_sizes={t: v for t, v in sizes.items() if v},
-                                      reuse_isolated={k: v[0] for k, v in (reuse_isolated or {}).items()})
+                                      reuse_isolated={k: v[0] for k, v in (reuse_isolated or {}).items()},
+                                      not_sample_major=self.not_sample_major)
         self.nonnegative = _relu_outputs(fp32)
         self.bounds = {lay.fp32_tensor: lay.act.bounds() for lay in self.match.layers if lay.act is not None}
         self.reused = {n: reuse_isolated[n][1] for n in self.graph.iso_reused}
@@ -141,9 +146,10 @@ class DiffEngine:
         """Stream ``batches`` ((start, stop, feed)) through the diff model and accumulate everything."""
         task = task or NullTask()
         g = self.graph
-        acc = {t: ErrorAccumulator(self.channel_axes[t], self.batched) for t in g.cumulative}
-        iso_acc = {n: ErrorAccumulator(self.channel_axes[self._by_node[n].fp32_tensor], self.batched)
-                   for n in g.isolated}
+        major = {t: self.batched and t not in self.not_sample_major for t in g.cumulative}
+        acc = {t: ErrorAccumulator(self.channel_axes[t], major[t]) for t in g.cumulative}
+        iso_acc = {n: ErrorAccumulator(self.channel_axes[self._by_node[n].fp32_tensor],
+                                       major[self._by_node[n].fp32_tensor]) for n in g.isolated}
         clip = {t: [0, 0] for t in g.cumulative if t in self.bounds}
         res = {t: Reservoir(self.reservoir_size, seed=i) for i, (t, p) in enumerate(g.cumulative.items())
                if p.sample_y}
@@ -199,7 +205,8 @@ class DiffEngine:
             layers[lay.node] = LayerOutcome(
                 a.result(), iso,
                 self.weights.get(lay.weight) if lay.weight else None,
-                c[0] / c[1] if c and c[1] else None, a.sample_sqnr())
+                c[0] / c[1] if c and c[1] else None,
+                _per_sample(a.sample_sqnr(), done, major[lay.fp32_tensor] or not self.batched))
         outputs = [self._output_result(o, out_acc[o], top1[o], preds[o], labels) for o in self.model_outputs]
         reservoirs = {t: (r.x, r.y) for t, r in res.items() if t in {lay.fp32_tensor for lay in self.match.layers}}
         return DiffOutcome(self.match, layers, {t: a.result() for t, a in acc.items()}, outputs, reservoirs, done,
@@ -267,6 +274,34 @@ def _tensor_names(model: onnx.ModelProto) -> set[str]:
     for n in model.graph.node:
         names.update(n.output)
     return names
+
+
+def _per_sample(sqnr: np.ndarray, samples: int, sample_major: bool) -> np.ndarray:
+    """Per-sample SQNR of a layer, or NaN where the tensor has no per-sample rows (the heatmap leaves a gap)."""
+    if sample_major and len(sqnr) == samples:
+        return sqnr
+    return np.full(samples, np.nan, np.float32)
+
+
+def _dim_names(model: onnx.ModelProto) -> dict[str, tuple]:
+    """Tensor -> its dims as the model declares them: the symbolic name, else the fixed size, else None."""
+    out = {}
+    for vi in list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output):
+        t = vi.type.tensor_type
+        if t.HasField("shape"):
+            out[vi.name] = tuple(d.dim_param or (d.dim_value if d.HasField("dim_value") else None)
+                                 for d in t.shape.dim)
+    return out
+
+
+def _sample_major(dims: tuple | None, batch_dims: set) -> bool:
+    """Whether axis 0 of a tensor is the sample axis. False only when the declared shapes say otherwise:
+    the inputs' batch dim is named and the tensor's first dim is another name (``T``) or a fixed size;
+    unknown dims (``unk__3``, missing shapes) keep the sample-major default."""
+    named = {d for d in batch_dims if isinstance(d, str)}
+    if not dims or not named or dims[0] is None or dims[0] in named:
+        return True
+    return isinstance(dims[0], str) and dims[0].startswith("unk__")
 
 
 def _shapes(model: onnx.ModelProto) -> dict[str, tuple | None]:

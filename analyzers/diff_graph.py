@@ -168,7 +168,8 @@ def _sample(b: _Builder, t: str, idx: np.ndarray, batched: bool) -> str:
 def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQMatch, tracked: dict[str, str],
                      ranks: dict[str, int], channel_axes: dict[str, int | None], batched: bool,
                      isolated: bool = True, reservoir: int = 0, sample_sizes: dict[str, int] | None = None,
-                     seed: int = 0, reuse_isolated: dict[str, str] | None = None) -> DiffGraph:
+                     seed: int = 0, reuse_isolated: dict[str, str] | None = None,
+                     not_sample_major: frozenset[str] = frozenset()) -> DiffGraph:
     """The QDQ model ``iso_source`` plus isolated copies and statistics, reading FP32 tensors ``f::name``.
 
     The FP32 tensors are inputs (``fp32_feeds``), computed by a separate, fully optimised FP32 session:
@@ -177,6 +178,8 @@ def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQM
     ``tracked``: FP32 tensor -> QDQ-model tensor to compare cumulatively.
     ``reuse_isolated``: layer -> signature of an isolated copy already measured on the same data; a layer
     whose copy would compute exactly that again is left out (the caller reuses its figures).
+    ``not_sample_major``: tensors whose axis 0 is not the sample axis (time-major [T, N, C], LSTM outputs):
+    their statistics are not split per sample.
     """
     opset = _opset(iso_source)
     model = fold_weight_dequantization(iso_source)
@@ -213,17 +216,19 @@ def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQM
             iso_out[lay.node] = out
     cumulative, iso_stats = {}, {}
     for ft, it in tracked.items():
-        p = _pair(b, fname(ft), it, ranks.get(ft, 0), channel_axes.get(ft), batched)
+        tb = batched and ft not in not_sample_major
+        p = _pair(b, fname(ft), it, ranks.get(ft, 0), channel_axes.get(ft), tb)
         size = (sample_sizes or {}).get(ft)
-        if reservoir and size:
+        if reservoir and size and tb:
             idx = rng.integers(0, size, size=min(reservoir, size)).astype(np.int64)
-            p.sample_idx, p.sample_y = idx, _sample(b, it, idx, batched)
+            p.sample_idx, p.sample_y = idx, _sample(b, it, idx, tb)
         cumulative[ft] = p
     layer_of = {lay.node: lay for lay in m.layers}
     for node, out in iso_out.items():
         ft = layer_of[node].fp32_tensor
         # x.x of the float tensor is already computed for the cumulative pair: reuse it
-        iso_stats[node] = _pair(b, fname(ft), out, ranks.get(ft, 0), channel_axes.get(ft), batched,
+        iso_stats[node] = _pair(b, fname(ft), out, ranks.get(ft, 0), channel_axes.get(ft),
+                                batched and ft not in not_sample_major,
                                 xx=cumulative[ft].xx if ft in cumulative else None)
     g.node.extend(b.nodes)
     g.initializer.extend(b.inits)

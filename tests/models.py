@@ -106,3 +106,18 @@ def shape_arith_net(seed: int = 0) -> onnx.ModelProto:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 8
     return model
+
+
+def time_major_net(seed: int = 0) -> onnx.ModelProto:
+    """x[N, T, 6] -> Transpose -> [T, N, 6] -> MatMul -> [T, N, 5] -> LogSoftmax: a CTC-style time-major head."""
+    rng = _rng(seed)
+    w = (rng.standard_normal((6, 5)) * 0.5).astype(np.float32)
+    nodes = [helper.make_node("Transpose", ["x"], ["xt"], name="to_time_major", perm=[1, 0, 2]),
+             helper.make_node("MatMul", ["xt", "w"], ["logits"], name="proj"),
+             helper.make_node("LogSoftmax", ["logits"], ["y"], name="logsoftmax", axis=2)]
+    graph = helper.make_graph(nodes, "time_major", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "T", 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["T", "N", 5])],
+                              [numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    return model

@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 
 from analyzers.calibration.grid import QuantSpec, fake_quant
-from tests.models import conv_net, conv_net_data, save, save_npz, shape_arith_net
+from tests.models import conv_net, conv_net_data, save, save_npz, shape_arith_net, time_major_net
 from workbench.analysis import analyze
 from workbench.errors import CancelledError
 from workbench.recipe import Recipe
@@ -269,3 +269,16 @@ def test_integer_shape_tensors_are_never_layers(tmp_path):
     for lay in r.layers:
         assert math.isfinite(lay.cumulative.sqnr_db), lay.node
     assert math.isfinite(r.outputs[0].sqnr_db) and r.outputs[0].sqnr_db > 10
+
+
+def test_time_major_tensors_get_no_per_sample_rows(tmp_path):
+    """[T, N, C] tensors: figures over all elements, no per-sample rows along T (they would not line up with
+    the samples); the heatmap keeps one row per sample."""
+    model = save(time_major_net(), tmp_path / "tm.onnx")
+    x = np.random.default_rng(3).standard_normal((12, 7, 6)).astype(np.float32)  # N=12 samples, T=7 steps
+    data = save_npz(tmp_path / "d.npz", x=x)
+    r = analyze(Session(str(model), str(data)))
+    proj = r.layer("proj")
+    assert math.isfinite(proj.cumulative.sqnr_db) and proj.cumulative.sqnr_db > 10
+    assert r.heatmap.shape == (12, len(r.layers))
+    assert np.isnan(r.heatmap[:, [lay.node for lay in r.layers].index("proj")]).all()
