@@ -191,3 +191,13 @@ def test_qwb_bench_bad_numbers(args, message):
 def test_qwb_bench_bad_model_path():
     r = qwb("bench", "nope.onnx", "--int8", "nope.onnx", "--backend", "cpu")
     assert r.returncode == 2 and "nope.onnx does not exist" in r.stderr
+
+
+def test_qwb_bench_exits_non_zero_when_a_model_fails_to_run(tmp_path):
+    model = save(conv_net(), tmp_path / "net.onnx")
+    broken = conv_net()
+    broken.graph.node[-1].input[0] = "nobody_makes_this"  # loads as ONNX, onnxruntime refuses it
+    int8 = save(broken, tmp_path / "broken.onnx")
+    r = qwb("bench", model, "--int8", int8, "--backend", "cpu", "--runs", "2", "--warmup", "0", "--no-variants")
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "FAILED   int8" in r.stdout and "1 model run(s) failed: cpu int8" in r.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -62,7 +63,6 @@ def fmt_ms(x: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-
     req = BenchRequest(model=args.model, int8=args.int8, calib=args.calib, recipe=args.recipe, demo=args.demo,
                        backends=(args.backend,), threads=args.threads, batches=_int_list(args.batch, "--batch"),
                        runs=args.runs, warmup=args.warmup, timeout_s=args.timeout,
@@ -77,6 +77,11 @@ def run(args: argparse.Namespace) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
         print(f"wrote    {args.json}")
+    failed = {f"{r.backend} {label}": msg for r in report.results for label, msg in r.failures.items()
+              if not label.startswith("emulated ") and label in ("fp32", "int8")}
+    if failed:  # a model that crashed or did not load is a failed benchmark, for scripts and CI too
+        print(f"error: {len(failed)} model run(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 
