@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import ranking
-from .jsonsafe import json_num
+from .jsonsafe import json_num, json_safe
 from .ranking import Thresholds
 
 RESULT_FORMAT = 1
@@ -22,7 +22,8 @@ class ErrorMetrics:
     """How far a quantized tensor is from its float reference, accumulated over all samples.
 
     SQNR is 10*log10(sum x^2 / sum (x-y)^2) over every element of every sample (power-weighted, not a
-    mean of per-sample dB). The per-channel figures expose damage a dominant channel hides.
+    mean of per-sample dB). The per-channel figures expose damage a dominant channel hides; they are over
+    channels with signal and non-zero error (dead and exact channels are counted, not averaged).
     """
 
     sqnr_db: float
@@ -32,6 +33,8 @@ class ErrorMetrics:
     cosine: float
     max_abs: float
     mean_error: float  # bias: mean of (int8 - fp32)
+    channels_exact: int | None = None  # channels with exactly zero error: left out of the channel mean/min
+    channels_dead: int | None = None  # channels with no signal: left out of the channel mean/min
 
     @property
     def effective_sqnr_db(self) -> float:
@@ -41,7 +44,7 @@ class ErrorMetrics:
         return min(self.sqnr_db, self.channel_sqnr_mean)
 
     def to_dict(self) -> dict:
-        return {k: json_num(v) for k, v in asdict(self).items()}
+        return json_safe(asdict(self))
 
 
 @dataclass
@@ -54,7 +57,9 @@ class WeightError:
 
     @property
     def channel_sqnr_min(self) -> float | None:
-        return min(self.channel_sqnr) if self.channel_sqnr else None
+        """The worst channel, over channels with signal and error (``channel_sqnr`` holds NaN for the others)."""
+        counted = [v for v in self.channel_sqnr if v is not None and not math.isnan(v)]
+        return min(counted) if counted else None
 
     def to_dict(self) -> dict:
         return {"tensor": self.tensor, "sqnr_db": json_num(self.sqnr_db), "channel_sqnr_min": json_num(self.channel_sqnr_min),
@@ -101,6 +106,8 @@ class LayerResult:
             "precision": self.precision, "index": self.index, "depth": self.depth,
             "cumulative": self.cumulative.to_dict(),
             "isolated": self.isolated.to_dict() if self.isolated else None,
+            # the ranking key: the worse of the isolated tensor SQNR and its per-channel mean
+            "rank_key_db": json_num(self.isolated.effective_sqnr_db) if self.isolated else None,
             "weight": self.weight.to_dict() if self.weight else None,
             "amplification": json_num(self.amplification), "introduced_db": json_num(self.introduced_db),
             "clip_rate": json_num(self.clip_rate), "flagged": self.flagged,
@@ -210,7 +217,8 @@ def _metrics_from(d: dict | None) -> ErrorMetrics | None:
     if d is None:
         return None
     return ErrorMetrics(_f(d["sqnr_db"]), _opt(d.get("channel_sqnr_mean")), _opt(d.get("channel_sqnr_min")),
-                        _f(d.get("mse")), _f(d.get("cosine")), _f(d.get("max_abs")), _f(d.get("mean_error")))
+                        _f(d.get("mse")), _f(d.get("cosine")), _f(d.get("max_abs")), _f(d.get("mean_error")),
+                        d.get("channels_exact"), d.get("channels_dead"))
 
 
 def _layer_from(d: dict) -> LayerResult:

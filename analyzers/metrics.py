@@ -7,13 +7,37 @@ computes exactly the same quantities sample by sample so memory does not grow wi
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from .diff_types import ErrorMetrics
 
-#: Per-channel SQNR above this is treated as this (a channel whose error is exactly zero would be +inf).
-CHANNEL_SQNR_CAP_DB = 200.0
+
+@dataclass(frozen=True)
+class ChannelSQNR:
+    """Per-channel SQNR under the one rule every screen shows (README, "SQNR"): a channel with no signal
+    (``dead``) or with exactly zero error (``exact``: its values sit on the integer grid, e.g. padding) has
+    no finite SQNR; it is NaN here, left out of the channel mean and minimum, and counted separately."""
+
+    db: np.ndarray  # one value per channel, NaN where the channel is dead or exact
+    exact: int
+    dead: int
+
+    @property
+    def counted(self) -> np.ndarray:
+        return self.db[~np.isnan(self.db)]
+
+
+def channel_sqnr(signal: np.ndarray, noise: np.ndarray) -> ChannelSQNR:
+    """SQNR per channel from per-channel sums of x^2 (``signal``) and e^2 (``noise``), under the rule above."""
+    signal, noise = np.asarray(signal, np.float64), np.asarray(noise, np.float64)
+    dead = signal <= 0
+    exact = ~dead & (noise <= 0)
+    ok = ~dead & ~exact
+    db = np.full(signal.shape, np.nan)
+    db[ok] = 10.0 * np.log10(signal[ok] / noise[ok])
+    return ChannelSQNR(db, int(exact.sum()), int(dead.sum()))
 
 
 def sqnr_db(x: np.ndarray, y: np.ndarray) -> float:
@@ -135,30 +159,26 @@ class ErrorAccumulator:
                 self.cx2 += cx2
                 self.ce2 += ce2
 
-    def channel_sqnr(self) -> np.ndarray | None:
-        """SQNR per channel (dB) over channels that carry any signal; capped at CHANNEL_SQNR_CAP_DB."""
-        if self.cx2 is None:
-            return None
-        live = self.cx2 > 0
-        if not live.any():
-            return None
-        with np.errstate(divide="ignore"):
-            db = 10.0 * np.log10(self.cx2[live] / self.ce2[live])
-        return np.minimum(db, CHANNEL_SQNR_CAP_DB)
+    def channel_sqnr(self) -> ChannelSQNR | None:
+        """Per-channel SQNR (see ``ChannelSQNR`` for dead and exact channels); None without channels."""
+        return channel_sqnr(self.cx2, self.ce2) if self.cx2 is not None else None
 
     def result(self) -> ErrorMetrics:
         ch = self.channel_sqnr()
+        counted = ch.counted if ch is not None and ch.db.size > 1 else None
         sxy = (self.sx2 + self.sy2 - self.se2) / 2
         den = math.sqrt(self.sx2 * self.sy2)
         cos = sxy / den if den > 0 else (1.0 if self.sx2 == 0 and self.sy2 == 0 else 0.0)
         return ErrorMetrics(
             sqnr_db=power_ratio_db(self.sx2, self.se2),
-            channel_sqnr_mean=float(ch.mean()) if ch is not None and ch.size > 1 else None,
-            channel_sqnr_min=float(ch.min()) if ch is not None and ch.size > 1 else None,
+            channel_sqnr_mean=float(counted.mean()) if counted is not None and counted.size else None,
+            channel_sqnr_min=float(counted.min()) if counted is not None and counted.size else None,
             mse=self.se2 / self.count if self.count else math.nan,
             cosine=float(min(max(cos, -1.0), 1.0)),
             max_abs=self.maxabs,
             mean_error=self.se / self.count if self.count else math.nan,
+            channels_exact=ch.exact if ch is not None and ch.db.size > 1 else None,
+            channels_dead=ch.dead if ch is not None and ch.db.size > 1 else None,
         )
 
     def sample_sqnr(self) -> np.ndarray:

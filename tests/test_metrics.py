@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
 
-from analyzers.metrics import ErrorAccumulator, Reservoir, cosine, max_abs, mean_error, mse, sqnr_db
+from analyzers.metrics import ErrorAccumulator, Reservoir, channel_sqnr, cosine, max_abs, mean_error, mse, sqnr_db
+from workbench.formatting import fmt_bytes
 
 X = np.array([1.0, -2.0, 3.0, 0.0], np.float32)
 Y = np.array([1.5, -2.0, 2.0, 0.5], np.float32)
@@ -86,7 +88,30 @@ def test_reservoir_is_uniform_over_batches():
 
 
 def test_fmt_bytes_is_one_format_for_console_and_report():
-    from workbench.formatting import fmt_bytes
-
     assert [fmt_bytes(n) for n in (0, 1023, 1536, 3 * 2**20, 5 * 2**30, None)] == \
         ["0 B", "1023 B", "1.5 KB", "3.0 MB", "5.0 GB", "–"]
+
+
+def test_dead_and_exact_channels_are_counted_not_averaged():
+    """The one per-channel rule: a channel without signal (dead) or without error (exact, values on the grid)
+    has no finite SQNR; it is left out of the channel mean/min and counted. The tensor SQNR keeps every element."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 4, 10))
+    x[:, 0] = 0.0  # dead channel
+    y = x + rng.standard_normal(x.shape) * 0.01
+    y[:, 0] = 0.0
+    y[:, 1] = x[:, 1]  # exact channel
+    y[:, 3] = x[:, 3] + rng.standard_normal((6, 10)) * 0.1  # a noisier one
+    acc = ErrorAccumulator(channel_axis=1)
+    acc.update(x.astype(np.float32), y.astype(np.float32))
+    m = acc.result()
+    xs, ys = x.astype(np.float32).astype(np.float64), y.astype(np.float32).astype(np.float64)
+    per = [10 * np.log10((xs[:, c] ** 2).sum() / ((ys[:, c] - xs[:, c]) ** 2).sum()) for c in (2, 3)]
+    assert (m.channels_dead, m.channels_exact) == (1, 1)
+    assert m.channel_sqnr_mean == pytest.approx(np.mean(per), abs=1e-6)
+    assert m.channel_sqnr_min == pytest.approx(min(per), abs=1e-6)
+    assert m.sqnr_db == pytest.approx(sqnr_db(xs, ys), abs=1e-6)
+    d = m.to_dict()
+    assert (d["channels_dead"], d["channels_exact"]) == (1, 1) and json.dumps(d, allow_nan=False)
+    ch = channel_sqnr(np.array([0.0, 4.0, 4.0]), np.array([0.0, 0.0, 0.04]))
+    assert np.isnan(ch.db[:2]).all() and ch.db[2] == pytest.approx(20.0) and (ch.dead, ch.exact) == (1, 1)

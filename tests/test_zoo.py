@@ -191,3 +191,43 @@ def test_command(name, command, zoo_paths, tmp_path, monkeypatch):
     left = sorted(set(os.listdir(work)) - expected)
     assert not left, f"scratch files left in the working directory: {left}"
     CHECKS[command](name, p, work, r)
+
+
+# ---------------------------------------------------------------- exact means exact (issue 16)
+
+@pytest.mark.kernels  # qdq_loss_debug runs the INT8 model in a default session: check it on both x86 kinds
+@pytest.mark.parametrize("name", NAMES)
+def test_exact_mode_agrees_with_qdq_loss_debug(name, zoo_paths, tmp_path):
+    """Cumulative SQNR of every layer equals onnxruntime's qdq_loss_debug (every tensor exposed) within 0.01 dB."""
+    from onnxruntime.quantization import CalibrationDataReader
+    from onnxruntime.quantization import qdq_loss_debug as dbg
+
+    from workbench.analysis import analyze
+    from workbench.session import Session
+
+    p = zoo_paths(name)
+    s = Session(str(p.model), str(p.calib), str(p.eval))
+    r = analyze(s, samples=16)
+    with np.load(p.eval) as z:
+        data = {k: z[k][:16] for k in z.files if k != "labels"}
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{k: v[i:i + 1] for k, v in data.items()} for i in range(16)])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    dbg.modify_model_output_intermediate_tensors(str(s.prepared.path), str(tmp_path / "f.onnx"))
+    dbg.modify_model_output_intermediate_tensors(r.int8_model, str(tmp_path / "q.onnx"))
+    fa = dbg.collect_activations(str(tmp_path / "f.onnx"), Reader())
+    qa = dbg.collect_activations(str(tmp_path / "q.onnx"), Reader())
+    errors = dbg.compute_activation_error(dbg.create_activation_matching(qa, fa))
+    compared = 0
+    for lay in r.layers:
+        ref = errors.get(lay.output, {}).get("xmodel_err")
+        if ref is None or not (math.isfinite(ref) and math.isfinite(lay.cumulative.sqnr_db)):
+            continue
+        assert lay.cumulative.sqnr_db == pytest.approx(ref, abs=0.01), lay.node
+        compared += 1
+    assert compared >= 2, [lay.node for lay in r.layers]

@@ -19,17 +19,19 @@ from workbench.recipe import PRECISIONS
 
 from .colors import FLAGGED, fmt_db, scale_for
 
-COLUMNS = ("Layer", "Op", "Precision", "Percentile", "Isolated", "Cumulative", "Amplif.", "Δ cum.", "Hints")
-C_NODE, C_OP, C_PREC, C_PCT, C_ISO, C_CUM, C_AMP, C_DELTA, C_HINTS = range(len(COLUMNS))
+COLUMNS = ("Layer", "Op", "Precision", "Percentile", "Rank key", "Isolated", "Cumulative", "Amplif.", "Δ cum.", "Hints")
+C_NODE, C_OP, C_PREC, C_PCT, C_KEY, C_ISO, C_CUM, C_AMP, C_DELTA, C_HINTS = range(len(COLUMNS))
+DB_COLUMNS = (C_KEY, C_ISO, C_CUM, C_AMP, C_DELTA)
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 NODE_ROLE = Qt.ItemDataRole.UserRole + 2
 HEADER_TIPS = {
     C_PREC: "INT8 / INT16 / FP32 (kept in float). Double-click to edit; with several rows selected the "
             "choice applies to all of them.",
     C_PCT: "Calibration percentile for this layer's output (empty: the recipe's global method).",
-    C_ISO: "SQNR of this layer quantized alone, fed the float model's inputs: the error it causes. "
-           "The worse of the tensor and mean per-channel figures.",
-    C_CUM: "SQNR of this layer's output in the fully quantized model: the error that has accumulated.",
+    C_KEY: "The ranking key (dB): the worse of the isolated tensor SQNR and its per-channel mean (channels "
+           "without signal or without error left out). Layers are ranked and flagged by it.",
+    C_ISO: "Tensor SQNR of this layer quantized alone, fed the float model's inputs: the error it causes.",
+    C_CUM: "Tensor SQNR of this layer's output in the fully quantized model: the error that has accumulated.",
     C_AMP: "Isolated minus cumulative SQNR: high means the layer mostly carries error from upstream.",
     C_DELTA: "Change of cumulative SQNR against the run compared with (before/after).",
 }
@@ -93,7 +95,7 @@ class LayerTableModel(QAbstractTableModel):
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
         if orientation == Qt.Orientation.Horizontal:
             if role == Qt.ItemDataRole.DisplayRole:
-                return COLUMNS[section] + (" dB" if section in (C_ISO, C_CUM, C_AMP, C_DELTA) else "")
+                return COLUMNS[section] + (" dB" if section in DB_COLUMNS else "")
             if role == Qt.ItemDataRole.ToolTipRole:
                 return HEADER_TIPS.get(section)
         return None
@@ -117,17 +119,19 @@ class LayerTableModel(QAbstractTableModel):
             return self.ws.recipe.percentile_of(node)
         if lay is None:
             return None
-        if col == C_ISO:
+        if col == C_KEY:
             return lay.isolated.effective_sqnr_db if lay.isolated else None
+        if col == C_ISO:
+            return lay.isolated.sqnr_db if lay.isolated else None
         if col == C_CUM:
-            return lay.cumulative.effective_sqnr_db
+            return lay.cumulative.sqnr_db
         if col == C_AMP:
             return lay.amplification
         if col == C_DELTA:
             b = self._before.get(node)
             if b is None:
                 return None
-            a, c = lay.cumulative.effective_sqnr_db, b.cumulative.effective_sqnr_db
+            a, c = lay.cumulative.sqnr_db, b.cumulative.sqnr_db  # as the before/after view (workbench.compare)
             return a - c if math.isfinite(a) and math.isfinite(c) else None
         if col == C_HINTS:
             return "; ".join(h.message for h in lay.hints)
@@ -159,7 +163,7 @@ class LayerTableModel(QAbstractTableModel):
                 return v.upper() if ran is None else f"{v.upper()}→{ran.upper()}"
             if col == C_PCT:
                 return "" if v is None else f"{v:g}"
-            if col in (C_ISO, C_CUM, C_AMP):
+            if col in (C_KEY, C_ISO, C_CUM, C_AMP):
                 return fmt_db(v)
             if col == C_DELTA:
                 return "" if v is None else f"{v:+.1f}"
@@ -174,7 +178,7 @@ class LayerTableModel(QAbstractTableModel):
             return float("inf") if v is None else float(v)
         if role == NODE_ROLE:
             return node
-        if role == Qt.ItemDataRole.BackgroundRole and col in (C_ISO, C_CUM) and v is not None:
+        if role == Qt.ItemDataRole.BackgroundRole and col in (C_KEY, C_ISO, C_CUM) and v is not None:
             c = QColor(_SQNR_SCALE.color(v))
             c.setAlpha(110)
             return QBrush(c)
@@ -191,7 +195,7 @@ class LayerTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DecorationRole and col == C_NODE and node in self._results \
                 and self._results[node].flagged:
             return FLAGGED
-        if role == Qt.ItemDataRole.TextAlignmentRole and col in (C_PCT, C_ISO, C_CUM, C_AMP, C_DELTA):
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in (C_PCT, *DB_COLUMNS):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._tooltip(node, col)
@@ -201,12 +205,15 @@ class LayerTableModel(QAbstractTableModel):
         lay = self._results.get(node)
         if col == C_HINTS and lay is not None and lay.hints:
             return "\n".join(f"• {h.message}\n   try: {h.suggestion}" for h in lay.hints)
-        if col in (C_ISO, C_CUM) and lay is not None:
-            m = lay.isolated if col == C_ISO else lay.cumulative
+        if col in (C_KEY, C_ISO, C_CUM) and lay is not None:
+            m = lay.cumulative if col == C_CUM else lay.isolated
             if m is None:
                 return None
+            left_out = f" ({m.channels_exact or 0} exact, {m.channels_dead or 0} dead channels left out)" \
+                if (m.channels_exact or m.channels_dead) else ""
             return (f"tensor SQNR {fmt_db(m.sqnr_db)} dB\nper-channel mean {fmt_db(m.channel_sqnr_mean)} dB, "
-                    f"worst channel {fmt_db(m.channel_sqnr_min)} dB\ncosine {m.cosine:.5f}, max |error| {m.max_abs:.4g}")
+                    f"worst channel {fmt_db(m.channel_sqnr_min)} dB{left_out}\ncosine {m.cosine:.5f}, "
+                    f"max |error| {m.max_abs:.4g}")
         if col == C_PREC and self._pending(node):
             return "Changed since the shown run: re-run to see its effect."
         if col == C_PREC and self._ran_as(node):

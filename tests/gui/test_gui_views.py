@@ -70,12 +70,12 @@ def test_graph_click_search_and_colours(qtbot, demo_ws, demo_session):
 
 def test_table_sorting_filter_and_set_many(qtbot, demo_ws):
     from ui.layer_panel import LayerPanel
-    from ui.layer_table import C_ISO, C_PREC, NODE_ROLE
+    from ui.layer_table import C_KEY, C_PREC, NODE_ROLE
 
     p = LayerPanel(demo_ws)
     qtbot.addWidget(p)
     p.show()
-    p.table.sortByColumn(C_ISO, Qt.SortOrder.AscendingOrder)
+    p.table.sortByColumn(C_KEY, Qt.SortOrder.AscendingOrder)  # the ranking key orders as the ranking does
     first = p.proxy.index(0, 0).data(NODE_ROLE)
     assert first == demo_ws.current_run.result.ranked("isolated")[0].node
     p.flagged_only.setChecked(True)

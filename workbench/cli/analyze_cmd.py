@@ -81,16 +81,21 @@ def print_report(r, s, rank: str, top: int) -> None:
             print("         classes losing accuracy: " + ", ".join(
                 f"{c.label} ({c.accuracy_fp32:.0%} -> {c.accuracy_int8:.0%}, n={c.count})" for c in worst))
     flagged = [lay for lay in r.layers if lay.flagged]
-    print(f"layers   {len(r.layers)} analysed, {len(flagged)} flagged; ranked by {rank} error "
-          "(SQNR in dB, higher is better; ch = mean/min over channels)")
-    head = f"{'#':>3}  {'node':<28} {'op':<10} {'isolated (ch)':>20} {'cumulative (ch)':>20} {'amp':>5} {'intro':>6}  flag"
+    key = {"isolated": "key = the worse of isolated tensor SQNR and its channel mean",
+           "cumulative": "key = the worse of cumulative tensor SQNR and its channel mean"}.get(rank, "")
+    print(f"layers   {len(r.layers)} analysed, {len(flagged)} flagged; ranked by {rank} error{'; ' + key if key else ''} "
+          "(SQNR in dB, higher is better; ch = mean/min over channels with signal and error)")
+    head = (f"{'#':>3}  {'node':<28} {'op':<10} {'key':>5} {'isolated (ch)':>20} {'cumulative (ch)':>20} {'amp':>5} "
+            f"{'intro':>6}  flag")
     print(head)
     for i, lay in enumerate(r.ranked(rank)[:top], 1):
         iso = lay.isolated
         iso_s = f"{_f(iso.sqnr_db)} ({_f(iso.channel_sqnr_mean)}/{_f(iso.channel_sqnr_min)})" if iso else "-"
         c = lay.cumulative
         cum_s = f"{_f(c.sqnr_db)} ({_f(c.channel_sqnr_mean)}/{_f(c.channel_sqnr_min)})"
-        print(f"{i:>3}  {lay.node[:28]:<28} {lay.op_type[:10]:<10} {iso_s:>20} {cum_s:>20} {_f(lay.amplification):>5} "
+        k = (iso.effective_sqnr_db if iso else None) if rank != "cumulative" else c.effective_sqnr_db
+        k_s = _f(k) if rank in ("isolated", "cumulative") and k is not None else "-"
+        print(f"{i:>3}  {lay.node[:28]:<28} {lay.op_type[:10]:<10} {k_s:>5} {iso_s:>20} {cum_s:>20} {_f(lay.amplification):>5} "
               f"{_f(lay.introduced_db):>6}  {'YES' if lay.flagged else ''}")
         if lay.flagged or (i <= 3 and lay.hints):
             for h in lay.hints:

@@ -72,14 +72,14 @@ def render_markdown(report: ReportData | dict) -> str:
     if c:
         out += _comparison(d, c)
     layers = run["analysis"]["layers"]
-    ranked = sorted((lay for lay in layers if lay["isolated"] and lay["isolated"]["sqnr_db"] is not None),
-                    key=lambda lay: min(x for x in (lay["isolated"]["sqnr_db"], lay["isolated"]["channel_sqnr_mean"])
-                                        if x is not None))
-    out += ["**Worst layers** (SQNR in dB, higher is better)", "",
-            "| layer | op | isolated | cumulative | flagged | first hint |", "|---|---|--:|--:|---|---|"]
+    ranked = sorted((lay for lay in layers if lay.get("rank_key_db") is not None), key=lambda lay: lay["rank_key_db"])
+    out += ["**Worst layers** (SQNR in dB, higher is better; ranked by the rank key = the worse of the isolated "
+            "tensor SQNR and its per-channel mean)", "",
+            "| layer | op | rank key | isolated | cumulative | flagged | first hint |", "|---|---|--:|--:|--:|---|---|"]
     for lay in ranked[:TOP]:
         hint = md_text(lay["hints"][0]["suggestion"]) if lay["hints"] and lay["flagged"] else ""
-        out.append(f"| {md_code(lay['node'], True)} | {md_code(lay['op_type'], True)} | {_v(lay['isolated']['sqnr_db'], 'db')} | "
+        out.append(f"| {md_code(lay['node'], True)} | {md_code(lay['op_type'], True)} | {_v(lay['rank_key_db'], 'db')} | "
+                   f"{_v(lay['isolated']['sqnr_db'], 'db')} | "
                    f"{_v(lay['cumulative']['sqnr_db'], 'db')} | {'yes' if lay['flagged'] else ''} | {hint} |")
     out.append("")
     if run.get("bench"):

@@ -193,7 +193,8 @@ def _layer_name(lay: dict) -> Markup:
 
 def _worst_row(v: View, f: int, i: int, lay: dict) -> list:
     p = ("runs", f, "analysis", "layers", i)
-    return [_layer_name(lay), _sqnr_cell(v, p, "isolated", lay["isolated"]),
+    return [_layer_name(lay), v.num(p + ("rank_key_db",), "db") if lay.get("rank_key_db") is not None else "–",
+            _sqnr_cell(v, p, "isolated", lay["isolated"]),
             _sqnr_cell(v, p, "cumulative", lay["cumulative"]), v.num(p + ("amplification",), "db"),
             v.num(p + ("introduced_db",), "db"),
             join([v.num(p + ("clip_rate",), "pctg"), "%"]) if lay["clip_rate"] is not None else "–",
@@ -220,21 +221,22 @@ def layers(v: View, f: int) -> Markup:
         if lay["hints"] and (lay["flagged"] or rank <= 3):
             items = [el("li", None, h["message"], el("br", None), el("span", {"class_": "hint-try"}, "try: ",
                                                                       h["suggestion"])) for h in lay["hints"]]
-            rows.append([Markup(""), el("td", {"colspan": 7}, el("ul", {"class_": "hints"}, *items))])
+            rows.append([Markup(""), el("td", {"colspan": 8}, el("ul", {"class_": "hints"}, *items))])
             classes.append("flagged hint-row" if lay["flagged"] else "hint-row")
-    heads = ["#", "layer", "isolated SQNR dB", "cumulative SQNR dB", "amplif. dB", "introduced dB", "clipped",
-             "weight SQNR dB"]
+    heads = ["#", "layer", "rank key dB", "isolated SQNR dB", "cumulative SQNR dB", "amplif. dB", "introduced dB",
+             "clipped", "weight SQNR dB"]
     th = v.get("runs", f, "analysis", "thresholds")
     shown = all_layers[:MAX_ALL_LAYERS]
     every = [_all_row(v, f, i, lay) for i, lay in enumerate(shown)]
     return section(
         "layers", "Worst layers and why",
-        el("p", {"class_": "sub"}, "Ranked by isolated error (the layer alone quantized, fed float inputs), which "
-           "separates layers that cause error from layers that carry it; amplification = isolated − cumulative SQNR; "
-           "ch = mean / worst output channel. "
+        el("p", {"class_": "sub"}, "Ranked by the rank key: the worse of the isolated tensor SQNR (the layer alone "
+           "quantized, fed float inputs, which separates layers that cause error from layers that carry it) and its "
+           "per-channel mean; amplification = isolated − cumulative tensor SQNR; ch = mean / worst output channel, "
+           "over channels with signal and error (dead and exact channels are left out). "
            f"Flagged: isolated SQNR {th['isolated_below_median_db']:g} dB below the median layer, under "
            f"{th['isolated_floor_db']:g} dB, or {th['introduced_db']:g} dB lost at the node. Higher SQNR is better."),
-        table(heads, rows, num_cols={0, 2, 3, 4, 5, 6, 7}, row_classes=classes, id="worst-layers", name_col=1),
+        table(heads, rows, num_cols={0, 2, 3, 4, 5, 6, 7, 8}, row_classes=classes, id="worst-layers", name_col=1),
         el("h3", None, f"All layers in graph order ({len(all_layers)})"),
         table(["layer", "op", "precision", "isolated dB", "cumulative dB", "amplif. dB", ""], every,
               num_cols={3, 4, 5}, row_classes=["flagged" if lay["flagged"] else None for lay in shown],
@@ -244,11 +246,10 @@ def layers(v: View, f: int) -> Markup:
 
 
 def _iso_key(lay: dict) -> float:
-    iso = lay["isolated"]
-    if not iso or iso["sqnr_db"] is None:
-        return float("inf")
-    vals = [x for x in (iso["sqnr_db"], iso["channel_sqnr_mean"]) if x is not None]
-    return min(vals)
+    key = lay.get("rank_key_db")
+    if key is None and lay["isolated"] and lay["isolated"]["sqnr_db"] is not None:  # reports before rank_key_db
+        key = min(x for x in (lay["isolated"]["sqnr_db"], lay["isolated"]["channel_sqnr_mean"]) if x is not None)
+    return float("inf") if key is None else key
 
 
 def depth(v: View, f: int) -> Markup:
