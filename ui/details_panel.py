@@ -17,8 +17,11 @@ def _metrics_table(iso: ErrorMetrics | None, cum: ErrorMetrics | None) -> str:
     def cell(m, f):
         return "<td align=right>—</td>" if m is None else f"<td align=right>{f(m)}</td>"
 
-    rows = (("SQNR (dB)", lambda m: fmt_db(m.sqnr_db)), ("channel mean", lambda m: fmt_db(m.channel_sqnr_mean)),
-            ("worst channel", lambda m: fmt_db(m.channel_sqnr_min)), ("cosine", lambda m: f"{m.cosine:.5f}"),
+    rows = (("SQNR (dB)", lambda m: fmt_db(m.sqnr_db)), ("min(SQNR, ch. mean)", lambda m: fmt_db(m.effective_sqnr_db)),
+            ("channel mean", lambda m: fmt_db(m.channel_sqnr_mean)),
+            ("worst channel", lambda m: fmt_db(m.channel_sqnr_min)),
+            ("channels left out", lambda m: f"{m.channels_exact or 0} exact, {m.channels_dead or 0} dead"),
+            ("cosine", lambda m: f"{m.cosine:.5f}"),
             ("max |error|", lambda m: f"{m.max_abs:.3g}"), ("mean error", lambda m: f"{m.mean_error:+.2g}"))
     body = "".join(f"<tr><td>{name}</td>{cell(iso, f)}{cell(cum, f)}</tr>" for name, f in rows)
     return ("<table cellspacing=0 cellpadding=3 border=1 style='border-collapse:collapse;border-color:#ccd'>"
