@@ -15,6 +15,7 @@ from PySide6.QtGui import QColor
 from analyzers.diff_types import LayerResult
 
 METRICS = {
+    "rank_key": "Rank key (dB)",  # what ranking and flagging use: min(isolated tensor SQNR, its channel mean)
     "isolated": "Isolated SQNR (dB)",
     "cumulative": "Cumulative SQNR (dB)",
     "amplification": "Amplification (dB)",
@@ -88,10 +89,12 @@ def layer_metric(lay: LayerResult | None, metric: str) -> float:
     """The value ``metric`` colours by for one layer (NaN when not available; +inf stays +inf)."""
     if lay is None:
         return math.nan
-    if metric == "isolated":
+    if metric == "rank_key":
         return lay.isolated.effective_sqnr_db if lay.isolated is not None else math.nan
+    if metric == "isolated":
+        return lay.isolated.sqnr_db if lay.isolated is not None else math.nan
     if metric == "cumulative":
-        return lay.cumulative.effective_sqnr_db
+        return lay.cumulative.sqnr_db
     if metric == "amplification":
         return lay.amplification if lay.amplification is not None else math.nan
     raise ValueError(metric)

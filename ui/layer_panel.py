@@ -108,7 +108,7 @@ class LayerPanel(QWidget):
         h = self.table.horizontalHeader()
         h.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         h.setStretchLastSection(True)
-        for col, w in ((C_NODE, 150), (C_OP, 74), (C_PREC, 92), (C_PCT, 72), (C_KEY, 82), (C_ISO, 82), (C_CUM, 100),
+        for col, w in ((C_NODE, 150), (C_OP, 74), (C_PREC, 92), (C_PCT, 72), (C_KEY, 96), (C_ISO, 90), (C_CUM, 100),
                        (C_AMP, 82),
                        (C_DELTA, 72), (C_HINTS, 260)):
             self.table.setColumnWidth(col, w)

@@ -37,7 +37,7 @@ def open_settings() -> QSettings:
 class Preferences:
     """What a user can choose once and keep."""
 
-    color_metric: str = "isolated"  # isolated | cumulative | amplification
+    color_metric: str = "rank_key"  # rank_key | isolated | cumulative | amplification
     auto_analyze: bool = True  # analyse right after a model is opened
     autosave_seconds: int = 5
     histogram_log: bool = True

@@ -35,7 +35,7 @@ class GraphPanel(QWidget):
     sigOpenNetron = Signal()
     sigMetricChanged = Signal(str)
 
-    def __init__(self, workspace: Workspace, metric: str = "isolated", parent=None):
+    def __init__(self, workspace: Workspace, metric: str = "rank_key", parent=None):
         super().__init__(parent)
         self.ws = workspace
         self.graph = None
