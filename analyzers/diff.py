@@ -20,9 +20,11 @@ import onnx
 from backends.tasks import NullTask, Task
 
 from .diff_graph import FP32_PREFIX, build_diff_graph, per_sample_size
-from .diff_types import ClassAccuracy, ErrorMetrics, OutputResult, WeightError
+from .diff_types import ErrorMetrics, OutputResult, WeightError
 from .metrics import ErrorAccumulator, Reservoir, channel_axis_for, channel_sqnr, power_ratio_db
 from .onnx_utils import expose_tensors, initializer_arrays, make_session, weight_channel_axis
+from .output_kinds import OutputKind, detect_kinds
+from .output_metrics import OutputAccumulator
 from .qdq_match import QDQMatch, dequantized_weights, match
 
 _BATCH_BYTES = 96 * 2**20  # activations of one batch: keeps peak memory flat in N (measured, docs/benchmarks.md)
@@ -93,6 +95,7 @@ class DiffEngine:
         self._by_node = {lay.node: lay for lay in self.match.layers}
         self.batched = batched
         self.model_outputs = [o.name for o in fp32.graph.output]
+        self.fp32_model = fp32
         int8_tensors = _tensor_names(int8)
         # tensors compared cumulatively: every layer's output, and every activation input of a layer
         self.tracked: dict[str, str] = {}
@@ -138,9 +141,13 @@ class DiffEngine:
         return int(max(1, min(cap, _BATCH_BYTES // self.per_sample_bytes)))
 
     def run(self, batches: Iterable[tuple[int, int, dict]], total: int,
-            labels: np.ndarray | None = None, task: Task | None = None) -> DiffOutcome:
-        """Stream ``batches`` ((start, stop, feed)) through the diff model and accumulate everything."""
+            labels: np.ndarray | None = None, task: Task | None = None,
+            kinds: dict[str, OutputKind] | None = None) -> DiffOutcome:
+        """Stream ``batches`` ((start, stop, feed)) through the diff model and accumulate everything.
+
+        ``kinds``: each model output's kind (default: detected from the FP32 model), which picks its figures."""
         task = task or NullTask()
+        kinds = kinds or detect_kinds(self.fp32_model, labels is not None and np.asarray(labels).ndim == 1)
         g = self.graph
         major = {t: self.batched and t not in self.not_sample_major for t in g.cumulative}
         acc = {t: ErrorAccumulator(self.channel_axes[t], major[t]) for t in g.cumulative}
@@ -149,12 +156,10 @@ class DiffEngine:
         clip = {t: [0, 0] for t in g.cumulative if t in self.bounds}
         res = {t: Reservoir(self.reservoir_size, seed=i) for i, (t, p) in enumerate(g.cumulative.items())
                if p.sample_y}
-        out_acc = {o: ErrorAccumulator(None, self.batched) for o in self.model_outputs}
-        top1 = {o: [0, 0] for o in self.model_outputs}
-        preds: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {o: [] for o in self.model_outputs}
+        out_acc = {o: OutputAccumulator(kinds[o], self.batched) for o in self.model_outputs}
         t_run = t_stats = 0.0
         done = 0
-        for _start, stop, feed in batches:
+        for start, stop, feed in batches:
             task.check()
             t = time.perf_counter()
             qfeed = {k: v for k, v in feed.items() if k in self.input_names}
@@ -183,13 +188,7 @@ class DiffEngine:
                 iso_acc[node].add_partial(vals[p.xx], vals[p.ee], vals[p.yy], vals[p.emax], vals[p.emin],
                                           vals[p.esum], n_elem[ft])
             for o, (fo, qo) in g.outputs.items():
-                f_out, q_out = vals[fo], vals[qo]
-                out_acc[o].update(f_out, q_out)
-                if f_out.ndim == 2 and f_out.shape[1] > 1:
-                    pf, pq = f_out.argmax(1), q_out.argmax(1)
-                    top1[o][0] += int((pf == pq).sum())
-                    top1[o][1] += len(pf)
-                    preds[o].append((pf, pq))
+                out_acc[o].update(vals[fo], vals[qo], None if labels is None else labels[start:stop])
             t_stats += time.perf_counter() - t
             done = stop
             task.report(done / max(total, 1), f"analysing: sample {done}/{total}")
@@ -203,28 +202,10 @@ class DiffEngine:
                 self.weights.get(lay.weight) if lay.weight else None,
                 c[0] / c[1] if c and c[1] else None,
                 _per_sample(a.sample_sqnr(), done, major[lay.fp32_tensor] or not self.batched))
-        outputs = [self._output_result(o, out_acc[o], top1[o], preds[o], labels) for o in self.model_outputs]
+        outputs = [out_acc[o].result() for o in self.model_outputs]
         reservoirs = {t: (r.x, r.y) for t, r in res.items() if t in {lay.fp32_tensor for lay in self.match.layers}}
         return DiffOutcome(self.match, layers, {t: a.result() for t, a in acc.items()}, outputs, reservoirs, done,
                            {"setup_s": self.setup_s, "inference_s": t_run, "statistics_s": t_stats})
-
-    @staticmethod
-    def _output_result(name, acc, top1, preds, labels) -> OutputResult:
-        m = acc.result()
-        r = OutputResult(name, m.sqnr_db, m.cosine)
-        if top1[1]:
-            r.top1_agreement = top1[0] / top1[1]
-            if labels is not None:
-                pf = np.concatenate([p[0] for p in preds])
-                pq = np.concatenate([p[1] for p in preds])
-                lab = np.asarray(labels)[: len(pf)]
-                r.accuracy_fp32 = float((pf == lab).mean())
-                r.accuracy_int8 = float((pq == lab).mean())
-                for c in np.unique(lab):
-                    sel = lab == c
-                    r.per_class.append(ClassAccuracy(int(c), int(sel.sum()), float((pf[sel] == c).mean()),
-                                                     float((pq[sel] == c).mean())))
-        return r
 
 
 def _relu_outputs(model: onnx.ModelProto) -> set[str]:

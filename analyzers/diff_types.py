@@ -125,7 +125,14 @@ class ClassAccuracy:
 
 @dataclass
 class OutputResult:
-    """Model-output agreement FP32 vs INT8; classifier and label figures are None where not applicable."""
+    """Model-output agreement FP32 vs INT8, by the output's kind (``analyzers.output_kinds``).
+
+    SQNR, cosine and max_abs are filled for every kind; the others are None where the kind or missing labels
+    make them meaningless: ``top1_agreement`` and ``per_class`` for classifiers, ``cosine_mean``/``cosine_min``
+    (per sample) for embeddings, ``step_agreement`` (per-step argmax) and ``sequence_match`` (greedy CTC
+    decodes equal) for sequences. ``accuracy_*`` is the task accuracy against labels: top-1 for a
+    classifier, exact match of the decoded sequence for a sequence.
+    """
 
     name: str
     sqnr_db: float
@@ -134,11 +141,19 @@ class OutputResult:
     accuracy_fp32: float | None = None
     accuracy_int8: float | None = None
     per_class: list[ClassAccuracy] = field(default_factory=list)
+    kind: str = "dense"
+    max_abs: float | None = None
+    cosine_mean: float | None = None
+    cosine_min: float | None = None
+    step_agreement: float | None = None
+    sequence_match: float | None = None
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "sqnr_db": json_num(self.sqnr_db), "cosine": json_num(self.cosine),
-                "top1_agreement": json_num(self.top1_agreement), "accuracy_fp32": json_num(self.accuracy_fp32),
-                "accuracy_int8": json_num(self.accuracy_int8),
+        return {"name": self.name, "kind": self.kind, "sqnr_db": json_num(self.sqnr_db), "cosine": json_num(self.cosine),
+                "max_abs": json_num(self.max_abs), "top1_agreement": json_num(self.top1_agreement),
+                "cosine_mean": json_num(self.cosine_mean), "cosine_min": json_num(self.cosine_min),
+                "step_agreement": json_num(self.step_agreement), "sequence_match": json_num(self.sequence_match),
+                "accuracy_fp32": json_num(self.accuracy_fp32), "accuracy_int8": json_num(self.accuracy_int8),
                 "per_class": [{"label": c.label, "count": c.count, "accuracy_fp32": json_num(c.accuracy_fp32),
                                "accuracy_int8": json_num(c.accuracy_int8)} for c in self.per_class]}
 
@@ -161,6 +176,7 @@ class AnalysisResult:
     timings: dict[str, float] = field(default_factory=dict)
     execution: str = "simulated"  # how INT8 ran: Q/DQ simulated exactly, optimizations off (as qdq_loss_debug)
     notes: list[str] = field(default_factory=list)  # things the user should know about this run
+    hints: list[Hint] = field(default_factory=list)  # model-level hints (e.g. attention: MatMul/Gemm-only recipe)
 
     def layer(self, node: str) -> LayerResult | None:
         return next((lay for lay in self.layers if lay.node == node), None)
@@ -178,6 +194,7 @@ class AnalysisResult:
             "format": RESULT_FORMAT, "model": self.model, "recipe": self.recipe, "samples": self.samples,
             "elapsed_s": json_num(self.elapsed_s), "peak_rss_mb": json_num(self.peak_rss_mb),
             "int8_model": self.int8_model, "execution": self.execution, "notes": list(self.notes),
+            "hints": [h.to_dict() for h in self.hints],
             "thresholds": asdict(self.thresholds),
             "outputs": [o.to_dict() for o in self.outputs], "layers": [lay.to_dict() for lay in self.layers],
             "timings": {k: json_num(v) for k, v in self.timings.items()},
@@ -202,7 +219,8 @@ class AnalysisResult:
             reservoirs={t: (np.asarray(v["fp32"], np.float32), np.asarray(v["int8"], np.float32))
                         for t, v in (d.get("reservoirs") or {}).items()},
             int8_model=d.get("int8_model"), timings={k: _f(v) for k, v in (d.get("timings") or {}).items()},
-            execution=d.get("execution", "simulated"), notes=list(d.get("notes", [])))
+            execution=d.get("execution", "simulated"), notes=list(d.get("notes", [])),
+            hints=[_hint_from(h) for h in d.get("hints", [])])
 
 
 def _f(x) -> float:
@@ -228,11 +246,18 @@ def _layer_from(d: dict) -> LayerResult:
         d.get("depth", 0), _metrics_from(d["cumulative"]), _metrics_from(d.get("isolated")),
         WeightError(w["tensor"], _f(w["sqnr_db"]), [_f(v) for v in w.get("channel_sqnr", [])]) if w else None,
         _opt(d.get("amplification")), _opt(d.get("introduced_db")), _opt(d.get("clip_rate")), bool(d.get("flagged")),
-        [Hint(h["code"], h["message"], h["suggestion"], _f(h.get("evidence"))) for h in d.get("hints", [])])
+        [_hint_from(h) for h in d.get("hints", [])])
+
+
+def _hint_from(h: dict) -> Hint:
+    return Hint(h["code"], h["message"], h["suggestion"], _f(h.get("evidence")))
 
 
 def _output_from(d: dict) -> OutputResult:
+    # results written before outputs had a kind: top-1 agreement was filled for [N, C] outputs only
+    kind = d.get("kind") or ("classifier" if d.get("top1_agreement") is not None else "dense")
     return OutputResult(d["name"], _f(d["sqnr_db"]), _f(d["cosine"]), _opt(d.get("top1_agreement")),
                         _opt(d.get("accuracy_fp32")), _opt(d.get("accuracy_int8")),
                         [ClassAccuracy(c["label"], c["count"], _f(c["accuracy_fp32"]), _f(c["accuracy_int8"]))
-                         for c in d.get("per_class", [])])
+                         for c in d.get("per_class", [])], kind, _opt(d.get("max_abs")), _opt(d.get("cosine_mean")),
+                        _opt(d.get("cosine_min")), _opt(d.get("step_agreement")), _opt(d.get("sequence_match")))

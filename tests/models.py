@@ -121,3 +121,67 @@ def time_major_net(seed: int = 0) -> onnx.ModelProto:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 8
     return model
+
+
+KIND_T, KIND_F, KIND_C = 6, 8, 5  # steps, features, classes of ``kind_net``
+
+
+def kind_net(kind: str, seed: int = 0, time_major: bool = True) -> onnx.ModelProto:
+    """One small MatMul model per output kind, its output named ``out`` (so only the producer tells the kind).
+
+    classifier: x[N,F] -> MatMul+bias -> Softmax -> [N,C]; embedding: x[N,T,F] -> MatMul -> ReduceMean(T) ->
+    [N,C]; sequence: x[N,T,F] -> MatMul+bias -> LogSoftmax -> Transpose -> [T,N,C] (time-major, CTC style; without
+    the Transpose with ``time_major=False``);
+    dense: x[N,F] -> MatMul -> Sigmoid -> [N,C]; attention: x[N,T,F] -> Q.K^T / 2 -> Softmax -> .V ->
+    ReduceMean(T) -> [N,F] (an embedding with one attention block).
+    """
+    rng = _rng(seed)
+    w = numpy_helper.from_array((rng.standard_normal((KIND_F, KIND_C)) * 0.6).astype(np.float32), "w")
+    b = numpy_helper.from_array((rng.standard_normal(KIND_C) * 0.2).astype(np.float32), "b")
+    seq_in = kind in ("embedding", "sequence", "attention")
+    x_shape = ["N", "T", KIND_F] if seq_in else ["N", KIND_F]
+    inits = [w, b]
+    if kind == "classifier":
+        nodes = [helper.make_node("MatMul", ["x", "w"], ["m"], name="fc"), helper.make_node("Add", ["m", "b"], ["a"], name="bias"),
+                 helper.make_node("Softmax", ["a"], ["out"], name="softmax", axis=-1)]
+        out = ["N", KIND_C]
+    elif kind == "embedding":
+        nodes = [helper.make_node("MatMul", ["x", "w"], ["m"], name="proj"),
+                 helper.make_node("ReduceMean", ["m"], ["out"], name="pool", axes=[1], keepdims=0)]
+        out, inits = ["N", KIND_C], [w]
+    elif kind == "sequence":
+        nodes = [helper.make_node("MatMul", ["x", "w"], ["m"], name="fc"), helper.make_node("Add", ["m", "b"], ["a"], name="bias"),
+                 helper.make_node("LogSoftmax", ["a"], ["ls" if time_major else "out"], name="log_softmax", axis=-1)]
+        if time_major:
+            nodes.append(helper.make_node("Transpose", ["ls"], ["out"], name="time_major", perm=[1, 0, 2]))
+        out = ["T", "N", KIND_C] if time_major else ["N", "T", KIND_C]
+    elif kind == "dense":
+        nodes = [helper.make_node("MatMul", ["x", "w"], ["m"], name="fc"),
+                 helper.make_node("Sigmoid", ["m"], ["out"], name="sigmoid")]
+        out, inits = ["N", KIND_C], [w]
+    elif kind == "attention":
+        inits = [numpy_helper.from_array((rng.standard_normal((KIND_F, KIND_F)) * 0.4).astype(np.float32), k)
+                 for k in ("wq", "wk", "wv")] + [numpy_helper.from_array(np.float32(2.0), "scale")]
+        nodes = [helper.make_node("MatMul", ["x", "wq"], ["q"], name="q"), helper.make_node("MatMul", ["x", "wk"], ["k"], name="k"),
+                 helper.make_node("MatMul", ["x", "wv"], ["v"], name="v"),
+                 helper.make_node("Transpose", ["k"], ["kt"], name="kt", perm=[0, 2, 1]),
+                 helper.make_node("MatMul", ["q", "kt"], ["s"], name="scores"),
+                 helper.make_node("Div", ["s", "scale"], ["ss"], name="scale_scores"),
+                 helper.make_node("Softmax", ["ss"], ["p"], name="softmax", axis=-1),
+                 helper.make_node("MatMul", ["p", "v"], ["ctx"], name="context"),
+                 helper.make_node("ReduceMean", ["ctx"], ["out"], name="pool", axes=[1], keepdims=0)]
+        out = ["N", KIND_F]
+    else:
+        raise ValueError(kind)
+    graph = helper.make_graph(nodes, kind, [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, out)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def kind_net_data(kind: str, n: int = 24, seed: int = 1) -> dict[str, np.ndarray]:
+    """Inputs for ``kind_net(kind)``: [n, T, F] for the models with steps, [n, F] otherwise."""
+    rng = _rng(seed)
+    shape = (n, KIND_T, KIND_F) if kind in ("embedding", "sequence", "attention") else (n, KIND_F)
+    return {"x": rng.standard_normal(shape).astype(np.float32)}

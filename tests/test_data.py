@@ -48,7 +48,7 @@ def test_fixed_batch_model_runs_one_sample_at_a_time(tmp_path):
     ({"x": np.zeros((2, 8, 8), np.float32)}, "put the sample axis first"),
     ({"x": np.zeros((0, 3, 8, 8), np.float32)}, "holds no samples"),
     ({"x": np.zeros((2, 3, 8, 8), np.float32), "labels": np.zeros(3, np.int64)}, "one integer label per sample"),
-    ({"x": np.zeros((2, 3, 8, 8), np.float32), "labels": np.zeros(2, np.float32)}, "1-D integer array"),
+    ({"x": np.zeros((2, 3, 8, 8), np.float32), "labels": np.zeros(2, np.float32)}, "integer class indices"),
 ])
 def test_mismatched_npz_names_the_problem(tmp_path, inputs, arrays, fragment):
     p = tmp_path / "bad.npz"

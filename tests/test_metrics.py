@@ -8,7 +8,16 @@ import math
 import numpy as np
 import pytest
 
-from analyzers.metrics import ErrorAccumulator, Reservoir, channel_sqnr, cosine, max_abs, mean_error, mse, sqnr_db
+from analyzers.metrics import (
+    ErrorAccumulator,
+    Reservoir,
+    channel_sqnr,
+    cosine,
+    max_abs,
+    mean_error,
+    mse,
+    sqnr_db,
+)
 from workbench.formatting import fmt_bytes
 
 X = np.array([1.0, -2.0, 3.0, 0.0], np.float32)

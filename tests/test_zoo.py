@@ -141,8 +141,10 @@ def _check_quantize(name, p, work, r):
 def _check_analyze(name, p, work, r):
     d = json.loads((work / "j.json").read_text())
     assert d["outputs"] and d["layers"]
+    want = {"detection": "dense"}.get(ZOO[name].kind, ZOO[name].kind)
     for o in d["outputs"]:
         assert _finite(o["sqnr_db"]) and _finite(o["cosine"]), o
+        assert o["kind"] == want, (o["name"], o["kind"])
     not_float = [lay["node"] for lay in d["layers"] if lay["cumulative"]["sqnr_db"] is None
                  and lay["cumulative"]["mse"] != 0]
     assert not not_float, f"layers without a finite cumulative SQNR: {not_float[:5]}"

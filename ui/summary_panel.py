@@ -1,5 +1,7 @@
 """The Run dock: which run is shown and what it is compared with, whether results are stale, Re-run,
-and the model-output metrics (SQNR, cosine, top-1 agreement, accuracy) before and after.
+and the model-output metrics before and after, by each output's kind (SQNR and cosine for all; top-1
+agreement and accuracy for a classifier, per-sample cosine for an embedding, step and decoded-sequence
+agreement for a sequence, max-abs error).
 """
 
 from __future__ import annotations
@@ -24,9 +26,14 @@ from PySide6.QtWidgets import (
 from workbench.app.workspace import Workspace
 from workbench.compare import compare_runs
 
+# (figure, label, format); a figure both runs lack (not one of the output's kind) gets no row
 OUTPUT_METRICS = (("sqnr_db", "SQNR dB", "{:.2f}"), ("cosine", "cosine", "{:.5f}"),
                   ("top1_agreement", "top-1 agree", "{:.2%}"), ("accuracy_fp32", "acc. FP32", "{:.2%}"),
-                  ("accuracy_int8", "acc. INT8", "{:.2%}"))
+                  ("accuracy_int8", "acc. INT8", "{:.2%}"), ("cosine_mean", "cosine mean", "{:.5f}"),
+                  ("cosine_min", "cosine worst", "{:.5f}"), ("step_agreement", "step agree", "{:.2%}"),
+                  ("sequence_match", "decoded equal", "{:.2%}"), ("max_abs", "max-abs error", "{:.4g}"))
+
+LOWER_IS_BETTER = {"max_abs"}
 
 
 def _fmt(fmt: str, v) -> str:
@@ -121,11 +128,14 @@ class SummaryPanel(QWidget):
         self.info.setText(f"<b>{run.label}</b>: {r.samples} samples, {len(r.layers)} layers, "
                           f"<span style='color:#d62728'><b>{flagged} flagged</b></span>, {overrides} override(s); "
                           f"{r.elapsed_s:.2f} s, peak {r.peak_rss_mb:.0f} MB")
-        self.table.setHorizontalHeaderLabels(["Output", before.label.split(":")[0] if before else "before",
+        comp = compare_runs(before.result if before else r, r)
+        single = len(comp.outputs) == 1
+        first = (f"Output: {comp.outputs[0].name} ({comp.outputs[0].kind})" if single and comp.outputs[0].kind
+                 else "Output")
+        self.table.setHorizontalHeaderLabels([first, before.label.split(":")[0] if before else "before",
                                               run.label.split(":")[0], "Δ"])
         for c, r_ in ((1, before), (2, run)):
             self.table.horizontalHeaderItem(c).setToolTip(r_.label if r_ else "")
-        comp = compare_runs(before.result if before else r, r)
         rows = []
         for od in comp.outputs:
             for field, name, fmt in OUTPUT_METRICS:
@@ -134,20 +144,22 @@ class SummaryPanel(QWidget):
                     continue
                 before_v = od.value(field, "before") if before else None
                 d = od.delta(field) if before else None
-                label = name if len(comp.outputs) == 1 else f"{od.name}: {name}"
-                rows.append((label, _fmt(fmt, before_v), _fmt(fmt, after_v), d, fmt))
+                label = name if single else f"{od.name} ({od.kind}): {name}"
+                rows.append((label, _fmt(fmt, before_v), _fmt(fmt, after_v), d, fmt, field))
         self.table.setRowCount(len(rows))
-        for i, (label, b, a, d, fmt) in enumerate(rows):
+        for i, (label, b, a, d, fmt, field) in enumerate(rows):
             self.table.setItem(i, 0, QTableWidgetItem(label))
             for c, text in ((1, b), (2, a)):
                 it = QTableWidgetItem(text)
                 it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(i, c, it)
-            dt = "" if d is None else ("{:+.2f}".format(d) if "%" not in fmt else "{:+.2f} pt".format(100 * d))
+            dt = "" if d is None else (fmt.replace("{:", "{:+").format(d) if "%" not in fmt
+                                       else "{:+.2f} pt".format(100 * d))
             it = QTableWidgetItem(dt)
             it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            if d is not None and abs(d) > 1e-9 and "accuracy FP32" not in label:
-                it.setForeground(QColor("#1a7f37") if d > 0 else QColor("#b42318"))
+            if d is not None and abs(d) > 1e-9 and field != "accuracy_fp32":
+                better = d < 0 if field in LOWER_IS_BETTER else d > 0
+                it.setForeground(QColor("#1a7f37") if better else QColor("#b42318"))
             self.table.setItem(i, 3, it)
         self._refresh_stale()
 

@@ -17,10 +17,12 @@ from analyzers.calibration.methods import range_stats
 from analyzers.diff import DiffEngine
 from analyzers.diff_types import AnalysisResult, Hint, LayerResult
 from analyzers.hints import HintInputs, fallback_hint, layer_hints
+from analyzers.model_hints import model_hints
 from analyzers.ranking import Thresholds, amplification, flag, introduced_db
 from backends.tasks import scaled
 
 from .calibration_cache import op_types_for
+from .outputs import output_kinds
 from .quantize import float_layers_requantized_at_runtime
 from .recipe import Recipe
 from .session import Session
@@ -52,7 +54,7 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
                         reservoir=reservoir, batched=_batched(data), reuse_isolated=cache if isolated else None,
                         fp32_key=session.prepared.sha256)
     outcome = engine.run(data.batches(limit=n, batch_size=engine.suggested_batch()), n, data.labels,
-                         scaled(task, 0.3, 1.0))
+                         scaled(task, 0.3, 1.0), kinds=output_kinds(fp32, recipe, data.labels))
     if isolated:
         for node, sig in engine.graph.iso_signatures.items():
             iso = outcome.layers[node].isolated if node in outcome.layers else None
@@ -78,7 +80,7 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
         model=session.prepared.source, recipe=recipe.to_dict(), samples=outcome.samples,
         elapsed_s=time.perf_counter() - t0, peak_rss_mb=peak_rss_mb(), outputs=outcome.outputs, layers=layers,
         thresholds=thresholds, heatmap=heat, reservoirs=outcome.reservoirs, int8_model=str(q.path), timings=timings,
-        notes=list(q.notes))
+        notes=list(q.notes), hints=model_hints(fp32, recipe.settings.op_types))
 
 
 def _assemble_layers(session, recipe, calib, ranges, engine, outcome) -> list[LayerResult]:

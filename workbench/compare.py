@@ -56,7 +56,12 @@ class LayerChange:
 OUTPUT_FIELDS = {"sqnr_db": ("sqnr_before", "sqnr_after"), "cosine": ("cosine_before", "cosine_after"),
                  "top1_agreement": ("top1_before", "top1_after"),
                  "accuracy_fp32": ("accuracy_fp32_before", "accuracy_fp32_after"),
-                 "accuracy_int8": ("accuracy_before", "accuracy_after")}
+                 "accuracy_int8": ("accuracy_before", "accuracy_after"),
+                 "cosine_mean": ("cosine_mean_before", "cosine_mean_after"),
+                 "cosine_min": ("cosine_min_before", "cosine_min_after"),
+                 "step_agreement": ("step_agreement_before", "step_agreement_after"),
+                 "sequence_match": ("sequence_match_before", "sequence_match_after"),
+                 "max_abs": ("max_abs_before", "max_abs_after")}
 
 
 @dataclass
@@ -76,6 +81,17 @@ class OutputChange:
     cosine_after: float | None = None
     accuracy_fp32_before: float | None = None
     accuracy_fp32_after: float | None = None
+    kind: str | None = None  # the after run's kind of this output (the before run's when only it has it)
+    cosine_mean_before: float | None = None
+    cosine_mean_after: float | None = None
+    cosine_min_before: float | None = None
+    cosine_min_after: float | None = None
+    step_agreement_before: float | None = None
+    step_agreement_after: float | None = None
+    sequence_match_before: float | None = None
+    sequence_match_after: float | None = None
+    max_abs_before: float | None = None
+    max_abs_after: float | None = None
 
     def value(self, figure: str, which: str) -> float | None:
         """``figure`` (a key of ``OUTPUT_FIELDS``) of the 'before' or 'after' run."""
@@ -119,10 +135,13 @@ def _output(n: str, b: OutputResult | None, a: OutputResult | None) -> OutputCha
     def g(o, attr):
         return json_num(getattr(o, attr)) if o is not None else None
 
+    kinds = {"kind": (a or b).kind}
+    for figure in ("cosine_mean", "cosine_min", "step_agreement", "sequence_match", "max_abs"):
+        kinds[f"{figure}_before"], kinds[f"{figure}_after"] = g(b, figure), g(a, figure)
     return OutputChange(n, g(b, "sqnr_db"), g(a, "sqnr_db"), delta(g(a, "sqnr_db"), g(b, "sqnr_db")),
                         g(b, "top1_agreement"), g(a, "top1_agreement"), g(b, "accuracy_int8"), g(a, "accuracy_int8"),
                         delta(g(a, "accuracy_int8"), g(b, "accuracy_int8")), g(b, "cosine"), g(a, "cosine"),
-                        g(b, "accuracy_fp32"), g(a, "accuracy_fp32"))
+                        g(b, "accuracy_fp32"), g(a, "accuracy_fp32"), **kinds)
 
 
 def compare_runs(before: AnalysisResult, after: AnalysisResult, before_recipe: dict | None = None,

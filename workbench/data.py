@@ -361,9 +361,10 @@ class NpzSource(DataSource):
             raise DataError(f"{path} is not a readable .npz file ({type(e).__name__}: {e})",
                             "save it with np.savez(path, input_name=array, labels=...)") from e
         labels = self.rows.read(LABELS_KEY) if LABELS_KEY in self.rows.members else None
-        if labels is not None and (labels.ndim != 1 or labels.dtype.kind not in "iu"):
-            raise DataError(f"{path}: '{LABELS_KEY}' must be a 1-D integer array of class indices, got "
-                            f"{labels.dtype} {labels.shape}", "store labels as np.int64 of shape (N,)")
+        if labels is not None and (labels.ndim not in (1, 2) or labels.dtype.kind not in "iu"):
+            raise DataError(f"{path}: '{LABELS_KEY}' must be integer class indices of shape (N,) or label sequences "
+                            f"of shape (N, L) padded with -1, got {labels.dtype} {labels.shape}",
+                            "store labels as np.int64 of shape (N,), or (N, L) for sequence outputs")
         self.labels = labels
         self._names = [k for k in self.rows.keys() if k != LABELS_KEY]
         if not self._names:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
+from analyzers.diff_types import OutputResult
+
 
 def fmt_bytes(n: float | None) -> str:
     """1536 -> '1.5 KB' (binary units, one decimal; whole bytes below 1 KB); None -> '–'."""
@@ -13,3 +17,37 @@ def fmt_bytes(n: float | None) -> str:
             return f"{int(n)} B" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} GB"
+
+
+def _num(x, fmt: str) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else (
+        "inf" if isinstance(x, float) and math.isinf(x) else fmt.format(x))
+
+
+def kind_figures(o: OutputResult) -> list[str]:
+    """The figures that judge an output of ``o.kind`` (agreement first), as the console and reports word them:
+    one shared wording so `qwb analyze`, `qwb quantize` and `qwb report` say the same thing."""
+    out = []
+    if o.kind == "classifier":
+        if o.top1_agreement is not None:
+            out.append(f"top-1 agreement {o.top1_agreement:.1%}")
+        if o.accuracy_fp32 is not None:
+            out.append(f"accuracy FP32 {o.accuracy_fp32:.2%} -> INT8 {o.accuracy_int8:.2%}")
+    elif o.kind == "embedding":
+        out.append(f"cosine mean {_num(o.cosine_mean, '{:.5f}')} (worst sample {_num(o.cosine_min, '{:.5f}')})")
+    elif o.kind == "sequence":
+        out.append(f"step agreement {_num(o.step_agreement, '{:.1%}')}")
+        out.append(f"decoded sequences equal {_num(o.sequence_match, '{:.1%}')}")
+        if o.accuracy_fp32 is not None:
+            out.append(f"exact match FP32 {o.accuracy_fp32:.2%} -> INT8 {o.accuracy_int8:.2%}")
+    else:
+        out.append(f"SQNR {_num(o.sqnr_db, '{:.1f}')} dB")
+        out.append(f"max-abs error {_num(o.max_abs, '{:.4g}')}")
+    return out
+
+
+def output_figures(o: OutputResult) -> list[str]:
+    """``kind_figures`` followed by the figures every kind has (SQNR, cosine over all values)."""
+    shared = [f"cosine {_num(o.cosine, '{:.5f}')}"] if o.kind == "dense" else \
+        [f"SQNR {_num(o.sqnr_db, '{:.1f}')} dB", f"cosine {_num(o.cosine, '{:.5f}')}"]
+    return kind_figures(o) + shared

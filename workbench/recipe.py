@@ -15,6 +15,8 @@ from pathlib import Path
 
 import tomli_w
 
+from analyzers.output_kinds import KINDS
+
 from .errors import RecipeError
 
 RECIPE_VERSION = 1
@@ -71,6 +73,21 @@ class LayerOverride:
 
 
 @dataclass
+class OutputSpec:
+    """How one model output is judged: its kind (overriding the detected one) and, for CTC, the blank index."""
+
+    kind: str | None = None  # classifier | embedding | sequence | dense
+    blank: int | None = None  # sequence outputs: the CTC blank class (default 0)
+
+    def validate(self, output: str) -> None:
+        if self.kind is not None:
+            _choice(f"outputs.{output}.kind", self.kind, KINDS)
+        if self.blank is not None and (isinstance(self.blank, bool) or not isinstance(self.blank, int)
+                                       or self.blank < 0):
+            raise RecipeError(f"recipe: outputs.{output}.blank = {self.blank!r} must be a class index (>= 0)")
+
+
+@dataclass
 class PreprocessSpec:
     """How a folder of images becomes model input; stored in the recipe so a run is reproducible."""
 
@@ -98,6 +115,7 @@ class Recipe:
     settings: GlobalSettings = field(default_factory=GlobalSettings)
     preprocess: PreprocessSpec | None = None
     layers: dict[str, LayerOverride] = field(default_factory=dict)
+    outputs: dict[str, OutputSpec] = field(default_factory=dict)
 
     # -- queries -----------------------------------------------------------------------------
     def precision_of(self, node: str) -> str:
@@ -135,8 +153,13 @@ class Recipe:
         return Recipe.from_dict(self.to_dict())
 
     # -- validation --------------------------------------------------------------------------
-    def validate(self, node_names=None) -> None:
-        """Check values; with ``node_names`` also refuse overrides for layers the model lacks."""
+    def output_overrides(self) -> dict[str, dict]:
+        """``{output: {"kind": ..., "blank": ...}}`` for ``analyzers.output_kinds.apply_overrides``."""
+        return {n: asdict(o) for n, o in self.outputs.items()}
+
+    def validate(self, node_names=None, output_names=None) -> None:
+        """Check values; with ``node_names`` (``output_names``) also refuse overrides for layers (outputs) the
+        model lacks."""
         if self.version != RECIPE_VERSION:
             raise RecipeError(f"recipe: version {self.version} is not {RECIPE_VERSION}")
         self.settings.validate()
@@ -144,6 +167,15 @@ class Recipe:
             self.preprocess.validate()
         for name, o in self.layers.items():
             o.validate(name)
+        for name, o in self.outputs.items():
+            o.validate(name)
+        if output_names is not None:
+            unknown_out = [n for n in self.outputs if n not in set(output_names)]
+            if unknown_out:
+                close = difflib.get_close_matches(unknown_out[0], list(output_names), n=1)
+                raise RecipeError(f"recipe names output {unknown_out[0]!r} that the model does not have"
+                                  + (f" (did you mean {close[0]!r}?)" if close else ""),
+                                  f"the model's outputs are: {', '.join(output_names)}")
         if node_names is not None:
             known = set(node_names)
             unknown = [n for n in self.layers if n not in known]
@@ -172,6 +204,8 @@ class Recipe:
             if o.percentile is not None:
                 parts.append(f"percentile {o.percentile}")
             out.append(f"layer {name}: " + ", ".join(parts))
+        for name, o in sorted(self.outputs.items()):
+            out.append(f"output {name}: " + ", ".join(f"{k} {v}" for k, v in asdict(o).items() if v is not None))
         return out
 
     # -- (de)serialization -------------------------------------------------------------------
@@ -182,12 +216,14 @@ class Recipe:
         if self.layers:
             d["layers"] = {n: {k: v for k, v in asdict(o).items() if v is not None}
                            for n, o in self.layers.items()}
+        if self.outputs:
+            d["outputs"] = {n: {k: v for k, v in asdict(o).items() if v is not None} for n, o in self.outputs.items()}
         return d
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "recipe") -> "Recipe":
         d = migrate(dict(d), source)
-        known_top = {"version", "global", "preprocess", "layers"}
+        known_top = {"version", "global", "preprocess", "layers", "outputs"}
         extra = set(d) - known_top
         if extra:
             raise RecipeError(f"{source}: unknown section(s) {sorted(extra)}",
@@ -203,7 +239,12 @@ class Recipe:
             if not isinstance(body, dict):
                 raise RecipeError(f"{source}: layers.{name} must be a table like {{precision = \"fp32\"}}")
             layers[name] = _build(LayerOverride, body, f"{source} [layers.{name}]")
-        r = cls(version=d["version"], settings=settings, preprocess=pre, layers=layers)
+        outputs = {}
+        for name, body in (d.get("outputs") or {}).items():
+            if not isinstance(body, dict):
+                raise RecipeError(f"{source}: outputs.{name} must be a table like {{kind = \"embedding\"}}")
+            outputs[name] = _build(OutputSpec, body, f"{source} [outputs.{name}]")
+        r = cls(version=d["version"], settings=settings, preprocess=pre, layers=layers, outputs=outputs)
         r.validate()
         return r
 

@@ -6,7 +6,7 @@ results (prepared model, histograms, quantized model) are computed on first use 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +47,7 @@ class Session:
         if is_factory_spec(model_s) or Path(model_s).suffix.lower() not in ("", ".onnx"):
             example = self._peek_example(calib)
         self.prepared: PreparedModel = prepare_model(model, preprocess=preprocess, example_input=example)
-        self.recipe.validate(self.prepared.graph.node_names)
+        self.recipe.validate(self.prepared.graph.node_names, [t.name for t in self.prepared.graph.outputs])
         pre = self.recipe.preprocess
         self.calib_data: DataSource = open_data(calib, self.prepared.graph.inputs, pre, role="calibration")
         self.eval_data: DataSource = (open_data(eval, self.prepared.graph.inputs, pre, role="evaluation")
@@ -83,7 +83,9 @@ class Session:
 
     def default_output_path(self, recipe: Recipe | None = None) -> Path:
         r = recipe or self.recipe
-        key = sha256_bytes(self.prepared.sha256.encode(), r.dumps().encode(), self.calib_data.content_hash().encode())
+        # how outputs are judged does not change the quantized model: keep [outputs] out of the key
+        quant = replace(r, outputs={})
+        key = sha256_bytes(self.prepared.sha256.encode(), quant.dumps().encode(), self.calib_data.content_hash().encode())
         return cache_dir() / "quantized" / f"{self.prepared.name}-{key[:12]}.qdq.onnx"
 
     def quantize(self, out_path: str | Path | None = None, recipe: Recipe | None = None,

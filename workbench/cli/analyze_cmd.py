@@ -11,7 +11,8 @@ from analyzers.ranking import RANKINGS, Thresholds
 
 from ..analysis import analyze
 from ..errors import WorkbenchError
-from .common import ConsoleTask, add_model_args, open_session, print_notes
+from ..formatting import output_figures
+from .common import ConsoleTask, add_metric_arg, add_model_args, open_session, print_notes
 
 
 def register(sub) -> None:
@@ -20,6 +21,7 @@ def register(sub) -> None:
                        "model with FP32 on the evaluation data: cumulative error (propagated), isolated error "
                        "(the layer alone quantized), weight error, and root-cause hints.")
     add_model_args(p)
+    add_metric_arg(p)
     p.add_argument("--samples", type=int, metavar="N", help="analyse only the first N evaluation samples")
     p.add_argument("--json", metavar="OUT", help="write the full result as JSON (a public, versioned format)")
     p.add_argument("--rank", choices=RANKINGS, default="isolated",
@@ -69,12 +71,7 @@ def print_report(r, s, rank: str, top: int) -> None:
     print(f"model    {r.model}  ({len(s.graph.nodes)} nodes)")
     print(f"data     {r.samples} evaluation samples from {s.eval_data.description}")
     for o in r.outputs:
-        parts = [f"SQNR {_f(o.sqnr_db)} dB", f"cosine {_f(o.cosine, '{:.5f}')}"]
-        if o.top1_agreement is not None:
-            parts.append(f"top-1 agreement {o.top1_agreement:.1%}")
-        if o.accuracy_fp32 is not None:
-            parts.append(f"accuracy FP32 {o.accuracy_fp32:.2%} -> INT8 {o.accuracy_int8:.2%}")
-        print(f"output   {o.name}: " + ", ".join(parts))
+        print(f"output   {o.name} ({o.kind}): " + ", ".join(output_figures(o)))
         drops = [c for c in o.per_class if c.accuracy_int8 < c.accuracy_fp32]
         if drops:
             worst = sorted(drops, key=lambda c: c.accuracy_int8 - c.accuracy_fp32)[:3]
@@ -100,6 +97,8 @@ def print_report(r, s, rank: str, top: int) -> None:
         if lay.flagged or (i <= 3 and lay.hints):
             for h in lay.hints:
                 print(f"       - {h.message}\n         try: {h.suggestion}")
+    for h in r.hints:
+        print(f"hint: {h.message}\n      try: {h.suggestion}")
     for note in r.notes:
         print(f"note: {note}")
     print(f"done in {r.elapsed_s:.2f} s, peak RSS {r.peak_rss_mb:.0f} MB")

@@ -8,6 +8,7 @@ import sys
 import resources
 
 from ..errors import WorkbenchError
+from ..outputs import parse_metrics, with_metrics
 from ..session import SessionSpec
 from ..session import open_session as open_spec
 
@@ -27,6 +28,13 @@ def add_model_args(p: argparse.ArgumentParser, eval_arg: bool = True, calib_requ
     p.add_argument("--preprocess", choices=["auto", "always", "never"], default="auto",
                    help="onnxruntime quantization pre-processing (default: auto, only when it helps)")
     p.set_defaults(_calib_required=calib_required)
+
+
+def add_metric_arg(p: argparse.ArgumentParser) -> None:
+    """--metric: how the model outputs are judged, when the kind detected from their shapes is wrong."""
+    p.add_argument("--metric", action="append", default=[], metavar="[OUTPUT=]KIND",
+                   help="judge an output (or, without OUTPUT=, every output) as classifier | embedding | sequence "
+                   "| dense instead of the kind detected from its shape; repeatable (recipe: [outputs.\"name\"] kind)")
 
 
 def resolve_model_args(args: argparse.Namespace) -> None:
@@ -57,7 +65,15 @@ def session_spec(args: argparse.Namespace):
 def open_session(args: argparse.Namespace):
     """A Session for the model/data/recipe named on the command line."""
 
-    return open_spec(session_spec(args), preprocess=args.preprocess)
+    s = open_spec(session_spec(args), preprocess=args.preprocess)
+    if getattr(args, "metric", None):
+        s.recipe = with_metrics(s.recipe, metric_overrides(args, s))
+    return s
+
+
+def metric_overrides(args: argparse.Namespace, session) -> dict[str, str]:
+    """``--metric`` as {output: kind} for ``session``'s model (empty when the command has no --metric)."""
+    return parse_metrics(getattr(args, "metric", None) or [], [t.name for t in session.graph.outputs])
 
 
 class ConsoleTask:

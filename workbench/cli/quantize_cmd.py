@@ -5,9 +5,17 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..evaluate import accuracy
-from ..formatting import fmt_bytes
-from .common import ConsoleTask, add_model_args, open_session, print_model_and_calibration, print_notes
+from ..evaluate import accuracy, output_agreement
+from ..formatting import fmt_bytes, kind_figures
+from ..outputs import output_kinds
+from .common import (
+    ConsoleTask,
+    add_metric_arg,
+    add_model_args,
+    open_session,
+    print_model_and_calibration,
+    print_notes,
+)
 
 
 def register(sub) -> None:
@@ -15,6 +23,7 @@ def register(sub) -> None:
                        description="Calibrate on --calib data and write a QDQ-quantized ONNX model. Per-layer "
                        "precision and percentile overrides come from --recipe.")
     add_model_args(p)
+    add_metric_arg(p)
     p.add_argument("-o", "--output", required=True, metavar="OUT.onnx", help="where to write the QDQ model")
     p.add_argument("--no-eval", action="store_true", help="skip the FP32 vs INT8 accuracy check")
     p.set_defaults(func=run)
@@ -42,14 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if q.int16:
         print(f"         INT16: {', '.join(q.int16)}")
     if not args.no_eval:
-        fp = accuracy(s.prepared.path, s.eval_data, task)
-        i8 = accuracy(q.path, s.eval_data, task)
-        task.done()
-        if fp is not None and i8 is not None:
-            print(f"accuracy FP32 {fp.value:.2%}  INT8 {i8.value:.2%}  (delta {100 * (i8.value - fp.value):+.2f} "
-                  f"points on {fp.total} samples of {s.eval_data.description})")
-        else:
-            print("accuracy n/a (the evaluation data has no labels)")
+        _print_evaluation(s, q.path, task)
     print(f"done in {time.perf_counter() - t0:.2f} s")
     return 0
 
@@ -59,3 +61,23 @@ def _size_change(fp32: int, int8: int) -> str:
     if int8 < fp32:
         return f"{fp32 / max(int8, 1):.1f}x smaller"
     return f"larger by {100 * (int8 / max(fp32, 1) - 1):.0f}%"
+
+
+def _print_evaluation(s, int8_path, task) -> None:
+    """Accuracy for a classifier with class labels; otherwise each output's FP32-vs-INT8 agreement by its kind."""
+    data = s.eval_data
+    kinds = output_kinds(s.prepared.load_proto(), s.recipe, data.labels)
+    first = kinds[s.graph.outputs[0].name]
+    if first.kind == "classifier" and data.labels is not None and data.labels.ndim == 1:
+        fp = accuracy(s.prepared.path, data, task)
+        i8 = accuracy(int8_path, data, task)
+        task.done()
+        print(f"accuracy FP32 {fp.value:.2%}  INT8 {i8.value:.2%}  (delta {100 * (i8.value - fp.value):+.2f} "
+              f"points on {fp.total} samples of {data.description})")
+        return
+    results = output_agreement(s.prepared.path, int8_path, data, kinds, task)
+    task.done()
+    why = "no class labels" if first.kind == "classifier" else f"{first.kind} output"
+    print(f"agreement FP32 vs INT8 on {len(data)} samples of {data.description} ({why}):")
+    for o in results:
+        print(f"         {o.name} ({o.kind}): " + ", ".join(kind_figures(o)))

@@ -7,10 +7,11 @@ import sys
 import time
 
 from ..errors import WorkbenchError
-from ..formatting import fmt_bytes
+from ..formatting import fmt_bytes, kind_figures
+from ..outputs import with_metrics
 from ..recipe import Recipe
 from ..report import build_report, load_report, outputs_for, write_report
-from .common import ConsoleTask, add_model_args, open_session, print_notes
+from .common import ConsoleTask, add_metric_arg, add_model_args, metric_overrides, open_session, print_notes
 
 
 def register(sub) -> None:
@@ -21,6 +22,7 @@ def register(sub) -> None:
                        "calibration ranges, benchmarks, the fix for other toolchains and the command to reproduce. "
                        "An .html output also gets .json and .md files beside it.")
     add_model_args(p)
+    add_metric_arg(p)
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="report file: .html (plus .json and .md beside it), .json or .md")
     p.add_argument("--compare", metavar="OTHER_RECIPE", help="a second recipe (the change to evaluate): the report "
@@ -66,7 +68,7 @@ def _build(args, build_report):
     task = ConsoleTask()
     s = open_session(args)
     print_notes(s.prepared.notes)
-    other = Recipe.load(args.compare) if args.compare else None
+    other = with_metrics(Recipe.load(args.compare), metric_overrides(args, s)) if args.compare else None
     backends = [b.strip() for b in args.bench.split(",") if b.strip()] if args.bench else []
     report = build_report(s, compare_recipe=other, compare_source=args.compare, samples=args.samples,
                           bench=backends, command=_argv(), title=args.title, task=task)
@@ -90,8 +92,9 @@ def _print_summary(report) -> None:
     if s.accuracy_fp32 is not None and s.accuracy_int8 is not None:
         print(f"accuracy FP32 {s.accuracy_fp32:.2%}  INT8 {s.accuracy_int8:.2%}  "
               f"({100 * (s.accuracy_int8 - s.accuracy_fp32):+.2f} points)")
-    if s.output_sqnr_db is not None:
-        print(f"output   {s.output}: SQNR {s.output_sqnr_db:.1f} dB")
+    for o in report.final.analysis.outputs:
+        print(f"output   {o.name} ({o.kind}): " + ", ".join(kind_figures(o) + ([] if o.kind == "dense" else
+                                                                                 [f"SQNR {o.sqnr_db:.1f} dB"])))
     print(f"layers   {s.layers} analysed, {s.flagged} flagged" + (f"; worst {s.worst_node}" if s.worst_node else ""))
     c = report.comparison
     if c is not None:

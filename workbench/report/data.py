@@ -208,6 +208,12 @@ class RunSummary:
     worst_node: str | None = None
     worst_op: str | None = None
     worst_isolated_db: float | None = None
+    output_kind: str | None = None  # the primary output's kind, which picks the figures below
+    cosine_mean: float | None = None  # embedding: per-sample cosine
+    cosine_min: float | None = None
+    step_agreement: float | None = None  # sequence: per-step argmax, and decoded sequences equal
+    sequence_match: float | None = None
+    max_abs: float | None = None
 
     @classmethod
     def of(cls, a: AnalysisResult) -> "RunSummary":
@@ -221,7 +227,9 @@ class RunSummary:
                    prec.count("int16"), prec.count("fp32"), o.name if o else None, num(o.sqnr_db) if o else None,
                    num(o.top1_agreement) if o else None, fp, i8, (i8 - fp) if fp is not None and i8 is not None
                    else None, worst.node if worst else None, worst.op_type if worst else None,
-                   num(worst.isolated.sqnr_db) if worst else None)
+                   num(worst.isolated.sqnr_db) if worst else None, o.kind if o else None,
+                   *((num(getattr(o, k)) if o else None)
+                     for k in ("cosine_mean", "cosine_min", "step_agreement", "sequence_match", "max_abs")))
 
 
 @dataclass

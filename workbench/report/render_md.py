@@ -62,6 +62,13 @@ def render_markdown(report: ReportData | dict) -> str:
                     f"({_v(s['accuracy_delta'], 'dpct')} points)")
     if s["top1_agreement"] is not None:
         head.append(f"top-1 agreement {_v(s['top1_agreement'], 'pct', '%')}")
+    if s.get("cosine_mean") is not None:
+        head.append(f"embedding cosine mean {_v(s['cosine_mean'], 'cos')} (worst {_v(s['cosine_min'], 'cos')})")
+    if s.get("sequence_match") is not None:
+        head.append(f"decoded sequences equal {_v(s['sequence_match'], 'pct', '%')} (steps "
+                    f"{_v(s['step_agreement'], 'pct', '%')})")
+    if s.get("output_kind"):
+        head.append(f"output {md_code(s['output'])} judged as {s['output_kind']}")
     if s["output_sqnr_db"] is not None:
         head.append(f"output SQNR {_v(s['output_sqnr_db'], 'db', ' dB')}")
     head.append(f"{s['flagged']} of {s['layers']} layers flagged")

@@ -29,6 +29,12 @@ def summary(v: View, f: int) -> Markup:
                            join([v.num(run + ("accuracy_delta",), "dpct"), " points"])))
     if s["top1_agreement"] is not None:
         cards.append(_card("Top-1 agreement", join([v.num(run + ("top1_agreement",), "pct"), "%"]), "INT8 vs FP32"))
+    if s.get("cosine_mean") is not None:
+        cards.append(_card("Embedding cosine", v.num(run + ("cosine_mean",), "cos"),
+                           join(["mean per sample; worst ", v.num(run + ("cosine_min",), "cos")])))
+    if s.get("sequence_match") is not None:
+        cards.append(_card("Decoded sequences equal", join([v.num(run + ("sequence_match",), "pct"), "%"]),
+                           join(["per-step agreement ", v.num(run + ("step_agreement",), "pct"), "%"])))
     if s["output_sqnr_db"] is not None:
         cards.append(_card("Output SQNR", join([v.num(run + ("output_sqnr_db",), "db"), " dB"]), s["output"]))
     cards.append(_card("Flagged layers", join([v.num(run + ("flagged",), "int"), " of ", v.num(run + ("layers",), "int")]),
@@ -63,6 +69,12 @@ def _verdict(v: View, f: int) -> Markup:
         else:
             parts += ["INT8 ", "loses" if d < 0 else "gains", " ", v.num(run + ("accuracy_delta",), "dpct"),
                       " points of accuracy "] + acc
+    elif s.get("output_kind") == "embedding" and s.get("cosine_mean") is not None:
+        parts += ["The ", s["output"], " embedding keeps a cosine of ", v.num(run + ("cosine_mean",), "cos"),
+                  " to FP32 on average (worst sample ", v.num(run + ("cosine_min",), "cos"), "). "]
+    elif s.get("output_kind") == "sequence" and s.get("sequence_match") is not None:
+        parts += ["INT8 decodes the same sequence as FP32 for ", v.num(run + ("sequence_match",), "pct"),
+                  "% of the samples (", v.num(run + ("step_agreement",), "pct"), "% of the steps agree). "]
     elif s["output_sqnr_db"] is not None:
         parts += ["Output SQNR is ", v.num(run + ("output_sqnr_db",), "db"), " dB (no labels, so no accuracy). "]
     if s["flagged"]:
@@ -150,9 +162,8 @@ def outputs(v: View, f: int) -> Markup:
     per_class = []
     for i, o in enumerate(v.get(*a, "outputs")):
         p = a + ("outputs", i)
-        rows.append([o["name"], v.num(p + ("sqnr_db",), "db"), v.num(p + ("cosine",), "cos"),
-                     v.num(p + ("top1_agreement",), "pct"), v.num(p + ("accuracy_fp32",), "pct"),
-                     v.num(p + ("accuracy_int8",), "pct")])
+        rows.append([o["name"], o.get("kind") or "", v.num(p + ("sqnr_db",), "db"), v.num(p + ("cosine",), "cos"),
+                     _kind_cell(v, p, o), v.num(p + ("accuracy_fp32",), "pct"), v.num(p + ("accuracy_int8",), "pct")])
         drops = [(k, c) for k, c in enumerate(o["per_class"]) if c["accuracy_int8"] is not None
                  and c["accuracy_fp32"] is not None and c["accuracy_int8"] < c["accuracy_fp32"]]
         drops.sort(key=lambda kc: kc[1]["accuracy_int8"] - kc[1]["accuracy_fp32"])
@@ -170,10 +181,29 @@ def outputs(v: View, f: int) -> Markup:
                                 "gain it. A drift in a rare class hides in the average."))
     samples = v.get(*a, "samples")
     return section("outputs", "Model outputs: FP32 vs INT8",
-                   el("p", {"class_": "sub"}, f"On {samples} evaluation samples. Accuracy needs labels in the "
-                      "evaluation data; top-1 agreement is how often INT8 picks the same class as FP32."),
-                   table(["output", "SQNR (dB)", "cosine", "top-1 agreement (%)", "accuracy FP32 (%)",
-                          "accuracy INT8 (%)"], rows, num_cols={1, 2, 3, 4, 5}, id="outputs-table"), *per_class)
+                   el("p", {"class_": "sub"}, f"On {samples} evaluation samples. Each output is judged by its kind: "
+                      "a classifier by top-1 agreement (how often INT8 picks the same class as FP32), an embedding "
+                      "by the cosine of each sample's vectors (mean / worst), a sequence by per-step argmax "
+                      "agreement and how often the greedy CTC decodes are equal, dense outputs by SQNR and the "
+                      "largest absolute error. Accuracy needs labels in the evaluation data (class indices, or "
+                      "label sequences for a sequence output: exact match of the decode)."),
+                   table(["output", "kind", "SQNR (dB)", "cosine", "agreement INT8 vs FP32", "accuracy FP32 (%)",
+                          "accuracy INT8 (%)"], rows, num_cols={2, 3, 4, 5, 6}, id="outputs-table"), *per_class)
+
+
+def _kind_cell(v: View, p: tuple, o: dict) -> Markup | str:
+    """The figure that says how well INT8 agrees with FP32 for an output of this kind."""
+    kind = o.get("kind")
+    if kind == "classifier":
+        return join(["top-1 ", v.num(p + ("top1_agreement",), "pct"), "%"])
+    if kind == "embedding":
+        return join(["cosine mean ", v.num(p + ("cosine_mean",), "cos"), ", worst ", v.num(p + ("cosine_min",), "cos")])
+    if kind == "sequence":
+        return join(["steps ", v.num(p + ("step_agreement",), "pct"), "%, decoded ",
+                     v.num(p + ("sequence_match",), "pct"), "%"])
+    if kind == "dense":
+        return join(["max-abs error ", v.num(p + ("max_abs",), "g")])
+    return v.num(p + ("top1_agreement",), "pct")
 
 
 def _sqnr_cell(v: View, p: tuple, which: str, m: dict | None) -> Markup | str:

@@ -1,0 +1,63 @@
+"""Model-level hints: patterns in the whole graph that call for a different recipe, not a per-layer fix.
+
+Attention (MatMul -> Softmax -> MatMul) is the case that matters most: quantizing everything in a transformer
+(LayerNorm inputs, Softmax, GELU, the attention MatMuls fed by masked scores) loses far more than quantizing
+only the weight MatMul/Gemm layers, which hold nearly all of the compute.
+"""
+
+from __future__ import annotations
+
+import onnx
+
+from .diff_types import Hint
+
+# ops allowed between the scores MatMul and the Softmax (scale, mask, reshape) and between Softmax and the
+# context MatMul (dropout, cast)
+_SCORE_OPS = {"Div", "Mul", "Add", "Sub", "Where", "Cast", "Reshape", "Transpose", "Identity", "Clip"}
+_PROB_OPS = {"Cast", "Dropout", "Identity", "Reshape", "Where"}
+MATMUL_ONLY = ["MatMul", "Gemm"]
+
+
+def attention_blocks(model: onnx.ModelProto) -> int:
+    """How many Softmax nodes sit between two MatMuls (scores = Q.K^T, then probabilities . V)."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    count = 0
+    for sm in (n for n in model.graph.node if n.op_type == "Softmax"):
+        if _reaches_back(sm.input[0], producer) and _reaches_forward(sm.output[0], consumers):
+            count += 1
+    return count
+
+
+def _reaches_back(tensor: str, producer: dict, depth: int = 6) -> bool:
+    """A MatMul produces ``tensor`` through score ops only (every activation input is followed)."""
+    n = producer.get(tensor)
+    if n is None or depth == 0:
+        return False
+    if n.op_type == "MatMul":
+        return True
+    return n.op_type in _SCORE_OPS and any(_reaches_back(i, producer, depth - 1) for i in n.input if i)
+
+
+def _reaches_forward(tensor: str, consumers: dict, depth: int = 4) -> bool:
+    for n in consumers.get(tensor, []):
+        if n.op_type == "MatMul":
+            return True
+        if depth and n.op_type in _PROB_OPS and any(_reaches_forward(o, consumers, depth - 1) for o in n.output):
+            return True
+    return False
+
+
+def model_hints(model: onnx.ModelProto, op_types: list[str]) -> list[Hint]:
+    """Hints for the whole model under a recipe quantizing ``op_types`` (empty = every quantizable op)."""
+    blocks = attention_blocks(model)
+    if blocks and not op_types:
+        return [Hint("attention_matmul_only",
+                     f"the model has {blocks} attention block(s) (MatMul -> Softmax -> MatMul); quantizing every "
+                     "op of a transformer usually costs far more than quantizing only its MatMul/Gemm layers",
+                     'quantize only MatMul and Gemm: in the recipe\'s [global] set op_types = ["MatMul", "Gemm"]',
+                     float(blocks))]
+    return []
