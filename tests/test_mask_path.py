@@ -20,6 +20,7 @@ from tests.models import masked_attention, masked_attention_data, save, save_npz
 from workbench.analysis import analyze
 from workbench.errors import RecipeError
 from workbench.recipe import Recipe
+from workbench.report import build_report, render_html, render_markdown
 from workbench.session import Session
 
 MASK_NODES = {"ninf": ["bias.Where", "scores.Add", "attn.Softmax"], "finfo": ["bias.Mul", "scores.Add", "attn.Softmax"]}
@@ -161,3 +162,13 @@ def test_calib_prints_the_mask_and_writes_strict_json(case, tmp_path):
     key = "neginf" if kind == "ninf" else "huge_neg"
     assert t["special"][key] == pads * data["mask"].shape[1] and t["mask_handling"] == "float"
     assert d["mask_path"]["kept_float"] == MASK_NODES[kind] and d["notes"]
+
+
+def test_report_names_the_mask_path(tmp_path):
+    data = masked_attention_data()
+    s = Session(save(masked_attention("ninf"), tmp_path / "m.onnx"), save_npz(tmp_path / "d.npz", **data))
+    report = build_report(s, command=["qwb", "report", "m.onnx"])
+    html, md = render_html(report), render_markdown(report)
+    assert 'id="run-notes"' in html and "attention-mask path holds mask values" in html
+    assert "bias.Where, scores.Add, attn.Softmax" in html
+    assert "**Note** attention-mask path holds mask values" in md
