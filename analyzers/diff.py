@@ -86,10 +86,12 @@ class DiffEngine:
 
     def __init__(self, fp32: onnx.ModelProto, int8: onnx.ModelProto, quantizable_ops: set[str],
                  excluded: set[str] | None = None, isolated: bool = True, reservoir: int = 0,
-                 batched: bool = True, reuse_isolated: dict[str, tuple[str, ErrorMetrics]] | None = None, fp32_key: str | None = None):
+                 batched: bool = True, reuse_isolated: dict[str, tuple[str, ErrorMetrics]] | None = None, fp32_key: str | None = None,
+                 masked: set[str] | frozenset[str] = frozenset()):
         """``reuse_isolated``: layer -> (signature, metrics) measured earlier on the same samples; layers whose
         isolated computation is unchanged are not run again (the what-if loop changes one or two layers).
-        ``fp32_key``: identifies the FP32 model so its optimised session is reused between runs."""
+        ``fp32_key``: identifies the FP32 model so its optimised session is reused between runs.
+        ``masked``: FP32 tensors holding mask values (-inf, finfo.min), compared over their ordinary values."""
         t0 = time.perf_counter()
         self.match = match(fp32, int8, quantizable_ops, excluded)
         self._by_node = {lay.node: lay for lay in self.match.layers}
@@ -120,7 +122,7 @@ class DiffEngine:
                                       isolated=isolated, reservoir=reservoir,
                                       sample_sizes={t: v for t, v in sizes.items() if v},
                                       reuse_isolated={k: v[0] for k, v in (reuse_isolated or {}).items()},
-                                      not_sample_major=self.not_sample_major)
+                                      not_sample_major=self.not_sample_major, masked=masked)
         self.nonnegative = _relu_outputs(fp32)
         self.bounds = {lay.fp32_tensor: lay.act.bounds() for lay in self.match.layers if lay.act is not None}
         self.reused = {n: reuse_isolated[n][1] for n in self.graph.iso_reused}

@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from .calibration.histogram import MASK_MAGNITUDE
 from .qdq_match import QDQMatch, isolated_nodes
 
 FP32_PREFIX = "f::"
@@ -133,13 +134,27 @@ class _Builder:
         return self.node(op, [x], axes=axes, keepdims=0)
 
 
+def _unmask(b: _Builder, x: str, y: str) -> tuple[str, str]:
+    """(x, y) with the mask positions of x (|x| >= MASK_MAGNITUDE, +-inf included) set to 0 in x, and in y
+    where y equals x there: a masked position kept exactly counts as error-free (-inf - -inf is NaN), one
+    that changed counts with its full INT8 value, and the statistics stay finite."""
+    m = b.node("Not", [b.node("Less", [b.node("Abs", [x]), b.const(MASK_MAGNITUDE, np.float32)])])
+    zero = b.const(0.0, np.float32)
+    same = b.node("And", [m, b.node("Equal", [x, y])])
+    return b.node("Where", [m, zero, x]), b.node("Where", [same, zero, y])
+
+
 def _pair(b: _Builder, x: str, y: str, rank: int, channel_axis: int | None, batched: bool,
-          xx: str | None = None) -> PairOutputs:
+          xx: str | None = None, masked: bool = False) -> PairOutputs:
     """Statistics of (x, y): x.x and e.e per sample and channel, y.y in total, and the extremes of e.
 
     Mul + ReduceSum is several times faster in onnxruntime than ReduceSumSquare over inner axes; full
-    reductions (no axes) take its fast path too.
+    reductions (no axes) take its fast path too. ``masked``: x holds mask values (-inf, finfo.min), compared
+    through ``_unmask``.
     """
+    if masked:
+        x, y = _unmask(b, x, y)
+        xx = None  # the caller's x.x is of the raw tensor
     e = b.node("Sub", [y, x])
     keep = set()
     if batched and rank > 0:
@@ -169,7 +184,8 @@ def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQM
                      ranks: dict[str, int], channel_axes: dict[str, int | None], batched: bool,
                      isolated: bool = True, reservoir: int = 0, sample_sizes: dict[str, int] | None = None,
                      seed: int = 0, reuse_isolated: dict[str, str] | None = None,
-                     not_sample_major: frozenset[str] = frozenset()) -> DiffGraph:
+                     not_sample_major: frozenset[str] = frozenset(),
+                     masked: set[str] | frozenset[str] = frozenset()) -> DiffGraph:
     """The QDQ model ``iso_source`` plus isolated copies and statistics, reading FP32 tensors ``f::name``.
 
     The FP32 tensors are inputs (``fp32_feeds``), computed by a separate, fully optimised FP32 session:
@@ -180,6 +196,7 @@ def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQM
     whose copy would compute exactly that again is left out (the caller reuses its figures).
     ``not_sample_major``: tensors whose axis 0 is not the sample axis (time-major [T, N, C], LSTM outputs):
     their statistics are not split per sample.
+    ``masked``: FP32 tensors that hold mask values (-inf, finfo.min), compared through ``_unmask``.
     """
     opset = _opset(iso_source)
     model = fold_weight_dequantization(iso_source)
@@ -217,7 +234,7 @@ def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQM
     cumulative, iso_stats = {}, {}
     for ft, it in tracked.items():
         tb = batched and ft not in not_sample_major
-        p = _pair(b, fname(ft), it, ranks.get(ft, 0), channel_axes.get(ft), tb)
+        p = _pair(b, fname(ft), it, ranks.get(ft, 0), channel_axes.get(ft), tb, masked=ft in masked)
         size = (sample_sizes or {}).get(ft)
         if reservoir and size and tb:
             idx = rng.integers(0, size, size=min(reservoir, size)).astype(np.int64)
@@ -229,7 +246,7 @@ def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQM
         # x.x of the float tensor is already computed for the cumulative pair: reuse it
         iso_stats[node] = _pair(b, fname(ft), out, ranks.get(ft, 0), channel_axes.get(ft),
                                 batched and ft not in not_sample_major,
-                                xx=cumulative[ft].xx if ft in cumulative else None)
+                                xx=cumulative[ft].xx if ft in cumulative else None, masked=ft in masked)
     g.node.extend(b.nodes)
     g.initializer.extend(b.inits)
     outputs = {o.name: (fname(o.name), o.name) for o in fp32.graph.output}

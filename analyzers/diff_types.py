@@ -70,7 +70,7 @@ class WeightError:
 class Hint:
     """A root-cause hint computed from the data, with the setting to try."""
 
-    code: str  # outliers | clipping | per_channel | zero_point_skew | mixed_ranges | bias_shift
+    code: str  # outliers | clipping | per_channel | zero_point_skew | mixed_ranges | bias_shift | mask_path
     message: str
     suggestion: str
     evidence: float = 0.0

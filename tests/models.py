@@ -185,3 +185,63 @@ def kind_net_data(kind: str, n: int = 24, seed: int = 1) -> dict[str, np.ndarray
     rng = _rng(seed)
     shape = (n, KIND_T, KIND_F) if kind in ("embedding", "sequence", "attention") else (n, KIND_F)
     return {"x": rng.standard_normal(shape).astype(np.float32)}
+
+
+def masked_attention(mask: str = "ninf", d: int = 8, seed: int = 0) -> onnx.ModelProto:
+    """One attention head over x[N,T,D] with a padding mask[N,T] (1 = token, 0 = padding) -> y[N,D].
+
+    scores = (x Wq)(x Wk)^T + bias; y = sum_t softmax(scores)[.,t,:] (x Wv) * mask / sum(mask), where ``bias`` is
+    ``Where(mask, 0, -inf)`` (``mask="ninf"``) or ``(1 - mask) * finfo(float32).min`` (``mask="finfo"``), the
+    two forms exporters write. In FP32 padded positions have weight exactly 0 and are multiplied by 0 when
+    pooled, so ``y`` does not depend on x at padded positions at all.
+    """
+    rng = _rng(seed)
+    w = {k: (rng.standard_normal((d, d)) * 0.5).astype(np.float32) for k in ("wq", "wk", "wv")}
+    c = {"zero": np.array(0.0, np.float32), "ninf": np.array(-np.inf, np.float32),
+         "one": np.array(1.0, np.float32), "fmin": np.array(np.finfo(np.float32).min, np.float32),
+         "ax1": np.array([1], np.int64), "ax2": np.array([2], np.int64)}
+    inits = [numpy_helper.from_array(v, k) for k, v in {**w, **c}.items()]
+    n = helper.make_node
+    nodes = [
+        n("MatMul", ["x", "wq"], ["q"], name="q.MatMul"), n("MatMul", ["x", "wk"], ["k"], name="k.MatMul"),
+        n("MatMul", ["x", "wv"], ["v"], name="v.MatMul"),
+        n("Transpose", ["k"], ["kt"], name="k.Transpose", perm=[0, 2, 1]),
+        n("MatMul", ["q", "kt"], ["scores"], name="scores.MatMul"),
+        n("Unsqueeze", ["mask", "ax1"], ["m3"], name="mask.Unsqueeze"),  # [N,1,T]
+        n("Cast", ["mask"], ["mf"], name="mask.Cast", to=TensorProto.FLOAT),
+    ]
+    if mask == "ninf":
+        nodes += [n("Cast", ["m3"], ["mb"], name="mask.CastBool", to=TensorProto.BOOL),
+                  n("Where", ["mb", "zero", "ninf"], ["bias"], name="bias.Where")]
+    else:
+        nodes += [n("Cast", ["m3"], ["m3f"], name="mask.CastFloat", to=TensorProto.FLOAT),
+                  n("Sub", ["one", "m3f"], ["inv"], name="bias.Sub"),
+                  n("Mul", ["inv", "fmin"], ["bias"], name="bias.Mul")]
+    nodes += [
+        n("Add", ["scores", "bias"], ["masked"], name="scores.Add"),
+        n("Softmax", ["masked"], ["p"], name="attn.Softmax", axis=-1),
+        n("MatMul", ["p", "v"], ["ctx"], name="ctx.MatMul"),
+        n("Unsqueeze", ["mf", "ax2"], ["w"], name="pool.Unsqueeze"),  # [N,T,1]
+        n("Mul", ["ctx", "w"], ["ctxm"], name="pool.Mul"),
+        n("ReduceSum", ["ctxm", "ax1"], ["total"], name="pool.ReduceSum", keepdims=0),
+        n("ReduceSum", ["w", "ax1"], ["count"], name="pool.Count", keepdims=0),
+        n("Div", ["total", "count"], ["y"], name="pool.Div"),
+    ]
+    graph = helper.make_graph(
+        nodes, f"masked_attention_{mask}",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "T", d]),
+         helper.make_tensor_value_info("mask", TensorProto.INT64, ["N", "T"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", d])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def masked_attention_data(n: int = 24, t: int = 10, d: int = 8, seed: int = 1) -> dict[str, np.ndarray]:
+    """x[N,T,D] and a padding mask with 3..T real tokens per sample (every sample has at least one pad
+    when ``seed`` draws lengths below T); padded positions of x hold 0, as [PAD] embeddings often do not."""
+    rng = _rng(seed)
+    x = rng.standard_normal((n, t, d)).astype(np.float32)
+    lengths = rng.integers(3, t, size=n)
+    mask = (np.arange(t)[None, :] < lengths[:, None]).astype(np.int64)
+    return {"x": x, "mask": mask}

@@ -76,7 +76,35 @@ def test_nan_and_inf_are_counted_and_left_out():
     h.update(np.array([np.nan, np.nan], np.float32))  # nothing finite: only counted
     s = h.snapshot()
     assert (s.nonfinite, s.count, s.min, s.max, s.zeros) == (5, 3, -2.0, 1.0, 1)
+    assert (s.special.nan, s.special.neginf, s.special.posinf) == (3, 1, 1)
     assert s.counts.sum() == 3
+    assert (s.data_min, s.data_max) == (-np.inf, np.inf)
+
+
+def test_mask_magnitudes_are_counted_apart_and_sums_do_not_overflow():
+    """finfo(float32).min padding (Hugging Face masks): counted as mask values, not data.
+
+    Two million of them in float32 summed to -inf before (the calib JSON then failed); now the range and
+    the sums come from the ordinary values only, and the sums run in float64.
+    """
+    fmin = np.finfo(np.float32).min
+    x = np.full(2_000_000, fmin, np.float32)
+    x[::4] = np.linspace(-3.0, 3.0, 500_000, dtype=np.float32)
+    x[1] = 2e30  # a positive mask magnitude
+    h = StreamingHistogram(256)
+    h.update(x[:1_000_000])
+    other = StreamingHistogram(256)
+    other.update(x[1_000_000:])
+    h.merge(other)
+    s = h.snapshot()
+    sp = s.special
+    assert (sp.huge_neg, sp.huge_pos, sp.nonfinite) == (1_499_999, 1, 0)
+    assert (sp.mask_min, sp.mask_max) == (float(fmin), float(np.float32(2e30)))
+    assert (s.count, s.min, s.max) == (500_000, -3.0, 3.0) and s.counts.sum() == 500_000
+    assert np.isfinite(s.sum) and abs(s.sum) < 1e-6 * s.count
+    assert s.sum_sq == pytest.approx(float(np.sum(np.linspace(-3.0, 3.0, 500_000, dtype=np.float32) ** 2.0)))
+    assert (s.data_min, s.data_max) == (float(fmin), float(np.float32(2e30)))
+    assert "1,499,999 values <= -3.403e+38" in sp.describe()
 
 
 @pytest.mark.parametrize("values", [np.zeros(100), np.full(100, 3.5), np.full(100, -1e-30)])

@@ -50,9 +50,10 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
     # isolated figures depend only on the float data and the layer's own quantization: reuse them across
     # runs on the same samples when the layer's isolated computation did not change
     cache = session.analysis_cache.setdefault(("isolated", data.content_hash(), n), {})
-    engine = DiffEngine(fp32, int8, set(op_types_for(recipe)), set(recipe.excluded_nodes()), isolated=isolated,
+    excluded = set(q.excluded)  # the recipe's exclusions plus the mask path kept in float (workbench.mask_path)
+    engine = DiffEngine(fp32, int8, set(op_types_for(recipe)), excluded, isolated=isolated,
                         reservoir=reservoir, batched=_batched(data), reuse_isolated=cache if isolated else None,
-                        fp32_key=session.prepared.sha256)
+                        fp32_key=session.prepared.sha256, masked=set(q.mask_path.tensors) if q.mask_path else set())
     outcome = engine.run(data.batches(limit=n, batch_size=engine.suggested_batch()), n, data.labels,
                          scaled(task, 0.3, 1.0), kinds=output_kinds(fp32, recipe, data.labels))
     if isolated:
@@ -60,11 +61,15 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
             iso = outcome.layers[node].isolated if node in outcome.layers else None
             if iso is not None:
                 cache[node] = (sig, iso)
-    layers = _assemble_layers(session, recipe, calib, q.ranges, engine, outcome)
+    layers = _assemble_layers(session, recipe, calib, q.ranges, engine, outcome, excluded)
+    for lay in layers:  # before flagging, so a flagged mask-path layer shows its real cause
+        h = q.mask_path.hint(lay.node, session.graph) if q.mask_path else None
+        if h is not None:
+            lay.hints.insert(0, h)
     for lay in flag(layers, thresholds):  # every flagged layer carries at least one hint
         if not lay.hints:
             lay.hints = [fallback_hint(lay.node)]
-    requantized = set(float_layers_requantized_at_runtime(q.path, recipe.excluded_nodes()))
+    requantized = set(float_layers_requantized_at_runtime(q.path, sorted(excluded)))
     for lay in layers:
         if lay.node in requantized:
             lay.hints.append(Hint("runtime_requantizes", "onnxruntime's CPU optimizer quantizes this layer's weights "
@@ -83,13 +88,13 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
         notes=list(q.notes), hints=model_hints(fp32, recipe.settings.op_types))
 
 
-def _assemble_layers(session, recipe, calib, ranges, engine, outcome) -> list[LayerResult]:
+def _assemble_layers(session, recipe, calib, ranges, engine, outcome, excluded) -> list[LayerResult]:
     g = session.graph
     out = []
     for lay in engine.match.layers:
         o = outcome.layers[lay.node]
         node = g.node(lay.node)
-        precision = recipe.precision_of(lay.node) if lay.quantized or lay.node in recipe.excluded_nodes() else "fp32"
+        precision = "fp32" if lay.node in excluded else (recipe.precision_of(lay.node) if lay.quantized else "fp32")
         iso = o.isolated
         amp = amplification(iso.sqnr_db if iso else None, o.cumulative.sqnr_db)
         in_sqnr = [outcome.tensors[t].sqnr_db for t in lay.activation_inputs if t in outcome.tensors]

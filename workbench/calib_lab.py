@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from analyzers.calibration.collect import CalibrationData, WeightStats
-from analyzers.calibration.histogram import HistogramSnapshot, trim
+from analyzers.calibration.histogram import HistogramSnapshot, SpecialValues, trim
 from analyzers.calibration.methods import METHODS, MethodComparison, RangeStats, compare_methods
+from analyzers.jsonsafe import json_num
 from backends.tasks import NullTask, Task
 
 from .graph import FUSABLE_ACTIVATIONS, ModelGraph
+from .mask_path import find_mask_path
 from .recipe import Recipe
 from .recipe_ranges import activation_spec, tensor_ranges
 
@@ -41,6 +43,7 @@ class TensorLab:
     histogram: HistogramSnapshot
     fused_into: str | None = None  # onnxruntime quantizes it with this tensor's range (Relu/Clip fusion)
     note: str | None = None
+    mask_handling: str | None = None  # holds mask values (-inf, finfo.min): "float" (not quantized) or "clamp"
 
     @property
     def winner(self) -> str:
@@ -62,8 +65,9 @@ class TensorLab:
             "name": self.tensor, "qtype": self.qtype, "symmetric": self.symmetric, "owners": self.owners,
             "recipe_method": self.recipe_method, "percentile": self.percentile,
             "override_from": self.override_from, "fused_into": self.fused_into, "note": self.note,
-            "count": h.count, "min": _num(h.min), "max": _num(h.max), "sum": h.sum, "sum_sq": h.sum_sq,
-            "zeros": h.zeros, "nonfinite": h.nonfinite,
+            "count": h.count, "min": _num(h.min), "max": _num(h.max), "sum": json_num(h.sum),
+            "sum_sq": json_num(h.sum_sq), "zeros": h.zeros, "nonfinite": h.nonfinite,
+            "special": h.special.to_dict(), "mask_handling": self.mask_handling,
             "methods": {m: s.to_dict() for m, s in self.comparison.stats.items()},
             "winner": self.winner,
             "gap_db": {m: _num(self.comparison.gap_db(m)) for m in self.comparison.stats},
@@ -79,10 +83,12 @@ class TensorLab:
         stats = {m: RangeStats(**{k: (math.inf if v is None and k == "sqnr_db" else v) for k, v in s.items()})
                  for m, s in d["methods"].items()}
         hist = d.get("histogram") or {"counts": [], "edges": [0.0]}
+        special = SpecialValues(**d["special"]) if d.get("special") else SpecialValues(nan=d.get("nonfinite", 0))
         snap = HistogramSnapshot(np.asarray(hist["counts"], dtype=np.int64), np.asarray(hist["edges"], dtype=np.float64),
-                                 d["min"], d["max"], d["count"], d["sum"], d["sum_sq"], d["nonfinite"], d["zeros"])
+                                 d["min"], d["max"], d["count"], _f(d["sum"]), _f(d["sum_sq"]), d["zeros"], special)
         return cls(d["name"], d["qtype"], d["symmetric"], list(d["owners"]), d["recipe_method"], d["percentile"],
-                   d["override_from"], MethodComparison(stats, d["winner"]), snap, d.get("fused_into"), d.get("note"))
+                   d["override_from"], MethodComparison(stats, d["winner"]), snap, d.get("fused_into"), d.get("note"),
+                   d.get("mask_handling"))
 
 
 @dataclass
@@ -118,12 +124,15 @@ class CalibLab:
     tensors: list[TensorLab]
     weights: list[WeightSummary] = field(default_factory=list)
     format: int = LAB_FORMAT
+    notes: list[str] = field(default_factory=list)  # the mask path and NaN tensors, and what is done with them
+    mask_path: dict = field(default_factory=dict)  # ``MaskPath.to_dict()``: tensors, nodes, nodes kept in float
 
     def winners(self) -> dict[str, int]:
-        """How many tensors each method wins (fused tensors, quantized with another tensor's range, left out)."""
+        """How many tensors each method wins (fused tensors, quantized with another tensor's range, and mask
+        tensors kept in float left out)."""
         out = {m: 0 for m in METHODS}
         for t in self.tensors:
-            if t.fused_into is None:
+            if t.fused_into is None and t.mask_handling != "float":
                 out[t.winner] += 1
         return out
 
@@ -137,7 +146,8 @@ class CalibLab:
                 "samples": self.samples, "from_cache": self.from_cache, "settings": self.settings,
                 "methods": list(METHODS), "winners": self.winners(),
                 "tensors": [t.to_dict(histograms) for t in self.tensors],
-                "weights": [w.to_dict() for w in self.weights]}
+                "weights": [w.to_dict() for w in self.weights], "notes": list(self.notes),
+                "mask_path": self.mask_path}
 
     @classmethod
     def from_dict(cls, d: dict) -> CalibLab:
@@ -148,7 +158,8 @@ class CalibLab:
                                  math.inf if w["channel_spread"] is None else w["channel_spread"])
                    for w in d.get("weights", [])]
         return cls(d["model"], d["data"], d["samples"], d["from_cache"], d["settings"],
-                   [TensorLab.from_dict(t) for t in d["tensors"]], weights, d["format"])
+                   [TensorLab.from_dict(t) for t in d["tensors"]], weights, d["format"], list(d.get("notes", [])),
+                   dict(d.get("mask_path") or {}))
 
 
 def fused_tensors(graph: ModelGraph, recipe: Recipe, calibrated) -> dict[str, str]:
@@ -181,6 +192,8 @@ def build_lab(graph: ModelGraph, recipe: Recipe, calib: CalibrationData, *, mode
     chosen = tensor_ranges(graph, recipe, calib, names)
     fused = fused_tensors(graph, recipe, calib.histograms)
     int16 = set(recipe.int16_nodes())
+    mask = find_mask_path(graph, recipe, calib)
+    kept = set(mask.kept_float) | set(recipe.excluded_nodes())
     softmax_out = {n.outputs[0] for n in graph.nodes if n.op_type == "Softmax" and n.outputs}
     out = []
     for i, name in enumerate(names):
@@ -196,17 +209,31 @@ def build_lab(graph: ModelGraph, recipe: Recipe, calib: CalibrationData, *, mode
             note = f"onnxruntime fuses the activation after it and quantizes it with the range of {fused[name]}"
         elif name in softmax_out:
             note = "onnxruntime quantizes Softmax outputs with the fixed range [0, 1]"
-        if h.nonfinite:
-            note = (note + "; " if note else "") + f"{h.nonfinite} NaN/inf values left out of the range"
+        handling = None
+        if h.special:
+            note = (note + "; " if note else "") + f"{h.special.describe()} left out of the range"
+        if name in mask.tensors:
+            touching = [n for n in [graph.producer.get(name)] + list(graph.consumers.get(name, [])) if n in mask.nodes]
+            float_ = all(n in kept for n in touching)  # no quantized node reads or writes it: never quantized
+            handling = "float" if float_ else "clamp"
+            note += ("; on the " + mask.label + ": kept in float with the nodes around it" if float_ else
+                     "; on the " + mask.label + ": quantized with this range, so masked values saturate")
         out.append(TensorLab(name, spec.qtype, spec.symmetric, sorted(graph.tensor_owners(name)), tr.method, pct,
-                             tr.override_from, comparison, h, fused.get(name), note))
+                             tr.override_from, comparison, h, fused.get(name), note, handling))
         task.report((i + 1) / max(len(names), 1), f"comparing methods: {name}")
     settings = {"activation_type": s.activation_type, "symmetric_activations": s.symmetric_activations,
-                "calibration_method": s.calibration_method, "percentile": s.percentile}
+                "calibration_method": s.calibration_method, "percentile": s.percentile,
+                "mask_handling": s.mask_handling}
     weights = [WeightSummary.of(w) for w in calib.weights.values()]
-    return CalibLab(model, data, calib.samples, from_cache, settings, out, weights)
+    return CalibLab(model, data, calib.samples, from_cache, settings, out, weights, notes=mask.notes(done=False),
+                    mask_path=mask.to_dict())
 
 
 def _num(v: float):
     """JSON has no inf/NaN: they become null."""
     return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+def _f(v) -> float:
+    """Inverse of ``json_num`` for a sum: null was NaN or inf."""
+    return math.nan if v is None else float(v)

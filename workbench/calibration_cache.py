@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from analyzers.calibration.collect import CalibrationData, collect, weight_stats
-from analyzers.calibration.histogram import DEFAULT_BINS, HistogramSnapshot
+from analyzers.calibration.histogram import DEFAULT_BINS, HistogramSnapshot, SpecialValues
 from analyzers.onnx_utils import tensors_to_calibrate
 from backends.tasks import NullTask, Task
 
@@ -23,7 +23,8 @@ from .model_prep import PreparedModel
 from .paths import cache_dir, sha256_bytes
 from .recipe import Recipe
 
-CACHE_FORMAT = 2  # 2: power-of-two histogram grids (exact widening); older caches are rebuilt
+CACHE_FORMAT = 3  # 2: power-of-two histogram grids (exact widening); 3: special values counted by kind (NaN,
+# -inf, +inf, mask magnitudes) and kept out of the bins; older caches are rebuilt
 BATCH_BYTES = 16 << 20  # one batch of calibrated tensors: bounds peak memory whatever N is (larger batches
 # measured no faster on CPU; see docs/benchmarks.md, Calibration lab)
 MAX_BATCH = 32
@@ -103,7 +104,8 @@ def save_histograms(path: Path, hists: dict[str, HistogramSnapshot], samples: in
         "offsets": np.cumsum([0] + [len(h.counts) for h in hs]).astype(np.int64),
         "grid": np.array([[h.edges[0], h.edges[1] - h.edges[0]] for h in hs], dtype=np.float64).reshape(-1, 2),
         "stats": np.array([[h.min, h.max, h.sum, h.sum_sq] for h in hs], dtype=np.float64).reshape(-1, 4),
-        "tallies": np.array([[h.count, h.nonfinite, h.zeros] for h in hs], dtype=np.int64).reshape(-1, 3),
+        "tallies": np.array([[h.count, h.zeros] for h in hs], dtype=np.int64).reshape(-1, 2),
+        "special": np.array([h.special.as_row() for h in hs], dtype=np.float64).reshape(-1, 7),
     }
     tmp = path.with_suffix(".tmp.npz")
     np.savez_compressed(tmp, **arrays)
@@ -116,12 +118,13 @@ def load_histograms(path: Path) -> tuple[dict[str, HistogramSnapshot], int]:
         index = json.loads(bytes(z["index"]).decode())
         if index.get("format") != CACHE_FORMAT:
             raise ValueError("old cache format")
-        counts, offsets, grid, stats, tallies = (z[k] for k in ("counts", "offsets", "grid", "stats", "tallies"))
+        counts, offsets, grid, stats, tallies, special = (
+            z[k] for k in ("counts", "offsets", "grid", "stats", "tallies", "special"))
     out = {}
     for i, n in enumerate(index["names"]):
         c = counts[offsets[i]:offsets[i + 1]].astype(np.int64)
         edges = grid[i, 0] + np.arange(len(c) + 1, dtype=np.float64) * grid[i, 1]
         mn, mx, sm, sq = (float(v) for v in stats[i])
         out[n] = HistogramSnapshot(c, edges, mn, mx, int(tallies[i, 0]), sm, sq, int(tallies[i, 1]),
-                                   int(tallies[i, 2]))
+                                   SpecialValues.from_row(special[i]))
     return out, int(index.get("samples", 0))

@@ -29,6 +29,7 @@ from backends.tasks import NullTask, Task
 
 from .calibration_cache import op_types_for
 from .errors import WorkbenchError
+from .mask_path import MaskPath, find_mask_path
 from .model_prep import PreparedModel
 from .paths import scratch_dir
 from .recipe import Recipe
@@ -46,6 +47,7 @@ class QuantizeResult:
     excluded: list[str] = field(default_factory=list)
     int16: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    mask_path: MaskPath | None = None  # mask tensors and what was done with the nodes around them
 
 
 def _qtype(name: str):
@@ -235,6 +237,8 @@ def quantize(prepared: PreparedModel, recipe: Recipe, calib: CalibrationData, ou
     task = task or NullTask()
     t0 = time.perf_counter()
     recipe.validate(prepared.graph.node_names)
+    mask = find_mask_path(prepared.graph, recipe, calib)
+    recipe = mask.apply(recipe)  # the mask path's nodes, kept in float, are exclusions like any other
     s = recipe.settings
     ranges = tensor_ranges(prepared.graph, recipe, calib)
     task.report(0.1, "quantizing")
@@ -251,7 +255,7 @@ def quantize(prepared: PreparedModel, recipe: Recipe, calib: CalibrationData, ou
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     excluded = recipe.excluded_nodes()
-    notes = []
+    notes = mask.notes()
     with tempfile.TemporaryDirectory(prefix="qwb-quant-", dir=scratch_dir()) as td:
         source = prepared.path
         if s.per_channel:
@@ -291,4 +295,4 @@ def quantize(prepared: PreparedModel, recipe: Recipe, calib: CalibrationData, ou
                      "and in other runtimes. To keep it in float on onnxruntime CPU too, also set its producer "
                      "or its consumer to FP32.")
     return QuantizeResult(out_path, out_path.stat().st_size, time.perf_counter() - t0, ranges, excluded,
-                          recipe.int16_nodes(), notes)
+                          recipe.int16_nodes(), notes, mask)

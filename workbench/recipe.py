@@ -25,6 +25,7 @@ ACTIVATION_TYPES = ("u8", "s8", "u16", "s16")
 WEIGHT_TYPES = ("s8", "u8", "s16", "u16")
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy", "mse")
 PRECISIONS = ("int8", "int16", "fp32")
+MASK_HANDLING = ("float", "clamp")  # see workbench/mask_path.py
 LAYOUTS = ("NCHW", "NHWC")
 CHANNEL_ORDERS = ("RGB", "BGR")
 
@@ -42,9 +43,11 @@ class GlobalSettings:
     calibration_method: str = "minmax"
     percentile: float = 99.999  # used when calibration_method == "percentile"
     op_types: list[str] = field(default_factory=list)  # empty: every op type onnxruntime can quantize
+    mask_handling: str = "float"  # nodes around -inf / finfo.min mask tensors: kept in float, or "clamp"ed
 
     def validate(self) -> None:
         _choice("activation_type", self.activation_type, ACTIVATION_TYPES)
+        _choice("mask_handling", self.mask_handling, MASK_HANDLING)
         _choice("weight_type", self.weight_type, WEIGHT_TYPES)
         _choice("calibration_method", self.calibration_method, CALIBRATION_METHODS)
         _percentile("percentile", self.percentile)

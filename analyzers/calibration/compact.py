@@ -16,22 +16,22 @@ from collections.abc import Mapping
 import numpy as np
 
 from .collect import CalibrationData
-from .histogram import HistogramSnapshot
+from .histogram import HistogramSnapshot, SpecialValues
 
 
 class CompactHistograms(Mapping):
     """tensor name -> HistogramSnapshot, stored trimmed and concatenated."""
 
-    def __init__(self, names, counts, offsets, first_bin, grid, stats, tallies):
+    def __init__(self, names, counts, offsets, first_bin, grid, stats, tallies, special):
         self.names = list(names)
         self._index = {n: i for i, n in enumerate(self.names)}
         self.counts, self.offsets, self.first_bin = counts, offsets, first_bin
-        self.grid, self.stats, self.tallies = grid, stats, tallies
+        self.grid, self.stats, self.tallies, self.special = grid, stats, tallies, special
 
     @classmethod
     def pack(cls, hists: Mapping[str, HistogramSnapshot]) -> "CompactHistograms":
         names = list(hists)
-        parts, offsets, first, grid, stats, tallies = [], [0], [], [], [], []
+        parts, offsets, first, grid, stats, tallies, special = [], [0], [], [], [], [], []
         for n in names:
             h = hists[n]
             nz = np.nonzero(h.counts)[0]
@@ -42,13 +42,14 @@ class CompactHistograms(Mapping):
             width = float(h.edges[1] - h.edges[0]) if len(h.edges) > 1 else 0.0
             grid.append((float(h.edges[0]), width, len(h.counts)))
             stats.append((h.min, h.max, h.sum, h.sum_sq))
-            tallies.append((h.count, h.nonfinite, h.zeros))
+            tallies.append((h.count, h.zeros))
+            special.append(h.special.as_row())
         counts = np.concatenate(parts) if parts else np.zeros(0, np.int64)
         if counts.size and counts.max() < 2**31:
             counts = counts.astype(np.int32)
         return cls(names, counts, np.array(offsets, np.int64), np.array(first, np.int64),
                    np.array(grid, np.float64).reshape(-1, 3), np.array(stats, np.float64).reshape(-1, 4),
-                   np.array(tallies, np.int64).reshape(-1, 3))
+                   np.array(tallies, np.int64).reshape(-1, 2), np.array(special, np.float64).reshape(-1, 7))
 
     def __getitem__(self, name: str) -> HistogramSnapshot:
         i = self._index[name]
@@ -59,8 +60,8 @@ class CompactHistograms(Mapping):
             c = np.zeros(1, np.int64)
         edges = origin + (a + np.arange(len(c) + 1, dtype=np.float64)) * width
         mn, mx, sm, sq = (float(v) for v in self.stats[i])
-        cnt, nonfinite, zeros = (int(v) for v in self.tallies[i])
-        return HistogramSnapshot(c, edges, mn, mx, cnt, sm, sq, nonfinite, zeros)
+        cnt, zeros = (int(v) for v in self.tallies[i])
+        return HistogramSnapshot(c, edges, mn, mx, cnt, sm, sq, zeros, SpecialValues.from_row(self.special[i]))
 
     def __contains__(self, name) -> bool:
         return name in self._index
@@ -73,7 +74,8 @@ class CompactHistograms(Mapping):
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.counts, self.offsets, self.first_bin, self.grid, self.stats, self.tallies))
+        return sum(a.nbytes for a in (self.counts, self.offsets, self.first_bin, self.grid, self.stats, self.tallies,
+                                             self.special))
 
 
 def calibration_view(histograms: CompactHistograms, samples: int):

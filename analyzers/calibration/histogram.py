@@ -22,6 +22,77 @@ import numpy as np
 DEFAULT_BINS = 4096
 _CHUNK = 1 << 20  # values binned per step: bounds the temporaries to a few MB whatever the tensor size
 _TINY_EXP = -140  # width exponent for a histogram that has only seen zeros
+MASK_MAGNITUDE = 1e30  # finite values this large are mask constants (finfo.min, -1e38), never data
+
+
+@dataclass(frozen=True)
+class SpecialValues:
+    """Values no range can hold, counted by kind: NaN, -inf, +inf, and finite mask magnitudes.
+
+    ``mask_min``/``mask_max`` are the most negative / most positive finite mask values seen (0.0 when none),
+    so a table can say "-3.403e+38" rather than only "huge".
+    """
+
+    nan: int = 0
+    neginf: int = 0
+    posinf: int = 0
+    huge_neg: int = 0  # finite values <= -MASK_MAGNITUDE
+    huge_pos: int = 0  # finite values >= MASK_MAGNITUDE
+    mask_min: float = 0.0
+    mask_max: float = 0.0
+
+    @property
+    def nonfinite(self) -> int:
+        return self.nan + self.neginf + self.posinf
+
+    @property
+    def mask(self) -> int:
+        """Values that mark masked positions: infinities and mask magnitudes (NaN is an error, not a mask)."""
+        return self.neginf + self.posinf + self.huge_neg + self.huge_pos
+
+    @property
+    def total(self) -> int:
+        return self.nonfinite + self.huge_neg + self.huge_pos
+
+    def __bool__(self) -> bool:
+        return self.total > 0
+
+    def __add__(self, o: SpecialValues) -> SpecialValues:
+        return SpecialValues(self.nan + o.nan, self.neginf + o.neginf, self.posinf + o.posinf,
+                             self.huge_neg + o.huge_neg, self.huge_pos + o.huge_pos,
+                             min(self.mask_min, o.mask_min), max(self.mask_max, o.mask_max))
+
+    @classmethod
+    def of(cls, x: np.ndarray) -> SpecialValues:
+        """Count the special values of a flat float array (the caller saw a non-finite or huge min/max)."""
+        neg, pos = x <= -MASK_MAGNITUDE, x >= MASK_MAGNITUDE  # -inf/+inf included; NaN is neither
+        ninf = int(np.count_nonzero(np.isneginf(x)))
+        pinf = int(np.count_nonzero(np.isposinf(x)))
+        hn, hp = int(np.count_nonzero(neg)) - ninf, int(np.count_nonzero(pos)) - pinf
+        finite_neg = x[neg & (x > -np.inf)] if hn else x[:0]
+        finite_pos = x[pos & (x < np.inf)] if hp else x[:0]
+        return cls(int(np.count_nonzero(np.isnan(x))), ninf, pinf, hn, hp,
+                   float(finite_neg.min()) if hn else 0.0, float(finite_pos.max()) if hp else 0.0)
+
+    def as_row(self) -> list[float]:
+        """The seven fields as one row of floats (cache files and packed histograms store them so)."""
+        return [self.nan, self.neginf, self.posinf, self.huge_neg, self.huge_pos, self.mask_min, self.mask_max]
+
+    @classmethod
+    def from_row(cls, row) -> SpecialValues:
+        v = [float(a) for a in row]
+        return cls(*(int(a) for a in v[:5]), v[5], v[6])
+
+    def to_dict(self) -> dict:
+        return {"nan": self.nan, "neginf": self.neginf, "posinf": self.posinf, "huge_neg": self.huge_neg,
+                "huge_pos": self.huge_pos, "mask_min": self.mask_min, "mask_max": self.mask_max}
+
+    def describe(self) -> str:
+        """'1,234 -inf, 5 NaN' style: what was kept out of the range."""
+        parts = [(self.neginf, "-inf"), (self.posinf, "+inf"), (self.nan, "NaN"),
+                 (self.huge_neg, f"values <= {self.mask_min:.4g}" if self.huge_neg else ""),
+                 (self.huge_pos, f"values >= {self.mask_max:.4g}" if self.huge_pos else "")]
+        return ", ".join(f"{n:,} {what}" for n, what in parts if n)
 
 
 @dataclass
@@ -32,11 +103,38 @@ class HistogramSnapshot:
     edges: np.ndarray  # float64, len = bins + 1
     min: float
     max: float
-    count: int  # finite values (the counts sum to this)
+    count: int  # ordinary values (the counts sum to this)
     sum: float
     sum_sq: float
-    nonfinite: int = 0  # NaN and +-inf values seen and left out of everything else
     zeros: int = 0  # exact zeros (ReLU outputs, padding): always exactly representable, so error-free
+    special: SpecialValues = SpecialValues()  # NaN, +-inf and mask magnitudes, left out of everything else
+
+    @property
+    def nonfinite(self) -> int:
+        return self.special.nonfinite
+
+    @property
+    def data_min(self) -> float:
+        """The tensor's true minimum, special values included (-inf, finfo.min): what a table should show."""
+        s = self.special
+        if s.neginf:
+            return -math.inf
+        if s.huge_neg:
+            return s.mask_min
+        if not self.count:
+            return math.inf if s.posinf else (s.mask_max if s.huge_pos else 0.0)
+        return self.min
+
+    @property
+    def data_max(self) -> float:
+        s = self.special
+        if s.posinf:
+            return math.inf
+        if s.huge_pos:
+            return s.mask_max
+        if not self.count:
+            return -math.inf if s.neginf else (s.mask_min if s.huge_neg else 0.0)
+        return self.max
 
     @property
     def bin_width(self) -> float:
@@ -184,7 +282,7 @@ class StreamingHistogram:
         self.count = 0
         self.sum = 0.0
         self.sum_sq = 0.0
-        self.nonfinite = 0
+        self.special = SpecialValues()
         self.zeros = 0
 
     @property
@@ -201,20 +299,19 @@ class StreamingHistogram:
 
     # -- adding data -------------------------------------------------------------------------------
     def update(self, values: np.ndarray) -> None:
-        """Add every element of ``values`` (any shape, any real dtype); NaN and inf are only counted."""
+        """Add every element of ``values`` (any shape, any real dtype); NaN, inf and mask magnitudes are only
+        counted (``SpecialValues``)."""
         x = np.asarray(values).ravel()
         if x.dtype != np.float32 and x.dtype != np.float64:
             x = x.astype(np.float64 if x.dtype.itemsize > 4 or x.dtype.kind in "iu" else np.float32)
         if x.size == 0:
             return
         lo, hi = float(x.min()), float(x.max())
-        if not (math.isfinite(lo) and math.isfinite(hi)):  # NaN propagates through min/max: filter once
-            finite = np.isfinite(x)
-            kept = int(np.count_nonzero(finite))
-            self.nonfinite += int(x.size - kept)
-            if kept == 0:
+        if not (-MASK_MAGNITUDE < lo and hi < MASK_MAGNITUDE):  # NaN fails both: filter once, only then
+            self.special = self.special + SpecialValues.of(x)
+            x = x[np.abs(x) < MASK_MAGNITUDE]  # False for NaN and inf too
+            if x.size == 0:
                 return
-            x = x[finite]
             lo, hi = float(x.min()), float(x.max())
         self._fit(lo, hi)
         self.min, self.max = min(self.min, lo), max(self.max, hi)
@@ -230,9 +327,9 @@ class StreamingHistogram:
         for i in range(0, x.size, _CHUNK):
             xc = x[i:i + _CHUNK]
             b = buf[:xc.size]
-            total += float(xc.sum())  # pairwise within a chunk, chunks added in float64
-            np.square(xc, out=b, casting="unsafe")
-            sq += float(b.sum())
+            wide = xc.astype(np.float64)  # sums in float64: float32 squares of values above 1.8e19 overflow
+            total += float(wide.sum())
+            sq += float(np.dot(wide, wide))
             np.multiply(xc, dt(inv), out=b, casting="unsafe")
             np.floor(b, out=b)
             idx = b.astype(np.int64)
@@ -274,7 +371,7 @@ class StreamingHistogram:
     def merge(self, other: StreamingHistogram) -> None:
         """Add another histogram's counts; exact, because both grids are powers of two anchored at 0."""
         if other.count == 0:
-            self.nonfinite += other.nonfinite
+            self.special = self.special + other.special
             return
         if self.exp is None:
             self.exp, self.start = other.exp, other.start
@@ -290,17 +387,17 @@ class StreamingHistogram:
         self.count += other.count
         self.sum += other.sum
         self.sum_sq += other.sum_sq
-        self.nonfinite += other.nonfinite
+        self.special = self.special + other.special
         self.zeros += other.zeros
 
     def snapshot(self) -> HistogramSnapshot:
         """A copy of the current state as plain arrays and numbers (what caches and ranges work from)."""
         if self.exp is None:  # nothing finite seen: an empty histogram on [0, 1)
             edges = np.linspace(0.0, 1.0, self.bins + 1)
-            return HistogramSnapshot(self.counts.copy(), edges, 0.0, 0.0, 0, 0.0, 0.0, self.nonfinite, 0)
+            return HistogramSnapshot(self.counts.copy(), edges, 0.0, 0.0, 0, 0.0, 0.0, 0, self.special)
         edges = (self.start + np.arange(self.bins + 1, dtype=np.float64)) * self.width
         return HistogramSnapshot(self.counts.copy(), edges, float(self.min), float(self.max), self.count,
-                                 self.sum, self.sum_sq, self.nonfinite, self.zeros)
+                                 self.sum, self.sum_sq, self.zeros, self.special)
 
 
 def _initial_exp(lo: float, hi: float, bins: int) -> int:
@@ -320,4 +417,4 @@ def trim(snap: HistogramSnapshot) -> HistogramSnapshot:
         return snap
     a, b = int(nz[0]), int(nz[-1]) + 1
     return HistogramSnapshot(snap.counts[a:b].copy(), snap.edges[a:b + 1].copy(), snap.min, snap.max, snap.count,
-                             snap.sum, snap.sum_sq, snap.nonfinite, snap.zeros)
+                             snap.sum, snap.sum_sq, snap.zeros, snap.special)

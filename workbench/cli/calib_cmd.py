@@ -11,7 +11,7 @@ from analyzers.calibration.methods import METHODS
 
 from ..calib_lab import build_lab
 from ..errors import WorkbenchError
-from .common import ConsoleTask, add_model_args, open_session, print_model_and_calibration
+from .common import ConsoleTask, add_model_args, open_session, print_model_and_calibration, print_notes
 
 RANGE_WIDTH = 19
 
@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     fused = sum(1 for t in lab.tensors if t.fused_into)
     print(f"best     {wins}  (lowest predicted error of each tensor quantized alone; recipe uses "
           f"{st.calibration_method})" + (f"; {fused} tensors fused into the activation after them" if fused else ""))
+    print_notes(lab.notes)
     if args.json:
         write_json(lab, Path(args.json))
         print(f"wrote    {args.json}  (format {lab.format}, {len(lab.tensors)} tensors with histograms)")
@@ -68,6 +69,9 @@ def print_table(lab, global_percentile: float) -> None:
         if t.fused_into:
             print(f"{name:<{width}}  {t.qtype:<4}  (fused: quantized with the range of {t.fused_into})")
             continue
+        if t.mask_handling == "float":  # never quantized: no method's range applies
+            print(f"{name:<{width}}  {t.qtype:<4}  {_data_range(t.histogram)}  (kept in float: on the mask path)")
+            continue
         cells = []
         for m in METHODS:
             st = t.methods[m]
@@ -78,6 +82,9 @@ def print_table(lab, global_percentile: float) -> None:
         gain = t.comparison.gap_db(t.recipe_method)
         print(f"{name:<{width}}  {t.qtype:<4} " + "".join(f"{c:<{RANGE_WIDTH}}" for c in cells)
               + f"{100 * t.recipe_stats.clip_rate:>8.4f}  {t.winner:<10}{gain:>7.2f}")
+        if t.histogram.special:  # the ranges above are of the ordinary values: say what else the tensor holds
+            where = "they saturate to the range's low/high end" if t.mask_handling == "clamp" else "NaN"
+            print(f"{'':<{width}}        {_data_range(t.histogram)}  ({where})")
     print(f"{'':<{width}}  * the recipe's method for that tensor; clip% = values saturating under it; "
           "gain = SQNR the best method adds")
 
@@ -93,6 +100,12 @@ def write_json(lab, path: Path) -> None:
     except OSError as e:
         raise WorkbenchError(f"cannot write {path} ({e.strerror or e})", "pass --json a path in a writable "
                              "folder") from e
+
+
+def _data_range(h) -> str:
+    """'-inf .. 0 (mask: 1,234 -inf kept out of the range)': the tensor's true extent and what was left out."""
+    kind = "mask" if h.special.mask else "special values"
+    return f"{_g(h.data_min)} .. {_g(h.data_max)} ({kind}: {h.special.describe()} kept out of the range)"
 
 
 def _g(v: float) -> str:

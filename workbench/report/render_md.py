@@ -89,6 +89,8 @@ def render_markdown(report: ReportData | dict) -> str:
                    f"{_v(lay['isolated']['sqnr_db'], 'db')} | "
                    f"{_v(lay['cumulative']['sqnr_db'], 'db')} | {'yes' if lay['flagged'] else ''} | {hint} |")
     out.append("")
+    for note in run["analysis"].get("notes") or []:  # e.g. the attention-mask path kept in float
+        out += [f"**Note** {md_text(note)}", ""]
     if run.get("bench"):
         parts = []
         for b in run["bench"]["backends"]:

@@ -256,6 +256,7 @@ def layers(v: View, f: int) -> Markup:
     heads = ["#", "layer", "rank key dB", "isolated SQNR dB", "cumulative SQNR dB", "amplif. dB", "introduced dB",
              "clipped", "weight SQNR dB"]
     th = v.get("runs", f, "analysis", "thresholds")
+    notes = v.get("runs", f, "analysis", "notes") or []  # e.g. the attention-mask path kept in float
     shown = all_layers[:MAX_ALL_LAYERS]
     every = [_all_row(v, f, i, lay) for i, lay in enumerate(shown)]
     return section(
@@ -267,6 +268,8 @@ def layers(v: View, f: int) -> Markup:
            f"Flagged: isolated SQNR {th['isolated_below_median_db']:g} dB below the median layer, under "
            f"{th['isolated_floor_db']:g} dB, or {th['introduced_db']:g} dB lost at the node. Higher SQNR is better."),
         table(heads, rows, num_cols={0, 2, 3, 4, 5, 6, 7, 8}, row_classes=classes, id="worst-layers", name_col=1),
+        el("h3", None, "Notes on this run") if notes else None,
+        el("ul", {"class_": "hints", "id": "run-notes"}, *[el("li", None, n) for n in notes]) if notes else None,
         el("h3", None, f"All layers in graph order ({len(all_layers)})"),
         table(["layer", "op", "precision", "isolated dB", "cumulative dB", "amplif. dB", ""], every,
               num_cols={3, 4, 5}, row_classes=["flagged" if lay["flagged"] else None for lay in shown],
