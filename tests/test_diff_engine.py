@@ -12,6 +12,7 @@ import pytest
 
 from analyzers.calibration.grid import QuantSpec, fake_quant
 from tests.models import conv_net, conv_net_data, save, save_npz, shape_arith_net, time_major_net
+from tests.reference import qdq_loss_debug_sqnr
 from workbench.analysis import analyze
 from workbench.errors import CancelledError
 from workbench.recipe import Recipe
@@ -28,29 +29,14 @@ def net(tmp_path_factory):
 
 
 def test_cumulative_sqnr_agrees_with_qdq_loss_debug(net, tmp_path):
-    from onnxruntime.quantization import CalibrationDataReader
-    from onnxruntime.quantization import qdq_loss_debug as dbg
-
     s = Session(*net)
     r = analyze(s)
     x = np.load(net[2])["x"]
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter([{"x": x[i:i + 1]} for i in range(len(x))])
-
-        def get_next(self):
-            return next(self.it, None)
-
-    dbg.modify_model_output_intermediate_tensors(str(s.prepared.path), str(tmp_path / "f_aug.onnx"))
-    dbg.modify_model_output_intermediate_tensors(r.int8_model, str(tmp_path / "q_aug.onnx"))
-    fa = dbg.collect_activations(str(tmp_path / "f_aug.onnx"), Reader())
-    qa = dbg.collect_activations(str(tmp_path / "q_aug.onnx"), Reader())
-    errors = dbg.compute_activation_error(dbg.create_activation_matching(qa, fa))
+    errors = qdq_loss_debug_sqnr(s.prepared.path, r.int8_model, [{"x": x[i:i + 1]} for i in range(len(x))], tmp_path)
     compared = 0
     for lay in r.layers:
-        if lay.output in errors and "xmodel_err" in errors[lay.output]:
-            assert lay.cumulative.sqnr_db == pytest.approx(errors[lay.output]["xmodel_err"], abs=0.01), lay.node
+        if lay.output in errors:
+            assert lay.cumulative.sqnr_db == pytest.approx(errors[lay.output], abs=0.01), lay.node
             compared += 1
     assert compared >= 4
 

@@ -22,8 +22,11 @@ import onnxruntime as ort
 import pytest
 
 from tests.cli_util import qwb
+from tests.reference import qdq_loss_debug_sqnr
 from tests.zoo import ZOO, ZooModel, build, zoo_dir
 from tests.zoo.survey import commands
+from workbench.analysis import analyze
+from workbench.session import Session
 
 pytestmark = pytest.mark.slow
 
@@ -201,33 +204,16 @@ def test_command(name, command, zoo_paths, tmp_path, monkeypatch):
 @pytest.mark.parametrize("name", NAMES)
 def test_exact_mode_agrees_with_qdq_loss_debug(name, zoo_paths, tmp_path):
     """Cumulative SQNR of every layer equals onnxruntime's qdq_loss_debug (every tensor exposed) within 0.01 dB."""
-    from onnxruntime.quantization import CalibrationDataReader
-    from onnxruntime.quantization import qdq_loss_debug as dbg
-
-    from workbench.analysis import analyze
-    from workbench.session import Session
-
     p = zoo_paths(name)
     s = Session(str(p.model), str(p.calib), str(p.eval))
     r = analyze(s, samples=16)
     with np.load(p.eval) as z:
         data = {k: z[k][:16] for k in z.files if k != "labels"}
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter([{k: v[i:i + 1] for k, v in data.items()} for i in range(16)])
-
-        def get_next(self):
-            return next(self.it, None)
-
-    dbg.modify_model_output_intermediate_tensors(str(s.prepared.path), str(tmp_path / "f.onnx"))
-    dbg.modify_model_output_intermediate_tensors(r.int8_model, str(tmp_path / "q.onnx"))
-    fa = dbg.collect_activations(str(tmp_path / "f.onnx"), Reader())
-    qa = dbg.collect_activations(str(tmp_path / "q.onnx"), Reader())
-    errors = dbg.compute_activation_error(dbg.create_activation_matching(qa, fa))
+    feeds = [{k: v[i:i + 1] for k, v in data.items()} for i in range(16)]
+    errors = qdq_loss_debug_sqnr(s.prepared.path, r.int8_model, feeds, tmp_path)
     compared = 0
     for lay in r.layers:
-        ref = errors.get(lay.output, {}).get("xmodel_err")
+        ref = errors.get(lay.output)
         if ref is None or not (math.isfinite(ref) and math.isfinite(lay.cumulative.sqnr_db)):
             continue
         assert lay.cumulative.sqnr_db == pytest.approx(ref, abs=0.01), lay.node
