@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 
 from workbench.app.requests import Benchmark
 from workbench.app.workspace import Workspace
-from workbench.bench import backend_availability
+from workbench.bench import BenchRequest, backend_availability
 
 from .errors import ErrorInfo
 from .plots.common import hint_label, key_html, plot_widget
@@ -194,8 +194,10 @@ class BenchmarkPanel(QWidget):
                         batches=list(batches), notes_run=report.get("notes", []))
             self.ws.add_benchmark(backend, data)
 
-        request = Benchmark(model, run.result.int8_model, self.ws.spec.calib, (backend,), self.threads.value(),
-                            tuple(batches), self.runs.value(), max(1, min(10, self.runs.value() // 10)))
+        request = Benchmark(BenchRequest(model=model, int8=run.result.int8_model, calib=self.ws.spec.calib,
+                                         backends=(backend,), threads=self.threads.value(), batches=tuple(batches),
+                                         runs=self.runs.value(), warmup=max(1, min(10, self.runs.value() // 10)),
+                                         compare_activation_types=False))
         return self.ctl.submit(f"Benchmarking on {backend}", request, on_result=done, doing=f"benchmark on {backend}")
 
     # -- results ------------------------------------------------------------------------------------

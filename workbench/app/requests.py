@@ -59,17 +59,10 @@ class Analyze:
 
 @dataclass(frozen=True)
 class Benchmark:
-    """Time the FP32 model against the INT8 model on ``backends`` (each in its own child process).
-    Reply: the JSON-able report (``workbench.bench.BenchReport.to_dict``)."""
+    """Time the FP32 model against the INT8 model, as ``qwb bench`` does (one ``BenchRequest``, no restated
+    fields). Reply: the JSON-able report (``workbench.bench.BenchReport.to_dict``)."""
 
-    model: str
-    int8: str
-    calib: str
-    backends: tuple
-    threads: int = 0
-    batches: tuple = (1,)
-    runs: int = 50
-    warmup: int = 5
+    bench: BenchRequest
 
 
 @dataclass(frozen=True)
@@ -166,11 +159,7 @@ def analyze(req: Analyze, state: EngineState, task: Task):
 @handles(Benchmark)
 def benchmark(req: Benchmark, state: EngineState, task: Task) -> dict:
     """Time FP32 against INT8 on the request's backends; returns the JSON-able report."""
-
-    bench = BenchRequest(model=req.model, int8=req.int8, calib=req.calib, backends=tuple(req.backends),
-                         threads=req.threads, batches=tuple(req.batches), runs=req.runs, warmup=req.warmup,
-                         compare_activation_types=False)
-    return run_bench(bench, task).to_dict()
+    return run_bench(req.bench, task).to_dict()
 
 
 @handles(ExportReport)
