@@ -130,10 +130,12 @@ class SummaryPanel(QWidget):
                           f"{r.elapsed_s:.2f} s, peak {r.peak_rss_mb:.0f} MB")
         comp = compare_runs(before.result if before else r, r)
         single = len(comp.outputs) == 1
-        first = (f"Output: {comp.outputs[0].name} ({comp.outputs[0].kind})" if single and comp.outputs[0].kind
-                 else "Output")
+        # the header shows the output's kind, its tooltip the names: a long name would squeeze the figures
+        first = (comp.outputs[0].kind or "Output").capitalize() if single else "Output"
         self.table.setHorizontalHeaderLabels([first, before.label.split(":")[0] if before else "before",
                                               run.label.split(":")[0], "Δ"])
+        self.table.horizontalHeaderItem(0).setToolTip(
+            "; ".join(f"{o.name}: {o.kind or 'output'}" for o in comp.outputs))
         for c, r_ in ((1, before), (2, run)):
             self.table.horizontalHeaderItem(c).setToolTip(r_.label if r_ else "")
         rows = []

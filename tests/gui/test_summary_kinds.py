@@ -30,6 +30,7 @@ def test_summary_panel_shows_embedding_figures(qtbot, tmp_path):
     t = p.table
     rows = {t.item(i, 0).text(): t.item(i, 2).text() for i in range(t.rowCount())}
     o = r.outputs[0]
-    assert t.horizontalHeaderItem(0).text() == "Output: out (embedding)"
+    assert t.horizontalHeaderItem(0).text() == "Embedding"
+    assert t.horizontalHeaderItem(0).toolTip() == "out: embedding"
     assert rows["cosine mean"] == f"{o.cosine_mean:.5f}" and rows["cosine worst"] == f"{o.cosine_min:.5f}"
     assert "top-1 agree" not in rows and "step agree" not in rows
