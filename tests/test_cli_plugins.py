@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from importlib.metadata import EntryPoint, entry_points
@@ -57,3 +58,12 @@ def test_missing_gui_dependencies_give_the_install_command(monkeypatch):
     with pytest.raises(WorkbenchError) as e:
         cli_command.run(args)
     assert "cannot start" in e.value.message and "pip install" in e.value.fix
+
+
+def test_gui_without_a_display_is_one_line_with_the_fix():
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    r = subprocess.run([sys.executable, "-m", "workbench.cli.main", "gui", "--demo"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    assert r.returncode == 2, (r.returncode, r.stderr[-500:])
+    assert r.stderr.startswith("error: qwb gui needs a display") and "xvfb-run" in r.stderr
+    assert "Traceback" not in r.stderr and "xcb" not in r.stderr

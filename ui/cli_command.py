@@ -8,6 +8,8 @@ reads, so the core never names ui/ (import-linter's layers contract). This modul
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 from workbench.errors import WorkbenchError
 
@@ -24,7 +26,18 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def check_display(env=os.environ, platform: str = sys.platform) -> None:
+    """Refuse, with the fix, to start Qt where it has no screen: its xcb plugin would abort the process with a
+    raw message (exit 134) instead."""
+    if platform.startswith("linux") and not (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")
+                                             or env.get("QT_QPA_PLATFORM")):
+        raise WorkbenchError("qwb gui needs a display, and this session has none (no DISPLAY or WAYLAND_DISPLAY)",
+                             "run it on a desktop, under a virtual screen: xvfb-run -a qwb gui ..., or with "
+                             "QT_QPA_PLATFORM=offscreen for scripted use (no window is shown)")
+
+
 def run(args: argparse.Namespace) -> int:
+    check_display()
     try:
         from .app import run as run_gui  # noqa: PLC0415 - Qt loads here, only for this command
     except ImportError as e:
