@@ -33,6 +33,13 @@ class HintInputs:
     weight: WeightStats | None = None
     input_ranges: list[tuple[str, float, float]] = field(default_factory=list)  # (tensor, min, max)
     clip_rate: float | None = None  # measured on the evaluation data
+    precision: str = "int8"  # what the layer is set to now: a hint never suggests it again
+
+
+def _wider(h_or_precision) -> str:
+    """The next setting that keeps more precision than the layer has now ("INT16 (or FP32)" or "FP32")."""
+    p = h_or_precision.precision if isinstance(h_or_precision, HintInputs) else h_or_precision
+    return "FP32" if p == "int16" else "INT16 (or FP32)"
 
 
 def outlier_hint(h: HintInputs) -> Hint | None:
@@ -62,7 +69,7 @@ def per_channel_hint(h: HintInputs) -> Hint | None:
         return None
     return Hint("per_channel", f"the output channels of weight {w.name} have very different ranges (largest "
                 f"{spread:.1f}x the median) but share one per-tensor scale", "set per_channel = true in the recipe "
-                "(or keep this layer in INT16)", spread)
+                f"(or keep this layer in {_wider(h)})", spread)
 
 
 def zero_point_skew_hint(h: HintInputs) -> Hint | None:
@@ -94,7 +101,7 @@ def mixed_ranges_hint(h: HintInputs) -> Hint | None:
         return None
     return Hint("mixed_ranges", f"the inputs of this {h.op_type} have very different ranges ({t_small}: "
                 f"+/-{small:.3g}, {t_big}: +/-{big:.3g}, {ratio:.0f}x) and its output has one scale, so the small "
-                "input is crushed", "keep this node in INT16 (or FP32), or rebalance the branches before it", ratio)
+                "input is crushed", f"keep this node in {_wider(h)}, or rebalance the branches before it", ratio)
 
 
 RULES = (outlier_hint, clipping_hint, per_channel_hint, zero_point_skew_hint, mixed_ranges_hint)
@@ -105,8 +112,9 @@ def layer_hints(h: HintInputs) -> list[Hint]:
     return [hint for rule in RULES if (hint := rule(h)) is not None]
 
 
-def fallback_hint(node: str) -> Hint:
-    """For a flagged layer no rule explains: say so, and give the setting that always helps."""
+def fallback_hint(node: str, precision: str = "int8") -> Hint:
+    """For a flagged layer no rule explains: say so, and give the setting that helps (never the current one)."""
+    bits = "16-bit" if precision == "int16" else "8-bit"
     return Hint("no_single_cause", "no single cause stands out in the data (ranges, clipping and weight "
-                "channels look ordinary); the layer is simply sensitive to 8-bit precision",
-                f"set {node} to INT16 (or FP32) and re-run to see what it buys")
+                f"channels look ordinary); the layer is simply sensitive to {bits} precision",
+                f"set {node} to {_wider(precision)} and re-run to see what it buys")

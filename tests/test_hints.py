@@ -8,7 +8,7 @@ from analyzers.calibration.collect import WeightStats
 from analyzers.calibration.grid import QuantSpec
 from analyzers.calibration.histogram import StreamingHistogram
 from analyzers.calibration.methods import range_stats
-from analyzers.hints import HintInputs, layer_hints
+from analyzers.hints import HintInputs, fallback_hint, layer_hints, mixed_ranges_hint
 
 
 def _stats(values, lo=None, hi=None, spec=QuantSpec("u8")):
@@ -65,3 +65,12 @@ def test_every_hint_names_a_setting():
                                    input_ranges=[("a", 0, 0.01), ("b", 0, 5.0)]))
     assert {h.code for h in hints} == {"outliers", "clipping", "mixed_ranges"}
     assert all(h.suggestion and h.message for h in hints)
+
+
+def test_hints_never_suggest_the_setting_the_layer_already_has():
+    assert "INT16 (or FP32)" in fallback_hint("conv", "int8").suggestion
+    h16 = fallback_hint("conv", "int16")
+    assert "INT16" not in h16.suggestion and "FP32" in h16.suggestion and "16-bit" in h16.message
+    spread = HintInputs("add", "Add", "y", input_ranges=[("a", -1.0, 1.0), ("b", -100.0, 100.0)], precision="int16")
+    hint = mixed_ranges_hint(spread)
+    assert hint is not None and "INT16" not in hint.suggestion and "FP32" in hint.suggestion

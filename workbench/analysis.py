@@ -68,7 +68,7 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
             lay.hints.insert(0, h)
     for lay in flag(layers, thresholds):  # every flagged layer carries at least one hint
         if not lay.hints:
-            lay.hints = [fallback_hint(lay.node)]
+            lay.hints = [fallback_hint(lay.node, lay.precision)]
     requantized = set(float_layers_requantized_at_runtime(q.path, sorted(excluded)))
     for lay in layers:
         if lay.node in requantized:
@@ -119,7 +119,8 @@ def _hint_inputs(lay, recipe, calib, ranges, clip_rate) -> HintInputs:
             inputs.append((t, hi.min, hi.max))
     w = calib.weights.get(lay.weight) if lay.weight else None
     return HintInputs(lay.node, lay.op_type, lay.fp32_tensor, rs, s.symmetric_activations,
-                      s.activation_type.startswith("s"), s.per_channel, w, inputs, clip_rate)
+                      s.activation_type.startswith("s"), s.per_channel, w, inputs, clip_rate,
+                      recipe.precision_of(lay.node))
 
 
 def _batched(data) -> bool:
