@@ -299,3 +299,11 @@ def test_gui_export_request_reuses_the_analysis_on_screen(session, tmp_path):
     assert doc["runs"][0]["bench"]["backends"][0]["speedup"] == pytest.approx(2.0)
     assert "command reconstructed" in " ".join(doc["reproduce"]["notes"])
     assert doc["reproduce"]["argv"][:2] == ["qwb", "report"] and "--samples 50" in doc["reproduce"]["command"]
+
+
+def test_a_percentile_is_shown_as_the_user_set_it(session):
+    fix = Recipe()
+    fix.set_percentile("cat", 99.996)  # rounded to 4 digits this read "– → 100"
+    html = render_html(build_report(session, compare_recipe=fix))
+    rows = html_between(html, 'id="compare-layers"', "</table>")
+    assert "99.996" in rows and "→ 100<" not in rows

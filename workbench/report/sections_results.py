@@ -112,8 +112,8 @@ def comparison(v: View) -> Markup | None:
             if lay["precision_before"] != lay["precision_after"] else precision_tag(lay["precision_after"])
         pct = ""
         if lay["percentile_before"] != lay["percentile_after"]:
-            pct = join(["percentile ", format_value(lay["percentile_before"], "g"), " → ",
-                        format_value(lay["percentile_after"], "g")])
+            pct = join(["percentile ", format_value(lay["percentile_before"], "setting"), " → ",
+                        format_value(lay["percentile_after"], "setting")])
         flag = ("now flagged" if lay["flagged_after"] and not lay["flagged_before"] else
                 "no longer flagged" if lay["flagged_before"] and not lay["flagged_after"] else
                 "flagged" if lay["flagged_after"] else "")
@@ -337,7 +337,7 @@ def histograms(v: View, f: int) -> Markup:
         rows = []
         for name, r in h["ranges"].items():
             q = p + ("ranges", name)
-            method = r["method"] + (f" {r['percentile']:g}" if r["percentile"] is not None else "")
+            method = r["method"] + (f" {format_value(r['percentile'], 'setting')}" if r["percentile"] is not None else "")
             rows.append([("" if name == "run" else f"{name}: ") + f"{method} {r['qtype']}",
                          join(["[", v.num(q + ("lo",), "g"), ", ", v.num(q + ("hi",), "g"), "]"]),
                          join([v.num(q + ("clip_rate",), "pctg"), "%"]), join([v.num(q + ("grid_usage",), "pct1"), "%"]),

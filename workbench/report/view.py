@@ -16,6 +16,7 @@ KINDS = {
     "db": (1, 1, False), "db2": (2, 1, False), "ddb": (1, 1, True), "pct": (2, 100, False), "pct1": (1, 100, False),
     "dpct": (2, 100, True), "cos": (5, 1, False), "ms": (3, 1, False), "dms": (3, 1, True), "x": (2, 1, False),
     "int": (0, 1, False), "g": (None, 1, False), "ratio": (2, 1, False), "pctg": (None, 100, False),
+    "setting": (None, 1, False),  # a value the user typed (a percentile): shown as set, never rounded
 }
 DASH = "–"
 
@@ -43,7 +44,7 @@ def format_value(v, kind: str) -> str:
     dec, scale, signed = KINDS[kind]
     x = float(v) * scale
     if dec is None:
-        return f"{x:.3g}" if kind == "pctg" else f"{x:.4g}"
+        return {"pctg": f"{x:.3g}", "setting": f"{x:.12g}"}.get(kind, f"{x:.4g}")
     s = f"{x:+,.{dec}f}" if signed else f"{x:,.{dec}f}"
     return s.replace("-", "−")
 
