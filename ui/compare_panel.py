@@ -22,12 +22,23 @@ from workbench.compare import CHANGE_DB, LayerChange, compare_runs
 
 from .colors import fmt_db
 
-COLUMNS = ("Layer", "Op", "Precision", "Iso. before", "Iso. after", "Δ iso.", "Cum. before", "Cum. after", "Δ cum.")
+COLUMNS = ("Layer", "Op", "Setting", "Iso. before", "Iso. after", "Δ iso.", "Cum. before", "Cum. after", "Δ cum.")
 _ISO = "isolated tensor SQNR (dB): the error the layer causes on its own"
 _CUM = "cumulative tensor SQNR (dB): the error that has accumulated at the layer's output"
 _D = "after - before, dB: positive is better"
 TIPS = {3: _ISO, 4: _ISO, 5: _D, 6: _CUM, 7: _CUM, 8: _D}
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+def _setting(d: LayerChange) -> str:
+    """Precision, and the percentile when it changed, before → after, as the user set them."""
+    prec = (f"{(d.precision_before or '—').upper()} → {(d.precision_after or '—').upper()}"
+            if d.precision_before != d.precision_after else (d.precision_after or "").upper())
+    if d.percentile_before != d.percentile_after:
+        def pct(p):
+            return "—" if p is None else f"{p:.12g}"
+        prec += f", p {pct(d.percentile_before)} → {pct(d.percentile_after)}"
+    return prec
 
 
 class CompareModel(QAbstractTableModel):
@@ -56,9 +67,7 @@ class CompareModel(QAbstractTableModel):
         return None
 
     def _value(self, d: LayerChange, c: int):
-        return (d.node, d.op_type,
-                f"{(d.precision_before or '—').upper()} → {(d.precision_after or '—').upper()}"
-                if d.changed_setting else (d.precision_after or "").upper(),
+        return (d.node, d.op_type, _setting(d),
                 d.isolated_before, d.isolated_after, d.isolated_delta,
                 d.cumulative_before, d.cumulative_after, d.cumulative_delta)[c]
 

@@ -174,3 +174,14 @@ def test_a_2000_node_graph_draws_quickly(qtbot):
         v.zoom(1.3)
         v.viewport().repaint()
     assert (time.perf_counter() - t) / 5 < 0.1  # each repaint while zooming
+
+
+def test_before_after_shows_percentile_edits_as_set():
+    from ui.compare_panel import _setting
+    from workbench.compare import LayerChange
+
+    d = LayerChange("cat", "Concat", "int8", "int8", None, 99.996, 30.0, 30.0, 0.0, 28.0, 28.1, 0.1, False, False,
+                    True)
+    assert d.changed_setting and _setting(d) == "INT8, p — → 99.996"
+    d.precision_after = "fp32"
+    assert _setting(d) == "INT8 → FP32, p — → 99.996"
