@@ -15,6 +15,7 @@ from pathlib import Path
 
 import onnx
 from onnx import numpy_helper
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_capi
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from .errors import ModelLoadError
@@ -101,6 +102,44 @@ def _ort_preprocess(model: onnx.ModelProto) -> onnx.ModelProto:
         return onnx.load(str(dst))
 
 
+def _runtime_ops() -> frozenset[tuple[str, str]] | None:
+    """(domain, op type) of every operator onnxruntime has a kernel schema for; None when this build cannot say."""
+    get = getattr(ort_capi, "get_all_operator_schema", None)
+    if get is None:
+        return None
+    return frozenset((s.domain if s.domain != "ai.onnx" else "", s.name) for s in get())
+
+
+def _nodes(graph: onnx.GraphProto):
+    for node in graph.node:
+        yield node
+        for a in node.attribute:
+            for g in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+                yield from _nodes(g)
+
+
+def _check_runtime_support(model: onnx.ModelProto, source: str) -> None:
+    """Refuse, before anything runs, what onnxruntime cannot load: an opset newer than the installed onnx knows
+    (it would fail deep inside calibration) and operators from domains it has no kernels for."""
+    newest = onnx.defs.onnx_opset_version()
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx") and imp.version > newest:
+            raise ModelLoadError(f"{source} declares ONNX opset {imp.version}; the installed onnx and onnxruntime "
+                                 f"support up to opset {newest}",
+                                 f"re-export the model with opset {newest} or lower (e.g. opset_version=17)")
+    known = _runtime_ops()
+    if known is None:
+        return
+    local = {(f.domain, f.name) for f in model.functions}  # model-local functions: onnxruntime inlines them
+    missing = sorted({(n.domain if n.domain != "ai.onnx" else "", n.op_type) for n in _nodes(model.graph)}
+                     - known - local)
+    if missing:
+        shown = ", ".join(f"{d}:{op}" if d else op for d, op in missing[:5])
+        raise ModelLoadError(f"{source} uses operator(s) onnxruntime cannot run: {shown}"
+                             + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""),
+                             "re-export the model with standard ONNX operators (custom-op libraries are not loaded)")
+
+
 def _check_and_infer(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
     try:
         onnx.checker.check_model(model, full_check=False)
@@ -134,6 +173,7 @@ def prepare_model(spec: str | Path, *, preprocess: str = "auto", example_input=N
         shown = ", ".join(moved[:5]) + (f" and {len(moved) - 5} more" if len(moved) > 5 else "")
         notes.append(f"moved {len(moved)} weight tensors held in Constant nodes into initializers so they get "
                      f"quantized ({shown})")
+    _check_runtime_support(model, source)
     model = _check_and_infer(model, source)
     reason = _needs_ort_preprocess(model) if preprocess == "auto" else ("asked for" if preprocess == "always" else None)
     if reason:
