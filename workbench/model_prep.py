@@ -9,6 +9,7 @@ onnx's checker, run onnxruntime's quantization pre-processing when the graph has
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from .errors import ModelLoadError
 from .graph import ModelGraph, build_graph
 from .model_loader import load_model
-from .paths import cache_dir, scratch_dir, sha256_bytes, working_directory
+from .paths import cache_dir, scratch_dir, sha256_bytes, sha256_file, working_directory
 
 _TWO_GB = 2**31 - 2**24
 
@@ -199,10 +200,53 @@ def _store(model: onnx.ModelProto, source: str, notes: list[str], op_types) -> P
     folder = cache_dir() / "models" / digest[:16]
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "model.onnx"
-    if not path.exists():
+    damage = _cache_damage(path) if path.exists() else "missing"
+    if damage:
+        if damage not in ("missing", "unstamped"):
+            notes.append(f"the cached prepared model {path} was damaged ({damage}); rebuilt it")
         tmp = folder / "model.onnx.tmp"
         onnx.save(model, str(tmp), save_as_external_data=large, all_tensors_to_one_file=True,
                   location="model.onnx.data")
         tmp.replace(path)
+        _stamp(path)
     graph = build_graph(model, op_types_to_quantize=op_types)
     return PreparedModel(source=source, path=path, graph=graph, sha256=digest, notes=notes, size_bytes=size)
+
+
+def _stamp_path(path: Path) -> Path:
+    return path.with_name(path.name + ".stamp.json")
+
+
+def _fingerprint(path: Path) -> dict:
+    """Size and hash of the cached model file, and the size of its external data file when it has one."""
+    data = path.with_name(path.name + ".data")
+    return {"size": path.stat().st_size, "sha256": sha256_file(path),
+            "data_size": data.stat().st_size if data.exists() else None}
+
+
+def _stamp(path: Path) -> None:
+    """Record what the cached file must look like, so a truncated or altered copy is noticed on the next run."""
+    tmp = path.with_name(path.name + ".stamp.tmp")
+    tmp.write_text(json.dumps(_fingerprint(path)), encoding="utf-8")
+    tmp.replace(_stamp_path(path))
+
+
+def _cache_damage(path: Path) -> str | None:
+    """Why the cached prepared model cannot be trusted (None when it matches its stamp); "unstamped" for a cache
+    written before stamps existed (rewritten quietly)."""
+    try:
+        want = json.loads(_stamp_path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return "unstamped"
+    except (OSError, ValueError):
+        return "its stamp is unreadable"
+    have = _fingerprint(path)
+    if not isinstance(want, dict):
+        return "its stamp is unreadable"
+    if want.get("size") != have["size"]:
+        return f"{have['size']:,} bytes where {want.get('size')} were written"
+    if want.get("sha256") != have["sha256"]:
+        return "its content hash changed"
+    if want.get("data_size") != have["data_size"]:
+        return "its external data file changed size"
+    return None
