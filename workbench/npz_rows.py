@@ -118,6 +118,8 @@ class NpzRows:
 def _check_size(info: zipfile.ZipInfo, shape: tuple, dtype: np.dtype, header_len: int) -> None:
     """Refuse a header whose shape needs more bytes than the member holds, before anything is allocated
     (a header claiming 2**40 rows would otherwise reach numpy as a huge read)."""
+    if not all(isinstance(n, int) and n >= 0 for n in shape):
+        raise ValueError(f"{info.filename}: its header gives an impossible shape {shape}")
     need = dtype.itemsize * math.prod(shape)
     have = info.file_size - header_len
     if need > have:

@@ -318,12 +318,11 @@ def _migrate_0_to_1(d: dict, source: str = "recipe") -> dict:
     if not isinstance(exclude, list) or not all(isinstance(n, str) for n in exclude):
         raise RecipeError(f"{source}: exclude = {exclude!r} must be a list of node names",
                           'e.g. exclude = ["fc2.Gemm"], or write version = 1 with [layers."fc2.Gemm"] precision = "fp32"')
-    if not isinstance(d.setdefault("layers", {}), dict):
-        return d  # from_dict names the wrong type
+    if exclude and not isinstance(d.setdefault("layers", {}), dict):
+        raise RecipeError(f"{source}: layers = {d['layers']!r} must be a table, not {_type_name(d['layers'])}",
+                          "write it as [layers] with keys under it")
     for name in exclude:
         d["layers"].setdefault(name, {})["precision"] = "fp32"
-    if not d["layers"]:
-        del d["layers"]
     d["version"] = 1
     return d
 
