@@ -6,6 +6,7 @@ JSON types; every public document goes through these two functions.
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -33,3 +34,25 @@ def json_safe(x):
     if isinstance(x, float) and not math.isfinite(x):
         return None
     return x
+
+
+MAX_DEPTH = 64  # projects and reports nest about 10 levels; anything far deeper is not one of ours
+
+
+def loads_bounded(text: str, max_depth: int = MAX_DEPTH):
+    """``json.loads`` that refuses documents nested deeper than ``max_depth`` with a ValueError: a 100,000-deep
+    array would otherwise end in a RecursionError here or in whatever walks the result."""
+    try:
+        doc = json.loads(text)
+    except RecursionError as e:
+        raise ValueError(f"the JSON is nested too deeply (more than {max_depth} levels)") from e
+    stack = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            raise ValueError(f"the JSON is nested too deeply (more than {max_depth} levels)")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+    return doc

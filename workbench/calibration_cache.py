@@ -8,6 +8,7 @@ The histogram pass itself, and everything computed from histograms, is ``analyze
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -80,24 +81,49 @@ def calibrate(prepared: PreparedModel, data: DataSource, recipe: Recipe, task: T
     path = cache_path(prepared, data, tensors, bins)
     if use_cache and path.exists():
         try:
-            hists, samples = load_histograms(path)
+            hists, samples, index = _load(path)
             if set(hists) == set(tensors):
                 task.report(1.0, "calibration histograms loaded from cache")
+                warn_nonfinite_inputs(data, index.get("input_nonfinite") or {})
                 return CalibrationData(hists, weight_stats(model), samples), True
-        except Exception:  # noqa: BLE001 - a damaged cache file is rebuilt, never trusted
-            pass
-    batches = data.batches(batch_size=batch_size_for(prepared, tensors))
+        except Exception as e:  # noqa: BLE001 - a damaged cache file is rebuilt, never trusted
+            print(f"note: the calibration cache {path} is damaged ({type(e).__name__}: {str(e)[:200]}); "
+                  "rebuilding it", file=sys.stderr)
+    nonfinite: dict[str, int] = {}
+    batches = _count_nonfinite(data.batches(batch_size=batch_size_for(prepared, tensors)), nonfinite)
     result = collect(model, tensors, batches, len(data), task=task, bins=bins)
-    save_histograms(path, result.histograms, result.samples)
+    save_histograms(path, result.histograms, result.samples, nonfinite)
+    warn_nonfinite_inputs(data, nonfinite)
     return result, False
 
 
-def save_histograms(path: Path, hists: dict[str, HistogramSnapshot], samples: int) -> None:
+def _count_nonfinite(batches, counts: dict[str, int]):
+    """Pass batches through, counting NaN/inf per float input: calibration keeps them out of every range, but
+    non-finite *input* data is almost always a broken data set, so the user is told."""
+    for start, stop, feed in batches:
+        for name, arr in feed.items():
+            if arr.dtype.kind == "f":
+                bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+                if bad:
+                    counts[name] = counts.get(name, 0) + bad
+        yield start, stop, feed
+
+
+def warn_nonfinite_inputs(data: DataSource, counts: dict[str, int]) -> None:
+    """One line naming the data and every input holding NaN/inf values (nothing when there are none)."""
+    if counts:
+        what = ", ".join(f"'{n}': {c:,}" for n, c in counts.items())
+        print(f"WARNING: {data.description} holds NaN or infinite values (by input {what}); they are left out of "
+              "every calibration range, but check how the data was made", file=sys.stderr)
+
+
+def save_histograms(path: Path, hists: dict[str, HistogramSnapshot], samples: int,
+                    input_nonfinite: dict[str, int] | None = None) -> None:
     """Write histograms atomically as one .npz: a JSON index and a few stacked arrays (fast to reopen)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     names = list(hists)
     hs = [hists[n] for n in names]
-    index = {"format": CACHE_FORMAT, "names": names, "samples": samples}
+    index = {"format": CACHE_FORMAT, "names": names, "samples": samples, "input_nonfinite": input_nonfinite or {}}
     arrays = {
         "index": np.frombuffer(json.dumps(index).encode(), dtype=np.uint8),
         "counts": np.concatenate([h.counts for h in hs]) if hs else np.zeros(0, np.int64),
@@ -114,17 +140,37 @@ def save_histograms(path: Path, hists: dict[str, HistogramSnapshot], samples: in
 
 def load_histograms(path: Path) -> tuple[dict[str, HistogramSnapshot], int]:
     """Read what ``save_histograms`` wrote; raises on a damaged file or another format."""
+    hists, samples, _ = _load(path)
+    return hists, samples
+
+
+def _load(path: Path) -> tuple[dict[str, HistogramSnapshot], int, dict]:
+    """Histograms, sample count and the index; every array is checked (shapes, finite statistics, counts that
+    add up), so a damaged file raises instead of giving NaN ranges to every later quantize."""
     with np.load(path, allow_pickle=False) as z:
         index = json.loads(bytes(z["index"]).decode())
         if index.get("format") != CACHE_FORMAT:
             raise ValueError("old cache format")
         counts, offsets, grid, stats, tallies, special = (
             z[k] for k in ("counts", "offsets", "grid", "stats", "tallies", "special"))
+    names = index["names"]
+    n = len(names)
+    if offsets.shape != (n + 1,) or grid.shape != (n, 2) or stats.shape != (n, 4) or tallies.shape != (n, 2) \
+            or special.shape != (n, 7) or offsets[0] != 0 or offsets[-1] != len(counts) or np.any(np.diff(offsets) < 0):
+        raise ValueError("array shapes do not match the index")
+    if np.any(counts < 0) or np.any(tallies < 0) or np.any(np.isnan(special)) or np.any(special[:, :5] < 0):
+        raise ValueError("negative or NaN counts")
+    if not np.all(np.isfinite(grid)) or np.any(grid[:, 1] <= 0):
+        raise ValueError("histogram grid not finite")
     out = {}
-    for i, n in enumerate(index["names"]):
+    for i, name in enumerate(names):
         c = counts[offsets[i]:offsets[i + 1]].astype(np.int64)
+        if int(c.sum()) != int(tallies[i, 0]):
+            raise ValueError(f"counts of {name!r} do not add up")
+        if tallies[i, 0] and not np.all(np.isfinite(stats[i])):
+            raise ValueError(f"statistics of {name!r} are not finite")
         edges = grid[i, 0] + np.arange(len(c) + 1, dtype=np.float64) * grid[i, 1]
         mn, mx, sm, sq = (float(v) for v in stats[i])
-        out[n] = HistogramSnapshot(c, edges, mn, mx, int(tallies[i, 0]), sm, sq, int(tallies[i, 1]),
-                                   SpecialValues.from_row(special[i]))
-    return out, int(index.get("samples", 0))
+        out[name] = HistogramSnapshot(c, edges, mn, mx, int(tallies[i, 0]), sm, sq, int(tallies[i, 1]),
+                                      SpecialValues.from_row(special[i]))
+    return out, int(index.get("samples", 0)), index

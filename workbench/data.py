@@ -8,8 +8,11 @@ is one clear message naming the file and the input, not an onnxruntime error hal
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import sys
+import zipfile
+import zlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +29,7 @@ from .recipe import PreprocessSpec
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 LABELS_KEY = "labels"
+MAX_SYNTHETIC_BYTES = 2 << 30  # synthetic:N is held in memory: refuse an N that would not fit
 
 
 @dataclass(frozen=True)
@@ -284,6 +288,13 @@ class SyntheticSource(ArraySource):
     """Random normal data: only for smoke tests of a pipeline, never for real calibration."""
 
     def __init__(self, inputs: list[TensorInfo], n: int, seed: int = 0):
+        need = n * sum(np.dtype(t.dtype).itemsize * math.prod(d if isinstance(d, int) and d > 0 else 1
+                                                             for d in (t.shape or ())[1:]) for t in inputs)
+        if need > MAX_SYNTHETIC_BYTES:
+            most = max(1, n * MAX_SYNTHETIC_BYTES // need)
+            raise DataError(f"synthetic:{n} would need {need / 2**30:,.1f} GiB of memory (at most "
+                            f"{MAX_SYNTHETIC_BYTES >> 30} GiB is generated)",
+                            f"use synthetic:N with N <= {most}, or real samples (--calib file.npz)")
         rng = np.random.default_rng(seed)
         arrays = {}
         for t in inputs:
@@ -292,8 +303,8 @@ class SyntheticSource(ArraySource):
             rows = shape if lay.has_batch_axis else [1] + shape
             rows[0] = n if lay.has_batch_axis else n
             dtype = np.dtype(t.dtype)
-            if dtype.kind == "f":
-                arr = rng.standard_normal(rows).astype(dtype)
+            if dtype.kind == "f":  # float32 drawn directly: no float64 array twice the size
+                arr = rng.standard_normal(rows, dtype=np.float32).astype(dtype, copy=False)
             elif dtype.kind == "b":
                 arr = rng.integers(0, 2, rows).astype(dtype)
             else:
@@ -382,7 +393,10 @@ class NpzSource(DataSource):
         return len(self.rows.members[self._names[0]])
 
     def _raw(self, name: str, start: int, stop: int) -> np.ndarray:
-        return self.rows.rows(name, start, stop)
+        try:
+            return self.rows.rows(name, start, stop)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+            raise DataError(f"{self.path} is damaged: {e}", "write the file again with np.savez") from e
 
     def input_names(self) -> list[str]:
         return list(self._names)

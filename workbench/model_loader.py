@@ -172,6 +172,10 @@ def _from_factory(spec: str, opset: int):
                              "make the module importable (PYTHONPATH) and check the function name") from e
     try:
         result = fn()
+    except Exception as e:  # noqa: BLE001 - the user's code failed: say so, with its message
+        raise ModelLoadError(f"the model factory {spec} raised {type(e).__name__}: {str(e)[:300]}",
+                             "fix the factory (run it in Python to see the traceback)") from e
+    try:
         module, example = result
     except (TypeError, ValueError) as e:
         raise ModelLoadError(f"{spec} must return (torch.nn.Module, example_inputs); it returned "

@@ -9,18 +9,20 @@ onnx's checker, run onnxruntime's quantization pre-processing when the graph has
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import onnx
 from onnx import numpy_helper
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_capi
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from .errors import ModelLoadError
 from .graph import ModelGraph, build_graph
 from .model_loader import load_model
-from .paths import cache_dir, scratch_dir, sha256_bytes, working_directory
+from .paths import cache_dir, scratch_dir, sha256_bytes, sha256_file, working_directory
 
 _TWO_GB = 2**31 - 2**24
 
@@ -101,6 +103,44 @@ def _ort_preprocess(model: onnx.ModelProto) -> onnx.ModelProto:
         return onnx.load(str(dst))
 
 
+def _runtime_ops() -> frozenset[tuple[str, str]] | None:
+    """(domain, op type) of every operator onnxruntime has a kernel schema for; None when this build cannot say."""
+    get = getattr(ort_capi, "get_all_operator_schema", None)
+    if get is None:
+        return None
+    return frozenset((s.domain if s.domain != "ai.onnx" else "", s.name) for s in get())
+
+
+def _nodes(graph: onnx.GraphProto):
+    for node in graph.node:
+        yield node
+        for a in node.attribute:
+            for g in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+                yield from _nodes(g)
+
+
+def _check_runtime_support(model: onnx.ModelProto, source: str) -> None:
+    """Refuse, before anything runs, what onnxruntime cannot load: an opset newer than the installed onnx knows
+    (it would fail deep inside calibration) and operators from domains it has no kernels for."""
+    newest = onnx.defs.onnx_opset_version()
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx") and imp.version > newest:
+            raise ModelLoadError(f"{source} declares ONNX opset {imp.version}; the installed onnx and onnxruntime "
+                                 f"support up to opset {newest}",
+                                 f"re-export the model with opset {newest} or lower (e.g. opset_version=17)")
+    known = _runtime_ops()
+    if known is None:
+        return
+    local = {(f.domain, f.name) for f in model.functions}  # model-local functions: onnxruntime inlines them
+    missing = sorted({(n.domain if n.domain != "ai.onnx" else "", n.op_type) for n in _nodes(model.graph)}
+                     - known - local)
+    if missing:
+        shown = ", ".join(f"{d}:{op}" if d else op for d, op in missing[:5])
+        raise ModelLoadError(f"{source} uses operator(s) onnxruntime cannot run: {shown}"
+                             + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""),
+                             "re-export the model with standard ONNX operators (custom-op libraries are not loaded)")
+
+
 def _check_and_infer(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
     try:
         onnx.checker.check_model(model, full_check=False)
@@ -134,6 +174,7 @@ def prepare_model(spec: str | Path, *, preprocess: str = "auto", example_input=N
         shown = ", ".join(moved[:5]) + (f" and {len(moved) - 5} more" if len(moved) > 5 else "")
         notes.append(f"moved {len(moved)} weight tensors held in Constant nodes into initializers so they get "
                      f"quantized ({shown})")
+    _check_runtime_support(model, source)
     model = _check_and_infer(model, source)
     reason = _needs_ort_preprocess(model) if preprocess == "auto" else ("asked for" if preprocess == "always" else None)
     if reason:
@@ -159,10 +200,53 @@ def _store(model: onnx.ModelProto, source: str, notes: list[str], op_types) -> P
     folder = cache_dir() / "models" / digest[:16]
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "model.onnx"
-    if not path.exists():
+    damage = _cache_damage(path) if path.exists() else "missing"
+    if damage:
+        if damage not in ("missing", "unstamped"):
+            notes.append(f"the cached prepared model {path} was damaged ({damage}); rebuilt it")
         tmp = folder / "model.onnx.tmp"
         onnx.save(model, str(tmp), save_as_external_data=large, all_tensors_to_one_file=True,
                   location="model.onnx.data")
         tmp.replace(path)
+        _stamp(path)
     graph = build_graph(model, op_types_to_quantize=op_types)
     return PreparedModel(source=source, path=path, graph=graph, sha256=digest, notes=notes, size_bytes=size)
+
+
+def _stamp_path(path: Path) -> Path:
+    return path.with_name(path.name + ".stamp.json")
+
+
+def _fingerprint(path: Path) -> dict:
+    """Size and hash of the cached model file, and the size of its external data file when it has one."""
+    data = path.with_name(path.name + ".data")
+    return {"size": path.stat().st_size, "sha256": sha256_file(path),
+            "data_size": data.stat().st_size if data.exists() else None}
+
+
+def _stamp(path: Path) -> None:
+    """Record what the cached file must look like, so a truncated or altered copy is noticed on the next run."""
+    tmp = path.with_name(path.name + ".stamp.tmp")
+    tmp.write_text(json.dumps(_fingerprint(path)), encoding="utf-8")
+    tmp.replace(_stamp_path(path))
+
+
+def _cache_damage(path: Path) -> str | None:
+    """Why the cached prepared model cannot be trusted (None when it matches its stamp); "unstamped" for a cache
+    written before stamps existed (rewritten quietly)."""
+    try:
+        want = json.loads(_stamp_path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return "unstamped"
+    except (OSError, ValueError):
+        return "its stamp is unreadable"
+    have = _fingerprint(path)
+    if not isinstance(want, dict):
+        return "its stamp is unreadable"
+    if want.get("size") != have["size"]:
+        return f"{have['size']:,} bytes where {want.get('size')} were written"
+    if want.get("sha256") != have["sha256"]:
+        return "its content hash changed"
+    if want.get("data_size") != have["data_size"]:
+        return "its external data file changed size"
+    return None

@@ -58,7 +58,13 @@ class NpzRows:
                 raise ValueError(f"{info.filename} is stored in Fortran order")
             if dtype.hasobject:
                 raise ValueError(f"{info.filename} holds Python objects")
+            _check_size(info, tuple(shape), dtype, header_len)
             self.members[info.filename[:-4]] = Member(info.filename[:-4], tuple(shape), dtype, info, header_len)
+        size = self.path.stat().st_size
+        for m in self.members.values():  # a stored member is read by seeking: its bytes must be in the file
+            if m.info.compress_type == zipfile.ZIP_STORED and self._data_offset(m) + m.info.compress_size > size:
+                raise ValueError(f"{m.info.filename} claims {m.info.compress_size} bytes beyond the end of the file "
+                                 "(truncated?)")
         self._streams: dict[str, tuple[object, int]] = {}  # member -> (open stream, next row)
 
     def keys(self) -> list[str]:
@@ -88,6 +94,9 @@ class NpzRows:
                 _skip(stream, (start - at) * m.row_bytes)
             buf = stream.read(count * m.row_bytes)
             self._streams[name] = (stream, stop)
+        if len(buf) != count * m.row_bytes:
+            raise ValueError(f"{m.info.filename} is truncated: rows {start}..{stop} need {count * m.row_bytes} bytes, "
+                             f"{len(buf)} are there")
         return np.frombuffer(buf, dtype=m.dtype).reshape((count,) + m.shape[1:])
 
     def _data_offset(self, m: Member) -> int:
@@ -104,6 +113,18 @@ class NpzRows:
             stream.close()
         self._streams.clear()
         self.zf.close()
+
+
+def _check_size(info: zipfile.ZipInfo, shape: tuple, dtype: np.dtype, header_len: int) -> None:
+    """Refuse a header whose shape needs more bytes than the member holds, before anything is allocated
+    (a header claiming 2**40 rows would otherwise reach numpy as a huge read)."""
+    if not all(isinstance(n, int) and n >= 0 for n in shape):
+        raise ValueError(f"{info.filename}: its header gives an impossible shape {shape}")
+    need = dtype.itemsize * math.prod(shape)
+    have = info.file_size - header_len
+    if need > have:
+        raise ValueError(f"{info.filename}: its header claims shape {shape} of {dtype} ({need:,} bytes) but the member "
+                         f"holds {max(have, 0):,} bytes")
 
 
 def _skip(stream, n: int, chunk: int = 1 << 22) -> None:

@@ -10,6 +10,8 @@ import hashlib
 import os
 from pathlib import Path
 
+from .errors import WorkbenchError
+
 
 def cache_dir() -> Path:
     """The root of derived files: ``$QWB_CACHE_DIR``, else ``$XDG_CACHE_HOME/quant-workbench``."""
@@ -18,7 +20,17 @@ def cache_dir() -> Path:
         root = Path(env)
     else:
         root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "quant-workbench"
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if not os.access(root, os.W_OK | os.X_OK):
+            raise PermissionError(13, "not writable", str(root))
+    except OSError as e:
+        var = "QWB_CACHE_DIR" if env else "XDG_CACHE_HOME" if os.environ.get("XDG_CACHE_HOME") else "HOME"
+        why = (f"{e.filename} is a file, not a folder" if e.filename and Path(e.filename).is_file()
+               else f"{e.strerror or e}" + (f": {e.filename}" if e.filename and str(e.filename) != str(root) else ""))
+        raise WorkbenchError(f"the cache folder {root} cannot be used ({why})",
+                             f"point {var} at a folder you can write to (e.g. QWB_CACHE_DIR=~/.cache/quant-workbench)"
+                             ) from e
     return root
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import math
 import tomllib
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import tomli_w
 from analyzers.output_kinds import KINDS
 
 from .errors import RecipeError
+from .graph import default_quantizable_op_types
 
 RECIPE_VERSION = 1
 
@@ -28,6 +30,7 @@ PRECISIONS = ("int8", "int16", "fp32")
 MASK_HANDLING = ("float", "clamp")  # see workbench/mask_path.py
 LAYOUTS = ("NCHW", "NHWC")
 CHANNEL_ORDERS = ("RGB", "BGR")
+MAX_IMAGE_SIDE = 16384  # preprocess.resize / center_crop: beyond this one image would not fit in memory
 
 
 @dataclass
@@ -56,6 +59,7 @@ class GlobalSettings:
                 raise RecipeError(f"recipe: global.{name} must be true or false, not {getattr(self, name)!r}")
         if not isinstance(self.op_types, list) or not all(isinstance(o, str) for o in self.op_types):
             raise RecipeError("recipe: global.op_types must be a list of op type names, e.g. [\"Conv\", \"Gemm\"]")
+        _known_op_types(self.op_types)
 
 
 @dataclass
@@ -106,6 +110,19 @@ class PreprocessSpec:
     def validate(self) -> None:
         _choice("preprocess.layout", self.layout, LAYOUTS)
         _choice("preprocess.channel_order", self.channel_order, CHANNEL_ORDERS)
+        for k in ("resize", "center_crop"):
+            v = getattr(self, k)
+            if v is not None and not 0 < v <= MAX_IMAGE_SIDE:
+                raise RecipeError(f"recipe: preprocess.{k} = {v!r} must be a size in pixels, 1 to {MAX_IMAGE_SIDE}",
+                                  f"e.g. {k} = 224, or leave {k} out to keep the size")
+        if not math.isfinite(self.scale) or self.scale == 0:
+            raise RecipeError(f"recipe: preprocess.scale = {self.scale!r} must be a finite, non-zero number",
+                              "e.g. scale = 0.00392156862745098 (1/255)")
+        for k in ("mean", "std"):
+            v = getattr(self, k)
+            if len(v) not in (1, 3) or not all(math.isfinite(x) for x in v):
+                raise RecipeError(f"recipe: preprocess.{k} = {v!r} must hold 1 or 3 finite numbers (one per "
+                                  "channel)", f"e.g. {k} = {list(getattr(PreprocessSpec(), k))}")
         if any(s == 0 for s in self.std):
             raise RecipeError("recipe: preprocess.std must not contain 0")
 
@@ -237,6 +254,10 @@ class Recipe:
             for k in ("resize", "center_crop"):
                 if k not in d["preprocess"]:
                     setattr(pre, k, None)
+        for section in ("global", "preprocess", "layers", "outputs"):
+            if section in d and not isinstance(d[section], dict):
+                raise RecipeError(f"{source}: {section} = {d[section]!r} must be a table, not "
+                                  f"{_type_name(d[section])}", f"write it as [{section}] with keys under it")
         layers = {}
         for name, body in (d.get("layers") or {}).items():
             if not isinstance(body, dict):
@@ -248,7 +269,12 @@ class Recipe:
                 raise RecipeError(f"{source}: outputs.{name} must be a table like {{kind = \"embedding\"}}")
             outputs[name] = _build(OutputSpec, body, f"{source} [outputs.{name}]")
         r = cls(version=d["version"], settings=settings, preprocess=pre, layers=layers, outputs=outputs)
-        r.validate()
+        try:
+            r.validate()
+        except RecipeError as e:  # name the file, not just "recipe"
+            if source == "recipe" or not e.message.startswith("recipe: "):
+                raise
+            raise RecipeError(f"{source}: {e.message.removeprefix('recipe: ')}", e.fix) from e
         return r
 
     def dumps(self) -> str:
@@ -284,12 +310,19 @@ class Recipe:
 
 
 # -- migration -----------------------------------------------------------------------------------
-def _migrate_0_to_1(d: dict) -> dict:
+def _migrate_0_to_1(d: dict, source: str = "recipe") -> dict:
     """Version 0 (unversioned drafts) called the global table ``settings`` and used ``exclude = [...]``."""
     if "settings" in d and "global" not in d:
         d["global"] = d.pop("settings")
-    for name in d.pop("exclude", []) or []:
-        d.setdefault("layers", {}).setdefault(name, {})["precision"] = "fp32"
+    exclude = d.pop("exclude", []) or []
+    if not isinstance(exclude, list) or not all(isinstance(n, str) for n in exclude):
+        raise RecipeError(f"{source}: exclude = {exclude!r} must be a list of node names",
+                          'e.g. exclude = ["fc2.Gemm"], or write version = 1 with [layers."fc2.Gemm"] precision = "fp32"')
+    if exclude and not isinstance(d.setdefault("layers", {}), dict):
+        raise RecipeError(f"{source}: layers = {d['layers']!r} must be a table, not {_type_name(d['layers'])}",
+                          "write it as [layers] with keys under it")
+    for name in exclude:
+        d["layers"].setdefault(name, {})["precision"] = "fp32"
     d["version"] = 1
     return d
 
@@ -300,13 +333,14 @@ MIGRATIONS = {0: _migrate_0_to_1}
 def migrate(d: dict, source: str = "recipe") -> dict:
     """Bring an older recipe dict up to RECIPE_VERSION, one step at a time."""
     version = d.get("version", 0)
-    if not isinstance(version, int):
-        raise RecipeError(f"{source}: version must be an integer, not {version!r}")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise RecipeError(f"{source}: version = {version!r} must be a recipe version number (an integer, "
+                          f"0 to {RECIPE_VERSION})", f"write version = {RECIPE_VERSION}")
     if version > RECIPE_VERSION:
         raise RecipeError(f"{source} was written by a newer Quant Workbench (recipe version {version}, "
                           f"this one reads up to {RECIPE_VERSION})", "upgrade quant-workbench")
     while version < RECIPE_VERSION:
-        d = MIGRATIONS[version](d)
+        d = MIGRATIONS[version](d, source)
         version = d["version"]
     return d
 
@@ -332,9 +366,64 @@ def _build(cls, body: dict, where: str):
         close = {u: difflib.get_close_matches(u, names, n=1) for u in unknown}
         desc = ", ".join(f"{u!r}" + (f" (did you mean {c[0]!r}?)" if c else "") for u, c in close.items())
         raise RecipeError(f"{where}: unknown key(s) {desc}", f"allowed keys: {', '.join(sorted(names))}")
+    hints = typing.get_type_hints(cls)
+    for k, v in body.items():
+        _check_type(where, k, v, hints[k])
     obj = cls(**body)
     for f in fields(cls):
         if f.type in ("float", "float | None") and isinstance(getattr(obj, f.name), int) \
                 and not isinstance(getattr(obj, f.name), bool):
             setattr(obj, f.name, float(getattr(obj, f.name)))
     return obj
+
+
+_TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+_PLURAL = {bool: "booleans", int: "integers", float: "numbers", str: "strings"}
+
+
+def _type_name(v) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+            dict: "a table"}.get(type(v), type(v).__name__)
+
+
+def _fits(v, tp) -> bool:
+    if tp is bool:
+        return isinstance(v, bool)
+    if tp is int:
+        return isinstance(v, int) and not isinstance(v, bool)
+    if tp is float:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    if tp is str:
+        return isinstance(v, str)
+    return True
+
+
+def _check_type(where: str, key: str, value, tp) -> None:
+    """Refuse a value of the wrong TOML type, naming the key and the type it needs (the dataclasses would
+    take anything, and a string where a number belongs fails much later, far from the recipe)."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list) or not all(_fits(x, item) for x in value):
+            raise RecipeError(f"{where}: {key} = {value!r} must be a list of {_PLURAL[item]}",
+                              f"fix {key} in the recipe")
+        return
+    base = args[0] if args else tp
+    if not _fits(value, base):
+        raise RecipeError(f"{where}: {key} = {value!r} must be {_TYPE_WORDS[base]}, not {_type_name(value)}",
+                          f"fix {key} in the recipe" + (" or leave it out" if args else ""))
+
+
+def _known_op_types(op_types: list[str]) -> None:
+    """Refuse op types onnxruntime's quantizer does not know: such an entry quantizes nothing, silently."""
+    known = sorted(default_quantizable_op_types())
+    unknown = [o for o in op_types if o not in known]
+    if not unknown:
+        return
+    lower = {k.lower(): k for k in known}
+    hints = []
+    for o in unknown[:5]:
+        close = [lower[o.lower()]] if o.lower() in lower else difflib.get_close_matches(o, known, n=1)
+        hints.append(f"{o!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise RecipeError(f"recipe: global.op_types names op type(s) onnxruntime cannot quantize: {', '.join(hints)}",
+                      f"use op types from: {', '.join(known)}")

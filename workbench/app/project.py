@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from analyzers.diff_types import AnalysisResult
-from analyzers.jsonsafe import json_safe
+from analyzers.jsonsafe import json_safe, loads_bounded
 
 from ..errors import WorkbenchError
 from ..recipe import Recipe
@@ -180,8 +180,10 @@ def load_project(path: str | Path) -> ProjectData:
     except (OSError, UnicodeDecodeError) as e:
         raise ProjectError(f"could not read the project {path} ({e})", f"open a {SUFFIX} file") from e
     try:
-        d = json.loads(text)
+        d = loads_bounded(text)
     except json.JSONDecodeError as e:
         raise ProjectError(f"{path} is not valid JSON (line {e.lineno}): it may be truncated or not a project",
                            "restore it from a backup, or reopen the model and data") from e
+    except ValueError as e:  # nested too deeply
+        raise ProjectError(f"{path} is not a project: {e}", f"open a {SUFFIX} file") from e
     return project_from_dict(d, path.parent, str(path))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib.metadata
 import os
 import sys
+from pathlib import Path
 
 from .. import __version__
 from ..errors import CancelledError, WorkbenchError
@@ -109,6 +111,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e.message}", file=sys.stderr)
         if e.fix:
             print(f"  fix: {e.fix}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if debug or not e.filename:  # no file named: not something the user can fix by a path
+            raise
+        where = e.filename2 or e.filename  # a rename's destination is the path the user gave
+        why = "it is a file, not a folder" if e.filename2 is None and Path(where).is_file() and \
+            e.errno in (errno.EEXIST, errno.ENOTDIR) else e.strerror or str(e)
+        print(f"error: cannot write or read {where}: {why}", file=sys.stderr)
+        print("  fix: check that the path is a regular file in a folder you can write to (not under a file, not in "
+              "/proc or /sys)", file=sys.stderr)
         return 2
     except Exception as e:  # noqa: BLE001 - last line of defence: never a raw traceback without --debug
         if debug:

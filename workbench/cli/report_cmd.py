@@ -11,6 +11,7 @@ from ..formatting import fmt_bytes, kind_figures
 from ..outputs import with_metrics
 from ..recipe import Recipe
 from ..report import build_report, load_report, outputs_for, write_report
+from ..report.files import RENDERERS
 from .common import ConsoleTask, add_metric_arg, add_model_args, metric_overrides, open_session, print_notes
 
 
@@ -50,8 +51,12 @@ def run(args: argparse.Namespace) -> int:
     if args.from_json:
         try:
             report = load_report(args.from_json)
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise WorkbenchError(f"{args.from_json} is not a readable Quant Workbench report ({e})",
+            doc = report.to_dict()
+            for render in RENDERERS.values():  # a damaged document fails here, not half way through writing
+                render(doc)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
+            raise WorkbenchError(f"{args.from_json} is not a readable Quant Workbench report "
+                                 f"({type(e).__name__}: {str(e)[:300]})",
                                  "pass a .json file written by qwb report") from e
     else:
         report = _build(args, build_report)

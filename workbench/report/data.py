@@ -328,6 +328,13 @@ class ReportData:
             raise ValueError("not a Quant Workbench report (kind != 'qwb-report')")
         if d.get("format", 0) > REPORT_FORMAT:
             raise ValueError(f"report format {d.get('format')} is newer than this version reads ({REPORT_FORMAT})")
+        runs = d.get("runs")
+        if not isinstance(runs, list) or not runs or not all(isinstance(r, dict) for r in runs):
+            raise ValueError("'runs' must be a non-empty list of runs")
+        c = d.get("comparison")
+        if c is not None and not (isinstance(c, dict) and all(
+                isinstance(c.get(k), int) and 0 <= c[k] < len(runs) for k in ("before", "after"))):
+            raise ValueError(f"'comparison' must name two of the {len(runs)} runs by index")
         return _from_json(cls, d)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from analyzers.jsonsafe import loads_bounded
+
 from .data import ReportData
 from .render_html import render_html
 from .render_md import render_markdown
@@ -50,4 +52,7 @@ def write_report(report: ReportData, path: str | Path, only: bool = False) -> li
 
 def load_report(path: str | Path) -> ReportData:
     """Read a report's JSON file back (to re-render it, or compare it with another)."""
-    return ReportData.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+    doc = loads_bounded(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(doc, dict):
+        raise ValueError(f"a report is a JSON object, not {type(doc).__name__}")
+    return ReportData.from_dict(doc)

@@ -39,6 +39,9 @@ def md_code(s, cell: bool = False) -> str:
 
 
 def _fence(text: str) -> str:
+    """A fenced code block holding ``text``; direction overrides and other invisible characters are made visible
+    (``clean``), as everywhere else in the report: in a code block they would reorder what a reviewer reads."""
+    text = clean(text)
     runs = [len(m) for m in re.findall(r"`{3,}", text)]
     f = "`" * max(3, max(runs, default=0) + 1)
     return f"{f}\n{text.rstrip()}\n{f}"
@@ -111,7 +114,7 @@ def render_markdown(report: ReportData | dict) -> str:
         out.append("**Kept out of INT8** " + "; ".join(fixes) + " (onnxruntime, Polygraphy, NNCF and TFLite forms "
                    "in the HTML report, or `qwb export-exclusions`)")
     out += ["", "Reproduce:", "", _fence(d["reproduce"]["command"]), ""]
-    return "\n".join(out)
+    return clean("\n".join(out))  # belt and braces: no raw bidi or control character from any field
 
 
 def _comparison(d: dict, c: dict) -> list[str]:
