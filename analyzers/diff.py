@@ -138,9 +138,7 @@ class DiffEngine:
 
     def suggested_batch(self, cap: int = 64) -> int:
         """Samples per call so one batch's live activations stay within a fixed memory budget."""
-        if self.per_sample_bytes <= 0:
-            return cap
-        return int(max(1, min(cap, _BATCH_BYTES // self.per_sample_bytes)))
+        return _batch_for(self.per_sample_bytes, cap)
 
     def run(self, batches: Iterable[tuple[int, int, dict]], total: int,
             labels: np.ndarray | None = None, task: Task | None = None,
@@ -208,6 +206,18 @@ class DiffEngine:
         reservoirs = {t: (r.x, r.y) for t, r in res.items() if t in {lay.fp32_tensor for lay in self.match.layers}}
         return DiffOutcome(self.match, layers, {t: a.result() for t, a in acc.items()}, outputs, reservoirs, done,
                            {"setup_s": self.setup_s, "inference_s": t_run, "statistics_s": t_stats})
+
+
+def suggested_batch(fp32: onnx.ModelProto, cap: int = 64) -> int:
+    """The batch size ``DiffEngine.suggested_batch`` picks for ``fp32``, without building the engine: an
+    evaluation that must see the very batches an analysis sees (``qwb quantize``'s deployed figures) uses it."""
+    return _batch_for(_largest_activation_bytes(fp32) * 8, cap)
+
+
+def _batch_for(per_sample_bytes: int, cap: int) -> int:
+    if per_sample_bytes <= 0:
+        return cap
+    return int(max(1, min(cap, _BATCH_BYTES // per_sample_bytes)))
 
 
 def _relu_outputs(model: onnx.ModelProto) -> set[str]:

@@ -16,6 +16,11 @@ from .ranking import Thresholds
 
 RESULT_FORMAT = 1
 
+# how the INT8 model ran: ``exact`` = Q/DQ as written (onnxruntime without graph optimization, the numbers
+# qdq_loss_debug gives); ``deployed`` = onnxruntime with full optimizations on this machine (fused integer
+# kernels: what an application ships). The two differ where the kernels round or saturate otherwise.
+KERNELS = ("exact", "deployed")
+
 
 @dataclass
 class ErrorMetrics:
@@ -99,6 +104,9 @@ class LayerResult:
     clip_rate: float | None = None  # share of evaluation values outside the quantized range
     flagged: bool = False
     hints: list[Hint] = field(default_factory=list)
+    # the layer under deployed kernels ({sqnr_db, kernel_gap_db, lsb_diff_share}); None until the optimized
+    # graph is mapped back to source layers
+    deployed: dict | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -112,6 +120,7 @@ class LayerResult:
             "amplification": json_num(self.amplification), "introduced_db": json_num(self.introduced_db),
             "clip_rate": json_num(self.clip_rate), "flagged": self.flagged,
             "hints": [h.to_dict() for h in self.hints],
+            "deployed": json_safe(self.deployed) if self.deployed is not None else None,
         }
 
 
@@ -147,9 +156,10 @@ class OutputResult:
     cosine_min: float | None = None
     step_agreement: float | None = None
     sequence_match: float | None = None
+    kernels: str = "exact"  # how INT8 ran (``KERNELS``): an output appears once per mode analysed
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "kind": self.kind, "sqnr_db": json_num(self.sqnr_db), "cosine": json_num(self.cosine),
+        return {"name": self.name, "kind": self.kind, "kernels": self.kernels, "sqnr_db": json_num(self.sqnr_db), "cosine": json_num(self.cosine),
                 "max_abs": json_num(self.max_abs), "top1_agreement": json_num(self.top1_agreement),
                 "cosine_mean": json_num(self.cosine_mean), "cosine_min": json_num(self.cosine_min),
                 "step_agreement": json_num(self.step_agreement), "sequence_match": json_num(self.sequence_match),
@@ -177,6 +187,11 @@ class AnalysisResult:
     execution: str = "simulated"  # how INT8 ran: Q/DQ simulated exactly, optimizations off (as qdq_loss_debug)
     notes: list[str] = field(default_factory=list)  # things the user should know about this run
     hints: list[Hint] = field(default_factory=list)  # model-level hints (e.g. attention: MatMul/Gemm-only recipe)
+    kernels: str = "exact"  # the output modes analysed: exact | deployed | both (layers are always exact)
+
+    def outputs_of(self, kernels: str) -> list[OutputResult]:
+        """The outputs measured under ``kernels`` (exact | deployed), in model order."""
+        return [o for o in self.outputs if o.kernels == kernels]
 
     def layer(self, node: str) -> LayerResult | None:
         return next((lay for lay in self.layers if lay.node == node), None)
@@ -193,7 +208,7 @@ class AnalysisResult:
         d = {
             "format": RESULT_FORMAT, "model": self.model, "recipe": self.recipe, "samples": self.samples,
             "elapsed_s": json_num(self.elapsed_s), "peak_rss_mb": json_num(self.peak_rss_mb),
-            "int8_model": self.int8_model, "execution": self.execution, "notes": list(self.notes),
+            "int8_model": self.int8_model, "execution": self.execution, "kernels": self.kernels, "notes": list(self.notes),
             "hints": [h.to_dict() for h in self.hints],
             "thresholds": asdict(self.thresholds),
             "outputs": [o.to_dict() for o in self.outputs], "layers": [lay.to_dict() for lay in self.layers],
@@ -220,7 +235,7 @@ class AnalysisResult:
                         for t, v in (d.get("reservoirs") or {}).items()},
             int8_model=d.get("int8_model"), timings={k: _f(v) for k, v in (d.get("timings") or {}).items()},
             execution=d.get("execution", "simulated"), notes=list(d.get("notes", [])),
-            hints=[_hint_from(h) for h in d.get("hints", [])])
+            hints=[_hint_from(h) for h in d.get("hints", [])], kernels=d.get("kernels", "exact"))
 
 
 def _f(x) -> float:
@@ -246,7 +261,7 @@ def _layer_from(d: dict) -> LayerResult:
         d.get("depth", 0), _metrics_from(d["cumulative"]), _metrics_from(d.get("isolated")),
         WeightError(w["tensor"], _f(w["sqnr_db"]), [_f(v) for v in w.get("channel_sqnr", [])]) if w else None,
         _opt(d.get("amplification")), _opt(d.get("introduced_db")), _opt(d.get("clip_rate")), bool(d.get("flagged")),
-        [_hint_from(h) for h in d.get("hints", [])])
+        [_hint_from(h) for h in d.get("hints", [])], d.get("deployed"))
 
 
 def _hint_from(h: dict) -> Hint:
@@ -254,10 +269,12 @@ def _hint_from(h: dict) -> Hint:
 
 
 def _output_from(d: dict) -> OutputResult:
-    # results written before outputs had a kind: top-1 agreement was filled for [N, C] outputs only
+    # results written before outputs had a kind: top-1 agreement was filled for [N, C] outputs only;
+    # before they had a mode, every output was measured with exact kernels
     kind = d.get("kind") or ("classifier" if d.get("top1_agreement") is not None else "dense")
     return OutputResult(d["name"], _f(d["sqnr_db"]), _f(d["cosine"]), _opt(d.get("top1_agreement")),
                         _opt(d.get("accuracy_fp32")), _opt(d.get("accuracy_int8")),
                         [ClassAccuracy(c["label"], c["count"], _f(c["accuracy_fp32"]), _f(c["accuracy_int8"]))
                          for c in d.get("per_class", [])], kind, _opt(d.get("max_abs")), _opt(d.get("cosine_mean")),
-                        _opt(d.get("cosine_min")), _opt(d.get("step_agreement")), _opt(d.get("sequence_match")))
+                        _opt(d.get("cosine_min")), _opt(d.get("step_agreement")), _opt(d.get("sequence_match")),
+                        d.get("kernels") or "exact")

@@ -7,9 +7,11 @@ only the weight MatMul/Gemm layers, which hold nearly all of the compute.
 
 from __future__ import annotations
 
+import math
+
 import onnx
 
-from .diff_types import Hint
+from .diff_types import Hint, OutputResult
 
 # ops allowed between the scores MatMul and the Softmax (scale, mask, reshape) and between Softmax and the
 # context MatMul (dropout, cast)
@@ -61,3 +63,38 @@ def model_hints(model: onnx.ModelProto, op_types: list[str]) -> list[Hint]:
                      'quantize only MatMul and Gemm: in the recipe\'s [global] set op_types = ["MatMul", "Gemm"]',
                      float(blocks))]
     return []
+
+
+# the figures that say "INT8 decides otherwise": any change counts; SQNR only past measurement noise
+_DECISION_FIGURES = ("top1_agreement", "accuracy_int8", "step_agreement", "sequence_match")
+_SQNR_GAP_DB = 0.5
+
+
+def kernel_gap(exact: list[OutputResult], deployed: list[OutputResult]) -> list[str]:
+    """The outputs whose deployed figures differ from their exact ones (the INT8 kernels compute other numbers
+    than the Q/DQ the model file describes)."""
+    dep = {o.name: o for o in deployed}
+    out = []
+    for e in exact:
+        d = dep.get(e.name)
+        if d is None:
+            continue
+        moved = any(getattr(e, f) is not None and getattr(d, f) is not None and getattr(e, f) != getattr(d, f)
+                    for f in _DECISION_FIGURES)
+        if moved or (math.isfinite(e.sqnr_db) and math.isfinite(d.sqnr_db) and abs(e.sqnr_db - d.sqnr_db) >= _SQNR_GAP_DB):
+            out.append(e.name)
+    return out
+
+
+def saturation_hint(exact: list[OutputResult], deployed: list[OutputResult], saturates: bool) -> Hint | None:
+    """On a CPU whose u8 x s8 kernels saturate (``backends.cpuinfo.u8s8_saturates``), a gap between the deployed
+    and exact figures is most likely that saturation: name it and the remedies to try (not measured here)."""
+    moved = kernel_gap(exact, deployed)
+    if not saturates or not moved:
+        return None
+    return Hint("kernel_saturation",
+                f"the deployed figures of {', '.join(moved)} differ from the exact Q/DQ ones: on this CPU (AVX2 or "
+                "AVX-512 without VNNI) onnxruntime's u8 x s8 integer kernels add pairs of products in a saturating "
+                "16-bit lane (VPMADDUBSW), which the exact simulation does not do",
+                "set reduce_range = true in the recipe's [global] (7-bit weights), or run the session with "
+                "session.x64quantprecision = \"1\"; or deploy on a CPU with VNNI")

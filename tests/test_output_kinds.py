@@ -155,19 +155,23 @@ def test_cli_prints_figures_by_kind_and_the_attention_hint(tmp_path):
     data = save_npz(tmp_path / "d.npz", **kind_net_data("attention", 16))
     r = qwb("analyze", model, "--calib", data, "--json", tmp_path / "a.json", "--no-isolated")
     assert r.returncode == 0, r.stderr
-    assert "output   out (embedding): cosine mean " in r.stdout and "top-1" not in r.stdout
+    assert "output   out (embedding, exact): cosine mean " in r.stdout and "top-1" not in r.stdout
+    assert "output   out (embedding, deployed): cosine mean " in r.stdout
     assert 'op_types = ["MatMul", "Gemm"]' in r.stdout
     d = json.loads((tmp_path / "a.json").read_text())
     assert d["outputs"][0]["kind"] == "embedding" and d["outputs"][0]["top1_agreement"] is None
     assert d["outputs"][0]["cosine_mean"] is not None and d["outputs"][0]["step_agreement"] is None
-    assert [h["code"] for h in d["hints"]] == ["attention_matmul_only"] and d["hints"][0]["evidence"] == 1
+    # the kernel-saturation hint depends on the CPU (AVX2 without VNNI): not what this test is about
+    hints = [h for h in d["hints"] if h["code"] != "kernel_saturation"]
+    assert [h["code"] for h in hints] == ["attention_matmul_only"] and hints[0]["evidence"] == 1
     # a recipe that already restricts op_types gets no hint; --metric overrides the kind
     (tmp_path / "mm.toml").write_text('version = 1\n[global]\nop_types = ["MatMul", "Gemm"]\n')
     r = qwb("analyze", model, "--calib", data, "--recipe", tmp_path / "mm.toml", "--metric", "out=dense",
             "--json", tmp_path / "b.json", "--no-isolated")
     assert r.returncode == 0, r.stderr
     d = json.loads((tmp_path / "b.json").read_text())
-    assert d["hints"] == [] and d["outputs"][0]["kind"] == "dense" and "out (dense): SQNR" in r.stdout
+    assert [h for h in d["hints"] if h["code"] != "kernel_saturation"] == []
+    assert d["outputs"][0]["kind"] == "dense" and "out (dense, exact): SQNR" in r.stdout
     r = qwb("analyze", model, "--calib", data, "--metric", "out=embeding")
     assert r.returncode != 0 and "did you mean 'embedding'" in r.stderr + r.stdout
 

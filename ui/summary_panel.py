@@ -129,13 +129,14 @@ class SummaryPanel(QWidget):
                           f"<span style='color:#d62728'><b>{flagged} flagged</b></span>, {overrides} override(s); "
                           f"{r.elapsed_s:.2f} s, peak {r.peak_rss_mb:.0f} MB")
         comp = compare_runs(before.result if before else r, r)
-        single = len(comp.outputs) == 1
+        names = dict.fromkeys(o.name for o in comp.outputs)
+        single = len(names) == 1
         # the header shows the output's kind, its tooltip the names: a long name would squeeze the figures
         first = (comp.outputs[0].kind or "Output").capitalize() if single else "Output"
         self.table.setHorizontalHeaderLabels([first, before.label.split(":")[0] if before else "before",
                                               run.label.split(":")[0], "Δ"])
         self.table.horizontalHeaderItem(0).setToolTip(
-            "; ".join(f"{o.name}: {o.kind or 'output'}" for o in comp.outputs))
+            "; ".join(dict.fromkeys(f"{o.name}: {o.kind or 'output'}" for o in comp.outputs)))
         for c, r_ in ((1, before), (2, run)):
             self.table.horizontalHeaderItem(c).setToolTip(r_.label if r_ else "")
         rows = []
@@ -146,7 +147,8 @@ class SummaryPanel(QWidget):
                     continue
                 before_v = od.value(field, "before") if before else None
                 d = od.delta(field) if before else None
-                label = name if single else f"{od.name} ({od.kind}): {name}"
+                # every figure names its execution mode (exact Q/DQ or deployed kernels): both may be shown
+                label = (name if single else f"{od.name} ({od.kind}): {name}") + f" ({od.kernels})"
                 rows.append((label, _fmt(fmt, before_v), _fmt(fmt, after_v), d, fmt, field))
         self.table.setRowCount(len(rows))
         for i, (label, b, a, d, fmt, field) in enumerate(rows):

@@ -17,11 +17,14 @@ from analyzers.calibration.methods import range_stats
 from analyzers.diff import DiffEngine
 from analyzers.diff_types import AnalysisResult, Hint, LayerResult
 from analyzers.hints import HintInputs, fallback_hint, layer_hints
-from analyzers.model_hints import model_hints
+from analyzers.model_hints import model_hints, saturation_hint
 from analyzers.ranking import Thresholds, amplification, flag, introduced_db
+from backends.cpuinfo import runtime_flags, u8s8_saturates
 from backends.tasks import scaled
 
 from .calibration_cache import op_types_for
+from .errors import WorkbenchError
+from .evaluate import DeployedOutputs
 from .outputs import output_kinds
 from .quantize import float_layers_requantized_at_runtime
 from .recipe import Recipe
@@ -34,9 +37,22 @@ def peak_rss_mb() -> float:
     return r / 1024.0 if sys.platform != "darwin" else r / 2**20
 
 
+# both by default: users ship the deployed figures, and the exact ones explain the layers; the deployed pass
+# is one plain FP32 + INT8 inference per batch beside the diff engine's (docs/benchmarks.md: Execution modes)
+KERNEL_MODES = ("exact", "deployed", "both")
+DEFAULT_KERNELS = "both"
+
+
 def analyze(session: Session, recipe: Recipe | None = None, samples: int | None = None, task=None,
-            thresholds: Thresholds | None = None, reservoir: int = 0, isolated: bool = True) -> AnalysisResult:
-    """Quantize with ``recipe`` (default: the session's) and diff it against FP32 on the evaluation data."""
+            thresholds: Thresholds | None = None, reservoir: int = 0, isolated: bool = True,
+            kernels: str = DEFAULT_KERNELS) -> AnalysisResult:
+    """Quantize with ``recipe`` (default: the session's) and diff it against FP32 on the evaluation data.
+
+    ``kernels`` picks the output figures: ``exact`` (Q/DQ as written, from the diff engine), ``deployed``
+    (plain onnxruntime sessions with full optimizations, fed the same batches) or ``both`` (exact first).
+    Layer figures are always exact."""
+    if kernels not in KERNEL_MODES:
+        raise WorkbenchError(f"unknown kernels mode {kernels!r}", f"use one of {', '.join(KERNEL_MODES)}")
     t0 = time.perf_counter()
     recipe = recipe or session.recipe
     thresholds = thresholds or Thresholds()
@@ -54,8 +70,13 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
     engine = DiffEngine(fp32, int8, set(op_types_for(recipe)), excluded, isolated=isolated,
                         reservoir=reservoir, batched=_batched(data), reuse_isolated=cache if isolated else None,
                         fp32_key=session.prepared.sha256, masked=set(q.mask_path.tensors) if q.mask_path else set())
-    outcome = engine.run(data.batches(limit=n, batch_size=engine.suggested_batch()), n, data.labels,
-                         scaled(task, 0.3, 1.0), kinds=output_kinds(fp32, recipe, data.labels))
+    kinds = output_kinds(fp32, recipe, data.labels)
+    batches = data.batches(limit=n, batch_size=engine.suggested_batch())
+    deployed = None
+    if kernels != "exact":
+        deployed = DeployedOutputs(session.prepared.path, q.path, kinds, engine.batched)
+        batches = _also_deployed(batches, deployed, data.labels)
+    outcome = engine.run(batches, n, data.labels, scaled(task, 0.3, 1.0), kinds=kinds)
     if isolated:
         for node, sig in engine.graph.iso_signatures.items():
             iso = outcome.layers[node].isolated if node in outcome.layers else None
@@ -81,11 +102,28 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
 
         heat = np.stack([outcome.layers[lay.node].per_sample for lay in layers], axis=1)
     timings = dict(outcome.timings, calibrate_and_quantize_s=t_quant, isolated_reused=float(len(engine.reused)))
+    hints = model_hints(fp32, recipe.settings.op_types)
+    outputs = list(outcome.outputs) if kernels != "deployed" else []
+    if deployed is not None:
+        dep = deployed.results()
+        outputs += dep
+        timings["deployed_inference_s"] = deployed.seconds
+        h = saturation_hint(outcome.outputs, dep, u8s8_saturates(runtime_flags()))
+        if h is not None:
+            hints.append(h)
     return AnalysisResult(
         model=session.prepared.source, recipe=recipe.to_dict(), samples=outcome.samples,
-        elapsed_s=time.perf_counter() - t0, peak_rss_mb=peak_rss_mb(), outputs=outcome.outputs, layers=layers,
+        elapsed_s=time.perf_counter() - t0, peak_rss_mb=peak_rss_mb(), outputs=outputs, layers=layers,
         thresholds=thresholds, heatmap=heat, reservoirs=outcome.reservoirs, int8_model=str(q.path), timings=timings,
-        notes=list(q.notes), hints=model_hints(fp32, recipe.settings.op_types))
+        notes=list(q.notes), hints=hints, kernels=kernels)
+
+
+def _also_deployed(batches, deployed: DeployedOutputs, labels):
+    """``batches`` unchanged, each one also run through the deployed sessions: one read of the data, the same
+    samples in the same batches for both modes."""
+    for start, stop, feed in batches:
+        deployed.update(feed, None if labels is None else labels[start:stop])
+        yield start, stop, feed
 
 
 def _assemble_layers(session, recipe, calib, ranges, engine, outcome, excluded) -> list[LayerResult]:

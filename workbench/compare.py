@@ -4,8 +4,9 @@ The what-if loop's answer to "did my edit help?", layer by layer and at the mode
 before/after table, its output summary and the report all read this, so the same two runs show the same
 figures everywhere. SQNR here is the tensor SQNR (10*log10(sum x^2 / sum (x-y)^2), the figure
 ``qdq_loss_debug`` computes); a layer counts as changed when its precision, percentile or flag changed,
-or when its cumulative SQNR moved by at least the threshold. Layers are matched by node name; a layer
-one run lacks keeps ``None`` on that side.
+or when its cumulative SQNR moved by at least the threshold. Layers are matched by node name, outputs by
+(name, kernels): an exact figure is only ever compared with an exact one. A layer or output one run lacks
+keeps ``None`` on that side.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ class OutputChange:
     sequence_match_after: float | None = None
     max_abs_before: float | None = None
     max_abs_after: float | None = None
+    kernels: str = "exact"  # the execution mode both sides were measured in (analyzers.diff_types.KERNELS)
 
     def value(self, figure: str, which: str) -> float | None:
         """``figure`` (a key of ``OUTPUT_FIELDS``) of the 'before' or 'after' run."""
@@ -135,7 +137,7 @@ def _output(n: str, b: OutputResult | None, a: OutputResult | None) -> OutputCha
     def g(o, attr):
         return json_num(getattr(o, attr)) if o is not None else None
 
-    kinds = {"kind": (a or b).kind}
+    kinds = {"kind": (a or b).kind, "kernels": (a or b).kernels}
     for figure in ("cosine_mean", "cosine_min", "step_agreement", "sequence_match", "max_abs"):
         kinds[f"{figure}_before"], kinds[f"{figure}_after"] = g(b, figure), g(a, figure)
     return OutputChange(n, g(b, "sqnr_db"), g(a, "sqnr_db"), delta(g(a, "sqnr_db"), g(b, "sqnr_db")),
@@ -152,7 +154,7 @@ def compare_runs(before: AnalysisResult, after: AnalysisResult, before_recipe: d
     lb = {lay.node: lay for lay in before.layers}
     la = {lay.node: lay for lay in after.layers}
     order = [lay.node for lay in after.layers] + [n for n in lb if n not in la]
-    ob = {o.name: o for o in before.outputs}
-    oa = {o.name: o for o in after.outputs}
+    ob = {(o.name, o.kernels): o for o in before.outputs}
+    oa = {(o.name, o.kernels): o for o in after.outputs}
     return RunComparison(threshold_db, [_layer(n, lb.get(n), la.get(n), rb, ra, threshold_db) for n in order],
-                         [_output(n, ob.get(n), oa.get(n)) for n in list(oa) + [n for n in ob if n not in oa]])
+                         [_output(k[0], ob.get(k), oa.get(k)) for k in list(oa) + [k for k in ob if k not in oa]])

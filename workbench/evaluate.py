@@ -1,12 +1,14 @@
-"""Task accuracy of a model file on labelled data: the number users compare first (FP32 vs INT8)."""
+"""FP32 vs INT8 at the model outputs as deployed (task accuracy with labels): the numbers users compare first."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
 from pathlib import Path
 
 import numpy as np
+import onnx
 
+from analyzers.diff import suggested_batch
 from analyzers.diff_types import OutputResult
 from analyzers.output_kinds import OutputKind
 from analyzers.output_metrics import OutputAccumulator
@@ -16,59 +18,54 @@ from backends.tasks import NullTask, Task
 from .data import DataSource
 
 
-@dataclass
-class Accuracy:
-    """Top-1 accuracy of the model's first output against integer labels."""
+class DeployedOutputs:
+    """FP32 vs INT8 at every output with both models as deployed: plain onnxruntime sessions with full
+    optimizations on this machine (the INT8 one runs onnxruntime's fused integer kernels). Fed one batch at a
+    time by whoever streams the data (``update``), so ``qwb analyze`` folds it into the diff engine's own pass
+    and ``qwb quantize`` into a pass of its own, over the same batches: both print the same figures."""
 
-    output: str
-    correct: int
-    total: int
+    def __init__(self, fp32_path: str | Path, int8_path: str | Path, kinds: dict[str, OutputKind],
+                 batched: bool = True):
+        self.fp32 = build_session(SessionConfig.for_purpose("deployed", str(fp32_path)))
+        self.int8 = build_session(SessionConfig.for_purpose("deployed", str(int8_path)))
+        self.names = [o.name for o in self.fp32.get_outputs()]
+        self.inputs = {i.name for i in self.fp32.get_inputs()}
+        self.acc = {n: OutputAccumulator(kinds[n], batched) for n in self.names}
+        self.seconds = 0.0  # inference time of both sessions
 
-    @property
-    def value(self) -> float:
-        return self.correct / self.total if self.total else float("nan")
+    def update(self, feed: dict, labels: np.ndarray | None) -> None:
+        """Fold in one batch (``labels``: this batch's labels or None)."""
+        t = time.perf_counter()
+        feed = {k: v for k, v in feed.items() if k in self.inputs}
+        xs, ys = self.fp32.run(self.names, feed), self.int8.run(self.names, feed)
+        self.seconds += time.perf_counter() - t
+        for n, x, y in zip(self.names, xs, ys):
+            self.acc[n].update(x, y, labels)
 
-
-def is_classifier_output(shape) -> bool:
-    """[batch, classes] with more than one class: argmax is a prediction."""
-    return shape is not None and len(shape) == 2 and (not isinstance(shape[1], int) or shape[1] > 1)
-
-
-def predictions(model_path: str | Path, data: DataSource, output_index: int = 0, task: Task | None = None) -> np.ndarray:
-    """Argmax of output ``output_index`` for every sample (the model runs with full optimizations)."""
-    task = task or NullTask()
-    sess = build_session(SessionConfig.for_purpose("deployed", str(model_path)))
-    name = sess.get_outputs()[output_index].name
-    preds = []
-    for start, stop, feed in data.batches():
-        task.check()
-        out = sess.run([name], feed)[0]
-        preds.append(np.asarray(out).reshape(stop - start, -1).argmax(axis=1))
-        task.report(stop / len(data), "evaluating")
-    return np.concatenate(preds)
+    def results(self) -> list[OutputResult]:
+        out = [self.acc[n].result() for n in self.names]
+        for o in out:
+            o.kernels = "deployed"
+        return out
 
 
-def accuracy(model_path: str | Path, data: DataSource, task: Task | None = None) -> Accuracy | None:
-    """Top-1 accuracy, or None when the data has no class labels."""
-    if data.labels is None or data.labels.ndim != 1:
-        return None
-    p = predictions(model_path, data, task=task)
-    return Accuracy("", int((p == data.labels[: len(p)]).sum()), len(p))
+def evaluation_batching(model: onnx.ModelProto, data: DataSource) -> tuple[int, bool]:
+    """(batch size, whether axis 0 of every input is a batch of samples): what ``qwb analyze`` streams, so an
+    evaluation outside it sees the very same batches."""
+    return suggested_batch(model), all(lay.has_batch_axis for lay in data.layouts.values())
 
 
 def output_agreement(fp32_path: str | Path, int8_path: str | Path, data: DataSource, kinds: dict[str, OutputKind],
-                     task: Task | None = None) -> list[OutputResult]:
-    """FP32 vs INT8 at every output, by its kind, as deployed (full optimizations): what `qwb quantize` prints
-    when accuracy cannot say it (no class labels, or not a classifier). Streams: memory is flat in samples."""
+                     task: Task | None = None, model: onnx.ModelProto | None = None) -> list[OutputResult]:
+    """FP32 vs INT8 at every output, by its kind, as deployed (``DeployedOutputs``): what `qwb quantize`
+    prints. ``model``: the FP32 model (read from ``fp32_path`` when not given), which sets the batches.
+    Streams: memory is flat in samples."""
     task = task or NullTask()
-    fs = build_session(SessionConfig.for_purpose("deployed", str(fp32_path)))
-    qs = build_session(SessionConfig.for_purpose("deployed", str(int8_path)))
-    names = [o.name for o in fs.get_outputs()]
-    acc = {n: OutputAccumulator(kinds[n]) for n in names}
+    batch, batched = evaluation_batching(model if model is not None else onnx.load(str(fp32_path)), data)
+    dep = DeployedOutputs(fp32_path, int8_path, kinds, batched)
     labels = data.labels
-    for start, stop, feed in data.batches():
+    for start, stop, feed in data.batches(batch_size=batch):
         task.check()
-        for n, x, y in zip(names, fs.run(names, feed), qs.run(names, feed)):
-            acc[n].update(x, y, None if labels is None else labels[start:stop])
+        dep.update(feed, None if labels is None else labels[start:stop])
         task.report(stop / len(data), "comparing FP32 and INT8 outputs")
-    return [acc[n].result() for n in names]
+    return dep.results()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from analyzers.diff_types import OutputResult
+from backends.cpuinfo import ARM_FEATURES, ARM_MACHINES, X86_FEATURES, machine, named_features, runtime_flags
 
 
 def fmt_bytes(n: float | None) -> str:
@@ -51,3 +52,16 @@ def output_figures(o: OutputResult) -> list[str]:
     shared = [f"cosine {_num(o.cosine, '{:.5f}')}"] if o.kind == "dense" else \
         [f"SQNR {_num(o.sqnr_db, '{:.1f}')} dB", f"cosine {_num(o.cosine, '{:.5f}')}"]
     return kind_figures(o) + shared
+
+
+def cpu_flags_text() -> str:
+    """This CPU's integer-kernel features as onnxruntime sees them ('AVX2, AVX-512, AVX-512 VNNI')."""
+    table = ARM_FEATURES if machine() in ARM_MACHINES else X86_FEATURES
+    return ", ".join(named_features(runtime_flags(), table)) or "no SIMD integer features found"
+
+
+def kernels_label(kernels: str) -> str:
+    """What an execution mode means, in the words every screen uses: the same figure is labelled alike."""
+    if kernels == "deployed":
+        return f"deployed kernels: onnxruntime, full optimizations, this CPU: {cpu_flags_text()}"
+    return "exact kernels: Q/DQ as written, onnxruntime without graph optimization, as qdq_loss_debug"

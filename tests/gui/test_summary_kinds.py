@@ -32,5 +32,7 @@ def test_summary_panel_shows_embedding_figures(qtbot, tmp_path):
     o = r.outputs[0]
     assert t.horizontalHeaderItem(0).text() == "Embedding"
     assert t.horizontalHeaderItem(0).toolTip() == "out: embedding"
-    assert rows["cosine mean"] == f"{o.cosine_mean:.5f}" and rows["cosine worst"] == f"{o.cosine_min:.5f}"
-    assert "top-1 agree" not in rows and "step agree" not in rows
+    assert rows["cosine mean (exact)"] == f"{o.cosine_mean:.5f}" and rows["cosine worst (exact)"] == f"{o.cosine_min:.5f}"
+    d = r.outputs_of("deployed")[0]  # both modes by default, each row labelled with its own
+    assert rows["cosine mean (deployed)"] == f"{d.cosine_mean:.5f}"
+    assert not any(k.startswith(("top-1 agree", "step agree")) for k in rows)

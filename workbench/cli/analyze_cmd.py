@@ -9,9 +9,9 @@ from pathlib import Path
 
 from analyzers.ranking import RANKINGS, Thresholds
 
-from ..analysis import analyze
+from ..analysis import DEFAULT_KERNELS, KERNEL_MODES, analyze
 from ..errors import WorkbenchError
-from ..formatting import output_figures
+from ..formatting import kernels_label, output_figures
 from .common import ConsoleTask, add_metric_arg, add_model_args, open_session, print_notes
 
 
@@ -30,6 +30,10 @@ def register(sub) -> None:
     p.add_argument("--reservoir", type=int, default=0, metavar="N",
                    help="keep N sampled (fp32, int8) value pairs per layer in the JSON, for scatter plots")
     p.add_argument("--no-isolated", action="store_true", help="skip isolated error (faster)")
+    p.add_argument("--kernels", choices=KERNEL_MODES, default=DEFAULT_KERNELS,
+                   help="how INT8 runs for the output figures: exact (Q/DQ as written, as qdq_loss_debug), deployed "
+                   "(onnxruntime with full optimizations on this CPU: what ships) or both (default: the deployed "
+                   "pass costs one plain inference, and exact explains the layers). Layer figures are exact")
     g = p.add_argument_group("flagging thresholds")
     g.add_argument("--flag-below-median", type=float, default=6.0, metavar="DB",
                    help="flag layers whose isolated SQNR is this far below the median layer (default 6 dB)")
@@ -50,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     print_notes(s.prepared.notes)
     th = Thresholds(args.flag_below_median, args.flag_floor, args.flag_introduced)
     r = analyze(s, samples=args.samples, task=task, thresholds=th, reservoir=args.reservoir,
-                isolated=not args.no_isolated)
+                isolated=not args.no_isolated, kernels=args.kernels)
     task.done()
     print_report(r, s, args.rank, args.top)
     if args.json:
@@ -70,8 +74,10 @@ def _f(x, fmt="{:.1f}") -> str:
 def print_report(r, s, rank: str, top: int) -> None:
     print(f"model    {r.model}  ({len(s.graph.nodes)} nodes)")
     print(f"data     {r.samples} evaluation samples from {s.eval_data.description}")
+    for mode in dict.fromkeys(o.kernels for o in r.outputs):
+        print(f"kernels  {kernels_label(mode)}")
     for o in r.outputs:
-        print(f"output   {o.name} ({o.kind}): " + ", ".join(output_figures(o)))
+        print(f"output   {o.name} ({o.kind}, {o.kernels}): " + ", ".join(output_figures(o)))
         drops = [c for c in o.per_class if c.accuracy_int8 < c.accuracy_fp32]
         if drops:
             worst = sorted(drops, key=lambda c: c.accuracy_int8 - c.accuracy_fp32)[:3]
@@ -80,7 +86,7 @@ def print_report(r, s, rank: str, top: int) -> None:
     flagged = [lay for lay in r.layers if lay.flagged]
     key = {"isolated": "key = the worse of isolated tensor SQNR and its channel mean",
            "cumulative": "key = the worse of cumulative tensor SQNR and its channel mean"}.get(rank, "")
-    print(f"layers   {len(r.layers)} analysed, {len(flagged)} flagged; ranked by {rank} error{'; ' + key if key else ''} "
+    print(f"layers   {len(r.layers)} analysed (exact kernels), {len(flagged)} flagged; ranked by {rank} error{'; ' + key if key else ''} "
           "(SQNR in dB, higher is better; ch = mean/min over channels with signal and error)")
     head = (f"{'#':>3}  {'node':<28} {'op':<10} {'key':>5} {'isolated (ch)':>20} {'cumulative (ch)':>20} {'amp':>5} "
             f"{'intro':>6}  flag")

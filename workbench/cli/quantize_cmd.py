@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..evaluate import accuracy, output_agreement
-from ..formatting import fmt_bytes, kind_figures
+from ..evaluate import output_agreement
+from ..formatting import fmt_bytes, kernels_label, kind_figures
 from ..outputs import output_kinds
 from .common import (
     ConsoleTask,
@@ -64,20 +64,21 @@ def _size_change(fp32: int, int8: int) -> str:
 
 
 def _print_evaluation(s, int8_path, task) -> None:
-    """Accuracy for a classifier with class labels; otherwise each output's FP32-vs-INT8 agreement by its kind."""
+    """Accuracy for a classifier with class labels; otherwise each output's FP32-vs-INT8 agreement by its kind.
+    Both models run as deployed, over the batches `qwb analyze` uses: its deployed figures are these."""
     data = s.eval_data
-    kinds = output_kinds(s.prepared.load_proto(), s.recipe, data.labels)
-    first = kinds[s.graph.outputs[0].name]
-    if first.kind == "classifier" and data.labels is not None and data.labels.ndim == 1:
-        fp = accuracy(s.prepared.path, data, task)
-        i8 = accuracy(int8_path, data, task)
-        task.done()
-        print(f"accuracy FP32 {fp.value:.2%}  INT8 {i8.value:.2%}  (delta {100 * (i8.value - fp.value):+.2f} "
-              f"points on {fp.total} samples of {data.description})")
-        return
-    results = output_agreement(s.prepared.path, int8_path, data, kinds, task)
+    model = s.prepared.load_proto()
+    kinds = output_kinds(model, s.recipe, data.labels)
+    results = output_agreement(s.prepared.path, int8_path, data, kinds, task, model=model)
     task.done()
+    first = results[0]
+    label = f"({kernels_label('deployed')})"
+    if first.kind == "classifier" and first.accuracy_fp32 is not None:
+        fp, i8 = first.accuracy_fp32, first.accuracy_int8
+        print(f"accuracy FP32 {fp:.2%}  INT8 {i8:.2%}  (delta {100 * (i8 - fp):+.2f} points on {len(data)} samples "
+              f"of {data.description}) {label}")
+        return
     why = "no class labels" if first.kind == "classifier" else f"{first.kind} output"
-    print(f"agreement FP32 vs INT8 on {len(data)} samples of {data.description} ({why}):")
+    print(f"agreement FP32 vs INT8 on {len(data)} samples of {data.description} ({why}) {label}:")
     for o in results:
         print(f"         {o.name} ({o.kind}): " + ", ".join(kind_figures(o)))

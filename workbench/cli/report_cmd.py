@@ -7,7 +7,7 @@ import sys
 import time
 
 from ..errors import WorkbenchError
-from ..formatting import fmt_bytes, kind_figures
+from ..formatting import fmt_bytes, kernels_label, kind_figures
 from ..outputs import with_metrics
 from ..recipe import Recipe
 from ..report import build_report, load_report, outputs_for, write_report
@@ -94,13 +94,14 @@ def _print_summary(report) -> None:
     s = report.final.summary
     if s is None:
         return
-    if s.accuracy_fp32 is not None and s.accuracy_int8 is not None:
-        print(f"accuracy FP32 {s.accuracy_fp32:.2%}  INT8 {s.accuracy_int8:.2%}  "
-              f"({100 * (s.accuracy_int8 - s.accuracy_fp32):+.2f} points)")
+    for m in (s, s.deployed):
+        if m is not None and m.accuracy_fp32 is not None and m.accuracy_int8 is not None:
+            print(f"accuracy FP32 {m.accuracy_fp32:.2%}  INT8 {m.accuracy_int8:.2%}  "
+                  f"({100 * (m.accuracy_int8 - m.accuracy_fp32):+.2f} points) ({kernels_label(m.kernels)})")
     for o in report.final.analysis.outputs:
-        print(f"output   {o.name} ({o.kind}): " + ", ".join(kind_figures(o) + ([] if o.kind == "dense" else
-                                                                                 [f"SQNR {o.sqnr_db:.1f} dB"])))
-    print(f"layers   {s.layers} analysed, {s.flagged} flagged" + (f"; worst {s.worst_node}" if s.worst_node else ""))
+        print(f"output   {o.name} ({o.kind}, {o.kernels}): " + ", ".join(
+            kind_figures(o) + ([] if o.kind == "dense" else [f"SQNR {o.sqnr_db:.1f} dB"])))
+    print(f"layers   {s.layers} analysed (exact kernels), {s.flagged} flagged" + (f"; worst {s.worst_node}" if s.worst_node else ""))
     c = report.comparison
     if c is not None:
         print(f"compare  {len(c.changed())} layer(s) changed")

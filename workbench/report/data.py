@@ -214,12 +214,16 @@ class RunSummary:
     step_agreement: float | None = None  # sequence: per-step argmax, and decoded sequences equal
     sequence_match: float | None = None
     max_abs: float | None = None
+    kernels: str | None = None  # the execution mode of the figures above (exact when the run has it)
+    deployed: "RunSummary | None" = None  # the same figures under deployed kernels, when the run has both modes
 
     @classmethod
-    def of(cls, a: AnalysisResult) -> "RunSummary":
-        """Summarise an analysis result."""
+    def of(cls, a: AnalysisResult, kernels: str | None = None) -> "RunSummary":
+        """Summarise an analysis result: the first output of mode ``kernels`` (default: of the first mode, exact
+        when present), with the deployed figures beside it when the run measured both."""
         prec = [lay.precision for lay in a.layers]
-        o = a.outputs[0] if a.outputs else None
+        outs = a.outputs if kernels is None else a.outputs_of(kernels)
+        o = outs[0] if outs else None
         ranked = [lay for lay in a.ranked("isolated") if lay.isolated is not None]
         worst = ranked[0] if ranked else None
         fp, i8 = (num(o.accuracy_fp32), num(o.accuracy_int8)) if o else (None, None)
@@ -229,7 +233,10 @@ class RunSummary:
                    else None, worst.node if worst else None, worst.op_type if worst else None,
                    num(worst.isolated.sqnr_db) if worst else None, o.kind if o else None,
                    *((num(getattr(o, k)) if o else None)
-                     for k in ("cosine_mean", "cosine_min", "step_agreement", "sequence_match", "max_abs")))
+                     for k in ("cosine_mean", "cosine_min", "step_agreement", "sequence_match", "max_abs")),
+                   o.kernels if o else None,
+                   cls.of(a, "deployed") if kernels is None and o is not None and o.kernels != "deployed"
+                   and a.outputs_of("deployed") else None)
 
 
 @dataclass

@@ -59,21 +59,9 @@ def render_markdown(report: ReportData | dict) -> str:
     run = d["runs"][f]
     s = run["summary"]
     out = [f"### {md_text(d['title'])}", ""]
-    head = []
-    if s["accuracy_fp32"] is not None:
-        head.append(f"**Accuracy** FP32 {_v(s['accuracy_fp32'], 'pct', '%')} → INT8 {_v(s['accuracy_int8'], 'pct', '%')} "
-                    f"({_v(s['accuracy_delta'], 'dpct')} points)")
-    if s["top1_agreement"] is not None:
-        head.append(f"top-1 agreement {_v(s['top1_agreement'], 'pct', '%')}")
-    if s.get("cosine_mean") is not None:
-        head.append(f"embedding cosine mean {_v(s['cosine_mean'], 'cos')} (worst {_v(s['cosine_min'], 'cos')})")
-    if s.get("sequence_match") is not None:
-        head.append(f"decoded sequences equal {_v(s['sequence_match'], 'pct', '%')} (steps "
-                    f"{_v(s['step_agreement'], 'pct', '%')})")
-    if s.get("output_kind"):
-        head.append(f"output {md_code(s['output'])} judged as {s['output_kind']}")
-    if s["output_sqnr_db"] is not None:
-        head.append(f"output SQNR {_v(s['output_sqnr_db'], 'db', ' dB')}")
+    head = _output_head(s)
+    if s.get("deployed"):
+        head += _output_head(s["deployed"], kind=False)
     head.append(f"{s['flagged']} of {s['layers']} layers flagged")
     source = (f"Model {md_code(d['model']['source'])}, {s['samples']} evaluation samples, "
               f"{md_text(d['generator'])}.")
@@ -117,6 +105,27 @@ def render_markdown(report: ReportData | dict) -> str:
     return clean("\n".join(out))  # belt and braces: no raw bidi or control character from any field
 
 
+def _output_head(s: dict, kind: bool = True) -> list[str]:
+    """The output figures of one summary, each labelled with its mode (``kind``: say how the output is judged)."""
+    m = f" ({s['kernels']})" if s.get("kernels") else ""
+    head = []
+    if s["accuracy_fp32"] is not None:
+        head.append(f"**Accuracy{m}** FP32 {_v(s['accuracy_fp32'], 'pct', '%')} → INT8 {_v(s['accuracy_int8'], 'pct', '%')} "
+                    f"({_v(s['accuracy_delta'], 'dpct')} points)")
+    if s["top1_agreement"] is not None:
+        head.append(f"top-1 agreement{m} {_v(s['top1_agreement'], 'pct', '%')}")
+    if s.get("cosine_mean") is not None:
+        head.append(f"embedding cosine mean{m} {_v(s['cosine_mean'], 'cos')} (worst {_v(s['cosine_min'], 'cos')})")
+    if s.get("sequence_match") is not None:
+        head.append(f"decoded sequences equal{m} {_v(s['sequence_match'], 'pct', '%')} (steps "
+                    f"{_v(s['step_agreement'], 'pct', '%')})")
+    if kind and s.get("output_kind"):
+        head.append(f"output {md_code(s['output'])} judged as {s['output_kind']}")
+    if s["output_sqnr_db"] is not None:
+        head.append(f"output SQNR{m} {_v(s['output_sqnr_db'], 'db', ' dB')}")
+    return head
+
+
 def _comparison(d: dict, c: dict) -> list[str]:
     out = [f"**Before → after** ({md_text(_name(d, c['before']))} → {md_text(_name(d, c['after']))})", ""]
     for o in c["outputs"]:
@@ -124,7 +133,7 @@ def _comparison(d: dict, c: dict) -> list[str]:
         if o["accuracy_before"] is not None:
             parts.append(f"INT8 accuracy {_v(o['accuracy_before'], 'pct', '%')} → {_v(o['accuracy_after'], 'pct', '%')}"
                          f" ({_v(o['accuracy_delta'], 'dpct')} points)")
-        out.append(f"- output {md_code(o['name'])}: " + ", ".join(parts))
+        out.append(f"- output {md_code(o['name'])} ({o.get('kernels') or 'exact'}): " + ", ".join(parts))
     for lat in c["latency"]:
         out.append(f"- latency on {md_text(lat['backend'])}: INT8 p50 {_v(lat['before_ms'], 'ms')} → "
                    f"{_v(lat['after_ms'], 'ms')} ms ({_v(lat['delta_share'], 'dpct', '%')})")

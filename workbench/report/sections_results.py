@@ -19,24 +19,12 @@ def _card(key: str, value: Markup | str, detail: Markup | str | None = None) -> 
 
 
 def summary(v: View, f: int) -> Markup:
-    """Headline cards and a one-sentence verdict for the final run."""
+    """Headline cards and a one-sentence verdict for the final run; each output figure names its mode."""
     s = v.get("runs", f, "summary")
     run = ("runs", f, "summary")
-    cards = []
-    if s["accuracy_fp32"] is not None:
-        cards.append(_card("Accuracy FP32", join([v.num(run + ("accuracy_fp32",), "pct"), "%"])))
-        cards.append(_card("Accuracy INT8", join([v.num(run + ("accuracy_int8",), "pct"), "%"]),
-                           join([v.num(run + ("accuracy_delta",), "dpct"), " points"])))
-    if s["top1_agreement"] is not None:
-        cards.append(_card("Top-1 agreement", join([v.num(run + ("top1_agreement",), "pct"), "%"]), "INT8 vs FP32"))
-    if s.get("cosine_mean") is not None:
-        cards.append(_card("Embedding cosine", v.num(run + ("cosine_mean",), "cos"),
-                           join(["mean per sample; worst ", v.num(run + ("cosine_min",), "cos")])))
-    if s.get("sequence_match") is not None:
-        cards.append(_card("Decoded sequences equal", join([v.num(run + ("sequence_match",), "pct"), "%"]),
-                           join(["per-step agreement ", v.num(run + ("step_agreement",), "pct"), "%"])))
-    if s["output_sqnr_db"] is not None:
-        cards.append(_card("Output SQNR", join([v.num(run + ("output_sqnr_db",), "db"), " dB"]), s["output"]))
+    cards = _output_cards(v, run, s)
+    if s.get("deployed"):
+        cards += _output_cards(v, run + ("deployed",), s["deployed"])
     cards.append(_card("Flagged layers", join([v.num(run + ("flagged",), "int"), " of ", v.num(run + ("layers",), "int")]),
                        join(["worst: ", s["worst_node"]]) if s["worst_node"] else None))
     kept = []
@@ -55,6 +43,28 @@ def summary(v: View, f: int) -> Markup:
     return el("section", {"id": "summary"}, el("div", {"class_": "cards"}, *cards), _verdict(v, f))
 
 
+def _output_cards(v: View, run: tuple, s: dict) -> list[Markup]:
+    """The output figures of one summary (``run`` is its pointer), their keys suffixed with the mode."""
+    m = f" ({s['kernels']})" if s.get("kernels") else ""
+    cards = []
+    if s["accuracy_fp32"] is not None:
+        cards.append(_card("Accuracy FP32" + m, join([v.num(run + ("accuracy_fp32",), "pct"), "%"])))
+        cards.append(_card("Accuracy INT8" + m, join([v.num(run + ("accuracy_int8",), "pct"), "%"]),
+                           join([v.num(run + ("accuracy_delta",), "dpct"), " points"])))
+    if s["top1_agreement"] is not None:
+        cards.append(_card("Top-1 agreement" + m, join([v.num(run + ("top1_agreement",), "pct"), "%"]),
+                           "INT8 vs FP32"))
+    if s.get("cosine_mean") is not None:
+        cards.append(_card("Embedding cosine" + m, v.num(run + ("cosine_mean",), "cos"),
+                           join(["mean per sample; worst ", v.num(run + ("cosine_min",), "cos")])))
+    if s.get("sequence_match") is not None:
+        cards.append(_card("Decoded sequences equal" + m, join([v.num(run + ("sequence_match",), "pct"), "%"]),
+                           join(["per-step agreement ", v.num(run + ("step_agreement",), "pct"), "%"])))
+    if s["output_sqnr_db"] is not None:
+        cards.append(_card("Output SQNR" + m, join([v.num(run + ("output_sqnr_db",), "db"), " dB"]), s["output"]))
+    return cards
+
+
 def _verdict(v: View, f: int) -> Markup:
     s = v.get("runs", f, "summary")
     run = ("runs", f, "summary")
@@ -64,11 +74,16 @@ def _verdict(v: View, f: int) -> Markup:
         d = s["accuracy_delta"]
         bad = d < -0.01
         acc = ["(", v.num(run + ("accuracy_fp32",), "pct"), "% → ", v.num(run + ("accuracy_int8",), "pct"), "%). "]
+        mode = f"INT8 ({s['kernels']} kernels) " if s.get("kernels") else "INT8 "
         if d == 0:
-            parts += ["INT8 keeps the FP32 accuracy "] + acc
+            parts += [mode, "keeps the FP32 accuracy "] + acc
         else:
-            parts += ["INT8 ", "loses" if d < 0 else "gains", " ", v.num(run + ("accuracy_delta",), "dpct"),
+            parts += [mode, "loses" if d < 0 else "gains", " ", v.num(run + ("accuracy_delta",), "dpct"),
                       " points of accuracy "] + acc
+        dep = s.get("deployed")
+        if dep and dep.get("accuracy_int8") is not None:
+            parts += ["With deployed kernels (this CPU) INT8 reaches ",
+                      v.num(run + ("deployed", "accuracy_int8"), "pct"), "%. "]
     elif s.get("output_kind") == "embedding" and s.get("cosine_mean") is not None:
         parts += ["The ", s["output"], " embedding keeps a cosine of ", v.num(run + ("cosine_mean",), "cos"),
                   " to FP32 on average (worst sample ", v.num(run + ("cosine_min",), "cos"), "). "]
@@ -97,12 +112,12 @@ def comparison(v: View) -> Markup | None:
     out_rows = []
     for i, o in enumerate(c["outputs"]):
         p = ("comparison", "outputs", i)
-        out_rows.append([o["name"], v.num(p + ("sqnr_before",), "db"), v.num(p + ("sqnr_after",), "db"),
+        out_rows.append([o["name"], o.get("kernels") or "exact", v.num(p + ("sqnr_before",), "db"), v.num(p + ("sqnr_after",), "db"),
                          v.num(p + ("sqnr_delta",), "ddb"), v.num(p + ("top1_before",), "pct"),
                          v.num(p + ("top1_after",), "pct"), v.num(p + ("accuracy_before",), "pct"),
                          v.num(p + ("accuracy_after",), "pct"), v.num(p + ("accuracy_delta",), "dpct")])
-    outputs = table(["output", "SQNR before (dB)", "after", "Δ dB", "top-1 agr. before (%)", "after",
-                     "INT8 acc. before (%)", "after", "Δ points"], out_rows, num_cols=set(range(1, 9)),
+    outputs = table(["output", "kernels", "SQNR before (dB)", "after", "Δ dB", "top-1 agr. before (%)", "after",
+                     "INT8 acc. before (%)", "after", "Δ points"], out_rows, num_cols=set(range(2, 10)),
                     id="compare-outputs")
     changed = [(i, lay) for i, lay in enumerate(c["layers"]) if lay["changed"]]
     rows, classes = [], []
@@ -162,7 +177,7 @@ def outputs(v: View, f: int) -> Markup:
     per_class = []
     for i, o in enumerate(v.get(*a, "outputs")):
         p = a + ("outputs", i)
-        rows.append([o["name"], o.get("kind") or "", v.num(p + ("sqnr_db",), "db"), v.num(p + ("cosine",), "cos"),
+        rows.append([o["name"], o.get("kind") or "", o.get("kernels") or "exact", v.num(p + ("sqnr_db",), "db"), v.num(p + ("cosine",), "cos"),
                      _kind_cell(v, p, o), v.num(p + ("accuracy_fp32",), "pct"), v.num(p + ("accuracy_int8",), "pct")])
         drops = [(k, c) for k, c in enumerate(o["per_class"]) if c["accuracy_int8"] is not None
                  and c["accuracy_fp32"] is not None and c["accuracy_int8"] < c["accuracy_fp32"]]
@@ -171,7 +186,7 @@ def outputs(v: View, f: int) -> Markup:
             crow = [[str(c["label"]), v.num(p + ("per_class", k, "count"), "int"),
                      v.num(p + ("per_class", k, "accuracy_fp32"), "pct"),
                      v.num(p + ("per_class", k, "accuracy_int8"), "pct")] for k, c in drops[:MAX_CLASSES]]
-            per_class.append(el("h3", None, f"Classes losing accuracy: {o['name']}"))
+            per_class.append(el("h3", None, f"Classes losing accuracy: {o['name']} ({o.get('kernels') or 'exact'})"))
             per_class.append(table(["class label", "samples", "FP32 (%)", "INT8 (%)"], crow, num_cols={1, 2, 3},
                                    id=f"classes-{i}") if crow else el("p", {"class_": "muted"},
                                                                       "No class loses accuracy."))
@@ -186,9 +201,12 @@ def outputs(v: View, f: int) -> Markup:
                       "by the cosine of each sample's vectors (mean / worst), a sequence by per-step argmax "
                       "agreement and how often the greedy CTC decodes are equal, dense outputs by SQNR and the "
                       "largest absolute error. Accuracy needs labels in the evaluation data (class indices, or "
-                      "label sequences for a sequence output: exact match of the decode)."),
-                   table(["output", "kind", "SQNR (dB)", "cosine", "agreement INT8 vs FP32", "accuracy FP32 (%)",
-                          "accuracy INT8 (%)"], rows, num_cols={2, 3, 4, 5, 6}, id="outputs-table"), *per_class)
+                      "label sequences for a sequence output: exact match of the decode). Kernels: exact = Q/DQ "
+                      "as written (onnxruntime without graph optimization, as qdq_loss_debug); deployed = onnxruntime "
+                      "with full optimizations on the CPU that made this report (what an application runs)."),
+                   table(["output", "kind", "kernels", "SQNR (dB)", "cosine", "agreement INT8 vs FP32",
+                          "accuracy FP32 (%)", "accuracy INT8 (%)"], rows, num_cols={3, 4, 5, 6, 7},
+                         id="outputs-table"), *per_class)
 
 
 def _kind_cell(v: View, p: tuple, o: dict) -> Markup | str:
