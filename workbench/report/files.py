@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..safe_paths import write_text
 from .data import ReportData
 from .render_html import render_html
 from .render_md import render_markdown
@@ -40,10 +41,7 @@ def write_report(report: ReportData, path: str | Path, only: bool = False) -> li
     for p in outputs_for(path, only):
         ext = ".html" if p.suffix.lower() in (".html", ".htm") else p.suffix.lower()
         text = RENDERERS[ext](doc)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8", errors="backslashreplace")
-        tmp.replace(p)
+        write_text(p, text, errors="backslashreplace")
         written.append(p)
     return written
 
