@@ -7,6 +7,8 @@ import importlib.metadata
 import os
 import sys
 
+from backends.child import exit_on_termination_signals
+
 from .. import __version__
 from ..errors import CancelledError, WorkbenchError
 from . import (
@@ -80,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    exit_on_termination_signals()
     debug = "--debug" in argv
     parser = build_parser()
     args = parser.parse_args(argv)
