@@ -65,11 +65,10 @@ class PipeTask:
 def engine_command(address: str, family: str) -> tuple[list[str], dict]:
     """(argv, environment) that start this process for the GUI. ``-P``: no current folder on ``sys.path``, so
     a ``hmac.py`` (or any module name) in the folder ``qwb gui`` starts in is never imported; the child finds
-    its packages through the parent's absolute ``sys.path`` entries (minus that folder) and the user's own
-    ``PYTHONPATH`` (where factories live)."""
-    cwd = os.path.realpath(os.getcwd())
+    its packages through the user's own ``PYTHONPATH`` (where factories live) and the folders the parent
+    imports from (absolute entries only: an empty entry would mean the current folder again)."""
     user = [os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    inherited = [p for p in sys.path if p and os.path.isabs(p) and os.path.realpath(p) != cwd and p not in user]
+    inherited = [p for p in sys.path if p and os.path.isabs(p) and p not in user]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(user + inherited), PYTHONSAFEPATH="1")
     return [sys.executable, "-P", "-m", "workbench.app.remote", address, family], env
 
