@@ -11,6 +11,7 @@ from collections import defaultdict
 from ..bench import BenchRequest, run_bench
 from ..errors import WorkbenchError
 from ..formatting import fmt_bytes
+from ..safe_paths import write_text
 from .common import ConsoleTask, add_model_args, check_paths
 
 BACKEND_CHOICES = ("cpu", "cuda", "neon", "neon-emulated", "all")
