@@ -61,6 +61,18 @@ class ChildFailure(Exception):
         self.outcome = outcome
 
 
+def exit_on_termination_signals() -> None:
+    """Make SIGTERM and SIGHUP (a closed terminal) end this process as Ctrl+C does, by an exception that
+    unwinds the stack: ``run_child`` then kills the benchmark child's process group and temporary folders are
+    removed, where the default action would end this process at once and leave both behind. Main thread only."""
+    def terminate(signum, frame):
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, terminate)
+
+
 def _pump(stream, sink: deque, on_line=None) -> None:
     for line in iter(stream.readline, ""):
         sink.append(line)

@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -33,6 +34,19 @@ def _load_runner():
     sys.modules[spec.name] = mod  # dataclasses look their module up while building the class
     spec.loader.exec_module(mod)
     return mod
+
+
+def exit_with_parent(poll_s: float = 0.5) -> None:
+    """End this process when the one that started it is gone (killed with no chance to end it first), so a
+    benchmark never goes on running, and holding its files, as an orphan."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="qwb-parent-watch", daemon=True).start()
 
 
 def progress(fraction: float, message: str) -> None:
@@ -140,6 +154,7 @@ def inspect(job: dict, pool: dict, batch_axis: dict, runner_mod, lo: float, hi: 
 
 def main(argv: list[str]) -> int:
     """Run the request's jobs; errors become data in the result file (exit 3), crashes speak for themselves."""
+    exit_with_parent()
     request_path = argv[1]
     with open(request_path, encoding="utf-8") as f:
         req = json.load(f)

@@ -14,7 +14,6 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

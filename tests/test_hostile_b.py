@@ -78,7 +78,8 @@ def test_operator_onnxruntime_cannot_run(files, domain, op):
 
 def test_factory_that_raises(files):
     (files / "badfactory.py").write_text("def make():\n    raise RuntimeError('boom from the factory')\n")
-    r = qwb("quantize", "badfactory:make", "--calib", str(files / "c.npz"), "-o", str(files / "o.onnx"), cwd=files)
+    r = qwb("quantize", "badfactory:make", "--calib", str(files / "c.npz"), "-o", str(files / "o.onnx"),
+            "--trust-model-code", cwd=files)
     if "PyTorch is not installed" in r.stderr:
         pytest.skip("the factory route needs torch")
     assert_user_error(r, "badfactory:make", "boom from the factory")

@@ -54,7 +54,7 @@ def test_factory_route(tmp_path, monkeypatch, small):
             return Small().eval(), (torch.zeros(1, 1, 8, 8),)
     """))
     monkeypatch.syspath_prepend(str(tmp_path))
-    pm = prepare_model("mypkg.zoo:make")
+    pm = prepare_model("mypkg.zoo:make", trust_code=True)
     x = np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32)
     np.testing.assert_allclose(_run(pm.path, x[:1]), _reference(small, x[:1]), rtol=1e-4, atol=1e-5)
     assert "Conv" in pm.graph.op_type_counts() and any("factory" in n or "exported" in n for n in pm.notes)
@@ -66,8 +66,8 @@ def test_torchscript_route_takes_shapes_from_data(tmp_path, small):
     torch.jit.save(torch.jit.script(small), str(path))
     x = np.random.default_rng(1).standard_normal((1, 1, 8, 8)).astype(np.float32)
     with pytest.raises(ModelLoadError, match="input shapes"):
-        prepare_model(path)
-    pm = prepare_model(path, example_input={"image": x})
+        prepare_model(path, trust_code=True)
+    pm = prepare_model(path, example_input={"image": x}, trust_code=True)
     np.testing.assert_allclose(_run(pm.path, x), _reference(small, x), rtol=1e-4, atol=1e-5)
 
 
@@ -76,11 +76,11 @@ def test_torch_export_program_route(tmp_path, small):
     program = torch.export.export(small, (x,))
     path = tmp_path / "small.pt2"
     torch.export.save(program, str(path))
-    pm = prepare_model(path)
+    pm = prepare_model(path, trust_code=True)
     xn = np.random.default_rng(2).standard_normal((1, 1, 8, 8)).astype(np.float32)
     np.testing.assert_allclose(_run(pm.path, xn), _reference(small, xn), rtol=1e-4, atol=1e-5)
 
 
 def test_bad_factory_spec():
     with pytest.raises(ModelLoadError, match="Cannot import"):
-        prepare_model("no_such_package.module:make")
+        prepare_model("no_such_package.module:make", trust_code=True)

@@ -9,6 +9,7 @@ on ``sigError``; nothing here raises into Qt.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -19,6 +20,7 @@ from workbench.app.project import ProjectData, load_project, save_project
 from workbench.app.requests import SCATTER_RESERVOIR, Analyze, Calibrate, OpenedInfo, OpenModel
 from workbench.app.workspace import Workspace
 from workbench.errors import WorkbenchError
+from workbench.model_loader import code_to_run
 from workbench.recipe import Recipe
 from workbench.session import SessionSpec
 
@@ -69,6 +71,9 @@ class Controller(QObject):
         self.analysis_samples: int | None = None
         self.auto_analyze = True
         self._pending: Callable[[], None] | None = None
+        #: asked (model, what would run) before a model that runs code is opened; the window asks its Prompter.
+        #: A controller on its own never runs model code.
+        self.trust_model_code: Callable[[str, str], bool] = lambda model, what: False
 
     # -- state ---------------------------------------------------------------------------------------
     @property
@@ -133,7 +138,19 @@ class Controller(QObject):
         self._when_idle(go)
 
     def _start_open(self, spec: SessionSpec, then_analyze: bool) -> None:
-        """Prepare the model (the graph shows), then calibrate (histograms), then analyse if asked to."""
+        """Prepare the model (the graph shows), then calibrate (histograms), then analyse if asked to. A model
+        that runs code (PyTorch, a factory; also from a project) opens only once the user has confirmed it."""
+        what = code_to_run(spec.model)
+        if what and not spec.trust_code:
+            if not self.trust_model_code(spec.model, what):
+                self.sigError.emit(ErrorInfo("Model not opened", f"{spec.model} was not opened: opening it means "
+                                             f"Quant Workbench {what}, and that was not allowed.",
+                                             "open it again and allow it if you trust it, or open an ONNX export "
+                                             "of the model"))
+                self.sigStatus.emit(f"{Path(spec.model).name}: not opened (it runs code)")
+                return
+            spec = replace(spec, trust_code=True)
+            self.ws.spec = spec  # a re-open after an engine crash does not ask again; never saved in a project
         self.sigStatus.emit(f"opening {Path(spec.model).name}")
 
         def opened_(call: EngineCall) -> None:

@@ -65,6 +65,7 @@ class MainWindow(QMainWindow):
         self.ctl.analysis_samples = self.prefs.analysis_samples or None
         self.ws = self.ctl.ws
         self.prompter = Prompter(self)
+        self.ctl.trust_model_code = lambda model, what: self.prompter.trust_model_code(model, what)
         self.autosaver = Autosaver()
         self.netron_servers: list = []
         self._closed = False

@@ -34,6 +34,15 @@ class Prompter:
                                  QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
         return r == QMessageBox.StandardButton.Yes
 
+    def trust_model_code(self, model: str, what: str) -> bool:
+        """Whether to open a model that runs code (PyTorch files, factories), naming it and what would run."""
+        box = QMessageBox(QMessageBox.Icon.Warning, "Run code from this model?",
+                          f"Opening {model} runs code on this computer: Quant Workbench {what}.\n\n"
+                          "Only allow it for files and modules you trust. Open it?",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self.parent)
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        return QMessageBox.StandardButton(box.exec()) == QMessageBox.StandardButton.Yes
+
     def save_path(self, title: str, start: str, file_filter: str = f"Projects (*{SUFFIX})") -> str | None:
         path, _ = QFileDialog.getSaveFileName(self.parent, title, start, file_filter)
         return path or None

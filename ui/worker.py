@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from workbench.app.remote import CANCEL, EXIT, rebuild_error
+from workbench.app.remote import CANCEL, EXIT, accept_engine, engine_command, rebuild_error
 from workbench.errors import WorkbenchError
 
 POLL_MS = 15
@@ -91,19 +91,20 @@ class EngineClient(QObject):
         self._teardown()
         family = "AF_UNIX" if hasattr(socket, "AF_UNIX") and sys.platform != "win32" else "AF_INET"
         key = os.urandom(32)
-        listener = Listener(address=None if family == "AF_UNIX" else ("127.0.0.1", 0), family=family, authkey=key)
+        # no authkey here: accept_engine checks it per connection, and keeps accepting past wrong ones
+        listener = Listener(address=None if family == "AF_UNIX" else ("127.0.0.1", 0), family=family)
         addr = listener.address if family == "AF_UNIX" else f"{listener.address[0]}:{listener.address[1]}"
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        self._proc = subprocess.Popen([sys.executable, "-m", "workbench.app.remote", addr, family], stdin=subprocess.PIPE,
-                                      env=env)
+        argv, env = engine_command(addr, family)
+        self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, env=env)
         self._proc.stdin.write(key.hex().encode() + b"\n")
         self._proc.stdin.close()
         self._listener, self._accepted, self._spawned = listener, [], time.monotonic()
+        deadline = self._spawned + CONNECT_TIMEOUT_S
 
         def accept(listener=listener, box=self._accepted):
             try:
-                box.append(listener.accept())
-            except BaseException as e:  # noqa: BLE001 - closed listener, failed handshake: reported by _poll
+                box.append(accept_engine(listener, key, deadline))
+            except BaseException as e:  # noqa: BLE001 - closed listener, no engine in time: reported by _poll
                 box.append(e)
 
         threading.Thread(target=accept, name="qwb-engine-accept", daemon=True).start()

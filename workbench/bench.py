@@ -57,6 +57,7 @@ class BenchRequest:
     sysroot: str | None = None
     preprocess: str = "auto"
     compare_activation_types: bool = True  # also time the INT8 model with u8 <-> s8 activations
+    trust_code: bool = False  # --trust-model-code: a PyTorch model or factory may run its code when exported
 
 
 @dataclass
@@ -152,7 +153,8 @@ def _models(req: BenchRequest, task: Task, notes: list) -> tuple[str, str | None
     session = None
     if calib:
 
-        session = Session(model, calib, recipe_path=req.recipe, preprocess=req.preprocess)
+        session = Session(model, calib, recipe_path=req.recipe, preprocess=req.preprocess,
+                          trust_code=req.trust_code)
     is_onnx = Path(model).suffix.lower() == ".onnx"
     if is_onnx:
         fp32 = _check_onnx_file(model, "model")

@@ -26,6 +26,7 @@ from .graph import TensorInfo
 from .npz_rows import NpzRows
 from .paths import sha256_file
 from .recipe import PreprocessSpec
+from .safe_paths import check_input
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 LABELS_KEY = "labels"
@@ -336,6 +337,7 @@ def open_data(spec: str | Path, inputs: list[TensorInfo], preprocess: Preprocess
         raise DataError(f"{role} data not found: {path}",
                         "pass an .npz (one array per input name), an .npy (single-input models), an image "
                         "folder, or synthetic:N")
+    check_input(path, f"{role} data")
     if path.is_dir():
         src = ImageFolderSource(path, preprocess or PreprocessSpec())
         if len(src) == 0:

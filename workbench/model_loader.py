@@ -5,15 +5,20 @@ Only loading lives here; making the model ready for quantization is ``model_prep
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import io
+import os
+import pickle
 import re
+import types
 from pathlib import Path
 
 import onnx
 from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
-from .errors import ModelLoadError
+from .errors import ModelLoadError, WorkbenchError
+from .safe_paths import check_input
 
 TORCHSCRIPT_SUFFIXES = {".pt", ".pth", ".ts", ".torchscript", ".jit"}
 EXPORTED_PROGRAM_SUFFIXES = {".pt2", ".ep"}
@@ -25,13 +30,35 @@ def is_factory_spec(spec: str) -> bool:
     return bool(_FACTORY_RE.match(spec)) and not Path(spec).exists()
 
 
-def load_model(spec: str | Path, example_input=None, opset: int = 17) -> tuple[onnx.ModelProto, list[str]]:
+def code_to_run(spec: str | Path) -> str | None:
+    """What opening ``spec`` would run, in words, or None for a model that runs no code of its own (ONNX).
+    Such models open only when the user trusts them (``--trust-model-code``, or the GUI's confirmation)."""
+    spec_s = str(spec)
+    if is_factory_spec(spec_s):
+        mod, fn = spec_s.split(":")
+        return f"imports the Python module {mod} (running its top-level code) and calls {fn}()"
+    suffix = Path(spec_s).suffix.lower()
+    if suffix in TORCHSCRIPT_SUFFIXES:
+        return "loads a TorchScript program and runs it to export it to ONNX"
+    if suffix in EXPORTED_PROGRAM_SUFFIXES:
+        return "loads a torch.export program (tensors only, no pickled objects) and runs it to export it to ONNX"
+    return None
+
+
+def load_model(spec: str | Path, example_input=None, opset: int = 17,
+               trust_code: bool = False) -> tuple[onnx.ModelProto, list[str]]:
     """Load ``spec`` as ONNX, returning the model and notes on what was done to get it.
 
     ``example_input`` (a dict of name -> array, usually the first calibration sample) gives PyTorch
     artefacts that do not carry their own example inputs (TorchScript files) the shapes to export with.
+    PyTorch models and factories run code, so they load only with ``trust_code`` (see ``code_to_run``).
     """
     spec_s = str(spec)
+    what = code_to_run(spec_s)
+    if what and not trust_code and (is_factory_spec(spec_s) or Path(spec_s).is_file()):
+        raise ModelLoadError(f"{spec_s} runs code when opened: Quant Workbench {what}",
+                             "if you trust it, pass --trust-model-code (the GUI asks first); or export the "
+                             "model to ONNX yourself and open the .onnx file")
     if is_factory_spec(spec_s):
         return _from_factory(spec_s, opset)
     path = Path(spec_s)
@@ -40,6 +67,7 @@ def load_model(spec: str | Path, example_input=None, opset: int = 17) -> tuple[o
                              "TorchScript/torch.export file, or package.module:factory")
     if path.is_dir():
         raise ModelLoadError(f"{path} is a folder, not a model file", "pass the .onnx file inside it")
+    check_input(path, "model")
     suffix = path.suffix.lower()
     if suffix in TORCHSCRIPT_SUFFIXES | EXPORTED_PROGRAM_SUFFIXES:
         return _from_torch_file(path, example_input, opset)
@@ -129,15 +157,52 @@ def _export(torch, module_or_program, args: tuple, opset: int, dynamo: bool, inp
     return onnx.load_from_string(buf.getvalue()), notes
 
 
+def _refuse_pickle(*args, **kwargs):
+    raise ModelLoadError("the torch.export archive holds pickled Python objects, which can run code when loaded",
+                         "save the program with tensors only (torch.export.save), or export it to ONNX yourself")
+
+
+@contextlib.contextmanager
+def _weights_only(torch):
+    """Load a ``.pt2`` archive with tensors only: torch's loader otherwise falls back to
+    ``torch.load(weights_only=False)`` (full pickle, which runs code) for example inputs and constants."""
+    package = importlib.import_module("torch.export.pt2_archive._package")
+    saved_env = {k: os.environ.get(k) for k in ("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")}
+    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
+    os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
+    saved_pickle, saved_obj = package.pickle, torch._C._pickle_load_obj
+    package.pickle = types.SimpleNamespace(loads=_refuse_pickle, load=_refuse_pickle)
+    torch._C._pickle_load_obj = _refuse_pickle
+    try:
+        yield
+    finally:
+        package.pickle, torch._C._pickle_load_obj = saved_pickle, saved_obj
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _from_torch_file(path: Path, example_input, opset: int):
     torch = _require_torch()
     suffix = path.suffix.lower()
     if suffix in EXPORTED_PROGRAM_SUFFIXES:
         try:
-            program = torch.export.load(str(path))
+            with _weights_only(torch):
+                program = torch.export.load(str(path))
+        except WorkbenchError:
+            raise
+        except pickle.UnpicklingError as e:
+            raise ModelLoadError(f"{path} holds pickled Python objects beside its tensors; they are not loaded "
+                                 "because unpickling them can run code",
+                                 "save the program from tensors only (torch.export.save), or export it to ONNX "
+                                 "yourself and open the .onnx file") from e
         except Exception as e:  # noqa: BLE001
-            raise ModelLoadError(f"{path} is not a saved torch.export program ({type(e).__name__}: {e})",
-                                 "save it with torch.export.save(program, 'model.pt2')") from e
+            raise ModelLoadError(f"{path} is not a saved torch.export program, or holds more than tensors "
+                                 f"({type(e).__name__}: {str(e)[:200]})",
+                                 "save it with torch.export.save(program, 'model.pt2') from tensors only; "
+                                 "pickled Python objects are never loaded") from e
         args = program.example_inputs[0] if program.example_inputs else None
         if not args and example_input is not None:
             args = tuple(torch.from_numpy(v) for v in example_input.values())

@@ -156,13 +156,13 @@ def _check_and_infer(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
 
 
 def prepare_model(spec: str | Path, *, preprocess: str = "auto", example_input=None,
-                  op_types_to_quantize: frozenset[str] | None = None) -> PreparedModel:
+                  op_types_to_quantize: frozenset[str] | None = None, trust_code: bool = False) -> PreparedModel:
     """Load and prepare ``spec``; the result is cached by content so reopening is cheap.
 
     ``preprocess``: "auto" runs onnxruntime's quantization pre-processing only when it helps,
-    "always" and "never" force it.
+    "always" and "never" force it. ``trust_code``: see ``model_loader.load_model``.
     """
-    model, notes = load_model(spec, example_input=example_input)
+    model, notes = load_model(spec, example_input=example_input, trust_code=trust_code)
     source = str(spec)
     if model.ir_version < 3:
         raise ModelLoadError(f"{source} uses ONNX IR version {model.ir_version}", "re-export with a newer exporter")

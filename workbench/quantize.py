@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from .model_prep import PreparedModel
 from .paths import scratch_dir
 from .recipe import Recipe
 from .recipe_ranges import TensorRange, sixteen_bit, tensor_ranges
+from .safe_paths import atomic_output
 
 
 @dataclass
@@ -253,7 +255,6 @@ def quantize(prepared: PreparedModel, recipe: Recipe, calib: CalibrationData, ou
         "TensorQuantOverrides": overrides,
     }
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     excluded = recipe.excluded_nodes()
     notes = mask.notes()
     with tempfile.TemporaryDirectory(prefix="qwb-quant-", dir=scratch_dir()) as td:
@@ -281,7 +282,8 @@ def quantize(prepared: PreparedModel, recipe: Recipe, calib: CalibrationData, ou
         if check_feed is not None:
             task.report(0.9, "checking that onnxruntime runs the INT8 model")
             check_runs(tmp_out, check_feed, prepared.source)
-        tmp_out.replace(out_path)
+        with atomic_output(out_path) as final:  # the scratch folder may be on another filesystem
+            shutil.copyfile(tmp_out, final)
     task.report(1.0, "quantized")
     has_subgraphs = any(n.op_type in ("If", "Loop", "Scan") for n in prepared.graph.nodes)
     inner = subgraph_layers(prepared.load_proto(), set(op_types_for(recipe))) if has_subgraphs else []

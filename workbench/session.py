@@ -32,21 +32,24 @@ class SessionSpec:
     calib: str
     eval: str | None = None
     recipe_path: str | None = None
+    trust_code: bool = False  # the user allowed a PyTorch model or factory to run its code; never saved in a project
 
 
 class Session:
     """Model + data + recipe, with lazily computed calibration and quantization."""
 
     def __init__(self, model: str | Path, calib: str | Path, eval: str | Path | None = None,
-                 recipe: Recipe | None = None, recipe_path: str | Path | None = None, preprocess: str = "auto"):
+                 recipe: Recipe | None = None, recipe_path: str | Path | None = None, preprocess: str = "auto",
+                 trust_code: bool = False):
         self.recipe = recipe if recipe is not None else (Recipe.load(recipe_path) if recipe_path else Recipe())
         self.spec = SessionSpec(str(model), str(calib), str(eval) if eval else None,
-                                str(recipe_path) if recipe_path else None)
+                                str(recipe_path) if recipe_path else None, trust_code)
         example = None
         model_s = str(model)
         if is_factory_spec(model_s) or Path(model_s).suffix.lower() not in ("", ".onnx"):
             example = self._peek_example(calib)
-        self.prepared: PreparedModel = prepare_model(model, preprocess=preprocess, example_input=example)
+        self.prepared: PreparedModel = prepare_model(model, preprocess=preprocess, example_input=example,
+                                                     trust_code=trust_code)
         self.recipe.validate(self.prepared.graph.node_names, [t.name for t in self.prepared.graph.outputs])
         pre = self.recipe.preprocess
         self.calib_data: DataSource = open_data(calib, self.prepared.graph.inputs, pre, role="calibration")
@@ -112,7 +115,7 @@ def open_session(spec: SessionSpec, recipe: Recipe | None = None, task: Task | N
     task = task or NullTask()
     task.report(0.0, "preparing the model")
     session = Session(spec.model, spec.calib, spec.eval, recipe=recipe, recipe_path=spec.recipe_path,
-                      preprocess=preprocess)
+                      preprocess=preprocess, trust_code=spec.trust_code)
     task.check()
     if calibrate:
         session.calibration(task)

@@ -19,9 +19,9 @@ class FakePrompter:
     """Answers every question the window asks, and records them."""
 
     def __init__(self, save_changes: str = "discard", restore: bool = True, save_path: str | None = None,
-                 open_path: str | None = None):
+                 open_path: str | None = None, trust_model_code: bool = False):
         self.answers = {"save_changes": save_changes, "restore": restore, "save_path": save_path,
-                        "open_path": open_path}
+                        "open_path": open_path, "trust_model_code": trust_model_code}
         self.asked: list[str] = []
 
     def save_changes(self) -> str:
@@ -31,6 +31,10 @@ class FakePrompter:
     def restore(self, description: str) -> bool:
         self.asked.append("restore")
         return self.answers["restore"]
+
+    def trust_model_code(self, model: str, what: str) -> bool:
+        self.asked.append("trust_model_code")
+        return self.answers["trust_model_code"]
 
     def save_path(self, *a, **k):
         self.asked.append("save_path")

@@ -22,17 +22,23 @@ the request's task checks between steps (``backends.tasks`` protocol).
 
 from __future__ import annotations
 
+import os
 import queue
+import select
 import sys
 import threading
 import time
 import traceback
-from multiprocessing.connection import Client
+from multiprocessing.connection import AuthenticationError, Client, answer_challenge, deliver_challenge
+
+from backends.child import exit_on_termination_signals
 
 from ..errors import CancelledError, WorkbenchError
 from .requests import EngineState, handle
 
 PROGRESS_INTERVAL_S = 0.05
+#: how long one connecting process may take to prove it holds the key before the listener moves on
+HANDSHAKE_S = 5.0
 #: control messages from the parent (anything else it sends is ``(request_id, request)``)
 CANCEL = "cancel"
 EXIT = "exit"
@@ -54,6 +60,58 @@ class PipeTask:
     def check(self) -> None:
         if self.cancel_event.is_set():
             raise CancelledError()
+
+
+def engine_command(address: str, family: str) -> tuple[list[str], dict]:
+    """(argv, environment) that start this process for the GUI. ``-P``: no current folder on ``sys.path``, so
+    a ``hmac.py`` (or any module name) in the folder ``qwb gui`` starts in is never imported; the child finds
+    its packages through the user's own ``PYTHONPATH`` (where factories live) and the folders the parent
+    imports from (absolute entries only: an empty entry would mean the current folder again)."""
+    user = [os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    inherited = [p for p in sys.path if p and os.path.isabs(p) and p not in user]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(user + inherited), PYTHONSAFEPATH="1")
+    return [sys.executable, "-P", "-m", "workbench.app.remote", address, family], env
+
+
+class _Deadlined:
+    """A connection whose reads give up at ``deadline``: a process that connects and never answers must not
+    hold the listener (the challenge would wait for it forever)."""
+
+    def __init__(self, conn, deadline: float):
+        self.conn, self.deadline = conn, deadline
+
+    def send_bytes(self, buf) -> None:
+        self.conn.send_bytes(buf)
+
+    def recv_bytes(self, maxlength=None):
+        if not self.conn.poll(max(0.0, self.deadline - time.monotonic())):
+            raise AuthenticationError("no answer to the challenge in time")
+        return self.conn.recv_bytes(maxlength)
+
+
+def accept_engine(listener, authkey: bytes, deadline: float):
+    """The first connection on ``listener`` (a ``Listener`` made without an authkey) that proves it holds
+    ``authkey``; others (a wrong key, silence, garbage) are closed and accepting goes on, so a local process
+    that dials in first cannot use up the engine's only connection. TimeoutError at ``deadline`` (monotonic);
+    OSError once the listener is closed."""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the engine process did not connect in time")
+        inner = getattr(listener, "_listener", None)
+        if inner is None:
+            raise OSError("listener is closed")
+        ready, _, _ = select.select([inner._socket], [], [], min(remaining, 1.0))
+        if not ready:
+            continue
+        conn = listener.accept()
+        try:
+            checked = _Deadlined(conn, min(deadline, time.monotonic() + HANDSHAKE_S))
+            deliver_challenge(checked, authkey)
+            answer_challenge(checked, authkey)
+            return conn
+        except (AuthenticationError, EOFError, OSError, ValueError):
+            conn.close()
 
 
 def error_info(e: BaseException) -> dict:
@@ -122,6 +180,7 @@ def child_main(conn) -> None:
 def main() -> None:
     """Entry point of the child: ``python -m workbench.app.remote ADDRESS FAMILY`` with the auth key on stdin."""
 
+    exit_on_termination_signals()  # the GUI's terminate() must still end a running benchmark's child
     family = sys.argv[2]
     address = sys.argv[1] if family == "AF_UNIX" else (sys.argv[1].rsplit(":", 1)[0], int(sys.argv[1].rsplit(":", 1)[1]))
     key = bytes.fromhex(sys.stdin.readline().strip())

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from pathlib import Path
 
 from analyzers.ranking import RANKINGS, Thresholds
 
 from ..analysis import DEFAULT_KERNELS, KERNEL_MODES, analyze
 from ..errors import WorkbenchError
 from ..formatting import kernels_label, output_figures
+from ..safe_paths import write_text
 from .common import ConsoleTask, add_metric_arg, add_model_args, open_session, print_notes
 
 
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if args.samples is not None and args.samples < 1:
         raise WorkbenchError(f"--samples must be at least 1, not {args.samples}")
     task = ConsoleTask()
-    s = open_session(args)
+    s = open_session(args, [args.json])
     print_notes(s.prepared.notes)
     th = Thresholds(args.flag_below_median, args.flag_floor, args.flag_introduced)
     r = analyze(s, samples=args.samples, task=task, thresholds=th, reservoir=args.reservoir,
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         d = r.to_dict()
         if args.reservoir:
             d["reservoirs"] = {t: {"fp32": x.tolist(), "int8": y.tolist()} for t, (x, y) in r.reservoirs.items()}
-        Path(args.json).write_text(json.dumps(d, indent=1) + "\n", encoding="utf-8")
+        write_text(args.json, json.dumps(d, indent=1) + "\n")
         print(f"wrote {args.json}")
     return 0
 

@@ -7,12 +7,12 @@ import json
 import math
 import sys
 from collections import defaultdict
-from pathlib import Path
 
 from ..bench import BenchRequest, run_bench
 from ..errors import WorkbenchError
 from ..formatting import fmt_bytes
-from .common import ConsoleTask, add_model_args
+from ..safe_paths import write_text
+from .common import ConsoleTask, add_model_args, check_paths
 
 BACKEND_CHOICES = ("cpu", "cuda", "neon", "neon-emulated", "all")
 
@@ -63,19 +63,19 @@ def fmt_ms(x: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_paths(args, [args.json])
     req = BenchRequest(model=args.model, int8=args.int8, calib=args.calib, recipe=args.recipe, demo=args.demo,
                        backends=(args.backend,), threads=args.threads, batches=_int_list(args.batch, "--batch"),
                        runs=args.runs, warmup=args.warmup, timeout_s=args.timeout,
                        arm_cpus=tuple(c.strip() for c in args.arm_cpu.split(",") if c.strip()),
                        sysroot=args.sysroot, preprocess=args.preprocess,
-                       compare_activation_types=not args.no_variants)
+                       compare_activation_types=not args.no_variants, trust_code=args.trust_model_code)
     task = ConsoleTask()
     report = run_bench(req, task)
     task.done()
     print_report(report)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+        write_text(args.json, json.dumps(report.to_dict(), indent=2))
         print(f"wrote    {args.json}")
     failed = {f"{r.backend} {label}": msg for r in report.results for label, msg in r.failures.items()
               if not label.startswith("emulated ") and label in ("fp32", "int8")}

@@ -11,6 +11,7 @@ from analyzers.calibration.methods import METHODS
 
 from ..calib_lab import build_lab
 from ..errors import WorkbenchError
+from ..safe_paths import write_text
 from .common import ConsoleTask, add_model_args, open_session, print_model_and_calibration, print_notes
 
 RANGE_WIDTH = 19
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     task = ConsoleTask()
     t0 = time.perf_counter()
-    s = open_session(args)
+    s = open_session(args, [args.json])
     st = s.recipe.settings
     cal = print_model_and_calibration(s, task)
     print(f"recipe   {st.activation_type} activations ({'symmetric' if st.symmetric_activations else 'asymmetric'}), "
@@ -93,10 +94,7 @@ def write_json(lab, path: Path) -> None:
     """The lab as JSON; a path that cannot be written is a user error, not a crash."""
 
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(lab.to_dict(), allow_nan=False), encoding="utf-8")
-        tmp.replace(path)
+        write_text(path, json.dumps(lab.to_dict(), allow_nan=False))
     except OSError as e:
         raise WorkbenchError(f"cannot write {path} ({e.strerror or e})", "pass --json a path in a writable "
                              "folder") from e

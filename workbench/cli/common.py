@@ -9,6 +9,7 @@ import resources
 
 from ..errors import WorkbenchError
 from ..outputs import parse_metrics, with_metrics
+from ..safe_paths import check_input, check_outputs
 from ..session import SessionSpec
 from ..session import open_session as open_spec
 
@@ -27,7 +28,28 @@ def add_model_args(p: argparse.ArgumentParser, eval_arg: bool = True, calib_requ
     p.add_argument("--demo", action="store_true", help="use the bundled demo model and its data")
     p.add_argument("--preprocess", choices=["auto", "always", "never"], default="auto",
                    help="onnxruntime quantization pre-processing (default: auto, only when it helps)")
+    add_trust_arg(p)
     p.set_defaults(_calib_required=calib_required)
+
+
+def add_trust_arg(p: argparse.ArgumentParser) -> None:
+    """--trust-model-code: TorchScript, torch.export and package.module:factory models run code when opened."""
+    p.add_argument("--trust-model-code", action="store_true",
+                   help="allow opening models that run code: TorchScript (.pt), torch.export (.pt2) and "
+                   "package.module:factory (only for files and modules you trust)")
+
+
+#: (role, argument) of every input a command may read, for the output checks
+INPUT_ARGS = (("model", "model"), ("calibration data", "calib"), ("evaluation data", "eval"),
+              ("recipe", "recipe"), ("recipe", "compare"), ("report", "from_json"), ("INT8 model", "int8"))
+
+
+def check_paths(args: argparse.Namespace, outputs) -> None:
+    """Refuse special files among the inputs named on the command line, and ``outputs`` that are one of them."""
+    inputs = [(role, getattr(args, name, None)) for role, name in INPUT_ARGS]
+    for role, path in inputs:
+        check_input(path, role)
+    check_outputs(outputs, inputs)
 
 
 def add_metric_arg(p: argparse.ArgumentParser) -> None:
@@ -59,13 +81,17 @@ def session_spec(args: argparse.Namespace):
     """The ``SessionSpec`` (model, data, recipe file) named on the command line."""
 
     resolve_model_args(args)
-    return SessionSpec(args.model, args.calib, getattr(args, "eval", None), args.recipe)
+    return SessionSpec(args.model, args.calib, getattr(args, "eval", None), args.recipe,
+                       trust_code=getattr(args, "trust_model_code", False))
 
 
-def open_session(args: argparse.Namespace):
-    """A Session for the model/data/recipe named on the command line."""
+def open_session(args: argparse.Namespace, outputs=()):
+    """A Session for the model/data/recipe named on the command line, once its paths and the command's
+    ``outputs`` have passed ``check_paths``."""
 
-    s = open_spec(session_spec(args), preprocess=args.preprocess)
+    spec = session_spec(args)
+    check_paths(args, outputs)
+    s = open_spec(spec, preprocess=args.preprocess)
     if getattr(args, "metric", None):
         s.recipe = with_metrics(s.recipe, metric_overrides(args, s))
     return s

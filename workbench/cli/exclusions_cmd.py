@@ -12,6 +12,8 @@ from ..errors import WorkbenchError
 from ..model_prep import prepare_model
 from ..recipe import Recipe
 from ..report.exclusions import EXTENSIONS, FORMATS, build_exclusions
+from ..safe_paths import write_text
+from .common import add_trust_arg, check_paths
 
 FORMAT_CHOICES = ("ort", "polygraphy", "nncf", "tflite", "all")
 
@@ -31,6 +33,7 @@ def register(sub) -> None:
     p.add_argument("--demo", action="store_true", help="use the bundled demo model")
     p.add_argument("--preprocess", choices=["auto", "always", "never"], default="auto",
                    help="onnxruntime quantization pre-processing, as for qwb quantize (node names can change)")
+    add_trust_arg(p)
     p.set_defaults(func=run)
 
 
@@ -44,8 +47,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.recipe:
         raise WorkbenchError("no recipe given: the layers to export come from a recipe",
                              "pass --recipe R (a TOML with [layers.\"name\"] precision = \"fp32\" or \"int16\")")
+    check_paths(args, [args.output])
     recipe = Recipe.load(args.recipe)
-    prepared = prepare_model(args.model, preprocess=args.preprocess)
+    prepared = prepare_model(args.model, preprocess=args.preprocess, trust_code=args.trust_model_code)
     recipe.validate(prepared.graph.node_names)
     ex = build_exclusions(prepared, recipe, Path(args.recipe).name)
     fmts = list(FORMATS) if args.format == "all" else [args.format]
@@ -69,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
         if out.is_dir():
             out = out / f"{prepared.name}{EXTENSIONS[fmts[0]]}"
         targets = {fmts[0]: out}
+    check_paths(args, targets.values())
     for f, path in targets.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(ex.formats[f], encoding="utf-8")
+        write_text(path, ex.formats[f])
         print(f"wrote    {path}  ({f})")
     return 0

@@ -9,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+from backends.child import exit_on_termination_signals
+
 from .. import __version__
 from ..errors import CancelledError, WorkbenchError
 from . import (
@@ -83,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    exit_on_termination_signals()
     debug = "--debug" in argv
     parser = build_parser()
     args = parser.parse_args(argv)

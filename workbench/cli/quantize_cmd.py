@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     task = ConsoleTask()
     t0 = time.perf_counter()
-    s = open_session(args)
+    s = open_session(args, [args.output])
     print_model_and_calibration(s, task, f", {len(s.graph.quantizable_nodes())} quantizable")
     diffs = s.recipe.differences_from_default()
     print("recipe   " + (f"{args.recipe}: " + "; ".join(diffs) if diffs else "defaults ("

@@ -12,7 +12,15 @@ from ..outputs import with_metrics
 from ..recipe import Recipe
 from ..report import build_report, load_report, outputs_for, write_report
 from ..report.files import RENDERERS
-from .common import ConsoleTask, add_metric_arg, add_model_args, metric_overrides, open_session, print_notes
+from .common import (
+    ConsoleTask,
+    add_metric_arg,
+    add_model_args,
+    check_paths,
+    metric_overrides,
+    open_session,
+    print_notes,
+)
 
 
 def register(sub) -> None:
@@ -42,9 +50,10 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
 
     try:
-        outputs_for(args.output)
+        outputs = outputs_for(args.output, only=args.only)
     except ValueError as e:
         raise WorkbenchError(str(e), "pass -o report.html (or .json / .md)") from e
+    check_paths(args, outputs)
     if args.samples is not None and args.samples < 1:
         raise WorkbenchError(f"--samples must be at least 1, not {args.samples}")
     t0 = time.perf_counter()
@@ -71,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
 def _build(args, build_report):
 
     task = ConsoleTask()
-    s = open_session(args)
+    s = open_session(args, outputs_for(args.output, only=args.only))
     print_notes(s.prepared.notes)
     other = with_metrics(Recipe.load(args.compare), metric_overrides(args, s)) if args.compare else None
     backends = [b.strip() for b in args.bench.split(",") if b.strip()] if args.bench else []

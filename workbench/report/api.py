@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..recipe import Recipe
+from ..safe_paths import check_outputs
 from ..session import SessionSpec, open_session
 from .build import build_report
-from .files import write_report
+from .files import outputs_for, write_report
 
 
 @dataclass
@@ -41,7 +42,10 @@ def export_report(request: ExportRequest, task=None) -> list[str]:
     """Build the report for ``request`` and write it; returns the files written."""
 
     spec = request.spec  # without its recipe file: the request's recipe is what the report describes
-    session = open_session(SessionSpec(spec.model, spec.calib, spec.eval), recipe=request.recipe)
+    check_outputs(outputs_for(request.path, request.only), [("model", spec.model), ("calibration data", spec.calib),
+                                                          ("evaluation data", spec.eval)])
+    session = open_session(SessionSpec(spec.model, spec.calib, spec.eval, trust_code=spec.trust_code),
+                           recipe=request.recipe)
     report = build_report(session, recipe=request.recipe, analysis=request.analysis,
                           compare_recipe=request.compare_recipe, compare_analysis=request.compare_analysis,
                           recipe_source=request.recipe_source, compare_source=request.compare_source,

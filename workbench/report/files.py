@@ -7,6 +7,7 @@ from pathlib import Path
 
 from analyzers.jsonsafe import loads_bounded
 
+from ..safe_paths import write_text
 from .data import ReportData
 from .render_html import render_html
 from .render_md import render_markdown
@@ -42,10 +43,7 @@ def write_report(report: ReportData, path: str | Path, only: bool = False) -> li
     for p in outputs_for(path, only):
         ext = ".html" if p.suffix.lower() in (".html", ".htm") else p.suffix.lower()
         text = RENDERERS[ext](doc)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8", errors="backslashreplace")
-        tmp.replace(p)
+        write_text(p, text, errors="backslashreplace")
         written.append(p)
     return written
 
