@@ -140,19 +140,32 @@ class SummaryPanel(QWidget):
         for c, r_ in ((1, before), (2, run)):
             self.table.horizontalHeaderItem(c).setToolTip(r_.label if r_ else "")
         rows = []
+        group = None
         for od in comp.outputs:
+            # every figure belongs to an execution mode (exact Q/DQ or deployed kernels): a header row names it,
+            # so the figure rows keep short labels and the numbers their width
+            head = od.kernels if single else f"{od.name} ({od.kind}), {od.kernels}"
+            if head != group:
+                group = head
+                rows.append((f"{head} kernels" if single else head, None, None, None, None, None))
             for field, name, fmt in OUTPUT_METRICS:
                 after_v = od.value(field, "after")
                 if after_v is None and od.value(field, "before") is None:
                     continue
                 before_v = od.value(field, "before") if before else None
                 d = od.delta(field) if before else None
-                # every figure names its execution mode (exact Q/DQ or deployed kernels): both may be shown
-                label = (name if single else f"{od.name} ({od.kind}): {name}") + f" ({od.kernels})"
-                rows.append((label, _fmt(fmt, before_v), _fmt(fmt, after_v), d, fmt, field))
+                rows.append((name, _fmt(fmt, before_v), _fmt(fmt, after_v), d, fmt, field))
+        self.table.clearSpans()
         self.table.setRowCount(len(rows))
         for i, (label, b, a, d, fmt, field) in enumerate(rows):
             self.table.setItem(i, 0, QTableWidgetItem(label))
+            if fmt is None:  # a group header: the execution mode (and output) the rows below belong to
+                self.table.setSpan(i, 0, 1, 4)
+                f = self.table.item(i, 0).font()
+                f.setBold(True)
+                self.table.item(i, 0).setFont(f)
+                self.table.item(i, 0).setBackground(QColor("#eef1f5"))
+                continue
             for c, text in ((1, b), (2, a)):
                 it = QTableWidgetItem(text)
                 it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)

@@ -28,7 +28,14 @@ def test_summary_panel_shows_embedding_figures(qtbot, tmp_path):
     p = SummaryPanel(ws)
     qtbot.addWidget(p)
     t = p.table
-    rows = {t.item(i, 0).text(): t.item(i, 2).text() for i in range(t.rowCount())}
+    rows, group = {}, None
+    for i in range(t.rowCount()):  # header rows name the execution mode of the figures below them
+        if t.columnSpan(i, 0) == 4:
+            group = t.item(i, 0).text().split()[0]
+        else:
+            rows[f"{t.item(i, 0).text()} ({group})"] = t.item(i, 2).text()
+    assert [t.item(i, 0).text() for i in range(t.rowCount()) if t.columnSpan(i, 0) == 4] == \
+        ["exact kernels", "deployed kernels"]
     o = r.outputs[0]
     assert t.horizontalHeaderItem(0).text() == "Embedding"
     assert t.horizontalHeaderItem(0).toolTip() == "out: embedding"
