@@ -18,6 +18,18 @@ from backends.tasks import NullTask, Task
 from .data import DataSource
 
 
+_FP32: dict[str, object] = {}  # prepared-model path -> its deployed session (paths are content-addressed)
+
+
+def _fp32_session(path: str):
+    """The deployed FP32 session of a prepared model, kept for the next run: the what-if loop re-runs the same
+    FP32 model with a new INT8 one each time, so only the INT8 session needs building again."""
+    if path not in _FP32:
+        _FP32.clear()
+        _FP32[path] = build_session(SessionConfig.for_purpose("deployed", path))
+    return _FP32[path]
+
+
 class DeployedOutputs:
     """FP32 vs INT8 at every output with both models as deployed: plain onnxruntime sessions with full
     optimizations on this machine (the INT8 one runs onnxruntime's fused integer kernels). Fed one batch at a
@@ -26,7 +38,7 @@ class DeployedOutputs:
 
     def __init__(self, fp32_path: str | Path, int8_path: str | Path, kinds: dict[str, OutputKind],
                  batched: bool = True):
-        self.fp32 = build_session(SessionConfig.for_purpose("deployed", str(fp32_path)))
+        self.fp32 = _fp32_session(str(fp32_path))
         self.int8 = build_session(SessionConfig.for_purpose("deployed", str(int8_path)))
         self.names = [o.name for o in self.fp32.get_outputs()]
         self.inputs = {i.name for i in self.fp32.get_inputs()}
