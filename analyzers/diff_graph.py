@@ -18,6 +18,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from .calibration.histogram import MASK_MAGNITUDE
+from .onnx_utils import opset_of
 from .qdq_match import QDQMatch, isolated_nodes
 
 FP32_PREFIX = "f::"
@@ -50,10 +51,6 @@ class DiffGraph:
     fp32_feeds: list[str] = field(default_factory=list)  # FP32 tensors fed as inputs ``f::name``
     iso_signatures: dict[str, str] = field(default_factory=dict)  # layer -> what its isolated copy computes
     iso_reused: set[str] = field(default_factory=set)  # layers whose isolated copy was left out (unchanged)
-
-
-def _opset(model: onnx.ModelProto) -> int:
-    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
 def fold_weight_dequantization(int8: onnx.ModelProto) -> onnx.ModelProto:
@@ -198,7 +195,7 @@ def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQM
     their statistics are not split per sample.
     ``masked``: FP32 tensors that hold mask values (-inf, finfo.min), compared through ``_unmask``.
     """
-    opset = _opset(iso_source)
+    opset = opset_of(iso_source)
     model = fold_weight_dequantization(iso_source)
     g = model.graph
     inputs = {i.name for i in model.graph.input}

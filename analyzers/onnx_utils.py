@@ -44,6 +44,11 @@ def make_session(model: onnx.ModelProto, purpose: str = "deployed", threads: int
     return build_session(SessionConfig.for_purpose(purpose, threads=threads, shared_arena=True), data)
 
 
+def opset_of(model: onnx.ModelProto, default: int = 0) -> int:
+    """The default-domain ONNX opset the model imports (``default`` when it declares none)."""
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default)
+
+
 FLOAT_TYPES = frozenset({TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE})
 
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass, replace
 
 import onnx
 
+from .onnx_utils import opset_of
+
 KINDS = ("classifier", "embedding", "sequence", "dense")
 
 # figures each kind reports beyond SQNR and cosine (OutputResult field names), in the order they are shown
@@ -62,7 +64,7 @@ def detect_kinds(model: onnx.ModelProto, class_labels: bool = False) -> dict[str
     producer = {o: n for n in g.node for o in n.output}
     constants = {i.name for i in g.initializer} | {n.output[0] for n in g.node if n.op_type == "Constant"}
     batch_syms = _batch_symbols(model)
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
+    opset = opset_of(model, 13)
     out = {}
     for vo in g.output:
         dims = _dims(vo)

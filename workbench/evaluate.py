@@ -17,7 +17,6 @@ from backends.tasks import NullTask, Task
 
 from .data import DataSource
 
-
 _FP32: dict[str, object] = {}  # prepared-model path -> its deployed session (paths are content-addressed)
 
 

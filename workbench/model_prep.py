@@ -19,6 +19,8 @@ from onnx import numpy_helper
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_capi
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from analyzers.onnx_utils import opset_of
+
 from .errors import ModelLoadError
 from .graph import ModelGraph, build_graph
 from .model_loader import load_model
@@ -37,6 +39,7 @@ class PreparedModel:
     sha256: str  # content hash of the prepared model: keys every cache derived from it
     notes: list[str] = field(default_factory=list)
     size_bytes: int = 0
+    opset: int = 0  # the default-domain opset (per-channel quantization needs 13)
 
     @property
     def name(self) -> str:
@@ -210,7 +213,8 @@ def _store(model: onnx.ModelProto, source: str, notes: list[str], op_types) -> P
         tmp.replace(path)
         _stamp(path)
     graph = build_graph(model, op_types_to_quantize=op_types)
-    return PreparedModel(source=source, path=path, graph=graph, sha256=digest, notes=notes, size_bytes=size)
+    return PreparedModel(source=source, path=path, graph=graph, sha256=digest, notes=notes, size_bytes=size,
+                         opset=opset_of(model))
 
 
 def _stamp_path(path: Path) -> Path:

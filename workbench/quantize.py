@@ -191,19 +191,15 @@ def float_layers_requantized_at_runtime(model_path: Path, excluded: list[str]) -
 PER_CHANNEL_OPSET = 13  # DequantizeLinear's ``axis`` (per-channel weights) exists from opset 13
 
 
-def _opset(model) -> int:
-    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-
-
 def _upgrade_for_per_channel(prepared: PreparedModel, folder: Path) -> tuple[Path, str | None]:
     """The model quantize_static should read: the prepared one, or a copy converted to opset 13 when
     per-channel weights need it (onnxruntime's quantizer writes ``axis`` regardless, and the model it
     writes then does not load)."""
 
-    model = prepared.load_proto()
-    old = _opset(model)
-    if old >= PER_CHANNEL_OPSET:
+    old = prepared.opset
+    if old >= PER_CHANNEL_OPSET:  # the common case: no need to load the model
         return prepared.path, None
+    model = prepared.load_proto()
     try:
         upgraded = version_converter.convert_version(model, PER_CHANNEL_OPSET)
     except Exception as e:  # noqa: BLE001 - the converter raises several types for ops it cannot convert
