@@ -19,6 +19,7 @@ class LatencyStats:
     mean_ms: float
     std_ms: float
     throughput: float  # samples per second: batch / mean latency
+    p10_ms: float | None = None  # with p90: the spread a change must exceed to count (None in older results)
 
     @classmethod
     def from_seconds(cls, seconds, batch: int) -> "LatencyStats":
@@ -27,14 +28,15 @@ class LatencyStats:
         ms = np.asarray(seconds, dtype=np.float64) * 1e3
         if ms.size == 0:
             raise ValueError("no timed runs")
-        p50, p90, p99 = np.percentile(ms, [50, 90, 99])
+        p10, p50, p90, p99 = np.percentile(ms, [10, 50, 90, 99])
         mean = float(ms.mean())
         return cls(batch, int(ms.size), float(p50), float(p90), float(p99), mean, float(ms.std()),
-                   batch * 1e3 / mean if mean > 0 else float("inf"))
+                   batch * 1e3 / mean if mean > 0 else float("inf"), float(p10))
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def contract(self) -> dict:
-        """The six fields of the public JSON contract."""
-        return {k: getattr(self, k) for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "throughput")}
+        """The fields of the public JSON contract (six, plus ``p10_ms`` for the spread, added later)."""
+        return {k: getattr(self, k) for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "throughput",
+                                              "p10_ms")}

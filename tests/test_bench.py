@@ -20,7 +20,7 @@ from workbench.bench import BenchRequest, run_bench
 from workbench.errors import CancelledError, WorkbenchError
 
 CONTRACT = {"available", "reason", "emulated", "fp32", "int8", "speedup", "int8_coverage", "model_mb"}
-STATS = {"p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "throughput"}
+STATS = {"p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "throughput", "p10_ms"}
 
 
 class RecordingTask:
@@ -38,7 +38,7 @@ class RecordingTask:
 def test_latency_stats_by_hand():
     s = LatencyStats.from_seconds([0.001, 0.002, 0.003, 0.004], batch=8)
     assert (s.p50_ms, s.mean_ms) == pytest.approx((2.5, 2.5))
-    assert s.p90_ms == pytest.approx(3.7) and s.p99_ms == pytest.approx(3.97)
+    assert s.p90_ms == pytest.approx(3.7) and s.p99_ms == pytest.approx(3.97) and s.p10_ms == pytest.approx(1.3)
     assert s.std_ms == pytest.approx(np.std([1, 2, 3, 4]))
     assert s.throughput == pytest.approx(8 / 0.0025)
 

@@ -12,6 +12,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import resources
 from backends.tasks import scaled
 
 from .. import __version__
@@ -23,6 +24,7 @@ from .data import Comparison, RecipeFile, ReportData, Reproduce, RunReport, RunS
 from .exclusions import build_exclusions
 from .histograms import tensor_histograms
 from .summary import data_sets, environment, execution_text, model_summary
+from .verdict import apply_verdicts
 
 
 def build_report(session, *, recipe: Recipe | None = None, analysis=None, compare_recipe: Recipe | None = None,
@@ -72,6 +74,7 @@ def build_report(session, *, recipe: Recipe | None = None, analysis=None, compar
         environment=environment(execution_text(runs[final].analysis.execution)), data=data_sets(session),
         runs=runs, reproduce=reproduce(session, specs, samples, bench, command),
         comparison=comparison(runs[0], runs[1]) if len(runs) == 2 else None)
+    apply_verdicts(report)
     if task is not None:
         task.report(1.0, f"report built in {time.perf_counter() - t0:.1f} s")
     return report
@@ -120,5 +123,23 @@ def reproduce(session, specs, samples, bench, command) -> Reproduce:
             command += ["--bench", ",".join(bench)]
         command += ["-o", "report.html"]
         notes.append("command reconstructed from the session (the report was not made on the command line)")
-    notes.append("save each recipe below under the file name shown, next to the command's working directory")
-    return Reproduce(" ".join(shlex.quote(a) for a in command), list(command), recipes, notes)
+    notes.append("the recipes are written beside the report; run the command below in the report's folder")
+    spec = session.spec
+    demo = _is_demo(spec)
+    return Reproduce(" ".join(shlex.quote(a) for a in command), list(command), recipes, notes,
+                     model=_abs(spec.model), calib=_abs(spec.calib), eval=_abs(spec.eval), samples=samples, demo=demo)
+
+
+def _abs(path: str | None) -> str | None:
+    """An input as the rerun command needs it: absolute when it is a file or folder, else as given (a data spec)."""
+    return str(Path(path).resolve()) if path and Path(path).exists() else path
+
+
+def _is_demo(spec) -> bool:
+    """Whether the inputs are the bundled demo's (the rerun command then says --demo, which works anywhere)."""
+    try:
+        return (Path(spec.model).resolve() == Path(resources.DEMO_MODEL).resolve()
+                and Path(spec.calib).resolve() == Path(resources.DEMO_CALIB).resolve()
+                and (spec.eval is None or Path(spec.eval).resolve() == Path(resources.DEMO_EVAL).resolve()))
+    except (OSError, TypeError):
+        return False

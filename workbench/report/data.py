@@ -137,6 +137,7 @@ class LatencyRow:
     mean_ms: float | None
     std_ms: float | None
     throughput: float | None
+    p10_ms: float | None = None  # p10-p90: the spread over the timed runs (None in reports before it was kept)
 
 
 @dataclass
@@ -266,6 +267,13 @@ class LatencyChange:
     after_ms: float | None
     delta_ms: float | None
     delta_share: float | None  # (after - before) / before
+    # the p10-p90 spread of each run's timed runs; ``outcome`` is faster/slower only when the two spreads do not
+    # overlap (the change exceeds the noise), "within noise" when they do, None when a spread is unknown
+    before_p10_ms: float | None = None
+    before_p90_ms: float | None = None
+    after_p10_ms: float | None = None
+    after_p90_ms: float | None = None
+    outcome: str | None = None  # faster | slower | within noise
 
 
 @dataclass
@@ -278,6 +286,8 @@ class Comparison:
     layers: list[LayerChange]
     outputs: list[OutputChange]
     latency: list[LatencyChange] = field(default_factory=list)
+    verdict: str | None = None  # better | worse | mixed | same: is the after run better than the before run?
+    verdict_reasons: list[str] = field(default_factory=list)
 
     def changed(self) -> list[LayerChange]:
         return [c for c in self.layers if c.changed]
@@ -294,12 +304,22 @@ class RecipeFile:
 
 @dataclass
 class Reproduce:
-    """The exact command (argv and a shell-quoted line) and the recipe files it reads."""
+    """The command as typed (argv and a shell-quoted line), the recipe files, and the commands that rerun the
+    report and export its fix as printed from the report's folder (``rerun_*``/``fix_*``, set when written)."""
 
     command: str
     argv: list[str]
     recipes: list[RecipeFile]
     notes: list[str] = field(default_factory=list)
+    model: str | None = None  # the inputs as opened (absolute where they are files)
+    calib: str | None = None
+    eval: str | None = None
+    samples: int | None = None
+    demo: bool = False
+    rerun_command: str | None = None
+    rerun_argv: list[str] | None = None
+    fix_command: str | None = None
+    fix_argv: list[str] | None = None
 
 
 @dataclass
@@ -315,6 +335,8 @@ class ReportData:
     runs: list[RunReport]
     reproduce: Reproduce
     comparison: Comparison | None = None
+    verdict: str | None = None  # good | warn | bad: the final run (public contract, ``workbench.report.verdict``)
+    verdict_reasons: list[str] = field(default_factory=list)
 
     @property
     def final(self) -> RunReport:

@@ -66,6 +66,10 @@ def render_markdown(report: ReportData | dict) -> str:
     source = (f"Model {md_code(d['model']['source'])}, {s['samples']} evaluation samples, "
               f"{md_text(d['generator'])}.")
     out += [" · ".join(head), "", source, ""]
+    verdict, reasons = d.get("verdict"), d.get("verdict_reasons") or []
+    if verdict:
+        out += [f"**Verdict: {verdict}**" + (" (" + "; ".join(md_text(r) for r in reasons) + ")" if reasons else ""),
+                ""]
     c = d.get("comparison")
     if c:
         out += _comparison(d, c)
@@ -93,7 +97,7 @@ def render_markdown(report: ReportData | dict) -> str:
         if parts:
             out += ["**Benchmark** " + "; ".join(parts), ""]
     changes = run["recipe_changes"]
-    out.append("**Recipe** " + ("; ".join(md_code(x) for x in changes) if changes else "defaults"))
+    out += ["**Recipe** " + ("; ".join(md_code(x) for x in changes) if changes else "defaults"), ""]
     ex = run.get("exclusions") or {}
     if ex.get("layers"):
         fp32 = [md_code(lay["node"]) for lay in ex["layers"] if lay["precision"] == "fp32"]
@@ -101,7 +105,10 @@ def render_markdown(report: ReportData | dict) -> str:
         fixes = ([f"FP32: {', '.join(fp32)}"] if fp32 else []) + ([f"INT16: {', '.join(i16)}"] if i16 else [])
         out.append("**Kept out of INT8** " + "; ".join(fixes) + " (onnxruntime, Polygraphy, NNCF and TFLite forms "
                    "in the HTML report, or `qwb export-exclusions`)")
-    out += ["", "Reproduce:", "", _fence(d["reproduce"]["command"]), ""]
+        out.append("")
+    rerun = d["reproduce"].get("rerun_command")
+    out += (["Reproduce (in the report's folder; the recipe files are written beside the report):", "", _fence(rerun),
+             ""] if rerun else ["Reproduce:", "", _fence(d["reproduce"]["command"]), ""])
     return clean("\n".join(out))  # belt and braces: no raw bidi or control character from any field
 
 
@@ -128,6 +135,9 @@ def _output_head(s: dict, kind: bool = True) -> list[str]:
 
 def _comparison(d: dict, c: dict) -> list[str]:
     out = [f"**Before → after** ({md_text(_name(d, c['before']))} → {md_text(_name(d, c['after']))})", ""]
+    if c.get("verdict"):
+        out += [f"**After vs before: {c['verdict']}** (" + "; ".join(md_text(r) for r in c.get("verdict_reasons") or [])
+                + ")", ""]
     for o in c["outputs"]:
         parts = [f"SQNR {_v(o['sqnr_before'], 'db')} → {_v(o['sqnr_after'], 'db')} dB"]
         if o["accuracy_before"] is not None:
@@ -135,8 +145,13 @@ def _comparison(d: dict, c: dict) -> list[str]:
                          f" ({_v(o['accuracy_delta'], 'dpct')} points)")
         out.append(f"- output {md_code(o['name'])} ({o.get('kernels') or 'exact'}): " + ", ".join(parts))
     for lat in c["latency"]:
+        spread = ""
+        if lat.get("before_p10_ms") is not None and lat.get("after_p10_ms") is not None:
+            spread = (f"; p10–p90 {_v(lat['before_p10_ms'], 'ms')}–{_v(lat['before_p90_ms'], 'ms')} → "
+                      f"{_v(lat['after_p10_ms'], 'ms')}–{_v(lat['after_p90_ms'], 'ms')} ms")
         out.append(f"- latency on {md_text(lat['backend'])}: INT8 p50 {_v(lat['before_ms'], 'ms')} → "
-                   f"{_v(lat['after_ms'], 'ms')} ms ({_v(lat['delta_share'], 'dpct', '%')})")
+                   f"{_v(lat['after_ms'], 'ms')} ms ({_v(lat['delta_share'], 'dpct', '%')}, "
+                   f"{lat.get('outcome') or 'spread not measured'}{spread})")
     changed = [lay for lay in c["layers"] if lay["changed"]]
     out += ["", "| changed layer | precision | cumulative SQNR dB | Δ |", "|---|---|--:|--:|"]
     for lay in changed[:MAX_CHANGED]:

@@ -65,14 +65,19 @@ def _output_cards(v: View, run: tuple, s: dict) -> list[Markup]:
     return cards
 
 
+VERDICT_WORDS = {"good": "Good", "warn": "Check before shipping", "bad": "Not good enough"}
+
+
 def _verdict(v: View, f: int) -> Markup:
+    """The verdict (``verdict`` in the JSON: good / warn / bad from accuracy, agreement and output SQNR) and the
+    sentence behind it; each figure that is not good is named with its threshold."""
     s = v.get("runs", f, "summary")
     run = ("runs", f, "summary")
-    parts = []
-    bad = False
+    level = v.get("verdict")
+    parts = [el("strong", {"data-ptr": "/verdict", "data-value": repr(level)}, f"Verdict: {VERDICT_WORDS[level]}. ")
+             if level in VERDICT_WORDS else None]
     if s["accuracy_delta"] is not None:
         d = s["accuracy_delta"]
-        bad = d < -0.01
         acc = ["(", v.num(run + ("accuracy_fp32",), "pct"), "% → ", v.num(run + ("accuracy_int8",), "pct"), "%). "]
         mode = f"INT8 ({s['kernels']} kernels) " if s.get("kernels") else "INT8 "
         if d == 0:
@@ -99,7 +104,9 @@ def _verdict(v: View, f: int) -> Markup:
                   " …" if len(flagged) > 4 else "", ". See their hints below."]
     else:
         parts.append("No layer is flagged as causing error.")
-    return el("p", {"class_": "verdict " + ("bad" if bad else "good")}, *parts)
+    reasons = v.get("verdict_reasons") or []
+    return el("div", {"class_": "verdict " + (level or "none"), "id": "verdict"}, el("p", None, *parts),
+              el("ul", {"class_": "sub"}, *[el("li", None, r) for r in reasons]) if reasons else None)
 
 
 def comparison(v: View) -> Markup | None:
@@ -140,9 +147,18 @@ def comparison(v: View) -> Markup | None:
     layers = (table(["layer", "setting", "isolated before (dB)", "after", "Δ", "cumulative before (dB)", "after", "Δ",
                      "flag"], rows, num_cols={2, 3, 4, 5, 6, 7}, row_classes=classes, id="compare-layers")
               if rows else el("p", {"class_": "muted"}, "No layer changed."))
+    cv = c.get("verdict")
+    cmp_words = {"better": "the after run is better", "worse": "the after run is worse",
+                 "mixed": "the after run is better in some figures and worse in others",
+                 "same": "no measurable difference"}
+    css = {"better": "good", "worse": "bad", "mixed": "warn", "same": "none"}.get(cv, "none")
+    compare_verdict = el("div", {"class_": f"verdict {css}", "id": "compare-verdict"},
+                         el("p", None, el("strong", {"data-ptr": "/comparison/verdict", "data-value": repr(cv)},
+                                          f"Before → after: {cmp_words.get(cv, 'not judged')}.")),
+                         el("ul", {"class_": "sub"}, *[el("li", None, r) for r in c.get("verdict_reasons") or []]))
     return section("compare", "Before / after",
                    el("p", None, "Before: ", el("strong", None, names[0]), ". After: ", el("strong", None, names[1]),
-                      ". Same model and data; the sections below describe the after run."),
+                      ". Same model and data; the sections below describe the after run."), compare_verdict,
                    el("h3", None, "Model outputs"), outputs,
                    el("h3", None, f"Layers that changed ({len(changed)} of {len(c['layers'])})"),
                    el("p", {"class_": "sub"}, "A layer is listed when its precision or percentile changed, its flag "
@@ -157,17 +173,35 @@ def _run_name(v: View, i: int) -> str:
     return src.replace("\\", "/").rsplit("/", 1)[-1] if src else "default recipe"
 
 
+def _spread(v: View, p: tuple, which: str) -> Markup | str:
+    """A run's p50 with its p10–p90 spread under it (the range the timed runs fell in)."""
+    lo, hi = v.get(*p, f"{which}_p10_ms"), v.get(*p, f"{which}_p90_ms")
+    mid = v.num(p + (f"{which}_ms",), "ms")
+    if lo is None or hi is None:
+        return mid
+    return join([mid, el("br", None), el("small", {"class_": "muted"}, v.num(p + (f"{which}_p10_ms",), "ms"), "–",
+                                         v.num(p + (f"{which}_p90_ms",), "ms"))])
+
+
 def _latency(v: View, c: dict) -> Markup:
+    """INT8 p50 before and after with each run's p10–p90 spread; the change is coloured as a win or a loss only
+    when the two spreads do not overlap (anything else is what re-running the same command gives)."""
     if not c["latency"]:
         return el("p", {"class_": "muted"}, "Not measured: add --bench cpu to qwb report to time both INT8 models.")
     rows = []
     for i, lat in enumerate(c["latency"]):
         p = ("comparison", "latency", i)
-        rows.append([lat["backend"], v.num(p + ("fp32_ms",), "ms"), v.num(p + ("before_ms",), "ms"),
-                     v.num(p + ("after_ms",), "ms"), v.num(p + ("delta_ms",), "dms"), join([v.num(p + ("delta_share",),
-                                                                                                    "dpct"), "%"])])
-    return el("div", {"class_": "lat"}, table(["backend", "FP32 p50 (ms)", "INT8 before p50 (ms)", "INT8 after p50 (ms)",
-                                               "Δ ms", "Δ"], rows, num_cols={1, 2, 3, 4, 5}, id="compare-latency"))
+        real = lat.get("outcome") in ("faster", "slower")
+        rows.append([lat["backend"], v.num(p + ("fp32_ms",), "ms"), _spread(v, p, "before"), _spread(v, p, "after"),
+                     v.num(p + ("delta_ms",), "dms", colour=real),
+                     join([v.num(p + ("delta_share",), "dpct", colour=real), "%"]),
+                     lat.get("outcome") or "spread not measured"])
+    return el("div", {"class_": "lat"},
+              table(["backend", "FP32 p50 (ms)", "INT8 before p50 (ms), p10–p90", "INT8 after p50 (ms), p10–p90",
+                     "Δ ms", "Δ", "outcome"], rows, num_cols={1, 2, 3, 4, 5}, id="compare-latency"),
+              el("p", {"class_": "sub"}, "p10–p90: the range of the middle 80 % of each model's timed runs. A change "
+                 "counts as faster or slower only when the two ranges do not overlap; otherwise it is within the noise "
+                 "of this machine and is not coloured."))
 
 
 def outputs(v: View, f: int) -> Markup:
