@@ -17,7 +17,7 @@ from analyzers.calibration.methods import range_stats
 from analyzers.diff import DiffEngine
 from analyzers.diff_types import AnalysisResult, Hint, LayerResult
 from analyzers.hints import HintInputs, fallback_hint, layer_hints
-from analyzers.model_hints import model_hints, saturation_hint
+from analyzers.model_hints import model_hints, saturation_hint, spread_error_hint
 from analyzers.ranking import Thresholds, amplification, flag, introduced_db
 from backends.cpuinfo import runtime_flags, u8s8_saturates
 from backends.tasks import scaled
@@ -25,6 +25,7 @@ from backends.tasks import scaled
 from .calibration_cache import op_types_for
 from .errors import WorkbenchError
 from .evaluate import DeployedOutputs
+from .mac_share import macs_by_precision
 from .outputs import output_kinds
 from .quantize import float_layers_requantized_at_runtime
 from .recipe import Recipe
@@ -103,6 +104,10 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
         heat = np.stack([outcome.layers[lay.node].per_sample for lay in layers], axis=1)
     timings = dict(outcome.timings, calibrate_and_quantize_s=t_quant, isolated_reused=float(len(engine.reused)))
     hints = model_hints(fp32, recipe.settings.op_types)
+    spread = spread_error_hint(layers, recipe.settings.activation_type)
+    if spread is not None:
+        hints.append(spread)
+    macs = _macs(fp32, layers, data)
     outputs = list(outcome.outputs) if kernels != "deployed" else []
     if deployed is not None:
         dep = deployed.results()
@@ -115,7 +120,15 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
         model=session.prepared.source, recipe=recipe.to_dict(), samples=outcome.samples,
         elapsed_s=time.perf_counter() - t0, peak_rss_mb=peak_rss_mb(), outputs=outputs, layers=layers,
         thresholds=thresholds, heatmap=heat, reservoirs=outcome.reservoirs, int8_model=str(q.path), timings=timings,
-        notes=list(q.notes), hints=hints, kernels=kernels)
+        notes=list(q.notes), hints=hints, kernels=kernels, macs_by_precision=macs)
+
+
+def _macs(fp32, layers, data) -> dict | None:
+    """The run's MAC share per precision (``workbench.mac_share``); None when the shapes cannot be inferred."""
+    try:
+        return macs_by_precision(fp32, {lay.node: lay.precision for lay in layers}, data.sample(0))
+    except Exception:  # noqa: BLE001 - a figure to show, never a reason to fail the analysis
+        return None
 
 
 def _also_deployed(batches, deployed: DeployedOutputs, labels):

@@ -10,7 +10,8 @@ from analyzers.ranking import RANKINGS, Thresholds
 
 from ..analysis import DEFAULT_KERNELS, KERNEL_MODES, analyze
 from ..errors import WorkbenchError
-from ..formatting import kernels_label, output_figures
+from ..hint_measure import measure_activations_16bit
+from ..formatting import EFFECTIVE_SQNR_DEF, fmt_db, kernels_label, mac_share_text, output_figures
 from ..safe_paths import write_text
 from .common import ConsoleTask, add_metric_arg, add_model_args, open_session, print_notes
 
@@ -30,6 +31,8 @@ def register(sub) -> None:
     p.add_argument("--reservoir", type=int, default=0, metavar="N",
                    help="keep N sampled (fp32, int8) value pairs per layer in the JSON, for scatter plots")
     p.add_argument("--no-isolated", action="store_true", help="skip isolated error (faster)")
+    p.add_argument("--no-measure-hints", action="store_true", help="do not time the 16-bit-activations hint when it "
+                   "fires (by default its INT8 MAC share and latency are measured on this CPU, a few seconds)")
     p.add_argument("--kernels", choices=KERNEL_MODES, default=DEFAULT_KERNELS,
                    help="how INT8 runs for the output figures: exact (Q/DQ as written, as qdq_loss_debug), deployed "
                    "(onnxruntime with full optimizations on this CPU: what ships) or both (default: the deployed "
@@ -55,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     th = Thresholds(args.flag_below_median, args.flag_floor, args.flag_introduced)
     r = analyze(s, samples=args.samples, task=task, thresholds=th, reservoir=args.reservoir,
                 isolated=not args.no_isolated, kernels=args.kernels)
+    if not args.no_measure_hints:
+        measure_activations_16bit(s, s.recipe, r, task)
     task.done()
     print_report(r, s, args.rank, args.top)
     if args.json:
@@ -66,9 +71,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _f(x, fmt="{:.1f}") -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else (
-        "inf" if isinstance(x, float) and math.isinf(x) else fmt.format(x))
+def _f(x) -> str:
+    return fmt_db(x)
 
 
 def print_report(r, s, rank: str, top: int) -> None:
@@ -83,12 +87,14 @@ def print_report(r, s, rank: str, top: int) -> None:
             worst = sorted(drops, key=lambda c: c.accuracy_int8 - c.accuracy_fp32)[:3]
             print("         classes losing accuracy: " + ", ".join(
                 f"{c.label} ({c.accuracy_fp32:.0%} -> {c.accuracy_int8:.0%}, n={c.count})" for c in worst))
+    print(f"compute  {mac_share_text(r.macs_by_precision)} (the recipe's layers; what onnxruntime runs in integer "
+          "kernels: qwb bench)")
     flagged = [lay for lay in r.layers if lay.flagged]
-    key = {"isolated": "key = the worse of isolated tensor SQNR and its channel mean",
-           "cumulative": "key = the worse of cumulative tensor SQNR and its channel mean"}.get(rank, "")
+    key = {"isolated": f"key = {EFFECTIVE_SQNR_DEF}, of the isolated layer",
+           "cumulative": f"key = {EFFECTIVE_SQNR_DEF}, of the cumulative tensor"}.get(rank, "")
     print(f"layers   {len(r.layers)} analysed (exact kernels), {len(flagged)} flagged; ranked by {rank} error{'; ' + key if key else ''} "
           "(SQNR in dB, higher is better; ch = mean/min over channels with signal and error)")
-    head = (f"{'#':>3}  {'node':<28} {'op':<10} {'key':>5} {'isolated (ch)':>20} {'cumulative (ch)':>20} {'amp':>5} "
+    head = (f"{'#':>3}  {'node':<28} {'op':<10} {'key':>5} {'isolated tensor (ch)':>20} {'cumulative (ch)':>20} {'amp':>5} "
             f"{'intro':>6}  flag")
     print(head)
     for i, lay in enumerate(r.ranked(rank)[:top], 1):

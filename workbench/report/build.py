@@ -18,6 +18,7 @@ from backends.tasks import scaled
 from .. import __version__
 from ..analysis import analyze
 from ..compare import compare_runs
+from ..hint_measure import HINT_CODE, measure_activations_16bit
 from ..recipe import Recipe
 from .bench import check_backends, latency_changes, run_benchmarks, summarize
 from .data import Comparison, RecipeFile, ReportData, Reproduce, RunReport, RunSummary
@@ -91,6 +92,8 @@ def _run(session, spec, samples, task) -> RunReport:
     label, recipe, result, source = spec
     if result is None:
         result = analyze(session, recipe=recipe, samples=samples, task=task)
+    if any(h.code == HINT_CODE and h.measured is None for h in result.hints):
+        measure_activations_16bit(session, recipe, result, task)
     int8 = Path(result.int8_model) if result.int8_model else None
     return RunReport(
         label=label, recipe=recipe.to_dict(), recipe_toml=recipe.dumps(), recipe_source=source,

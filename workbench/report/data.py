@@ -217,6 +217,7 @@ class RunSummary:
     max_abs: float | None = None
     kernels: str | None = None  # the execution mode of the figures above (exact when the run has it)
     deployed: "RunSummary | None" = None  # the same figures under deployed kernels, when the run has both modes
+    macs_int8_share: float | None = None  # share of the model's MACs in layers the recipe sets to INT8
 
     @classmethod
     def of(cls, a: AnalysisResult, kernels: str | None = None) -> "RunSummary":
@@ -237,7 +238,7 @@ class RunSummary:
                      for k in ("cosine_mean", "cosine_min", "step_agreement", "sequence_match", "max_abs")),
                    o.kernels if o else None,
                    cls.of(a, "deployed") if kernels is None and o is not None and o.kernels != "deployed"
-                   and a.outputs_of("deployed") else None)
+                   and a.outputs_of("deployed") else None, num(a.macs_int8_share) if kernels is None else None)
 
 
 @dataclass

@@ -63,6 +63,8 @@ def render_markdown(report: ReportData | dict) -> str:
     if s.get("deployed"):
         head += _output_head(s["deployed"], kind=False)
     head.append(f"{s['flagged']} of {s['layers']} layers flagged")
+    if s.get("macs_int8_share") is not None:
+        head.append(f"INT8 MAC share {_v(s['macs_int8_share'], 'pct1', '%')}")
     source = (f"Model {md_code(d['model']['source'])}, {s['samples']} evaluation samples, "
               f"{md_text(d['generator'])}.")
     out += [" · ".join(head), "", source, ""]
@@ -75,15 +77,18 @@ def render_markdown(report: ReportData | dict) -> str:
         out += _comparison(d, c)
     layers = run["analysis"]["layers"]
     ranked = sorted((lay for lay in layers if lay.get("rank_key_db") is not None), key=lambda lay: lay["rank_key_db"])
-    out += ["**Worst layers** (SQNR in dB, higher is better; ranked by the rank key = the worse of the isolated "
-            "tensor SQNR and its per-channel mean)", "",
-            "| layer | op | rank key | isolated | cumulative | flagged | first hint |", "|---|---|--:|--:|--:|---|---|"]
+    out += ["**Worst layers** (SQNR in dB, higher is better; ranked by the effective SQNR = min(tensor, channel mean) "
+            "of the isolated layer)", "",
+            "| layer | op | effective | isolated tensor | cumulative | flagged | first hint |",
+            "|---|---|--:|--:|--:|---|---|"]
     for lay in ranked[:TOP]:
         hint = md_text(lay["hints"][0]["suggestion"]) if lay["hints"] and lay["flagged"] else ""
         out.append(f"| {md_code(lay['node'], True)} | {md_code(lay['op_type'], True)} | {_v(lay['rank_key_db'], 'db')} | "
                    f"{_v(lay['isolated']['sqnr_db'], 'db')} | "
                    f"{_v(lay['cumulative']['sqnr_db'], 'db')} | {'yes' if lay['flagged'] else ''} | {hint} |")
     out.append("")
+    for h in run["analysis"].get("hints") or []:  # whole-model hints, e.g. 16-bit activations with their cost
+        out += [f"**Hint** {md_text(h['message'])}; try: {md_text(h['suggestion'])}", ""]
     for note in run["analysis"].get("notes") or []:  # e.g. the attention-mask path kept in float
         out += [f"**Note** {md_text(note)}", ""]
     if run.get("bench"):

@@ -33,6 +33,9 @@ def summary(v: View, f: int) -> Markup:
     if s["int16_layers"]:
         kept.append(join([v.num(run + ("int16_layers",), "int"), " INT16"]))
     cards.append(_card("Layers in INT8", v.num(run + ("int8_layers",), "int"), join(kept, ", ") if kept else "all"))
+    if s.get("macs_int8_share") is not None:
+        cards.append(_card("INT8 MAC share", join([v.num(run + ("macs_int8_share",), "pct1"), "%"]),
+                           "of the Conv/Gemm/MatMul compute, in layers the recipe sets to INT8"))
     bench = v.get("runs", f, "bench")
     if bench:
         for i, b in enumerate(bench["backends"]):
@@ -305,7 +308,7 @@ def layers(v: View, f: int) -> Markup:
                                                                       h["suggestion"])) for h in lay["hints"]]
             rows.append([Markup(""), el("td", {"colspan": 8}, el("ul", {"class_": "hints"}, *items))])
             classes.append("flagged hint-row" if lay["flagged"] else "hint-row")
-    heads = ["#", "layer", "rank key dB", "isolated SQNR dB", "cumulative SQNR dB", "amplif. dB", "introduced dB",
+    heads = ["#", "layer", "effective SQNR dB = min(tensor, ch. mean)", "isolated tensor SQNR dB", "cumulative SQNR dB", "amplif. dB", "introduced dB",
              "clipped", "weight SQNR dB"]
     th = v.get("runs", f, "analysis", "thresholds")
     notes = v.get("runs", f, "analysis", "notes") or []  # e.g. the attention-mask path kept in float
@@ -313,13 +316,14 @@ def layers(v: View, f: int) -> Markup:
     every = [_all_row(v, f, i, lay) for i, lay in enumerate(shown)]
     return section(
         "layers", "Worst layers and why",
-        el("p", {"class_": "sub"}, "Ranked by the rank key: the worse of the isolated tensor SQNR (the layer alone "
-           "quantized, fed float inputs, which separates layers that cause error from layers that carry it) and its "
-           "per-channel mean; amplification = isolated − cumulative tensor SQNR; ch = mean / worst output channel, "
+        el("p", {"class_": "sub"}, "Ranked by the effective SQNR = min(tensor, channel mean) of the isolated layer "
+           "(the layer alone quantized, fed float inputs, which separates layers that cause error from layers that "
+           "carry it; JSON rank_key_db), with the tensor SQNR and the per-channel mean / worst beside it; amplification = isolated − cumulative tensor SQNR; ch = mean / worst output channel, "
            "over channels with signal and error (dead and exact channels are left out). "
            f"Flagged: isolated SQNR {th['isolated_below_median_db']:g} dB below the median layer, under "
            f"{th['isolated_floor_db']:g} dB, or {th['introduced_db']:g} dB lost at the node. Higher SQNR is better."),
         table(heads, rows, num_cols={0, 2, 3, 4, 5, 6, 7, 8}, row_classes=classes, id="worst-layers", name_col=1),
+        *_model_hints(v, f),
         el("h3", None, "Notes on this run") if notes else None,
         el("ul", {"class_": "hints", "id": "run-notes"}, *[el("li", None, n) for n in notes]) if notes else None,
         el("h3", None, f"All layers in graph order ({len(all_layers)})"),
@@ -328,6 +332,16 @@ def layers(v: View, f: int) -> Markup:
               id="all-layers"),
         el("p", {"class_": "sub"}, f"{len(all_layers) - MAX_ALL_LAYERS} more layers in the JSON file.")
         if len(all_layers) > MAX_ALL_LAYERS else None)
+
+
+def _model_hints(v: View, f: int) -> list:
+    """Hints about the whole model (attention, spread-out error with its measured cost, kernel saturation)."""
+    hints = v.get("runs", f, "analysis", "hints") or []
+    if not hints:
+        return []
+    items = [el("li", None, h["message"], el("br", None), el("span", {"class_": "hint-try"}, "try: ", h["suggestion"]))
+             for h in hints]
+    return [el("h3", None, "Hints for the whole model"), el("ul", {"class_": "hints", "id": "model-hints"}, *items)]
 
 
 def _iso_key(lay: dict) -> float:
