@@ -289,6 +289,7 @@ def _worst_row(v: View, f: int, i: int, lay: dict) -> list:
 def _all_row(v: View, f: int, i: int, lay: dict) -> list:
     p = ("runs", f, "analysis", "layers", i)
     return [el("code", None, lay["node"]), lay["op_type"], lay["precision"],
+            v.num(p + ("rank_key_db",), "db") if lay.get("rank_key_db") is not None else "–",
             v.num(p + ("isolated", "sqnr_db"), "db") if lay["isolated"] else "–",
             v.num(p + ("cumulative", "sqnr_db"), "db"), v.num(p + ("amplification",), "db"),
             tag("flagged", "bad") if lay["flagged"] else ""]
@@ -327,8 +328,8 @@ def layers(v: View, f: int) -> Markup:
         el("h3", None, "Notes on this run") if notes else None,
         el("ul", {"class_": "hints", "id": "run-notes"}, *[el("li", None, n) for n in notes]) if notes else None,
         el("h3", None, f"All layers in graph order ({len(all_layers)})"),
-        table(["layer", "op", "precision", "isolated dB", "cumulative dB", "amplif. dB", ""], every,
-              num_cols={3, 4, 5}, row_classes=["flagged" if lay["flagged"] else None for lay in shown],
+        table(["layer", "op", "precision", "effective SQNR dB", "isolated tensor dB", "cumulative dB", "amplif. dB",
+               ""], every, num_cols={3, 4, 5, 6}, row_classes=["flagged" if lay["flagged"] else None for lay in shown],
               id="all-layers"),
         el("p", {"class_": "sub"}, f"{len(all_layers) - MAX_ALL_LAYERS} more layers in the JSON file.")
         if len(all_layers) > MAX_ALL_LAYERS else None)
