@@ -438,6 +438,17 @@ def histograms(v: View, f: int) -> Markup:
                    el("div", {"class_": "grid2"}, *figs))
 
 
+def _p50_spread(v: View, p: tuple, row: dict | None) -> Markup | str:
+    """A model's p50 with the p10–p90 range of its timed runs under it (when the benchmark kept it)."""
+    if not row:
+        return "–"
+    if row.get("p10_ms") is None or row.get("p90_ms") is None:
+        return v.num(p + ("p50_ms",), "ms")
+    return join([v.num(p + ("p50_ms",), "ms"), el("br", None), el("small", {"class_": "muted"},
+                                                                   v.num(p + ("p10_ms",), "ms"), "–",
+                                                                   v.num(p + ("p90_ms",), "ms"))])
+
+
 def bench(v: View, f: int) -> Markup:
     """Latency FP32 vs INT8 per backend and how much of the INT8 model runs in integer kernels."""
     runs = [f] + ([v.get("comparison", "before")] if v.get("comparison") else [])
@@ -455,8 +466,7 @@ def bench(v: View, f: int) -> Markup:
             cov = (join([v.num(p + ("nodes_int8",), "int"), " INT8 / ", v.num(p + ("nodes_float",), "int"), " float"])
                    if be["nodes_int8"] is not None else "–")
             rows.append([be["backend"], v.num(p + ("batch",), "int") if be["batch"] is not None else "–",
-                         v.num(p + ("fp32", "p50_ms"), "ms") if be["fp32"] else "–",
-                         v.num(p + ("int8", "p50_ms"), "ms") if be["int8"] else "–",
+                         _p50_spread(v, p + ("fp32",), be["fp32"]), _p50_spread(v, p + ("int8",), be["int8"]),
                          join([v.num(p + ("speedup",), "x"), "×"]) if be["speedup"] is not None else "–", cov,
                          join([v.num(p + ("macs_int8_share",), "pct1"), "%"]) if be["macs_int8_share"] is not None
                          else "–", "; ".join(f"{k}: {m}" for k, m in be["failures"].items())])
@@ -469,7 +479,7 @@ def bench(v: View, f: int) -> Markup:
         floats = [el("li", None, el("code", None, fn)) for be in b["backends"] for fn in be["float_nodes"]]
         host = b.get("host") or {}
         blocks += [el("h3", None, f"{v.get('runs', r, 'label')}: {_run_name(v, r)}") if len(runs) > 1 else None,
-                   table(["backend", "batch", "FP32 p50 (ms)", "INT8 p50 (ms)", "speed-up", "INT8 coverage (nodes)",
+                   table(["backend", "batch", "FP32 p50 (ms), p10–p90", "INT8 p50 (ms), p10–p90", "speed-up", "INT8 coverage (nodes)",
                           "MACs in INT8", "failures"], rows, num_cols={1, 2, 3, 4, 6}, id=f"bench-{r}"),
                    el("figure", None, bar_chart(bars, label="p50 latency per backend (ms)")) if bars else None,
                    el("p", {"class_": "sub"}, "Timed on ", host.get("cpu", "this machine"),
