@@ -86,10 +86,10 @@ def test_the_16bit_hint_carries_its_measured_cost(session):
     CPU (there are none for 16-bit activations), so the share falls, and both models were timed."""
     r = analyze(session, samples=20, kernels="exact", isolated=False)
     r.hints.append(Hint("activations_16bit", "the error is spread out", "set u16", 1.0))
-    m = measure_activations_16bit(session, session.recipe, r, runs=10)
+    m = measure_activations_16bit(session, session.recipe, r, runs=30)
     a, b = m["activations_8bit"], m["activations_16bit"]
     assert a["macs_int8_share"] == pytest.approx(r.macs_int8_share)  # the demo: every MAC runs in INT8 at 8 bits
     assert b["macs_int8_share"] < a["macs_int8_share"]
     for x in (a, b):
-        assert 0 < x["p10_ms"] <= x["p50_ms"] <= x["p90_ms"]
+        assert 0 < x["p50_p10_ms"] <= x["p50_p90_ms"] and x["p50_ms"] > 0
     assert "Measured here" in r.hints[-1].message and r.to_dict()["hints"][-1]["measured"] == m

@@ -57,7 +57,7 @@ def test_before_after_verdict_names_what_moved():
 
 
 def test_latency_is_a_win_or_loss_only_beyond_the_spread():
-    # the case: p50 31 -> 29 ms (-5.9 %) with runs spread over 20-50 ms is noise, not a win
+    # the case: p50 31 -> 29 ms (-5.9 %) while the p50 itself moves over 20-50 ms between rounds is noise
     assert latency_outcome(20.0, 50.0, 19.0, 48.0) == "within noise"
     assert latency_outcome(30.0, 32.0, 20.0, 25.0) == "faster"
     assert latency_outcome(30.0, 32.0, 33.0, 35.0) == "slower"

@@ -15,7 +15,7 @@ from .bench import BenchRequest, run_bench
 from .recipe import Recipe
 
 HINT_CODE = "activations_16bit"
-RUNS = 30  # timed runs per model: enough for a p10-p90 spread, short enough to run beside an analysis
+RUNS = 50  # timed runs per model: five rounds for the p50's spread, short enough to run beside an analysis
 
 
 def _figures(report) -> dict:
@@ -23,9 +23,15 @@ def _figures(report) -> dict:
     lat = r.int8.latency if r.int8 else None
     f32 = r.fp32.latency if r.fp32 else None
     return {"macs_int8_share": r.coverage.macs_int8_share if r.coverage else None,
-            "p50_ms": lat.p50_ms if lat else None, "p10_ms": lat.p10_ms if lat else None,
-            "p90_ms": lat.p90_ms if lat else None, "fp32_p50_ms": f32.p50_ms if f32 else None,
+            "p50_ms": lat.p50_ms if lat else None, "p50_p10_ms": lat.p50_p10_ms if lat else None,
+            "p50_p90_ms": lat.p50_p90_ms if lat else None, "fp32_p50_ms": f32.p50_ms if f32 else None,
             "failure": (r.int8.failure if r.int8 else None) or r.coverage_failure}
+
+
+def _spread(f: dict) -> str:
+    if f["p50_p10_ms"] is None:
+        return ""
+    return f" (p50 over rounds {f['p50_p10_ms']:.3g}–{f['p50_p90_ms']:.3g})"
 
 
 def measure_activations_16bit(session, recipe: Recipe, result, task=None, runs: int = RUNS) -> dict | None:
@@ -50,8 +56,7 @@ def measure_activations_16bit(session, recipe: Recipe, result, task=None, runs: 
     if a["macs_int8_share"] is not None and b["macs_int8_share"] is not None and a["p50_ms"] and b["p50_ms"]:
         hint.message += (f". Measured here (cpu, {runs} runs): MACs in integer kernels {a['macs_int8_share']:.0%} → "
                          f"{b['macs_int8_share']:.0%} with 16-bit activations; INT8 p50 {a['p50_ms']:.3g} ms "
-                         f"(p10–p90 {a['p10_ms']:.3g}–{a['p90_ms']:.3g}) → {b['p50_ms']:.3g} ms "
-                         f"(p10–p90 {b['p10_ms']:.3g}–{b['p90_ms']:.3g}); FP32 p50 {a['fp32_p50_ms']:.3g} ms")
+                         f"{_spread(a)} → {b['p50_ms']:.3g} ms{_spread(b)}; FP32 p50 {a['fp32_p50_ms']:.3g} ms")
     else:
         hint.message += ". Its cost could not be measured here: " + (b["failure"] or a["failure"] or "no timings")
     return hint.measured

@@ -117,8 +117,10 @@ def print_report(report) -> None:
 
 
 def _stats_line(label: str, st) -> str:
-    return (f"{label} p50 {fmt_ms(st.p50_ms)} ms  p10-p90 {fmt_ms(st.p10_ms) if st.p10_ms is not None else '?'}-{fmt_ms(st.p90_ms)}  p99 {fmt_ms(st.p99_ms)}  "
-            f"mean {fmt_ms(st.mean_ms)} ± {fmt_ms(st.std_ms)}  {st.throughput:,.0f} samples/s")
+    return (f"{label} p50 {fmt_ms(st.p50_ms)} ms  p90 {fmt_ms(st.p90_ms)}  p99 {fmt_ms(st.p99_ms)}  "
+            f"mean {fmt_ms(st.mean_ms)} ± {fmt_ms(st.std_ms)}  {st.throughput:,.0f} samples/s"
+            + (f"  p50 over {st.rounds} rounds {fmt_ms(st.p50_p10_ms)}-{fmt_ms(st.p50_p90_ms)} (p10-p90)"
+               if st.p50_p10_ms is not None else ""))
 
 
 def _print_timed(r) -> None:

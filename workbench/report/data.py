@@ -137,7 +137,10 @@ class LatencyRow:
     mean_ms: float | None
     std_ms: float | None
     throughput: float | None
-    p10_ms: float | None = None  # p10-p90: the spread over the timed runs (None in reports before it was kept)
+    # the spread of the p50 over rounds of the timed runs (``backends.stats``); None in reports before it was kept
+    rounds: int | None = None
+    p50_p10_ms: float | None = None
+    p50_p90_ms: float | None = None
 
 
 @dataclass
@@ -268,12 +271,12 @@ class LatencyChange:
     after_ms: float | None
     delta_ms: float | None
     delta_share: float | None  # (after - before) / before
-    # the p10-p90 spread of each run's timed runs; ``outcome`` is faster/slower only when the two spreads do not
-    # overlap (the change exceeds the noise), "within noise" when they do, None when a spread is unknown
-    before_p10_ms: float | None = None
-    before_p90_ms: float | None = None
-    after_p10_ms: float | None = None
-    after_p90_ms: float | None = None
+    # each run's p50 spread (p10-p90 of the p50s of repeated rounds); ``outcome`` is faster/slower only when the
+    # two ranges do not overlap (the change exceeds the noise), "within noise" when they do, None when unknown
+    before_p50_p10_ms: float | None = None
+    before_p50_p90_ms: float | None = None
+    after_p50_p10_ms: float | None = None
+    after_p50_p90_ms: float | None = None
     outcome: str | None = None  # faster | slower | within noise
 
 

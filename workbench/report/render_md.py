@@ -151,9 +151,10 @@ def _comparison(d: dict, c: dict) -> list[str]:
         out.append(f"- output {md_code(o['name'])} ({o.get('kernels') or 'exact'}): " + ", ".join(parts))
     for lat in c["latency"]:
         spread = ""
-        if lat.get("before_p10_ms") is not None and lat.get("after_p10_ms") is not None:
-            spread = (f"; p10–p90 {_v(lat['before_p10_ms'], 'ms')}–{_v(lat['before_p90_ms'], 'ms')} → "
-                      f"{_v(lat['after_p10_ms'], 'ms')}–{_v(lat['after_p90_ms'], 'ms')} ms")
+        if lat.get("before_p50_p10_ms") is not None and lat.get("after_p50_p10_ms") is not None:
+            spread = (f"; p50 spread (p10–p90 over rounds) {_v(lat['before_p50_p10_ms'], 'ms')}–"
+                      f"{_v(lat['before_p50_p90_ms'], 'ms')} → {_v(lat['after_p50_p10_ms'], 'ms')}–"
+                      f"{_v(lat['after_p50_p90_ms'], 'ms')} ms")
         out.append(f"- latency on {md_text(lat['backend'])}: INT8 p50 {_v(lat['before_ms'], 'ms')} → "
                    f"{_v(lat['after_ms'], 'ms')} ms ({_v(lat['delta_share'], 'dpct', '%')}, "
                    f"{lat.get('outcome') or 'spread not measured'}{spread})")

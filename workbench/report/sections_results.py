@@ -99,7 +99,11 @@ def _verdict(v: View, f: int) -> Markup:
         parts += ["INT8 decodes the same sequence as FP32 for ", v.num(run + ("sequence_match",), "pct"),
                   "% of the samples (", v.num(run + ("step_agreement",), "pct"), "% of the steps agree). "]
     elif s["output_sqnr_db"] is not None:
-        parts += ["Output SQNR is ", v.num(run + ("output_sqnr_db",), "db"), " dB (no labels, so no accuracy). "]
+        if s["top1_agreement"] is not None:
+            parts += ["INT8 picks the same class as FP32 for ", v.num(run + ("top1_agreement",), "pct"),
+                      "% of the samples; "]
+        parts += ["output SQNR is ", v.num(run + ("output_sqnr_db",), "db"),
+                  " dB (no labels, so no accuracy: judged by agreement and SQNR). "]
     if s["flagged"]:
         flagged = [lay for lay in v.get("runs", f, "analysis", "layers") if lay["flagged"]]
         names = join([el("code", None, lay["node"]) for lay in flagged[:4]], ", ")
@@ -177,17 +181,17 @@ def _run_name(v: View, i: int) -> str:
 
 
 def _spread(v: View, p: tuple, which: str) -> Markup | str:
-    """A run's p50 with its p10–p90 spread under it (the range the timed runs fell in)."""
-    lo, hi = v.get(*p, f"{which}_p10_ms"), v.get(*p, f"{which}_p90_ms")
+    """A run's p50 with its spread under it (p10–p90 of the p50s of repeated rounds)."""
+    lo, hi = v.get(*p, f"{which}_p50_p10_ms"), v.get(*p, f"{which}_p50_p90_ms")
     mid = v.num(p + (f"{which}_ms",), "ms")
     if lo is None or hi is None:
         return mid
-    return join([mid, el("br", None), el("small", {"class_": "muted"}, v.num(p + (f"{which}_p10_ms",), "ms"), "–",
-                                         v.num(p + (f"{which}_p90_ms",), "ms"))])
+    return join([mid, el("br", None), el("small", {"class_": "muted"}, v.num(p + (f"{which}_p50_p10_ms",), "ms"), "–",
+                                         v.num(p + (f"{which}_p50_p90_ms",), "ms"))])
 
 
 def _latency(v: View, c: dict) -> Markup:
-    """INT8 p50 before and after with each run's p10–p90 spread; the change is coloured as a win or a loss only
+    """INT8 p50 before and after with each run's p50 spread; the change is coloured as a win or a loss only
     when the two spreads do not overlap (anything else is what re-running the same command gives)."""
     if not c["latency"]:
         return el("p", {"class_": "muted"}, "Not measured: add --bench cpu to qwb report to time both INT8 models.")
@@ -202,9 +206,10 @@ def _latency(v: View, c: dict) -> Markup:
     return el("div", {"class_": "lat"},
               table(["backend", "FP32 p50 (ms)", "INT8 before p50 (ms), p10–p90", "INT8 after p50 (ms), p10–p90",
                      "Δ ms", "Δ", "outcome"], rows, num_cols={1, 2, 3, 4, 5}, id="compare-latency"),
-              el("p", {"class_": "sub"}, "p10–p90: the range of the middle 80 % of each model's timed runs. A change "
-                 "counts as faster or slower only when the two ranges do not overlap; otherwise it is within the noise "
-                 "of this machine and is not coloured."))
+              el("p", {"class_": "sub"}, "p10–p90: the timed runs of each model are cut into rounds of consecutive "
+                 "runs; the range is the p10 to p90 of the rounds' p50s, the spread a p50 shows when the same model is "
+                 "timed again. A change counts as faster or slower only when the two ranges do not overlap; otherwise "
+                 "it is within the noise of this machine and is not coloured."))
 
 
 def outputs(v: View, f: int) -> Markup:
@@ -439,14 +444,14 @@ def histograms(v: View, f: int) -> Markup:
 
 
 def _p50_spread(v: View, p: tuple, row: dict | None) -> Markup | str:
-    """A model's p50 with the p10–p90 range of its timed runs under it (when the benchmark kept it)."""
+    """A model's p50 with its spread under it: p10–p90 of the p50s of repeated rounds (when the benchmark kept it)."""
     if not row:
         return "–"
-    if row.get("p10_ms") is None or row.get("p90_ms") is None:
+    if row.get("p50_p10_ms") is None or row.get("p50_p90_ms") is None:
         return v.num(p + ("p50_ms",), "ms")
     return join([v.num(p + ("p50_ms",), "ms"), el("br", None), el("small", {"class_": "muted"},
-                                                                   v.num(p + ("p10_ms",), "ms"), "–",
-                                                                   v.num(p + ("p90_ms",), "ms"))])
+                                                                   v.num(p + ("p50_p10_ms",), "ms"), "–",
+                                                                   v.num(p + ("p50_p90_ms",), "ms"))])
 
 
 def bench(v: View, f: int) -> Markup:
@@ -479,7 +484,7 @@ def bench(v: View, f: int) -> Markup:
         floats = [el("li", None, el("code", None, fn)) for be in b["backends"] for fn in be["float_nodes"]]
         host = b.get("host") or {}
         blocks += [el("h3", None, f"{v.get('runs', r, 'label')}: {_run_name(v, r)}") if len(runs) > 1 else None,
-                   table(["backend", "batch", "FP32 p50 (ms), p10–p90", "INT8 p50 (ms), p10–p90", "speed-up", "INT8 coverage (nodes)",
+                   table(["backend", "batch", "FP32 p50 (ms), spread", "INT8 p50 (ms), spread", "speed-up", "INT8 coverage (nodes)",
                           "MACs in INT8", "failures"], rows, num_cols={1, 2, 3, 4, 6}, id=f"bench-{r}"),
                    el("figure", None, bar_chart(bars, label="p50 latency per backend (ms)")) if bars else None,
                    el("p", {"class_": "sub"}, "Timed on ", host.get("cpu", "this machine"),
