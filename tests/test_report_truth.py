@@ -52,8 +52,10 @@ def test_before_after_verdict_names_what_moved():
     assert v == "better" and "verdict bad → warn" in reasons and any("SQNR 12.0 → 20.0 dB" in r for r in reasons)
     slower = [{"backend": "cpu", "outcome": "slower"}]
     assert compare_verdict(out, None, None, slower)[0] == "mixed"
-    same = [dict(out[0], sqnr_after=12.3, top1_after=0.75)]
-    assert compare_verdict(same, None, None, [{"backend": "cpu", "outcome": "within noise"}])[0] == "same"
+    same = [dict(out[0], sqnr_after=12.3, top1_after=0.755)]  # one sample of 200 more agrees: noise
+    n200 = _summary(samples=200)
+    assert compare_verdict(same, n200, n200, [{"backend": "cpu", "outcome": "within noise"}])[0] == "same"
+    assert compare_verdict([dict(same[0], top1_after=0.76)], n200, n200)[0] == "better"  # two samples count
 
 
 def test_latency_is_a_win_or_loss_only_beyond_the_spread():

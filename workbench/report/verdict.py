@@ -75,12 +75,14 @@ SQNR_NOISE_DB = 0.5  # output SQNR moves this much between samples subsets: smal
 def compare_verdict(outputs: list[dict], before: dict | None, after: dict | None,
                     latency: list[dict] = ()) -> tuple[str, list[str]]:
     """Is the after run better? ``outputs``: the comparison's output rows (``OutputChange`` as JSON); ``before`` /
-    ``after``: the two run summaries; ``latency``: ``LatencyChange`` rows. ``better``/``worse`` when every figure
+    ``after``: the two run summaries (their ``samples`` set the noise of accuracy and agreement: one sample); ``latency``: ``LatencyChange`` rows. ``better``/``worse`` when every figure
     that moved moved one way, ``mixed`` when they disagree, ``same`` when nothing moved past its noise."""
     up, down = [], []
+    n = (after or {}).get("samples") or (before or {}).get("samples")
+    one = 1.0 / n + 1e-9 if n else 0.0  # a share that moved by one sample is not a finding
     for o in outputs:
         name = f"{o['name']} ({o.get('kernels') or 'exact'})"
-        for key, label, scale, noise in (("accuracy", "accuracy", 100, 0.0), ("top1", "top-1 agreement", 100, 0.0),
+        for key, label, scale, noise in (("accuracy", "accuracy", 100, one), ("top1", "top-1 agreement", 100, one),
                                          ("sqnr", "SQNR", 1, SQNR_NOISE_DB)):
             b, a = o.get(f"{key}_before"), o.get(f"{key}_after")
             if b is None or a is None or abs(a - b) <= noise:
@@ -101,7 +103,7 @@ def compare_verdict(outputs: list[dict], before: dict | None, after: dict | None
         return "better", up
     if down:
         return "worse", down
-    return "same", ["no output figure moved beyond its noise (SQNR ±0.5 dB)"]
+    return "same", ["no output figure moved beyond its noise (SQNR ±0.5 dB, accuracy and agreement ±1 sample)"]
 
 
 def apply_verdicts(report):
