@@ -81,7 +81,7 @@ def test_histogram_has_a_count_scale():
     svg = str(histogram_chart(0.0, 1.0, [1, 10, 1000, 5], [("range", 0.0, 1.0, "r0")], label="h"))
     assert "count (log)" in svg
     ticks = re.findall(r'class="tick"[^>]*text-anchor="end">([^<]+)<', svg)
-    assert ticks == ["1", "10", "100", "1000"]
+    assert ticks == ["1", "10", "100", "1,000"]
 
 
 @pytest.fixture(scope="module")

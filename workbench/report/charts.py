@@ -203,7 +203,7 @@ def histogram_chart(lo: float, hi: float, counts: list[int], ranges: list[tuple[
         y = top + ph - ph * math.log10(1 + c) / (peak or 1)
         yaxis += [el("line", {"class_": "grid", "x1": left - 3, "x2": left, "y1": _f(y), "y2": _f(y)}),
                   el("text", {"class_": "tick", "x": left - 5, "y": _f(y + 4), "text-anchor": "end"},
-                     fmt_tick(c) if c < 1e5 else f"1e{k}")]
+                     f"{c:,}" if k < 6 else f"1e{k}")]
     return _svg(width, height, label, *shade, bars, axis, *yaxis, *xt, *marks, cls="chart hist")
 
 

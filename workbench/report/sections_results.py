@@ -314,7 +314,7 @@ def layers(v: View, f: int) -> Markup:
                                                                       h["suggestion"])) for h in lay["hints"]]
             rows.append([Markup(""), el("td", {"colspan": 8}, el("ul", {"class_": "hints"}, *items))])
             classes.append("flagged hint-row" if lay["flagged"] else "hint-row")
-    heads = ["#", "layer", "effective SQNR dB = min(tensor, ch. mean)", "isolated tensor SQNR dB", "cumulative SQNR dB", "amplif. dB", "introduced dB",
+    heads = ["#", "layer", "effective SQNR dB", "isolated tensor SQNR dB", "cumulative SQNR dB", "amplif. dB", "introduced dB",
              "clipped", "weight SQNR dB"]
     th = v.get("runs", f, "analysis", "thresholds")
     notes = v.get("runs", f, "analysis", "notes") or []  # e.g. the attention-mask path kept in float
