@@ -158,3 +158,23 @@ def test_verdict_is_shown_in_html_and_markdown_and_old_reports_get_one(relative_
     report = apply_verdicts(ReportData.from_dict(old))
     assert report.verdict == "bad" and 'class="verdict bad"' in render_html(report)
     assert "**Verdict: bad**" in render_markdown(report)
+
+
+def test_gui_run_names_with_slashes_stay_names_not_paths(tmp_path):
+    """The GUI names a report's runs by their labels ("run 3 / cat fp32"): shown whole, never a folder."""
+    from workbench.recipe import Recipe
+    from workbench.report import build_report, write_report
+    from workbench.session import Session
+
+    session = Session(resources.DEMO_MODEL, resources.DEMO_CALIB, resources.DEMO_EVAL)
+    fix = Recipe()
+    fix.set_precision("cat", "fp32")
+    report = build_report(session, recipe=Recipe(), recipe_source="run 1 / defaults", compare_recipe=fix,
+                          compare_source="run 3 / cat fp32", samples=40)
+    written = write_report(report, tmp_path / "gui.html")
+    assert all(p.parent == tmp_path for p in written) and sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["gui.html", "gui.json", "gui.md", "gui-recipe-before.toml", "gui-recipe-after.toml"])
+    text = Page((tmp_path / "gui.html").read_text(encoding="utf-8")).all_text
+    assert "After: run 3 / cat fp32." in text
+    doc = json.loads((tmp_path / "gui.json").read_text(encoding="utf-8"))
+    assert "gui-recipe-after.toml" in doc["reproduce"]["rerun_argv"] and doc["reproduce"]["demo"]

@@ -24,6 +24,7 @@ from .bench import check_backends, latency_changes, run_benchmarks, summarize
 from .data import Comparison, RecipeFile, ReportData, Reproduce, RunReport, RunSummary
 from .exclusions import build_exclusions
 from .histograms import tensor_histograms
+from .reproduce import safe_name
 from .summary import data_sets, environment, execution_text, model_summary
 from .verdict import apply_verdicts
 
@@ -99,11 +100,20 @@ def _run(session, spec, samples, task) -> RunReport:
         label=label, recipe=recipe.to_dict(), recipe_toml=recipe.dumps(), recipe_source=source,
         recipe_changes=recipe.differences_from_default(), analysis=result, summary=RunSummary.of(result),
         int8_bytes=int8.stat().st_size if int8 is not None and int8.is_file() else None,
-        exclusions=build_exclusions(session.prepared, recipe, Path(source).name if source else "defaults"))
+        exclusions=build_exclusions(session.prepared, recipe, source_name(source) if source else "defaults"))
+
+
+def source_name(source: str) -> str:
+    """A recipe source as a reader sees it: a file's name without its folders; a GUI run name (which may hold
+    slashes: "run 3 / cat fp32") whole."""
+    return Path(source).name if source.lower().endswith(".toml") else source
 
 
 def recipe_file_name(label: str, source: str | None) -> str:
-    return Path(source).name if source else ("recipe.toml" if label in ("run", "before") else f"recipe-{label}.toml")
+    """The file a recipe is saved as: the source file's name, else one made from the run label (never a path)."""
+    if source and source.lower().endswith(".toml"):
+        return Path(source).name
+    return "recipe.toml" if label in ("run", "before") else f"recipe-{safe_name(label)}.toml"
 
 
 def reproduce(session, specs, samples, bench, command) -> Reproduce:

@@ -177,7 +177,10 @@ def comparison(v: View) -> Markup | None:
 def _run_name(v: View, i: int) -> str:
     """The recipe a run used, by file name ('default recipe' when none was given)."""
     src = v.get("runs", i, "recipe_source")
-    return src.replace("\\", "/").rsplit("/", 1)[-1] if src else "default recipe"
+    if not src:
+        return "default recipe"
+    # a recipe file by its name; a GUI run name (which may hold slashes, "run 3 / cat fp32") whole
+    return src.replace("\\", "/").rsplit("/", 1)[-1] if src.lower().endswith(".toml") else src
 
 
 def _spread(v: View, p: tuple, which: str) -> Markup | str:
