@@ -113,7 +113,9 @@ def _print_summary(report) -> None:
     print(f"layers   {s.layers} analysed (exact kernels), {s.flagged} flagged" + (f"; worst {s.worst_node}" if s.worst_node else ""))
     print(f"compute  {mac_share_text(report.final.analysis.macs_by_precision)}")
     if report.verdict:
-        print(f"verdict  {report.verdict}" + (": " + "; ".join(report.verdict_reasons) if report.verdict_reasons else ""))
+        print(f"verdict  {report.verdict}")
+        for r in report.verdict_reasons:
+            print(f"         - {r}")
     c = report.comparison
     if c is not None:
         print(f"compare  {len(c.changed())} layer(s) changed; after vs before: {c.verdict}"

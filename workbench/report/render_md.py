@@ -70,8 +70,7 @@ def render_markdown(report: ReportData | dict) -> str:
     out += [" · ".join(head), "", source, ""]
     verdict, reasons = d.get("verdict"), d.get("verdict_reasons") or []
     if verdict:
-        out += [f"**Verdict: {verdict}**" + (" (" + "; ".join(md_text(r) for r in reasons) + ")" if reasons else ""),
-                ""]
+        out += [f"**Verdict: {verdict}**" + (": " + "; ".join(md_text(r) for r in reasons) if reasons else ""), ""]
     c = d.get("comparison")
     if c:
         out += _comparison(d, c)
