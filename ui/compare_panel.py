@@ -133,13 +133,16 @@ class ComparePanel(QWidget):
         lay.addLayout(top)
         lay.addWidget(self.table, 1)
         workspace.events.current.connect(lambda *_: self.refresh())
+        workspace.events.activity.connect(lambda *_: self.ws.baseline_run is None and self.refresh())
         self.refresh()
 
     def refresh(self) -> None:
         run, before = self.ws.current_run, self.ws.baseline_run
         if run is None or before is None:
             self.model.set_rows([])
-            self.title.setText("Before/after appears after a second run: edit the recipe, then Re-run (F5).")
+            self.title.setText("Analysing… before/after appears when this run has finished." if (
+                self.ws.activity == "Analysing" and self.ws.runs) else
+                "Before/after appears after a second run: edit the recipe, then Re-run (F5).")
             return
         comp = compare_runs(before.result, run.result)
         rows = comp.changed() if self.changed_only.isChecked() else comp.layers

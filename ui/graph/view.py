@@ -44,14 +44,16 @@ class GraphView(QGraphicsView):
         self.tooltip_for = None  # callable(index) -> str, set by the panel
         self._press: QPoint | None = None
 
-    def set_layout(self, layout: GraphLayout | None, op_types: list[str] | None = None) -> None:
-        """Replace the drawing (None clears it)."""
+    def set_layout(self, layout: GraphLayout | None, op_types: list[str] | None = None,
+                   subtitles: list[str | None] | None = None, groups: np.ndarray | None = None,
+                   shortener=None) -> None:
+        """Replace the drawing (None clears it); see ``NodesItem`` for the labels."""
         self.scene().clear()
         self.layout_, self.nodes, self.edges = layout, None, None
         if layout is None:
             return
         self.edges = EdgesItem(layout)
-        self.nodes = NodesItem(layout, op_types or [""] * len(layout.names))
+        self.nodes = NodesItem(layout, op_types or [""] * len(layout.names), subtitles, groups, shortener)
         self.scene().addItem(self.edges)
         self.scene().addItem(self.nodes)
         x0, y0, x1, y1 = layout.bounds
@@ -74,6 +76,19 @@ class GraphView(QGraphicsView):
         x0, y0, x1, y1 = self.layout_.bounds
         self.fitInView(QRectF(x0 - 20, y0 - 20, x1 - x0 + 40, y1 - y0 + 40), Qt.AspectRatioMode.KeepAspectRatio)
 
+    def fit_nodes(self, idx) -> None:
+        """The boxes ``idx`` in view (zoomed in no closer than reading distance)."""
+        if self.layout_ is None or len(idx) == 0:
+            return
+        idx = np.asarray(list(idx), dtype=np.int64)
+        hw, hh = self.layout_.node_w / 2, self.layout_.node_h / 2
+        x0, x1 = float(self.layout_.x[idx].min() - hw), float(self.layout_.x[idx].max() + hw)
+        y0, y1 = float(self.layout_.y[idx].min() - hh), float(self.layout_.y[idx].max() + hh)
+        self.fitInView(QRectF(x0 - 40, y0 - 40, x1 - x0 + 80, y1 - y0 + 80), Qt.AspectRatioMode.KeepAspectRatio)
+        if self.scale_factor > 1.0:
+            self.resetTransform()
+            self.centerOn((x0 + x1) / 2, (y0 + y1) / 2)
+
     def show_default(self) -> None:
         """Fit when the labels stay readable, else readable zoom at the graph's inputs."""
         if self.layout_ is None:
@@ -89,11 +104,11 @@ class GraphView(QGraphicsView):
             self.centerOn(cx, y0 - 20 + vh / 2)
 
     def center_on_node(self, i: int, zoom_in: bool = False) -> None:
+        """Centre box ``i``; ``zoom_in``: first zoom to reading distance when the labels are too small."""
         if self.layout_ is None:
             return
         if zoom_in and self.scale_factor < READABLE_SCALE:
             self.resetTransform()
-            self.scale(1.0, 1.0)
         self.centerOn(float(self.layout_.x[i]), float(self.layout_.y[i]))
 
     def node_visible(self, i: int) -> bool:
