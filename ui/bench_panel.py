@@ -176,7 +176,7 @@ class BenchmarkPanel(QWidget):
             return  # the note describes the last result (refresh)
         if self.ws.activity == "Analysing":
             self.note.setText("Analysing… the benchmark can time its INT8 model when it has finished.")
-        elif self.ws.activity and self.ws.activity.startswith("Benchmarking"):
+        elif self.ws.activity:
             self.note.setText(f"{_esc(self.ws.activity)}…")
         elif run is None:
             self.note.setText("Run the analysis first (F5): the benchmark times the shown run's INT8 model against "

@@ -50,6 +50,8 @@ def empty_text(ws: Workspace) -> str:
         return f"{ws.activity}…"
     if ws.spec is None:
         return "No model open. Open a model (Ctrl+O) or the demo."
+    if ws.graph is None:
+        return "Opening the model…"
     return "No analysis yet: run the analysis (F5)."
 
 

@@ -249,7 +249,7 @@ def test_benchmark_on_cpu_in_the_background(make_window, qtbot):
     w = make_window()
     w.open_demo()
     wait_runs(qtbot, w, 1)
-    w.actions_.bench.trigger()
+    w.show_benchmark()  # F6 would also start it (tests/gui/test_gui_states.py)
     p = w.bench
     qtbot.waitUntil(lambda: p.backend_model.rowCount() > 0)
     names = {p.backend_model.item(r).data(Qt.ItemDataRole.UserRole): p.backend_model.item(r)
