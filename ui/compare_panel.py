@@ -111,7 +111,10 @@ class ComparePanel(QWidget):
         self.proxy.setSourceModel(self.model)
         self.proxy.setSortRole(SORT_ROLE)
         self.title = QLabel()
-        self.changed_only = QCheckBox(f"Changed only (precision, percentile or flag changed, or cumulative moved ≥ {CHANGE_DB:g} dB)")
+        self.title.setWordWrap(True)  # a long run label must not widen the window past a small screen
+        self.changed_only = QCheckBox("Changed only")
+        self.changed_only.setToolTip(f"Only layers whose precision, percentile or flag changed, or whose cumulative "
+                                     f"SQNR moved by {CHANGE_DB:g} dB or more")
         self.changed_only.setChecked(True)
         self.changed_only.toggled.connect(lambda *_: self.refresh())
         top = QHBoxLayout()

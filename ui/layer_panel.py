@@ -13,8 +13,10 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMenu,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QTableView,
+    QToolBar,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -75,6 +77,7 @@ class LayerPanel(QWidget):
         self.filter = QLineEdit()
         self.filter.setPlaceholderText("Filter by name or op type…")
         self.filter.setClearButtonEnabled(True)
+        self.filter.setMinimumWidth(120)
         self.filter.textChanged.connect(self.proxy.set_text)
         top.addWidget(self.filter, 1)
         self.flagged_only = QCheckBox("Flagged only")
@@ -84,8 +87,8 @@ class LayerPanel(QWidget):
         self.overrides_only.toggled.connect(self.proxy.set_overrides_only)
         top.addWidget(self.overrides_only)
 
-        edit = QHBoxLayout()
-        edit.addWidget(QLabel("Selected:"))
+        edit = QToolBar()  # what does not fit a narrow dock goes behind the bar's » button
+        edit.addWidget(QLabel("Selected: "))
         self.set_buttons = {}
         for p in PRECISIONS:
             b = QPushButton(p.upper())
@@ -98,7 +101,9 @@ class LayerPanel(QWidget):
         clear.setToolTip("Remove the overrides (precision and percentile) of the selected layers")
         clear.clicked.connect(lambda: self.ws.clear_overrides(self.selected()))
         edit.addWidget(clear)
-        edit.addStretch(1)
+        spacer = QWidget()
+        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        edit.addWidget(spacer)
         self.exclude_n = QSpinBox()
         self.exclude_n.setRange(1, 999)
         self.exclude_n.setValue(exclude_n)
@@ -139,7 +144,7 @@ class LayerPanel(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addLayout(top)
-        lay.addLayout(edit)
+        lay.addWidget(edit)
         lay.addWidget(self.table, 1)
         self.count_label = QLabel()
         self.count_label.setStyleSheet("color:#5f6b78;")

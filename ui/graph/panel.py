@@ -16,6 +16,8 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMenu,
+    QSizePolicy,
+    QToolBar,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -54,20 +56,21 @@ class GraphPanel(QWidget):
         self._last_selection: set[str] = set()
         self._match_pos = -1
 
-        bar = QHBoxLayout()
-        bar.setContentsMargins(6, 4, 6, 4)
-        bar.addWidget(QLabel("Colour by"))
+        # a tool bar, not a row of widgets: when the window is narrow (a small or scaled screen) what does not fit
+        # goes behind its » button instead of widening the window past the screen
+        bar = QToolBar()
+        bar.setContentsMargins(4, 0, 4, 0)
+        bar.addWidget(QLabel("Colour by "))
         self.metric_box = QComboBox()
         for key, label in METRICS.items():
             self.metric_box.addItem(label, key)
         self.metric_box.setCurrentIndex(max(self.metric_box.findData(metric), 0))
         self.metric_box.currentIndexChanged.connect(self._metric_changed)
+        self.metric_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.metric_box.setMinimumContentsLength(14)
         bar.addWidget(self.metric_box)
         for text, tip, slot in (("Fit", "Show the whole graph (F)", self.fit),
                                 ("Fit flagged", "Show every flagged layer of the shown run", self.fit_flagged),
-                                ("Expand all", "Show every node (blocks of a name scope open)", self.expand_all),
-                                ("Collapse", "Group nodes by name scope again, as when the model opened",
-                                 self.collapse_default),
                                 ("−", "Zoom out (-)", lambda: self.view.zoom(1 / 1.25)),
                                 ("+", "Zoom in (+)", lambda: self.view.zoom(1.25))):
             b = QToolButton()
@@ -75,10 +78,21 @@ class GraphPanel(QWidget):
             b.setToolTip(tip)
             b.clicked.connect(slot)
             bar.addWidget(b)
+        self.blocks_button = QToolButton()
+        self.blocks_button.setText("Blocks")
+        self.blocks_button.setToolTip("Nodes grouped by name scope: open every block, or group them again")
+        self.blocks_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        blocks_menu = QMenu(self.blocks_button)
+        blocks_menu.addAction("Expand all", self.expand_all)
+        blocks_menu.addAction("Collapse (as opened)", self.collapse_default)
+        self.blocks_button.setMenu(blocks_menu)
+        self.blocks_action = bar.addWidget(self.blocks_button)
+        self.blocks_action.setVisible(False)
         self.search = QLineEdit()
         self.search.setPlaceholderText("Find node by name…  (Enter: next match)")
         self.search.setClearButtonEnabled(True)
-        self.search.setMinimumWidth(220)
+        self.search.setMinimumWidth(160)
+        self.search.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self._completer_model = QStringListModel(self)
         comp = QCompleter(self._completer_model, self)
         comp.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
@@ -86,7 +100,7 @@ class GraphPanel(QWidget):
         self.search.setCompleter(comp)
         self.search.textChanged.connect(self._search_changed)
         self.search.returnPressed.connect(self.next_match)
-        bar.addWidget(self.search, 1)
+        bar.addWidget(self.search)
         self.match_label = QLabel("")
         bar.addWidget(self.match_label)
         self.netron_button = QToolButton()
@@ -116,7 +130,7 @@ class GraphPanel(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(0)
-        lay.addLayout(bar)
+        lay.addWidget(bar)
         lay.addWidget(self.view, 1)
 
         ev = workspace.events
@@ -145,6 +159,7 @@ class GraphPanel(QWidget):
             self.expanded = self.tree.initial_expanded()
             self.shortener = NameShortener(layout.names)
         self.placeholder.setVisible(layout is None)
+        self.blocks_action.setVisible(self.tree is not None and self.tree.groupable)
         self._completer_model.setStringList(layout.names if layout else [])
         self._relayout()
         self.view.show_default()
