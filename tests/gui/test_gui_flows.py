@@ -90,7 +90,7 @@ def test_cancel_an_analysis_keeps_the_window_working(make_window, qtbot, tmp_pat
     assert outcomes == ["cancelled"]
     assert w.ws.runs == [] and "cancelled" in w.status_label.text()
     assert w.progress.isHidden() and not w.actions_.cancel.isEnabled()
-    w.ctl.analysis_samples = 200
+    w.summary.samples.setValue(200)  # the Run panel's sample count (kept in the project)
     w.actions_.run.trigger()  # the same engine process goes on working
     wait_runs(qtbot, w, 1)
     assert w.ws.current_run.result.samples == 200
