@@ -93,6 +93,11 @@ def test_64_layer_cnn_names_copy_fold_and_table_selection(make_window, qtbot, cn
     i = g._index[target]
     _assert_centred(qtbot, g, i)
     assert g.view.nodes.selected == {i}
+    # the graph copies full names too
+    g.view.setFocus()
+    qtbot.keyClick(g.view, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
+    assert QGuiApplication.clipboard().text() == target
+    assert g._tooltip(i).startswith(f"<b>{target}</b>")
 
 
 @pytest.mark.slow

@@ -176,7 +176,9 @@ class GraphPanel(QWidget):
             layout = self._base_layout  # every node shown: the engine's layout (same order)
         else:
             layout = layered_layout(view.units, view.edges)
-        layout = fold_long(layout)
+        vp = self.view.viewport().size()
+        aspect = vp.width() / vp.height() if vp.height() > 100 and vp.width() > 100 else 1.6
+        layout = fold_long(layout, aspect=min(max(aspect, 0.8), 3.0))  # columns shaped like the canvas
         self.scope_view, self.layout_ = view, layout
         self._index = dict(view.unit_of)
         groups = np.array([p is not None for p in view.paths], dtype=bool)
