@@ -50,7 +50,7 @@ from .settings import Preferences, RecentItem, add_recent, open_settings, recent
 from .summary_panel import SummaryPanel
 
 MODEL_SUFFIXES = {".onnx", ".pt", ".pt2"}
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2  # 2: narrower side docks, so the graph gets the room its tool bar and folded chains need
 
 
 class MainWindow(QMainWindow):
@@ -139,7 +139,7 @@ class MainWindow(QMainWindow):
                               ("compare", "Before / after", self.compare), ("bench", "Benchmark", self.bench)):
             self.tabifyDockWidget(first, self._dock(key, title, w, B))
         first.raise_()
-        self.resizeDocks([self.docks["run"], self.docks["layers"]], [380, 600], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["run"], self.docks["layers"]], [330, 520], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["depth"]], [300], Qt.Orientation.Vertical)
 
     def _build_statusbar(self) -> None:

@@ -60,7 +60,6 @@ class GraphPanel(QWidget):
         # goes behind its » button instead of widening the window past the screen
         bar = QToolBar()
         bar.setContentsMargins(4, 0, 4, 0)
-        bar.addWidget(QLabel("Colour by "))
         self.metric_box = QComboBox()
         for key, label in METRICS.items():
             self.metric_box.addItem(label, key)
@@ -68,6 +67,7 @@ class GraphPanel(QWidget):
         self.metric_box.currentIndexChanged.connect(self._metric_changed)
         self.metric_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.metric_box.setMinimumContentsLength(14)
+        self.metric_box.setToolTip("Colour the boxes by this figure (a block: its worst member)")
         bar.addWidget(self.metric_box)
         for text, tip, slot in (("Fit", "Show the whole graph (F)", self.fit),
                                 ("Fit flagged", "Show every flagged layer of the shown run", self.fit_flagged),
@@ -88,6 +88,12 @@ class GraphPanel(QWidget):
         self.blocks_button.setMenu(blocks_menu)
         self.blocks_action = bar.addWidget(self.blocks_button)
         self.blocks_action.setVisible(False)
+        self.netron_button = QToolButton()
+        self.netron_button.setText("Netron")
+        self.netron_button.setToolTip("Show this model in Netron for every attribute and tensor shape "
+                                      "(served on 127.0.0.1 only)")
+        self.netron_button.clicked.connect(self.sigOpenNetron)
+        bar.addWidget(self.netron_button)
         self.search = QLineEdit()
         self.search.setPlaceholderText("Find node by name…  (Enter: next match)")
         self.search.setClearButtonEnabled(True)
@@ -103,12 +109,6 @@ class GraphPanel(QWidget):
         bar.addWidget(self.search)
         self.match_label = QLabel("")
         bar.addWidget(self.match_label)
-        self.netron_button = QToolButton()
-        self.netron_button.setText("Open in Netron")
-        self.netron_button.setToolTip("Show this model in Netron for every attribute and tensor shape "
-                                      "(served on 127.0.0.1 only)")
-        self.netron_button.clicked.connect(self.sigOpenNetron)
-        bar.addWidget(self.netron_button)
 
         self.view = GraphView(self)
         self.view.tooltip_for = self._tooltip
@@ -321,6 +321,9 @@ class GraphPanel(QWidget):
         scale = scale_for(self.metric, vals)
         self.legend.set_scale(scale)
         self.legend.setVisible(self.layout_ is not None)
+        self.legend.adjustSize()
+        self.view.reserve = (self.legend.x() + self.legend.width() + 8, self.legend.y() + self.legend.height() + 8) \
+            if self.legend.isVisibleTo(self) else (0, 0)
         if self.view.nodes is None:
             return
         run = self.ws.current_run

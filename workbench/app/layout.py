@@ -272,17 +272,19 @@ def _isotonic_with_gaps(want: np.ndarray, widths: np.ndarray, gap: float) -> np.
 
 
 def fold_long(layout: GraphLayout, aspect: float = 1.6, layer_step: float = LAYER_STEP,
-              gap: float = 3 * NODE_GAP) -> GraphLayout:
+              gap: float = 3 * NODE_GAP, folded_step: float = NODE_H + 24.0) -> GraphLayout:
     """A tall, narrow layout (a long chain) cut into side-by-side columns of consecutive layers, so that
     *Fit* shows boxes instead of a thin line; other layouts come back unchanged.
 
-    The number of columns makes the folded box about ``aspect`` (width/height). An edge that leaves a
-    column runs down out of it, up the gap beside it and into the top of the next one.
+    The number of columns makes the folded box about ``aspect`` (width/height); rows are ``folded_step``
+    apart (closer than ``layer_step``: a folded chain has no crossings to make room for). An edge that leaves
+    a column runs down out of it, up the gap beside it and into the top of the next one.
     """
     if not layout.names:
         return layout
     x0, y0, x1, y1 = layout.bounds
-    w, h = x1 - x0, y1 - y0
+    w = x1 - x0
+    h = (int(layout.layer.max()) + 1) * folded_step
     cols = int(round(np.sqrt(aspect * h / (w + gap)))) if w > 0 else 1
     n_layers = int(layout.layer.max()) + 1
     cols = min(cols, n_layers)
@@ -297,14 +299,14 @@ def fold_long(layout: GraphLayout, aspect: float = 1.6, layer_step: float = LAYE
 
     def move(x: float, y: float, layer: int) -> tuple[float, float]:
         c = col_of_layer(layer)
-        return x + c * band_w, y - c * per * layer_step
+        return x + c * band_w, y - layer * layer_step + (layer - c * per) * folded_step
 
     nx = layout.x.copy()
     ny = layout.y.copy()
     for i in range(len(layout.names)):
         nx[i], ny[i] = move(float(layout.x[i]), float(layout.y[i]), int(layout.layer[i]))
-    bottom = per * layer_step - layer_step + layout.node_h + layer_step / 3  # below a column's last row
-    top = -layer_step / 3  # above a column's first row
+    bottom = (per - 1) * folded_step + layout.node_h + (folded_step - layout.node_h) / 2  # below a column's last row
+    top = -(folded_step - layout.node_h) / 2  # above a column's first row
     edges = []
     for a, b, pts in layout.edges:
         la, lb = int(layout.layer[a]), int(layout.layer[b])
