@@ -87,3 +87,20 @@ def test_a_long_chain_is_folded_into_columns():
         assert np.allclose(p[-1], (f.x[b], f.y[b] - f.node_h / 2))
     wide = layered_layout([(n, 0 if i % 2 else 1) for i, n in enumerate(names[:20])], [])
     assert fold_long(wide) is wide
+
+
+def test_structure_note_names_the_layers_an_edit_added_and_its_cause():
+    from tests.results_factory import make_result
+    from workbench.app.layer_changes import structure_note
+    from workbench.app.workspace import Run
+    from workbench.recipe import Recipe
+
+    before = Run("Run 1", Recipe(), make_result([("conv", "Conv"), ("fc", "Gemm")], [30, 30], [30, 30]))
+    r = Recipe()
+    r.set_precision("conv", "fp32")
+    after = Run("Run 2", r, make_result([("conv", "Conv"), ("relu", "Relu"), ("fc", "Gemm")], [90, 12, 30],
+                                        [90, 12, 30], ["fp32", "int8", "int8"]))
+    note = structure_note(before, after)
+    assert note.startswith("Setting conv to FP32 added 1 layer(s)") and "relu (1 flagged)" in note
+    assert "removed 1: relu" in structure_note(after, before)
+    assert structure_note(before, before) is None and structure_note(None, after) is None
