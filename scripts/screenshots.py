@@ -112,7 +112,8 @@ def main() -> int:
     w.graph.view.show_default()
     w.graph.view.center_on_node(w.graph._index[worst])
     w.docks["depth"].raise_()
-    shoot(app, w, out / "gui-main.png")
+    shoot(app, w, out / "gui-main.png")  # with the note on the layer the FP32 edit un-fused
+    w.messages.hide()
 
     # histogram: a ReLU output whose range is set by rare outliers; give it a percentile override
     target = "fc1.Gemm"

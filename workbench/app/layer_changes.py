@@ -37,6 +37,6 @@ def structure_note(before: Run | None, after: Run) -> str | None:
                      + (f" ({flagged} flagged)" if flagged else ""))
     if removed:
         parts.append(f"removed {len(removed)}: {_names(removed)}")
-    why = (" An activation that was fused into the layer before it is quantized on its own when that layer "
-           "stays in float (and fused again when it is quantized).")
+    why = (" (An activation fused into the layer before it becomes a layer of its own when that layer stays in "
+           "float, and is fused again when that layer is quantized.)")
     return f"{cause} {' and '.join(parts)}." + why
