@@ -14,6 +14,7 @@ from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import QComboBox, QLineEdit, QStyledItemDelegate
 
 from analyzers.diff_types import LayerResult
+from workbench.app.names import NameShortener
 from workbench.app.workspace import Workspace, table_layers
 from workbench.recipe import PRECISIONS
 
@@ -49,6 +50,7 @@ class LayerTableModel(QAbstractTableModel):
         self._results: dict[str, LayerResult] = {}
         self._before: dict[str, LayerResult] = {}
         self._row: dict[str, int] = {}
+        self.shortener = NameShortener(())
         self._bold = QFont()
         self._bold.setBold(True)
         ev = workspace.events
@@ -76,6 +78,7 @@ class LayerTableModel(QAbstractTableModel):
         self.nodes = sorted(order, key=lambda n: order[n][0])
         self.ops = {n: order[n][1] for n in self.nodes}
         self._row = {n: i for i, n in enumerate(self.nodes)}
+        self.shortener = NameShortener(self.nodes)
         self.endResetModel()
 
     def _recipe_changed(self, nodes) -> None:
@@ -278,6 +281,28 @@ class LayerFilterProxy(QSortFilterProxyModel):
         if self.overrides_only and node not in m.ws.recipe.layers:
             return False
         return True
+
+
+class NameDelegate(QStyledItemDelegate):
+    """Layer names shortened to the column width without losing the part that tells rows apart
+    (``workbench.app.names``); the full name is the tooltip and what Ctrl+C copies."""
+
+    def initStyleOption(self, option, index):
+        super().initStyleOption(option, index)
+        name = index.data(NODE_ROLE)
+        model = index.model()
+        source = model.sourceModel() if isinstance(model, QSortFilterProxyModel) else model
+        if not name or not hasattr(source, "shortener"):
+            return
+        option.text = self.display_text(source.shortener, name, option)
+
+    @staticmethod
+    def display_text(shortener: NameShortener, name: str, option) -> str:
+        width = option.rect.width() - 12
+        if not option.icon.isNull():
+            width -= option.decorationSize.width() + 4
+        fm = option.fontMetrics
+        return shortener.fit(name, lambda t: fm.horizontalAdvance(t) <= width)
 
 
 class PrecisionDelegate(QStyledItemDelegate):

@@ -45,10 +45,13 @@ class ProjectData:
     baseline: int | None = None
     selection: tuple[str, ...] = ()
     saved: float = 0.0
+    samples: int | None = None
+    view_state: dict = field(default_factory=dict)
 
     def apply(self, ws: Workspace) -> None:
         """Replace the workspace's content with this project (the graph arrives when the model is prepared)."""
-        ws.reset(self.spec, self.recipe)
+        ws.reset(self.spec, self.recipe, self.samples)
+        ws.view_state = dict(self.view_state)
         ws.runs = list(self.runs)
         ws.benchmarks = list(self.benchmarks)
         ws.baseline = self.baseline
@@ -58,6 +61,7 @@ class ProjectData:
             ws.show_run(self.current if self.current is not None and self.current < len(self.runs)
                         else len(self.runs) - 1)
         ws.select(self.selection)
+        ws.events.view.emit()
         ws.mark_saved()
 
 
@@ -93,6 +97,8 @@ def project_dict(ws: Workspace, base: Path | None = None) -> dict:
         "benchmarks": [{"run": b.run_label, "backend": b.backend, "created": b.created,
                         "result": json_safe(b.data)} for b in ws.benchmarks],
         "selection": list(ws.selection),
+        "analysis_samples": ws.samples,
+        "view_state": json_safe(ws.view_state),
     }
 
 
@@ -161,9 +167,16 @@ def project_from_dict(d: dict, base: Path, source: str = "project") -> ProjectDa
                    for b in d.get("benchmarks") or []]
         cur = d.get("current_run")
         base_run = d.get("baseline_run")
+        samples = d.get("analysis_samples")
+        if samples is not None and (not isinstance(samples, int) or isinstance(samples, bool) or samples < 1):
+            raise ProjectError(f"{source}: analysis_samples must be a positive whole number, not {samples!r}",
+                               "fix or remove that field")
+        view_state = d.get("view_state") or {}
+        if not isinstance(view_state, dict):
+            raise ProjectError(f"{source}: view_state must be an object", "fix or remove that field")
         return ProjectData(spec, recipe, runs, benches, cur if isinstance(cur, int) else None,
                            base_run if isinstance(base_run, int) else None, tuple(d.get("selection") or ()),
-                           float(d.get("saved") or 0.0))
+                           float(d.get("saved") or 0.0), samples, view_state)
     except WorkbenchError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as e:
