@@ -68,10 +68,13 @@ class BenchSettings:
         if any(int(b) > MAX_BATCH for b in self.batches):
             bad(f"batch sizes must be at most {MAX_BATCH:,}, not {max(int(b) for b in self.batches):,}",
                 "pass e.g. --batch 1,8,32")
-        if not 1 <= self.runs <= MAX_RUNS:
-            bad(f"--runs must be 1 to {MAX_RUNS:,}, not {self.runs:,}", "pass e.g. --runs 100")
-        if not 0 <= self.warmup <= MAX_RUNS:
-            bad(f"--warmup must be 0 to {MAX_RUNS:,}, not {self.warmup:,}", "pass e.g. --warmup 10")
+        if self.runs < 1:
+            bad(f"--runs must be at least 1, not {self.runs}", "pass e.g. --runs 100")
+        if self.warmup < 0:
+            bad(f"--warmup must be 0 or more, not {self.warmup}", "pass e.g. --warmup 10")
+        if max(self.runs, self.warmup) > MAX_RUNS:
+            flag = "--runs" if self.runs > MAX_RUNS else "--warmup"
+            bad(f"{flag} must be at most {MAX_RUNS:,}, not {max(self.runs, self.warmup):,}", f"pass e.g. {flag} 100")
         if not (math.isfinite(self.timeout_s) and self.timeout_s > 0):
             bad(f"--timeout must be a positive number of seconds, not {self.timeout_s}", "pass e.g. --timeout 300")
         unknown = [c for c in self.arm_cpus if c not in ARM_CPUS]

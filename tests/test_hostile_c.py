@@ -100,11 +100,11 @@ def test_numbers_no_run_can_use_are_refused_before_any_work(work, args, word):
 def test_a_batch_too_large_for_memory_is_refused(work):
     m = conv_net()
     for i in (2, 3):
-        m.graph.input[0].type.tensor_type.shape.dim[i].dim_value = 4096
-    m.graph.input[0].type.tensor_type.shape.dim[2].dim_value = 4096
+        m.graph.input[0].type.tensor_type.shape.dim[i].dim_value = 512
     save(m, work / "big.onnx")
-    # 3 x 4096 x 4096 float32 = 192 MiB a sample: a batch of 64 is 12 GiB
-    assert_user_error(qwb("bench", "big.onnx", "--backend", "cpu", "--batch", "64", "--runs", "1", cwd=work), "GiB")
+    # 3 x 512 x 512 float32 = 3 MiB a sample (the pool of 64 fits): a batch of 1,000 would be 2.9 GiB
+    r = qwb("bench", "big.onnx", "--backend", "cpu", "--batch", "1000", "--runs", "1", cwd=work)
+    assert_user_error(r, "a batch of 1,000 samples", "GiB")
 
 
 def test_a_path_too_long_for_the_system_is_a_user_error(work):
