@@ -11,6 +11,7 @@ result and the remaining work goes on.
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,13 @@ EXACT_INTEGER_X86 = {"session.x64quantprecision": "1"}
 HOST_DEFAULT = "int8-host-default"  # the INT8 model under this host's default kernels (emulated comparisons)
 
 
+#: bounds checked before any process starts: the child keeps every run's time (8 bytes each) and builds each batch
+MAX_RUNS = 10_000_000
+MAX_BATCH = 65_536
+#: the most one batch of inputs may take in memory
+MAX_FEED_BYTES = 2 << 30
+
+
 @dataclass
 class BenchSettings:
     """How to measure: threads (0 = physical cores), batch sizes, timed and warm-up runs, child time limit."""
@@ -57,12 +65,18 @@ class BenchSettings:
             bad(f"--threads must be 0 (automatic) or more, not {self.threads}", "pass e.g. --threads 4")
         if not self.batches or any(int(b) < 1 for b in self.batches):
             bad(f"batch sizes must be 1 or more, not {list(self.batches)}", "pass e.g. --batch 1 or --batch 1,8,32")
+        if any(int(b) > MAX_BATCH for b in self.batches):
+            bad(f"batch sizes must be at most {MAX_BATCH:,}, not {max(int(b) for b in self.batches):,}",
+                "pass e.g. --batch 1,8,32")
         if self.runs < 1:
             bad(f"--runs must be at least 1, not {self.runs}", "pass e.g. --runs 100")
         if self.warmup < 0:
             bad(f"--warmup must be 0 or more, not {self.warmup}", "pass e.g. --warmup 10")
-        if self.timeout_s <= 0:
-            bad(f"--timeout must be positive, not {self.timeout_s}", "pass e.g. --timeout 300")
+        if max(self.runs, self.warmup) > MAX_RUNS:
+            flag = "--runs" if self.runs > MAX_RUNS else "--warmup"
+            bad(f"{flag} must be at most {MAX_RUNS:,}, not {max(self.runs, self.warmup):,}", f"pass e.g. {flag} 100")
+        if not (math.isfinite(self.timeout_s) and self.timeout_s > 0):
+            bad(f"--timeout must be a positive number of seconds, not {self.timeout_s}", "pass e.g. --timeout 300")
         unknown = [c for c in self.arm_cpus if c not in ARM_CPUS]
         if unknown:
             bad(f"unknown emulated ARM CPU {unknown[0]!r}", f"choose from {', '.join(ARM_CPUS)}")

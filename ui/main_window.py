@@ -25,7 +25,7 @@ import resources
 from workbench import __version__
 from workbench.app.autosave import Autosaver, discard, orphans
 from workbench.app.export_model import export_int8
-from workbench.app.project import SUFFIX, load_project, project_dict
+from workbench.app.project import SUFFIX, load_project, project_dict, project_path
 from workbench.errors import WorkbenchError
 from workbench.recipe import Recipe
 from workbench.session import SessionSpec
@@ -451,8 +451,11 @@ class MainWindow(QMainWindow):
         path = self.prompter.save_path("Save project", start)
         if not path:
             return None
+        final = project_path(path)
+        if str(final) != path and final.exists() and not self.prompter.replace_file(str(final), "a project file"):
+            return None  # the dialog confirmed "p"; the file written would be the existing p.qwbproj
         self._store_view_state()
-        p = self.ctl.save_project(path)
+        p = self.ctl.save_project(final)
         if p is not None:
             self._remember(RecentItem(str(p), project=True))
         return p

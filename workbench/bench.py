@@ -19,7 +19,7 @@ import psutil
 
 import resources
 from backends.arm_sysroot import build_sysroot
-from backends.benchmark import BenchSettings, benchmark
+from backends.benchmark import MAX_FEED_BYTES, BenchSettings, benchmark
 from backends.cpuinfo import machine, model_name
 from backends.errors import BackendError
 from backends.feeds import Feed
@@ -198,6 +198,16 @@ def _random_data(model_path: str):
     return SyntheticSource(inputs, POOL).bind(inputs)
 
 
+def _check_feed_size(feed, settings: BenchSettings) -> None:
+    """Refuse a batch whose inputs would not fit in memory (the child would die of it half way)."""
+    per_sample = sum(a[:1].nbytes for n, a in feed.arrays.items() if feed.batch_axis.get(n))
+    batch = max(int(b) for b in settings.batches)
+    if per_sample * batch > MAX_FEED_BYTES:
+        most = max(1, MAX_FEED_BYTES // max(per_sample, 1))
+        raise WorkbenchError(f"a batch of {batch:,} samples would need {per_sample * batch / 2**30:,.1f} GiB of "
+                             f"inputs (at most {MAX_FEED_BYTES / 2**30:.0f} GiB)", f"use --batch {most:,} or less")
+
+
 def run_bench(req: BenchRequest, task: Task | None = None) -> BenchReport:
     """Benchmark FP32 vs INT8 on the requested backends; see ``BenchRequest`` for the knobs."""
     task = task or NullTask()
@@ -220,6 +230,7 @@ def run_bench(req: BenchRequest, task: Task | None = None) -> BenchReport:
                 raise WorkbenchError(f"backend {b.name} is not available here: {a.reason}", a.fix)
     notes: list = []
     fp32, int8, feed, variants = _models(req, scaled(task, 0.0, 0.15), notes)
+    _check_feed_size(feed, settings)
     results = []
     for k, b in enumerate(backends):
         part = scaled(task, 0.15 + 0.85 * k / len(backends), 0.15 + 0.85 * (k + 1) / len(backends))

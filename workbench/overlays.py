@@ -19,6 +19,7 @@ import onnx
 from analyzers.diff_types import AnalysisResult
 
 from .errors import WorkbenchError
+from .safe_paths import write_text
 
 # absolute SQNR bands (dB), the same reading as the GUI's colour scale: red is bad, green is good. Thresholds, not
 # a gradient, so a colour means the same dB in every model (a gradient spans each file's own min..max)
@@ -73,8 +74,6 @@ def export_model_explorer(model_path: str | Path, result: AnalysisResult, folder
     written = []
     for o in overlays(result):
         path = folder / o.file
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(node_data(model.graph.name, o), indent=1, allow_nan=False) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        write_text(path, json.dumps(node_data(model.graph.name, o), indent=1, allow_nan=False) + "\n")
         written.append(path)
     return written, missing

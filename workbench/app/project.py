@@ -20,6 +20,7 @@ from analyzers.jsonsafe import json_safe, loads_bounded
 
 from ..errors import WorkbenchError
 from ..recipe import Recipe
+from ..safe_paths import write_json
 from ..session import SessionSpec
 from .workspace import BenchmarkEntry, Run, Workspace
 
@@ -103,20 +104,20 @@ def project_dict(ws: Workspace, base: Path | None = None) -> dict:
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, allow_nan=False)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    """Write to a fresh temporary file in the same folder, then rename: readers never see half a file, and a
+    file that happens to be called ``<project>.tmp`` is never touched."""
+    write_json(path, data, indent=1, allow_nan=False)
+
+
+def project_path(path: str | Path) -> Path:
+    """Where ``save_project`` writes for ``path``: the path with ``.qwbproj`` added when it lacks it (so a save
+    dialog's answer "p" writes p.qwbproj, which the dialog did not ask about)."""
+    path = Path(path)
+    return path if path.suffix == SUFFIX else path.with_name(path.name + SUFFIX)
 
 
 def save_project(ws: Workspace, path: str | Path) -> Path:
-    path = Path(path)
-    if path.suffix != SUFFIX:
-        path = path.with_name(path.name + SUFFIX)
+    path = project_path(path)
     try:
         write_json_atomic(path, project_dict(ws, path.parent))
     except OSError as e:

@@ -50,8 +50,7 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
 
 
-    if args.samples is not None and args.samples < 1:
-        raise WorkbenchError(f"--samples must be at least 1, not {args.samples}")
+    check_numbers(args)
     task = ConsoleTask()
     s = open_session(args, [args.json])
     print_notes(s.prepared.notes)
@@ -69,6 +68,25 @@ def run(args: argparse.Namespace) -> int:
         write_text(args.json, json.dumps(d, indent=1) + "\n")
         print(f"wrote {args.json}")
     return 0
+
+
+#: the most value pairs kept per layer for scatter plots (each pair is two floats in memory and in the JSON)
+MAX_RESERVOIR = 1_000_000
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """Refuse numbers no analysis can use (a negative count, NaN thresholds), before any work."""
+    if args.samples is not None and args.samples < 1:
+        raise WorkbenchError(f"--samples must be at least 1, not {args.samples}", "pass e.g. --samples 100")
+    if args.top < 1:
+        raise WorkbenchError(f"--top must be at least 1, not {args.top}", "pass e.g. --top 10")
+    if not 0 <= args.reservoir <= MAX_RESERVOIR:
+        raise WorkbenchError(f"--reservoir must be 0 to {MAX_RESERVOIR:,}, not {args.reservoir:,}",
+                             "pass e.g. --reservoir 512")
+    for flag in ("flag_below_median", "flag_floor", "flag_introduced"):
+        if not math.isfinite(getattr(args, flag)):
+            raise WorkbenchError(f"--{flag.replace('_', '-')} must be a finite number of dB, not {getattr(args, flag)}",
+                                 f"pass e.g. --{flag.replace('_', '-')} 6")
 
 
 def _f(x) -> str:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from ..bench import backend_availability
+from ..safe_paths import write_text
+from .common import add_force_arg, check_paths
 
 
 def register(sub) -> None:
@@ -16,11 +17,12 @@ def register(sub) -> None:
     p.add_argument("--sysroot", metavar="DIR", help="ARM64 sysroot for neon-emulated (default: $QWB_ARM_SYSROOT or "
                    "the cache's arm64-sysroot)")
     p.add_argument("--json", metavar="OUT", help="also write the list as JSON")
+    add_force_arg(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-
+    check_paths(args, [args.json])
     rows = backend_availability(args.sysroot)
     width = max(len(a.backend) for a in rows) + 2
     print(f"{'backend':<{width}}available  reason")
@@ -29,6 +31,6 @@ def run(args: argparse.Namespace) -> int:
         if a.fix:
             print(f"{'':<{width + 11}}fix: {a.fix}")
     if args.json:
-        Path(args.json).write_text(json.dumps([a.to_dict() for a in rows], indent=2), encoding="utf-8")
+        write_text(args.json, json.dumps([a.to_dict() for a in rows], indent=2))
         print(f"wrote {args.json}")
     return 0

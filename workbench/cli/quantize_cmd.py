@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import time
 
+from ..errors import WorkbenchError
 from ..evaluate import output_agreement
 from ..formatting import fmt_bytes, kernels_label, kind_figures
 from ..outputs import output_kinds
+from ..safe_paths import is_null_device
 from .common import (
     ConsoleTask,
     add_metric_arg,
@@ -33,6 +35,11 @@ def run(args: argparse.Namespace) -> int:
 
     task = ConsoleTask()
     t0 = time.perf_counter()
+    if is_null_device(args.output):
+        raise WorkbenchError("quantize -o /dev/null: the INT8 model is read back after writing (onnxruntime runs "
+                             "a sample of it and the accuracy check uses it), so it needs a real file",
+                             "write it to a file (e.g. -o /tmp/q.onnx), or run qwb analyze to see the accuracy "
+                             "without keeping a model")
     s = open_session(args, [args.output])
     print_model_and_calibration(s, task, f", {len(s.graph.quantizable_nodes())} quantizable")
     diffs = s.recipe.differences_from_default()

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         raise WorkbenchError(str(e), "pass -o report.html (or .json / .md)") from e
     check_paths(args, outputs)
     if args.samples is not None and args.samples < 1:
-        raise WorkbenchError(f"--samples must be at least 1, not {args.samples}")
+        raise WorkbenchError(f"--samples must be at least 1, not {args.samples}", "pass e.g. --samples 100")
     t0 = time.perf_counter()
     if args.from_json:
         try:
