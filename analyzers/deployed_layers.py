@@ -1,0 +1,271 @@
+"""The deployed per-layer view: every layer's quantized output as onnxruntime's fused integer kernels compute it.
+
+onnxruntime rewrites a QDQ model at load time (QLinearConv, QGemm, QLinearAdd..., NHWC layout on x86) and
+the tensors of the model file mostly disappear. Those that survive in the graph it writes with
+``optimized_model_filepath`` map back to source layers: a tensor still named after a layer's QuantizeLinear
+output, or the output of the fused node named after the layer (``stem.Conv_token_1`` -> ``stem.Conv``) whose
+output quantization is the layer's. That optimized graph, with those tensors added as outputs and run with
+optimizations off (nothing is fused again), computes what the plain deployed session computes (checked bit
+for bit on the first batch, ``identical``) and shows each layer's INT8 values as shipped. Each is compared
+with FP32 and with the exact Q/DQ simulation the diff engine runs, batch by batch (memory flat in N).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from backends.runner import SessionConfig, build_session
+
+from .metrics import power_ratio_db
+from .qdq_match import QDQMatch
+
+# a layer whose deployed SQNR is this much below its exact one is flagged (``kernel_departs``): rounding ties
+# alone cost hundredths of a dB (measured on the demo with AVX-512 VNNI), saturation costs several dB
+KERNEL_GAP_DB = 1.0
+# onnxruntime's fused quantized ops: input index of the output scale (y_scale / C_scale)
+_OUTPUT_SCALE_INPUT = {
+    "QLinearConv": 6, "QGemm": 7, "QLinearMatMul": 6, "QLinearAdd": 6, "QLinearMul": 6, "QLinearConcat": 0,
+    "QLinearAveragePool": 3, "QLinearGlobalAveragePool": 3, "QLinearLeakyRelu": 3, "QLinearSigmoid": 3,
+    "QLinearSoftmax": 3, "QLinearReduceMean": 3, "QLinearWhere": 7, "QLinearConvTranspose": 6,
+}
+_SUFFIX = re.compile(r"(_token_\d+|_nchwc)+$")
+_QTYPES = {onnx.TensorProto.UINT8: np.uint8, onnx.TensorProto.INT8: np.int8,
+           onnx.TensorProto.UINT16: np.uint16, onnx.TensorProto.INT16: np.int16}
+
+
+@dataclass(frozen=True)
+class LayerTap:
+    """Where one source layer's quantized output is found in the deployed graph, and how to read it."""
+
+    node: str  # the source layer
+    fp32_tensor: str  # its FP32 tensor (what the diff engine compares)
+    exact_tensor: str  # its QuantizeLinear output in the QDQ model (the exact simulation's integers)
+    deployed_tensor: str  # the same integers in onnxruntime's optimized graph
+    kernel: str  # the op that writes them there (QLinearConv, QGemm, Transpose, QuantizeLinear...)
+    scale: float
+    zero_point: int
+    qtype: int  # ONNX element type of the integers
+    perm: tuple[int, ...] | None  # deployed = transpose(source, perm); None: same layout
+
+
+def base_name(name: str) -> str:
+    """A node name without the suffixes onnxruntime's fusions add ('fused X', 'X_token_3', 'X_nchwc')."""
+    if name.startswith("fused "):
+        name = name[len("fused "):]
+    return _SUFFIX.sub("", name)
+
+
+def _layouts(graph: onnx.GraphProto) -> dict[str, tuple[int, ...]]:
+    """Tensor -> permutation of the source layout it holds, where not the source layout.
+
+    onnxruntime's layout transformation brackets channels-last regions with Transposes; inside one, every op
+    (QLinearConv channels_last, NhwcMaxPool, QLinearAdd...) keeps its input's layout. A Transpose composes its
+    perm; any other op passes on the first permuted input's layout (callers check shapes, so an op that changes
+    rank inside a region leaves its layer unmapped rather than misread)."""
+    perm: dict[str, tuple[int, ...]] = {}
+    for n in graph.node:
+        src = next((perm[i] for i in n.input if i in perm), None)
+        if n.op_type == "Transpose" and n.domain in ("", "ai.onnx"):
+            p = next((list(a.ints) for a in n.attribute if a.name == "perm"), None)
+            if p is None:
+                continue
+            inner = src or tuple(range(len(p)))
+            out = tuple(inner[i] for i in p) if len(inner) == len(p) else None
+        else:
+            out = src
+        if out is not None and out != tuple(range(len(out))):
+            for o in n.output:
+                perm[o] = out
+    return perm
+
+
+def map_layers(optimized: onnx.ModelProto, m: QDQMatch, int8: onnx.ModelProto) -> dict[str, LayerTap]:
+    """Source layer -> its quantized output in ``optimized`` (onnxruntime's graph of the QDQ model ``int8``).
+
+    A layer maps when its output is quantized (QuantizeLinear in the QDQ model) and either that Q output's name
+    survives fusion, or a fused quantized node carries the layer's name and the layer's output scale."""
+    g = optimized.graph
+    produced = {o: n for n in g.node for o in n.output}
+    graph_inputs = {i.name for i in g.input}
+    by_base: dict[str, list[onnx.NodeProto]] = {}
+    for n in g.node:
+        by_base.setdefault(base_name(n.name), []).append(n)
+    layouts = _layouts(g)
+    int8_inits = {i.name: i for i in int8.graph.initializer}
+    out: dict[str, LayerTap] = {}
+    for lay in m.layers:
+        aq = lay.act
+        if aq is None or aq.qtype not in _QTYPES:
+            continue
+        q = m.int8_nodes.get(aq.q_node)
+        if q is None or len(q.input) < 2 or _size(int8_inits.get(q.input[1])) != 1:
+            continue  # per-axis activation quantization: not read here
+        qname, tensor, kernel = q.output[0], None, None
+        if qname in produced:
+            tensor, kernel = qname, _computing_op(produced[qname], produced)
+        elif qname in graph_inputs:
+            continue
+        else:
+            for n in by_base.get(lay.node, []):
+                k = _OUTPUT_SCALE_INPUT.get(n.op_type)
+                if k is not None and len(n.input) > k and n.input[k] == q.input[1]:
+                    tensor, kernel = n.output[0], n.op_type
+                    break
+        if tensor is None:
+            continue
+        out[lay.node] = LayerTap(lay.node, lay.fp32_tensor, qname, tensor, kernel, aq.scale, aq.zero_point,
+                                 aq.qtype, layouts.get(tensor))
+    return out
+
+
+_MOVES = frozenset({"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity"})
+
+
+def _computing_op(node: onnx.NodeProto, produced: dict) -> str:
+    """The op that computed a tensor, looking through the data movement onnxruntime puts after it."""
+    seen = 0
+    while node.op_type in _MOVES and node.input and node.input[0] in produced and seen < 16:
+        node, seen = produced[node.input[0]], seen + 1
+    return node.op_type
+
+
+def _size(init) -> int:
+    return 0 if init is None else math.prod(init.dims)
+
+
+class DeployedLayerTaps:
+    """The INT8 model as deployed, with every mappable layer's integers fetched from the very kernels it runs.
+
+    ``run(feed, names)`` returns the model outputs ``names`` (as the plain deployed session gives them) and
+    keeps this batch's layer integers; ``fold(fp32, exact)`` compares them with the FP32 tensors and the exact
+    simulation's integers of the same batch (``expose`` names those); ``results()`` gives each layer's
+    ``deployed`` figures."""
+
+    def __init__(self, int8_path: str, int8: onnx.ModelProto, m: QDQMatch, masked=frozenset(),
+                 config_entries: dict | None = None):
+        self._dir = tempfile.TemporaryDirectory(prefix="qwb-deployed-")
+        opt_path = os.path.join(self._dir.name, "optimized.onnx")
+        entries = dict(config_entries or {})
+        # the plain deployed session (what ships); building it writes the graph it runs
+        self.plain = build_session(SessionConfig.for_purpose("deployed", str(int8_path), optimized_model_path=opt_path,
+                                                             config_entries=entries))
+        optimized = onnx.load(opt_path, load_external_data=False)
+        self.taps = {k: t for k, t in map_layers(optimized, m, int8).items() if t.fp32_tensor not in masked}
+        self.layers = len(m.layers)
+        self.outputs = [o.name for o in optimized.graph.output]
+        tap_names = list(dict.fromkeys(t.deployed_tensor for t in self.taps.values()))
+        self._fetch = self.outputs + [t for t in tap_names if t not in set(self.outputs)]
+        have = {o.name for o in optimized.graph.output}
+        for t in tap_names:
+            if t not in have:
+                optimized.graph.output.append(helper.make_tensor_value_info(t, self._qtype_of(t), None))
+        tapped_path = os.path.join(self._dir.name, "tapped.onnx")
+        onnx.save(optimized, tapped_path)  # weights stay in the side file onnxruntime wrote beside it
+        # optimizations off: the graph runs exactly as onnxruntime optimized it, nothing is fused again
+        self.tapped = build_session(SessionConfig(tapped_path, level="disable", config_entries=entries))
+        self.identical: bool | None = None  # tapped outputs == plain session's outputs, checked on the first batch
+        self.max_output_diff = 0.0
+        self._batch: dict[str, np.ndarray] = {}
+        self._acc = {k: np.zeros(6) for k in self.taps}
+        self.seconds = 0.0  # comparing the taps (the tapped inference is timed with the deployed outputs)  # xx, ee exact, ee deployed, differing, count, max LSB
+
+    def _qtype_of(self, tensor: str) -> int:
+        return next(t.qtype for t in self.taps.values() if t.deployed_tensor == tensor)
+
+    @property
+    def expose(self) -> dict[str, int]:
+        """The exact simulation's integers to fetch from the diff engine: QDQ tensor -> element type."""
+        return {t.exact_tensor: t.qtype for t in self.taps.values()}
+
+    def run(self, feed: dict, names: list[str]) -> list[np.ndarray]:
+        """The model outputs ``names`` for ``feed`` as deployed; this batch's layer integers are kept."""
+        inputs = {i.name for i in self.tapped.get_inputs()}
+        feed = {k: v for k, v in feed.items() if k in inputs}
+        vals = dict(zip(self._fetch, self.tapped.run(self._fetch, feed)))
+        if self.identical is None:
+            plain = self.plain.run(self.outputs, feed)
+            self.identical = all(np.array_equal(a, vals[n], equal_nan=True) for n, a in zip(self.outputs, plain))
+            self.max_output_diff = max((float(np.nanmax(np.abs(a.astype(np.float64) - vals[n])))
+                                        for n, a in zip(self.outputs, plain) if a.size), default=0.0)
+            self.plain = None  # built for the check and the graph it wrote: not needed after
+        self._batch = {t.deployed_tensor: vals[t.deployed_tensor] for t in self.taps.values()}
+        return [vals[n] for n in names]
+
+    def fold(self, fp32: dict[str, np.ndarray], exact: dict[str, np.ndarray]) -> None:
+        """Compare this batch's deployed integers with FP32 (``fp32``) and the exact simulation (``exact``)."""
+        t0 = time.perf_counter()
+        for node, t in self.taps.items():
+            d, e, x = self._batch.get(t.deployed_tensor), exact.get(t.exact_tensor), fp32.get(t.fp32_tensor)
+            if d is None or e is None or x is None:
+                continue
+            if t.perm is not None:
+                if d.ndim != len(t.perm):
+                    continue
+                d = np.transpose(d, np.argsort(t.perm))
+            if d.shape != e.shape or e.shape != x.shape:
+                continue
+            delta = d.astype(np.int32) - e  # in LSB; zero almost everywhere where the kernel matches Q/DQ
+            xf = x.ravel()
+            err = (e.astype(np.float32) - np.float32(t.zero_point)) * np.float32(t.scale)  # as DequantizeLinear
+            err = err.ravel() - xf
+            a = self._acc[node]
+            a[0] += float(np.dot(xf, xf))
+            ee = float(np.dot(err, err))
+            a[1] += ee
+            # deployed error = exact error + delta * scale: only where they differ does it add anything
+            nz = np.flatnonzero(delta)
+            extra = 0.0
+            if nz.size:
+                dv = delta.ravel()[nz].astype(np.float64) * t.scale
+                extra = float((2.0 * err[nz].astype(np.float64) * dv + dv * dv).sum())
+                a[5] = max(a[5], float(np.abs(delta.ravel()[nz]).max()))
+            a[2] += ee + extra
+            a[3] += nz.size
+            a[4] += delta.size
+        self._batch = {}
+        self.seconds += time.perf_counter() - t0
+
+    def results(self) -> dict[str, dict]:
+        """Layer -> {sqnr_db (deployed vs FP32), kernel_gap_db (exact SQNR - deployed SQNR), lsb_diff_share,
+        max_lsb_diff, exact_sqnr_db, kernel, tensor}; layers with no surviving tensor are absent."""
+        out = {}
+        for node, t in self.taps.items():
+            xx, ee_e, ee_d, diff, n, mx = self._acc[node]
+            if not n:
+                continue
+            exact, dep = power_ratio_db(xx, ee_e), power_ratio_db(xx, ee_d)
+            gap = 0.0 if ee_e == ee_d else (exact - dep if math.isfinite(exact) and math.isfinite(dep) else None)
+            out[node] = {"sqnr_db": dep, "kernel_gap_db": gap, "lsb_diff_share": diff / n, "max_lsb_diff": int(mx),
+                         "exact_sqnr_db": exact, "kernel": t.kernel, "tensor": t.deployed_tensor}
+        return out
+
+    def note(self) -> str:
+        """One line on what the per-layer deployed figures cover."""
+        n = len(self.results())
+        s = (f"deployed per-layer figures: {n} of {self.layers} layers have a quantized output that survives "
+             "onnxruntime's fusion (the others show none)")
+        if self.identical is False:
+            s += (f"; the tapped graph's outputs differ from the plain deployed session's (max |diff| "
+                  f"{self.max_output_diff:.3g}), so these figures may not be exactly what ships")
+        return s
+
+    def close(self) -> None:
+        self.tapped = self.plain = None
+        self._dir.cleanup()
+
+
+def kernel_departs(deployed: dict | None, threshold_db: float = KERNEL_GAP_DB) -> bool:
+    """Whether a layer's deployed figures show the kernel departing from the exact simulation."""
+    if not deployed:
+        return False
+    gap = deployed.get("kernel_gap_db")
+    return gap is not None and gap >= threshold_db
