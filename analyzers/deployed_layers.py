@@ -151,7 +151,8 @@ class DeployedLayerTaps:
     ``deployed`` figures."""
 
     def __init__(self, int8_path: str, int8: onnx.ModelProto, m: QDQMatch, masked=frozenset(),
-                 config_entries: dict | None = None):
+                 config_entries: dict | None = None, fp32: onnx.ModelProto | None = None):
+        """``fp32``: the float model, to find each layer's upstream layers (``introduced_gap_db``)."""
         self._dir = tempfile.TemporaryDirectory(prefix="qwb-deployed-")
         opt_path = os.path.join(self._dir.name, "optimized.onnx")
         entries = dict(config_entries or {})
@@ -161,6 +162,7 @@ class DeployedLayerTaps:
         optimized = onnx.load(opt_path, load_external_data=False)
         self.taps = {k: t for k, t in map_layers(optimized, m, int8).items() if t.fp32_tensor not in masked}
         self.layers = len(m.layers)
+        self._upstream = _upstream_layers(fp32, m) if fp32 is not None else {}
         self.outputs = [o.name for o in optimized.graph.output]
         tap_names = list(dict.fromkeys(t.deployed_tensor for t in self.taps.values()))
         self._fetch = self.outputs + [t for t in tap_names if t not in set(self.outputs)]
@@ -236,7 +238,11 @@ class DeployedLayerTaps:
 
     def results(self) -> dict[str, dict]:
         """Layer -> {sqnr_db (deployed vs FP32), kernel_gap_db (exact SQNR - deployed SQNR), lsb_diff_share,
-        max_lsb_diff, exact_sqnr_db, kernel, tensor}; layers with no surviving tensor are absent."""
+        max_lsb_diff, exact_sqnr_db, kernel, tensor, introduced_gap_db}; layers with no surviving tensor are absent.
+
+        Both SQNRs are cumulative, so a kernel that departs early moves every layer after it;
+        ``introduced_gap_db`` (this gap minus the largest gap of the nearest upstream layers) names where a
+        departure starts. None when an upstream layer has no deployed figures."""
         out = {}
         for node, t in self.taps.items():
             xx, ee_e, ee_d, diff, n, mx = self._acc[node]
@@ -246,6 +252,11 @@ class DeployedLayerTaps:
             gap = 0.0 if ee_e == ee_d else (exact - dep if math.isfinite(exact) and math.isfinite(dep) else None)
             out[node] = {"sqnr_db": dep, "kernel_gap_db": gap, "lsb_diff_share": diff / n, "max_lsb_diff": int(mx),
                          "exact_sqnr_db": exact, "kernel": t.kernel, "tensor": t.deployed_tensor}
+        for node, d in out.items():
+            up = self._upstream.get(node)
+            gaps = [out[u]["kernel_gap_db"] if u in out else None for u in (up or [])]
+            d["introduced_gap_db"] = (None if up is None or d["kernel_gap_db"] is None or None in gaps
+                                      else d["kernel_gap_db"] - max([0.0] + gaps))
         return out
 
     def note(self) -> str:
@@ -264,8 +275,32 @@ class DeployedLayerTaps:
 
 
 def kernel_departs(deployed: dict | None, threshold_db: float = KERNEL_GAP_DB) -> bool:
-    """Whether a layer's deployed figures show the kernel departing from the exact simulation."""
+    """Whether this layer's own kernel departs from the exact simulation: its gap is ``threshold_db`` over
+    its upstream layers' (the whole gap where that is unknown), not only carried from an earlier kernel."""
     if not deployed:
         return False
-    gap = deployed.get("kernel_gap_db")
+    gap = deployed.get("introduced_gap_db")
+    gap = deployed.get("kernel_gap_db") if gap is None else gap
     return gap is not None and gap >= threshold_db
+
+
+def _upstream_layers(fp32: onnx.ModelProto, m: QDQMatch) -> dict[str, list[str]]:
+    """Layer -> the nearest layers upstream of its activation inputs in the FP32 graph (through ops that are
+    not layers: Reshape, Flatten...); graph inputs contribute none."""
+    producer = {o: n for n in fp32.graph.node for o in n.output}
+    inits = {i.name for i in fp32.graph.initializer}
+    owner = {lay.fp32_tensor: lay.node for lay in m.layers}
+    out = {}
+    for lay in m.layers:
+        found, seen, todo = [], set(), list(lay.activation_inputs)
+        while todo:
+            t = todo.pop()
+            if t in seen or t in inits:
+                continue
+            seen.add(t)
+            if t in owner and owner[t] != lay.node:
+                found.append(owner[t])
+            elif t in producer and len(seen) < 10_000:
+                todo.extend(i for i in producer[t].input if i)
+        out[lay.node] = list(dict.fromkeys(found))
+    return out

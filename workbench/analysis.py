@@ -72,7 +72,8 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
     masked = set(q.mask_path.tensors) if q.mask_path else set()
     taps = None
     if kernels != "exact":  # the deployed graph, each layer's integers fetched from the kernels it runs
-        taps = DeployedLayerTaps(str(q.path), int8, match(fp32, int8, set(op_types_for(recipe)), excluded), masked)
+        taps = DeployedLayerTaps(str(q.path), int8, match(fp32, int8, set(op_types_for(recipe)), excluded), masked,
+                                 fp32=fp32)
     engine = DiffEngine(fp32, int8, set(op_types_for(recipe)), excluded, isolated=isolated,
                         reservoir=reservoir, batched=_batched(data), reuse_isolated=cache if isolated else None,
                         fp32_key=session.prepared.sha256, masked=masked, expose=taps.expose if taps else None)
@@ -147,9 +148,10 @@ def _deployed_layers(layers: list[LayerResult], figures: dict[str, dict]) -> Non
         fix = ("quantize with reduce_range = true (7-bit weights cannot saturate), or run with "
                "session.x64quantprecision = 1 (u8 x u8 path)" if saturates else
                "compare with --kernels exact; keep this layer in FP32 or 16-bit if the gap matters")
+        gap = d["introduced_gap_db"] if d.get("introduced_gap_db") is not None else d["kernel_gap_db"]
         lay.hints.append(Hint("kernel_departs", f"the deployed {d['kernel']} kernel departs from the Q/DQ simulation: "
-                              f"{d['kernel_gap_db']:.1f} dB lower SQNR as deployed, {d['lsb_diff_share']:.1%} of "
-                              f"values differ by >= 1 LSB; {why}", fix, float(d["kernel_gap_db"])))
+                              f"{d['kernel_gap_db']:.1f} dB lower SQNR as deployed ({gap:.1f} dB of it introduced "
+                              f"here), {d['lsb_diff_share']:.1%} of values differ by >= 1 LSB; {why}", fix, float(gap)))
 
 
 def _also_deployed(batches, deployed: DeployedOutputs, labels):
