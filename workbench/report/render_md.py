@@ -73,12 +73,19 @@ def render_markdown(report: ReportData | dict) -> str:
     ranked = sorted((lay for lay in layers if lay.get("rank_key_db") is not None), key=lambda lay: lay["rank_key_db"])
     out += ["**Worst layers** (SQNR in dB, higher is better; ranked by the rank key = the worse of the isolated "
             "tensor SQNR and its per-channel mean)", "",
-            "| layer | op | rank key | isolated | cumulative | flagged | first hint |", "|---|---|--:|--:|--:|---|---|"]
+            "| layer | op | rank key | isolated | cumulative | kernel gap (deployed) | flagged | first hint |",
+            "|---|---|--:|--:|--:|--:|---|---|"]
     for lay in ranked[:TOP]:
         hint = md_text(lay["hints"][0]["suggestion"]) if lay["hints"] and lay["flagged"] else ""
+        dep = lay.get("deployed") or {}
+        departs = any(h["code"] == "kernel_departs" for h in lay["hints"])
+        shown = dep.get("kernel_gap_db")
+        shown = 0.0 if shown is not None and abs(shown) < 0.05 else shown  # rounding noise, not a sign
+        gap = (f"{_v(shown, 'db')} ({100 * dep['lsb_diff_share']:.1f}% ≥ 1 LSB"
+               f"{', departs' if departs else ''})" if dep.get("kernel_gap_db") is not None else "–")
         out.append(f"| {md_code(lay['node'], True)} | {md_code(lay['op_type'], True)} | {_v(lay['rank_key_db'], 'db')} | "
                    f"{_v(lay['isolated']['sqnr_db'], 'db')} | "
-                   f"{_v(lay['cumulative']['sqnr_db'], 'db')} | {'yes' if lay['flagged'] else ''} | {hint} |")
+                   f"{_v(lay['cumulative']['sqnr_db'], 'db')} | {gap} | {'yes' if lay['flagged'] else ''} | {hint} |")
     out.append("")
     for note in run["analysis"].get("notes") or []:  # e.g. the attention-mask path kept in float
         out += [f"**Note** {md_text(note)}", ""]
