@@ -178,6 +178,7 @@ class DeployedLayerTaps:
         self.max_output_diff = 0.0
         self._batch: dict[str, np.ndarray] = {}
         self._acc = {k: np.zeros(6) for k in self.taps}
+        self._perm: dict[str, tuple | None | bool] = {}  # layer -> the layout its deployed tensor holds (False: none fits)
         self.seconds = 0.0  # comparing the taps (the tapped inference is timed with the deployed outputs)  # xx, ee exact, ee deployed, differing, count, max LSB
 
     def _qtype_of(self, tensor: str) -> int:
@@ -209,11 +210,8 @@ class DeployedLayerTaps:
             d, e, x = self._batch.get(t.deployed_tensor), exact.get(t.exact_tensor), fp32.get(t.fp32_tensor)
             if d is None or e is None or x is None:
                 continue
-            if t.perm is not None:
-                if d.ndim != len(t.perm):
-                    continue
-                d = np.transpose(d, np.argsort(t.perm))
-            if d.shape != e.shape or e.shape != x.shape:
+            d = self._source_layout(node, t, d, e)
+            if d is None or e.shape != x.shape:
                 continue
             delta = d.astype(np.int32) - e  # in LSB; zero almost everywhere where the kernel matches Q/DQ
             xf = x.ravel()
@@ -236,6 +234,33 @@ class DeployedLayerTaps:
         self._batch = {}
         self.seconds += time.perf_counter() - t0
 
+    def _source_layout(self, node: str, t: LayerTap, d: np.ndarray, e: np.ndarray) -> np.ndarray | None:
+        """``d`` in the exact tensor's layout. The graph says which layout a tensor holds (``LayerTap.perm``), but
+        when onnxruntime cancels a model's own Transposes (TF-style NHWC inputs) a layout can come from the input
+        side too, and a square tensor fits both; so on the first batch every layout that fits the shape is tried
+        and the one closest to the exact integers kept (a layout mix-up moves most values far more than any kernel)."""
+        if node not in self._perm:
+            r = d.ndim
+            cands = [t.perm, None] + ([(0, *range(2, r), 1)] if r >= 3 else [])
+
+            def fits(p):
+                if p is None:
+                    return d.shape == e.shape
+                return len(p) == r and tuple(d.shape[i] for i in np.argsort(p)) == e.shape
+
+            fits = [p for p in dict.fromkeys(cands) if fits(p)]
+            if not fits:
+                self._perm[node] = False
+            else:
+                def far(p):
+                    v = d if p is None else np.transpose(d, np.argsort(p))
+                    return float(np.abs(v.astype(np.int32) - e).mean())
+                self._perm[node] = min(fits, key=far) if len(fits) > 1 else fits[0]
+        p = self._perm[node]
+        if p is False:
+            return None
+        return d if p is None else np.transpose(d, np.argsort(p))
+
     def results(self) -> dict[str, dict]:
         """Layer -> {sqnr_db (deployed vs FP32), kernel_gap_db (exact SQNR - deployed SQNR), lsb_diff_share,
         max_lsb_diff, exact_sqnr_db, kernel, tensor, introduced_gap_db}; layers with no surviving tensor are absent.
@@ -250,7 +275,7 @@ class DeployedLayerTaps:
                 continue
             exact, dep = power_ratio_db(xx, ee_e), power_ratio_db(xx, ee_d)
             gap = 0.0 if ee_e == ee_d else (exact - dep if math.isfinite(exact) and math.isfinite(dep) else None)
-            out[node] = {"sqnr_db": dep, "kernel_gap_db": gap, "lsb_diff_share": diff / n, "max_lsb_diff": int(mx),
+            out[node] = {"sqnr_db": dep, "kernel_gap_db": gap, "lsb_diff_share": float(diff / n), "max_lsb_diff": int(mx),
                          "exact_sqnr_db": exact, "kernel": t.kernel, "tensor": t.deployed_tensor}
         for node, d in out.items():
             up = self._upstream.get(node)
