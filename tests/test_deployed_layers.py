@@ -168,3 +168,26 @@ def test_cli_report_and_json_show_the_kernel_gap(tmp_path):
     assert html.count("kernel gap dB (deployed)") == 2  # worst layers and all layers
     md = qwb("report", "--demo", "-o", tmp_path / "r.md")
     assert md.returncode == 0 and "| kernel gap (deployed) |" in (tmp_path / "r.md").read_text()
+
+
+def test_outputs_come_from_the_plain_session_when_the_tapped_graph_differs(demo):
+    """Were the re-loaded graph ever to compute otherwise than the plain session, the output figures stay the plain
+    session's and the note says the per-layer figures may not be what ships."""
+    s, r, _ = demo
+    fp32, int8 = s.prepared.load_proto(), onnx.load(r.int8_model)
+    taps = DeployedLayerTaps(r.int8_model, int8, match(fp32, int8, set(op_types_for(s.recipe))))
+    real = taps.plain
+
+    class Shifted:  # the plain session, one unit off
+        def run(self, names, feed):
+            return [a + 1 for a in real.run(names, feed)]
+
+    taps.plain = Shifted()
+    try:
+        feed = s.eval_data.batch(0, 8)
+        got = taps.run(feed, taps.outputs)
+        want = real.run(taps.outputs, feed)
+        assert taps.identical is False and all(np.array_equal(g, w + 1) for g, w in zip(got, want))
+        assert "differ from the plain deployed session's (max |diff| 1)" in taps.note()
+    finally:
+        taps.close()
