@@ -25,7 +25,7 @@ from onnx import helper
 
 from backends.runner import SessionConfig, build_session
 
-from .metrics import power_ratio_db
+from .diff_types import ErrorMetrics
 from .qdq_match import QDQMatch
 
 # a layer whose deployed SQNR is this much below its exact one is flagged (``kernel_departs``): rounding ties
@@ -218,24 +218,18 @@ class DeployedLayerTaps:
             d = self._source_layout(node, t, d, e)
             if d is None or e.shape != x.shape:
                 continue
-            delta = d.astype(np.int32) - e  # in LSB; zero almost everywhere where the kernel matches Q/DQ
-            xf = x.ravel()
-            err = (e.astype(np.float32) - np.float32(t.zero_point)) * np.float32(t.scale)  # as DequantizeLinear
-            err = err.ravel() - xf
             a = self._acc[node]
-            a[0] += float(np.dot(xf, xf))
-            ee = float(np.dot(err, err))
-            a[1] += ee
-            # deployed error = exact error + delta * scale: only where they differ does it add anything
-            nz = np.flatnonzero(delta)
-            extra = 0.0
-            if nz.size:
-                dv = delta.ravel()[nz].astype(np.float64) * t.scale
-                extra = float((2.0 * err[nz].astype(np.float64) * dv + dv * dv).sum())
-                a[5] = max(a[5], float(np.abs(delta.ravel()[nz]).max()))
-            a[2] += ee + extra
-            a[3] += nz.size
-            a[4] += delta.size
+            off = np.not_equal(d, e)  # where the kernel's integer is not the simulation's: few, or none, mostly
+            k = int(np.count_nonzero(off))
+            a[3] += k
+            a[4] += e.size
+            if k:
+                ev, dv = e[off].astype(np.float64), d[off].astype(np.float64)
+                xv = x[off].astype(np.float64)
+                ye, yd = (ev - t.zero_point) * t.scale, (dv - t.zero_point) * t.scale
+                # deployed error power = exact error power + this: only where they differ does anything change
+                a[2] += float((np.square(yd - xv) - np.square(ye - xv)).sum())
+                a[5] = max(a[5], float(np.abs(dv - ev).max()))
         self._batch = {}
         self.seconds += time.perf_counter() - t0
 
@@ -266,22 +260,33 @@ class DeployedLayerTaps:
             return None
         return d if p is None else np.transpose(d, np.argsort(p))
 
-    def results(self) -> dict[str, dict]:
+    def results(self, exact: dict[str, ErrorMetrics]) -> dict[str, dict]:
         """Layer -> {sqnr_db (deployed vs FP32), kernel_gap_db (exact SQNR - deployed SQNR), lsb_diff_share,
         max_lsb_diff, exact_sqnr_db, kernel, tensor, introduced_gap_db}; layers with no surviving tensor are absent.
 
+        ``exact``: each layer's cumulative figures from the diff engine (same samples): the deployed error power
+        is the exact one plus what the differing values add, so a kernel that matches the simulation everywhere
+        shows a gap of exactly 0 and ``exact_sqnr_db`` is the cumulative SQNR every other screen prints.
         Both SQNRs are cumulative, so a kernel that departs early moves every layer after it;
         ``introduced_gap_db`` (this gap minus the largest gap of the nearest upstream layers) names where a
         departure starts. None when an upstream layer has no deployed figures."""
         out = {}
         for node, t in self.taps.items():
-            xx, ee_e, ee_d, diff, n, mx = self._acc[node]
-            if not n:
+            _, _, extra, diff, n, mx = self._acc[node]
+            m = exact.get(node)
+            if not n or m is None or not math.isfinite(m.mse):
                 continue
-            exact, dep = power_ratio_db(xx, ee_e), power_ratio_db(xx, ee_d)
-            gap = 0.0 if ee_e == ee_d else (exact - dep if math.isfinite(exact) and math.isfinite(dep) else None)
-            out[node] = {"sqnr_db": dep, "kernel_gap_db": gap, "lsb_diff_share": float(diff / n), "max_lsb_diff": int(mx),
-                         "exact_sqnr_db": exact, "kernel": t.kernel, "tensor": t.deployed_tensor}
+            ee = m.mse * n
+            ex = m.sqnr_db
+            if extra == 0:
+                gap = 0.0
+            elif ee > 0 and ee + extra > 0:
+                gap = 10.0 * math.log10((ee + extra) / ee)
+            else:
+                gap = None  # the simulation is exact here (no error at all): no ratio to state
+            dep = ex - gap if gap is not None and math.isfinite(ex) else (ex if gap == 0.0 else None)
+            out[node] = {"sqnr_db": dep, "kernel_gap_db": gap, "lsb_diff_share": float(diff / n),
+                         "max_lsb_diff": int(mx), "exact_sqnr_db": ex, "kernel": t.kernel, "tensor": t.deployed_tensor}
         for node, d in out.items():
             up = self._upstream.get(node)
             gaps = [out[u]["kernel_gap_db"] if u in out else None for u in (up or [])]
@@ -291,7 +296,7 @@ class DeployedLayerTaps:
 
     def note(self) -> str:
         """One line on what the per-layer deployed figures cover."""
-        n = len(self.results())
+        n = sum(1 for a in self._acc.values() if a[4])
         s = (f"deployed per-layer figures: {n} of {self.layers} layers have a quantized output that survives "
              "onnxruntime's fusion (the others show none)")
         if self.identical is False:

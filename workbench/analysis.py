@@ -104,7 +104,7 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
             lay.hints = [fallback_hint(lay.node, lay.precision)]
     notes = list(q.notes)
     if taps is not None:
-        _deployed_layers(layers, taps.results())
+        _deployed_layers(layers, taps.results({n: o.cumulative for n, o in outcome.layers.items()}))
         notes.append(taps.note())
     requantized = set(float_layers_requantized_at_runtime(q.path, sorted(excluded)))
     for lay in layers:
