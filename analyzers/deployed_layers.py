@@ -177,9 +177,11 @@ class DeployedLayerTaps:
         self.identical: bool | None = None  # tapped outputs == plain session's outputs, checked on the first batch
         self.max_output_diff = 0.0
         self._batch: dict[str, np.ndarray] = {}
-        self._acc = {k: np.zeros(6) for k in self.taps}
-        self._perm: dict[str, tuple | None | bool] = {}  # layer -> the layout its deployed tensor holds (False: none fits)
-        self.seconds = 0.0  # comparing the taps (the tapped inference is timed with the deployed outputs)  # xx, ee exact, ee deployed, differing, count, max LSB
+        # per layer: error power the deployed values add, values that differ, values, largest difference (LSB)
+        self._acc = {k: np.zeros(4) for k in self.taps}
+        # layer -> the layout its deployed tensor holds (False: none fits)
+        self._perm: dict[str, tuple | None | bool] = {}
+        self.seconds = 0.0  # comparing the taps (the tapped inference is timed with the deployed outputs)
 
     def _qtype_of(self, tensor: str) -> int:
         return next(t.qtype for t in self.taps.values() if t.deployed_tensor == tensor)
@@ -221,15 +223,15 @@ class DeployedLayerTaps:
             a = self._acc[node]
             off = np.not_equal(d, e)  # where the kernel's integer is not the simulation's: few, or none, mostly
             k = int(np.count_nonzero(off))
-            a[3] += k
-            a[4] += e.size
+            a[1] += k
+            a[2] += e.size
             if k:
                 ev, dv = e[off].astype(np.float64), d[off].astype(np.float64)
                 xv = x[off].astype(np.float64)
                 ye, yd = (ev - t.zero_point) * t.scale, (dv - t.zero_point) * t.scale
                 # deployed error power = exact error power + this: only where they differ does anything change
-                a[2] += float((np.square(yd - xv) - np.square(ye - xv)).sum())
-                a[5] = max(a[5], float(np.abs(dv - ev).max()))
+                a[0] += float((np.square(yd - xv) - np.square(ye - xv)).sum())
+                a[3] = max(a[3], float(np.abs(dv - ev).max()))
         self._batch = {}
         self.seconds += time.perf_counter() - t0
 
@@ -272,7 +274,7 @@ class DeployedLayerTaps:
         departure starts. None when an upstream layer has no deployed figures."""
         out = {}
         for node, t in self.taps.items():
-            _, _, extra, diff, n, mx = self._acc[node]
+            extra, diff, n, mx = self._acc[node]
             m = exact.get(node)
             if not n or m is None or not math.isfinite(m.mse):
                 continue
@@ -296,7 +298,7 @@ class DeployedLayerTaps:
 
     def note(self) -> str:
         """One line on what the per-layer deployed figures cover."""
-        n = sum(1 for a in self._acc.values() if a[4])
+        n = sum(1 for a in self._acc.values() if a[2])
         s = (f"deployed per-layer figures: {n} of {self.layers} layers have a quantized output that survives "
              "onnxruntime's fusion (the others show none)")
         if self.identical is False:

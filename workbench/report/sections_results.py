@@ -257,7 +257,8 @@ def _gap_cell(v: View, p: tuple, lay: dict) -> Markup | str:
     departs = any(h["code"] == "kernel_departs" for h in lay["hints"])
     return join([v.num(p + ("deployed", "kernel_gap_db"), "db"), " " if departs else None,
                  tag("kernel departs", "bad") if departs else None, el("br", None),
-                 el("small", {"class_": "muted"}, join([v.num(p + ("deployed", "lsb_diff_share"), "pctg"), "% ≥ 1 LSB"]))])
+                 el("small", {"class_": "muted"},
+                    join([v.num(p + ("deployed", "lsb_diff_share"), "pctg"), "% ≥ 1 LSB"]))])
 
 
 def _all_row(v: View, f: int, i: int, lay: dict) -> list:
