@@ -216,13 +216,13 @@ class DiffEngine:
 
 
 def _expose(graph, expose: dict[str, int]) -> list[str]:
-    """Adds ``expose`` (tensor -> element type) to the diff model's outputs and fetch list; the names added."""
+    """Adds ``expose`` (tensor -> element type) to the diff model's outputs and fetch list; returns its names."""
     have = set(graph.fetch)
     added = [t for t in expose if t not in have]
     for t in added:
         graph.model.graph.output.append(onnx.helper.make_tensor_value_info(t, expose[t], None))
         graph.fetch.append(t)
-    return [t for t in expose]
+    return list(expose)
 
 
 def suggested_batch(fp32: onnx.ModelProto, cap: int = 64) -> int:

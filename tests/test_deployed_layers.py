@@ -191,3 +191,19 @@ def test_outputs_come_from_the_plain_session_when_the_tapped_graph_differs(demo)
         assert "differ from the plain deployed session's (max |diff| 1)" in taps.note()
     finally:
         taps.close()
+
+
+def test_a_graph_that_cannot_be_read_back_leaves_the_deployed_outputs(monkeypatch):
+    """The per-layer view is extra: if onnxruntime's optimized graph cannot be re-loaded, the deployed output
+    figures come from a plain session and a note says why the layers have none."""
+    import workbench.analysis as wa
+
+    def broken(*a, **k):
+        raise RuntimeError("cannot load the optimized graph")
+
+    monkeypatch.setattr(wa, "DeployedLayerTaps", broken)
+    s = Session(resources.DEMO_MODEL, resources.DEMO_CALIB, resources.DEMO_EVAL)
+    r = analyze(s, samples=32, isolated=False)
+    assert [o.kernels for o in r.outputs] == ["exact", "deployed"]
+    assert all(lay.deployed is None for lay in r.layers)
+    assert any("deployed per-layer figures unavailable" in n and "cannot load" in n for n in r.notes)
