@@ -142,6 +142,114 @@ def _size(init) -> int:
     return 0 if init is None else math.prod(init.dims)
 
 
+# data (quantized activation) inputs of onnxruntime's fused ops; QLinearConcat: every third input from the third
+_DATA_INPUTS = {"QLinearConv": (0,), "QGemm": (0,), "QLinearMatMul": (0, 3), "QLinearAdd": (0, 3), "QLinearMul": (0, 3),
+                "QLinearAveragePool": (0,), "QLinearGlobalAveragePool": (0,), "QLinearLeakyRelu": (0,),
+                "QLinearSigmoid": (0,), "QLinearSoftmax": (0,), "NhwcMaxPool": (0,), "QLinearConvTranspose": (0,)}
+
+
+def _data_inputs(n: onnx.NodeProto) -> list[int] | None:
+    if n.op_type == "QLinearConcat":
+        return list(range(2, len(n.input), 3))
+    idx = _DATA_INPUTS.get(n.op_type)
+    return list(idx) if idx is not None else None
+
+
+class _KernelCheck:
+    """Each layer's fused kernel run alone on the exact simulation's integers: what the kernel itself departs by.
+
+    The cumulative gap of a layer includes what earlier kernels did; this runs a copy of every fused node whose
+    output is a layer's tensor, fed its inputs as the exact simulation computes them (in the layout the kernel
+    reads), so a gap here is the kernel's own. Built on the first batch, once each tap's layout is known."""
+
+    def __init__(self, optimized: onnx.ModelProto, taps: dict[str, LayerTap], qdq_q: dict[str, int], folder: str):
+        self.optimized, self.taps, self.qdq_q, self.folder = optimized, taps, qdq_q, folder
+        self.session = None
+        self.plan: dict[str, tuple[onnx.NodeProto, list]] = {}  # layer -> (kernel node, its data inputs' sources)
+        self.inputs: dict[str, tuple] = {}  # sub-model input -> source
+        g = optimized.graph
+        self._producer = {o: n for n in g.node for o in n.output}
+        self._by_tensor = {t.deployed_tensor: k for k, t in taps.items()}
+        self._inits = {i.name for i in g.initializer}
+
+    def _source(self, tensor: str, depth: int = 0):
+        """Where the exact integers of a deployed tensor come from: ('tap', layer), ('q', QDQ tensor) or
+        ('t', perm, inner source) through a Transpose; None when unknown."""
+        if tensor in self._by_tensor:
+            return ("tap", self._by_tensor[tensor])
+        if tensor in self.qdq_q:
+            return ("q", tensor)
+        n = self._producer.get(tensor)
+        if n is not None and n.op_type == "Transpose" and depth < 8:
+            inner = self._source(n.input[0], depth + 1)
+            p = next((tuple(a.ints) for a in n.attribute if a.name == "perm"), None)
+            return None if inner is None or p is None else ("t", p, inner)
+        return None
+
+    def resolve(self, src, exact: dict, perms: dict):
+        """The exact integers of ``src`` in the layout the deployed graph holds them (None when unknown)."""
+        if src[0] == "tap":
+            t = self.taps[src[1]]
+            e, p = exact.get(t.exact_tensor), perms.get(src[1], False)
+            return None if e is None or p is False else (e if p is None else np.transpose(e, p))
+        if src[0] == "q":
+            return exact.get(src[1])
+        inner = self.resolve(src[2], exact, perms)
+        return None if inner is None else np.transpose(inner, src[1])
+
+    def build(self, exact: dict, perms: dict) -> None:
+        """The sub-model of every kernel whose inputs resolve on this batch (called once)."""
+        nodes, inputs, outputs, inits = [], {}, [], set()
+        for layer, t in self.taps.items():
+            k = self._producer.get(t.deployed_tensor)
+            idx = _data_inputs(k) if k is not None else None
+            if idx is None or k.output[0] != t.deployed_tensor or perms.get(layer, False) is False:
+                continue
+            data = [k.input[i] for i in idx if i < len(k.input) and k.input[i]]
+            srcs = [self._source(d) for d in data]
+            others = [i for j, i in enumerate(k.input) if j not in idx and i]
+            if any(s is None for s in srcs) or any(i not in self._inits for i in others):
+                continue
+            vals = [self.resolve(src, exact, perms) for src in srcs]
+            if any(v is None for v in vals):
+                continue
+            c = onnx.NodeProto()
+            c.CopyFrom(k)
+            c.name = "iso::" + k.name
+            c.input[:] = ["in::" + i if i in data else i for i in k.input]
+            c.output[:] = ["out::" + k.output[0]] + [""] * (len(k.output) - 1)
+            nodes.append(c)
+            for d, src, v in zip(data, srcs, vals):
+                inputs["in::" + d] = (src, v.dtype)
+            outputs.append(helper.make_tensor_value_info("out::" + k.output[0], t.qtype, None))
+            inits.update(others)
+            self.plan[layer] = (k, srcs)
+        if not nodes:
+            return
+        g = helper.make_graph(nodes, "kernels", [helper.make_tensor_value_info(
+            n, helper.np_dtype_to_tensor_dtype(dt), None) for n, (_, dt) in inputs.items()], outputs,
+            [i for i in self.optimized.graph.initializer if i.name in inits])
+        sub = helper.make_model(g, opset_imports=list(self.optimized.opset_import))
+        sub.ir_version = self.optimized.ir_version
+        path = os.path.join(self.folder, "kernels.onnx")
+        onnx.save(sub, path)  # weights: the same side file as the optimized graph
+        self.session = build_session(SessionConfig(path, level="disable"))
+        self.inputs = {n: src for n, (src, _) in inputs.items()}
+
+    def run(self, exact: dict, perms: dict) -> dict[str, np.ndarray]:
+        """Layer -> its kernel's integers computed from the exact inputs (deployed layout)."""
+        if self.session is None:
+            return {}
+        feed = {}
+        for n, src in self.inputs.items():
+            v = self.resolve(src, exact, perms)
+            if v is None:
+                return {}
+            feed[n] = np.ascontiguousarray(v)
+        names = ["out::" + k.output[0] for k, _ in self.plan.values()]
+        return dict(zip(self.plan, self.session.run(names, feed)))
+
+
 class DeployedLayerTaps:
     """The INT8 model as deployed, with every mappable layer's integers fetched from the very kernels it runs.
 
@@ -174,11 +282,23 @@ class DeployedLayerTaps:
         onnx.save(optimized, tapped_path)  # weights stay in the side file onnxruntime wrote beside it
         # optimizations off: the graph runs exactly as onnxruntime optimized it, nothing is fused again
         self.tapped = build_session(SessionConfig(tapped_path, level="disable", config_entries=entries))
+        inits8 = {i.name: i for i in int8.graph.initializer}
+        qdq_q = {n.output[0]: inits8[n.input[2]].data_type for n in int8.graph.node
+                 if n.op_type == "QuantizeLinear" and n.input[0] not in inits8 and len(n.input) > 2
+                 and n.input[2] in inits8 and inits8[n.input[2]].data_type in _QTYPES
+                 and _size(inits8.get(n.input[1])) == 1}
+        optimized.graph.ClearField("output")  # the kernel check copies nodes, not the tapped outputs
+        self._kernels = _KernelCheck(optimized, self.taps, qdq_q, self._dir.name)
+        # exact integers the kernel check feeds (graph-input quantization and the like, beside the layers')
+        self._extra_exact = {t: qdq_q[t] for t in qdq_q if t in {o for n in optimized.graph.node for o in n.input}
+                             or t in {o for n in optimized.graph.node for o in n.output}}
+        self.kernel_check_error: str | None = None
         self.identical: bool | None = None  # tapped outputs == plain session's outputs, checked on the first batch
         self.max_output_diff = 0.0
         self._batch: dict[str, np.ndarray] = {}
-        # per layer: error power the deployed values add, values that differ, values, largest difference (LSB)
-        self._acc = {k: np.zeros(4) for k in self.taps}
+        # per layer: error power the deployed values add, values that differ, values, largest difference (LSB);
+        # then the same for its kernel alone on exact inputs (_KernelCheck)
+        self._acc = {k: np.zeros(8) for k in self.taps}
         # layer -> the layout its deployed tensor holds (False: none fits)
         self._perm: dict[str, tuple | None | bool] = {}
         self.seconds = 0.0  # comparing the taps (the tapped inference is timed with the deployed outputs)
@@ -189,7 +309,9 @@ class DeployedLayerTaps:
     @property
     def expose(self) -> dict[str, int]:
         """The exact simulation's integers to fetch from the diff engine: QDQ tensor -> element type."""
-        return {t.exact_tensor: t.qtype for t in self.taps.values()}
+        out = dict(self._extra_exact)
+        out.update({t.exact_tensor: t.qtype for t in self.taps.values()})
+        return out
 
     def run(self, feed: dict, names: list[str]) -> list[np.ndarray]:
         """The model outputs ``names`` for ``feed`` as deployed; this batch's layer integers are kept."""
@@ -232,8 +354,39 @@ class DeployedLayerTaps:
                 # deployed error power = exact error power + this: only where they differ does anything change
                 a[0] += float((np.square(yd - xv) - np.square(ye - xv)).sum())
                 a[3] = max(a[3], float(np.abs(dv - ev).max()))
+        self._fold_kernels(fp32, exact)
         self._batch = {}
         self.seconds += time.perf_counter() - t0
+
+    def _fold_kernels(self, fp32: dict, exact: dict) -> None:
+        """Each kernel alone on the exact inputs against the exact output (``_KernelCheck``)."""
+        if self.kernel_check_error is not None:
+            return
+        try:
+            if self._kernels.session is None and not self._kernels.plan:
+                self._kernels.build(exact, self._perm)
+            own = self._kernels.run(exact, self._perm)
+        except Exception as err:  # noqa: BLE001 - an extra figure: the deployed view stands without it
+            self.kernel_check_error = f"{type(err).__name__}: {str(err)[:200]}"
+            return
+        for node, y in own.items():
+            t, p = self.taps[node], self._perm.get(node, False)
+            e, x = exact.get(t.exact_tensor), fp32.get(t.fp32_tensor)
+            if p is False or e is None or x is None:
+                continue
+            y = y if p is None else np.transpose(y, np.argsort(p))
+            if y.shape != e.shape or x.shape != e.shape:
+                continue
+            a = self._acc[node]
+            off = np.not_equal(y, e)
+            k = int(np.count_nonzero(off))
+            a[5] += k
+            a[6] += e.size
+            if k:
+                ev, dv, xv = e[off].astype(np.float64), y[off].astype(np.float64), x[off].astype(np.float64)
+                ye, yd = (ev - t.zero_point) * t.scale, (dv - t.zero_point) * t.scale
+                a[4] += float((np.square(yd - xv) - np.square(ye - xv)).sum())
+                a[7] = max(a[7], float(np.abs(dv - ev).max()))
 
     def _source_layout(self, node: str, t: LayerTap, d: np.ndarray, e: np.ndarray) -> np.ndarray | None:
         """``d`` in the exact tensor's layout. The graph says which layout a tensor holds (``LayerTap.perm``), but
@@ -274,7 +427,7 @@ class DeployedLayerTaps:
         departure starts. None when an upstream layer has no deployed figures."""
         out = {}
         for node, t in self.taps.items():
-            extra, diff, n, mx = self._acc[node]
+            extra, diff, n, mx, own_extra, own_diff, own_n, _ = self._acc[node]
             m = exact.get(node)
             if not n or m is None or not math.isfinite(m.mse):
                 continue
@@ -288,7 +441,12 @@ class DeployedLayerTaps:
                 gap = None  # the simulation is exact here (no error at all): no ratio to state
             dep = ex - gap if gap is not None and math.isfinite(ex) else (ex if gap == 0.0 else None)
             out[node] = {"sqnr_db": dep, "kernel_gap_db": gap, "lsb_diff_share": float(diff / n),
-                         "max_lsb_diff": int(mx), "exact_sqnr_db": ex, "kernel": t.kernel, "tensor": t.deployed_tensor}
+                         "max_lsb_diff": int(mx), "exact_sqnr_db": ex, "kernel": t.kernel, "tensor": t.deployed_tensor,
+                         "own_gap_db": None, "own_lsb_diff_share": None}
+            if own_n:  # the kernel alone, fed the exact inputs
+                own = 0.0 if own_extra == 0 else (10.0 * math.log10((ee + own_extra) / ee)
+                                                  if ee > 0 and ee + own_extra > 0 else None)
+                out[node].update(own_gap_db=own, own_lsb_diff_share=float(own_diff / own_n))
         for node, d in out.items():
             up = self._upstream.get(node)
             gaps = [out[u]["kernel_gap_db"] if u in out else None for u in (up or [])]
@@ -299,8 +457,12 @@ class DeployedLayerTaps:
     def note(self) -> str:
         """One line on what the per-layer deployed figures cover."""
         n = sum(1 for a in self._acc.values() if a[2])
+        own = sum(1 for a in self._acc.values() if a[6])
         s = (f"deployed per-layer figures: {n} of {self.layers} layers have a quantized output that survives "
-             "onnxruntime's fusion (the others show none)")
+             f"onnxruntime's fusion (the others show none); {own} of them also with their kernel run alone on the "
+             "exact simulation's inputs (own_gap_db)")
+        if self.kernel_check_error:
+            s += f"; the kernels could not be run alone ({self.kernel_check_error})"
         if self.identical is False:
             s += (f"; the tapped graph's outputs differ from the plain deployed session's (max |diff| "
                   f"{self.max_output_diff:.3g}), so the per-layer figures may not be exactly what ships (the output "
@@ -313,13 +475,26 @@ class DeployedLayerTaps:
 
 
 def kernel_departs(deployed: dict | None, threshold_db: float = KERNEL_GAP_DB) -> bool:
-    """Whether this layer's own kernel departs from the exact simulation: its gap is ``threshold_db`` over
-    its upstream layers' (the whole gap where that is unknown), not only carried from an earlier kernel."""
-    if not deployed:
-        return False
-    gap = deployed.get("introduced_gap_db")
-    gap = deployed.get("kernel_gap_db") if gap is None else gap
+    """Whether this layer's own kernel departs from the exact simulation by ``threshold_db`` or more (``own_gap``)."""
+    gap = own_gap(deployed)
     return gap is not None and gap >= threshold_db
+
+
+def own_gap(deployed: dict | None) -> float | None:
+    """What the layer's own kernel adds: ``own_gap_db`` (the kernel fed the simulation's inputs) where measured;
+    else, for a fused arithmetic kernel, the gap over its upstream layers' (``introduced_gap_db``, else the whole
+    gap). None for data movement and float ops: a cumulative gap changes through them (a mean of errors) without
+    any kernel departing, so it says nothing about them."""
+    if not deployed:
+        return None
+    if deployed.get("own_gap_db") is not None:
+        return deployed["own_gap_db"]
+    if deployed.get("kernel") not in _OUTPUT_SCALE_INPUT:
+        return None
+    for k in ("introduced_gap_db", "kernel_gap_db"):
+        if deployed.get(k) is not None:
+            return deployed[k]
+    return None
 
 
 def _upstream_layers(fp32: onnx.ModelProto, m: QDQMatch) -> dict[str, list[str]]:

@@ -131,17 +131,26 @@ def test_per_layer_figures_equal_an_independent_run_of_the_optimized_graph(demo)
 def test_kernel_gap_follows_the_cpu_integer_path(demo):
     """With VNNI the fused kernels match the simulation up to rounding ties (measured here: every gap under
     0.003 dB, under 0.03 % of values one LSB off); without it (AVX2: saturating u8 x s8 pairs) the first conv
-    already departs by tens of dB and every layer after it carries the gap."""
+    departs by tens of dB and every layer after it carries the gap, while the kernel-alone figure tells the
+    layers whose kernel departs (measured emulated: stem.Conv 26.3 dB, fc1.Gemm 4.6 dB) from those that only
+    carry it (the other convs: 0.00 dB alone)."""
     _, r, _ = demo
     gaps = {lay.node: lay.deployed["kernel_gap_db"] for lay in r.layers}
+    own = {lay.node: lay.deployed["own_gap_db"] for lay in r.layers if lay.deployed["own_gap_db"] is not None}
     departs = [lay.node for lay in r.layers if any(h.code == "kernel_departs" for h in lay.hints)]
+    assert len(own) >= 8  # every fused conv, add, concat and gemm of the demo
+    # the first conv reads the quantized input, the same in both: alone or in the model, one figure
+    assert own["stem.Conv"] == pytest.approx(gaps["stem.Conv"], abs=0.01)
     if u8s8_saturates(runtime_flags()):
         assert gaps["stem.Conv"] > 3.0 and "stem.Conv" in departs
         assert min(gaps.values()) > 1.0  # carried to the output
+        carried = [n for n in own if own[n] < 0.5 and gaps[n] > 3.0]
+        assert carried and not set(carried) & set(departs)  # carried, not caused: not flagged
         h = next(h for h in r.layer("stem.Conv").hints if h.code == "kernel_departs")
         assert "VNNI" in h.message and "reduce_range" in h.suggestion
     else:
         assert max(abs(g) for g in gaps.values()) < 0.05, gaps
+        assert max(abs(g) for g in own.values()) < 0.05, own
         assert max(lay.deployed["lsb_diff_share"] for lay in r.layers) < 0.01
         assert not departs
 

@@ -219,12 +219,12 @@ class LayerTableModel(QAbstractTableModel):
         lay = self._results.get(node)
         if col == C_GAP and lay is not None and lay.deployed:
             d = lay.deployed
-            intro = d.get("introduced_gap_db")
+            own = d.get("own_gap_db")
             return (f"deployed ({d.get('kernel')}): SQNR {fmt_db(d['sqnr_db'])} dB vs exact "
                     f"{fmt_db(d.get('exact_sqnr_db'))} dB\n{100 * d['lsb_diff_share']:.2f}% of values ≥ 1 LSB off "
                     f"(max {d.get('max_lsb_diff', '—')} LSB)"
-                    + (f"\n{fmt_db(intro, 2)} dB of the gap introduced by this layer's kernel"
-                       if intro is not None else ""))
+                    + (f"\nthis kernel alone, fed the simulation's inputs: {fmt_db(own, 2)} dB"
+                       if own is not None else ""))
         if col == C_HINTS and lay is not None and lay.hints:
             return "\n".join(f"• {h.message}\n   try: {h.suggestion}" for h in lay.hints)
         if col in (C_KEY, C_ISO, C_CUM) and lay is not None:

@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 
 from analyzers.calibration.methods import range_stats
-from analyzers.deployed_layers import DeployedLayerTaps, kernel_departs
+from analyzers.deployed_layers import DeployedLayerTaps, kernel_departs, own_gap
 from analyzers.diff import DiffEngine
 from analyzers.diff_types import AnalysisResult, Hint, LayerResult
 from analyzers.hints import HintInputs, fallback_hint, layer_hints
@@ -153,10 +153,12 @@ def _deployed_layers(layers: list[LayerResult], figures: dict[str, dict]) -> Non
         fix = ("quantize with reduce_range = true (7-bit weights cannot saturate), or run with "
                "session.x64quantprecision = 1 (u8 x u8 path)" if saturates else
                "compare with --kernels exact; keep this layer in FP32 or 16-bit if the gap matters")
-        gap = d["introduced_gap_db"] if d.get("introduced_gap_db") is not None else d["kernel_gap_db"]
+        gap = own_gap(d)
+        alone = (f"fed the simulation's own inputs it costs {gap:.1f} dB ({d['own_lsb_diff_share']:.1%} of values "
+                 ">= 1 LSB off)" if d.get("own_gap_db") is not None else f"{gap:.1f} dB of the gap starts here")
         lay.hints.append(Hint("kernel_departs", f"the deployed {d['kernel']} kernel departs from the Q/DQ simulation: "
-                              f"{d['kernel_gap_db']:.1f} dB lower SQNR as deployed ({gap:.1f} dB of it introduced "
-                              f"here), {d['lsb_diff_share']:.1%} of values differ by >= 1 LSB; {why}", fix, float(gap)))
+                              f"{alone}; as deployed the layer is {d['kernel_gap_db']:.1f} dB below exact, "
+                              f"{d['lsb_diff_share']:.1%} of its values >= 1 LSB off; {why}", fix, float(gap)))
 
 
 def _also_deployed(batches, deployed: DeployedOutputs, labels):

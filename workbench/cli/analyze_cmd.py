@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 
+from analyzers.deployed_layers import own_gap
 from analyzers.ranking import RANKINGS, Thresholds
 
 from ..analysis import DEFAULT_KERNELS, KERNEL_MODES, analyze
@@ -89,12 +90,13 @@ def print_kernel_gaps(r) -> None:
     print(f"deployed {len(mapped)} of {len(r.layers)} layers read from onnxruntime's fused kernels ({kernels_label('deployed')}); "
           f"k.gap = exact minus deployed cumulative SQNR (dB); largest {_f(kernel_gap(worst), '{:.2f}')} dB at {worst.node}")
     if not departs:
-        print("         no kernel departs from the exact simulation (no layer introduces a gap of 1 dB or more)")
+        print("         no kernel departs from the exact simulation (none loses 1 dB or more fed the simulation's inputs)")
     for lay in departs:
         d = lay.deployed
-        intro = d.get("introduced_gap_db")
+        own = d.get("own_gap_db")
         print(f"  kernel_departs  {lay.node}: {d['kernel']} gap {_f(d['kernel_gap_db'], '{:.2f}')} dB"
-              + (f" ({_f(intro, '{:.2f}')} introduced here)" if intro is not None else "")
+              + (f" ({_f(own, '{:.2f}')} dB of it from this kernel alone, fed the simulation's inputs)"
+                 if own is not None else f" ({_f(own_gap(d), '{:.2f}')} dB over its upstream layers)")
               + f", {d['lsb_diff_share']:.1%} of values >= 1 LSB off (max {d.get('max_lsb_diff', '-')}); "
               f"deployed SQNR {_f(d['sqnr_db'])} dB vs exact {_f(d.get('exact_sqnr_db'))} dB")
 
