@@ -81,7 +81,9 @@ def render_markdown(report: ReportData | dict) -> str:
         departs = any(h["code"] == "kernel_departs" for h in lay["hints"])
         shown = dep.get("kernel_gap_db")
         shown = 0.0 if shown is not None and abs(shown) < 0.05 else shown  # rounding noise, not a sign
-        gap = (f"{_v(shown, 'db')} ({100 * dep['lsb_diff_share']:.1f}% ≥ 1 LSB"
+        alone = dep.get("own_gap_db")
+        alone = "" if alone is None else f", alone {_v(0.0 if abs(alone) < 0.05 else alone, 'db')}"
+        gap = (f"{_v(shown, 'db')} ({100 * dep['lsb_diff_share']:.1f}% ≥ 1 LSB{alone}"
                f"{', departs' if departs else ''})" if dep.get("kernel_gap_db") is not None else "–")
         out.append(f"| {md_code(lay['node'], True)} | {md_code(lay['op_type'], True)} | {_v(lay['rank_key_db'], 'db')} | "
                    f"{_v(lay['isolated']['sqnr_db'], 'db')} | "

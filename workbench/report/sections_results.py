@@ -258,7 +258,9 @@ def _gap_cell(v: View, p: tuple, lay: dict) -> Markup | str:
     return join([v.num(p + ("deployed", "kernel_gap_db"), "db"), " " if departs else None,
                  tag("kernel departs", "bad") if departs else None, el("br", None),
                  el("small", {"class_": "muted"},
-                    join([v.num(p + ("deployed", "lsb_diff_share"), "pctg"), "% ≥ 1 LSB"]))])
+                    join([v.num(p + ("deployed", "lsb_diff_share"), "pctg"), "% ≥ 1 LSB"]
+                         + ([" · alone ", v.num(p + ("deployed", "own_gap_db"), "db")]
+                            if d.get("own_gap_db") is not None else [])))])
 
 
 def _all_row(v: View, f: int, i: int, lay: dict) -> list:
@@ -304,7 +306,8 @@ def layers(v: View, f: int) -> Markup:
            f"{th['isolated_floor_db']:g} dB, or {th['introduced_db']:g} dB lost at the node. Higher SQNR is better."
            + (" Kernel gap (deployed kernels): the exact simulation's cumulative SQNR minus the SQNR of the same tensor "
               "read from onnxruntime's fused kernels on the analysing CPU, with the share of values at least one "
-              "quantization step (LSB) apart; 'kernel departs' marks a layer that adds 1 dB or more of gap itself."
+              "quantization step (LSB) apart; 'alone': the same kernel fed the simulation's own inputs, so what it "
+              "adds itself; 'kernel departs' marks a layer whose kernel alone loses 1 dB or more."
               if dep else "")),
         table(heads, rows, num_cols={0, 2, 3, 4, 5, 6, 7, 8} | ({9} if dep else set()), row_classes=classes,
               id="worst-layers", name_col=1),
