@@ -165,6 +165,7 @@ class _KernelCheck:
     def __init__(self, optimized: onnx.ModelProto, taps: dict[str, LayerTap], qdq_q: dict[str, int], folder: str):
         self.optimized, self.taps, self.qdq_q, self.folder = optimized, taps, qdq_q, folder
         self.session = None
+        self.built = False
         self.plan: dict[str, tuple[onnx.NodeProto, list]] = {}  # layer -> (kernel node, its data inputs' sources)
         self.inputs: dict[str, tuple] = {}  # sub-model input -> source
         g = optimized.graph
@@ -199,6 +200,7 @@ class _KernelCheck:
 
     def build(self, exact: dict, perms: dict) -> None:
         """The sub-model of every kernel whose inputs resolve on this batch (called once)."""
+        self.built = True
         nodes, inputs, outputs, inits = [], {}, [], set()
         for layer, t in self.taps.items():
             k = self._producer.get(t.deployed_tensor)
@@ -290,8 +292,8 @@ class DeployedLayerTaps:
         optimized.graph.ClearField("output")  # the kernel check copies nodes, not the tapped outputs
         self._kernels = _KernelCheck(optimized, self.taps, qdq_q, self._dir.name)
         # exact integers the kernel check feeds (graph-input quantization and the like, beside the layers')
-        self._extra_exact = {t: qdq_q[t] for t in qdq_q if t in {o for n in optimized.graph.node for o in n.input}
-                             or t in {o for n in optimized.graph.node for o in n.output}}
+        used = {i for n in optimized.graph.node for i in list(n.input) + list(n.output)}
+        self._extra_exact = {t: q for t, q in qdq_q.items() if t in used}
         self.kernel_check_error: str | None = None
         self.identical: bool | None = None  # tapped outputs == plain session's outputs, checked on the first batch
         self.max_output_diff = 0.0
@@ -363,7 +365,7 @@ class DeployedLayerTaps:
         if self.kernel_check_error is not None:
             return
         try:
-            if self._kernels.session is None and not self._kernels.plan:
+            if not self._kernels.built:
                 self._kernels.build(exact, self._perm)
             own = self._kernels.run(exact, self._perm)
         except Exception as err:  # noqa: BLE001 - an extra figure: the deployed view stands without it
@@ -397,12 +399,12 @@ class DeployedLayerTaps:
             r = d.ndim
             cands = [t.perm, None] + ([(0, *range(2, r), 1)] if r >= 3 else [])
 
-            def fits(p):
+            def fit(p):
                 if p is None:
                     return d.shape == e.shape
                 return len(p) == r and tuple(d.shape[i] for i in np.argsort(p)) == e.shape
 
-            fits = [p for p in dict.fromkeys(cands) if fits(p)]
+            fits = [p for p in dict.fromkeys(cands) if fit(p)]
             if not fits:
                 self._perm[node] = False
             else:
