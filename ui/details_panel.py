@@ -86,7 +86,7 @@ class DetailsPanel(QWidget):
                          f"<p>{e(str(d.get('kernel') or ''))}: SQNR <b>{fmt_db(d['sqnr_db'])} dB</b> vs exact "
                          f"{fmt_db(d.get('exact_sqnr_db'))} dB · kernel gap "
                          f"<b{style}>{fmt_db(d['kernel_gap_db'], 2)} dB</b>"
-                         + (f" ({fmt_db(own, 2)} dB from this kernel alone, fed the simulation's inputs)"
+                         + (f" (its kernel alone, fed the simulation's inputs: {fmt_db(own, 2)} dB)"
                             if own is not None else "")
                          + f" · {100 * d['lsb_diff_share']:.2f}% of values ≥ 1 LSB off</p>")
         elif self.ws.current_run is not None and any(x.deployed for x in self.ws.current_run.result.layers):

@@ -95,7 +95,7 @@ def print_kernel_gaps(r) -> None:
         d = lay.deployed
         own = d.get("own_gap_db")
         print(f"  kernel_departs  {lay.node}: {d['kernel']} gap {_f(d['kernel_gap_db'], '{:.2f}')} dB"
-              + (f" ({_f(own, '{:.2f}')} dB of it from this kernel alone, fed the simulation's inputs)"
+              + (f" (its kernel alone, fed the simulation's inputs: {_f(own, '{:.2f}')} dB)"
                  if own is not None else f" ({_f(own_gap(d), '{:.2f}')} dB over its upstream layers)")
               + f", {d['lsb_diff_share']:.1%} of values >= 1 LSB off (max {d.get('max_lsb_diff', '-')}); "
               f"deployed SQNR {_f(d['sqnr_db'])} dB vs exact {_f(d.get('exact_sqnr_db'))} dB")
