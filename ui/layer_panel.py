@@ -29,6 +29,7 @@ from .layer_table import (
     C_AMP,
     C_CUM,
     C_DELTA,
+    C_GAP,
     C_HINTS,
     C_ISO,
     C_KEY,
@@ -135,8 +136,9 @@ class LayerPanel(QWidget):
         h.setStretchLastSection(True)
         for col, w in ((C_NODE, 210), (C_OP, 74), (C_PREC, 92), (C_PCT, 72), (C_KEY, 96), (C_ISO, 90), (C_CUM, 100),
                        (C_AMP, 82),
-                       (C_DELTA, 72), (C_HINTS, 260)):
+                       (C_DELTA, 72), (C_HINTS, 260), (C_GAP, 96)):
             self.table.setColumnWidth(col, w)
+        h.moveSection(h.visualIndex(C_GAP), h.visualIndex(C_HINTS))  # shown before the hints, which stretch
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._context_menu)
         self.table.selectionModel().selectionChanged.connect(self._table_selection_changed)

@@ -14,10 +14,12 @@ import numpy as np
 import onnx
 
 from analyzers.calibration.methods import range_stats
+from analyzers.deployed_layers import DeployedLayerTaps, kernel_departs, own_gap
 from analyzers.diff import DiffEngine
 from analyzers.diff_types import AnalysisResult, Hint, LayerResult
 from analyzers.hints import HintInputs, fallback_hint, layer_hints
 from analyzers.model_hints import model_hints, saturation_hint, spread_error_hint
+from analyzers.qdq_match import match
 from analyzers.ranking import Thresholds, amplification, flag, introduced_db
 from backends.cpuinfo import runtime_flags, u8s8_saturates
 from backends.tasks import scaled
@@ -68,16 +70,32 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
     # runs on the same samples when the layer's isolated computation did not change
     cache = session.analysis_cache.setdefault(("isolated", data.content_hash(), n), {})
     excluded = set(q.excluded)  # the recipe's exclusions plus the mask path kept in float (workbench.mask_path)
+    masked = set(q.mask_path.tensors) if q.mask_path else set()
+    taps, notes = None, list(q.notes)
+    if kernels != "exact":  # the deployed graph, each layer's integers fetched from the kernels it runs
+        try:
+            taps = DeployedLayerTaps(str(q.path), int8, match(fp32, int8, set(op_types_for(recipe)), excluded),
+                                     masked, fp32=fp32)
+        except Exception as e:  # noqa: BLE001 - an extra view: the deployed output figures go on without it
+            notes.append(f"deployed per-layer figures unavailable: onnxruntime's optimized graph could not be read "
+                         f"back and run ({type(e).__name__}: {str(e)[:200]}); the deployed output figures are a "
+                         "plain session's")
     engine = DiffEngine(fp32, int8, set(op_types_for(recipe)), excluded, isolated=isolated,
                         reservoir=reservoir, batched=_batched(data), reuse_isolated=cache if isolated else None,
-                        fp32_key=session.prepared.sha256, masked=set(q.mask_path.tensors) if q.mask_path else set())
+                        fp32_key=session.prepared.sha256, masked=masked, expose=taps.expose if taps else None)
     kinds = output_kinds(fp32, recipe, data.labels)
     batches = data.batches(limit=n, batch_size=engine.suggested_batch())
     deployed = None
     if kernels != "exact":
-        deployed = DeployedOutputs(session.prepared.path, q.path, kinds, engine.batched)
+        deployed = DeployedOutputs(session.prepared.path, q.path, kinds, engine.batched,
+                                   int8_run=taps.run if taps else None)
         batches = _also_deployed(batches, deployed, data.labels)
-    outcome = engine.run(batches, n, data.labels, scaled(task, 0.3, 1.0), kinds=kinds)
+    try:
+        outcome = engine.run(batches, n, data.labels, scaled(task, 0.3, 1.0), kinds=kinds,
+                             on_batch=taps.fold if taps else None)
+    finally:
+        if taps is not None:
+            taps.close()
     if isolated:
         for node, sig in engine.graph.iso_signatures.items():
             iso = outcome.layers[node].isolated if node in outcome.layers else None
@@ -91,6 +109,9 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
     for lay in flag(layers, thresholds):  # every flagged layer carries at least one hint
         if not lay.hints:
             lay.hints = [fallback_hint(lay.node, lay.precision)]
+    if taps is not None:
+        _deployed_layers(layers, taps.results({n: o.cumulative for n, o in outcome.layers.items()}))
+        notes.append(taps.note())
     requantized = set(float_layers_requantized_at_runtime(q.path, sorted(excluded)))
     for lay in layers:
         if lay.node in requantized:
@@ -113,6 +134,7 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
         dep = deployed.results()
         outputs += dep
         timings["deployed_inference_s"] = deployed.seconds
+        timings["deployed_layers_s"] = taps.seconds if taps else 0.0
         h = saturation_hint(outcome.outputs, dep, u8s8_saturates(runtime_flags()))
         if h is not None:
             hints.append(h)
@@ -120,7 +142,7 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
         model=session.prepared.source, recipe=recipe.to_dict(), samples=outcome.samples,
         elapsed_s=time.perf_counter() - t0, peak_rss_mb=peak_rss_mb(), outputs=outputs, layers=layers,
         thresholds=thresholds, heatmap=heat, reservoirs=outcome.reservoirs, int8_model=str(q.path), timings=timings,
-        notes=list(q.notes), hints=hints, kernels=kernels, macs_by_precision=macs)
+        notes=notes, hints=hints, kernels=kernels, macs_by_precision=macs)
 
 
 def _macs(fp32, layers, data) -> dict | None:
@@ -129,6 +151,27 @@ def _macs(fp32, layers, data) -> dict | None:
         return macs_by_precision(fp32, {lay.node: lay.precision for lay in layers}, data.sample(0))
     except Exception:  # noqa: BLE001 - a figure to show, never a reason to fail the analysis
         return None
+
+
+def _deployed_layers(layers: list[LayerResult], figures: dict[str, dict]) -> None:
+    """Each layer's ``deployed`` figures, and a ``kernel_departs`` hint where the kernel computes a worse
+    tensor than the Q/DQ simulation (``analyzers.deployed_layers.KERNEL_GAP_DB``)."""
+    saturates = u8s8_saturates(runtime_flags())
+    for lay in layers:
+        d = lay.deployed = figures.get(lay.node)
+        if not kernel_departs(d):
+            continue
+        why = ("this CPU has no VNNI: onnxruntime's u8 x s8 kernels add pairs of products in saturating 16-bit "
+               "lanes" if saturates else "onnxruntime's fused kernel rounds or computes differently from Q/DQ")
+        fix = ("quantize with reduce_range = true (7-bit weights cannot saturate), or run with "
+               "session.x64quantprecision = 1 (u8 x u8 path)" if saturates else
+               "compare with --kernels exact; keep this layer in FP32 or 16-bit if the gap matters")
+        gap = own_gap(d)
+        alone = (f"fed the simulation's own inputs it costs {gap:.1f} dB ({d['own_lsb_diff_share']:.1%} of values "
+                 ">= 1 LSB off)" if d.get("own_gap_db") is not None else f"{gap:.1f} dB of the gap starts here")
+        lay.hints.append(Hint("kernel_departs", f"the deployed {d['kernel']} kernel departs from the Q/DQ simulation: "
+                              f"{alone}; as deployed the layer is {d['kernel_gap_db']:.1f} dB below exact, "
+                              f"{d['lsb_diff_share']:.1%} of its values >= 1 LSB off; {why}", fix, float(gap)))
 
 
 def _also_deployed(batches, deployed: DeployedOutputs, labels):

@@ -36,9 +36,12 @@ class DeployedOutputs:
     and ``qwb quantize`` into a pass of its own, over the same batches: both print the same figures."""
 
     def __init__(self, fp32_path: str | Path, int8_path: str | Path, kinds: dict[str, OutputKind],
-                 batched: bool = True):
+                 batched: bool = True, int8_run=None):
+        """``int8_run(feed, names)``: runs the INT8 model as deployed instead of a session of its own (the
+        per-layer view's tapped graph, which computes the same outputs)."""
         self.fp32 = _fp32_session(str(fp32_path))
-        self.int8 = build_session(SessionConfig.for_purpose("deployed", str(int8_path)))
+        self.int8_run = int8_run
+        self.int8 = None if int8_run else build_session(SessionConfig.for_purpose("deployed", str(int8_path)))
         self.names = [o.name for o in self.fp32.get_outputs()]
         self.inputs = {i.name for i in self.fp32.get_inputs()}
         self.acc = {n: OutputAccumulator(kinds[n], batched) for n in self.names}
@@ -48,7 +51,8 @@ class DeployedOutputs:
         """Fold in one batch (``labels``: this batch's labels or None)."""
         t = time.perf_counter()
         feed = {k: v for k, v in feed.items() if k in self.inputs}
-        xs, ys = self.fp32.run(self.names, feed), self.int8.run(self.names, feed)
+        xs = self.fp32.run(self.names, feed)
+        ys = self.int8_run(feed, self.names) if self.int8_run else self.int8.run(self.names, feed)
         self.seconds += time.perf_counter() - t
         for n, x, y in zip(self.names, xs, ys):
             self.acc[n].update(x, y, labels)

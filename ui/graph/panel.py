@@ -379,6 +379,10 @@ class GraphPanel(QWidget):
             lines.append(f"isolated SQNR {fmt_db(iso)} dB · cumulative {fmt_db(lay.cumulative.effective_sqnr_db)} dB")
             if lay.amplification is not None:
                 lines.append(f"amplification {fmt_db(lay.amplification)} dB")
+            d = lay.deployed
+            if d and d.get("kernel_gap_db") is not None:
+                lines.append(f"deployed kernels: SQNR {fmt_db(d['sqnr_db'])} dB · kernel gap "
+                             f"{fmt_db(d['kernel_gap_db'], 2)} dB · {100 * d['lsb_diff_share']:.2f}% ≥ 1 LSB")
             for h in lay.hints[:3]:
                 lines.append(f"• {_esc(h.message)}")
         return "<br>".join(lines)

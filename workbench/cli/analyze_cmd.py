@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 
+from analyzers.deployed_layers import own_gap
 from analyzers.ranking import RANKINGS, Thresholds
 
 from ..analysis import DEFAULT_KERNELS, KERNEL_MODES, analyze
@@ -89,8 +90,38 @@ def check_numbers(args: argparse.Namespace) -> None:
                                  f"pass e.g. --{flag.replace('_', '-')} 6")
 
 
-def _f(x) -> str:
-    return fmt_db(x)
+def _f(x, fmt="{:.1f}") -> str:
+    """A dB figure as every screen prints it (``fmt_db``), with the digits ``fmt`` asks for."""
+    return fmt_db(x, 2 if fmt == "{:.2f}" else 1)
+
+
+def kernel_gap(lay):
+    """The layer's kernel gap (exact SQNR - deployed SQNR, dB), or None."""
+    return (lay.deployed or {}).get("kernel_gap_db")
+
+
+def _nz(x):
+    """``x`` with -0.0-looking rounding noise shown as 0."""
+    return 0.0 if x is not None and abs(x) < 0.05 else x
+
+
+def print_kernel_gaps(r) -> None:
+    """The deployed per-layer view: where onnxruntime's fused kernels depart from the exact simulation."""
+    departs = [lay for lay in r.layers if any(h.code == "kernel_departs" for h in lay.hints)]
+    mapped = [lay for lay in r.layers if lay.deployed]
+    worst = max(mapped, key=lambda lay: kernel_gap(lay) or 0.0)
+    print(f"deployed {len(mapped)} of {len(r.layers)} layers read from onnxruntime's fused kernels ({kernels_label('deployed')}); "
+          f"k.gap = exact minus deployed cumulative SQNR (dB); largest {_f(kernel_gap(worst), '{:.2f}')} dB at {worst.node}")
+    if not departs:
+        print("         no kernel departs from the exact simulation (none loses 1 dB or more fed the simulation's inputs)")
+    for lay in departs:
+        d = lay.deployed
+        own = d.get("own_gap_db")
+        print(f"  kernel_departs  {lay.node}: {d['kernel']} gap {_f(d['kernel_gap_db'], '{:.2f}')} dB"
+              + (f" (its kernel alone, fed the simulation's inputs: {_f(own, '{:.2f}')} dB)"
+                 if own is not None else f" ({_f(own_gap(d), '{:.2f}')} dB over its upstream layers)")
+              + f", {d['lsb_diff_share']:.1%} of values >= 1 LSB off (max {d.get('max_lsb_diff', '-')}); "
+              f"deployed SQNR {_f(d['sqnr_db'])} dB vs exact {_f(d.get('exact_sqnr_db'))} dB")
 
 
 def print_report(r, s, rank: str, top: int) -> None:
@@ -112,8 +143,9 @@ def print_report(r, s, rank: str, top: int) -> None:
            "cumulative": f"key = {EFFECTIVE_SQNR_DEF}, of the cumulative tensor"}.get(rank, "")
     print(f"layers   {len(r.layers)} analysed (exact kernels), {len(flagged)} flagged; ranked by {rank} error{'; ' + key if key else ''} "
           "(SQNR in dB, higher is better; ch = mean/min over channels with signal and error)")
+    dep = any(lay.deployed for lay in r.layers)
     head = (f"{'#':>3}  {'node':<28} {'op':<10} {'key':>5} {'isolated tensor (ch)':>20} {'cumulative (ch)':>20} {'amp':>5} "
-            f"{'intro':>6}  flag")
+            f"{'intro':>6}" + (f" {'k.gap':>6}" if dep else "") + "  flag")
     print(head)
     for i, lay in enumerate(r.ranked(rank)[:top], 1):
         iso = lay.isolated
@@ -123,10 +155,13 @@ def print_report(r, s, rank: str, top: int) -> None:
         k = (iso.effective_sqnr_db if iso else None) if rank != "cumulative" else c.effective_sqnr_db
         k_s = _f(k) if rank in ("isolated", "cumulative") and k is not None else "-"
         print(f"{i:>3}  {lay.node[:28]:<28} {lay.op_type[:10]:<10} {k_s:>5} {iso_s:>20} {cum_s:>20} {_f(lay.amplification):>5} "
-              f"{_f(lay.introduced_db):>6}  {'YES' if lay.flagged else ''}")
+              f"{_f(lay.introduced_db):>6}" + (f" {_f(_nz(kernel_gap(lay))):>6}" if dep else "")
+              + f"  {'YES' if lay.flagged else ''}")
         if lay.flagged or (i <= 3 and lay.hints):
             for h in lay.hints:
                 print(f"       - {h.message}\n         try: {h.suggestion}")
+    if dep:
+        print_kernel_gaps(r)
     for h in r.hints:
         print(f"hint: {h.message}\n      try: {h.suggestion}")
     for note in r.notes:

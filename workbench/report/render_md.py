@@ -78,13 +78,21 @@ def render_markdown(report: ReportData | dict) -> str:
     ranked = sorted((lay for lay in layers if lay.get("rank_key_db") is not None), key=lambda lay: lay["rank_key_db"])
     out += ["**Worst layers** (SQNR in dB, higher is better; ranked by the effective SQNR = min(tensor, channel mean) "
             "of the isolated layer)", "",
-            "| layer | op | effective | isolated tensor | cumulative | flagged | first hint |",
-            "|---|---|--:|--:|--:|---|---|"]
+            "| layer | op | effective | isolated tensor | cumulative | kernel gap (deployed) | flagged | first hint |",
+            "|---|---|--:|--:|--:|--:|---|---|"]
     for lay in ranked[:TOP]:
         hint = md_text(lay["hints"][0]["suggestion"]) if lay["hints"] and lay["flagged"] else ""
+        dep = lay.get("deployed") or {}
+        departs = any(h["code"] == "kernel_departs" for h in lay["hints"])
+        shown = dep.get("kernel_gap_db")
+        shown = 0.0 if shown is not None and abs(shown) < 0.05 else shown  # rounding noise, not a sign
+        alone = dep.get("own_gap_db")
+        alone = "" if alone is None else f", alone {_v(0.0 if abs(alone) < 0.05 else alone, 'db')}"
+        gap = (f"{_v(shown, 'db')} ({100 * dep['lsb_diff_share']:.1f}% ≥ 1 LSB{alone}"
+               f"{', departs' if departs else ''})" if dep.get("kernel_gap_db") is not None else "–")
         out.append(f"| {md_code(lay['node'], True)} | {md_code(lay['op_type'], True)} | {_v(lay['rank_key_db'], 'db')} | "
                    f"{_v(lay['isolated']['sqnr_db'], 'db')} | "
-                   f"{_v(lay['cumulative']['sqnr_db'], 'db')} | {'yes' if lay['flagged'] else ''} | {hint} |")
+                   f"{_v(lay['cumulative']['sqnr_db'], 'db')} | {gap} | {'yes' if lay['flagged'] else ''} | {hint} |")
     out.append("")
     for h in run["analysis"].get("hints") or []:  # whole-model hints, e.g. 16-bit activations with their cost
         out += [f"**Hint** {md_text(h['message'])}; try: {md_text(h['suggestion'])}", ""]

@@ -294,6 +294,20 @@ def _worst_row(v: View, f: int, i: int, lay: dict) -> list:
             v.num(p + ("weight", "sqnr_db"), "db") if lay["weight"] else "–"]
 
 
+def _gap_cell(v: View, p: tuple, lay: dict) -> Markup | str:
+    """The layer's kernel gap (exact - deployed SQNR, dB) with the share of values >= 1 LSB off under it."""
+    d = lay.get("deployed")
+    if not d or d.get("kernel_gap_db") is None:
+        return "–"
+    departs = any(h["code"] == "kernel_departs" for h in lay["hints"])
+    return join([v.num(p + ("deployed", "kernel_gap_db"), "db"), " " if departs else None,
+                 tag("kernel departs", "bad") if departs else None, el("br", None),
+                 el("small", {"class_": "muted"},
+                    join([v.num(p + ("deployed", "lsb_diff_share"), "pctg"), "% ≥ 1 LSB"]
+                         + ([" · alone ", v.num(p + ("deployed", "own_gap_db"), "db")]
+                            if d.get("own_gap_db") is not None else [])))])
+
+
 def _all_row(v: View, f: int, i: int, lay: dict) -> list:
     p = ("runs", f, "analysis", "layers", i)
     return [el("code", None, lay["node"]), lay["op_type"], lay["precision"],
@@ -308,21 +322,26 @@ def layers(v: View, f: int) -> Markup:
     all_layers = v.get("runs", f, "analysis", "layers")
     ranked = sorted(range(len(all_layers)), key=lambda i: _iso_key(all_layers[i]))
     rows, classes = [], []
+    dep = any(lay.get("deployed") for lay in all_layers)  # a deployed per-layer view was measured
     for rank, i in enumerate(ranked[:TOP_LAYERS], 1):
         lay = all_layers[i]
-        rows.append([str(rank)] + _worst_row(v, f, i, lay))
+        p = ("runs", f, "analysis", "layers", i)
+        rows.append([str(rank)] + _worst_row(v, f, i, lay) + ([_gap_cell(v, p, lay)] if dep else []))
         classes.append("flagged" if lay["flagged"] else None)
         if lay["hints"] and (lay["flagged"] or rank <= 3):
             items = [el("li", None, h["message"], el("br", None), el("span", {"class_": "hint-try"}, "try: ",
                                                                       h["suggestion"])) for h in lay["hints"]]
-            rows.append([Markup(""), el("td", {"colspan": 8}, el("ul", {"class_": "hints"}, *items))])
+            rows.append([Markup(""), el("td", {"colspan": 9 if dep else 8}, el("ul", {"class_": "hints"}, *items))])
             classes.append("flagged hint-row" if lay["flagged"] else "hint-row")
-    heads = ["#", "layer", "effective SQNR dB", "isolated tensor SQNR dB", "cumulative SQNR dB", "amplif. dB", "introduced dB",
-             "clipped", "weight SQNR dB"]
+    heads = ["#", "layer", "effective SQNR dB", "isolated tensor SQNR dB", "cumulative SQNR dB", "amplif. dB",
+             "introduced dB", "clipped", "weight SQNR dB"] + (["kernel gap dB (deployed)"] if dep else [])
     th = v.get("runs", f, "analysis", "thresholds")
     notes = v.get("runs", f, "analysis", "notes") or []  # e.g. the attention-mask path kept in float
     shown = all_layers[:MAX_ALL_LAYERS]
     every = [_all_row(v, f, i, lay) for i, lay in enumerate(shown)]
+    if dep:
+        every = [r[:-1] + [_gap_cell(v, ("runs", f, "analysis", "layers", i), lay), r[-1]] for i, (r, lay) in
+                 enumerate(zip(every, shown))]
     return section(
         "layers", "Worst layers and why",
         el("p", {"class_": "sub"}, "Ranked by the effective SQNR = min(tensor, channel mean) of the isolated layer "
@@ -330,14 +349,22 @@ def layers(v: View, f: int) -> Markup:
            "carry it; JSON rank_key_db), with the tensor SQNR and the per-channel mean / worst beside it; amplification = isolated − cumulative tensor SQNR; ch = mean / worst output channel, "
            "over channels with signal and error (dead and exact channels are left out). "
            f"Flagged: isolated SQNR {th['isolated_below_median_db']:g} dB below the median layer, under "
-           f"{th['isolated_floor_db']:g} dB, or {th['introduced_db']:g} dB lost at the node. Higher SQNR is better."),
-        table(heads, rows, num_cols={0, 2, 3, 4, 5, 6, 7, 8}, row_classes=classes, id="worst-layers", name_col=1),
+           f"{th['isolated_floor_db']:g} dB, or {th['introduced_db']:g} dB lost at the node. Higher SQNR is better."
+           + (" Kernel gap (deployed kernels): the exact simulation's cumulative SQNR minus the SQNR of the same tensor "
+              "read from onnxruntime's fused kernels on the analysing CPU, with the share of values at least one "
+              "quantization step (LSB) apart; 'alone': the same kernel fed the simulation's own inputs, so what it "
+              "adds itself; 'kernel departs' marks a layer whose kernel alone loses 1 dB or more."
+              if dep else "")),
+        table(heads, rows, num_cols={0, 2, 3, 4, 5, 6, 7, 8} | ({9} if dep else set()), row_classes=classes,
+              id="worst-layers", name_col=1),
         *_model_hints(v, f),
         el("h3", None, "Notes on this run") if notes else None,
         el("ul", {"class_": "hints", "id": "run-notes"}, *[el("li", None, n) for n in notes]) if notes else None,
         el("h3", None, f"All layers in graph order ({len(all_layers)})"),
-        table(["layer", "op", "precision", "effective SQNR dB", "isolated tensor dB", "cumulative dB", "amplif. dB",
-               ""], every, num_cols={3, 4, 5, 6}, row_classes=["flagged" if lay["flagged"] else None for lay in shown],
+        table(["layer", "op", "precision", "effective SQNR dB", "isolated tensor dB", "cumulative dB", "amplif. dB"]
+              + (["kernel gap dB (deployed)"] if dep else []) + [""], every,
+              num_cols={3, 4, 5, 6} | ({7} if dep else set()),
+              row_classes=["flagged" if lay["flagged"] else None for lay in shown],
               id="all-layers"),
         el("p", {"class_": "sub"}, f"{len(all_layers) - MAX_ALL_LAYERS} more layers in the JSON file.")
         if len(all_layers) > MAX_ALL_LAYERS else None)
