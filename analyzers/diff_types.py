@@ -188,6 +188,7 @@ class AnalysisResult:
     notes: list[str] = field(default_factory=list)  # things the user should know about this run
     hints: list[Hint] = field(default_factory=list)  # model-level hints (e.g. attention: MatMul/Gemm-only recipe)
     kernels: str = "exact"  # the output modes analysed: exact | deployed | both (layers are always exact)
+    kernel_gap: "KernelGap | None" = None  # integer path, deployed-vs-exact gap, cause, measured remedies (both)
 
     def outputs_of(self, kernels: str) -> list[OutputResult]:
         """The outputs measured under ``kernels`` (exact | deployed), in model order."""
@@ -213,6 +214,7 @@ class AnalysisResult:
             "thresholds": asdict(self.thresholds),
             "outputs": [o.to_dict() for o in self.outputs], "layers": [lay.to_dict() for lay in self.layers],
             "timings": {k: json_num(v) for k, v in self.timings.items()},
+            "kernel_gap": self.kernel_gap.to_dict() if self.kernel_gap is not None else None,
         }
         if include_arrays:
             d["heatmap"] = None if self.heatmap is None else [[json_num(v) for v in row] for row in self.heatmap.tolist()]
@@ -235,7 +237,14 @@ class AnalysisResult:
                         for t, v in (d.get("reservoirs") or {}).items()},
             int8_model=d.get("int8_model"), timings={k: _f(v) for k, v in (d.get("timings") or {}).items()},
             execution=d.get("execution", "simulated"), notes=list(d.get("notes", [])),
-            hints=[_hint_from(h) for h in d.get("hints", [])], kernels=d.get("kernels", "exact"))
+            hints=[_hint_from(h) for h in d.get("hints", [])], kernels=d.get("kernels", "exact"),
+            kernel_gap=_kernel_gap_from(d.get("kernel_gap")))
+
+
+def _kernel_gap_from(d: dict | None):
+    from .kernel_gap import KernelGap  # noqa: PLC0415 - kernel_gap imports this module (Hint, OutputResult)
+
+    return KernelGap.from_dict(d)
 
 
 def _f(x) -> float:

@@ -17,6 +17,7 @@ from analyzers.calibration.methods import range_stats
 from analyzers.diff import DiffEngine
 from analyzers.diff_types import AnalysisResult, Hint, LayerResult
 from analyzers.hints import HintInputs, fallback_hint, layer_hints
+from analyzers.kernel_gap import remedy_hint
 from analyzers.model_hints import model_hints, saturation_hint
 from analyzers.ranking import Thresholds, amplification, flag, introduced_db
 from backends.cpuinfo import runtime_flags, u8s8_saturates
@@ -25,6 +26,7 @@ from backends.tasks import scaled
 from .calibration_cache import op_types_for
 from .errors import WorkbenchError
 from .evaluate import DeployedOutputs
+from .kernel_remedies import explain_gap
 from .outputs import output_kinds
 from .quantize import float_layers_requantized_at_runtime
 from .recipe import Recipe
@@ -45,12 +47,15 @@ DEFAULT_KERNELS = "both"
 
 def analyze(session: Session, recipe: Recipe | None = None, samples: int | None = None, task=None,
             thresholds: Thresholds | None = None, reservoir: int = 0, isolated: bool = True,
-            kernels: str = DEFAULT_KERNELS) -> AnalysisResult:
+            kernels: str = DEFAULT_KERNELS, remedies: bool = True, session_options: dict | None = None
+            ) -> AnalysisResult:
     """Quantize with ``recipe`` (default: the session's) and diff it against FP32 on the evaluation data.
 
     ``kernels`` picks the output figures: ``exact`` (Q/DQ as written, from the diff engine), ``deployed``
     (plain onnxruntime sessions with full optimizations, fed the same batches) or ``both`` (exact first).
-    Layer figures are always exact."""
+    Layer figures are always exact. With ``both``, a deployed figure significantly worse than the exact one is
+    explained (``workbench.kernel_remedies``): the remedies are measured unless ``remedies`` is False.
+    ``session_options``: onnxruntime session config entries for the deployed sessions (as the user deploys)."""
     if kernels not in KERNEL_MODES:
         raise WorkbenchError(f"unknown kernels mode {kernels!r}", f"use one of {', '.join(KERNEL_MODES)}")
     t0 = time.perf_counter()
@@ -74,9 +79,10 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
     batches = data.batches(limit=n, batch_size=engine.suggested_batch())
     deployed = None
     if kernels != "exact":
-        deployed = DeployedOutputs(session.prepared.path, q.path, kinds, engine.batched)
+        deployed = DeployedOutputs(session.prepared.path, q.path, kinds, engine.batched, session_options)
         batches = _also_deployed(batches, deployed, data.labels)
-    outcome = engine.run(batches, n, data.labels, scaled(task, 0.3, 1.0), kinds=kinds)
+    explain = kernels == "both"  # the gap needs both modes
+    outcome = engine.run(batches, n, data.labels, scaled(task, 0.3, 0.85 if explain else 1.0), kinds=kinds)
     if isolated:
         for node, sig in engine.graph.iso_signatures.items():
             iso = outcome.layers[node].isolated if node in outcome.layers else None
@@ -104,18 +110,24 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
     timings = dict(outcome.timings, calibrate_and_quantize_s=t_quant, isolated_reused=float(len(engine.reused)))
     hints = model_hints(fp32, recipe.settings.op_types)
     outputs = list(outcome.outputs) if kernels != "deployed" else []
+    gap = None
     if deployed is not None:
         dep = deployed.results()
         outputs += dep
         timings["deployed_inference_s"] = deployed.seconds
-        h = saturation_hint(outcome.outputs, dep, u8s8_saturates(runtime_flags()))
+        if explain:
+            gap = explain_gap(session, recipe, q.path, kinds, engine.batched, outcome.samples,
+                              engine.suggested_batch(), outcome.outputs, dep, remedies, session_options,
+                              scaled(task, 0.85, 1.0))
+        h = remedy_hint(gap) if gap is not None else None
+        h = h or saturation_hint(outcome.outputs, dep, u8s8_saturates(runtime_flags()))
         if h is not None:
             hints.append(h)
     return AnalysisResult(
         model=session.prepared.source, recipe=recipe.to_dict(), samples=outcome.samples,
         elapsed_s=time.perf_counter() - t0, peak_rss_mb=peak_rss_mb(), outputs=outputs, layers=layers,
         thresholds=thresholds, heatmap=heat, reservoirs=outcome.reservoirs, int8_model=str(q.path), timings=timings,
-        notes=list(q.notes), hints=hints, kernels=kernels)
+        notes=list(q.notes), hints=hints, kernels=kernels, kernel_gap=gap)
 
 
 def _also_deployed(batches, deployed: DeployedOutputs, labels):
