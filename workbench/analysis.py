@@ -116,9 +116,11 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
         outputs += dep
         timings["deployed_inference_s"] = deployed.seconds
         if explain:
+            t_gap = time.perf_counter()
             gap = explain_gap(session, recipe, q.path, kinds, engine.batched, outcome.samples,
                               engine.suggested_batch(), outcome.outputs, dep, remedies, session_options,
                               scaled(task, 0.85, 1.0))
+            timings["kernel_remedies_s"] = time.perf_counter() - t_gap
         h = remedy_hint(gap) if gap is not None else None
         h = h or saturation_hint(outcome.outputs, dep, u8s8_saturates(runtime_flags()))
         if h is not None:
