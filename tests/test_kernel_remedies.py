@@ -238,3 +238,33 @@ def test_report_shows_the_path_the_gap_and_the_remedies(demo):
     else:
         assert "kernel-remedies" not in page.ids and "No gap beyond rounding noise" in page.all_text
         assert "Kernels: deployed" not in md
+
+
+def test_bench_runs_with_the_session_option(tmp_path):
+    r = qwb("bench", "--demo", "--backend", "cpu", "--runs", "3", "--warmup", "1", "--no-variants",
+            "--session-option", "session.x64quantprecision=1", "--json", tmp_path / "b.json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads((tmp_path / "b.json").read_text())
+    assert d["settings"]["session_options"] == {"session.x64quantprecision": "1"}
+    assert d["host"]["integer_path"]["isa"] == integer_path().isa
+    assert "session  session.x64quantprecision = 1" in r.stdout and "cpu      integer path " in r.stdout
+
+
+def test_session_options_reach_every_benchmark_session():
+    from backends.benchmark import BenchSettings, _bench_job, _inspect_job  # noqa: PLC0415 - internals under test
+
+    class Ws:
+        def path(self, stem, suffix):
+            return stem + suffix
+
+    class Cpu:
+        def providers(self, threads):
+            return ["CPUExecutionProvider"]
+
+        def required_providers(self):
+            return []
+
+    s = BenchSettings(session_options={"session.x64quantprecision": "1"})
+    assert _bench_job(Cpu(), "int8", "m.onnx", s, 1, Ws())["config"]["config_entries"] == s.session_options
+    job = _inspect_job("int8", "m.onnx", ["CPUExecutionProvider"], 1, 1, Ws(), False, None, s.session_options)
+    assert job["config"]["config_entries"] == s.session_options
