@@ -26,7 +26,7 @@ from backends.tasks import scaled
 from .calibration_cache import op_types_for
 from .errors import WorkbenchError
 from .evaluate import DeployedOutputs
-from .kernel_remedies import explain_gap
+from .kernel_remedies import explain_gap, path_only
 from .outputs import output_kinds
 from .quantize import float_layers_requantized_at_runtime
 from .recipe import Recipe
@@ -110,7 +110,7 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
     timings = dict(outcome.timings, calibrate_and_quantize_s=t_quant, isolated_reused=float(len(engine.reused)))
     hints = model_hints(fp32, recipe.settings.op_types)
     outputs = list(outcome.outputs) if kernels != "deployed" else []
-    gap = None
+    gap = path_only()  # a single mode has no gap to explain; the integer path is still worth showing
     if deployed is not None:
         dep = deployed.results()
         outputs += dep
@@ -121,8 +121,7 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
                               engine.suggested_batch(), outcome.outputs, dep, remedies, session_options,
                               scaled(task, 0.85, 1.0))
             timings["kernel_remedies_s"] = time.perf_counter() - t_gap
-        h = remedy_hint(gap) if gap is not None else None
-        h = h or saturation_hint(outcome.outputs, dep, u8s8_saturates(runtime_flags()))
+        h = remedy_hint(gap) or saturation_hint(outcome.outputs, dep, u8s8_saturates(runtime_flags()))
         if h is not None:
             hints.append(h)
     return AnalysisResult(

@@ -75,6 +75,11 @@ def parse_session_options(items: list[str] | None) -> dict:
     return out
 
 
+def path_only() -> KernelGap:
+    """The kernel entry of an analysis with one mode only: this CPU's integer path, no gap measured."""
+    return KernelGap(integer_path())
+
+
 def explain_gap(session, recipe: Recipe, int8_path: str | Path, kinds: dict[str, OutputKind], batched: bool,
                 samples: int, batch_size: int, exact: list[OutputResult], deployed: list[OutputResult],
                 measure: bool = True, entries: dict | None = None, task: Task | None = None) -> KernelGap:
