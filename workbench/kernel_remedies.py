@@ -85,6 +85,15 @@ def explain_gap(session, recipe: Recipe, int8_path: str | Path, kinds: dict[str,
                 measure: bool = True, entries: dict | None = None, task: Task | None = None) -> KernelGap:
     """The kernel gap of one analysis: this CPU's integer path, the primary figure in both modes, and, when
     deployed is significantly worse than exact and ``measure``, every remedy measured (best first)."""
+    task = task or NullTask()
+    gap = _explain(session, recipe, int8_path, kinds, batched, samples, batch_size, exact, deployed, measure,
+                   entries, task)
+    task.report(1.0, "kernel gap explained" if gap.significant else "no kernel gap")
+    return gap
+
+
+def _explain(session, recipe, int8_path, kinds, batched, samples, batch_size, exact, deployed, measure, entries,
+             task) -> KernelGap:
     path = integer_path()
     gap = KernelGap(path)
     fig = gap_figure(exact, deployed, samples)
