@@ -268,3 +268,25 @@ def test_session_options_reach_every_benchmark_session():
     assert _bench_job(Cpu(), "int8", "m.onnx", s, 1, Ws())["config"]["config_entries"] == s.session_options
     job = _inspect_job("int8", "m.onnx", ["CPUExecutionProvider"], 1, 1, Ws(), False, None, s.session_options)
     assert job["config"]["config_entries"] == s.session_options
+
+
+def test_a_remedy_that_cannot_run_is_reported_and_the_others_go_on(demo, monkeypatch):
+    import workbench.kernel_remedies as kr  # noqa: PLC0415 - the module whose session builder is replaced
+
+    s, r, _ = demo
+    real = kr.build_session
+
+    def build(cfg, *a, **kw):
+        if cfg.config_entries.get("session.disable_quant_qdq") == "1":
+            raise RuntimeError("no such kernel")
+        return real(cfg, *a, **kw)
+
+    monkeypatch.setattr(kr, "build_session", build)
+    kinds = output_kinds(s.prepared.load_proto(), s.recipe, s.eval_data.labels)
+    worse = [replace(o, sqnr_db=o.sqnr_db - 10) for o in r.outputs_of("deployed")]
+    g = explain_gap(s, s.recipe, r.int8_model, kinds, True, N, 32, r.outputs_of("exact"), worse)
+    bad = next(m for m in g.remedies if m.name == "disable_quant_qdq")
+    assert bad.value is None and bad.recovered_share is None and "no such kernel" in bad.note
+    assert all(m.value is not None for m in g.remedies if m.name != "disable_quant_qdq") and g.best is not None
+    # a remedy the session options already apply is not measured again
+    assert "x64quantprecision" not in {c.name for c in candidates(s.recipe, True, {"session.x64quantprecision": "1"})}

@@ -41,11 +41,13 @@ class Candidate:
     note: str = ""
 
 
-def candidates(recipe: Recipe, x86: bool) -> list[Candidate]:
-    """The remedies that apply to ``recipe`` on this architecture (those it already uses are left out)."""
+def candidates(recipe: Recipe, x86: bool, entries: dict | None = None) -> list[Candidate]:
+    """The remedies that apply to ``recipe`` on this architecture (those the recipe or the session options
+    ``entries`` already use are left out)."""
     s = recipe.settings
+    entries = entries or {}
     out = []
-    if x86:
+    if x86 and entries.get("session.x64quantprecision") != "1":
         out.append(Candidate("x64quantprecision", SESSION_OPTION_HOW.format(key="session.x64quantprecision", value=1),
                              entries={"session.x64quantprecision": "1"},
                              note="onnxruntime's u8 x u8 path: 32-bit accumulation on x86 CPUs without VNNI"))
@@ -57,9 +59,10 @@ def candidates(recipe: Recipe, x86: bool) -> list[Candidate]:
         out.append(Candidate("s8_activations", "in the recipe's [global] set activation_type = \"s8\", then "
                              "re-quantize", replace(recipe, settings=replace(s, activation_type="s8")),
                              note="other integer kernels (s8 x s8); often slower on x86"))
-    out.append(Candidate("disable_quant_qdq", SESSION_OPTION_HOW.format(key="session.disable_quant_qdq", value=1),
-                         entries={"session.disable_quant_qdq": "1"}, int8_kernels=False,
-                         note="reference only: Q/DQ runs unfused in float, so INT8 gives no speed-up"))
+    if entries.get("session.disable_quant_qdq") != "1":
+        out.append(Candidate("disable_quant_qdq", SESSION_OPTION_HOW.format(key="session.disable_quant_qdq", value=1),
+                             entries={"session.disable_quant_qdq": "1"}, int8_kernels=False,
+                             note="reference only: Q/DQ runs unfused in float, so INT8 gives no speed-up"))
     return out
 
 
@@ -106,7 +109,7 @@ def _explain(session, recipe, int8_path, kinds, batched, samples, batch_size, ex
     if not measure:
         gap.skipped = "remedies not measured (--no-remedies): run qwb analyze without it to measure them"
         return gap
-    cands = candidates(recipe, path is not None and path.arch != "aarch64")
+    cands = candidates(recipe, path is not None and path.arch != "aarch64", entries)
     values = measure_candidates(session, int8_path, kinds, batched, samples, batch_size, cands, gap.output,
                                 entries or {}, task)
     for c in cands:
@@ -128,16 +131,25 @@ def measure_candidates(session, int8_path, kinds, batched, samples, batch_size, 
     models = {}
     for k, c in enumerate(requant):
         task.check()
-        task.report(0.5 * k / max(len(requant), 1), f"quantizing with the {c.name} remedy")
-        models[c.name] = str(session.quantize(recipe=c.recipe, task=scaled(task, 0.5 * k / len(requant),
-                                                                           0.5 * (k + 1) / len(requant))).path)
+        task.report(0.5 * k / len(requant), f"quantizing with the {c.name} remedy")
+        try:
+            models[c.name] = str(session.quantize(recipe=c.recipe, task=scaled(task, 0.5 * k / len(requant),
+                                                                               0.5 * (k + 1) / len(requant))).path)
+        except WorkbenchError as e:  # a remedy onnxruntime cannot apply to this model is a finding, not a failure
+            c.note = f"could not quantize: {e.message}"
     fp32 = build_session(SessionConfig.for_purpose("deployed", str(session.prepared.path),
                                                    config_entries=dict(entries)))
-    int8 = {c.name: build_session(SessionConfig.for_purpose("deployed", models.get(c.name, str(int8_path)),
-                                                            config_entries=dict(entries, **c.entries)))
-            for c in cands}
+    int8 = {}
+    for c in cands:
+        if c.recipe is not None and c.name not in models:
+            continue
+        try:
+            int8[c.name] = build_session(SessionConfig.for_purpose("deployed", models.get(c.name, str(int8_path)),
+                                                                   config_entries=dict(entries, **c.entries)))
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types; the other remedies go on
+            c.note = f"onnxruntime could not run it: {type(e).__name__}: {str(e)[:200]}"
     inputs = {i.name for i in fp32.get_inputs()}
-    acc = {c.name: OutputAccumulator(kinds[output], batched) for c in cands}
+    acc = {name: OutputAccumulator(kinds[output], batched) for name in int8}
     data, labels = session.eval_data, session.eval_data.labels
     for start, stop, feed in data.batches(limit=samples, batch_size=batch_size):
         task.check()
