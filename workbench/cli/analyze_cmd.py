@@ -38,8 +38,9 @@ def register(sub) -> None:
                    "pass costs one plain inference, and exact explains the layers). Layer figures are exact")
     p.add_argument("--no-remedies", action="store_true",
                    help="when the deployed figures are worse than the exact ones, only name the cause: skip measuring "
-                   "the remedies (by default they are measured, a quantize and one deployed pass each, because a "
-                   "remedy is only worth suggesting with its figure on this model and CPU)")
+                   "the remedies (by default they are measured, only when there is a gap: a quantize per recipe remedy, "
+                   "calibration reused, and one shared deployed pass; a remedy is only worth suggesting with its "
+                   "figure on this model and CPU)")
     add_session_option_arg(p)
     g = p.add_argument_group("flagging thresholds")
     g.add_argument("--flag-below-median", type=float, default=6.0, metavar="DB",
