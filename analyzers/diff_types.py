@@ -201,6 +201,7 @@ class AnalysisResult:
         """Share of the model's MACs in layers the recipe quantizes to INT8 (what the recipe asks for; how much
         onnxruntime really runs in integer kernels is ``qwb bench``'s measured coverage)."""
         return None if not self.macs_by_precision else self.macs_by_precision.get("int8")
+    kernel_gap: "KernelGap | None" = None  # integer path, deployed-vs-exact gap, cause, measured remedies (both)
 
     def outputs_of(self, kernels: str) -> list[OutputResult]:
         """The outputs measured under ``kernels`` (exact | deployed), in model order."""
@@ -227,6 +228,7 @@ class AnalysisResult:
             "thresholds": asdict(self.thresholds),
             "outputs": [o.to_dict() for o in self.outputs], "layers": [lay.to_dict() for lay in self.layers],
             "timings": {k: json_num(v) for k, v in self.timings.items()},
+            "kernel_gap": self.kernel_gap.to_dict() if self.kernel_gap is not None else None,
         }
         if include_arrays:
             d["heatmap"] = None if self.heatmap is None else [[json_num(v) for v in row] for row in self.heatmap.tolist()]
@@ -250,7 +252,13 @@ class AnalysisResult:
             int8_model=d.get("int8_model"), timings={k: _f(v) for k, v in (d.get("timings") or {}).items()},
             execution=d.get("execution", "simulated"), notes=list(d.get("notes", [])),
             hints=[_hint_from(h) for h in d.get("hints", [])], kernels=d.get("kernels", "exact"),
-            macs_by_precision=d.get("macs_by_precision"))
+            macs_by_precision=d.get("macs_by_precision"), kernel_gap=_kernel_gap_from(d.get("kernel_gap")))
+
+
+def _kernel_gap_from(d: dict | None):
+    from .kernel_gap import KernelGap  # noqa: PLC0415 - kernel_gap imports this module (Hint, OutputResult)
+
+    return KernelGap.from_dict(d)
 
 
 def _f(x) -> float:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +56,7 @@ class BenchSettings:
     timeout_s: float = 300.0
     arm_cpus: tuple = DEFAULT_ARM_CPUS  # emulated CPUs for neon-emulated
     numerics_samples: int = 32  # samples compared between emulated and native runs
+    session_options: dict = field(default_factory=dict)  # session config entries for every timed/inspected session
 
     def validate(self) -> None:
         """Refuse impossible numbers with a fix, before any process starts."""
@@ -125,7 +126,8 @@ def _load_outputs(path: str) -> list:
 
 def _bench_job(backend: Backend, label: str, model: str, s: BenchSettings, threads: int, ws: _Workspace) -> dict:
     cfg = SessionConfig.for_purpose("benchmark", model, threads, providers=backend.providers(threads),
-                                    require_providers=backend.required_providers())
+                                    require_providers=backend.required_providers(),
+                                    config_entries=dict(s.session_options))
     return {"kind": "bench", "label": label, "config": cfg.to_dict(), "batches": [int(b) for b in s.batches],
             "runs": s.runs, "warmup": s.warmup, "outputs": ws.path(f"{label}-outputs", ".npz")}
 
@@ -195,7 +197,7 @@ def int8_coverage(backend: Backend, int8: str | Path, feed: Feed, settings: Benc
 def _coverage_run(backend: Backend, int8: str, s: BenchSettings, ws: _Workspace, task: Task) -> Int8Coverage:
     threads = s.resolved_threads()
     job = _inspect_job("int8", int8, backend.coverage_providers(threads), threads, 1, ws, True,
-                       backend.required_providers())
+                       backend.required_providers(), s.session_options)
     res = ws.run(backend, [job], task, s.timeout_s, f"reading INT8 coverage of {Path(int8).name} on {backend.name}")
     return _coverage_from(res["jobs"][0], int8, ws.feed)
 

@@ -18,6 +18,7 @@ from analyzers.deployed_layers import DeployedLayerTaps, kernel_departs, own_gap
 from analyzers.diff import DiffEngine
 from analyzers.diff_types import AnalysisResult, Hint, LayerResult
 from analyzers.hints import HintInputs, fallback_hint, layer_hints
+from analyzers.kernel_gap import remedy_hint
 from analyzers.model_hints import model_hints, saturation_hint, spread_error_hint
 from analyzers.qdq_match import match
 from analyzers.ranking import Thresholds, amplification, flag, introduced_db
@@ -28,6 +29,7 @@ from .calibration_cache import op_types_for
 from .errors import WorkbenchError
 from .evaluate import DeployedOutputs
 from .mac_share import macs_by_precision
+from .kernel_remedies import explain_gap, path_only
 from .outputs import output_kinds
 from .quantize import float_layers_requantized_at_runtime
 from .recipe import Recipe
@@ -48,12 +50,15 @@ DEFAULT_KERNELS = "both"
 
 def analyze(session: Session, recipe: Recipe | None = None, samples: int | None = None, task=None,
             thresholds: Thresholds | None = None, reservoir: int = 0, isolated: bool = True,
-            kernels: str = DEFAULT_KERNELS) -> AnalysisResult:
+            kernels: str = DEFAULT_KERNELS, remedies: bool = True, session_options: dict | None = None
+            ) -> AnalysisResult:
     """Quantize with ``recipe`` (default: the session's) and diff it against FP32 on the evaluation data.
 
     ``kernels`` picks the output figures: ``exact`` (Q/DQ as written, from the diff engine), ``deployed``
     (plain onnxruntime sessions with full optimizations, fed the same batches) or ``both`` (exact first).
-    Layer figures are always exact."""
+    Layer figures are always exact. With ``both``, a deployed figure significantly worse than the exact one is
+    explained (``workbench.kernel_remedies``): the remedies are measured unless ``remedies`` is False.
+    ``session_options``: onnxruntime session config entries for the deployed sessions (as the user deploys)."""
     if kernels not in KERNEL_MODES:
         raise WorkbenchError(f"unknown kernels mode {kernels!r}", f"use one of {', '.join(KERNEL_MODES)}")
     t0 = time.perf_counter()
@@ -75,7 +80,7 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
     if kernels != "exact":  # the deployed graph, each layer's integers fetched from the kernels it runs
         try:
             taps = DeployedLayerTaps(str(q.path), int8, match(fp32, int8, set(op_types_for(recipe)), excluded),
-                                     masked, fp32=fp32)
+                                     masked, config_entries=session_options, fp32=fp32)
         except Exception as e:  # noqa: BLE001 - an extra view: the deployed output figures go on without it
             notes.append(f"deployed per-layer figures unavailable: onnxruntime's optimized graph could not be read "
                          f"back and run ({type(e).__name__}: {str(e)[:200]}); the deployed output figures are a "
@@ -87,11 +92,12 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
     batches = data.batches(limit=n, batch_size=engine.suggested_batch())
     deployed = None
     if kernels != "exact":
-        deployed = DeployedOutputs(session.prepared.path, q.path, kinds, engine.batched,
+        deployed = DeployedOutputs(session.prepared.path, q.path, kinds, engine.batched, session_options,
                                    int8_run=taps.run if taps else None)
         batches = _also_deployed(batches, deployed, data.labels)
+    explain = kernels == "both"  # the gap needs both modes
     try:
-        outcome = engine.run(batches, n, data.labels, scaled(task, 0.3, 1.0), kinds=kinds,
+        outcome = engine.run(batches, n, data.labels, scaled(task, 0.3, 0.85 if explain else 1.0), kinds=kinds,
                              on_batch=taps.fold if taps else None)
     finally:
         if taps is not None:
@@ -130,19 +136,26 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
         hints.append(spread)
     macs = _macs(fp32, layers, data)
     outputs = list(outcome.outputs) if kernels != "deployed" else []
+    gap = path_only()  # a single mode has no gap to explain; the integer path is still worth showing
     if deployed is not None:
         dep = deployed.results()
         outputs += dep
         timings["deployed_inference_s"] = deployed.seconds
         timings["deployed_layers_s"] = taps.seconds if taps else 0.0
-        h = saturation_hint(outcome.outputs, dep, u8s8_saturates(runtime_flags()))
+        if explain:
+            t_gap = time.perf_counter()
+            gap = explain_gap(session, recipe, q.path, kinds, engine.batched, outcome.samples,
+                              engine.suggested_batch(), outcome.outputs, dep, remedies, session_options,
+                              scaled(task, 0.85, 1.0))
+            timings["kernel_remedies_s"] = time.perf_counter() - t_gap
+        h = remedy_hint(gap) or saturation_hint(outcome.outputs, dep, u8s8_saturates(runtime_flags()))
         if h is not None:
             hints.append(h)
     return AnalysisResult(
         model=session.prepared.source, recipe=recipe.to_dict(), samples=outcome.samples,
         elapsed_s=time.perf_counter() - t0, peak_rss_mb=peak_rss_mb(), outputs=outputs, layers=layers,
         thresholds=thresholds, heatmap=heat, reservoirs=outcome.reservoirs, int8_model=str(q.path), timings=timings,
-        notes=notes, hints=hints, kernels=kernels, macs_by_precision=macs)
+        notes=notes, hints=hints, kernels=kernels, macs_by_precision=macs, kernel_gap=gap)
 
 
 def _macs(fp32, layers, data) -> dict | None:

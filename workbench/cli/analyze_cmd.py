@@ -7,6 +7,7 @@ import json
 import math
 
 from analyzers.deployed_layers import own_gap
+from analyzers.kernel_gap import figure_label
 from analyzers.ranking import RANKINGS, Thresholds
 
 from ..analysis import DEFAULT_KERNELS, KERNEL_MODES, analyze
@@ -14,7 +15,8 @@ from ..errors import WorkbenchError
 from ..hint_measure import measure_activations_16bit
 from ..formatting import EFFECTIVE_SQNR_DEF, fmt_db, kernels_label, mac_share_text, output_figures
 from ..safe_paths import write_text
-from .common import ConsoleTask, add_metric_arg, add_model_args, open_session, print_notes
+from ..kernel_remedies import parse_session_options
+from .common import ConsoleTask, add_metric_arg, add_model_args, add_session_option_arg, open_session, print_notes
 
 
 def register(sub) -> None:
@@ -38,6 +40,12 @@ def register(sub) -> None:
                    help="how INT8 runs for the output figures: exact (Q/DQ as written, as qdq_loss_debug), deployed "
                    "(onnxruntime with full optimizations on this CPU: what ships) or both (default: the deployed "
                    "pass costs one plain inference, and exact explains the layers). Layer figures are exact")
+    p.add_argument("--no-remedies", action="store_true",
+                   help="when the deployed figures are worse than the exact ones, only name the cause: skip measuring "
+                   "the remedies (by default they are measured, only when there is a gap: a quantize per recipe remedy, "
+                   "calibration reused, and one shared deployed pass; a remedy is only worth suggesting with its "
+                   "figure on this model and CPU)")
+    add_session_option_arg(p)
     g = p.add_argument_group("flagging thresholds")
     g.add_argument("--flag-below-median", type=float, default=6.0, metavar="DB",
                    help="flag layers whose isolated SQNR is this far below the median layer (default 6 dB)")
@@ -57,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     print_notes(s.prepared.notes)
     th = Thresholds(args.flag_below_median, args.flag_floor, args.flag_introduced)
     r = analyze(s, samples=args.samples, task=task, thresholds=th, reservoir=args.reservoir,
-                isolated=not args.no_isolated, kernels=args.kernels)
+                isolated=not args.no_isolated, kernels=args.kernels, remedies=not args.no_remedies,
+                session_options=parse_session_options(args.session_option))
     if not args.no_measure_hints:
         measure_activations_16bit(s, s.recipe, r, task)
     task.done()
@@ -127,6 +136,8 @@ def print_kernel_gaps(r) -> None:
 def print_report(r, s, rank: str, top: int) -> None:
     print(f"model    {r.model}  ({len(s.graph.nodes)} nodes)")
     print(f"data     {r.samples} evaluation samples from {s.eval_data.description}")
+    if r.kernel_gap is not None and r.kernel_gap.integer_path is not None:
+        print(f"cpu      integer path {r.kernel_gap.integer_path.label()}")
     for mode in dict.fromkeys(o.kernels for o in r.outputs):
         print(f"kernels  {kernels_label(mode)}")
     for o in r.outputs:
@@ -162,8 +173,35 @@ def print_report(r, s, rank: str, top: int) -> None:
                 print(f"       - {h.message}\n         try: {h.suggestion}")
     if dep:
         print_kernel_gaps(r)
+    print_kernel_gap(r)
     for h in r.hints:
         print(f"hint: {h.message}\n      try: {h.suggestion}")
     for note in r.notes:
         print(f"note: {note}")
     print(f"done in {r.elapsed_s:.2f} s, peak RSS {r.peak_rss_mb:.0f} MB")
+
+
+def print_kernel_gap(r) -> None:
+    """The deployed-vs-exact gap on the primary output and the remedies measured for it (when there is one)."""
+    g = r.kernel_gap
+    if g is None or g.metric_name is None:
+        return
+    fig = figure_label(g.metric_name)
+    fmt = _gap_fmt(g.metric_name)
+    if not g.significant:
+        print(f"kernels  deployed {fig} {fmt(g.deployed)} vs exact {fmt(g.exact)}: no gap beyond rounding noise")
+        return
+    print(f"kernels  deployed {fig} {fmt(g.deployed)} vs exact {fmt(g.exact)}: the deployed INT8 model is worse; "
+          f"cause: {g.cause}")
+    if g.skipped:
+        print(f"         {g.skipped}")
+    for rem in g.remedies:
+        share = "-" if rem.recovered_share is None else f"{rem.recovered_share:.0%}"
+        val = "-" if rem.value is None else fmt(rem.value)
+        mark = "  <- best" if rem.name == g.best else ("  (no integer kernels)" if not rem.int8_kernels else "")
+        print(f"  remedy {rem.name:<18} {fig} {val:>8}  recovers {share:>5} of the gap{mark}")
+
+
+def _gap_fmt(metric: str):
+    """Sample shares as percentages, SQNR in dB."""
+    return (lambda x: f"{x:.1f} dB") if metric == "sqnr_db" else (lambda x: f"{100 * x:.1f}%")

@@ -111,6 +111,13 @@ def metric_overrides(args: argparse.Namespace, session) -> dict[str, str]:
     return parse_metrics(getattr(args, "metric", None) or [], [t.name for t in session.graph.outputs])
 
 
+def add_session_option_arg(p) -> None:
+    """``--session-option KEY=VALUE``: onnxruntime session config entries, as the user's deployment sets them."""
+    p.add_argument("--session-option", action="append", metavar="KEY=VALUE",
+                   help="an onnxruntime session config entry for the deployed sessions, as your application sets "
+                   "it (repeatable), e.g. session.x64quantprecision=1 (u8 x u8 integer path on x86 without VNNI)")
+
+
 class ConsoleTask:
     """Progress on stderr (only when it is a terminal) and Ctrl+C as cancellation."""
 

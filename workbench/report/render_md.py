@@ -10,6 +10,7 @@ import re
 
 from .data import ReportData
 from .markup import clean
+from .sections_kernels import kernels_md
 from .view import format_value
 
 TOP = 5
@@ -74,6 +75,7 @@ def render_markdown(report: ReportData | dict) -> str:
     c = d.get("comparison")
     if c:
         out += _comparison(d, c)
+    out += [md_text(line) for line in kernels_md(run["analysis"])] + ([""] if kernels_md(run["analysis"]) else [])
     layers = run["analysis"]["layers"]
     ranked = sorted((lay for lay in layers if lay.get("rank_key_db") is not None), key=lambda lay: lay["rank_key_db"])
     out += ["**Worst layers** (SQNR in dB, higher is better; ranked by the effective SQNR = min(tensor, channel mean) "
