@@ -4,6 +4,11 @@ Excluding one layer whose input activation is also read by a quantized neighbour
 place (and onnxruntime's CPU optimizer then re-quantizes the "float" layer's weights): such a layer alone is
 not a candidate. Layers are joined when they read the same quantized activation or share a weight; a group is
 then moved as one (to 16-bit, to float, or to another percentile).
+
+Moving a group to float also sets the quantized layers that read its output to float: onnxruntime's quantizer
+quantizes a layer's output for its own fused kernel, so a float layer between two INT8 layers reads a DQ and
+feeds a Q, and onnxruntime's CPU optimizer quantizes its weights anyway (``quantize.
+float_layers_requantized_at_runtime``). With its readers in float too, its output keeps no Q and it runs in float.
 """
 
 from __future__ import annotations
@@ -25,10 +30,11 @@ class Group:
     op_types: list[str]
     tensors: list[str] = field(default_factory=list)
     macs: int = 0  # multiply-accumulates per sample of its Conv/Gemm/MatMul layers
+    float_nodes: list[str] = field(default_factory=list)  # what the float move sets to FP32 (see find_groups)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "nodes": list(self.nodes), "op_types": list(self.op_types),
-                "tensors": list(self.tensors), "macs": self.macs}
+                "tensors": list(self.tensors), "macs": self.macs, "float_nodes": list(self.float_nodes)}
 
 
 class _UnionFind:  # hand-written: a dozen lines, no dependency provides it for plain strings
@@ -74,9 +80,13 @@ def find_groups(fp32: onnx.ModelProto, int8: onnx.ModelProto, op_types: set[str]
     for n in names:
         members.setdefault(uf.find(n), []).append(n)
     ops = {lay.node: lay.op_type for lay in layers}
+    out_of = {lay.node: lay.fp32_tensor for lay in layers}
     groups = []
     for nodes in sorted(members.values(), key=lambda ns: order[ns[0]]):
         tensors = sorted({t for t, readers in by_tensor.items() if set(readers) & set(nodes)})
         label = nodes[0] + (f" (+{len(nodes) - 1})" if len(nodes) > 1 else "")
-        groups.append(Group(label, nodes, [ops[n] for n in nodes], tensors, sum(macs.get(n, 0) for n in nodes)))
+        readers = {r for n in nodes for r in by_tensor.get(out_of[n], [])} - set(nodes)
+        float_nodes = nodes + sorted(readers, key=order.get)
+        groups.append(Group(label, nodes, [ops[n] for n in nodes], tensors, sum(macs.get(n, 0) for n in nodes),
+                            float_nodes))
     return groups

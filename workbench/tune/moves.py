@@ -62,10 +62,11 @@ def apply_moves(base: Recipe, groups: list[Group], moves) -> Recipe:
     r = base.copy()
     for m in moves:
         if m.group is not None:
-            for node in groups[m.group].nodes:
+            g = groups[m.group]
+            for node in (g.float_nodes or g.nodes) if m.kind == "fp32" else g.nodes:
                 if m.kind == "percentile":
                     r.set_percentile(node, TUNED_PERCENTILE)
-                else:
+                elif r.precision_of(node) != "fp32":
                     r.set_precision(node, m.kind)
         elif m.kind == "all_int16":
             r.settings.activation_type = sixteen_bit(r.settings.activation_type)
@@ -77,5 +78,10 @@ def apply_moves(base: Recipe, groups: list[Group], moves) -> Recipe:
 
 
 def only_group(base: Recipe, groups: list[Group], keep: int) -> Recipe:
-    """``base`` with every group but ``keep`` in float: the "quantize one" probe."""
-    return apply_moves(base, groups, [Move("fp32", i) for i in range(len(groups)) if i != keep])
+    """``base`` with every layer outside group ``keep`` in float: the "quantize one" probe."""
+    r = base.copy()
+    for i, g in enumerate(groups):
+        if i != keep:
+            for node in g.nodes:
+                r.set_precision(node, "fp32")
+    return r

@@ -40,7 +40,9 @@ OBJECTIVES = ("latency", "int8_macs", "size")  # --objective (a public contract)
 LATENCY_NOISE = 0.05  # latency differences below this share of full INT8's are noise on a shared machine: every
 # move costs at least this much (so the fewest moves win ties) and points this close count as equally fast
 HOLDOUT_EVERY = 3  # every third evaluation sample is held back for verification
-ILP_ROUNDS = 6  # re-solves with a raised requirement (or a cut) when a selection misses on the search part
+ILP_ROUNDS = 6
+PREDICTION_SLACK = 0.9  # a selection predicted to remove 90% of the error is worth verifying: the estimates are
+# noisy, and padding a near-miss with tiny moves costs latency for nothing (a miss is topped up next round)  # re-solves with a raised requirement (or a cut) when a selection misses on the search part
 
 
 @dataclass
@@ -374,18 +376,34 @@ def _cost(run: _Run, res: EvalResult, recipe: Recipe) -> float:
     return max(0.0, base - (run.mac_share(recipe) or 0.0)) * run.total_macs
 
 
-def _options(run: _Run) -> list[Option]:
-    goal = run.spec.target
-    full = goal.score(run.metric(run.full))
+def _options(run: _Run, sens: list[GroupSensitivity]) -> tuple[list[Option], float]:
+    """Every measured move as an Option with its predicted error reduction, and the reduction needed.
+
+    Errors (``Target.error``) are taken to add up over groups: a group's share is its error when quantized alone
+    (the "quantize one" probe), scaled so the shares add up to full INT8's measured error; a move to 16-bit or a
+    new percentile removes the part of that share its "revert one" probe removed compared with float. The
+    "revert one" gain itself is the floor of each estimate (it is exact when one group dominates)."""
+    t = run.spec.target
+    full = t.error(run.metric(run.full))
+    shares = [t.error(g.quantize_one) if g.quantize_one is not None else 0.0 for g in sens]
+    total = sum(x for x in shares if math.isfinite(x))
+    k = max(1.0, full / total) if total > 0 and math.isfinite(full) else 1.0  # errors that amplify (never
+    # scaled down: a saturated metric, e.g. two layers each enough to ruin the output, would hide both)
+    reverted = {(m.group, m.kind): t.error(run.metric(run.move_results[m])) for m in run.moves}
     out = []
     for m in run.moves:
         r = run.move_results[m]
-        val = run.metric(r)
-        if val is None:
+        err = reverted[(m.group, m.kind)]
+        if not math.isfinite(err):
             continue
+        direct = full - err
+        fp32_gain = full - reverted.get((m.group, "fp32"), math.inf)
+        frac = 1.0 if m.kind == "fp32" else (min(max(direct / fp32_gain, 0.0), 1.0) if fp32_gain > 0 else 0.0)
+        share = shares[m.group] if math.isfinite(shares[m.group]) else 0.0
+        gain = max(direct, k * share * frac)
         recipe = apply_moves(run.base, run.groups, [m])
-        out.append(Option(m, m.group, goal.score(val) - full, _cost(run, r, recipe), int(m.kind == "fp32")))
-    return out
+        out.append(Option(m, m.group, gain, _cost(run, r, recipe), int(m.kind == "fp32")))
+    return out, full - t.error(t.value)
 
 
 def _select(run: _Run, sens: list[GroupSensitivity]) -> None:
@@ -398,46 +416,50 @@ def _select(run: _Run, sens: list[GroupSensitivity]) -> None:
             run.point(m.kind, "global", [m], apply_moves(base, run.groups, [m]), r, 0.72, 0.74)
     if goal.met(full_val):
         return
-    options = _options(run)
-    need = goal.goal() - goal.score(full_val)
+    options, need = _options(run, sens)
     _ilp(run, options, need)
     _greedy(run, options, need)
 
 
-def _try(run: _Run, chosen: list[Option], source: str, lo: float, hi: float) -> tuple[bool, float | None]:
+def _try(run: _Run, chosen: list[Option], source: str, lo: float, hi: float) -> tuple[bool, float]:
+    """Evaluate ``chosen`` on the search part (a point when it passes); returns (passed, error reduction got)."""
     moves = [o.move for o in chosen]
     recipe = apply_moves(run.base, run.groups, moves)
     (r,) = run.evaluate([recipe], "search", f"{source}: {len(moves)} moves", lo, hi)
     val = run.metric(r)
-    if run.spec.target.met(val):
+    t = run.spec.target
+    got = t.error(run.metric(run.full)) - t.error(val)
+    if t.met(val):
         label = f"{source}: " + ", ".join(m.label(run.groups) for m in moves)
         if not any(p.recipe == recipe.to_dict() for p in run.points):
             run.point(label, source, moves, recipe, r, lo, hi)
-        return True, val
-    return False, val
+        return True, got
+    return False, got
 
 
 def _ilp(run: _Run, options: list[Option], need: float) -> None:
-    """Cheapest set predicted to reach the target; when it misses, the requirement grows by the shortfall and
-    the missed set is cut off."""
-    goal = run.spec.target
-    full = goal.score(run.metric(run.full))
-    cuts: list[frozenset] = []
+    """The cheapest set predicted to reach the target (exact over the measured options); when it misses on the
+    search part, the error still left is measured, and the cheapest set of the other groups' moves predicted to
+    remove it is added (each round one evaluation)."""
+    t = run.spec.target
+    full_err = t.error(run.metric(run.full))
+    chosen: list[Option] = []
     want = need
     for i in range(ILP_ROUNDS):
-        chosen = solve(options, want, run.spec.max_float, cuts)
-        if chosen is None:
-            run.notes.append(f"exact selection: no set of measured moves is predicted to reach the target "
-                             f"(needs {want:.4g} more than full INT8)" if i == 0 else
-                             "exact selection: no further set predicted to reach the target")
+        used = {o.group for o in chosen}
+        floats = sum(o.floats for o in chosen)
+        budget = None if run.spec.max_float is None else run.spec.max_float - floats
+        more = solve([o for o in options if o.group not in used], want * PREDICTION_SLACK, budget)
+        if not more:
+            run.notes.append(f"exact selection: no set of measured moves is predicted to remove the error "
+                             f"({want:.4g} {t.metric} error to remove)" + (f" after {i} rounds" if i else ""))
             return
-        ok, val = _try(run, chosen, "ilp", 0.75, 0.85)
+        chosen = chosen + more
+        ok, got = _try(run, chosen, "ilp", 0.75, 0.85)
         if ok:
             return
-        cuts.append(frozenset(chosen))
-        got = (goal.score(val) - full) if val is not None else 0.0
-        predicted = sum(o.gain for o in chosen)
-        want = max(want, want + (predicted - got))  # the interaction cost, learnt from this miss
+        left = full_err - got if math.isfinite(got) else full_err
+        want = left - t.error(t.value)
 
 
 def _greedy(run: _Run, options: list[Option], need: float) -> None:
@@ -451,7 +473,7 @@ def _greedy(run: _Run, options: list[Option], need: float) -> None:
         chosen.append(o)
         floats += o.floats
         predicted += o.gain
-        if predicted < need:
+        if predicted < need * PREDICTION_SLACK:
             continue
         ok, _ = _try(run, chosen, "greedy", 0.85, 1.0)
         if ok:

@@ -51,13 +51,16 @@ def solve(options: list[Option], need: float, max_float: int | None = None, excl
     useful = [o for o in options if o.gain > 0]
     if not useful or sum(_best_per_group(useful).values()) < need:
         return None
+    if need <= 0:
+        return []
+    scale = 1.0 / need  # gains in units of the need: the solver's tolerances are absolute
     try:
         from scipy.optimize import Bounds, LinearConstraint, milp  # noqa: PLC0415 - optional (dev extra)
     except ImportError:
         return _exhaustive(useful, need, max_float, exclude)
     n = len(useful)
     cost = np.array([max(o.cost, 0.0) + COST_FLOOR for o in useful])
-    rows, lo, hi = [np.array([o.gain for o in useful])], [need], [np.inf]
+    rows, lo, hi = [np.array([o.gain * scale for o in useful])], [1.0], [np.inf]
     for g in {o.group for o in useful}:
         rows.append(np.array([1.0 if o.group == g else 0.0 for o in useful]))
         lo.append(0)

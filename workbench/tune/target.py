@@ -69,6 +69,17 @@ class Target:
     def goal(self) -> float:
         return self.score(self.value)
 
+    def error(self, value: float | None) -> float:
+        """The metric as an error that roughly adds up over independent sources (noise power for SQNR,
+        1 - cosine, disagreement, accuracy drop): what the selection sums over groups."""
+        if value is None:
+            return math.inf
+        if self.metric == "sqnr":
+            return 10.0 ** (-value / 10.0)
+        if self.metric == "accuracy_drop":
+            return max(value, 0.0)
+        return max(1.0 - value, 0.0)
+
     def describe(self) -> str:
         return f"{self.metric} {self.op} {self.value:g}"
 
