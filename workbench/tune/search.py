@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import onnx
@@ -41,6 +41,8 @@ LATENCY_NOISE = 0.05  # latency differences below this share of full INT8's are 
 # move costs at least this much (so the fewest moves win ties) and points this close count as equally fast
 HOLDOUT_EVERY = 3  # every third evaluation sample is held back for verification
 ILP_ROUNDS = 6
+MASKED = 0.5  # a float probe that removes less than this part of a group's error was masked by another group
+COST_FLOOR_SHARE = 0.05  # every move costs at least this part of the median move's cost
 PREDICTION_SLACK = 0.9  # a selection predicted to remove 90% of the error is worth verifying: the estimates are
 # noisy, and padding a near-miss with tiny moves costs latency for nothing (a miss is topped up next round)  # re-solves with a raised requirement (or a cut) when a selection misses on the search part
 
@@ -95,13 +97,16 @@ class Point:
     latency_ms: float | None
     int8_mac_share: float | None
     size_bytes: int | None
-    floats: int = 0
-    int16: int = 0
+    floats: int = 0  # float moves
+    int16: int = 0  # 16-bit moves
     error: str | None = None
+    float_layers: list[str] = field(default_factory=list)  # what the moves made of the layers, overlaps resolved
+    int16_layers: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in ("label", "source", "moves", "met_search", "met_holdout", "floats",
-                                             "int16", "size_bytes", "error", "recipe")}
+                                             "int16", "size_bytes", "error", "float_layers", "int16_layers",
+                                             "recipe")}
         d.update(search_metric=_num(self.search_metric), holdout_metric=_num(self.holdout_metric),
                  latency_ms=_num(self.latency_ms), int8_mac_share=_num(self.int8_mac_share))
         return d
@@ -123,7 +128,7 @@ class TuneResult:
     pool: str
     stopped: str | None = None  # why the run ended early: cancelled | time budget
     notes: list[str] = field(default_factory=list)
-    fp32_metric: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)  # phase -> seconds (sensitivity_s, selection_s)
 
     def pareto(self) -> list[Point]:
         """Points no other point beats on both the held-back metric and the objective."""
@@ -151,7 +156,7 @@ class TuneResult:
                 "groups": [g.to_dict() for g in self.groups], "evaluations": self.evaluations,
                 "elapsed_s": round(self.elapsed_s, 3), "search_samples": self.search_samples,
                 "holdout_samples": self.holdout_samples, "pool": self.pool, "stopped": self.stopped,
-                "notes": list(self.notes)}
+                "notes": list(self.notes), "timings": {k: round(v, 3) for k, v in self.timings.items()}}
 
 
 def _num(v):
@@ -184,6 +189,7 @@ class _Run:
         self.cache: dict[tuple, EvalResult] = {}
         self.points: list[Point] = []
         self.notes: list[str] = []
+        self.timings: dict[str, float] = {}
 
     # -- evaluation ------------------------------------------------------------------------------
     def check(self) -> None:
@@ -228,7 +234,9 @@ class _Run:
         p = Point(label, source, [m.label(self.groups) for m in moves], recipe.to_dict(), self.metric(searched),
                   self.metric(held), self.spec.target.met(self.metric(searched)),
                   self.spec.target.met(self.metric(held)), held.latency_ms, self.mac_share(recipe),
-                  held.size_bytes, kinds.count("fp32"), kinds.count("int16"), held.error or searched.error)
+                  held.size_bytes, kinds.count("fp32"), kinds.count("int16"), held.error or searched.error,
+                  sorted(set(recipe.excluded_nodes()) - set(self.base.excluded_nodes())),
+                  sorted(set(recipe.int16_nodes()) - set(self.base.int16_nodes())))
         self.points.append(p)
         if self.on_point is not None:
             self.on_point(p)
@@ -281,7 +289,9 @@ def run_tune(session: Session, spec: TuneSpec, task: Task | None = None, on_poin
     sens: list[GroupSensitivity] = []
     try:
         sens = _sensitivity(run)
+        run.timings["sensitivity_s"] = time.perf_counter() - run.t0
         _select(run, sens)
+        run.timings["selection_s"] = time.perf_counter() - run.t0 - run.timings["sensitivity_s"]
     except _Budget:
         stopped = "time budget"
     except (KeyboardInterrupt, CancelledError):
@@ -290,7 +300,8 @@ def run_tune(session: Session, spec: TuneSpec, task: Task | None = None, on_poin
         run.pool.close()
     best = _best(run.points, spec.target, spec.objective)
     return TuneResult(spec.target, spec.objective, sens, run.points, best, run.evaluations,
-                      time.perf_counter() - run.t0, n_search, n_hold, run.pool.description, stopped, run.notes)
+                      time.perf_counter() - run.t0, n_search, n_hold, run.pool.description, stopped, run.notes,
+                      run.timings)
 
 
 def _sensitivity(run: _Run) -> list[GroupSensitivity]:
@@ -398,11 +409,17 @@ def _options(run: _Run, sens: list[GroupSensitivity]) -> tuple[list[Option], flo
             continue
         direct = full - err
         fp32_gain = full - reverted.get((m.group, "fp32"), math.inf)
-        frac = 1.0 if m.kind == "fp32" else (min(max(direct / fp32_gain, 0.0), 1.0) if fp32_gain > 0 else 0.0)
-        share = shares[m.group] if math.isfinite(shares[m.group]) else 0.0
-        gain = max(direct, k * share * frac)
+        share = k * (shares[m.group] if math.isfinite(shares[m.group]) else 0.0)
+        # what part of the group's error a 16-bit or percentile move removes, read from the revert-one probes;
+        # only when the float probe removed a real part of it (another broken group masks both otherwise)
+        informative = fp32_gain > 0 and fp32_gain >= MASKED * share
+        frac = 1.0 if m.kind == "fp32" else (min(max(direct / fp32_gain, 0.0), 1.0) if informative else 0.0)
+        gain = max(direct, share * frac)
         recipe = apply_moves(run.base, run.groups, [m])
         out.append(Option(m, m.group, gain, _cost(run, r, recipe), int(m.kind == "fp32")))
+    positive = sorted(o.cost for o in out if o.cost > 0)
+    floor = COST_FLOOR_SHARE * positive[len(positive) // 2] if positive else 1.0
+    out = [replace(o, cost=max(o.cost, floor)) for o in out]  # nothing is free: the fewest moves win ties
     return out, full - t.error(t.value)
 
 
