@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import time
 
 from ..errors import WorkbenchError
@@ -78,9 +77,7 @@ def run(args: argparse.Namespace) -> int:
         task.done()
         print(f"point    {_row(p, spec.target.metric)}")
 
-    old = signal.getsignal(signal.SIGINT)
     result = run_tune(s, spec, task, on_point)  # Ctrl-C inside returns the points found so far
-    signal.signal(signal.SIGINT, old)
     task.done()
     _print(result)
     if result.best is not None and args.output:
@@ -108,8 +105,8 @@ def _row(p: Point, metric: str) -> str:
 def _print(r: TuneResult) -> None:
     t = r.target
     print(f"groups   {len(r.groups)} units of change (layers that share quantized tensors)")
-    ranked = sorted(r.groups, key=lambda g: -max((t.score(v) for v in g.revert.values() if v is not None),
-                                                  default=float("-inf")))
+    ranked = sorted(r.groups, key=lambda g: t.score(g.quantize_one))  # most sensitive first: the worst metric
+    # with only that group quantized (the revert-one figures are masked when two groups are broken)
     for g in ranked[:5]:
         rev = ", ".join(f"{k} {_fmt(v, '.4f')}" for k, v in g.revert.items())
         print(f"         {g.group.name:<32} isolated {_fmt(g.isolated_sqnr_db, '.1f'):>6} dB  quantize-one "
@@ -129,7 +126,7 @@ def _print(r: TuneResult) -> None:
           f"{r.pool}) in {r.elapsed_s:.1f} s")
     b = r.best
     if b is None:
-        print("result   no point could be evaluated")
+        print("result   no point was verified" + (" before the stop" if r.stopped else ""))
         return
     verdict = "meets" if b.met_holdout else "does NOT meet"
     print(f"best     {b.label}: {t.metric} {_fmt(b.holdout_metric, '.4f')} on held-back data ({verdict} "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
+import signal
 from dataclasses import replace
 
 from ..errors import WorkbenchError
@@ -19,6 +20,7 @@ _CTX: EvalContext | None = None  # a local worker's context, set once by its ini
 def _init_worker(ctx: EvalContext) -> None:
     global _CTX
     _CTX = ctx
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the search, keeps the points
 
 
 def _worker_eval(recipe_dict: dict, part: str) -> EvalResult:
