@@ -42,6 +42,8 @@ def register(sub) -> None:
                    help="run candidate evaluations as Ray tasks on the cluster at ADDRESS (host:port), or on a new "
                    "local Ray without ADDRESS (pip install 'quant-workbench[ray]'); write --ray=ADDRESS before MODEL")
     p.add_argument("--ray-cpus", type=int, default=1, metavar="N", help="CPUs (and onnxruntime threads) per Ray task")
+    p.add_argument("--probe-all", action="store_true", help="revert-one probes for every group (default: the "
+                   "groups that carry 95%% of the quantize-one error; NNCF's exhaustive ranking, slower)")
     p.add_argument("-o", "--output", metavar="TUNED.toml", help="write the chosen recipe here")
     p.add_argument("--json", metavar="OUT", help="write every figure (points, groups, evaluations) as JSON")
     p.set_defaults(func=run)
@@ -61,7 +63,7 @@ def spec_from_args(args: argparse.Namespace) -> TuneSpec:
         raise WorkbenchError("--workers must be 0 or more and --ray-cpus 1 or more", "e.g. --workers 2")
     return TuneSpec(parse_target(text), parse_candidates(args.candidates), args.max_float, args.objective,
                     args.backend, args.time_budget * 60 if args.time_budget else None, args.workers,
-                    False if args.ray is None else args.ray, args.ray_cpus)
+                    False if args.ray is None else args.ray, args.ray_cpus, probe_all=args.probe_all)
 
 
 def run(args: argparse.Namespace) -> int:

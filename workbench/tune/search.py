@@ -41,6 +41,8 @@ LATENCY_NOISE = 0.05  # latency differences below this share of full INT8's are 
 # move costs at least this much (so the fewest moves win ties) and points this close count as equally fast
 HOLDOUT_EVERY = 3  # every third evaluation sample is held back for verification
 ILP_ROUNDS = 6
+PROBE_SHARE = 0.95  # revert-one probes for the groups carrying this share of the summed quantize-one error
+PROBE_MIN, PROBE_MAX = 4, 24
 MASKED = 0.5  # a float probe that removes less than this part of a group's error was masked by another group
 COST_FLOOR_SHARE = 0.05  # every move costs at least this part of the median move's cost
 PREDICTION_SLACK = 0.9  # a selection predicted to remove 90% of the error is worth verifying: the estimates are
@@ -61,6 +63,7 @@ class TuneSpec:
     ray: str | None | bool = False  # False: no Ray; None or "": a local Ray; "host:port": that cluster
     ray_cpus: int = 1
     isolated: bool = True  # also the isolated (per-layer) error of every layer, from one analysis pass
+    probe_all: bool = False  # revert-one probes for every group, not only those that carry the error
 
 
 @dataclass
@@ -323,31 +326,56 @@ def _sensitivity(run: _Run) -> list[GroupSensitivity]:
     run.base = base
     groups = run.groups
     sens = [GroupSensitivity(g) for g in groups]
-    moves = group_moves(groups, spec.candidates)
     run.globals = global_moves(base, groups, spec.candidates)
-    recipes = [base] + [apply_moves(base, groups, [m]) for m in moves] + \
-        [only_group(base, groups, i) for i in range(len(groups))] + \
+    # pass 1: full INT8, each group quantized alone (cheap: one group's Q/DQ), the whole-model moves
+    first_pass = [base] + [only_group(base, groups, i) for i in range(len(groups))] + \
         [apply_moves(base, groups, [m]) for m in run.globals]
-    run.task.report(0.02, f"{len(groups)} groups: measuring {len(recipes)} configurations")
+    run.task.report(0.02, f"{len(groups)} groups: quantize-one probes")
     if spec.isolated:
         _isolated(run, sens)
-    res = run.evaluate(recipes, "search", "sensitivity", 0.05, 0.7)
+    res = run.evaluate(first_pass, "search", "quantize-one probes", 0.05, 0.35)
     run.full = res[0]
     if run.full.error:
         raise WorkbenchError(f"the fully quantized model failed: {run.full.error}", "run qwb quantize for details")
-    for m, r in zip(moves, res[1:1 + len(moves)]):
+    for g, r in zip(sens, res[1:1 + len(groups)]):
+        g.quantize_one = run.metric(r)
+    run.global_results = dict(zip(run.globals, res[1 + len(groups):]))
+    # pass 2: the revert-one probe of each candidate move, for the groups that carry the error
+    probed = _groups_to_probe(run, sens)
+    moves = [m for m in group_moves(groups, spec.candidates) if m.group in probed]
+    res = run.evaluate([apply_moves(base, groups, [m]) for m in moves], "search", "revert-one probes", 0.35, 0.7)
+    for m, r in zip(moves, res):
         g = sens[m.group]
         g.revert[m.kind] = run.metric(r)
         g.latency_ms[m.kind] = r.latency_ms
         g.size_bytes[m.kind] = r.size_bytes
         if r.error:
             g.errors[m.kind] = r.error
-    for g, r in zip(sens, res[1 + len(moves):1 + len(moves) + len(groups)]):
-        g.quantize_one = run.metric(r)
     run.moves = moves
-    run.move_results = dict(zip(moves, res[1:1 + len(moves)]))
-    run.global_results = dict(zip(run.globals, res[1 + len(moves) + len(groups):]))
+    run.move_results = dict(zip(moves, res))
+    if len(probed) < len(groups):
+        run.notes.append(f"revert-one probes for the {len(probed)} of {len(groups)} groups that carry "
+                         f"{100 * PROBE_SHARE:g}% of the quantize-one error (--probe-all: every group)")
     return sens
+
+
+def _groups_to_probe(run: _Run, sens: list[GroupSensitivity]) -> set[int]:
+    """Every group with --probe-all; else the fewest groups, most sensitive first, whose quantize-one errors
+    add up to PROBE_SHARE of the total (at least PROBE_MIN, at most PROBE_MAX): the others cannot matter to
+    the target, and their revert-one probes are most of a run's cost (a full quantization each)."""
+    if run.spec.probe_all:
+        return set(range(len(sens)))
+    t = run.spec.target
+    errs = [(t.error(g.quantize_one) if g.quantize_one is not None else 0.0, i) for i, g in enumerate(sens)]
+    errs = [(e if math.isfinite(e) else 0.0, i) for e, i in errs]
+    total = sum(e for e, _ in errs)
+    out, acc = set(), 0.0
+    for e, i in sorted(errs, reverse=True):
+        if len(out) >= PROBE_MAX or (len(out) >= PROBE_MIN and acc >= PROBE_SHARE * total):
+            break
+        out.add(i)
+        acc += e
+    return out
 
 
 def _isolated(run: _Run, sens: list[GroupSensitivity]) -> None:
