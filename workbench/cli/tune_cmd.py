@@ -139,3 +139,7 @@ def _print(r: TuneResult) -> None:
           f"{t.describe()}), search part {_fmt(b.search_metric, '.4f')}")
     for line in b.moves:
         print(f"         {line}")
+    if b.float_layers:
+        print(f"         layers in float: {', '.join(b.float_layers)}")
+    if b.int16_layers:
+        print(f"         layers in 16-bit: {', '.join(b.int16_layers)}")
