@@ -23,12 +23,14 @@ from . import (
     overlay_cmd,
     quantize_cmd,
     report_cmd,
+    tune_cmd,
 )
 
 # the built-in subcommands, in the order `qwb --help` lists them
 COMMANDS = {"calib": calib_cmd, "quantize": quantize_cmd, "analyze": analyze_cmd, "report": report_cmd,
             "export-exclusions": exclusions_cmd, "export-overlay": overlay_cmd, "backends": backends_cmd,
-            "bench": bench_cmd, "neon-setup": neon_setup_cmd}
+            "bench": bench_cmd, "neon-setup": neon_setup_cmd,
+            "tune": tune_cmd}
 
 #: entry-point group through which other packages add commands: ``name = "package.module:register"``, where
 #: ``register(subparsers)`` adds the command's parser (importing nothing heavy until the command runs)
