@@ -13,6 +13,7 @@ import numpy as np
 from PySide6.QtGui import QColor
 
 from analyzers.diff_types import LayerResult
+from workbench import formatting
 
 METRICS = {
     "rank_key": "Rank key (dB)",  # what ranking and flagging use: min(isolated tensor SQNR, its channel mean)
@@ -110,9 +111,5 @@ def layer_metric(lay: LayerResult | None, metric: str) -> float:
 
 
 def fmt_db(v: float | None, digits: int = 1) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "—"
-    if math.isinf(v):
-        return "∞" if v > 0 else "−∞"
-    text = f"{v:.{digits}f}"
-    return text[1:] if text.startswith("-") and float(text) == 0 else text
+    """The shared dB formatting (``workbench.formatting.fmt_db``), with the GUI's em dash for a missing figure."""
+    return formatting.fmt_db(v, digits, none="—")
