@@ -26,7 +26,6 @@ from .calibration_cache import op_types_for
 from .errors import WorkbenchError
 from .evaluate import DeployedOutputs
 from .outputs import output_kinds
-from .quantize import float_layers_requantized_at_runtime
 from .recipe import Recipe
 from .session import Session
 
@@ -90,13 +89,12 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
     for lay in flag(layers, thresholds):  # every flagged layer carries at least one hint
         if not lay.hints:
             lay.hints = [fallback_hint(lay.node, lay.precision)]
-    requantized = set(float_layers_requantized_at_runtime(q.path, sorted(excluded)))
+    runtime = {r.node: r for r in q.runtime}
     for lay in layers:
-        if lay.node in requantized:
-            lay.hints.append(Hint("runtime_requantizes", "onnxruntime's CPU optimizer quantizes this layer's weights "
-                                  "anyway (INT8 per-tensor), because quantized layers feed and consume it; the "
-                                  "figures here are for the float layer the model file describes",
-                                  "to keep it in float on onnxruntime CPU, also set its producer or consumer to FP32"))
+        r = runtime.get(lay.node)
+        if r is not None:
+            lay.runtime_precision = "int8"
+            lay.hints.append(runtime_hint(r))
     heat = None
     if layers:
 
@@ -116,6 +114,13 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
         elapsed_s=time.perf_counter() - t0, peak_rss_mb=peak_rss_mb(), outputs=outputs, layers=layers,
         thresholds=thresholds, heatmap=heat, reservoirs=outcome.reservoirs, int8_model=str(q.path), timings=timings,
         notes=list(q.notes), hints=hints, kernels=kernels)
+
+
+def runtime_hint(r) -> Hint:
+    """The ``runtime_requantizes`` hint for a float/16-bit layer onnxruntime runs in 8 bits anyway."""
+    where = ("the exact figures here are for the layer the model file describes; the deployed ones include "
+             "onnxruntime's integer kernel")
+    return Hint("runtime_requantizes", f"{r.message()}: {where}", r.fix)
 
 
 def _also_deployed(batches, deployed: DeployedOutputs, labels):
