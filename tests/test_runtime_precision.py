@@ -13,6 +13,7 @@ import pytest
 import resources
 from tests.zoo import build
 from workbench.analysis import analyze
+from workbench.mac_share import macs_by_precision
 from workbench.model_prep import prepare_model
 from workbench.quantize import runtime_requantized_without_data
 from workbench.recipe import Recipe
@@ -122,6 +123,9 @@ def test_analysis_summary_and_json_never_count_a_requantized_layer_as_float(tmp_
     assert "block_a.Conv" not in fp32 and "fc1.Gemm" in fp32
     assert summary.fp32_layers == len(fp32) and summary.runtime_int8_layers == 1
     assert summary.int8_layers == sum(lay.effective_precision == "int8" for lay in res.layers)
+    asked = macs_by_precision(s.prepared.load_proto(), {lay.node: lay.precision for lay in res.layers},
+                              s.eval_data.sample(0))
+    assert res.macs_by_precision["fp32"] < asked["fp32"]  # block_a.Conv's MACs are counted as INT8
     d = json.loads(json.dumps(res.to_dict()))
     assert next(x for x in d["layers"] if x["node"] == "block_a.Conv")["runtime_precision"] == "int8"
     assert type(res).from_dict(d).layers[[x.node for x in res.layers].index("block_a.Conv")].runtime_precision == "int8"

@@ -163,6 +163,13 @@ def runtime_requantized(path: Path, excluded: list[str], int16: list[str]) -> li
     return [lay for lay in check_runtime(path, requested).values() if lay.int8]
 
 
+def float_layers_requantized_at_runtime(model_path: Path, excluded: list[str]) -> list[str]:
+    """The layers of ``excluded`` (kept in FP32 in ``model_path``) that onnxruntime's CPU optimizer runs in 8 bits
+    anyway, in ``excluded``'s order: ``runtime_requantized`` by name only."""
+    anyway = {lay.node for lay in runtime_requantized(model_path, list(excluded), [])}
+    return [n for n in excluded if n in anyway]
+
+
 def placeholder_calibration(prepared: PreparedModel, recipe: Recipe) -> CalibrationData:
     """A range of [0, 1] for every tensor quantization calibrates. Where onnxruntime puts integer kernels depends
     on where the Q/DQ nodes sit and their types, not on the ranges, except that its quantizer folds a Relu into

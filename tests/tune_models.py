@@ -1,0 +1,56 @@
+"""Models with planted bad layers for the tune tests and benchmarks, built in code.
+
+A planted layer reads an input channel that is always zero (its producer's bias drives that channel below
+zero before the Relu) through weights a million times larger than the rest: the float model does not notice,
+but each output channel's INT8 (and 16-bit) weight scale is set by the outlier, so every real weight rounds to
+zero. Only keeping that layer in float fixes it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OUTLIER = 3e5  # 16-bit weights (step 3e5 / 32767 ~ 9) cannot fix it either: only float does
+
+
+def planted_cnn(layers: int = 6, planted: tuple = (2, 4), channels: int = 8, side: int = 8,
+                seed: int = 0) -> onnx.ModelProto:
+    """x[N,3,side,side] -> ``layers`` x (Conv 3x3 + Relu) -> GAP -> Flatten -> Gemm -> y[N,10]; convs are
+    named conv0.. and the ones in ``planted`` have the dead-channel outlier."""
+    rng = np.random.default_rng(seed)
+    c = channels
+    nodes, inits = [], []
+    prev = "x"
+    cin = 3
+    for i in range(layers):
+        w = (rng.standard_normal((c, cin, 3, 3)) * np.sqrt(2.0 / (cin * 9))).astype(np.float32)  # He: the signal
+        # keeps its scale through any depth
+        b = (rng.standard_normal(c) * 0.05).astype(np.float32)
+        if i in planted:
+            w[:, 0] = OUTLIER  # reads channel 0 of its input, which is always zero
+        if i + 1 in planted:
+            w[0] = 0.0
+            b[0] = -10.0  # output channel 0 is zero after the Relu
+        inits += [numpy_helper.from_array(w, f"w{i}"), numpy_helper.from_array(b, f"b{i}")]
+        nodes += [helper.make_node("Conv", [prev, f"w{i}", f"b{i}"], [f"c{i}"], name=f"conv{i}", pads=[1, 1, 1, 1]),
+                  helper.make_node("Relu", [f"c{i}"], [f"r{i}"], name=f"relu{i}")]
+        prev, cin = f"r{i}", c
+    wf = (rng.standard_normal((10, c)) * 0.5).astype(np.float32)
+    inits += [numpy_helper.from_array(wf, "wf"), numpy_helper.from_array(np.zeros(10, np.float32), "bf")]
+    nodes += [helper.make_node("GlobalAveragePool", [prev], ["gap"], name="gap"),
+              helper.make_node("Flatten", ["gap"], ["flat"], name="flatten"),
+              helper.make_node("Gemm", ["flat", "wf", "bf"], ["y"], name="fc", transB=1)]
+    graph = helper.make_graph(nodes, "planted_cnn",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, side, side])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def planted_data(n: int = 48, side: int = 8, seed: int = 1) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {"x": rng.standard_normal((n, 3, side, side)).astype(np.float32)}
