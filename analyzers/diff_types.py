@@ -111,6 +111,14 @@ class LayerResult:
     # the layer under deployed kernels ({sqnr_db, kernel_gap_db, lsb_diff_share}); None until the optimized
     # graph is mapped back to source layers
     deployed: dict | None = None
+    # what onnxruntime's CPU optimizer really runs when it departs from ``precision`` (a float/16-bit layer it
+    # re-quantizes anyway: "int8"); None when it honours it. Counts and exports use this over ``precision``
+    runtime_precision: str | None = None
+
+    @property
+    def effective_precision(self) -> str:
+        """The precision the layer runs at on onnxruntime CPU: what summaries and exports count."""
+        return self.runtime_precision or self.precision
 
     def to_dict(self) -> dict:
         return {
@@ -125,6 +133,7 @@ class LayerResult:
             "clip_rate": json_num(self.clip_rate), "flagged": self.flagged,
             "hints": [h.to_dict() for h in self.hints],
             "deployed": json_safe(self.deployed) if self.deployed is not None else None,
+            "runtime_precision": self.runtime_precision,
         }
 
 
@@ -284,7 +293,7 @@ def _layer_from(d: dict) -> LayerResult:
         d.get("depth", 0), _metrics_from(d["cumulative"]), _metrics_from(d.get("isolated")),
         WeightError(w["tensor"], _f(w["sqnr_db"]), [_f(v) for v in w.get("channel_sqnr", [])]) if w else None,
         _opt(d.get("amplification")), _opt(d.get("introduced_db")), _opt(d.get("clip_rate")), bool(d.get("flagged")),
-        [_hint_from(h) for h in d.get("hints", [])], d.get("deployed"))
+        [_hint_from(h) for h in d.get("hints", [])], d.get("deployed"), d.get("runtime_precision"))
 
 
 def _hint_from(h: dict) -> Hint:

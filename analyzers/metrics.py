@@ -129,7 +129,7 @@ class ErrorAccumulator:
         x3, e3 = self._as_bcs(x), self._as_bcs(e)
         yf = y.ravel()
         self.add_partial(np.einsum("bcs,bcs->bc", x3, x3), np.einsum("bcs,bcs->bc", e3, e3),
-                         float(np.dot(yf, yf)), e.max(), e.min(), e.sum(dtype=np.float64), x.size)
+                         float(np.einsum("i,i->", yf, yf)), e.max(), e.min(), e.sum(dtype=np.float64), x.size)
 
     def add_partial(self, xx, ee, yy, emax, emin, esum, count: int) -> None:
         """Fold in partial sums computed elsewhere (the diff graph): x.x and e.e per sample and channel, y.y.

@@ -4,9 +4,17 @@ Each measurement runs in its own subprocess so its peak RSS is its own. The peer
 by a watchdog) when its resident memory passes --peer-limit-gb, and reported as out of memory.
 
     python benchmarks/bench_analyze.py --sizes 32 128 512
+    python benchmarks/bench_analyze.py --size 224 --sizes 128 --kinds e2e e2e_no_isolated deployed \
+        plain_batched peer            # issue 12's targets, side by side in one run
 
-Model: a MobileNetV2 (3.5 M parameters, 3x96x96 input, built in benchmarks/models.py), calibrated on
+Model: a MobileNetV2 (3.5 M parameters, 3x96x96 input by default, built in benchmarks/models.py), calibrated on
 128 samples; N = number of evaluation samples analysed.
+
+Kinds: ``ours``/``ours_no_isolated`` time the analysis with calibration histograms cached and the model
+quantized beforehand; ``e2e``/``e2e_no_isolated`` time everything from opening the session with an empty cache
+(calibrate + quantize + exact analysis); ``deployed`` times ``analyze(kernels="deployed")`` (cached calibration);
+``plain_batched``/``plain_per_sample`` the FP32 + INT8 inference floor (default optimizations); ``peer``
+onnxruntime's qdq_loss_debug on the same FP32 and INT8 models.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,13 +43,30 @@ def _child(kind: str, n: int, size: int, batch: int) -> dict:
     from workbench.session import Session
 
     model, calib, ev = mobilenet_onnx(size), image_data(128, size, seed=1), image_data(n, size, seed=2)
+    out: dict = {"kind": kind, "n": n}
+    cpu0 = _cpu()
+    if kind.startswith("e2e"):
+        from workbench.analysis import analyze
+
+        with tempfile.TemporaryDirectory() as td:
+            os.environ["QWB_CACHE_DIR"] = td  # nothing cached: calibration, quantization and analysis all run
+            t0 = time.perf_counter()
+            r = analyze(Session(model, calib, ev), isolated=kind == "e2e", kernels="exact")
+            out.update(total_s=time.perf_counter() - t0, engine_s=time.perf_counter() - t0, timings=r.timings)
+        out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        out["cpu_s"] = _cpu() - cpu0
+        return out
     s = Session(model, calib, ev)
     s.calibration()
     q = s.quantize()
     x = np.load(ev)["image"]
-    out: dict = {"kind": kind, "n": n}
-    t0 = time.perf_counter()
-    if kind == "ours":
+    t0, cpu0 = time.perf_counter(), _cpu()
+    if kind == "deployed":
+        from workbench.analysis import analyze
+
+        r = analyze(s, kernels="deployed")
+        out.update(total_s=time.perf_counter() - t0, engine_s=time.perf_counter() - t0, timings=r.timings)
+    elif kind == "ours":
         from workbench.analysis import analyze
 
         r = analyze(s)
@@ -83,7 +109,16 @@ def _child(kind: str, n: int, size: int, batch: int) -> dict:
                 sess.run(None, {"image": x[i:i + step]})
         out.update(total_s=time.perf_counter() - t0, engine_s=time.perf_counter() - t0)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["cpu_s"] = _cpu() - cpu0
     return out
+
+
+def _cpu() -> float:
+    """CPU seconds of this process, all threads: steadier than wall time on a shared machine."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def _median(runs: list[dict]) -> dict:
@@ -107,23 +142,33 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--peer-limit-gb", type=float, default=18.0)
     ap.add_argument("--repeat", type=int, default=3, help="runs per measurement; the median is reported")
+    ap.add_argument("--kinds", nargs="+", default=["ours", "ours_no_isolated", "plain_batched", "plain_per_sample",
+                                                   "peer"])
     ap.add_argument("--child")
+    ap.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int)
     args = ap.parse_args()
+    if args.prepare:
+        from benchmarks.models import image_data, mobilenet_onnx
+
+        mobilenet_onnx(args.size)
+        for n in args.sizes:
+            image_data(n, args.size, seed=2)
+        image_data(128, args.size, seed=1)
+        return 0
     if args.child:
         os.environ.setdefault("QWB_CACHE_DIR", str(Path(__file__).resolve().parent / ".cache" / "qwb"))
         print(json.dumps(_child(args.child, args.n, args.size, args.batch)))
         return 0
     os.environ.setdefault("QWB_CACHE_DIR", str(Path(__file__).resolve().parent / ".cache" / "qwb"))
-    from benchmarks.models import image_data, mobilenet_onnx
-
-    mobilenet_onnx(args.size)
-    for n in args.sizes:
-        image_data(n, args.size, seed=2)
-    image_data(128, args.size, seed=1)
+    # the model and data are made in a child of their own: Linux carries a parent's peak RSS into the
+    # ru_maxrss of the children it forks (measured: every child read 1,250 MB after this process had generated
+    # 512 images of 224 px here)
+    subprocess.run([sys.executable, __file__, "--prepare", "--size", str(args.size), "--sizes",
+                    *map(str, args.sizes)], check=True, cwd=ROOT)
     rows = []
     for n in args.sizes:
-        for kind in ("ours", "ours_no_isolated", "plain_batched", "plain_per_sample", "peer"):
+        for kind in args.kinds:
             runs = []
             for _ in range(args.repeat):
                 r = run_child(kind, n, args.size, args.batch, args.peer_limit_gb if kind == "peer" else None)
@@ -132,6 +177,9 @@ def main() -> int:
                 if "total_s" not in r:  # out of memory or failed: once is enough
                     break
             rows.append(_median(runs))
+    if not {"ours", "peer", "plain_batched", "plain_per_sample"} <= set(args.kinds):
+        _targets(rows, args.sizes)
+        return 0
     print("\n| N | qwb analyze (engine s / total s / peak RSS MB) | qdq_loss_debug (s / peak RSS MB) | speed-up (engine) "
           "| plain FP32+INT8, batched / per-sample (s) | analyze total / plain batched |")
     print("|---|---|---|---|---|---|")
@@ -144,6 +192,28 @@ def main() -> int:
         print(f"| {n} | {o['engine_s']:.2f} / {o['total_s']:.2f} / {o['peak_rss_mb']:.0f} | {peer} | {speed} | "
               f"{pb['total_s']:.2f} / {ps['total_s']:.2f} | {o['total_s'] / pb['total_s']:.1f}x |")
     return 0
+
+
+def _targets(rows: list[dict], sizes: list[int]) -> None:
+    """Issue 12's figures: each kind's median time and peak RSS, and the ratios the targets are stated in."""
+    by = {(r["kind"], r["n"]): r for r in rows}
+    print("\n| N | kind | median s (CPU s) | peak RSS MB |\n|---|---|---|---|")
+    for r in rows:
+        t = f"{r['total_s']:.2f} ({r.get('cpu_s', 0):.1f})" if "total_s" in r else (
+            "out of memory" if r.get("out_of_memory") else "error")
+        print(f"| {r['n']} | {r['kind']} | {t} | {r.get('peak_rss_mb', 0):.0f} |")
+    for n in sizes:
+        def s(kind):
+            return by.get((kind, n), {}).get("total_s")
+        cpu = {k: by.get((k, n), {}).get("cpu_s") for k in ("peer", "e2e", "e2e_no_isolated")}
+        if cpu["peer"] and cpu["e2e"]:
+            print(f"N={n}: CPU seconds, qdq_loss_debug / exact end to end = {cpu['peer'] / cpu['e2e']:.2f}x")
+        if s("peer") and s("e2e"):
+            print(f"N={n}: qdq_loss_debug / exact end to end = {s('peer') / s('e2e'):.2f}x (target >= 5x)")
+        if s("peer") and s("e2e_no_isolated"):
+            print(f"N={n}: qdq_loss_debug / exact end to end without isolated = {s('peer') / s('e2e_no_isolated'):.2f}x")
+        if s("deployed") and s("plain_batched"):
+            print(f"N={n}: deployed analysis / plain FP32+INT8 = {s('deployed') / s('plain_batched'):.2f}x (target <= 2x)")
 
 
 if __name__ == "__main__":

@@ -153,9 +153,9 @@ class LayerTableModel(QAbstractTableModel):
     def _ran_as(self, node: str) -> str | None:
         """The precision the shown run reports for ``node`` when it differs from the one asked for."""
         lay = self._results.get(node)
-        if lay is None or self._pending(node) or lay.precision == self.ws.recipe.precision_of(node):
+        if lay is None or self._pending(node) or lay.effective_precision == self.ws.recipe.precision_of(node):
             return None
-        return lay.precision
+        return lay.effective_precision
 
     def _pending(self, node: str) -> bool:
         run = self.ws.current_run
@@ -241,6 +241,10 @@ class LayerTableModel(QAbstractTableModel):
                     f"max |error| {m.max_abs:.4g}")
         if col == C_PREC and self._pending(node):
             return "Changed since the shown run: re-run to see its effect."
+        if col == C_PREC and self._ran_as(node) and lay is not None and lay.runtime_precision:
+            h = next((h for h in lay.hints if h.code == "runtime_requantizes"), None)
+            return (f"Asked for {self.ws.recipe.precision_of(node).upper()}, but onnxruntime's CPU optimizer runs this "
+                    f"node in {lay.runtime_precision.upper()} anyway." + (f"\nFix: {h.suggestion}" if h else ""))
         if col == C_PREC and self._ran_as(node):
             return (f"Asked for {self.ws.recipe.precision_of(node).upper()}, but the quantized model runs this node in "
                     f"{self._ran_as(node).upper()} (e.g. its input is not quantized because the layer before it is "

@@ -31,7 +31,6 @@ from .evaluate import DeployedOutputs
 from .mac_share import macs_by_precision
 from .kernel_remedies import explain_gap, path_only
 from .outputs import output_kinds
-from .quantize import float_layers_requantized_at_runtime
 from .recipe import Recipe
 from .session import Session
 
@@ -118,13 +117,12 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
     if taps is not None:
         _deployed_layers(layers, taps.results({n: o.cumulative for n, o in outcome.layers.items()}))
         notes.append(taps.note())
-    requantized = set(float_layers_requantized_at_runtime(q.path, sorted(excluded)))
+    runtime = {r.node: r for r in q.runtime}
     for lay in layers:
-        if lay.node in requantized:
-            lay.hints.append(Hint("runtime_requantizes", "onnxruntime's CPU optimizer quantizes this layer's weights "
-                                  "anyway (INT8 per-tensor), because quantized layers feed and consume it; the "
-                                  "figures here are for the float layer the model file describes",
-                                  "to keep it in float on onnxruntime CPU, also set its producer or consumer to FP32"))
+        r = runtime.get(lay.node)
+        if r is not None:
+            lay.runtime_precision = "int8"
+            lay.hints.append(runtime_hint(r))
     heat = None
     if layers:
 
@@ -161,7 +159,7 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
 def _macs(fp32, layers, data) -> dict | None:
     """The run's MAC share per precision (``workbench.mac_share``); None when the shapes cannot be inferred."""
     try:
-        return macs_by_precision(fp32, {lay.node: lay.precision for lay in layers}, data.sample(0))
+        return macs_by_precision(fp32, {lay.node: lay.effective_precision for lay in layers}, data.sample(0))
     except Exception:  # noqa: BLE001 - a figure to show, never a reason to fail the analysis
         return None
 
@@ -185,6 +183,13 @@ def _deployed_layers(layers: list[LayerResult], figures: dict[str, dict]) -> Non
         lay.hints.append(Hint("kernel_departs", f"the deployed {d['kernel']} kernel departs from the Q/DQ simulation: "
                               f"{alone}; as deployed the layer is {d['kernel_gap_db']:.1f} dB below exact, "
                               f"{d['lsb_diff_share']:.1%} of its values >= 1 LSB off; {why}", fix, float(gap)))
+
+
+def runtime_hint(r) -> Hint:
+    """The ``runtime_requantizes`` hint for a float/16-bit layer onnxruntime runs in 8 bits anyway."""
+    where = ("the exact figures here are for the layer the model file describes; the deployed ones include "
+             "onnxruntime's integer kernel")
+    return Hint("runtime_requantizes", f"{r.message()}: {where}", r.fix)
 
 
 def _also_deployed(batches, deployed: DeployedOutputs, labels):

@@ -2,7 +2,7 @@
 
 Shown with every run (``qwb analyze``, the report, the JSON, the GUI), because a recipe that keeps one big
 Conv in FP32 gives up far more speed than one that keeps ten small ones: the share is by MACs, not by layers.
-This is what the recipe *asks* for; how much onnxruntime really runs in integer kernels is measured by
+A layer the recipe keeps in float that onnxruntime re-quantizes anyway counts as INT8 (``runtime_precision``); the rest of what onnxruntime really runs in integer kernels is measured by
 ``qwb bench`` (``backends.coverage``).
 """
 

@@ -24,8 +24,12 @@ from onnxruntime.quantization.calibrate import TensorData, TensorsData, save_ten
 from onnxruntime.quantization.quant_utils import ONNX_TYPE_TO_NP_TYPE
 
 from analyzers.calibration.collect import CalibrationData
+from analyzers.calibration.histogram import HistogramSnapshot
+from analyzers.onnx_utils import tensors_to_calibrate
 from analyzers.calibration.grid import QuantSpec, quant_params_array
 from backends.runner import SessionConfig, build_session
+from backends.runtime_precision import RuntimeLayer
+from backends.runtime_precision import check as check_runtime
 from backends.tasks import NullTask, Task
 
 from .calibration_cache import op_types_for
@@ -50,6 +54,8 @@ class QuantizeResult:
     int16: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     mask_path: MaskPath | None = None  # mask tensors and what was done with the nodes around them
+    # float/16-bit layers onnxruntime's CPU optimizer runs in 8 bits anyway (from its optimized graph)
+    runtime: list[RuntimeLayer] = field(default_factory=list)
 
 
 def _qtype(name: str):
@@ -150,42 +156,35 @@ def subgraph_layers(model: onnx.ModelProto, op_types: set[str]) -> list[str]:
     return out
 
 
+def runtime_requantized(path: Path, excluded: list[str], int16: list[str]) -> list[RuntimeLayer]:
+    """The float/16-bit layers of ``path`` that onnxruntime's CPU optimizer runs in 8 bits anyway, read from
+    the graph it really runs (backends.runtime_precision), with the fix for each."""
+    requested = {n: "fp32" for n in excluded} | {n: "int16" for n in int16}
+    return [lay for lay in check_runtime(path, requested).values() if lay.int8]
+
+
 def float_layers_requantized_at_runtime(model_path: Path, excluded: list[str]) -> list[str]:
-    """FP32 layers that onnxruntime's CPU optimizer will quantize anyway.
+    """The layers of ``excluded`` (kept in FP32 in ``model_path``) that onnxruntime's CPU optimizer runs in 8 bits
+    anyway, in ``excluded``'s order: ``runtime_requantized`` by name only."""
+    anyway = {lay.node for lay in runtime_requantized(model_path, list(excluded), [])}
+    return [n for n in excluded if n in anyway]
 
-    Its ``WeightBiasQuantization`` pass gives a Conv/ConvTranspose/Gemm float weights an INT8 per-tensor
-    quantization when the node reads a per-tensor DequantizeLinear and its output path (through Relu/Clip,
-    without branching) ends in a QuantizeLinear, i.e. when both neighbours are quantized. Such a layer
-    runs in INT8 on onnxruntime's CPU even though the model file keeps it in float.
-    """
 
-    if not excluded:
+def placeholder_calibration(prepared: PreparedModel, recipe: Recipe) -> CalibrationData:
+    """A range of [0, 1] for every tensor quantization calibrates. Where onnxruntime puts integer kernels depends
+    on where the Q/DQ nodes sit and their types, not on the ranges, except that its quantizer folds a Relu into
+    the layer before it only when the Relu's range starts at 0 (true of every real Relu output): so [0, 1]."""
+    h = HistogramSnapshot(np.array([1, 1], np.int64), np.array([0.0, 0.5, 1.0]), 0.0, 1.0, 2, 1.0, 1.0)
+    return CalibrationData({t: h for t in tensors_to_calibrate(prepared.load_proto(), op_types_for(recipe))})
+
+
+def runtime_requantized_without_data(prepared: PreparedModel, recipe: Recipe) -> list[RuntimeLayer]:
+    """``runtime_requantized`` for a recipe when no calibration data is at hand (``qwb export-exclusions``):
+    quantizes with placeholder ranges into a scratch folder and reads onnxruntime's optimized graph."""
+    if not recipe.excluded_nodes() and not recipe.int16_nodes():
         return []
-    m = onnx.load(str(model_path), load_external_data=False)
-    inits = {i.name: i for i in m.graph.initializer}
-    producer = {o: n for n in m.graph.node for o in n.output}
-    consumers: dict[str, list] = {}
-    for n in m.graph.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
-    out = []
-    for n in m.graph.node:
-        if n.name not in excluded or n.op_type not in ("Conv", "ConvTranspose", "Gemm"):
-            continue
-        dq = producer.get(n.input[0])
-        if dq is None or dq.op_type != "DequantizeLinear" or dq.input[1] not in inits or \
-                numpy_helper.to_array(inits[dq.input[1]]).size != 1:
-            continue
-        cur = n
-        while len(cur.output) == 1 and len(consumers.get(cur.output[0], [])) == 1:
-            nxt = consumers[cur.output[0]][0]
-            if nxt.op_type == "QuantizeLinear":
-                out.append(n.name)
-                break
-            if nxt.op_type not in ("Relu", "Clip"):
-                break
-            cur = nxt
-    return out
+    with tempfile.TemporaryDirectory(prefix="qwb-runtime-", dir=scratch_dir()) as td:
+        return quantize(prepared, recipe, placeholder_calibration(prepared, recipe), Path(td) / "m.qdq.onnx").runtime
 
 
 PER_CHANNEL_OPSET = 13  # DequantizeLinear's ``axis`` (per-channel weights) exists from opset 13
@@ -286,11 +285,7 @@ def quantize(prepared: PreparedModel, recipe: Recipe, calib: CalibrationData, ou
     if inner:
         notes.append(f"{len(inner)} layer(s) inside If/Loop subgraphs stay in float ({', '.join(inner[:5])}"
                      f"{', ...' if len(inner) > 5 else ''}): onnxruntime's quantizer does not quantize subgraphs")
-    requantized = float_layers_requantized_at_runtime(out_path, excluded)
-    if requantized:
-        notes.append(f"onnxruntime's CPU optimizer will still quantize the weights of {', '.join(requantized)} "
-                     "(INT8, per-tensor) because INT8 layers feed and consume it: it stays FP32 in the model file "
-                     "and in other runtimes. To keep it in float on onnxruntime CPU too, also set its producer "
-                     "or its consumer to FP32.")
+    runtime = runtime_requantized(out_path, excluded, recipe.int16_nodes())
+    notes += [f"{lay.message()}; fix: {lay.fix}" for lay in runtime]
     return QuantizeResult(out_path, out_path.stat().st_size, time.perf_counter() - t0, ranges, excluded,
-                          recipe.int16_nodes(), notes, mask)
+                          recipe.int16_nodes(), notes, mask, runtime)

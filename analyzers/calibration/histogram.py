@@ -323,13 +323,18 @@ class StreamingHistogram:
         inv = math.ldexp(1.0, -self.exp)
         dt = np.float32 if (x.dtype == np.float32 and -126 <= self.exp <= 0) else np.float64
         buf = np.empty(min(x.size, _CHUNK), dtype=dt)
+        wide_buf = np.empty(buf.size, dtype=np.float64)
         total = sq = 0.0
         for i in range(0, x.size, _CHUNK):
             xc = x[i:i + _CHUNK]
             b = buf[:xc.size]
-            wide = xc.astype(np.float64)  # sums in float64: float32 squares of values above 1.8e19 overflow
+            wide = wide_buf[:xc.size]
+            np.copyto(wide, xc)  # sums in float64: float32 squares of values above 1.8e19 overflow
             total += float(wide.sum())
-            sq += float(np.dot(wide, wide))
+            # squared in place and summed by numpy, not np.dot: that goes to multi-threaded BLAS, whose threads
+            # spin against onnxruntime's on a busy machine (measured 20 ms vs 0.7 ms per 1M values on 2 cores)
+            np.multiply(wide, wide, out=wide)
+            sq += float(wide.sum())
             np.multiply(xc, dt(inv), out=b, casting="unsafe")
             np.floor(b, out=b)
             idx = b.astype(np.int64)

@@ -10,6 +10,7 @@ import resources
 
 from ..errors import WorkbenchError
 from ..model_prep import prepare_model
+from ..quantize import runtime_requantized_without_data
 from ..recipe import Recipe
 from ..report.exclusions import EXTENSIONS, FORMATS, build_exclusions
 from ..safe_paths import write_text
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     recipe = Recipe.load(args.recipe)
     prepared = prepare_model(args.model, preprocess=args.preprocess, trust_code=args.trust_model_code)
     recipe.validate(prepared.graph.node_names)
-    ex = build_exclusions(prepared, recipe, Path(args.recipe).name)
+    ex = build_exclusions(prepared, recipe, Path(args.recipe).name, runtime_requantized_without_data(prepared, recipe))
     fmts = list(FORMATS) if args.format == "all" else [args.format]
     if not ex.layers:
         print(f"note: {args.recipe} keeps every layer in INT8; the forms list no layer", file=sys.stderr)

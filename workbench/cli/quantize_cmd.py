@@ -55,11 +55,16 @@ def run(args: argparse.Namespace) -> int:
     src_size = s.prepared.size_bytes
     print(f"wrote    {q.path}  ({fmt_bytes(q.size_bytes)}; FP32 {fmt_bytes(src_size)}, "
           f"{_size_change(src_size, q.size_bytes)}; onnxruntime loads it and ran a sample)")
-    if q.excluded:
-        print(f"         kept in FP32: {', '.join(q.excluded)}")
+    anyway = {r.node for r in q.runtime}
+    kept = [n for n in q.excluded if n not in anyway]
+    if kept:
+        print(f"         kept in FP32: {', '.join(kept)}")
+    int16 = [n for n in q.int16 if n not in anyway]
+    if int16:
+        print(f"         INT16: {', '.join(int16)}")
+    if anyway:
+        print(f"         run in INT8 by onnxruntime CPU although the recipe keeps them out: {', '.join(sorted(anyway))}")
     print_notes(q.notes)
-    if q.int16:
-        print(f"         INT16: {', '.join(q.int16)}")
     if not args.no_eval:
         _print_evaluation(s, q.path, task, parse_session_options(args.session_option))
     print(f"done in {time.perf_counter() - t0:.2f} s")

@@ -19,6 +19,7 @@ from .. import __version__
 from ..analysis import analyze
 from ..compare import compare_runs
 from ..hint_measure import HINT_CODE, measure_activations_16bit
+from ..quantize import runtime_requantized
 from ..recipe import Recipe
 from .bench import check_backends, latency_changes, run_benchmarks, summarize
 from .data import Comparison, RecipeFile, ReportData, Reproduce, RunReport, RunSummary
@@ -100,13 +101,22 @@ def _run(session, spec, samples, task) -> RunReport:
         label=label, recipe=recipe.to_dict(), recipe_toml=recipe.dumps(), recipe_source=source,
         recipe_changes=recipe.differences_from_default(), analysis=result, summary=RunSummary.of(result),
         int8_bytes=int8.stat().st_size if int8 is not None and int8.is_file() else None,
-        exclusions=build_exclusions(session.prepared, recipe, source_name(source) if source else "defaults"))
+        exclusions=build_exclusions(session.prepared, recipe, source_name(source) if source else "defaults",
+                                    _runtime(recipe, int8)))
 
 
 def source_name(source: str) -> str:
     """A recipe source as a reader sees it: a file's name without its folders; a GUI run name (which may hold
     slashes: "run 3 / cat fp32") whole."""
     return Path(source).name if source.lower().endswith(".toml") else source
+
+
+def _runtime(recipe, int8: Path | None) -> list:
+    """The recipe's float/16-bit layers onnxruntime's CPU optimizer runs in 8 bits anyway, read from the INT8
+    model the analysis used (none when that file is gone)."""
+    if int8 is None or not int8.is_file():
+        return []
+    return runtime_requantized(int8, recipe.excluded_nodes(), recipe.int16_nodes())
 
 
 def recipe_file_name(label: str, source: str | None) -> str:

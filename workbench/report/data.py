@@ -182,6 +182,9 @@ class ExclusionLayer:
     precision: str
     outputs: list[str]  # the node's output tensor names (TFLite's denylist speaks in these)
     in_source: bool = True  # False: the name was given by Quant Workbench (the source left it unnamed)
+    # set when onnxruntime's CPU optimizer runs this layer in 8 bits anyway: the kernel it runs and the fix
+    runtime_int8: str | None = None
+    runtime_fix: str = ""
 
 
 @dataclass
@@ -220,13 +223,16 @@ class RunSummary:
     max_abs: float | None = None
     kernels: str | None = None  # the execution mode of the figures above (exact when the run has it)
     deployed: "RunSummary | None" = None  # the same figures under deployed kernels, when the run has both modes
-    macs_int8_share: float | None = None  # share of the model's MACs in layers the recipe sets to INT8
+    macs_int8_share: float | None = None  # share of the model's MACs in layers that run in INT8
+    # layers the recipe keeps in float/16 bits that onnxruntime's CPU optimizer runs in INT8 anyway: counted in
+    # int8_layers and the MAC share, never in fp32_layers/int16_layers
+    runtime_int8_layers: int = 0
 
     @classmethod
     def of(cls, a: AnalysisResult, kernels: str | None = None) -> "RunSummary":
         """Summarise an analysis result: the first output of mode ``kernels`` (default: of the first mode, exact
         when present), with the deployed figures beside it when the run measured both."""
-        prec = [lay.precision for lay in a.layers]
+        prec = [lay.effective_precision for lay in a.layers]
         outs = a.outputs if kernels is None else a.outputs_of(kernels)
         o = outs[0] if outs else None
         ranked = [lay for lay in a.ranked("isolated") if lay.isolated is not None]
@@ -241,7 +247,8 @@ class RunSummary:
                      for k in ("cosine_mean", "cosine_min", "step_agreement", "sequence_match", "max_abs")),
                    o.kernels if o else None,
                    cls.of(a, "deployed") if kernels is None and o is not None and o.kernels != "deployed"
-                   and a.outputs_of("deployed") else None, num(a.macs_int8_share) if kernels is None else None)
+                   and a.outputs_of("deployed") else None, num(a.macs_int8_share) if kernels is None else None,
+                   sum(lay.runtime_precision is not None for lay in a.layers))
 
 
 @dataclass

@@ -94,6 +94,10 @@ def _intro(model_name: str, recipe_label: str, layers: list[ExclusionLayer]) -> 
     lines = [f"Quant Workbench: layers kept out of INT8 for {model_name} (recipe: {recipe_label})"]
     if not layers:
         lines.append("This recipe keeps every layer in INT8: nothing to exclude.")
+    for lay in layers:
+        if lay.runtime_int8:
+            lines.append(f"Warning: onnxruntime's CPU optimizer runs {lay.node} in 8 bits anyway ({lay.runtime_int8}); "
+                         f"it is float only in the model file and in other runtimes. Fix: {lay.runtime_fix}")
     missing = [lay.node for lay in layers if not lay.in_source]
     if missing:
         lines.append("Warning: these names were given by Quant Workbench because the model file leaves the nodes "
@@ -109,6 +113,9 @@ def render_ort(layers, overrides: dict, recipe, model_name: str, recipe_label: s
         "comment": ". ".join(line.rstrip(".") for line in _intro(model_name, recipe_label, layers)) + (
             ". quant_type values are QuantType member names: pass QuantType[name]."),
         "nodes_to_exclude": [lay.node for lay in layers if lay.precision == "fp32"],
+        # excluded in the file, yet run as integer kernels by onnxruntime's CPU optimizer: not float there
+        "runs_int8_on_onnxruntime_cpu": [{"node": lay.node, "runs_as": lay.runtime_int8, "fix": lay.runtime_fix}
+                                         for lay in layers if lay.runtime_int8],
         "extra_options": {"TensorQuantOverrides": overrides, "ActivationSymmetric": s.symmetric_activations,
                           "WeightSymmetric": s.symmetric_weights},
         "quant_format": "QDQ", "activation_type": _QUANT_TYPES[s.activation_type],
@@ -164,10 +171,16 @@ def render_tflite(layers, model_name: str, recipe_label: str) -> str:
             "debug_options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=denylisted_nodes)\n")
 
 
-def build_exclusions(prepared, recipe, recipe_label: str = "recipe") -> Exclusions:
-    """The recipe's fix for ``prepared`` in every format of ``FORMATS``."""
+def build_exclusions(prepared, recipe, recipe_label: str = "recipe", runtime: list | None = None) -> Exclusions:
+    """The recipe's fix for ``prepared`` in every format of ``FORMATS``; ``runtime`` (RuntimeLayer list) marks
+    the layers onnxruntime's CPU optimizer runs in 8 bits anyway."""
     names = source_node_names(prepared.source)
     layers = exclusion_layers(prepared.graph, recipe, names)
+    by_node = {r.node: r for r in runtime or [] if r.int8}
+    for lay in layers:
+        r = by_node.get(lay.node)
+        if r is not None:
+            lay.runtime_int8, lay.runtime_fix = r.runs_as, r.fix
     model_name = Path(prepared.source).name if names is not None else prepared.name + ".onnx"
     formats = {
         "ort": render_ort(layers, ort_overrides(prepared, recipe), recipe, model_name, recipe_label),
@@ -175,7 +188,7 @@ def build_exclusions(prepared, recipe, recipe_label: str = "recipe") -> Exclusio
         "nncf": render_nncf(layers, model_name, recipe_label),
         "tflite": render_tflite(layers, model_name, recipe_label),
     }
-    notes = []
+    notes = [f"{r.message()}; fix: {r.fix}" for r in by_node.values()]
     if any(recipe.percentile_of(n) is not None for n in recipe.layers):
         notes.append("per-layer calibration percentiles are not part of these forms; they are in the recipe")
     if names is None:

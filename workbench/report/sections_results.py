@@ -32,6 +32,9 @@ def summary(v: View, f: int) -> Markup:
         kept.append(join([v.num(run + ("fp32_layers",), "int"), " FP32"]))
     if s["int16_layers"]:
         kept.append(join([v.num(run + ("int16_layers",), "int"), " INT16"]))
+    if s.get("runtime_int8_layers"):
+        kept.append(join([v.num(run + ("runtime_int8_layers",), "int"),
+                          " kept in float by the recipe but re-quantized by onnxruntime"]))
     cards.append(_card("Layers in INT8", v.num(run + ("int8_layers",), "int"), join(kept, ", ") if kept else "all"))
     if s.get("macs_int8_share") is not None:
         cards.append(_card("INT8 MAC share", join([v.num(run + ("macs_int8_share",), "pct1"), "%"]),
