@@ -42,6 +42,8 @@ def build_actions(w) -> SimpleNamespace:
     A.run = _act(w, "&Run analysis", w.run_analysis, "F5", "Quantize with the recipe and compare every layer with FP32")
     A.cancel = _act(w, "&Cancel", w.ctl.cancel, "Esc", "Stop the running job")
     A.bench = _act(w, "&Benchmark…", w.show_benchmark, "F6", "Time FP32 vs INT8 on a backend")
+    A.tune = _act(w, "&Tune…", w.show_tune, "F7", "Search for the fewest layers to keep in 16-bit or float to meet "
+                  "an accuracy target")
     A.netron = _act(w, "Open FP32 model in &Netron", w.open_netron, None)
     A.netron_int8 = _act(w, "Open INT8 model in Netron", lambda: w.open_netron(int8=True), None)
     A.fit = _act(w, "&Fit graph", w.graph.fit, "F", "Show the whole graph")
@@ -73,7 +75,7 @@ def build_actions(w) -> SimpleNamespace:
     e.addAction(A.exclude)
     e.addAction(A.reset_all)
     an = mb.addMenu("&Analysis")
-    for a in (A.run, A.cancel, A.bench):
+    for a in (A.run, A.cancel, A.bench, A.tune):
         an.addAction(a)
     an.addSeparator()
     an.addAction(A.auto_analyze)
@@ -96,6 +98,7 @@ def build_actions(w) -> SimpleNamespace:
     tb.addSeparator()
     tb.addAction(A.exclude)
     tb.addAction(A.bench)
+    tb.addAction(A.tune)
     w.addToolBar(tb)
     A.toolbar = tb
     return A

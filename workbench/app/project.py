@@ -45,15 +45,18 @@ class ProjectData:
     baseline: int | None = None
     selection: tuple[str, ...] = ()
     saved: float = 0.0
+    tune: dict | None = None  # the latest tune search (``Workspace.tune``)
 
     def apply(self, ws: Workspace) -> None:
         """Replace the workspace's content with this project (the graph arrives when the model is prepared)."""
         ws.reset(self.spec, self.recipe)
         ws.runs = list(self.runs)
         ws.benchmarks = list(self.benchmarks)
+        ws.tune = self.tune
         ws.baseline = self.baseline
         ws.events.runs.emit()
         ws.events.benchmarks.emit()
+        ws.events.tune.emit()
         if self.runs:
             ws.show_run(self.current if self.current is not None and self.current < len(self.runs)
                         else len(self.runs) - 1)
@@ -93,6 +96,7 @@ def project_dict(ws: Workspace, base: Path | None = None) -> dict:
         "benchmarks": [{"run": b.run_label, "backend": b.backend, "created": b.created,
                         "result": json_safe(b.data)} for b in ws.benchmarks],
         "selection": list(ws.selection),
+        "tune": json_safe({k: v for k, v in ws.tune.items() if k != "running"}) if ws.tune else None,
     }
 
 
@@ -159,11 +163,14 @@ def project_from_dict(d: dict, base: Path, source: str = "project") -> ProjectDa
                             float(r.get("created") or 0.0)))
         benches = [BenchmarkEntry(b.get("run", ""), b["backend"], b["result"], float(b.get("created") or 0.0))
                    for b in d.get("benchmarks") or []]
+        tune = d.get("tune")
+        if tune is not None and not (isinstance(tune, dict) and isinstance(tune.get("points"), list)):
+            raise ValueError("'tune' must be a tune result with a list of points")
         cur = d.get("current_run")
         base_run = d.get("baseline_run")
         return ProjectData(spec, recipe, runs, benches, cur if isinstance(cur, int) else None,
                            base_run if isinstance(base_run, int) else None, tuple(d.get("selection") or ()),
-                           float(d.get("saved") or 0.0))
+                           float(d.get("saved") or 0.0), tune)
     except WorkbenchError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as e:
