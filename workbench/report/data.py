@@ -315,6 +315,7 @@ class ReportData:
     runs: list[RunReport]
     reproduce: Reproduce
     comparison: Comparison | None = None
+    tune: dict | None = None  # a tune search (``TuneResult.to_dict()``) with ``chosen``: see ``build.tune_block``
 
     @property
     def final(self) -> RunReport:

@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from . import sections_context as ctx
 from . import sections_results as res
+from . import sections_tune
 from .data import ReportData
 from .html_parts import MAX_DOWNLOAD_BYTES
 from .markup import Markup, el, esc
@@ -20,7 +21,7 @@ from .view import View
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; "
        "frame-ancestors 'none'")
 
-SECTIONS = [("summary", "Summary"), ("compare", "Before / after"), ("outputs", "Outputs"), ("layers", "Worst layers"),
+SECTIONS = [("summary", "Summary"), ("compare", "Before / after"), ("tune", "Tune"), ("outputs", "Outputs"), ("layers", "Worst layers"),
             ("depth", "SQNR along depth"), ("histograms", "Histograms"), ("bench", "Benchmark"), ("fix", "Fix export"),
             ("recipe", "Recipe"), ("model", "Model"), ("environment", "Environment"), ("reproduce", "Reproduce")]
 
@@ -30,10 +31,11 @@ def render_html(report: ReportData | dict) -> str:
     doc = report.to_dict() if isinstance(report, ReportData) else report
     v = View(doc)
     f = doc["final_run"]
-    body = [res.summary(v, f), res.comparison(v), res.outputs(v, f), res.layers(v, f), res.depth(v, f),
+    body = [res.summary(v, f), res.comparison(v), sections_tune.tune(v), res.outputs(v, f), res.layers(v, f), res.depth(v, f),
             res.histograms(v, f), res.bench(v, f), ctx.fix(v, f), ctx.recipe(v), ctx.model(v), ctx.environment(v),
             ctx.reproduce(v)]
-    present = {sid for sid, _ in SECTIONS if sid != "compare" or doc.get("comparison")}
+    present = {sid for sid, _ in SECTIONS if (sid != "compare" or doc.get("comparison"))
+               and (sid != "tune" or doc.get("tune"))}
     nav = el("nav", {"class_": "toc", "aria-label": "sections"},
              *[el("a", {"href": f"#{sid}"}, title) for sid, title in SECTIONS if sid in present])
     s = doc["runs"][f]["summary"]
