@@ -42,8 +42,12 @@ from workbench.tune.target import METRICS, parse_target
 from .errors import ErrorInfo
 from .plots.common import hint_label, key_html, plot_widget
 
-COLUMNS = ("#", "Point", "Search", "Held-back", "Target", "Latency ms", "INT8 MACs", "Size", "Float / 16-bit",
-           "Pareto")
+COLUMNS = ("#", "Search", "Held-back", "Target", "ms", "INT8 %", "Size", "fp / 16", "Pareto", "Point")
+HEADER_TIPS = ("", "the target's metric on the search part", "the target's metric on the held-back part the search "
+               "never saw", "whether the held-back figure meets the target", "latency, one sample, deployed kernels",
+               "share of the model's MACs left in INT8", "model size", "float moves / 16-bit moves",
+               "no other point is both faster and better", "the moves; hover for the layers")
+POINT_COL = COLUMNS.index("Point")  # last: the numbers stay in view, the label takes what is left
 #: (default value, minimum, maximum, decimals, suffix) of the threshold box per metric
 THRESHOLDS = {"top1_agreement": (0.99, 0.0, 1.0, 4, ""), "cosine": (0.98, 0.0, 1.0, 4, ""),
               "sqnr": (30.0, -50.0, 200.0, 1, " dB"), "accuracy_drop": (0.5, 0.0, 100.0, 2, " %")}
@@ -164,17 +168,20 @@ class TunePanel(QWidget):
 
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
+        for c, tip in enumerate(HEADER_TIPS):
+            self.table.horizontalHeaderItem(c).setToolTip(tip)
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         hh = self.table.horizontalHeader()
         hh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        hh.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        hh.setStretchLastSection(True)
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.table.cellDoubleClicked.connect(lambda row, _col: self.use_point(row))
 
         left = QWidget()
+        left.setMaximumWidth(430)
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
         ll.addLayout(form)
@@ -187,7 +194,7 @@ class TunePanel(QWidget):
         split = QSplitter()
         split.addWidget(plot_box)
         split.addWidget(self.table)
-        split.setSizes([520, 620])
+        split.setSizes([440, 720])
         top = QHBoxLayout(self)
         top.setContentsMargins(4, 4, 4, 4)
         top.addWidget(left, 0)
@@ -290,17 +297,17 @@ class TunePanel(QWidget):
             chosen = t.get("chosen") == i
             met = "error" if p.get("error") else "met" if p.get("met_holdout") else "missed"
             share = p.get("int8_mac_share")
-            vals = (str(i + 1), ("▶ " if chosen else "") + p["label"], _fmt(p.get("search_metric"), f),
-                    _fmt(p.get("holdout_metric"), f), met, _fmt(p.get("latency_ms"), ".3f"),
-                    "—" if share is None else f"{100 * share:.0f}%", fmt_bytes(p.get("size_bytes")),
-                    f"{p.get('floats', 0)} / {p.get('int16', 0)}", "★" if pareto[i] else "")
+            vals = (str(i + 1), _fmt(p.get("search_metric"), f), _fmt(p.get("holdout_metric"), f), met,
+                    _fmt(p.get("latency_ms"), ".3f"), "—" if share is None else f"{100 * share:.0f}%",
+                    fmt_bytes(p.get("size_bytes")), f"{p.get('floats', 0)} / {p.get('int16', 0)}",
+                    "★" if pareto[i] else "", ("▶ " if chosen else "") + p["label"])
             for c, v in enumerate(vals):
                 it = QTableWidgetItem(v)
-                if c in (0, 2, 3, 5, 6, 7):
+                if c in (0, 1, 2, 4, 5, 6):
                     it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                if c == 4:
+                if c == 3:
                     it.setForeground(pg.mkColor(COLORS["met"] if met == "met" else COLORS["missed"]))
-                if c == 1:
+                if c == POINT_COL:
                     layers = p.get("float_layers", []) + p.get("int16_layers", [])
                     it.setToolTip("\n".join(p.get("moves") or ["no moves"])
                                   + (f"\n\nfloat: {', '.join(p.get('float_layers', [])) or '—'}"
@@ -328,7 +335,7 @@ class TunePanel(QWidget):
         scale = 100.0 if pct else 1.0
         pi.setLabel("left", f"{target.metric}{' (%)' if pct else ' (dB)' if target.metric == 'sqnr' else ''}, "
                     "held-back part")
-        pi.setLabel("bottom", "latency (ms, one sample, deployed kernels)")
+        pi.setLabel("bottom", "latency (ms)")
         x = np.array([p["latency_ms"] for _, p in ok])
         y = np.array([p["holdout_metric"] for _, p in ok]) * scale
         ys = np.array([np.nan if p.get("search_metric") is None else p["search_metric"] for _, p in ok]) * scale
@@ -359,7 +366,8 @@ class TunePanel(QWidget):
                                    (COLORS["pareto"], "line", "Pareto front"),
                                    (COLORS["target"], "dash", f"target {target.describe()}"),
                                    (COLORS["chosen"], "ring", "chosen")])
-                         + ("" if n_hold is None else f"&nbsp;&nbsp;· held back: {n_hold} samples"))
+                         + "&nbsp;&nbsp;· latency: one sample on the deployed kernels"
+                         + ("" if n_hold is None else f"; held back: {n_hold} samples"))
 
     def _mark_selected(self) -> None:
         t, i = self.ws.tune, self.selected_point()

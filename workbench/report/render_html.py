@@ -21,8 +21,9 @@ from .view import View
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; "
        "frame-ancestors 'none'")
 
-SECTIONS = [("summary", "Summary"), ("compare", "Before / after"), ("tune", "Tune"), ("outputs", "Outputs"), ("layers", "Worst layers"),
-            ("depth", "SQNR along depth"), ("histograms", "Histograms"), ("bench", "Benchmark"), ("fix", "Fix export"),
+SECTIONS = [("summary", "Summary"), ("compare", "Before / after"), ("tune", "Tune"), ("outputs", "Outputs"),
+            ("layers", "Worst layers"), ("depth", "SQNR along depth"), ("histograms", "Histograms"),
+            ("bench", "Benchmark"), ("fix", "Fix export"),
             ("recipe", "Recipe"), ("model", "Model"), ("environment", "Environment"), ("reproduce", "Reproduce")]
 
 
