@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import resources
+from tests.cli_util import qwb
 from workbench.app.project import load_project, save_project
 from workbench.app.requests import EngineState, Tune, handle
 from workbench.app.tuning import pareto_flags
@@ -127,3 +128,19 @@ def test_report_without_a_tune_has_no_tune_section(tuned):
     session, _, _ = tuned
     html = render_html(build_report(session, samples=30))
     assert 'id="tune"' not in html and 'href="#tune"' not in html
+
+
+def test_cli_report_takes_a_tune_result_and_marks_the_point_its_recipe_is(tuned, small_demo, tmp_path):
+    _, _, result = tuned
+    best = next(i for i, p in enumerate(result["points"]) if p["label"] == result["best"]["label"])
+    (tmp_path / "t.json").write_text(json.dumps(result))
+    Recipe.from_dict(result["points"][best]["recipe"]).save(tmp_path / "tuned.toml")
+    p = qwb("report", small_demo.model, "--calib", small_demo.calib, "--eval", small_demo.eval, "--recipe",
+            tmp_path / "tuned.toml", "--tune", tmp_path / "t.json", "--samples", "30", "-o", tmp_path / "r.html")
+    assert p.returncode == 0, p.stderr
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["tune"]["chosen"] == best and doc["tune"]["chosen_is_final"]
+    assert '<section id="tune">' in (tmp_path / "r.html").read_text()
+    p = qwb("report", small_demo.model, "--calib", small_demo.calib, "--tune", tmp_path / "tuned.toml",
+            "-o", tmp_path / "x.html")
+    assert p.returncode == 2 and p.stderr.startswith("error: --tune") and "fix:" in p.stderr
