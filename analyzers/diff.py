@@ -87,8 +87,10 @@ class DiffEngine:
     def __init__(self, fp32: onnx.ModelProto, int8: onnx.ModelProto, quantizable_ops: set[str],
                  excluded: set[str] | None = None, isolated: bool = True, reservoir: int = 0,
                  batched: bool = True, reuse_isolated: dict[str, tuple[str, ErrorMetrics]] | None = None, fp32_key: str | None = None,
-                 masked: set[str] | frozenset[str] = frozenset()):
-        """``reuse_isolated``: layer -> (signature, metrics) measured earlier on the same samples; layers whose
+                 masked: set[str] | frozenset[str] = frozenset(), expose: dict[str, int] | None = None):
+        """``expose``: QDQ-model tensor -> ONNX element type, fetched as they are every batch and handed to
+        ``run``'s ``on_batch`` (the deployed per-layer view compares them with the fused kernels' values).
+        ``reuse_isolated``: layer -> (signature, metrics) measured earlier on the same samples; layers whose
         isolated computation is unchanged are not run again (the what-if loop changes one or two layers).
         ``fp32_key``: identifies the FP32 model so its optimised session is reused between runs.
         ``masked``: FP32 tensors holding mask values (-inf, finfo.min), compared over their ordinary values."""
@@ -126,6 +128,7 @@ class DiffEngine:
         self.nonnegative = _relu_outputs(fp32)
         self.bounds = {lay.fp32_tensor: lay.act.bounds() for lay in self.match.layers if lay.act is not None}
         self.reused = {n: reuse_isolated[n][1] for n in self.graph.iso_reused}
+        self.exposed = _expose(self.graph, expose or {})
         self.session = make_session(self.graph.model, "exact")
         self.fp32_fetch = [t for t in self.graph.fp32_feeds if t not in {i.name for i in fp32.graph.input}]
         self.fp32_session = _fp32_session(fp32, self.fp32_fetch, fp32_key) if self.graph.fp32_feeds else None
@@ -142,9 +145,11 @@ class DiffEngine:
 
     def run(self, batches: Iterable[tuple[int, int, dict]], total: int,
             labels: np.ndarray | None = None, task: Task | None = None,
-            kinds: dict[str, OutputKind] | None = None) -> DiffOutcome:
+            kinds: dict[str, OutputKind] | None = None, on_batch=None) -> DiffOutcome:
         """Stream ``batches`` ((start, stop, feed)) through the diff model and accumulate everything.
 
+        ``on_batch(fp32, exposed)``: called once per batch with the FP32 tensors of this batch (name -> array)
+        and the ``expose``d QDQ-model tensors, before they are dropped.
         ``kinds``: each model output's kind (default: detected from the FP32 model), which picks its figures."""
         task = task or NullTask()
         kinds = kinds or detect_kinds(self.fp32_model, labels is not None and np.asarray(labels).ndim == 1)
@@ -182,6 +187,8 @@ class DiffEngine:
                 if ft in res:
                     xs = x.reshape(x.shape[0] if self.batched else 1, -1)[:, p.sample_idx]
                     res[ft].update(xs, vals[p.sample_y])
+            if on_batch is not None:
+                on_batch(fvals, {t: vals[t] for t in self.exposed})
             del fvals
             for node, p in g.isolated.items():
                 ft = self._by_node[node].fp32_tensor
@@ -206,6 +213,16 @@ class DiffEngine:
         reservoirs = {t: (r.x, r.y) for t, r in res.items() if t in {lay.fp32_tensor for lay in self.match.layers}}
         return DiffOutcome(self.match, layers, {t: a.result() for t, a in acc.items()}, outputs, reservoirs, done,
                            {"setup_s": self.setup_s, "inference_s": t_run, "statistics_s": t_stats})
+
+
+def _expose(graph, expose: dict[str, int]) -> list[str]:
+    """Adds ``expose`` (tensor -> element type) to the diff model's outputs and fetch list; returns its names."""
+    have = set(graph.fetch)
+    added = [t for t in expose if t not in have]
+    for t in added:
+        graph.model.graph.output.append(onnx.helper.make_tensor_value_info(t, expose[t], None))
+        graph.fetch.append(t)
+    return list(expose)
 
 
 def suggested_batch(fp32: onnx.ModelProto, cap: int = 64) -> int:

@@ -79,10 +79,14 @@ class Hint:
     message: str
     suggestion: str
     evidence: float = 0.0
+    measured: dict | None = None  # what trying the suggestion was measured to cost (e.g. MAC share, latency)
 
     def to_dict(self) -> dict:
-        return {"code": self.code, "message": self.message, "suggestion": self.suggestion,
-                "evidence": json_num(self.evidence)}
+        d = {"code": self.code, "message": self.message, "suggestion": self.suggestion,
+             "evidence": json_num(self.evidence)}
+        if self.measured is not None:
+            d["measured"] = json_safe(self.measured)
+        return d
 
 
 @dataclass
@@ -188,6 +192,16 @@ class AnalysisResult:
     notes: list[str] = field(default_factory=list)  # things the user should know about this run
     hints: list[Hint] = field(default_factory=list)  # model-level hints (e.g. attention: MatMul/Gemm-only recipe)
     kernels: str = "exact"  # the output modes analysed: exact | deployed | both (layers are always exact)
+    # share of the model's multiply-accumulates (Conv/Gemm/MatMul, batch 1) in layers this run sets to each
+    # precision: {"int8": 0.93, "int16": 0.0, "fp32": 0.07}; None when the shapes could not be inferred
+    macs_by_precision: dict | None = None
+
+    @property
+    def macs_int8_share(self) -> float | None:
+        """Share of the model's MACs in layers the recipe quantizes to INT8 (what the recipe asks for; how much
+        onnxruntime really runs in integer kernels is ``qwb bench``'s measured coverage)."""
+        return None if not self.macs_by_precision else self.macs_by_precision.get("int8")
+    kernel_gap: "KernelGap | None" = None  # integer path, deployed-vs-exact gap, cause, measured remedies (both)
 
     def outputs_of(self, kernels: str) -> list[OutputResult]:
         """The outputs measured under ``kernels`` (exact | deployed), in model order."""
@@ -210,9 +224,11 @@ class AnalysisResult:
             "elapsed_s": json_num(self.elapsed_s), "peak_rss_mb": json_num(self.peak_rss_mb),
             "int8_model": self.int8_model, "execution": self.execution, "kernels": self.kernels, "notes": list(self.notes),
             "hints": [h.to_dict() for h in self.hints],
+            "macs_int8_share": json_num(self.macs_int8_share), "macs_by_precision": json_safe(self.macs_by_precision),
             "thresholds": asdict(self.thresholds),
             "outputs": [o.to_dict() for o in self.outputs], "layers": [lay.to_dict() for lay in self.layers],
             "timings": {k: json_num(v) for k, v in self.timings.items()},
+            "kernel_gap": self.kernel_gap.to_dict() if self.kernel_gap is not None else None,
         }
         if include_arrays:
             d["heatmap"] = None if self.heatmap is None else [[json_num(v) for v in row] for row in self.heatmap.tolist()]
@@ -235,7 +251,14 @@ class AnalysisResult:
                         for t, v in (d.get("reservoirs") or {}).items()},
             int8_model=d.get("int8_model"), timings={k: _f(v) for k, v in (d.get("timings") or {}).items()},
             execution=d.get("execution", "simulated"), notes=list(d.get("notes", [])),
-            hints=[_hint_from(h) for h in d.get("hints", [])], kernels=d.get("kernels", "exact"))
+            hints=[_hint_from(h) for h in d.get("hints", [])], kernels=d.get("kernels", "exact"),
+            macs_by_precision=d.get("macs_by_precision"), kernel_gap=_kernel_gap_from(d.get("kernel_gap")))
+
+
+def _kernel_gap_from(d: dict | None):
+    from .kernel_gap import KernelGap  # noqa: PLC0415 - kernel_gap imports this module (Hint, OutputResult)
+
+    return KernelGap.from_dict(d)
 
 
 def _f(x) -> float:
@@ -265,7 +288,7 @@ def _layer_from(d: dict) -> LayerResult:
 
 
 def _hint_from(h: dict) -> Hint:
-    return Hint(h["code"], h["message"], h["suggestion"], _f(h.get("evidence")))
+    return Hint(h["code"], h["message"], h["suggestion"], _f(h.get("evidence")), h.get("measured"))
 
 
 def _output_from(d: dict) -> OutputResult:

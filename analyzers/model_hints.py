@@ -65,6 +65,28 @@ def model_hints(model: onnx.ModelProto, op_types: list[str]) -> list[Hint]:
     return []
 
 
+SPREAD_SHARE = 0.5  # more than half of the flagged layers have no single cause: the error is spread out
+SPREAD_MIN_FLAGGED = 2
+
+
+def spread_error_hint(layers, activation_type: str) -> Hint | None:
+    """When most flagged layers say "no single cause", no per-layer fix will do: suggest 16-bit activations for the
+    whole model (unless the recipe already has them). ``layers``: ``LayerResult``s with their hints. Its cost (MAC
+    share left in integer kernels, latency) is measured by the caller and put in ``Hint.measured``."""
+    if activation_type in ("u16", "s16"):
+        return None
+    flagged = [lay for lay in layers if lay.flagged]
+    spread = [lay for lay in flagged if any(h.code == "no_single_cause" for h in lay.hints)]
+    if len(flagged) < SPREAD_MIN_FLAGGED or len(spread) <= SPREAD_SHARE * len(flagged):
+        return None
+    to = "u16" if activation_type == "u8" else "s16"
+    return Hint("activations_16bit",
+                f"the error is spread out: {len(spread)} of {len(flagged)} flagged layers show no single cause, so no "
+                "per-layer fix stands out; 16-bit activations for the whole model usually recover most of it",
+                f'set activation_type = "{to}" in the recipe\'s [global] (weights stay 8-bit), and weigh its cost: '
+                "layers with 16-bit activations leave onnxruntime's INT8 kernels", len(spread) / len(flagged))
+
+
 # the figures that say "INT8 decides otherwise": any change counts; SQNR only past measurement noise
 _DECISION_FIGURES = ("top1_agreement", "accuracy_int8", "step_agreement", "sequence_match")
 _SQNR_GAP_DB = 0.5

@@ -11,8 +11,9 @@ result and the remaining work goes on.
 from __future__ import annotations
 
 import json
+import math
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,13 @@ EXACT_INTEGER_X86 = {"session.x64quantprecision": "1"}
 HOST_DEFAULT = "int8-host-default"  # the INT8 model under this host's default kernels (emulated comparisons)
 
 
+#: bounds checked before any process starts: the child keeps every run's time (8 bytes each) and builds each batch
+MAX_RUNS = 10_000_000
+MAX_BATCH = 65_536
+#: the most one batch of inputs may take in memory
+MAX_FEED_BYTES = 2 << 30
+
+
 @dataclass
 class BenchSettings:
     """How to measure: threads (0 = physical cores), batch sizes, timed and warm-up runs, child time limit."""
@@ -48,6 +56,7 @@ class BenchSettings:
     timeout_s: float = 300.0
     arm_cpus: tuple = DEFAULT_ARM_CPUS  # emulated CPUs for neon-emulated
     numerics_samples: int = 32  # samples compared between emulated and native runs
+    session_options: dict = field(default_factory=dict)  # session config entries for every timed/inspected session
 
     def validate(self) -> None:
         """Refuse impossible numbers with a fix, before any process starts."""
@@ -57,12 +66,18 @@ class BenchSettings:
             bad(f"--threads must be 0 (automatic) or more, not {self.threads}", "pass e.g. --threads 4")
         if not self.batches or any(int(b) < 1 for b in self.batches):
             bad(f"batch sizes must be 1 or more, not {list(self.batches)}", "pass e.g. --batch 1 or --batch 1,8,32")
+        if any(int(b) > MAX_BATCH for b in self.batches):
+            bad(f"batch sizes must be at most {MAX_BATCH:,}, not {max(int(b) for b in self.batches):,}",
+                "pass e.g. --batch 1,8,32")
         if self.runs < 1:
             bad(f"--runs must be at least 1, not {self.runs}", "pass e.g. --runs 100")
         if self.warmup < 0:
             bad(f"--warmup must be 0 or more, not {self.warmup}", "pass e.g. --warmup 10")
-        if self.timeout_s <= 0:
-            bad(f"--timeout must be positive, not {self.timeout_s}", "pass e.g. --timeout 300")
+        if max(self.runs, self.warmup) > MAX_RUNS:
+            flag = "--runs" if self.runs > MAX_RUNS else "--warmup"
+            bad(f"{flag} must be at most {MAX_RUNS:,}, not {max(self.runs, self.warmup):,}", f"pass e.g. {flag} 100")
+        if not (math.isfinite(self.timeout_s) and self.timeout_s > 0):
+            bad(f"--timeout must be a positive number of seconds, not {self.timeout_s}", "pass e.g. --timeout 300")
         unknown = [c for c in self.arm_cpus if c not in ARM_CPUS]
         if unknown:
             bad(f"unknown emulated ARM CPU {unknown[0]!r}", f"choose from {', '.join(ARM_CPUS)}")
@@ -111,7 +126,8 @@ def _load_outputs(path: str) -> list:
 
 def _bench_job(backend: Backend, label: str, model: str, s: BenchSettings, threads: int, ws: _Workspace) -> dict:
     cfg = SessionConfig.for_purpose("benchmark", model, threads, providers=backend.providers(threads),
-                                    require_providers=backend.required_providers())
+                                    require_providers=backend.required_providers(),
+                                    config_entries=dict(s.session_options))
     return {"kind": "bench", "label": label, "config": cfg.to_dict(), "batches": [int(b) for b in s.batches],
             "runs": s.runs, "warmup": s.warmup, "outputs": ws.path(f"{label}-outputs", ".npz")}
 
@@ -181,7 +197,7 @@ def int8_coverage(backend: Backend, int8: str | Path, feed: Feed, settings: Benc
 def _coverage_run(backend: Backend, int8: str, s: BenchSettings, ws: _Workspace, task: Task) -> Int8Coverage:
     threads = s.resolved_threads()
     job = _inspect_job("int8", int8, backend.coverage_providers(threads), threads, 1, ws, True,
-                       backend.required_providers())
+                       backend.required_providers(), s.session_options)
     res = ws.run(backend, [job], task, s.timeout_s, f"reading INT8 coverage of {Path(int8).name} on {backend.name}")
     return _coverage_from(res["jobs"][0], int8, ws.feed)
 

@@ -59,7 +59,7 @@ def named_features(flags: set[str], table: dict[str, str]) -> list[str]:
 
 # numpy's runtime dispatch reads CPUID itself: its answer is what the running code sees, even where
 # /proc/cpuinfo describes another CPU (QEMU user mode emulating an older model, some containers)
-_NUMPY_X86 = {"AVX2": "avx2", "AVX512F": "avx512f", "AVX512VNNI": "avx512_vnni"}
+_NUMPY_X86 = {"AVX2": "avx2", "AVX512F": "avx512f", "AVX512BW": "avx512bw", "AVX512VNNI": "avx512_vnni"}
 _VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
 
@@ -86,11 +86,15 @@ def runtime_flags(cpuinfo_text: str | None = None) -> set[str]:
     cpuid = _numpy_cpu_features()
     if not cpuid:
         return flags
+    emulated = False
     for key, flag in _NUMPY_X86.items():
         if key in cpuid:
+            emulated |= (flag in flags) and not cpuid[key]  # /proc/cpuinfo claims what CPUID denies
             (flags.add if cpuid[key] else flags.discard)(flag)
-    if not cpuid.get("AVX2", True):
-        flags -= {"avx_vnni", "amx_int8"}  # both come only on CPUs with AVX2
+    if emulated or not cpuid.get("AVX2", True):
+        # CPUID cannot confirm these here (numpy does not read them): an emulated older CPU has neither,
+        # and both come only on CPUs with AVX2
+        flags -= {"avx_vnni", "amx_int8"}
     return flags
 
 

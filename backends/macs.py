@@ -44,9 +44,24 @@ def count_macs(model, input_shapes: dict[str, tuple]) -> list[NodeMacs]:
             for d in input_shapes[inp.name]:
                 dims.add().dim_value = int(d)
     try:
-        m = shape_inference.infer_shapes(m, strict_mode=False, data_prop=True)
+        inferred = shape_inference.infer_shapes(m, strict_mode=False, data_prop=True)
     except Exception:  # noqa: BLE001 - contrib ops or bad value_info: count what can be counted
-        pass
+        inferred = m
+    out = _count(inferred)
+    if any(n.macs is None for n in out):  # e.g. TF-style "SAME" padding computed from Shape: onnx cannot follow it
+        try:
+            from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference  # noqa: PLC0415 - fallback only
+
+            again = _count(SymbolicShapeInference.infer_shapes(m, auto_merge=True))
+            if sum(n.macs is None for n in again) < sum(n.macs is None for n in out):
+                out = again
+        except Exception:  # noqa: BLE001 - a fallback: keep what onnx's inference counted
+            pass
+    return out
+
+
+def _count(m) -> list[NodeMacs]:
+    """MACs of every compute node of ``m``, with the shapes its value_info holds."""
     shapes: dict[str, tuple | None] = {}
     for vi in list(m.graph.input) + list(m.graph.value_info) + list(m.graph.output):
         if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape"):

@@ -4,9 +4,10 @@
 
 Drives the real window on the bundled demo: open, analyse, keep the worst layer in FP32, re-run (so
 before/after views have two runs), drag a clip percentile, benchmark on the CPU, tune for a target and take
-the best point; then a 2,000-node graph and, when QtWebEngine works here, the model in Netron (``--only tune``:
-the Tune panel alone). Settings and caches go to temporary
-folders, so the user's own are untouched.
+the best point; then models at real scale (``--only scale`` for these alone; ``--only tune``: the Tune panel
+alone): a 64-layer CNN (gui-cnn64*.png) and a 2,057-node model with exporter-style scopes
+(gui-graph-2000-nodes*.png), both analysed; and, when QtWebEngine works here, the model in Netron. Settings and
+caches go to temporary folders, so the user's own are untouched.
 """
 
 from __future__ import annotations
@@ -64,11 +65,47 @@ def shoot_tune(app, w, out: Path) -> None:
     shoot(app, w, out / "gui-tune.png")
 
 
+def scale_shots(app, w, out: Path) -> None:
+    """A 64-layer CNN and a 2,057-node scoped model, built in code (tests/models.py), analysed on few samples."""
+    import numpy as np
+    from PySide6.QtCore import Qt
+
+    from tests.models import conv_net_data, deep_cnn, save, save_npz, scoped_net
+    from ui.layer_table import C_KEY
+    from workbench.session import SessionSpec
+
+    d = Path(tempfile.mkdtemp(prefix="qwb-shots-models-"))
+    cnn = save(deep_cnn(), d / "cnn64.onnx")
+    cnn_calib = save_npz(d / "cnn64_calib.npz", **conv_net_data(32, labels=False))
+    w.ctl.open_model(SessionSpec(str(cnn), str(cnn_calib)), analyze=True, samples=16)
+    wait(app, lambda: len(w.ws.runs) == 1 and not w.ctl.busy, timeout=600)
+    w.messages.hide()
+    worst = w.ws.current_run.result.ranked("isolated")[0].node
+    w.docks["depth"].raise_()
+    w.layers.table.sortByColumn(C_KEY, Qt.SortOrder.AscendingOrder)
+    w.graph.fit()
+    w.ws.select([worst], source=w.graph)  # selected, but the whole folded graph stays in view
+    shoot(app, w, out / "gui-cnn64.png")
+
+    net = save(scoped_net(), d / "net2000.onnx")
+    x = np.random.default_rng(1).standard_normal((8, 4, 4, 4)).astype(np.float32)
+    net_calib = save_npz(d / "net2000_calib.npz", x=x)
+    w.ctl.open_model(SessionSpec(str(net), str(net_calib)), analyze=True, samples=4)
+    wait(app, lambda: len(w.ws.runs) == 1 and not w.ctl.busy, timeout=900)
+    w.messages.hide()
+    w.graph.fit()
+    shoot(app, w, out / "gui-graph-2000-nodes.png")
+    # a layer picked in the table: its block opens and the node comes to the middle
+    worst = w.ws.current_run.result.ranked("isolated")[0].node
+    w.ws.select([worst])
+    shoot(app, w, out / "gui-graph-2000-nodes-open.png")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
     ap.add_argument("--no-netron", action="store_true")
-    ap.add_argument("--only", choices=("tune",), help="render only this view")
+    ap.add_argument("--only", choices=("all", "demo", "scale", "tune"), default="all")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -81,6 +118,11 @@ def main() -> int:
     w.prompter.save_changes = lambda: "discard"
     w.resize(1600, 1000)
     w.show()
+    if args.only in ("all", "scale"):
+        scale_shots(app, w, out)
+    if args.only == "scale":
+        w.close()
+        return 0
     w.open_demo()
     wait(app, lambda: len(w.ws.runs) == 1 and not w.ctl.busy)
     if args.only == "tune":
@@ -95,7 +137,8 @@ def main() -> int:
     w.graph.view.show_default()
     w.graph.view.center_on_node(w.graph._index[worst])
     w.docks["depth"].raise_()
-    shoot(app, w, out / "gui-main.png")
+    shoot(app, w, out / "gui-main.png")  # with the note on the layer the FP32 edit un-fused
+    w.messages.hide()
 
     # histogram: a ReLU output whose range is set by rare outliers; give it a percentile override
     target = "fc1.Gemm"
@@ -131,20 +174,6 @@ def main() -> int:
         wait(app, lambda n=n: not w.ctl.busy, timeout=300)
     shoot(app, w, out / "gui-benchmark.png")
     shoot_tune(app, w, out)
-
-    # a 2,000-node graph: zoomed out (boxes only) and at reading distance
-    from benchmarks.bench_gui import wide_deep_onnx
-    from workbench.session import SessionSpec
-
-    w.ctl.open_model(SessionSpec(str(wide_deep_onnx()), "synthetic:8"), analyze=False)
-    wait(app, lambda: w.ctl.opened is not None and not w.ctl.busy, timeout=300)
-    w.messages.hide()  # the synthetic-data warning is expected here
-    w.graph.search.setText("b100_merge")
-    w.graph.next_match()
-    w.graph.view.resetTransform()
-    w.graph.view.scale(0.9, 0.9)
-    w.graph.view.center_on_node(w.graph._index["b100_merge"])
-    shoot(app, w.graph, out / "gui-graph-2000-nodes.png")
 
     if not args.no_netron:
         from ui import netron_view

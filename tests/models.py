@@ -245,3 +245,84 @@ def masked_attention_data(n: int = 24, t: int = 10, d: int = 8, seed: int = 1) -
     lengths = rng.integers(3, t, size=n)
     mask = (np.arange(t)[None, :] < lengths[:, None]).astype(np.int64)
     return {"x": x, "mask": mask}
+
+
+def deep_cnn(layers: int = 64, channels: int = 4, seed: int = 0) -> onnx.ModelProto:
+    """A 64-layer CNN named as torch.onnx names a ``features`` Sequential: ``/features/features.12/Conv``.
+
+    x[N,3,8,8] -> ``layers`` x (Conv 3x3 -> Relu) -> GAP -> Flatten -> Gemm -> y[N,10]: a long chain
+    whose names differ only in the middle (what name shortening and the folded graph layout are for).
+    """
+    rng = _rng(seed)
+    nodes, inits = [], []
+    x, cin = "x", 3
+    for i in range(layers):
+        w = (rng.standard_normal((channels, cin, 3, 3)) * (1.0 / np.sqrt(cin * 9))).astype(np.float32)
+        b = (rng.standard_normal(channels) * 0.05).astype(np.float32)
+        inits += [numpy_helper.from_array(w, f"features.{2 * i}.weight"),
+                  numpy_helper.from_array(b, f"features.{2 * i}.bias")]
+        p = f"/features/features.{2 * i}"
+        nodes.append(helper.make_node("Conv", [x, f"features.{2 * i}.weight", f"features.{2 * i}.bias"],
+                                      [f"{p}/Conv_output_0"], name=f"{p}/Conv", pads=[1, 1, 1, 1]))
+        r = f"/features/features.{2 * i + 1}"
+        nodes.append(helper.make_node("Relu", [f"{p}/Conv_output_0"], [f"{r}/Relu_output_0"], name=f"{r}/Relu"))
+        x, cin = f"{r}/Relu_output_0", channels
+    wf = (rng.standard_normal((10, channels)) * 0.3).astype(np.float32)
+    inits += [numpy_helper.from_array(wf, "classifier.weight"),
+              numpy_helper.from_array(np.zeros(10, np.float32), "classifier.bias")]
+    nodes += [helper.make_node("GlobalAveragePool", [x], ["/avgpool/out"], name="/avgpool/GlobalAveragePool"),
+              helper.make_node("Flatten", ["/avgpool/out"], ["/Flatten_output_0"], name="/Flatten"),
+              helper.make_node("Gemm", ["/Flatten_output_0", "classifier.weight", "classifier.bias"], ["y"],
+                               name="/classifier/Gemm", transB=1)]
+    graph = helper.make_graph(nodes, "deep_cnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    return model
+
+
+def scoped_net(layers: int = 27, branches: int = 12, channels: int = 4, seed: int = 0) -> onnx.ModelProto:
+    """A 2,000-node model with exporter-style scopes: ``/encoder/layers.3/branch7/conv1/Conv``.
+
+    x[N,4,4,4] -> stem -> ``layers`` x (``branches`` parallel Conv-Relu-Conv-Sigmoid-Mul-Relu branches, Concat,
+    1x1 merge Conv, Relu, residual Add) -> GAP -> Flatten -> Gemm. 27 x 12 gives 2,057 nodes.
+    """
+    rng = _rng(seed)
+    c = channels
+    nodes, inits = [], []
+
+    def w(name, shape, scale=0.3):
+        inits.append(numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name))
+        return name
+
+    def node(op, ins, name, **kw):
+        out = name + "_output_0"
+        nodes.append(helper.make_node(op, ins, [out], name=name, **kw))
+        return out
+
+    x = node("Conv", ["x", w("stem.w", (c, c, 3, 3))], "/stem/conv/Conv", pads=[1] * 4)
+    x = node("Relu", [x], "/stem/relu/Relu")
+    for i in range(layers):
+        p = f"/encoder/layers.{i}"
+        outs = []
+        for j in range(branches):
+            q = f"{p}/branch{j}"
+            a = node("Conv", [x, w(f"{q}.c1", (c, c, 3, 3))], f"{q}/conv1/Conv", pads=[1] * 4)
+            a = node("Relu", [a], f"{q}/act1/Relu")
+            a = node("Conv", [a, w(f"{q}.c2", (c, c, 1, 1))], f"{q}/conv2/Conv")
+            g = node("Sigmoid", [a], f"{q}/gate/Sigmoid")
+            a = node("Mul", [a, g], f"{q}/gate/Mul")
+            outs.append(node("Relu", [a], f"{q}/act2/Relu"))
+        cat = node("Concat", outs, f"{p}/Concat", axis=1)
+        m = node("Conv", [cat, w(f"{p}.merge", (c, c * branches, 1, 1), 0.3 / np.sqrt(branches))], f"{p}/merge/Conv")
+        m = node("Relu", [m], f"{p}/merge/Relu")
+        x = node("Add", [m, x], f"{p}/Add")
+    x = node("GlobalAveragePool", [x], "/head/pool/GlobalAveragePool")
+    x = node("Flatten", [x], "/head/Flatten")
+    node("Gemm", [x, w("fc.w", (10, c))], "/head/fc/Gemm", transB=1)
+    out_name = nodes[-1].output[0]
+    graph = helper.make_graph(nodes, "scoped_net", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", c, 4, 4])],
+                              [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, ["N", 10])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    return model

@@ -189,6 +189,14 @@ def test_qwb_backends_lists_every_backend(tmp_path):
 
     rows = json.loads(out.read_text())
     assert {row["backend"]: row["available"] for row in rows}["cpu"] is True
+    # the integer path of this CPU, and of each emulated ARM CPU
+    from backends.integer_path import integer_path  # noqa: PLC0415 - beside the test's other local imports
+
+    host = integer_path()
+    cpu_row = next(row for row in rows if row["backend"] == "cpu")
+    assert cpu_row["integer_path"]["isa"] == host.isa and f"integer path of this CPU: {host.label()}" in r.stdout
+    emu = next(row for row in rows if row["backend"] == "neon-emulated")["integer_paths"]
+    assert {k: v["isa"] for k, v in emu.items()} == {"neon": "NEON", "dotprod": "dotprod", "i8mm": "i8mm"}
 
 
 def test_neon_setup_names_missing_tools(tmp_path, monkeypatch):

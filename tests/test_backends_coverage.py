@@ -154,3 +154,16 @@ def test_op_without_integer_kernel_falls_back_with_its_reason(tmp_path):
     a, b = 8 * 36 * 4 * 9, 8 * 36 * 8
     assert (c.macs_total, c.macs_int8_share) == (a + b, 1.0)
     assert c.nodes_float == 1
+
+
+def test_macs_follow_padding_computed_from_shapes():
+    """TF-style "SAME" padding computes its pads from Shape at run time, which onnx's shape inference cannot
+    follow; the count falls back to onnxruntime's symbolic inference and still knows every Conv's output."""
+    from tests.zoo import tf_cnn
+
+    m = tf_cnn.model(17)
+    macs = count_macs(m, {m.graph.input[0].name: (1, 32, 32, 3)})
+    assert macs and all(n.macs for n in macs), [(n.name, n.macs) for n in macs if not n.macs]
+    # the stem: 3x3 stride-2 Conv, 3 -> 16 channels, 32x32 "SAME" -> 16x16: 16*16*16 outputs x 3*3*3 each
+    stem = next(n for n in macs if n.op_type == "Conv")
+    assert stem.macs == 16 * 16 * 16 * 3 * 3 * 3

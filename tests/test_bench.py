@@ -20,7 +20,7 @@ from workbench.bench import BenchRequest, run_bench
 from workbench.errors import CancelledError, WorkbenchError
 
 CONTRACT = {"available", "reason", "emulated", "fp32", "int8", "speedup", "int8_coverage", "model_mb"}
-STATS = {"p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "throughput"}
+STATS = {"p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "throughput", "rounds", "p50_p10_ms", "p50_p90_ms"}
 
 
 class RecordingTask:
@@ -41,6 +41,14 @@ def test_latency_stats_by_hand():
     assert s.p90_ms == pytest.approx(3.7) and s.p99_ms == pytest.approx(3.97)
     assert s.std_ms == pytest.approx(np.std([1, 2, 3, 4]))
     assert s.throughput == pytest.approx(8 / 0.0025)
+    assert s.rounds == 0 and s.p50_p10_ms is None  # four runs make no round: no spread is claimed
+
+
+def test_p50_spread_comes_from_rounds_in_timing_order():
+    """35 runs: 3 rounds of 11 (the last 2 left out); the rounds' p50s are 6, 17 and 28 ms."""
+    s = LatencyStats.from_seconds([i / 1e3 for i in range(1, 36)], batch=1)
+    assert s.rounds == 3 and s.p50_ms == pytest.approx(18.0)
+    assert (s.p50_p10_ms, s.p50_p90_ms) == pytest.approx((np.percentile([6, 17, 28], 10), np.percentile([6, 17, 28], 90)))
 
 
 def _run(label, p50):

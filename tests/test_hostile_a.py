@@ -230,7 +230,7 @@ def test_fifo_model_and_data_are_refused_without_hanging(work):
     assert not (work / "o.onnx").exists()
 
 
-@pytest.mark.parametrize("out", ["/dev/null", "/proc/self/comm", "fifo.json"])
+@pytest.mark.parametrize("out", ["/dev/full", "/dev/zero", "/proc/self/comm", "fifo.json"])
 def test_special_files_are_refused_as_outputs(work, out):
     os.mkfifo(work / "fifo.json")
     r = qwb("analyze", "m.onnx", "--calib", "c.npz", "--json", out, cwd=work, timeout=120)

@@ -296,7 +296,8 @@ def test_report_that_is_not_json(files):
 
 def test_markdown_code_fence_escapes_direction_overrides(report_json):
     doc = json.loads(json.dumps(report_json))
-    doc["reproduce"]["command"] = "qwb quantize gnp.\u202eexe.onnx\u2066x\u2069"
+    for k in ("command", "rerun_command"):  # the Markdown prints the rerun command when the report has one
+        doc["reproduce"][k] = "qwb quantize gnp.\u202eexe.onnx\u2066x\u2069"
     md = render_markdown(doc)
     assert not any(ch in md for ch in "\u202e\u2066\u2069"), md
     assert "\\u202e" in md

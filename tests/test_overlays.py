@@ -31,7 +31,10 @@ def test_overlays_load_as_model_explorer_node_data_and_carry_the_analysis(analys
     nodes = {n.name for n in graph.node}
     want = {"cumulative_sqnr.json": {lay["node"]: lay["cumulative"]["sqnr_db"] for lay in doc["layers"]},
             "isolated_sqnr.json": {lay["node"]: lay["isolated"]["sqnr_db"] for lay in doc["layers"] if lay["isolated"]},
-            "rank_key.json": {lay["node"]: lay["rank_key_db"] for lay in doc["layers"] if lay["rank_key_db"] is not None}}
+            "rank_key.json": {lay["node"]: lay["rank_key_db"] for lay in doc["layers"] if lay["rank_key_db"] is not None},
+            # the deployed per-layer view (analyze's default --kernels both) adds the kernel gap (issue 15)
+            "kernel_gap.json": {lay["node"]: lay["deployed"]["kernel_gap_db"] for lay in doc["layers"] if lay["deployed"]}}
+    assert want["kernel_gap.json"]
     for name, values in want.items():
         data = json.loads((tmp_path / "ov" / name).read_text())
         assert list(data) == [graph.name]  # Model Explorer's ONNX graph id

@@ -46,7 +46,8 @@ def compared(session, tmp_path_factory):
 
 def test_demo_report_writes_html_json_and_markdown(demo):
     _, paths, _, doc = demo
-    assert [p.suffix for p in paths] == [".html", ".json", ".md"]
+    assert [p.suffix for p in paths] == [".html", ".json", ".md", ".toml"]  # the recipe the rerun command reads
+    assert paths[3].parent == paths[0].parent and paths[3].name == f"{paths[0].stem}-recipe-run.toml"
     assert doc["format"] == 1 and doc["kind"] == "qwb-report"
     assert doc["runs"][0]["analysis"]["samples"] == 500
 
@@ -160,7 +161,8 @@ def test_markdown_is_short_enough_for_a_pull_request(demo, compared):
     md = render_markdown(demo[0])
     s = demo[3]["runs"][0]["summary"]
     assert f"FP32 {100 * s['accuracy_fp32']:.2f}% → INT8 {100 * s['accuracy_int8']:.2f}%" in md
-    assert "`cat`" in md and "qwb report --demo -o demo.html" in md
+    # the command that runs as printed in the report's folder: the recipe beside it, a new -o
+    assert "`cat`" in md and "qwb report --demo --recipe demo-recipe-run.toml -o demo-reproduced.html" in md
 
 
 def test_gui_and_report_show_the_same_before_after(compared):
@@ -292,7 +294,7 @@ def test_gui_export_request_reuses_the_analysis_on_screen(session, tmp_path):
     req = ExportRequest(session.spec, str(tmp_path / "gui.html"), session.recipe, result, bench=[bench])
     req = pickle.loads(pickle.dumps(req))  # what crossing to the worker process does
     written = export_report(req)
-    assert [p.rsplit(".", 1)[1] for p in written] == ["html", "json", "md"]
+    assert [p.rsplit(".", 1)[1] for p in written] == ["html", "json", "md", "toml"]
     doc = json.loads((tmp_path / "gui.json").read_text())
     a = doc["runs"][0]["analysis"]
     assert a["samples"] == 50 and a["elapsed_s"] == pytest.approx(result.elapsed_s)  # not re-analysed

@@ -151,6 +151,11 @@ def _check_analyze(name, p, work, r):
     not_float = [lay["node"] for lay in d["layers"] if lay["cumulative"]["sqnr_db"] is None
                  and lay["cumulative"]["mse"] != 0]
     assert not not_float, f"layers without a finite cumulative SQNR: {not_float[:5]}"
+    # --kernels both (the default): the deployed per-layer view read the fused kernels without error
+    assert [o["kernels"] for o in d["outputs"]].count("deployed") == len(d["outputs"]) // 2
+    for lay in d["layers"]:
+        dep = lay["deployed"]
+        assert dep is None or (0.0 <= dep["lsb_diff_share"] <= 1.0 and dep["tensor"]), (lay["node"], dep)
 
 
 def _check_calib(name, p, work, r):

@@ -41,7 +41,10 @@ def build_actions(w) -> SimpleNamespace:
     A.reset_all = _act(w, "Reset &all overrides", w.reset_all_overrides)
     A.run = _act(w, "&Run analysis", w.run_analysis, "F5", "Quantize with the recipe and compare every layer with FP32")
     A.cancel = _act(w, "&Cancel", w.ctl.cancel, "Esc", "Stop the running job")
-    A.bench = _act(w, "&Benchmark…", w.show_benchmark, "F6", "Time FP32 vs INT8 on a backend")
+    A.bench = _act(w, "&Benchmark", w.run_benchmark, "F6", "Time the shown run's INT8 model against FP32 now "
+                   "(settings in the Benchmark panel)")
+    A.export_int8 = _act(w, "Export &INT8 model…", w.export_int8_dialog, "Ctrl+Shift+E",
+                         "Write the shown run's INT8 model (.onnx) and its recipe (.recipe.toml) beside it")
     A.tune = _act(w, "&Tune…", w.show_tune, "F7", "Search for the fewest layers to keep in 16-bit or float to meet "
                   "an accuracy target")
     A.netron = _act(w, "Open FP32 model in &Netron", w.open_netron, None)
@@ -63,7 +66,7 @@ def build_actions(w) -> SimpleNamespace:
     for a in (A.save, A.save_as):
         f.addAction(a)
     f.addSeparator()
-    for a in (A.load_recipe, A.save_recipe, A.export_report):
+    for a in (A.load_recipe, A.save_recipe, A.export_int8, A.export_report):
         f.addAction(a)
     f.addSeparator()
     f.addAction(A.close_model)

@@ -124,6 +124,7 @@ class BenchmarkPanel(QWidget):
         lay.addWidget(self.note)
         workspace.events.benchmarks.connect(lambda *_: self.refresh())
         workspace.events.current.connect(lambda *_: self._update_enabled())
+        workspace.events.activity.connect(lambda *_: self._update_enabled())
         controller.sigBusyChanged.connect(lambda *_: self._update_enabled())
         self._loaded = False
         self.refresh()
@@ -171,8 +172,18 @@ class BenchmarkPanel(QWidget):
         run = self.ws.current_run
         ok = run is not None and bool(run.result.int8_model) and not self.ctl.busy and self.backend() is not None
         self.run_button.setEnabled(ok)
-        if run is None:
-            self.note.setText("Run the analysis first: the benchmark times the shown run's INT8 model against FP32.")
+        if self.ws.benchmarks:
+            return  # the note describes the last result (refresh)
+        if self.ws.activity == "Analysing":
+            self.note.setText("Analysing… the benchmark can time its INT8 model when it has finished.")
+        elif self.ws.activity:
+            self.note.setText(f"{_esc(self.ws.activity)}…")
+        elif run is None:
+            self.note.setText("Run the analysis first (F5): the benchmark times the shown run's INT8 model against "
+                              "FP32.")
+        else:
+            self.note.setText(f"Times the INT8 model of <b>{_esc(run.label)}</b> against FP32: press "
+                              "<b>Benchmark FP32 vs INT8</b> (F6).")
 
     # -- running -------------------------------------------------------------------------------------
     def run(self) -> bool:

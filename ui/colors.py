@@ -19,6 +19,8 @@ METRICS = {
     "isolated": "Isolated SQNR (dB)",
     "cumulative": "Cumulative SQNR (dB)",
     "amplification": "Amplification (dB)",
+    # the deployed per-layer view: exact minus deployed cumulative SQNR on this CPU (runs with deployed kernels)
+    "kernel_gap": "Kernel gap, deployed (dB)",
 }
 
 NO_DATA = QColor("#e4e6ea")
@@ -37,6 +39,7 @@ class ColorScale:
     label: str
     higher_is_better: bool = True
     steps: int = 24
+    ends: tuple[str, str] | None = None  # words under the low and high ends (default: worse/better, causes/carries)
 
     def palette(self) -> list[QColor]:
         return [self._at(i / (self.steps - 1)) for i in range(self.steps)]
@@ -82,6 +85,9 @@ def scale_for(metric: str, values: np.ndarray | None = None) -> ColorScale:
             top = max(top, float(np.nanmax(np.where(np.isfinite(values), values, np.nan))))
         return ColorScale(0.0, round(top), ((0.0, "#f7f4f9"), (0.5, "#b596c8"), (1.0, "#4d1f6e")),
                           METRICS[metric], higher_is_better=False)
+    if metric == "kernel_gap":  # 1 dB is where a kernel is flagged (analyzers.deployed_layers.KERNEL_GAP_DB)
+        return ColorScale(0.0, 6.0, ((0.0, "#1a9850"), (1 / 6, "#d9ef8b"), (0.5, "#fdae61"), (1.0, "#a50026")),
+                          METRICS[metric], higher_is_better=False, ends=("matches Q/DQ", "departs"))
     return ColorScale(0.0, 40.0, SQNR_STOPS, METRICS[metric])
 
 
@@ -97,6 +103,9 @@ def layer_metric(lay: LayerResult | None, metric: str) -> float:
         return lay.cumulative.sqnr_db
     if metric == "amplification":
         return lay.amplification if lay.amplification is not None else math.nan
+    if metric == "kernel_gap":
+        gap = (lay.deployed or {}).get("kernel_gap_db")
+        return math.nan if gap is None else gap
     raise ValueError(metric)
 
 

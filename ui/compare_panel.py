@@ -111,7 +111,10 @@ class ComparePanel(QWidget):
         self.proxy.setSourceModel(self.model)
         self.proxy.setSortRole(SORT_ROLE)
         self.title = QLabel()
-        self.changed_only = QCheckBox(f"Changed only (precision, percentile or flag changed, or cumulative moved ≥ {CHANGE_DB:g} dB)")
+        self.title.setWordWrap(True)  # a long run label must not widen the window past a small screen
+        self.changed_only = QCheckBox("Changed only")
+        self.changed_only.setToolTip(f"Only layers whose precision, percentile or flag changed, or whose cumulative "
+                                     f"SQNR moved by {CHANGE_DB:g} dB or more")
         self.changed_only.setChecked(True)
         self.changed_only.toggled.connect(lambda *_: self.refresh())
         top = QHBoxLayout()
@@ -133,13 +136,16 @@ class ComparePanel(QWidget):
         lay.addLayout(top)
         lay.addWidget(self.table, 1)
         workspace.events.current.connect(lambda *_: self.refresh())
+        workspace.events.activity.connect(lambda *_: self.ws.baseline_run is None and self.refresh())
         self.refresh()
 
     def refresh(self) -> None:
         run, before = self.ws.current_run, self.ws.baseline_run
         if run is None or before is None:
             self.model.set_rows([])
-            self.title.setText("Before/after appears after a second run: edit the recipe, then Re-run (F5).")
+            self.title.setText("Analysing… before/after appears when this run has finished." if (
+                self.ws.activity == "Analysing" and self.ws.runs) else
+                "Before/after appears after a second run: edit the recipe, then Re-run (F5).")
             return
         comp = compare_runs(before.result, run.result)
         rows = comp.changed() if self.changed_only.isChecked() else comp.layers

@@ -15,6 +15,7 @@ from typing import Callable
 
 from PySide6.QtCore import QObject, Signal
 
+from workbench.app.layer_changes import structure_note
 from workbench.app.layout import GraphLayout
 from workbench.app.project import ProjectData, load_project, save_project
 from workbench.app.requests import SCATTER_RESERVOIR, Analyze, Calibrate, OpenedInfo, OpenModel, Tune
@@ -51,6 +52,7 @@ class Controller(QObject):
 
     sigError = Signal(object)  # ErrorInfo
     sigStatus = Signal(str)
+    sigNote = Signal(str)  # something the user should read about a result (e.g. layers a precision edit created)
     sigModelReady = Signal(object, object)  # ModelGraph, GraphLayout (None, None when closed)
     sigSessionReady = Signal()  # calibration histograms available
     sigBusyChanged = Signal(bool)
@@ -62,6 +64,7 @@ class Controller(QObject):
         super().__init__(parent)
         self.ws = workspace or Workspace()
         self.engine = EngineClient(self)
+        self.engine.sigBusyChanged.connect(lambda busy: self.ws.set_activity(self.job_name if busy else None))
         self.engine.sigBusyChanged.connect(self.sigBusyChanged)
         self.engine.sigProgress.connect(self.sigProgress)
         self.engine.sigFinished.connect(self._job_finished)
@@ -120,8 +123,10 @@ class Controller(QObject):
         return False
 
     # -- opening -------------------------------------------------------------------------------------
-    def open_model(self, spec: SessionSpec, recipe: Recipe | None = None, analyze: bool | None = None) -> None:
-        """Forget the current work and open ``spec`` (model + data); analyse afterwards when asked to."""
+    def open_model(self, spec: SessionSpec, recipe: Recipe | None = None, analyze: bool | None = None,
+                   samples: int | None = None) -> None:
+        """Forget the current work and open ``spec`` (model + data); analyse afterwards when asked to, on the
+        first ``samples`` samples (0: all; None: the preference)."""
         def go():
             r = recipe
             if r is None and spec.recipe_path:
@@ -132,7 +137,7 @@ class Controller(QObject):
                     return
             self.opened, self.layout, self.project_path = None, None, None
             self.sigProjectPathChanged.emit(None)
-            self.ws.reset(spec, r)
+            self.ws.reset(spec, r, self.analysis_samples if samples is None else samples)
             self.sigModelReady.emit(None, None)
             do_analyze = self.auto_analyze if analyze is None else analyze
             self._start_open(spec, then_analyze=do_analyze)
@@ -203,14 +208,18 @@ class Controller(QObject):
             return True
         recipe = self.ws.recipe.copy()
         previous = self.ws.runs[-1].recipe if self.ws.runs else None
-        samples = self.analysis_samples or None
+        samples = self.ws.samples or None
 
         def done(call: EngineCall) -> None:
             if self._fail(call, "analyse the model"):
                 return
             label = f"Run {len(self.ws.runs) + 1}: {describe_change(previous, recipe)}"
-            self.ws.add_run(call.result, recipe, label)
+            before = self.ws.runs[-1] if self.ws.runs else None
+            run = self.ws.add_run(call.result, recipe, label)
             self.sigStatus.emit(f"{label} finished in {call.elapsed:.1f} s")
+            note = structure_note(before, run)
+            if note:
+                self.sigNote.emit(note)
 
         self.engine.start("Analysing", Analyze(recipe, samples, SCATTER_RESERVOIR), on_done=done)
         return True

@@ -77,6 +77,21 @@ class DetailsPanel(QWidget):
             extra.append(f"clipped {100 * lay.clip_rate:.3f}% of values")
         if extra:
             parts.append("<p>" + " · ".join(extra) + "</p>")
+        d = lay.deployed
+        if d and d.get("kernel_gap_db") is not None:
+            departs = any(h.code == "kernel_departs" for h in lay.hints)
+            own = d.get("own_gap_db")
+            style = " style='color:#b42318'" if departs else ""
+            parts.append("<h4 style='margin:6px 0 2px'>Deployed kernels (this CPU)</h4>"
+                         f"<p>{e(str(d.get('kernel') or ''))}: SQNR <b>{fmt_db(d['sqnr_db'])} dB</b> vs exact "
+                         f"{fmt_db(d.get('exact_sqnr_db'))} dB · kernel gap "
+                         f"<b{style}>{fmt_db(d['kernel_gap_db'], 2)} dB</b>"
+                         + (f" (its kernel alone, fed the simulation's inputs: {fmt_db(own, 2)} dB)"
+                            if own is not None else "")
+                         + f" · {100 * d['lsb_diff_share']:.2f}% of values ≥ 1 LSB off</p>")
+        elif self.ws.current_run is not None and any(x.deployed for x in self.ws.current_run.result.layers):
+            parts.append("<p style='color:#5f6b78'>Deployed kernels: this layer's output does not survive "
+                         "onnxruntime's fusion, so it has no deployed figures.</p>")
         if lay.hints:
             parts.append("<h4 style='margin:6px 0 2px'>Why, and what to try</h4><ul style='margin-top:0'>")
             for h in lay.hints:

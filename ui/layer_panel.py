@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt
+from PySide6.QtGui import QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -12,8 +13,10 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMenu,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QTableView,
+    QToolBar,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -26,6 +29,7 @@ from .layer_table import (
     C_AMP,
     C_CUM,
     C_DELTA,
+    C_GAP,
     C_HINTS,
     C_ISO,
     C_KEY,
@@ -35,10 +39,28 @@ from .layer_table import (
     C_PREC,
     LayerFilterProxy,
     LayerTableModel,
+    NameDelegate,
     PercentileDelegate,
     PrecisionDelegate,
     selected_nodes,
 )
+
+
+class LayerTableView(QTableView):
+    """The table; Ctrl+C copies the full names of the selected layers (not the shortened cell text)."""
+
+    def keyPressEvent(self, event):
+        if event.matches(QKeySequence.StandardKey.Copy):
+            copy_names(selected_nodes(self))
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+
+def copy_names(nodes: list[str]) -> None:
+    """Full layer names to the clipboard, one a line."""
+    if nodes:
+        QGuiApplication.clipboard().setText("\n".join(nodes))
 
 
 class LayerPanel(QWidget):
@@ -56,6 +78,7 @@ class LayerPanel(QWidget):
         self.filter = QLineEdit()
         self.filter.setPlaceholderText("Filter by name or op type…")
         self.filter.setClearButtonEnabled(True)
+        self.filter.setMinimumWidth(120)
         self.filter.textChanged.connect(self.proxy.set_text)
         top.addWidget(self.filter, 1)
         self.flagged_only = QCheckBox("Flagged only")
@@ -65,8 +88,8 @@ class LayerPanel(QWidget):
         self.overrides_only.toggled.connect(self.proxy.set_overrides_only)
         top.addWidget(self.overrides_only)
 
-        edit = QHBoxLayout()
-        edit.addWidget(QLabel("Selected:"))
+        edit = QToolBar()  # what does not fit a narrow dock goes behind the bar's » button
+        edit.addWidget(QLabel("Selected: "))
         self.set_buttons = {}
         for p in PRECISIONS:
             b = QPushButton(p.upper())
@@ -79,7 +102,9 @@ class LayerPanel(QWidget):
         clear.setToolTip("Remove the overrides (precision and percentile) of the selected layers")
         clear.clicked.connect(lambda: self.ws.clear_overrides(self.selected()))
         edit.addWidget(clear)
-        edit.addStretch(1)
+        spacer = QWidget()
+        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        edit.addWidget(spacer)
         self.exclude_n = QSpinBox()
         self.exclude_n.setRange(1, 999)
         self.exclude_n.setValue(exclude_n)
@@ -90,7 +115,7 @@ class LayerPanel(QWidget):
         edit.addWidget(self.exclude_n)
         edit.addWidget(self.exclude_button)
 
-        self.table = QTableView()
+        self.table = LayerTableView()
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
@@ -105,13 +130,15 @@ class LayerPanel(QWidget):
         self.table.setWordWrap(False)
         self.table.setItemDelegateForColumn(C_PREC, PrecisionDelegate(self.table, self))
         self.table.setItemDelegateForColumn(C_PCT, PercentileDelegate(self))
+        self.table.setItemDelegateForColumn(C_NODE, NameDelegate(self))
         h = self.table.horizontalHeader()
         h.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         h.setStretchLastSection(True)
-        for col, w in ((C_NODE, 150), (C_OP, 74), (C_PREC, 92), (C_PCT, 72), (C_KEY, 96), (C_ISO, 90), (C_CUM, 100),
+        for col, w in ((C_NODE, 210), (C_OP, 74), (C_PREC, 92), (C_PCT, 72), (C_KEY, 96), (C_ISO, 90), (C_CUM, 100),
                        (C_AMP, 82),
-                       (C_DELTA, 72), (C_HINTS, 260)):
+                       (C_DELTA, 72), (C_HINTS, 260), (C_GAP, 96)):
             self.table.setColumnWidth(col, w)
+        h.moveSection(h.visualIndex(C_GAP), h.visualIndex(C_HINTS))  # shown before the hints, which stretch
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._context_menu)
         self.table.selectionModel().selectionChanged.connect(self._table_selection_changed)
@@ -119,7 +146,7 @@ class LayerPanel(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addLayout(top)
-        lay.addLayout(edit)
+        lay.addWidget(edit)
         lay.addWidget(self.table, 1)
         self.count_label = QLabel()
         self.count_label.setStyleSheet("color:#5f6b78;")
@@ -128,10 +155,48 @@ class LayerPanel(QWidget):
         workspace.events.selection.connect(self._ws_selection_changed)
         workspace.events.recipe.connect(lambda *_: self.overrides_only.isChecked()
                                         and self.proxy.set_overrides_only(True))
-        for ev in (workspace.events.current, workspace.events.graph, workspace.events.recipe):
+        for ev in (workspace.events.current, workspace.events.graph, workspace.events.recipe,
+                   workspace.events.activity):
             ev.connect(lambda *_: self._after_change())
         self.model.modelReset.connect(lambda: self._ws_selection_changed(self.ws.selection, None))
+        workspace.events.view.connect(lambda *_: self.restore_table_state(self.ws.view_state.get("table")))
         self._after_change()
+
+    # -- state kept in the project --------------------------------------------------------------------
+    def table_state(self) -> dict:
+        """Column widths and order, sort, filter text and check boxes, as JSON-able values."""
+        h = self.table.horizontalHeader()
+        return {"widths": [h.sectionSize(c) for c in range(h.count())],
+                "order": [h.logicalIndex(v) for v in range(h.count())],
+                "sort": [h.sortIndicatorSection(), "desc" if h.sortIndicatorOrder() == Qt.SortOrder.DescendingOrder
+                         else "asc"] if self.proxy.sortColumn() >= 0 else None,
+                "filter": self.filter.text(), "flagged_only": self.flagged_only.isChecked(),
+                "overrides_only": self.overrides_only.isChecked()}
+
+    def restore_table_state(self, state: dict | None) -> None:
+        """Put the table back as ``table_state`` described it; unknown or broken entries are skipped."""
+        if not isinstance(state, dict):
+            return
+        h = self.table.horizontalHeader()
+        widths = state.get("widths")
+        if isinstance(widths, list) and len(widths) == h.count():
+            for c, w in enumerate(widths):
+                if isinstance(w, int) and 0 < w < 5000:
+                    h.resizeSection(c, w)
+        order = state.get("order")
+        if isinstance(order, list) and sorted(order) == list(range(h.count())):
+            for visual, logical in enumerate(order):
+                h.moveSection(h.visualIndex(logical), visual)
+        sort = state.get("sort")
+        if isinstance(sort, list) and len(sort) == 2 and isinstance(sort[0], int) and 0 <= sort[0] < h.count():
+            self.table.sortByColumn(sort[0], Qt.SortOrder.DescendingOrder if sort[1] == "desc"
+                                    else Qt.SortOrder.AscendingOrder)
+        if isinstance(state.get("filter"), str):
+            self.filter.setText(state["filter"])
+        for key, box in (("flagged_only", self.flagged_only), ("overrides_only", self.overrides_only)):
+            if isinstance(state.get(key), bool):
+                box.setChecked(state[key])
+        self._ws_selection_changed(self.ws.selection, None)
 
     # -- bulk edits ------------------------------------------------------------------------------------
     def selected(self) -> list[str]:
@@ -151,6 +216,8 @@ class LayerPanel(QWidget):
         if not nodes:
             return
         m = QMenu(self)
+        m.addAction("Copy name" if len(nodes) == 1 else f"Copy {len(nodes)} names", lambda: copy_names(nodes))
+        m.addSeparator()
         for p in PRECISIONS:
             m.addAction(f"Set {len(nodes)} layer(s) to {p.upper()}", lambda p=p: self.ws.set_precision(nodes, p))
         m.addAction("Reset overrides", lambda: self.ws.clear_overrides(nodes))
@@ -166,7 +233,7 @@ class LayerPanel(QWidget):
         flagged = sum(1 for lay in run.result.layers if lay.flagged) if run else 0
         over = len(self.ws.recipe.layers)
         self.count_label.setText(f"{n} layers · {flagged} flagged · {over} override(s)"
-                                 + ("" if run else " · not analysed yet"))
+                                 + ("" if run else " · analysing…" if self.ws.activity == "Analysing" else " · not analysed yet"))
         self.exclude_button.setEnabled(run is not None)
 
     # -- selection sync --------------------------------------------------------------------------------

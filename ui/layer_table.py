@@ -14,14 +14,16 @@ from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import QComboBox, QLineEdit, QStyledItemDelegate
 
 from analyzers.diff_types import LayerResult
+from workbench.app.names import NameShortener
 from workbench.app.workspace import Workspace, table_layers
 from workbench.recipe import PRECISIONS
 
 from .colors import FLAGGED, fmt_db, scale_for
 
-COLUMNS = ("Layer", "Op", "Precision", "Percentile", "Rank key", "Isolated", "Cumulative", "Amplif.", "Δ cum.", "Hints")
-C_NODE, C_OP, C_PREC, C_PCT, C_KEY, C_ISO, C_CUM, C_AMP, C_DELTA, C_HINTS = range(len(COLUMNS))
-DB_COLUMNS = (C_KEY, C_ISO, C_CUM, C_AMP, C_DELTA)
+COLUMNS = ("Layer", "Op", "Precision", "Percentile", "Rank key", "Isolated", "Cumulative", "Amplif.", "Δ cum.", "Hints",
+           "Kernel gap")
+C_NODE, C_OP, C_PREC, C_PCT, C_KEY, C_ISO, C_CUM, C_AMP, C_DELTA, C_HINTS, C_GAP = range(len(COLUMNS))
+DB_COLUMNS = (C_KEY, C_ISO, C_CUM, C_AMP, C_DELTA, C_GAP)
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 NODE_ROLE = Qt.ItemDataRole.UserRole + 2
 HEADER_TIPS = {
@@ -34,8 +36,15 @@ HEADER_TIPS = {
     C_CUM: "Tensor SQNR of this layer's output in the fully quantized model: the error that has accumulated.",
     C_AMP: "Isolated minus cumulative SQNR: high means the layer mostly carries error from upstream.",
     C_DELTA: "Change of cumulative SQNR against the run compared with (before/after).",
+    C_GAP: "Deployed kernels: the exact simulation's cumulative SQNR minus the same tensor's SQNR as onnxruntime's "
+           "fused kernels compute it on this CPU (empty: analysed with exact kernels only, or the tensor does not "
+           "survive onnxruntime's fusion). Red: the layer's own kernel departs from Q/DQ by 1 dB or more.",
 }
 _SQNR_SCALE = scale_for("isolated")
+
+
+def _departs(lay: LayerResult | None) -> bool:
+    return lay is not None and any(h.code == "kernel_departs" for h in lay.hints)
 
 
 class LayerTableModel(QAbstractTableModel):
@@ -49,6 +58,7 @@ class LayerTableModel(QAbstractTableModel):
         self._results: dict[str, LayerResult] = {}
         self._before: dict[str, LayerResult] = {}
         self._row: dict[str, int] = {}
+        self.shortener = NameShortener(())
         self._bold = QFont()
         self._bold.setBold(True)
         ev = workspace.events
@@ -76,6 +86,7 @@ class LayerTableModel(QAbstractTableModel):
         self.nodes = sorted(order, key=lambda n: order[n][0])
         self.ops = {n: order[n][1] for n in self.nodes}
         self._row = {n: i for i, n in enumerate(self.nodes)}
+        self.shortener = NameShortener(self.nodes)
         self.endResetModel()
 
     def _recipe_changed(self, nodes) -> None:
@@ -135,6 +146,8 @@ class LayerTableModel(QAbstractTableModel):
             return a - c if math.isfinite(a) and math.isfinite(c) else None
         if col == C_HINTS:
             return "; ".join(h.message for h in lay.hints)
+        if col == C_GAP:
+            return (lay.deployed or {}).get("kernel_gap_db")
         return None
 
     def _ran_as(self, node: str) -> str | None:
@@ -165,6 +178,8 @@ class LayerTableModel(QAbstractTableModel):
                 return "" if v is None else f"{v:g}"
             if col in (C_KEY, C_ISO, C_CUM, C_AMP):
                 return fmt_db(v)
+            if col == C_GAP:
+                return "" if v is None else fmt_db(0.0 if abs(v) < 0.005 else v, 2)
             if col == C_DELTA:
                 return "" if v is None else f"{v:+.1f}"
             return v
@@ -187,6 +202,8 @@ class LayerTableModel(QAbstractTableModel):
                 return QBrush(FLAGGED)
             if col == C_DELTA and v is not None:
                 return QBrush(QColor("#1a7f37") if v > 0.05 else QColor("#b42318") if v < -0.05 else QColor("#555"))
+            if col == C_GAP and v is not None and _departs(self._results.get(node)):
+                return QBrush(FLAGGED)
         if role == Qt.ItemDataRole.FontRole and ((col == C_PREC and (v != "int8" or self._pending(node)))
                                                  or (col == C_PCT and v is not None)):
             return self._bold
@@ -203,6 +220,14 @@ class LayerTableModel(QAbstractTableModel):
 
     def _tooltip(self, node: str, col: int) -> str | None:
         lay = self._results.get(node)
+        if col == C_GAP and lay is not None and lay.deployed:
+            d = lay.deployed
+            own = d.get("own_gap_db")
+            return (f"deployed ({d.get('kernel')}): SQNR {fmt_db(d['sqnr_db'])} dB vs exact "
+                    f"{fmt_db(d.get('exact_sqnr_db'))} dB\n{100 * d['lsb_diff_share']:.2f}% of values ≥ 1 LSB off "
+                    f"(max {d.get('max_lsb_diff', '—')} LSB)"
+                    + (f"\nthis kernel alone, fed the simulation's inputs: {fmt_db(own, 2)} dB"
+                       if own is not None else ""))
         if col == C_HINTS and lay is not None and lay.hints:
             return "\n".join(f"• {h.message}\n   try: {h.suggestion}" for h in lay.hints)
         if col in (C_KEY, C_ISO, C_CUM) and lay is not None:
@@ -278,6 +303,28 @@ class LayerFilterProxy(QSortFilterProxyModel):
         if self.overrides_only and node not in m.ws.recipe.layers:
             return False
         return True
+
+
+class NameDelegate(QStyledItemDelegate):
+    """Layer names shortened to the column width without losing the part that tells rows apart
+    (``workbench.app.names``); the full name is the tooltip and what Ctrl+C copies."""
+
+    def initStyleOption(self, option, index):
+        super().initStyleOption(option, index)
+        name = index.data(NODE_ROLE)
+        model = index.model()
+        source = model.sourceModel() if isinstance(model, QSortFilterProxyModel) else model
+        if not name or not hasattr(source, "shortener"):
+            return
+        option.text = self.display_text(source.shortener, name, option)
+
+    @staticmethod
+    def display_text(shortener: NameShortener, name: str, option) -> str:
+        width = option.rect.width() - 12
+        if not option.icon.isNull():
+            width -= option.decorationSize.width() + 4
+        fm = option.fontMetrics
+        return shortener.fit(name, lambda t: fm.horizontalAdvance(t) <= width)
 
 
 class PrecisionDelegate(QStyledItemDelegate):

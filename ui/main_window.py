@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QDockWidget,
     QLabel,
@@ -23,7 +24,8 @@ from PySide6.QtWidgets import (
 import resources
 from workbench import __version__
 from workbench.app.autosave import Autosaver, discard, orphans
-from workbench.app.project import SUFFIX, load_project, project_dict
+from workbench.app.export_model import export_int8
+from workbench.app.project import SUFFIX, load_project, project_dict, project_path
 from workbench.errors import WorkbenchError
 from workbench.recipe import Recipe
 from workbench.session import SessionSpec
@@ -49,7 +51,7 @@ from .summary_panel import SummaryPanel
 from .tune_panel import TunePanel
 
 MODEL_SUFFIXES = {".onnx", ".pt", ".pt2"}
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2  # 2: narrower side docks, so the graph gets the room its tool bar and folded chains need
 
 
 class MainWindow(QMainWindow):
@@ -73,7 +75,7 @@ class MainWindow(QMainWindow):
 
         self.messages = MessageBar()
         self.graph = GraphPanel(self.ws, self.prefs.color_metric)
-        self.graph.sigOpenNetron.connect(self.open_netron)
+        self.graph.sigOpenNetron.connect(lambda: self.open_netron(int8=self._shows_int8()))
         self.graph.sigMetricChanged.connect(self._metric_changed)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
@@ -140,7 +142,7 @@ class MainWindow(QMainWindow):
                               ("tune", "Tune", self.tune)):
             self.tabifyDockWidget(first, self._dock(key, title, w, B))
         first.raise_()
-        self.resizeDocks([self.docks["run"], self.docks["layers"]], [380, 600], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["run"], self.docks["layers"]], [330, 520], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["depth"]], [300], Qt.Orientation.Vertical)
 
     def _build_statusbar(self) -> None:
@@ -162,6 +164,7 @@ class MainWindow(QMainWindow):
         c = self.ctl
         c.sigError.connect(self.show_error)
         c.sigStatus.connect(self.status_label.setText)
+        c.sigNote.connect(lambda text: self.messages.show_message(text, "info"))
         c.sigBusyChanged.connect(self._busy_changed)
         c.sigProgress.connect(self._progress)
         c.sigModelReady.connect(self.graph.set_graph)
@@ -200,6 +203,12 @@ class MainWindow(QMainWindow):
         for a in (A.save, A.save_as, A.save_recipe, A.close_model, A.load_recipe):
             a.setEnabled(has_model)
         A.export_report.setEnabled(self.ws.current_run is not None and not busy)
+        A.export_int8.setEnabled(bool(self.ws.current_run and self.ws.current_run.result.int8_model))
+        A.bench.setEnabled(has_model)
+        int8 = self._shows_int8()
+        self.graph.netron_button.setToolTip(
+            ("Show the INT8 model of the shown run" if int8 else "Show this model (FP32)")
+            + " in Netron, for every attribute and tensor shape (served on 127.0.0.1 only)")
         A.netron.setEnabled(has_model)
         A.netron_int8.setEnabled(bool(self.ws.current_run and self.ws.current_run.result.int8_model))
         self.summary.rerun.setEnabled(not busy and has_model)
@@ -229,11 +238,11 @@ class MainWindow(QMainWindow):
             return self.save_project() is not None
         return answer == "discard"
 
-    def open_spec(self, spec: SessionSpec, analyze: bool | None = None) -> None:
+    def open_spec(self, spec: SessionSpec, analyze: bool | None = None, samples: int | None = None) -> None:
         if not self._confirm_discard():
             return
         self.messages.hide()
-        self.ctl.open_model(spec, analyze=analyze)
+        self.ctl.open_model(spec, analyze=analyze, samples=samples)
         self._remember(RecentItem(spec.model, spec.calib, spec.eval))
 
     def open_demo(self) -> None:
@@ -241,9 +250,9 @@ class MainWindow(QMainWindow):
 
     def open_dialog(self, model: str = "") -> None:
         c, e = guess_data(model) if model else (None, None)
-        dlg = OpenDialog(model, c, e, self)
+        dlg = OpenDialog(model, c, e, self, samples=self.ctl.analysis_samples)
         if dlg.exec():
-            self.open_spec(dlg.spec())
+            self.open_spec(dlg.spec(), samples=dlg.analysis_samples())
 
     def open_path(self, path: str) -> None:
         """A path from the command line, a drop or the recent list: project, recipe, or model."""
@@ -341,6 +350,53 @@ class MainWindow(QMainWindow):
         self.docks["bench"].show()
         self.docks["bench"].raise_()
 
+    def run_benchmark(self) -> bool:
+        """F6: show the Benchmark panel and time the shown run now (or say why it cannot)."""
+        self.show_benchmark()
+        if not self.bench._loaded:  # noqa: SLF001 - backends are listed when the panel is first shown
+            self.bench.load_backends()
+        if self.ws.current_run is None:
+            self.messages.show_message("Nothing to benchmark yet: the benchmark times the INT8 model of an analysis. "
+                                       + ("It starts when the running analysis has finished: press F6 again then."
+                                          if self.ws.activity == "Analysing" else "Run the analysis first (F5)."),
+                                       "warning")
+            return False
+        if self.ctl.busy:
+            self.messages.show_message(f"'{self.ctl.job_name}' is still running: press F6 when it has finished.",
+                                       "warning")
+            return False
+        if self.bench.backend() is None:
+            self.messages.show_message("No benchmark backend is available here: see the Benchmark panel.", "warning")
+            return False
+        return self.bench.run()
+
+    def export_int8_dialog(self) -> None:
+        run = self.ws.current_run
+        if run is None or not run.result.int8_model:
+            self.show_error(ErrorInfo("Nothing to export", "no analysed run is shown", "run the analysis first (F5)"))
+            return
+        stem = Path(self.ws.spec.model).stem if self.ws.spec else "model"
+        path = self.prompter.save_path("Export INT8 model", f"{stem}_int8.onnx", "ONNX models (*.onnx)")
+        if path:
+            self.export_int8(path)
+
+    def export_int8(self, path: str):
+        """Write the shown run's INT8 model to ``path`` and its recipe beside it; returns ExportedModel or None."""
+        try:
+            done = export_int8(self.ws.current_run, path, self.ws.spec)
+        except WorkbenchError as e:
+            self.show_error(ErrorInfo.from_exception(e, "export the INT8 model"))
+            return None
+        cmd = done.reproduce(self.ws.spec.model, self.ws.spec.calib) if self.ws.spec else ""
+        self.messages.show_message(f"INT8 model of {self.ws.current_run.label.split(':')[0]} written to {done.model}, "
+                                   f"its recipe to {done.recipe.name}" + (f". Reproduce: {cmd}" if cmd else ""), "info")
+        return done
+
+    def _shows_int8(self) -> bool:
+        """The graph shows the results of a run: Netron shows that run's INT8 model (else the FP32 one)."""
+        run = self.ws.current_run
+        return bool(run and run.result.int8_model)
+
     def export_report(self) -> None:
 
         report_export.export_report(self)
@@ -387,7 +443,12 @@ class MainWindow(QMainWindow):
         self.netron_servers.clear()
 
     # -- projects, autosave, crash recovery -------------------------------------------------------------------
+    def _store_view_state(self) -> None:
+        """How the table was left (columns, sort, filter) goes into the project with the work."""
+        self.ws.view_state["table"] = self.layers.table_state()
+
     def save_project(self):
+        self._store_view_state()
         if self.ctl.project_path is None:
             return self.save_project_as()
         return self.ctl.save_project(self.ctl.project_path)
@@ -397,7 +458,11 @@ class MainWindow(QMainWindow):
         path = self.prompter.save_path("Save project", start)
         if not path:
             return None
-        p = self.ctl.save_project(path)
+        final = project_path(path)
+        if str(final) != path and final.exists() and not self.prompter.replace_file(str(final), "a project file"):
+            return None  # the dialog confirmed "p"; the file written would be the existing p.qwbproj
+        self._store_view_state()
+        p = self.ctl.save_project(final)
         if p is not None:
             self._remember(RecentItem(str(p), project=True))
         return p
@@ -406,6 +471,10 @@ class MainWindow(QMainWindow):
         """Write the work to this process's autosave file (it survives a crash of the app or a backend)."""
         if self.ws.spec is None:
             return
+        if self.ws.empty and not self.ws.dirty:  # nothing to lose: a crash then offers nothing
+            self.autosaver.clear()
+            return
+        self._store_view_state()
         try:
             self.autosaver.write(project_dict(self.ws))
         except (OSError, ValueError) as e:
@@ -414,6 +483,9 @@ class MainWindow(QMainWindow):
     def check_crash_restore(self) -> bool:
         """Offer the newest work a crashed session left behind; True when it was restored."""
         found = orphans()
+        for o in [o for o in found if o.runs == 0 and o.edits == 0]:
+            discard(o)  # a session that never got a result or an edit: nothing worth offering
+        found = [o for o in found if o.runs or o.edits]
         if not found:
             return False
         newest = found[0]
@@ -443,6 +515,26 @@ class MainWindow(QMainWindow):
         state = self.settings.value("window/state")
         if state is not None:
             self.restoreState(state, LAYOUT_VERSION)
+        self.fit_to_screen()
+
+    def fit_to_screen(self) -> None:
+        """Keep the window inside the screen's available area (a saved size, or the default 1600x1000, can be
+        larger than a small or scaled screen: at scale 1.5 a 1920x1080 screen is 1280x720 logical pixels)."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            return
+        avail = screen.availableGeometry()
+        frame = self.frameGeometry()
+        extra_w = max(frame.width() - self.width(), 0)
+        extra_h = max(frame.height() - self.height(), 0)
+        w = min(self.width(), avail.width() - extra_w)
+        h = min(self.height(), avail.height() - extra_h)
+        if (w, h) != (self.width(), self.height()):
+            self.resize(max(w, 640), max(h, 480))
+        x = min(max(frame.x(), avail.x()), avail.right() - self.frameGeometry().width() + 1)
+        y = min(max(frame.y(), avail.y()), avail.bottom() - self.frameGeometry().height() + 1)
+        if (x, y) != (frame.x(), frame.y()):
+            self.move(max(x, avail.x()), max(y, avail.y()))
 
     def reset_layout(self) -> None:
         self.restoreState(self._default_state, LAYOUT_VERSION)

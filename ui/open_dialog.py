@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSpinBox,
     QWidget,
 )
 
@@ -77,7 +78,8 @@ class _PathField(QWidget):
 class OpenDialog(QDialog):
     """Model, calibration data, evaluation data (optional), recipe (optional)."""
 
-    def __init__(self, model: str = "", calib: str | None = None, eval: str | None = None, parent=None):
+    def __init__(self, model: str = "", calib: str | None = None, eval: str | None = None, parent=None,
+                 samples: int | None = None):
         super().__init__(parent)
         self.setWindowTitle("Open a model")
         self.model = _PathField("model.onnx, model.pt, model.pt2, or package.module:factory", MODEL_FILTER)
@@ -90,6 +92,14 @@ class OpenDialog(QDialog):
         form.addRow("Calibration data", self.calib)
         form.addRow("Evaluation data", self.eval)
         form.addRow("Recipe", self.recipe)
+        self.samples = QSpinBox()
+        self.samples.setRange(0, 1_000_000)
+        self.samples.setSpecialValueText("all")
+        self.samples.setValue(samples or 0)
+        self.samples.setToolTip("How many calibration samples each analysis compares FP32 and INT8 on (all: every "
+                                "one). Fewer is faster on a large model; calibration always uses every sample. "
+                                "Saved in the project; change it later in the Run panel.")
+        form.addRow("Analysis samples", self.samples)
         self.message = QLabel()
         self.message.setStyleSheet("color:#b42318;")
         form.addRow(self.message)
@@ -123,6 +133,10 @@ class OpenDialog(QDialog):
             self.message.setText("Choose calibration data (or type synthetic:64 for a smoke test).")
             return
         self.accept()
+
+    def analysis_samples(self) -> int:
+        """The chosen sample count (0: all)."""
+        return self.samples.value()
 
     def spec(self) -> SessionSpec:
         return SessionSpec(self.model.text(), self.calib.text(), self.eval.text() or None, self.recipe.text() or None)

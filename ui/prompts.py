@@ -43,6 +43,14 @@ class Prompter:
         box.setDefaultButton(QMessageBox.StandardButton.No)
         return QMessageBox.StandardButton(box.exec()) == QMessageBox.StandardButton.Yes
 
+    def replace_file(self, path: str, what: str) -> bool:
+        """Whether to replace the existing ``path`` (the save dialog asked about another name: it added none)."""
+        box = QMessageBox(QMessageBox.Icon.Warning, "Replace the file?",
+                          f"{path} already exists ({what}). Replace it?",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self.parent)
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        return QMessageBox.StandardButton(box.exec()) == QMessageBox.StandardButton.Yes
+
     def save_path(self, title: str, start: str, file_filter: str = f"Projects (*{SUFFIX})") -> str | None:
         path, _ = QFileDialog.getSaveFileName(self.parent, title, start, file_filter)
         return path or None

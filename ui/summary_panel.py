@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QPushButton,
+    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -40,6 +41,20 @@ def _fmt(fmt: str, v) -> str:
     return "—" if v is None else fmt.format(v)
 
 
+def empty_text(ws: Workspace) -> str:
+    """What a results view says before it has results: the truth about why (never "No analysis yet" while one
+    runs)."""
+    if ws.activity == "Analysing":
+        return "Analysing… the results appear here when it finishes (Esc cancels)."
+    if ws.activity:
+        return f"{ws.activity}…"
+    if ws.spec is None:
+        return "No model open. Open a model (Ctrl+O) or the demo."
+    if ws.graph is None:
+        return "Opening the model…"
+    return "No analysis yet: run the analysis (F5)."
+
+
 class SummaryPanel(QWidget):
     """Run selector, stale banner with Re-run, and output metrics with a before/after comparison."""
 
@@ -59,6 +74,14 @@ class SummaryPanel(QWidget):
         self.base_box.setToolTip("The 'before' of every before/after view")
         self.base_box.activated.connect(self._baseline_chosen)
         grid.addWidget(self.base_box, 1, 1)
+        grid.addWidget(QLabel("Samples"), 2, 0)
+        self.samples = QSpinBox()
+        self.samples.setRange(0, 1_000_000)
+        self.samples.setSpecialValueText("all")
+        self.samples.setToolTip("Calibration samples each analysis compares FP32 and INT8 on (all: every one); "
+                                "fewer is faster on a large model. Used by the next run; saved in the project.")
+        self.samples.valueChanged.connect(lambda v: self.ws.set_samples(v or None))
+        grid.addWidget(self.samples, 2, 1)
         grid.setColumnStretch(1, 1)
 
         self.stale = QFrame()
@@ -98,7 +121,15 @@ class SummaryPanel(QWidget):
         ev.current.connect(lambda *_: self.refresh())
         ev.stale.connect(lambda *_: self._refresh_stale())
         ev.recipe.connect(lambda *_: self._refresh_stale())
+        ev.activity.connect(lambda *_: self.refresh())
+        ev.samples.connect(lambda *_: self._show_samples())
+        self._show_samples()
         self.refresh()
+
+    def _show_samples(self) -> None:
+        self.samples.blockSignals(True)
+        self.samples.setValue(self.ws.samples or 0)
+        self.samples.blockSignals(False)
 
     def _baseline_chosen(self, i: int) -> None:
         self.ws.set_baseline(None if i == 0 else i - 1)
@@ -118,7 +149,7 @@ class SummaryPanel(QWidget):
         self.base_box.setEnabled(len(ws.runs) > 1)
         run, before = ws.current_run, ws.baseline_run
         if run is None:
-            self.info.setText("No analysis yet. Open a model and run the analysis (F5).")
+            self.info.setText(empty_text(ws))
             self.table.setRowCount(0)
             self._refresh_stale()
             return
@@ -183,7 +214,7 @@ class SummaryPanel(QWidget):
     def _refresh_stale(self) -> None:
         ws = self.ws
         if ws.current_run is None:
-            self.stale.setVisible(ws.graph is not None)
+            self.stale.setVisible(ws.graph is not None and ws.activity != "Analysing")
             self.stale_label.setText("Not analysed yet.")
             self.rerun.setText("Run analysis")
             return

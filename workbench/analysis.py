@@ -14,10 +14,13 @@ import numpy as np
 import onnx
 
 from analyzers.calibration.methods import range_stats
+from analyzers.deployed_layers import DeployedLayerTaps, kernel_departs, own_gap
 from analyzers.diff import DiffEngine
 from analyzers.diff_types import AnalysisResult, Hint, LayerResult
 from analyzers.hints import HintInputs, fallback_hint, layer_hints
-from analyzers.model_hints import model_hints, saturation_hint
+from analyzers.kernel_gap import remedy_hint
+from analyzers.model_hints import model_hints, saturation_hint, spread_error_hint
+from analyzers.qdq_match import match
 from analyzers.ranking import Thresholds, amplification, flag, introduced_db
 from backends.cpuinfo import runtime_flags, u8s8_saturates
 from backends.tasks import scaled
@@ -25,6 +28,8 @@ from backends.tasks import scaled
 from .calibration_cache import op_types_for
 from .errors import WorkbenchError
 from .evaluate import DeployedOutputs
+from .mac_share import macs_by_precision
+from .kernel_remedies import explain_gap, path_only
 from .outputs import output_kinds
 from .quantize import float_layers_requantized_at_runtime
 from .recipe import Recipe
@@ -45,12 +50,15 @@ DEFAULT_KERNELS = "both"
 
 def analyze(session: Session, recipe: Recipe | None = None, samples: int | None = None, task=None,
             thresholds: Thresholds | None = None, reservoir: int = 0, isolated: bool = True,
-            kernels: str = DEFAULT_KERNELS) -> AnalysisResult:
+            kernels: str = DEFAULT_KERNELS, remedies: bool = True, session_options: dict | None = None
+            ) -> AnalysisResult:
     """Quantize with ``recipe`` (default: the session's) and diff it against FP32 on the evaluation data.
 
     ``kernels`` picks the output figures: ``exact`` (Q/DQ as written, from the diff engine), ``deployed``
     (plain onnxruntime sessions with full optimizations, fed the same batches) or ``both`` (exact first).
-    Layer figures are always exact."""
+    Layer figures are always exact. With ``both``, a deployed figure significantly worse than the exact one is
+    explained (``workbench.kernel_remedies``): the remedies are measured unless ``remedies`` is False.
+    ``session_options``: onnxruntime session config entries for the deployed sessions (as the user deploys)."""
     if kernels not in KERNEL_MODES:
         raise WorkbenchError(f"unknown kernels mode {kernels!r}", f"use one of {', '.join(KERNEL_MODES)}")
     t0 = time.perf_counter()
@@ -67,16 +75,33 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
     # runs on the same samples when the layer's isolated computation did not change
     cache = session.analysis_cache.setdefault(("isolated", data.content_hash(), n), {})
     excluded = set(q.excluded)  # the recipe's exclusions plus the mask path kept in float (workbench.mask_path)
+    masked = set(q.mask_path.tensors) if q.mask_path else set()
+    taps, notes = None, list(q.notes)
+    if kernels != "exact":  # the deployed graph, each layer's integers fetched from the kernels it runs
+        try:
+            taps = DeployedLayerTaps(str(q.path), int8, match(fp32, int8, set(op_types_for(recipe)), excluded),
+                                     masked, config_entries=session_options, fp32=fp32)
+        except Exception as e:  # noqa: BLE001 - an extra view: the deployed output figures go on without it
+            notes.append(f"deployed per-layer figures unavailable: onnxruntime's optimized graph could not be read "
+                         f"back and run ({type(e).__name__}: {str(e)[:200]}); the deployed output figures are a "
+                         "plain session's")
     engine = DiffEngine(fp32, int8, set(op_types_for(recipe)), excluded, isolated=isolated,
                         reservoir=reservoir, batched=_batched(data), reuse_isolated=cache if isolated else None,
-                        fp32_key=session.prepared.sha256, masked=set(q.mask_path.tensors) if q.mask_path else set())
+                        fp32_key=session.prepared.sha256, masked=masked, expose=taps.expose if taps else None)
     kinds = output_kinds(fp32, recipe, data.labels)
     batches = data.batches(limit=n, batch_size=engine.suggested_batch())
     deployed = None
     if kernels != "exact":
-        deployed = DeployedOutputs(session.prepared.path, q.path, kinds, engine.batched)
+        deployed = DeployedOutputs(session.prepared.path, q.path, kinds, engine.batched, session_options,
+                                   int8_run=taps.run if taps else None)
         batches = _also_deployed(batches, deployed, data.labels)
-    outcome = engine.run(batches, n, data.labels, scaled(task, 0.3, 1.0), kinds=kinds)
+    explain = kernels == "both"  # the gap needs both modes
+    try:
+        outcome = engine.run(batches, n, data.labels, scaled(task, 0.3, 0.85 if explain else 1.0), kinds=kinds,
+                             on_batch=taps.fold if taps else None)
+    finally:
+        if taps is not None:
+            taps.close()
     if isolated:
         for node, sig in engine.graph.iso_signatures.items():
             iso = outcome.layers[node].isolated if node in outcome.layers else None
@@ -90,6 +115,9 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
     for lay in flag(layers, thresholds):  # every flagged layer carries at least one hint
         if not lay.hints:
             lay.hints = [fallback_hint(lay.node, lay.precision)]
+    if taps is not None:
+        _deployed_layers(layers, taps.results({n: o.cumulative for n, o in outcome.layers.items()}))
+        notes.append(taps.note())
     requantized = set(float_layers_requantized_at_runtime(q.path, sorted(excluded)))
     for lay in layers:
         if lay.node in requantized:
@@ -103,19 +131,60 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
         heat = np.stack([outcome.layers[lay.node].per_sample for lay in layers], axis=1)
     timings = dict(outcome.timings, calibrate_and_quantize_s=t_quant, isolated_reused=float(len(engine.reused)))
     hints = model_hints(fp32, recipe.settings.op_types)
+    spread = spread_error_hint(layers, recipe.settings.activation_type)
+    if spread is not None:
+        hints.append(spread)
+    macs = _macs(fp32, layers, data)
     outputs = list(outcome.outputs) if kernels != "deployed" else []
+    gap = path_only()  # a single mode has no gap to explain; the integer path is still worth showing
     if deployed is not None:
         dep = deployed.results()
         outputs += dep
         timings["deployed_inference_s"] = deployed.seconds
-        h = saturation_hint(outcome.outputs, dep, u8s8_saturates(runtime_flags()))
+        timings["deployed_layers_s"] = taps.seconds if taps else 0.0
+        if explain:
+            t_gap = time.perf_counter()
+            gap = explain_gap(session, recipe, q.path, kinds, engine.batched, outcome.samples,
+                              engine.suggested_batch(), outcome.outputs, dep, remedies, session_options,
+                              scaled(task, 0.85, 1.0))
+            timings["kernel_remedies_s"] = time.perf_counter() - t_gap
+        h = remedy_hint(gap) or saturation_hint(outcome.outputs, dep, u8s8_saturates(runtime_flags()))
         if h is not None:
             hints.append(h)
     return AnalysisResult(
         model=session.prepared.source, recipe=recipe.to_dict(), samples=outcome.samples,
         elapsed_s=time.perf_counter() - t0, peak_rss_mb=peak_rss_mb(), outputs=outputs, layers=layers,
         thresholds=thresholds, heatmap=heat, reservoirs=outcome.reservoirs, int8_model=str(q.path), timings=timings,
-        notes=list(q.notes), hints=hints, kernels=kernels)
+        notes=notes, hints=hints, kernels=kernels, macs_by_precision=macs, kernel_gap=gap)
+
+
+def _macs(fp32, layers, data) -> dict | None:
+    """The run's MAC share per precision (``workbench.mac_share``); None when the shapes cannot be inferred."""
+    try:
+        return macs_by_precision(fp32, {lay.node: lay.precision for lay in layers}, data.sample(0))
+    except Exception:  # noqa: BLE001 - a figure to show, never a reason to fail the analysis
+        return None
+
+
+def _deployed_layers(layers: list[LayerResult], figures: dict[str, dict]) -> None:
+    """Each layer's ``deployed`` figures, and a ``kernel_departs`` hint where the kernel computes a worse
+    tensor than the Q/DQ simulation (``analyzers.deployed_layers.KERNEL_GAP_DB``)."""
+    saturates = u8s8_saturates(runtime_flags())
+    for lay in layers:
+        d = lay.deployed = figures.get(lay.node)
+        if not kernel_departs(d):
+            continue
+        why = ("this CPU has no VNNI: onnxruntime's u8 x s8 kernels add pairs of products in saturating 16-bit "
+               "lanes" if saturates else "onnxruntime's fused kernel rounds or computes differently from Q/DQ")
+        fix = ("quantize with reduce_range = true (7-bit weights cannot saturate), or run with "
+               "session.x64quantprecision = 1 (u8 x u8 path)" if saturates else
+               "compare with --kernels exact; keep this layer in FP32 or 16-bit if the gap matters")
+        gap = own_gap(d)
+        alone = (f"fed the simulation's own inputs it costs {gap:.1f} dB ({d['own_lsb_diff_share']:.1%} of values "
+                 ">= 1 LSB off)" if d.get("own_gap_db") is not None else f"{gap:.1f} dB of the gap starts here")
+        lay.hints.append(Hint("kernel_departs", f"the deployed {d['kernel']} kernel departs from the Q/DQ simulation: "
+                              f"{alone}; as deployed the layer is {d['kernel_gap_db']:.1f} dB below exact, "
+                              f"{d['lsb_diff_share']:.1%} of its values >= 1 LSB off; {why}", fix, float(gap)))
 
 
 def _also_deployed(batches, deployed: DeployedOutputs, labels):

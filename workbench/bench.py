@@ -19,10 +19,11 @@ import psutil
 
 import resources
 from backends.arm_sysroot import build_sysroot
-from backends.benchmark import BenchSettings, benchmark
+from backends.benchmark import MAX_FEED_BYTES, BenchSettings, benchmark
 from backends.cpuinfo import machine, model_name
 from backends.errors import BackendError
 from backends.feeds import Feed
+from backends.integer_path import integer_path
 from backends.neon_emulated import DEFAULT_ARM_CPUS
 from backends.registry import BACKEND_NAMES, all_backends, make_backend
 from backends.results import BackendResult
@@ -58,6 +59,7 @@ class BenchRequest:
     preprocess: str = "auto"
     compare_activation_types: bool = True  # also time the INT8 model with u8 <-> s8 activations
     trust_code: bool = False  # --trust-model-code: a PyTorch model or factory may run its code when exported
+    session_options: dict = field(default_factory=dict)  # onnxruntime session config entries (--session-option)
 
 
 @dataclass
@@ -79,7 +81,8 @@ class BenchReport:
         s = self.settings
         return {"version": 1, "model": self.model, "int8_model": self.int8_model, "feed": self.feed,
                 "settings": {"threads": s.resolved_threads(), "batch": list(s.batches), "runs": s.runs,
-                             "warmup": s.warmup, "timeout_s": s.timeout_s, "arm_cpus": list(s.arm_cpus)},
+                             "warmup": s.warmup, "timeout_s": s.timeout_s, "arm_cpus": list(s.arm_cpus),
+                             "session_options": dict(s.session_options)},
                 "host": self.host, "backends": {r.backend: r.to_dict() for r in self.results}, "notes": self.notes}
 
 
@@ -108,7 +111,12 @@ def host_info() -> dict:
 
     return {"cpu": model_name(), "arch": machine(), "cores_physical": psutil.cpu_count(logical=False),
             "cores_logical": psutil.cpu_count(logical=True), "onnxruntime": ort.__version__,
-            "python": platform.python_version()}
+            "python": platform.python_version(), "integer_path": _integer_path_dict()}
+
+
+def _integer_path_dict() -> dict | None:
+    p = integer_path()
+    return p.to_dict() if p else None
 
 
 def _check_onnx_file(path: str, what: str) -> str:
@@ -198,6 +206,16 @@ def _random_data(model_path: str):
     return SyntheticSource(inputs, POOL).bind(inputs)
 
 
+def _check_feed_size(feed, settings: BenchSettings) -> None:
+    """Refuse a batch whose inputs would not fit in memory (the child would die of it half way)."""
+    per_sample = sum(a[:1].nbytes for n, a in feed.arrays.items() if feed.batch_axis.get(n))
+    batch = max(int(b) for b in settings.batches)
+    if per_sample * batch > MAX_FEED_BYTES:
+        most = max(1, MAX_FEED_BYTES // max(per_sample, 1))
+        raise WorkbenchError(f"a batch of {batch:,} samples would need {per_sample * batch / 2**30:,.1f} GiB of "
+                             f"inputs (at most {MAX_FEED_BYTES / 2**30:.0f} GiB)", f"use --batch {most:,} or less")
+
+
 def run_bench(req: BenchRequest, task: Task | None = None) -> BenchReport:
     """Benchmark FP32 vs INT8 on the requested backends; see ``BenchRequest`` for the knobs."""
     task = task or NullTask()
@@ -206,7 +224,7 @@ def run_bench(req: BenchRequest, task: Task | None = None) -> BenchReport:
     if unknown:
         raise WorkbenchError(f"unknown backend {unknown[0]!r}", f"choose from {', '.join(BACKEND_NAMES)} or all")
     settings = BenchSettings(req.threads, tuple(int(b) for b in req.batches), req.runs, req.warmup, req.timeout_s,
-                             tuple(req.arm_cpus))
+                             tuple(req.arm_cpus), session_options=dict(req.session_options))
     try:
         settings.validate()
     except BackendError as e:
@@ -220,6 +238,7 @@ def run_bench(req: BenchRequest, task: Task | None = None) -> BenchReport:
                 raise WorkbenchError(f"backend {b.name} is not available here: {a.reason}", a.fix)
     notes: list = []
     fp32, int8, feed, variants = _models(req, scaled(task, 0.0, 0.15), notes)
+    _check_feed_size(feed, settings)
     results = []
     for k, b in enumerate(backends):
         part = scaled(task, 0.15 + 0.85 * k / len(backends), 0.15 + 0.85 * (k + 1) / len(backends))

@@ -8,6 +8,8 @@ The histogram pass itself, and everything computed from histograms, is ``analyze
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 from pathlib import Path
 
@@ -147,6 +149,8 @@ def load_histograms(path: Path) -> tuple[dict[str, HistogramSnapshot], int]:
 def _load(path: Path) -> tuple[dict[str, HistogramSnapshot], int, dict]:
     """Histograms, sample count and the index; every array is checked (shapes, finite statistics, counts that
     add up), so a damaged file raises instead of giving NaN ranges to every later quantize."""
+    if not stat.S_ISREG(os.lstat(path).st_mode):  # a link to /dev/zero or a FIFO would hang the read
+        raise ValueError("it is not a regular file")
     with np.load(path, allow_pickle=False) as z:
         index = json.loads(bytes(z["index"]).decode())
         if index.get("format") != CACHE_FORMAT:

@@ -26,9 +26,8 @@ from .graph import TensorInfo
 from .npz_rows import NpzRows
 from .paths import sha256_file
 from .recipe import PreprocessSpec
-from .safe_paths import check_input
+from .safe_paths import IMAGE_SUFFIXES, check_input
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 LABELS_KEY = "labels"
 MAX_SYNTHETIC_BYTES = 2 << 30  # synthetic:N is held in memory: refuse an N that would not fit
 

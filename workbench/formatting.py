@@ -20,6 +20,32 @@ def fmt_bytes(n: float | None) -> str:
     return f"{n:.1f} GB"
 
 
+# the headline per-layer figure, named alike on every screen (GUI table and layer panel, CLI, report, JSON's
+# ``rank_key_db``): what ranking and flagging use, with the tensor and per-channel figures shown beside it
+EFFECTIVE_SQNR = "effective SQNR"
+EFFECTIVE_SQNR_DEF = "effective SQNR = min(tensor, channel mean)"
+
+
+def fmt_db(v: float | None, digits: int = 1) -> str:
+    """A dB figure as every screen prints it: one decimal, '–' for none, '∞' for an exact (error-free) tensor,
+    no '-0.0'. The one formatting of SQNR, so the GUI, the CLI and the report print the same text."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if math.isinf(v):
+        return "∞" if v > 0 else "−∞"
+    text = f"{v:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def mac_share_text(macs: dict | None) -> str:
+    """'INT8 MAC share 98.0 % (FP32 2.0 %) of 0.46 M MACs per sample' from ``AnalysisResult.macs_by_precision``."""
+    if not macs:
+        return "INT8 MAC share unknown (shapes could not be inferred)"
+    rest = [f"{k.upper()} {100 * macs[k]:.1f} %" for k in ("int16", "fp32") if macs.get(k)]
+    return (f"INT8 MAC share {100 * macs['int8']:.1f} %" + (f" ({', '.join(rest)})" if rest else "")
+            + f" of {macs['macs_total'] / 1e6:.3g} M MACs per sample")
+
+
 def _num(x, fmt: str) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else (
         "inf" if isinstance(x, float) and math.isinf(x) else fmt.format(x))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import logging
 import os
 import pickle
 import re
@@ -184,12 +185,25 @@ def _weights_only(torch):
                 os.environ[k] = v
 
 
+@contextlib.contextmanager
+def _quiet_logger(name: str):
+    """Silence ``name``'s warnings: torch.export logs a whole traceback before trying its older format, and a
+    user error is one error line, not a page of torch internals."""
+    log = logging.getLogger(name)
+    saved = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(saved)
+
+
 def _from_torch_file(path: Path, example_input, opset: int):
     torch = _require_torch()
     suffix = path.suffix.lower()
     if suffix in EXPORTED_PROGRAM_SUFFIXES:
         try:
-            with _weights_only(torch):
+            with _weights_only(torch), _quiet_logger("torch.export"):
                 program = torch.export.load(str(path))
         except WorkbenchError:
             raise

@@ -19,10 +19,14 @@ import onnx
 from analyzers.diff_types import AnalysisResult
 
 from .errors import WorkbenchError
+from .safe_paths import write_text
 
 # absolute SQNR bands (dB), the same reading as the GUI's colour scale: red is bad, green is good. Thresholds, not
 # a gradient, so a colour means the same dB in every model (a gradient spans each file's own min..max)
 SQNR_BANDS = ((10.0, "#d73027"), (20.0, "#fc8d59"), (30.0, "#fee08b"), (40.0, "#91cf60"), (1e9, "#1a9850"))
+# kernel gap bands (dB lost by the deployed kernels against the exact simulation): green under 0.5 dB (rounding
+# ties), red from 6 dB; 1 dB is where analyzers.deployed_layers flags a kernel
+GAP_BANDS = ((0.5, "#1a9850"), (1.0, "#91cf60"), (3.0, "#fee08b"), (6.0, "#fc8d59"), (1e9, "#d73027"))
 
 
 @dataclass
@@ -32,16 +36,21 @@ class Overlay:
     file: str
     label: str
     values: dict[str, float]
+    bands: tuple = SQNR_BANDS
 
 
 def overlays(result: AnalysisResult) -> list[Overlay]:
-    """Cumulative and isolated SQNR per analysed layer (finite values only: Model Explorer takes numbers)."""
+    """Cumulative and isolated SQNR per analysed layer, and the kernel gap where the deployed per-layer view
+    measured one (finite values only: Model Explorer takes numbers)."""
     cum = {lay.node: lay.cumulative.sqnr_db for lay in result.layers}
     iso = {lay.node: lay.isolated.sqnr_db for lay in result.layers if lay.isolated is not None}
     key = {lay.node: lay.isolated.effective_sqnr_db for lay in result.layers if lay.isolated is not None}
     out = [Overlay("cumulative_sqnr.json", "Cumulative SQNR (dB)", cum),
            Overlay("isolated_sqnr.json", "Isolated SQNR (dB)", iso),
            Overlay("rank_key.json", "Rank key: min(isolated SQNR, channel mean) (dB)", key)]
+    gap = {lay.node: lay.deployed.get("kernel_gap_db") for lay in result.layers if lay.deployed}
+    if gap:
+        out.append(Overlay("kernel_gap.json", "Kernel gap: exact minus deployed SQNR (dB, this CPU)", gap, GAP_BANDS))
     for o in out:
         o.values = {n: float(v) for n, v in o.values.items() if v is not None and math.isfinite(v)}
     return out
@@ -51,7 +60,7 @@ def node_data(graph_id: str, overlay: Overlay) -> dict:
     """The Model Explorer node-data document for one overlay."""
     return {graph_id: {"name": overlay.label,
                        "results": {node: {"value": v} for node, v in overlay.values.items()},
-                       "thresholds": [{"value": v, "bgColor": c} for v, c in SQNR_BANDS]}}
+                       "thresholds": [{"value": v, "bgColor": c} for v, c in overlay.bands]}}
 
 
 def export_model_explorer(model_path: str | Path, result: AnalysisResult, folder: str | Path) -> tuple[list[Path], int]:
@@ -73,8 +82,6 @@ def export_model_explorer(model_path: str | Path, result: AnalysisResult, folder
     written = []
     for o in overlays(result):
         path = folder / o.file
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(node_data(model.graph.name, o), indent=1, allow_nan=False) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        write_text(path, json.dumps(node_data(model.graph.name, o), indent=1, allow_nan=False) + "\n")
         written.append(path)
     return written, missing

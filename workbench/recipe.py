@@ -20,6 +20,7 @@ from analyzers.output_kinds import KINDS
 
 from .errors import RecipeError
 from .graph import default_quantizable_op_types
+from .safe_paths import write_text
 
 RECIPE_VERSION = 1
 
@@ -56,9 +57,11 @@ class GlobalSettings:
         _percentile("percentile", self.percentile)
         for name in ("per_channel", "symmetric_activations", "symmetric_weights", "reduce_range"):
             if not isinstance(getattr(self, name), bool):
-                raise RecipeError(f"recipe: global.{name} must be true or false, not {getattr(self, name)!r}")
+                raise RecipeError(f"recipe: global.{name} must be true or false, not {getattr(self, name)!r}",
+                                  f"write {name} = true or {name} = false")
         if not isinstance(self.op_types, list) or not all(isinstance(o, str) for o in self.op_types):
-            raise RecipeError("recipe: global.op_types must be a list of op type names, e.g. [\"Conv\", \"Gemm\"]")
+            raise RecipeError("recipe: global.op_types must be a list of op type names",
+                              "e.g. op_types = [\"Conv\", \"Gemm\"]")
         _known_op_types(self.op_types)
 
 
@@ -91,7 +94,8 @@ class OutputSpec:
             _choice(f"outputs.{output}.kind", self.kind, KINDS)
         if self.blank is not None and (isinstance(self.blank, bool) or not isinstance(self.blank, int)
                                        or self.blank < 0):
-            raise RecipeError(f"recipe: outputs.{output}.blank = {self.blank!r} must be a class index (>= 0)")
+            raise RecipeError(f"recipe: outputs.{output}.blank = {self.blank!r} must be a class index (>= 0)",
+                              "e.g. blank = 0 (the CTC blank class of that output)")
 
 
 @dataclass
@@ -124,7 +128,7 @@ class PreprocessSpec:
                 raise RecipeError(f"recipe: preprocess.{k} = {v!r} must hold 1 or 3 finite numbers (one per "
                                   "channel)", f"e.g. {k} = {list(getattr(PreprocessSpec(), k))}")
         if any(s == 0 for s in self.std):
-            raise RecipeError("recipe: preprocess.std must not contain 0")
+            raise RecipeError("recipe: preprocess.std must not contain 0", "e.g. std = [0.229, 0.224, 0.225]")
 
 
 @dataclass
@@ -181,7 +185,7 @@ class Recipe:
         """Check values; with ``node_names`` (``output_names``) also refuse overrides for layers (outputs) the
         model lacks."""
         if self.version != RECIPE_VERSION:
-            raise RecipeError(f"recipe: version {self.version} is not {RECIPE_VERSION}")
+            raise RecipeError(f"recipe: version {self.version} is not {RECIPE_VERSION}", f"write version = {RECIPE_VERSION}")
         self.settings.validate()
         if self.preprocess:
             self.preprocess.validate()
@@ -261,12 +265,14 @@ class Recipe:
         layers = {}
         for name, body in (d.get("layers") or {}).items():
             if not isinstance(body, dict):
-                raise RecipeError(f"{source}: layers.{name} must be a table like {{precision = \"fp32\"}}")
+                raise RecipeError(f"{source}: layers.{name} must be a table",
+                                  f"write [layers.\"{name}\"] with keys under it, e.g. precision = \"fp32\"")
             layers[name] = _build(LayerOverride, body, f"{source} [layers.{name}]")
         outputs = {}
         for name, body in (d.get("outputs") or {}).items():
             if not isinstance(body, dict):
-                raise RecipeError(f"{source}: outputs.{name} must be a table like {{kind = \"embedding\"}}")
+                raise RecipeError(f"{source}: outputs.{name} must be a table",
+                                  f"write [outputs.\"{name}\"] with keys under it, e.g. kind = \"embedding\"")
             outputs[name] = _build(OutputSpec, body, f"{source} [outputs.{name}]")
         r = cls(version=d["version"], settings=settings, preprocess=pre, layers=layers, outputs=outputs)
         try:
@@ -292,10 +298,8 @@ class Recipe:
         return cls.from_dict(data, source)
 
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(self.dumps(), encoding="utf-8")
-        tmp.replace(path)
+        """Write the recipe atomically (a fresh temporary file beside it, then a rename)."""
+        write_text(path, self.dumps())
 
     @classmethod
     def load(cls, path: str | Path) -> "Recipe":
@@ -348,18 +352,21 @@ def migrate(d: dict, source: str = "recipe") -> dict:
 # -- helpers ---------------------------------------------------------------------------------------
 def _choice(name: str, value, allowed) -> None:
     if value not in allowed:
-        raise RecipeError(f"recipe: {name} = {value!r} is not one of {', '.join(allowed)}")
+        close = difflib.get_close_matches(str(value).lower(), list(allowed), n=1)
+        raise RecipeError(f"recipe: {name} = {value!r} is not one of {', '.join(allowed)}",
+                          f"write {name.rsplit('.', 1)[-1]} = \"{close[0] if close else list(allowed)[0]}\"")
 
 
 def _percentile(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) \
             or not 50.0 < float(value) <= 100.0:
-        raise RecipeError(f"recipe: {name} = {value!r} must be a number in (50, 100], e.g. 99.99")
+        raise RecipeError(f"recipe: {name} = {value!r} must be a number in (50, 100]",
+                          f"write {name.rsplit('.', 1)[-1]} = 99.99 (or another value above 50, at most 100)")
 
 
 def _build(cls, body: dict, where: str):
     if not isinstance(body, dict):
-        raise RecipeError(f"{where} must be a table")
+        raise RecipeError(f"{where} must be a table", "write it as a [section] with keys under it")
     names = {f.name for f in fields(cls)}
     unknown = set(body) - names
     if unknown:

@@ -19,9 +19,9 @@ class FakePrompter:
     """Answers every question the window asks, and records them."""
 
     def __init__(self, save_changes: str = "discard", restore: bool = True, save_path: str | None = None,
-                 open_path: str | None = None, trust_model_code: bool = False):
+                 open_path: str | None = None, trust_model_code: bool = False, replace_file: bool = False):
         self.answers = {"save_changes": save_changes, "restore": restore, "save_path": save_path,
-                        "open_path": open_path, "trust_model_code": trust_model_code}
+                        "open_path": open_path, "trust_model_code": trust_model_code, "replace_file": replace_file}
         self.asked: list[str] = []
 
     def save_changes(self) -> str:
@@ -35,6 +35,10 @@ class FakePrompter:
     def trust_model_code(self, model: str, what: str) -> bool:
         self.asked.append("trust_model_code")
         return self.answers["trust_model_code"]
+
+    def replace_file(self, path: str, what: str) -> bool:
+        self.asked.append("replace_file")
+        return self.answers["replace_file"]
 
     def save_path(self, *a, **k):
         self.asked.append("save_path")

@@ -90,7 +90,7 @@ def test_cancel_an_analysis_keeps_the_window_working(make_window, qtbot, tmp_pat
     assert outcomes == ["cancelled"]
     assert w.ws.runs == [] and "cancelled" in w.status_label.text()
     assert w.progress.isHidden() and not w.actions_.cancel.isEnabled()
-    w.ctl.analysis_samples = 200
+    w.summary.samples.setValue(200)  # the Run panel's sample count (kept in the project)
     w.actions_.run.trigger()  # the same engine process goes on working
     wait_runs(qtbot, w, 1)
     assert w.ws.current_run.result.samples == 200
@@ -249,7 +249,7 @@ def test_benchmark_on_cpu_in_the_background(make_window, qtbot):
     w = make_window()
     w.open_demo()
     wait_runs(qtbot, w, 1)
-    w.actions_.bench.trigger()
+    w.show_benchmark()  # F6 would also start it (tests/gui/test_gui_states.py)
     p = w.bench
     qtbot.waitUntil(lambda: p.backend_model.rowCount() > 0)
     names = {p.backend_model.item(r).data(Qt.ItemDataRole.UserRole): p.backend_model.item(r)

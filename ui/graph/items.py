@@ -14,6 +14,7 @@ from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPaint
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 
 from workbench.app.layout import GraphLayout
+from workbench.app.names import NameShortener
 
 from ..colors import FLAGGED, NO_DATA, SEARCH, SELECTED
 
@@ -92,11 +93,15 @@ class EdgesItem(QGraphicsItem):
 class NodesItem(QGraphicsItem):
     """Every node box: fill by metric, red frame when flagged, badges for FP32/INT16, selection ring."""
 
-    def __init__(self, layout: GraphLayout, op_types: list[str]):
+    def __init__(self, layout: GraphLayout, op_types: list[str], subtitles: list[str | None] | None = None,
+                 groups: np.ndarray | None = None, shortener: NameShortener | None = None):
         super().__init__()
         self.setZValue(1)
         self.layout = layout
-        self.op_types = op_types
+        self.op_types = op_types  # the bold first line: op type, or a block's scope
+        self.subtitles = subtitles or [None] * len(layout.names)  # second line when not the (shortened) name
+        self.groups = groups if groups is not None else np.zeros(len(layout.names), dtype=bool)
+        self.shortener = shortener or NameShortener(layout.names)
         n = len(layout.names)
         hw, hh = layout.node_w / 2, layout.node_h / 2
         self._rects = [QRectF(float(x - hw), float(y - hh), layout.node_w, layout.node_h)
@@ -155,6 +160,11 @@ class NodesItem(QGraphicsItem):
         outline = QPen(QColor("#5f6b78"), 1.0)
         outline.setCosmetic(True)
         painter.setPen(outline if lod > 0.12 else Qt.PenStyle.NoPen)
+        blocks = vis[self.groups[vis]]
+        if blocks.size:  # a block reads as a stack of boxes
+            painter.setBrush(QBrush(QColor("#c9ced6")))
+            for i in blocks:
+                painter.drawRoundedRect(self._rects[i].translated(5, 5), 6, 6)
         fills = self.fill[vis]
         for key in np.unique(fills):
             painter.setBrush(QBrush(NO_DATA if key < 0 else self.palette[key]))
@@ -189,7 +199,7 @@ class NodesItem(QGraphicsItem):
                                  self.op_types[i])
                 painter.setFont(self._small)
                 painter.drawText(rc.adjusted(6, rc.height() / 2 - 2, -6, -3), Qt.AlignmentFlag.AlignCenter,
-                                 self._elide(int(i), rc.width() - 12))
+                                 self.subtitles[i] or self._elide(int(i), rc.width() - 12))
             else:
                 painter.setFont(self._bold)
                 painter.drawText(rc, Qt.AlignmentFlag.AlignCenter, self.op_types[i])
@@ -212,7 +222,8 @@ class NodesItem(QGraphicsItem):
     def _elide(self, i: int, width: float) -> str:
         s = self._elided.get(i)
         if s is None:
-            s = QFontMetricsF(self._small).elidedText(self.layout.names[i], Qt.TextElideMode.ElideMiddle, width)
+            fm = QFontMetricsF(self._small)
+            s = self.shortener.fit(self.layout.names[i], lambda t: fm.horizontalAdvance(t) <= width)
             self._elided[i] = s
         return s
 

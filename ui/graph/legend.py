@@ -46,7 +46,8 @@ class LegendWidget(QWidget):
         p.drawRect(bar)
         p.setPen(QColor("#1d232a"))
         lo, hi = self.scale.lo, self.scale.hi
-        worse, better = ("worse", "better") if self.scale.higher_is_better else ("causes", "carries")
+        default = ("worse", "better") if self.scale.higher_is_better else ("causes", "carries")
+        worse, better = self.scale.ends or default
         p.drawText(QRectF(10, 42, 110, 16), Qt.AlignmentFlag.AlignLeft, f"{lo:g} ({worse})")
         p.drawText(QRectF(self.width() - 130, 42, 120, 16), Qt.AlignmentFlag.AlignRight,
                    f"≥ {hi:g} ({better})" if self.scale.higher_is_better else f"{hi:g} ({better})")

@@ -16,7 +16,8 @@ from workbench.app.layout import GraphLayout
 from .items import EdgesItem, NodesItem
 
 MIN_SCALE, MAX_SCALE = 0.002, 4.0
-READABLE_SCALE = 0.7  # a fit below this makes text unreadable: show the top of the graph instead
+READABLE_SCALE = 0.7  # zooming to a node goes at least this close (names readable)
+OVERVIEW_SCALE = 0.33  # a fit at least this close still shows op types (items.LOD_TEXT): open with the whole graph
 
 
 class GraphView(QGraphicsView):
@@ -42,20 +43,24 @@ class GraphView(QGraphicsView):
         self.nodes: NodesItem | None = None
         self.edges: EdgesItem | None = None
         self.tooltip_for = None  # callable(index) -> str, set by the panel
+        self.reserve = (0, 0)  # (width, height) in pixels of the viewport's top-left corner kept clear (the legend)
         self._press: QPoint | None = None
 
-    def set_layout(self, layout: GraphLayout | None, op_types: list[str] | None = None) -> None:
-        """Replace the drawing (None clears it)."""
+    def set_layout(self, layout: GraphLayout | None, op_types: list[str] | None = None,
+                   subtitles: list[str | None] | None = None, groups: np.ndarray | None = None,
+                   shortener=None) -> None:
+        """Replace the drawing (None clears it); see ``NodesItem`` for the labels."""
         self.scene().clear()
         self.layout_, self.nodes, self.edges = layout, None, None
         if layout is None:
             return
         self.edges = EdgesItem(layout)
-        self.nodes = NodesItem(layout, op_types or [""] * len(layout.names))
+        self.nodes = NodesItem(layout, op_types or [""] * len(layout.names), subtitles, groups, shortener)
         self.scene().addItem(self.edges)
         self.scene().addItem(self.nodes)
         x0, y0, x1, y1 = layout.bounds
-        self.scene().setSceneRect(QRectF(x0 - 200, y0 - 200, x1 - x0 + 400, y1 - y0 + 400))
+        m = 200 + max(x1 - x0, y1 - y0) / 2  # room to keep the graph clear of the legend at any zoom
+        self.scene().setSceneRect(QRectF(x0 - m, y0 - m, x1 - x0 + 2 * m, y1 - y0 + 2 * m))
 
     # -- navigation -------------------------------------------------------------------------------------
     @property
@@ -68,18 +73,42 @@ class GraphView(QGraphicsView):
         self.scale(factor, factor)
 
     def fit(self) -> None:
-        """The whole graph in view."""
+        """The whole graph in view, beside or below the legend in the top-left corner (``reserve``), whichever
+        leaves it larger."""
         if self.layout_ is None:
             return
         x0, y0, x1, y1 = self.layout_.bounds
-        self.fitInView(QRectF(x0 - 20, y0 - 20, x1 - x0 + 40, y1 - y0 + 40), Qt.AspectRatioMode.KeepAspectRatio)
+        w, h = x1 - x0 + 40, y1 - y0 + 40
+        vw, vh = max(self.viewport().width(), 1), max(self.viewport().height(), 1)
+        rw, rh = self.reserve
+        beside = min((vw - rw) / w, vh / h) if vw > rw + 50 else 0.0
+        below = min(vw / w, (vh - rh) / h) if vh > rh + 50 else 0.0
+        s = min(max(beside, below, MIN_SCALE), MAX_SCALE)
+        dx, dy = (rw, 0) if beside >= below else (0, rh)
+        self.resetTransform()
+        self.scale(s, s)
+        # the graph's centre goes to the centre of the free part of the viewport
+        self.centerOn((x0 + x1) / 2 - dx / (2 * s), (y0 + y1) / 2 - dy / (2 * s))
+
+    def fit_nodes(self, idx) -> None:
+        """The boxes ``idx`` in view (zoomed in no closer than reading distance)."""
+        if self.layout_ is None or len(idx) == 0:
+            return
+        idx = np.asarray(list(idx), dtype=np.int64)
+        hw, hh = self.layout_.node_w / 2, self.layout_.node_h / 2
+        x0, x1 = float(self.layout_.x[idx].min() - hw), float(self.layout_.x[idx].max() + hw)
+        y0, y1 = float(self.layout_.y[idx].min() - hh), float(self.layout_.y[idx].max() + hh)
+        self.fitInView(QRectF(x0 - 40, y0 - 40, x1 - x0 + 80, y1 - y0 + 80), Qt.AspectRatioMode.KeepAspectRatio)
+        if self.scale_factor > 1.0:
+            self.resetTransform()
+            self.centerOn((x0 + x1) / 2, (y0 + y1) / 2)
 
     def show_default(self) -> None:
-        """Fit when the labels stay readable, else readable zoom at the graph's inputs."""
+        """Fit when op types stay readable, else readable zoom at the graph's inputs."""
         if self.layout_ is None:
             return
         self.fit()
-        if self.scale_factor < READABLE_SCALE:
+        if self.scale_factor < OVERVIEW_SCALE:
             self.resetTransform()
             self.scale(READABLE_SCALE, READABLE_SCALE)
             x0, y0, x1, _ = self.layout_.bounds
@@ -89,11 +118,11 @@ class GraphView(QGraphicsView):
             self.centerOn(cx, y0 - 20 + vh / 2)
 
     def center_on_node(self, i: int, zoom_in: bool = False) -> None:
+        """Centre box ``i``; ``zoom_in``: first zoom to reading distance when the labels are too small."""
         if self.layout_ is None:
             return
         if zoom_in and self.scale_factor < READABLE_SCALE:
             self.resetTransform()
-            self.scale(1.0, 1.0)
         self.centerOn(float(self.layout_.x[i]), float(self.layout_.y[i]))
 
     def node_visible(self, i: int) -> bool:

@@ -53,6 +53,7 @@ class DepthPlot(QWidget):
         lay.addWidget(self.note)
         ev = workspace.events
         ev.current.connect(lambda *_: self.refresh())
+        ev.activity.connect(lambda *_: self.ws.current_run is None and self.refresh())
         ev.selection.connect(lambda *_: self._update_cursor())
         self.refresh()
 
@@ -64,7 +65,8 @@ class DepthPlot(QWidget):
             for item in (self.iso_pts, self.cum_pts, self.flag_pts):
                 item.setData([])
             self.nodes = []
-            self.note.setText("Run the analysis to see where along the model the error comes from.")
+            self.note.setText("Analysing… the chart appears when it finishes." if self.ws.activity == "Analysing"
+                              else "Run the analysis to see where along the model the error comes from.")
             self._update_cursor()
             return
         layers = run.result.layers

@@ -54,6 +54,7 @@ class HeatmapPlot(QWidget):
         lay.addWidget(self.win, 1)
         lay.addWidget(self.note)
         workspace.events.current.connect(lambda *_: self.refresh())
+        workspace.events.activity.connect(lambda *_: self.ws.current_run is None and self.refresh())
         workspace.events.selection.connect(lambda *_: self._update_cursor())
         self.refresh()
 
@@ -63,7 +64,8 @@ class HeatmapPlot(QWidget):
         if h is None or np.size(h) == 0:
             self.image.clear()
             self.nodes = []
-            self.note.setText("Run the analysis to see the error of every layer on every evaluation sample.")
+            self.note.setText("Analysing… the chart appears when it finishes." if self.ws.activity == "Analysing"
+                              else "Run the analysis to see the error of every layer on every evaluation sample.")
             self._update_cursor()
             return
         self.nodes = [lay.node for lay in run.result.layers]

@@ -269,3 +269,59 @@ def _isotonic_with_gaps(want: np.ndarray, widths: np.ndarray, gap: float) -> np.
             wts[-2:] = [w]
     y = np.repeat(np.array(vals), np.array(wts))
     return y + offs
+
+
+def fold_long(layout: GraphLayout, aspect: float = 1.6, layer_step: float = LAYER_STEP,
+              gap: float = 3 * NODE_GAP, folded_step: float = NODE_H + 24.0) -> GraphLayout:
+    """A tall, narrow layout (a long chain) cut into side-by-side columns of consecutive layers, so that
+    *Fit* shows boxes instead of a thin line; other layouts come back unchanged.
+
+    The number of columns makes the folded box about ``aspect`` (width/height); rows are ``folded_step``
+    apart (closer than ``layer_step``: a folded chain has no crossings to make room for). An edge that leaves
+    a column runs down out of it, up the gap beside it and into the top of the next one.
+    """
+    if not layout.names:
+        return layout
+    x0, y0, x1, y1 = layout.bounds
+    w = x1 - x0
+    h = (int(layout.layer.max()) + 1) * folded_step
+    cols = int(round(np.sqrt(aspect * h / (w + gap)))) if w > 0 else 1
+    n_layers = int(layout.layer.max()) + 1
+    cols = min(cols, n_layers)
+    if cols < 2:
+        return layout
+    per = int(np.ceil(n_layers / cols))
+    band_w = w + gap
+    half_h = layout.node_h / 2
+
+    def col_of_layer(layer: int) -> int:
+        return min(layer // per, cols - 1)
+
+    def move(x: float, y: float, layer: int) -> tuple[float, float]:
+        c = col_of_layer(layer)
+        return x + c * band_w, y - layer * layer_step + (layer - c * per) * folded_step
+
+    nx = layout.x.copy()
+    ny = layout.y.copy()
+    for i in range(len(layout.names)):
+        nx[i], ny[i] = move(float(layout.x[i]), float(layout.y[i]), int(layout.layer[i]))
+    bottom = (per - 1) * folded_step + layout.node_h + (folded_step - layout.node_h) / 2  # below a column's last row
+    top = -(folded_step - layout.node_h) / 2  # above a column's first row
+    edges = []
+    for a, b, pts in layout.edges:
+        la, lb = int(layout.layer[a]), int(layout.layer[b])
+        layers = [la] + [int(round((y - half_h) / layer_step)) for _, y in pts[1:-1]] + [lb]
+        out: list[tuple[float, float]] = []
+        prev_col = None
+        for (x, y), lay in zip(pts, layers):
+            c = col_of_layer(lay)
+            px, py = move(float(x), float(y), lay)
+            if prev_col is not None and c != prev_col:
+                lx, _ = out[-1]
+                gx = x0 + prev_col * band_w + w + gap / 2
+                out += [(lx, bottom), (gx, bottom), (gx, top), (px, top)]
+            out.append((px, py))
+            prev_col = c
+        edges.append((a, b, np.array(out, dtype=np.float64)))
+    return GraphLayout(list(layout.names), nx, ny, layout.layer.copy(), layout.node_w, layout.node_h, edges,
+                       layout.crossings)

@@ -4,8 +4,8 @@ Netron shows every attribute and shape of a model; rather than re-implementing t
 Netron's page (the files of the ``netron`` package) and the model on the loopback interface and shows it
 in an embedded browser, or in the system browser. A page on the web can still reach 127.0.0.1 through a
 DNS name it rebinds there, so the server answers only requests whose ``Host`` is ``127.0.0.1:PORT`` or
-``localhost:PORT``, and only under an unguessable path; it serves the model's folder's plain files, nothing
-deeper. Serving is a daemon thread inside this process; ``stop`` ends it (the GUI calls it when the tab or
+``localhost:PORT``, and only under an unguessable path; it serves the model file and its external weights
+(plain files beside it), nothing else from that folder and nothing deeper. Serving is a daemon thread inside this process; ``stop`` ends it (the GUI calls it when the tab or
 the window closes).
 """
 
@@ -24,6 +24,7 @@ from pathlib import Path
 import netron
 
 from ..errors import WorkbenchError
+from ..safe_paths import external_data_files
 
 HOST = "127.0.0.1"
 NETRON_DIR = Path(netron.__file__).resolve().parent
@@ -84,10 +85,12 @@ class _Server(http.server.ThreadingHTTPServer):
     def __init__(self, model: Path):
         super().__init__((HOST, 0), _Handler)
         self.model, self.token = model, secrets.token_urlsafe(24)
+        #: what Netron may fetch: the model and the files its weights are in (not the data or other files beside it)
+        self.files = {model.name} | {p.name for p in external_data_files(model) if p.parent == model.parent}
 
     def read_data(self, name: str) -> bytes | None:
-        """A plain file beside the model (the model, or its external weights), never a path deeper or above."""
-        if not name or "/" in name or "\\" in name or name.startswith("."):
+        """The model or one of its external weight files (plain files beside it), nothing else."""
+        if name not in self.files or "/" in name or "\\" in name or name.startswith("."):
             return None
         path = self.model.parent / name
         try:

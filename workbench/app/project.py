@@ -20,6 +20,7 @@ from analyzers.jsonsafe import json_safe, loads_bounded
 
 from ..errors import WorkbenchError
 from ..recipe import Recipe
+from ..safe_paths import write_json
 from ..session import SessionSpec
 from .workspace import BenchmarkEntry, Run, Workspace
 
@@ -45,11 +46,14 @@ class ProjectData:
     baseline: int | None = None
     selection: tuple[str, ...] = ()
     saved: float = 0.0
+    samples: int | None = None
+    view_state: dict = field(default_factory=dict)
     tune: dict | None = None  # the latest tune search (``Workspace.tune``)
 
     def apply(self, ws: Workspace) -> None:
         """Replace the workspace's content with this project (the graph arrives when the model is prepared)."""
-        ws.reset(self.spec, self.recipe)
+        ws.reset(self.spec, self.recipe, self.samples)
+        ws.view_state = dict(self.view_state)
         ws.runs = list(self.runs)
         ws.benchmarks = list(self.benchmarks)
         ws.tune = self.tune
@@ -61,6 +65,7 @@ class ProjectData:
             ws.show_run(self.current if self.current is not None and self.current < len(self.runs)
                         else len(self.runs) - 1)
         ws.select(self.selection)
+        ws.events.view.emit()
         ws.mark_saved()
 
 
@@ -96,25 +101,27 @@ def project_dict(ws: Workspace, base: Path | None = None) -> dict:
         "benchmarks": [{"run": b.run_label, "backend": b.backend, "created": b.created,
                         "result": json_safe(b.data)} for b in ws.benchmarks],
         "selection": list(ws.selection),
+        "analysis_samples": ws.samples,
+        "view_state": json_safe(ws.view_state),
         "tune": json_safe({k: v for k, v in ws.tune.items() if k != "running"}) if ws.tune else None,
     }
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, allow_nan=False)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    """Write to a fresh temporary file in the same folder, then rename: readers never see half a file, and a
+    file that happens to be called ``<project>.tmp`` is never touched."""
+    write_json(path, data, indent=1, allow_nan=False)
+
+
+def project_path(path: str | Path) -> Path:
+    """Where ``save_project`` writes for ``path``: the path with ``.qwbproj`` added when it lacks it (so a save
+    dialog's answer "p" writes p.qwbproj, which the dialog did not ask about)."""
+    path = Path(path)
+    return path if path.suffix == SUFFIX else path.with_name(path.name + SUFFIX)
 
 
 def save_project(ws: Workspace, path: str | Path) -> Path:
-    path = Path(path)
-    if path.suffix != SUFFIX:
-        path = path.with_name(path.name + SUFFIX)
+    path = project_path(path)
     try:
         write_json_atomic(path, project_dict(ws, path.parent))
     except OSError as e:
@@ -168,9 +175,16 @@ def project_from_dict(d: dict, base: Path, source: str = "project") -> ProjectDa
             raise ValueError("'tune' must be a tune result with a list of points")
         cur = d.get("current_run")
         base_run = d.get("baseline_run")
+        samples = d.get("analysis_samples")
+        if samples is not None and (not isinstance(samples, int) or isinstance(samples, bool) or samples < 1):
+            raise ProjectError(f"{source}: analysis_samples must be a positive whole number, not {samples!r}",
+                               "fix or remove that field")
+        view_state = d.get("view_state") or {}
+        if not isinstance(view_state, dict):
+            raise ProjectError(f"{source}: view_state must be an object", "fix or remove that field")
         return ProjectData(spec, recipe, runs, benches, cur if isinstance(cur, int) else None,
                            base_run if isinstance(base_run, int) else None, tuple(d.get("selection") or ()),
-                           float(d.get("saved") or 0.0), tune)
+                           float(d.get("saved") or 0.0), samples, view_state, tune)
     except WorkbenchError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as e:

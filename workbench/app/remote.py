@@ -38,7 +38,7 @@ from ..errors import CancelledError, WorkbenchError
 from .requests import EngineState, handle
 
 PROGRESS_INTERVAL_S = 0.05
-#: how long one connecting process may take to prove it holds the key before the listener moves on
+#: how long one connecting process may take to prove it holds the key (handshakes run side by side)
 HANDSHAKE_S = 5.0
 #: control messages from the parent (anything else it sends is ``(request_id, request)``)
 CANCEL = "cancel"
@@ -73,53 +73,76 @@ class PipeTask:
 def engine_command(address: str, family: str) -> tuple[list[str], dict]:
     """(argv, environment) that start this process for the GUI. ``-P``: no current folder on ``sys.path``, so
     a ``hmac.py`` (or any module name) in the folder ``qwb gui`` starts in is never imported; the child finds
-    its packages through the user's own ``PYTHONPATH`` (where factories live) and the folders the parent
-    imports from (absolute entries only: an empty entry would mean the current folder again)."""
-    user = [os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    its packages through the absolute entries of the user's own ``PYTHONPATH`` (where factories live) and the
+    folders the parent imports from. Empty and relative entries (``PYTHONPATH=.:``) are dropped: they name
+    whatever folder the process starts in, which is the current folder again."""
+    user = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and os.path.isabs(p)]
     inherited = [p for p in sys.path if p and os.path.isabs(p) and p not in user]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(user + inherited), PYTHONSAFEPATH="1")
     return [sys.executable, "-P", "-m", "workbench.app.remote", address, family], env
 
 
 class _Deadlined:
-    """A connection whose reads give up at ``deadline``: a process that connects and never answers must not
-    hold the listener (the challenge would wait for it forever)."""
+    """A connection whose reads give up at ``deadline`` or once ``stop`` is set: a process that connects and never
+    answers must not hold the listener (the challenge would wait for it forever)."""
 
-    def __init__(self, conn, deadline: float):
-        self.conn, self.deadline = conn, deadline
+    def __init__(self, conn, deadline: float, stop: threading.Event):
+        self.conn, self.deadline, self.stop = conn, deadline, stop
 
     def send_bytes(self, buf) -> None:
         self.conn.send_bytes(buf)
 
     def recv_bytes(self, maxlength=None):
-        if not self.conn.poll(max(0.0, self.deadline - time.monotonic())):
-            raise AuthenticationError("no answer to the challenge in time")
+        while not self.conn.poll(min(0.1, max(0.0, self.deadline - time.monotonic()))):
+            if self.stop.is_set() or time.monotonic() >= self.deadline:
+                raise AuthenticationError("no answer to the challenge in time")
         return self.conn.recv_bytes(maxlength)
 
 
 def accept_engine(listener, authkey: bytes, deadline: float):
     """The first connection on ``listener`` (a ``Listener`` made without an authkey) that proves it holds
-    ``authkey``; others (a wrong key, silence, garbage) are closed and accepting goes on, so a local process
-    that dials in first cannot use up the engine's only connection. TimeoutError at ``deadline`` (monotonic);
-    OSError once the listener is closed."""
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("the engine process did not connect in time")
-        inner = getattr(listener, "_listener", None)
-        if inner is None:
-            raise OSError("listener is closed")
-        ready, _, _ = select.select([inner._socket], [], [], min(remaining, 1.0))
-        if not ready:
-            continue
-        conn = listener.accept()
+    ``authkey``. Each connection's handshake runs in its own thread with its own ``HANDSHAKE_S`` limit while
+    accepting goes on, so local processes that dial in first (silent, a wrong key, garbage) delay the engine
+    by nothing; they are closed. TimeoutError at ``deadline`` (monotonic); OSError once the listener is closed."""
+    won: queue.Queue = queue.Queue()
+    stop = threading.Event()
+    lock = threading.Lock()  # a handshake that succeeds as accepting ends is either returned or closed
+
+    def handshake(conn) -> None:
         try:
-            checked = _Deadlined(conn, min(deadline, time.monotonic() + HANDSHAKE_S))
+            checked = _Deadlined(conn, min(deadline, time.monotonic() + HANDSHAKE_S), stop)
             deliver_challenge(checked, authkey)
             answer_challenge(checked, authkey)
-            return conn
         except (AuthenticationError, EOFError, OSError, ValueError):
             conn.close()
+            return
+        with lock:
+            if stop.is_set():
+                conn.close()
+            else:
+                won.put(conn)
+
+    try:
+        while True:
+            try:
+                return won.get_nowait()
+            except queue.Empty:
+                pass
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("the engine process did not connect in time")
+            inner = getattr(listener, "_listener", None)
+            if inner is None:
+                raise OSError("listener is closed")
+            ready, _, _ = select.select([inner._socket], [], [], min(remaining, 0.05))
+            if ready:
+                conn = listener.accept()
+                threading.Thread(target=handshake, args=(conn,), name="qwb-engine-handshake", daemon=True).start()
+    finally:
+        with lock:
+            stop.set()
+        while not won.empty():  # a second authenticated connection (none is expected): not the one returned
+            won.get_nowait().close()
 
 
 def error_info(e: BaseException) -> dict:

@@ -92,7 +92,7 @@ class Workspace:
         # "current" is emitted whenever the shown run or the one compared with changes (adding a run shows
         # it), so views of results listen to it alone; "runs" is for lists of runs.
         self.events = EventGroup("spec", "graph", "recipe", "runs", "current", "stale", "selection",
-                                 "benchmarks", "dirty", "tune")
+                                 "benchmarks", "dirty", "samples", "view", "activity", "tune")
         self.spec: SessionSpec | None = None
         self.graph = None  # workbench.graph.ModelGraph once the model is prepared
         self.recipe = Recipe()
@@ -101,6 +101,13 @@ class Workspace:
         self.baseline: int | None = None  # the run "before/after" compares against (None: the previous)
         self.selection: tuple[str, ...] = ()
         self.benchmarks: list[BenchmarkEntry] = []
+        #: calibration samples each analysis compares on (None: all); kept in the project
+        self.samples: int | None = None
+        #: how the views were left (table columns, sort, filter), opaque JSON-able dicts by view; kept in the project
+        self.view_state: dict[str, dict] = {}
+        #: what the engine is doing now ("Analysing", "Opening model"...), None when idle: empty views say
+        #: "Analysing…" instead of "No analysis yet" while results are on their way
+        self.activity: str | None = None
         #: the latest tune search: ``TuneResult.to_dict()`` once finished (``running`` while points arrive), with
         #: ``chosen``, the index of the point whose recipe the user took (None until one is picked)
         self.tune: dict | None = None
@@ -110,9 +117,11 @@ class Workspace:
         self._was_stale = False
 
     # -- opening ------------------------------------------------------------------------------------
-    def reset(self, spec: SessionSpec | None, recipe: Recipe | None = None) -> None:
-        """Start over on another model (or nothing): forget runs, benchmarks, selection and history."""
+    def reset(self, spec: SessionSpec | None, recipe: Recipe | None = None, samples: int | None = None) -> None:
+        """Start over on another model (or nothing): forget runs, benchmarks, selection, view state and history."""
         self.spec = spec
+        self.samples = samples or None
+        self.view_state = {}
         self.graph = None
         self.recipe = recipe.copy() if recipe is not None else Recipe()
         self.runs, self.current, self.baseline = [], None, None
@@ -128,8 +137,28 @@ class Workspace:
         self.events.current.emit(None)
         self.events.selection.emit((), None)
         self.events.benchmarks.emit()
+        self.events.samples.emit(self.samples)
+        self.events.view.emit()
         self.events.tune.emit()
         self._set_dirty(False)
+
+    def set_samples(self, samples: int | None) -> None:
+        """Analyse on the first ``samples`` calibration samples (None or 0: all); the next run uses it."""
+        samples = int(samples) if samples else None
+        if samples != self.samples:
+            self.samples = samples
+            self.events.samples.emit(samples)
+            self._set_dirty(True)
+
+    def set_activity(self, activity: str | None) -> None:
+        if activity != self.activity:
+            self.activity = activity
+            self.events.activity.emit(activity)
+
+    @property
+    def empty(self) -> bool:
+        """Nothing worth keeping: no runs, no overrides, no benchmarks (a session that only looked)."""
+        return not self.runs and not self.recipe.layers and not self.benchmarks
 
     def set_graph(self, graph) -> None:
         """The prepared model's graph (arrives from a worker); drops selected names it lacks."""
@@ -237,7 +266,8 @@ class Workspace:
         self.runs.append(run)
         self.events.runs.emit()
         self.show_run(len(self.runs) - 1)
-        self._set_dirty(True)
+        # not an edit: results are recomputed from the model, data and recipe, so a session that only opened a
+        # model and looked at its analysis closes without asking to save (edits and benchmarks still do)
         return run
 
     def show_run(self, index: int) -> None:

@@ -12,7 +12,8 @@ from ..bench import BenchRequest, run_bench
 from ..errors import WorkbenchError
 from ..formatting import fmt_bytes
 from ..safe_paths import write_text
-from .common import ConsoleTask, add_model_args, check_paths
+from ..kernel_remedies import parse_session_options
+from .common import ConsoleTask, add_model_args, add_session_option_arg, check_paths
 
 BACKEND_CHOICES = ("cpu", "cuda", "neon", "neon-emulated", "all")
 
@@ -41,6 +42,7 @@ def register(sub) -> None:
     p.add_argument("--no-variants", action="store_true", help="do not also time the INT8 model with the other "
                    "activation type (u8 vs s8)")
     p.add_argument("--json", metavar="OUT", help="write every figure as JSON")
+    add_session_option_arg(p)
     p.set_defaults(func=run)
 
 
@@ -69,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
                        runs=args.runs, warmup=args.warmup, timeout_s=args.timeout,
                        arm_cpus=tuple(c.strip() for c in args.arm_cpu.split(",") if c.strip()),
                        sysroot=args.sysroot, preprocess=args.preprocess,
-                       compare_activation_types=not args.no_variants, trust_code=args.trust_model_code)
+                       compare_activation_types=not args.no_variants, trust_code=args.trust_model_code,
+                       session_options=parse_session_options(args.session_option))
     task = ConsoleTask()
     report = run_bench(req, task)
     task.done()
@@ -95,6 +98,11 @@ def print_report(report) -> None:
     print(f"inputs   {report.feed}")
     print(f"settings {s.resolved_threads()} threads, batch {','.join(map(str, s.batches))}, {s.runs} timed runs "
           f"after {s.warmup} warm-up, each model in its own process")
+    if s.session_options:
+        print("session  " + ", ".join(f"{k} = {v}" for k, v in s.session_options.items()))
+    ip = report.host.get("integer_path")
+    if ip:
+        print(f"cpu      integer path {ip['isa']} ({ip['instruction']}{', saturating 16-bit pairs' if ip['saturates'] else ''})")
     for n in report.notes:
         print(f"note: {n}")
     for r in report.results:
@@ -118,7 +126,9 @@ def print_report(report) -> None:
 
 def _stats_line(label: str, st) -> str:
     return (f"{label} p50 {fmt_ms(st.p50_ms)} ms  p90 {fmt_ms(st.p90_ms)}  p99 {fmt_ms(st.p99_ms)}  "
-            f"mean {fmt_ms(st.mean_ms)} ± {fmt_ms(st.std_ms)}  {st.throughput:,.0f} samples/s")
+            f"mean {fmt_ms(st.mean_ms)} ± {fmt_ms(st.std_ms)}  {st.throughput:,.0f} samples/s"
+            + (f"  p50 over {st.rounds} rounds {fmt_ms(st.p50_p10_ms)}-{fmt_ms(st.p50_p90_ms)} (p10-p90)"
+               if st.p50_p10_ms is not None else ""))
 
 
 def _print_timed(r) -> None:

@@ -29,6 +29,7 @@ def add_model_args(p: argparse.ArgumentParser, eval_arg: bool = True, calib_requ
     p.add_argument("--preprocess", choices=["auto", "always", "never"], default="auto",
                    help="onnxruntime quantization pre-processing (default: auto, only when it helps)")
     add_trust_arg(p)
+    add_force_arg(p)
     p.set_defaults(_calib_required=calib_required)
 
 
@@ -39,17 +40,25 @@ def add_trust_arg(p: argparse.ArgumentParser) -> None:
                    "package.module:factory (only for files and modules you trust)")
 
 
+def add_force_arg(p: argparse.ArgumentParser) -> None:
+    """--force: an output may replace an existing project file (never an input of the command)."""
+    p.add_argument("--force", action="store_true", help="allow an output to replace an existing Quant Workbench "
+                   "project file (.qwbproj); outputs that are one of the command's inputs are refused regardless")
+
+
 #: (role, argument) of every input a command may read, for the output checks
 INPUT_ARGS = (("model", "model"), ("calibration data", "calib"), ("evaluation data", "eval"),
-              ("recipe", "recipe"), ("recipe", "compare"), ("report", "from_json"), ("INT8 model", "int8"))
+              ("recipe", "recipe"), ("recipe", "compare"), ("report", "from_json"), ("INT8 model", "int8"),
+              ("analysis", "source"))
 
 
 def check_paths(args: argparse.Namespace, outputs) -> None:
-    """Refuse special files among the inputs named on the command line, and ``outputs`` that are one of them."""
+    """Refuse special files among the inputs named on the command line, and ``outputs`` that are one of them
+    (or a project file, without --force)."""
     inputs = [(role, getattr(args, name, None)) for role, name in INPUT_ARGS]
     for role, path in inputs:
         check_input(path, role)
-    check_outputs(outputs, inputs)
+    check_outputs(outputs, inputs, replace_projects=getattr(args, "force", False))
 
 
 def add_metric_arg(p: argparse.ArgumentParser) -> None:
@@ -100,6 +109,13 @@ def open_session(args: argparse.Namespace, outputs=()):
 def metric_overrides(args: argparse.Namespace, session) -> dict[str, str]:
     """``--metric`` as {output: kind} for ``session``'s model (empty when the command has no --metric)."""
     return parse_metrics(getattr(args, "metric", None) or [], [t.name for t in session.graph.outputs])
+
+
+def add_session_option_arg(p) -> None:
+    """``--session-option KEY=VALUE``: onnxruntime session config entries, as the user's deployment sets them."""
+    p.add_argument("--session-option", action="append", metavar="KEY=VALUE",
+                   help="an onnxruntime session config entry for the deployed sessions, as your application sets "
+                   "it (repeatable), e.g. session.x64quantprecision=1 (u8 x u8 integer path on x86 without VNNI)")
 
 
 class ConsoleTask:

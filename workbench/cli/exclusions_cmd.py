@@ -13,7 +13,7 @@ from ..model_prep import prepare_model
 from ..recipe import Recipe
 from ..report.exclusions import EXTENSIONS, FORMATS, build_exclusions
 from ..safe_paths import write_text
-from .common import add_trust_arg, check_paths
+from .common import add_force_arg, add_trust_arg, check_paths
 
 FORMAT_CHOICES = ("ort", "polygraphy", "nncf", "tflite", "all")
 
@@ -34,6 +34,7 @@ def register(sub) -> None:
     p.add_argument("--preprocess", choices=["auto", "always", "never"], default="auto",
                    help="onnxruntime quantization pre-processing, as for qwb quantize (node names can change)")
     add_trust_arg(p)
+    add_force_arg(p)
     p.set_defaults(func=run)
 
 

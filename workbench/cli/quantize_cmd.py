@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import time
 
+from ..errors import WorkbenchError
 from ..evaluate import output_agreement
 from ..formatting import fmt_bytes, kernels_label, kind_figures
+from ..kernel_remedies import parse_session_options
 from ..outputs import output_kinds
+from ..safe_paths import is_null_device
 from .common import (
     ConsoleTask,
     add_metric_arg,
     add_model_args,
+    add_session_option_arg,
     open_session,
     print_model_and_calibration,
     print_notes,
@@ -26,6 +30,7 @@ def register(sub) -> None:
     add_metric_arg(p)
     p.add_argument("-o", "--output", required=True, metavar="OUT.onnx", help="where to write the QDQ model")
     p.add_argument("--no-eval", action="store_true", help="skip the FP32 vs INT8 accuracy check")
+    add_session_option_arg(p)
     p.set_defaults(func=run)
 
 
@@ -33,6 +38,11 @@ def run(args: argparse.Namespace) -> int:
 
     task = ConsoleTask()
     t0 = time.perf_counter()
+    if is_null_device(args.output):
+        raise WorkbenchError("quantize -o /dev/null: the INT8 model is read back after writing (onnxruntime runs "
+                             "a sample of it and the accuracy check uses it), so it needs a real file",
+                             "write it to a file (e.g. -o /tmp/q.onnx), or run qwb analyze to see the accuracy "
+                             "without keeping a model")
     s = open_session(args, [args.output])
     print_model_and_calibration(s, task, f", {len(s.graph.quantizable_nodes())} quantizable")
     diffs = s.recipe.differences_from_default()
@@ -51,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if q.int16:
         print(f"         INT16: {', '.join(q.int16)}")
     if not args.no_eval:
-        _print_evaluation(s, q.path, task)
+        _print_evaluation(s, q.path, task, parse_session_options(args.session_option))
     print(f"done in {time.perf_counter() - t0:.2f} s")
     return 0
 
@@ -63,13 +73,14 @@ def _size_change(fp32: int, int8: int) -> str:
     return f"larger by {100 * (int8 / max(fp32, 1) - 1):.0f}%"
 
 
-def _print_evaluation(s, int8_path, task) -> None:
+def _print_evaluation(s, int8_path, task, session_options: dict | None = None) -> None:
     """Accuracy for a classifier with class labels; otherwise each output's FP32-vs-INT8 agreement by its kind.
     Both models run as deployed, over the batches `qwb analyze` uses: its deployed figures are these."""
     data = s.eval_data
     model = s.prepared.load_proto()
     kinds = output_kinds(model, s.recipe, data.labels)
-    results = output_agreement(s.prepared.path, int8_path, data, kinds, task, model=model)
+    results = output_agreement(s.prepared.path, int8_path, data, kinds, task, model=model,
+                               session_options=session_options)
     task.done()
     first = results[0]
     label = f"({kernels_label('deployed')})"

@@ -8,7 +8,7 @@ import sys
 import time
 
 from ..errors import WorkbenchError
-from ..formatting import fmt_bytes, kernels_label, kind_figures
+from ..formatting import fmt_bytes, kernels_label, kind_figures, mac_share_text
 from ..outputs import with_metrics
 from ..recipe import Recipe
 from ..report import build_report, load_report, outputs_for, write_report
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         raise WorkbenchError(str(e), "pass -o report.html (or .json / .md)") from e
     check_paths(args, outputs)
     if args.samples is not None and args.samples < 1:
-        raise WorkbenchError(f"--samples must be at least 1, not {args.samples}")
+        raise WorkbenchError(f"--samples must be at least 1, not {args.samples}", "pass e.g. --samples 100")
     t0 = time.perf_counter()
     if args.from_json:
         try:
@@ -132,6 +132,16 @@ def _print_summary(report) -> None:
         print(f"output   {o.name} ({o.kind}, {o.kernels}): " + ", ".join(
             kind_figures(o) + ([] if o.kind == "dense" else [f"SQNR {o.sqnr_db:.1f} dB"])))
     print(f"layers   {s.layers} analysed (exact kernels), {s.flagged} flagged" + (f"; worst {s.worst_node}" if s.worst_node else ""))
+    print(f"compute  {mac_share_text(report.final.analysis.macs_by_precision)}")
+    if report.verdict:
+        print(f"verdict  {report.verdict}")
+        for r in report.verdict_reasons:
+            print(f"         - {r}")
     c = report.comparison
     if c is not None:
-        print(f"compare  {len(c.changed())} layer(s) changed")
+        print(f"compare  {len(c.changed())} layer(s) changed; after vs before: {c.verdict}"
+              + (" (" + "; ".join(c.verdict_reasons) + ")" if c.verdict_reasons else ""))
+        for lat in c.latency:
+            if lat.before_ms is not None and lat.after_ms is not None:
+                print(f"latency  {lat.backend}: INT8 p50 {lat.before_ms:.3g} -> {lat.after_ms:.3g} ms "
+                      f"({lat.outcome or 'spread not measured'})")

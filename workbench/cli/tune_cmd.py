@@ -6,6 +6,8 @@ import argparse
 import json
 import time
 
+from backends.registry import BACKEND_NAMES
+
 from ..errors import WorkbenchError
 from ..formatting import fmt_bytes
 from ..safe_paths import write_text
@@ -14,6 +16,7 @@ from ..tune.search import OBJECTIVES, Point, TuneResult, TuneSpec, run_tune
 from ..tune.target import EXAMPLES, parse_target
 from .common import ConsoleTask, add_metric_arg, add_model_args, open_session, print_model_and_calibration
 
+NATIVE_BACKENDS = tuple(b for b in BACKEND_NAMES if b != "neon-emulated")
 DEMO_TARGET = "sqnr>=36"  # the demo's full INT8 model reaches ~33 dB: a target that needs a search
 
 
@@ -33,7 +36,8 @@ def register(sub) -> None:
     p.add_argument("--max-float", type=int, metavar="K", help="keep at most K groups in float")
     p.add_argument("--objective", choices=OBJECTIVES, default="latency",
                    help="what a move costs: measured latency on --backend (default), INT8 MAC share, or model size")
-    p.add_argument("--backend", default="cpu", help="where latency is measured (default: cpu)")
+    p.add_argument("--backend", default="cpu", choices=NATIVE_BACKENDS,
+                   help="where latency is measured (default: cpu); emulated backends cannot time")
     p.add_argument("--time-budget", type=float, metavar="MIN", help="stop after MIN minutes, keeping the best "
                    "point so far")
     p.add_argument("--workers", type=int, default=0, metavar="N",
@@ -135,3 +139,7 @@ def _print(r: TuneResult) -> None:
           f"{t.describe()}), search part {_fmt(b.search_metric, '.4f')}")
     for line in b.moves:
         print(f"         {line}")
+    if b.float_layers:
+        print(f"         layers in float: {', '.join(b.float_layers)}")
+    if b.int16_layers:
+        print(f"         layers in 16-bit: {', '.join(b.int16_layers)}")

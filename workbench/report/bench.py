@@ -33,7 +33,8 @@ def check_backends(names: list[str]) -> None:
 def _latency(d: dict | None) -> LatencyRow | None:
     if not d:
         return None
-    return LatencyRow(*(num(d.get(k)) for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "throughput")))
+    return LatencyRow(*(num(d.get(k)) for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "throughput",
+                                                  "rounds", "p50_p10_ms", "p50_p90_ms")))
 
 
 def summarize(bench_json: dict) -> BenchSummary:
@@ -91,5 +92,20 @@ def latency_changes(rb: RunReport, ra: RunReport) -> list[LatencyChange]:
         after = a.int8.p50_ms if a.int8 else None
         d = delta(after, before)
         fp32 = (a.fp32 or b.fp32).p50_ms if (a.fp32 or b.fp32) else None
-        out.append(LatencyChange(a.backend, fp32, before, after, d, d / before if d is not None and before else None))
+        spread = [getattr(r.int8, k, None) if r.int8 else None for r in (b, a) for k in ("p50_p10_ms", "p50_p90_ms")]
+        out.append(LatencyChange(a.backend, fp32, before, after, d, d / before if d is not None and before else None,
+                                 *spread, latency_outcome(*spread)))
     return out
+
+
+def latency_outcome(before_p10, before_p90, after_p10, after_p90) -> str | None:
+    """``faster``/``slower`` only when the after run's p50 range (p10-p90 of its rounds' p50s) lies wholly
+    below/above the before run's (the change exceeds the spread), ``within noise`` when the ranges overlap; None
+    when either is unknown. A p50 difference inside the spread is what re-running the same command gives."""
+    if None in (before_p10, before_p90, after_p10, after_p90):
+        return None
+    if after_p90 < before_p10:
+        return "faster"
+    if after_p10 > before_p90:
+        return "slower"
+    return "within noise"

@@ -12,18 +12,22 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import resources
 from analyzers.jsonsafe import json_safe
 from backends.tasks import scaled
 
 from .. import __version__
 from ..analysis import analyze
 from ..compare import compare_runs
+from ..hint_measure import HINT_CODE, measure_activations_16bit
 from ..recipe import Recipe
 from .bench import check_backends, latency_changes, run_benchmarks, summarize
 from .data import Comparison, RecipeFile, ReportData, Reproduce, RunReport, RunSummary
 from .exclusions import build_exclusions
 from .histograms import tensor_histograms
+from .reproduce import safe_name
 from .summary import data_sets, environment, execution_text, model_summary
+from .verdict import apply_verdicts
 
 
 def build_report(session, *, recipe: Recipe | None = None, analysis=None, compare_recipe: Recipe | None = None,
@@ -77,6 +81,7 @@ def build_report(session, *, recipe: Recipe | None = None, analysis=None, compar
         runs=runs, reproduce=reproduce(session, specs, samples, bench, command),
         comparison=comparison(runs[0], runs[1]) if len(runs) == 2 else None,
         tune=tune_block(tune, runs[final].recipe) if tune else None)
+    apply_verdicts(report)
     if task is not None:
         task.report(1.0, f"report built in {time.perf_counter() - t0:.1f} s")
     return report
@@ -108,16 +113,27 @@ def _run(session, spec, samples, task) -> RunReport:
     label, recipe, result, source = spec
     if result is None:
         result = analyze(session, recipe=recipe, samples=samples, task=task)
+    if any(h.code == HINT_CODE and h.measured is None for h in result.hints):
+        measure_activations_16bit(session, recipe, result, task)
     int8 = Path(result.int8_model) if result.int8_model else None
     return RunReport(
         label=label, recipe=recipe.to_dict(), recipe_toml=recipe.dumps(), recipe_source=source,
         recipe_changes=recipe.differences_from_default(), analysis=result, summary=RunSummary.of(result),
         int8_bytes=int8.stat().st_size if int8 is not None and int8.is_file() else None,
-        exclusions=build_exclusions(session.prepared, recipe, Path(source).name if source else "defaults"))
+        exclusions=build_exclusions(session.prepared, recipe, source_name(source) if source else "defaults"))
+
+
+def source_name(source: str) -> str:
+    """A recipe source as a reader sees it: a file's name without its folders; a GUI run name (which may hold
+    slashes: "run 3 / cat fp32") whole."""
+    return Path(source).name if source.lower().endswith(".toml") else source
 
 
 def recipe_file_name(label: str, source: str | None) -> str:
-    return Path(source).name if source else ("recipe.toml" if label in ("run", "before") else f"recipe-{label}.toml")
+    """The file a recipe is saved as: the source file's name, else one made from the run label (never a path)."""
+    if source and source.lower().endswith(".toml"):
+        return Path(source).name
+    return "recipe.toml" if label in ("run", "before") else f"recipe-{safe_name(label)}.toml"
 
 
 def reproduce(session, specs, samples, bench, command) -> Reproduce:
@@ -140,5 +156,23 @@ def reproduce(session, specs, samples, bench, command) -> Reproduce:
             command += ["--bench", ",".join(bench)]
         command += ["-o", "report.html"]
         notes.append("command reconstructed from the session (the report was not made on the command line)")
-    notes.append("save each recipe below under the file name shown, next to the command's working directory")
-    return Reproduce(" ".join(shlex.quote(a) for a in command), list(command), recipes, notes)
+    notes.append("the recipes are written beside the report; run the command below in the report's folder")
+    spec = session.spec
+    demo = _is_demo(spec)
+    return Reproduce(" ".join(shlex.quote(a) for a in command), list(command), recipes, notes,
+                     model=_abs(spec.model), calib=_abs(spec.calib), eval=_abs(spec.eval), samples=samples, demo=demo)
+
+
+def _abs(path: str | None) -> str | None:
+    """An input as the rerun command needs it: absolute when it is a file or folder, else as given (a data spec)."""
+    return str(Path(path).resolve()) if path and Path(path).exists() else path
+
+
+def _is_demo(spec) -> bool:
+    """Whether the inputs are the bundled demo's (the rerun command then says --demo, which works anywhere)."""
+    try:
+        return (Path(spec.model).resolve() == Path(resources.DEMO_MODEL).resolve()
+                and Path(spec.calib).resolve() == Path(resources.DEMO_CALIB).resolve()
+                and (spec.eval is None or Path(spec.eval).resolve() == Path(resources.DEMO_EVAL).resolve()))
+    except (OSError, TypeError):
+        return False

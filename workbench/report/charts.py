@@ -65,8 +65,10 @@ def _svg(w: int, h: int, label: str, *children, cls: str = "chart") -> Markup:
 
 
 def line_chart(labels: list[str], series: list[Series], *, label: str, y_label: str = "SQNR (dB)",
-               marks: set[int] | None = None, width: int = 860, height: int = 320) -> Markup:
-    """Values per position (layers in graph order) as lines with points; ``marks`` ring flagged positions."""
+               x_label: str = "layer, in graph order (input → output)", marks: set[int] | None = None,
+               width: int = 860, height: int = 340) -> Markup:
+    """Values per position (layers in graph order) as lines with points; ``marks`` ring flagged positions. Dashed
+    series (a comparison's before run) are drawn last, over the others, so they stay visible where they agree."""
     n = len(labels)
     vals = [v for s in series for v in s.values if v is not None and math.isfinite(v)]
     if not n or not vals:
@@ -74,7 +76,7 @@ def line_chart(labels: list[str], series: list[Series], *, label: str, y_label: 
     rotate = n <= 48
     left, right, top = 52, 14, 14
     longest = min(22, max(len(s) for s in labels))
-    bottom = (24 + int(longest * 4.6)) if rotate else 36  # rotated labels: ~6.5 px per character at 45 degrees
+    bottom = (24 + int(longest * 4.6) + 18) if rotate else 54  # rotated labels: ~6.5 px per character at 45 degrees
     pw, ph = width - left - right, height - top - bottom
     ticks = nice_ticks(min(vals), max(vals), 5)
     y0, y1 = ticks[0], ticks[-1]
@@ -99,7 +101,7 @@ def line_chart(labels: list[str], series: list[Series], *, label: str, y_label: 
             xlab.append(el("text", {"class_": "tick", "x": _f(X(i)), "y": top + ph + 16, "text-anchor": "middle"},
                            str(i + 1)))
     lines, points = [], []
-    for s in series:
+    for s in sorted(series, key=lambda s: s.dashed):  # stable: dashed series last, on top
         seg: list[str] = []
         segs = []
         for i, v in enumerate(s.values):
@@ -118,7 +120,8 @@ def line_chart(labels: list[str], series: list[Series], *, label: str, y_label: 
             if v is None or not math.isfinite(v):
                 continue
             ptr = s.ptrs[i] if i < len(s.ptrs) else ""
-            points.append(el("circle", {"class_": f"pt {s.css}", "cx": _f(X(i)), "cy": _f(Y(v)), "r": 3,
+            points.append(el("circle", {"class_": f"pt {s.css}", "cx": _f(X(i)), "cy": _f(Y(v)),
+                                        "r": 2 if s.dashed else 3,
                                         "data-ptr": ptr or None, "data-value": repr(float(v))},
                              el("title", None, f"{labels[i]}: {s.name} {v:.2f} dB")))
     rings = []
@@ -130,7 +133,9 @@ def line_chart(labels: list[str], series: list[Series], *, label: str, y_label: 
     axis = [el("line", {"class_": "axis", "x1": left, "x2": left, "y1": top, "y2": top + ph}),
             el("line", {"class_": "axis", "x1": left, "x2": left + pw, "y1": top + ph, "y2": top + ph}),
             el("text", {"class_": "axis-label", "x": 12, "y": _f(top + ph / 2), "text-anchor": "middle",
-                        "transform": f"rotate(-90 12 {_f(top + ph / 2)})"}, y_label)]
+                        "transform": f"rotate(-90 12 {_f(top + ph / 2)})"}, y_label),
+            el("text", {"class_": "axis-label x-label", "x": _f(left + pw / 2), "y": height - 4,
+                        "text-anchor": "middle"}, x_label if rotate else f"{x_label}, numbered")]
     return _svg(width, height, label, *grid, *axis, *ylab, *xlab, *lines, *rings, *points)
 
 
@@ -152,7 +157,7 @@ def histogram_chart(lo: float, hi: float, counts: list[int], ranges: list[tuple[
     d0, d1 = min(xs), max(xs)
     pad = (d1 - d0) * 0.04 or 1.0
     d0, d1 = d0 - pad, d1 + pad
-    left, right, top, bottom = 10, 10, 22 + 12 * max(0, len(ranges) - 1), 28
+    left, right, top, bottom = 46, 10, 22 + 12 * max(0, len(ranges) - 1), 44
     pw, ph = width - left - right, height - top - bottom
 
     def X(v):
@@ -189,7 +194,18 @@ def histogram_chart(lo: float, hi: float, counts: list[int], ranges: list[tuple[
     xt = [el("text", {"class_": "tick", "x": _f(X(t)), "y": top + ph + 16, "text-anchor": "middle"}, fmt_tick(t))
           for t in ticks]
     axis = el("line", {"class_": "axis", "x1": left, "x2": left + pw, "y1": top + ph, "y2": top + ph})
-    return _svg(width, height, label, *shade, bars, axis, *xt, *marks, cls="chart hist")
+    yaxis = [el("line", {"class_": "axis", "x1": left, "x2": left, "y1": top, "y2": top + ph}),
+             el("text", {"class_": "axis-label", "x": 10, "y": _f(top + ph / 2), "text-anchor": "middle",
+                         "transform": f"rotate(-90 10 {_f(top + ph / 2)})"}, "count (log)"),
+             el("text", {"class_": "axis-label x-label", "x": _f(left + pw / 2), "y": height - 4,
+                         "text-anchor": "middle"}, "value")]
+    for k in range(0, int(math.floor(math.log10(max(counts)))) + 1) if max(counts) >= 1 else ():
+        c = 10 ** k  # bars are drawn at log10(1 + count): a tick at count c sits at log10(1 + c)
+        y = top + ph - ph * math.log10(1 + c) / (peak or 1)
+        yaxis += [el("line", {"class_": "grid", "x1": left - 3, "x2": left, "y1": _f(y), "y2": _f(y)}),
+                  el("text", {"class_": "tick", "x": left - 5, "y": _f(y + 4), "text-anchor": "end"},
+                     f"{c:,}" if k < 6 else f"1e{k}")]
+    return _svg(width, height, label, *shade, bars, axis, *yaxis, *xt, *marks, cls="chart hist")
 
 
 def bar_chart(rows: list[tuple[str, float | None, str, str]], *, label: str, unit: str = "ms",

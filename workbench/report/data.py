@@ -137,6 +137,10 @@ class LatencyRow:
     mean_ms: float | None
     std_ms: float | None
     throughput: float | None
+    # the spread of the p50 over rounds of the timed runs (``backends.stats``); None in reports before it was kept
+    rounds: int | None = None
+    p50_p10_ms: float | None = None
+    p50_p90_ms: float | None = None
 
 
 @dataclass
@@ -216,6 +220,7 @@ class RunSummary:
     max_abs: float | None = None
     kernels: str | None = None  # the execution mode of the figures above (exact when the run has it)
     deployed: "RunSummary | None" = None  # the same figures under deployed kernels, when the run has both modes
+    macs_int8_share: float | None = None  # share of the model's MACs in layers the recipe sets to INT8
 
     @classmethod
     def of(cls, a: AnalysisResult, kernels: str | None = None) -> "RunSummary":
@@ -236,7 +241,7 @@ class RunSummary:
                      for k in ("cosine_mean", "cosine_min", "step_agreement", "sequence_match", "max_abs")),
                    o.kernels if o else None,
                    cls.of(a, "deployed") if kernels is None and o is not None and o.kernels != "deployed"
-                   and a.outputs_of("deployed") else None)
+                   and a.outputs_of("deployed") else None, num(a.macs_int8_share) if kernels is None else None)
 
 
 @dataclass
@@ -266,6 +271,13 @@ class LatencyChange:
     after_ms: float | None
     delta_ms: float | None
     delta_share: float | None  # (after - before) / before
+    # each run's p50 spread (p10-p90 of the p50s of repeated rounds); ``outcome`` is faster/slower only when the
+    # two ranges do not overlap (the change exceeds the noise), "within noise" when they do, None when unknown
+    before_p50_p10_ms: float | None = None
+    before_p50_p90_ms: float | None = None
+    after_p50_p10_ms: float | None = None
+    after_p50_p90_ms: float | None = None
+    outcome: str | None = None  # faster | slower | within noise
 
 
 @dataclass
@@ -278,6 +290,8 @@ class Comparison:
     layers: list[LayerChange]
     outputs: list[OutputChange]
     latency: list[LatencyChange] = field(default_factory=list)
+    verdict: str | None = None  # better | worse | mixed | same: is the after run better than the before run?
+    verdict_reasons: list[str] = field(default_factory=list)
 
     def changed(self) -> list[LayerChange]:
         return [c for c in self.layers if c.changed]
@@ -294,12 +308,22 @@ class RecipeFile:
 
 @dataclass
 class Reproduce:
-    """The exact command (argv and a shell-quoted line) and the recipe files it reads."""
+    """The command as typed (argv and a shell-quoted line), the recipe files, and the commands that rerun the
+    report and export its fix as printed from the report's folder (``rerun_*``/``fix_*``, set when written)."""
 
     command: str
     argv: list[str]
     recipes: list[RecipeFile]
     notes: list[str] = field(default_factory=list)
+    model: str | None = None  # the inputs as opened (absolute where they are files)
+    calib: str | None = None
+    eval: str | None = None
+    samples: int | None = None
+    demo: bool = False
+    rerun_command: str | None = None
+    rerun_argv: list[str] | None = None
+    fix_command: str | None = None
+    fix_argv: list[str] | None = None
 
 
 @dataclass
@@ -315,6 +339,8 @@ class ReportData:
     runs: list[RunReport]
     reproduce: Reproduce
     comparison: Comparison | None = None
+    verdict: str | None = None  # good | warn | bad: the final run (public contract, ``workbench.report.verdict``)
+    verdict_reasons: list[str] = field(default_factory=list)
     tune: dict | None = None  # a tune search (``TuneResult.to_dict()``) with ``chosen``: see ``build.tune_block``
 
     @property

@@ -11,6 +11,8 @@ from ..safe_paths import write_text
 from .data import ReportData
 from .render_html import render_html
 from .render_md import render_markdown
+from .reproduce import relocate
+from .verdict import apply_verdicts
 
 
 def render_json(report: ReportData | dict) -> str:
@@ -37,13 +39,20 @@ def outputs_for(path: str | Path, only: bool = False) -> list[Path]:
 
 
 def write_report(report: ReportData, path: str | Path, only: bool = False) -> list[Path]:
-    """Write the report's forms (see ``outputs_for``) as UTF-8; returns the paths written."""
+    """Write the report's forms (see ``outputs_for``) as UTF-8, and each run's recipe as a file beside them (what
+    the rerun command reads); returns the paths written. The rerun and fix commands are made for this folder."""
+    path = Path(path)
+    report.reproduce = relocate(report.reproduce, path)
     doc = report.to_dict()
     written = []
     for p in outputs_for(path, only):
         ext = ".html" if p.suffix.lower() in (".html", ".htm") else p.suffix.lower()
         text = RENDERERS[ext](doc)
         write_text(p, text, errors="backslashreplace")
+        written.append(p)
+    for rf in report.reproduce.recipes:  # after the report's forms (callers list those first)
+        p = path.parent / rf.file
+        write_text(p, rf.toml)
         written.append(p)
     return written
 
@@ -53,4 +62,5 @@ def load_report(path: str | Path) -> ReportData:
     doc = loads_bounded(Path(path).read_text(encoding="utf-8"))
     if not isinstance(doc, dict):
         raise ValueError(f"a report is a JSON object, not {type(doc).__name__}")
-    return ReportData.from_dict(doc)
+    report = ReportData.from_dict(doc)
+    return apply_verdicts(report) if report.verdict is None else report  # a report saved before verdicts

@@ -10,6 +10,7 @@ import re
 
 from .data import ReportData
 from .markup import clean
+from .sections_kernels import kernels_md
 from .view import format_value
 
 TOP = 5
@@ -63,25 +64,42 @@ def render_markdown(report: ReportData | dict) -> str:
     if s.get("deployed"):
         head += _output_head(s["deployed"], kind=False)
     head.append(f"{s['flagged']} of {s['layers']} layers flagged")
+    if s.get("macs_int8_share") is not None:
+        head.append(f"INT8 MAC share {_v(s['macs_int8_share'], 'pct1', '%')}")
     source = (f"Model {md_code(d['model']['source'])}, {s['samples']} evaluation samples, "
               f"{md_text(d['generator'])}.")
     out += [" · ".join(head), "", source, ""]
+    verdict, reasons = d.get("verdict"), d.get("verdict_reasons") or []
+    if verdict:
+        out += [f"**Verdict: {verdict}**" + (": " + "; ".join(md_text(r) for r in reasons) if reasons else ""), ""]
     c = d.get("comparison")
     if c:
         out += _comparison(d, c)
     if d.get("tune"):
         out += _tune(d["tune"])
+    out += [md_text(line) for line in kernels_md(run["analysis"])] + ([""] if kernels_md(run["analysis"]) else [])
     layers = run["analysis"]["layers"]
     ranked = sorted((lay for lay in layers if lay.get("rank_key_db") is not None), key=lambda lay: lay["rank_key_db"])
-    out += ["**Worst layers** (SQNR in dB, higher is better; ranked by the rank key = the worse of the isolated "
-            "tensor SQNR and its per-channel mean)", "",
-            "| layer | op | rank key | isolated | cumulative | flagged | first hint |", "|---|---|--:|--:|--:|---|---|"]
+    out += ["**Worst layers** (SQNR in dB, higher is better; ranked by the effective SQNR = min(tensor, channel mean) "
+            "of the isolated layer)", "",
+            "| layer | op | effective | isolated tensor | cumulative | kernel gap (deployed) | flagged | first hint |",
+            "|---|---|--:|--:|--:|--:|---|---|"]
     for lay in ranked[:TOP]:
         hint = md_text(lay["hints"][0]["suggestion"]) if lay["hints"] and lay["flagged"] else ""
+        dep = lay.get("deployed") or {}
+        departs = any(h["code"] == "kernel_departs" for h in lay["hints"])
+        shown = dep.get("kernel_gap_db")
+        shown = 0.0 if shown is not None and abs(shown) < 0.05 else shown  # rounding noise, not a sign
+        alone = dep.get("own_gap_db")
+        alone = "" if alone is None else f", alone {_v(0.0 if abs(alone) < 0.05 else alone, 'db')}"
+        gap = (f"{_v(shown, 'db')} ({100 * dep['lsb_diff_share']:.1f}% ≥ 1 LSB{alone}"
+               f"{', departs' if departs else ''})" if dep.get("kernel_gap_db") is not None else "–")
         out.append(f"| {md_code(lay['node'], True)} | {md_code(lay['op_type'], True)} | {_v(lay['rank_key_db'], 'db')} | "
                    f"{_v(lay['isolated']['sqnr_db'], 'db')} | "
-                   f"{_v(lay['cumulative']['sqnr_db'], 'db')} | {'yes' if lay['flagged'] else ''} | {hint} |")
+                   f"{_v(lay['cumulative']['sqnr_db'], 'db')} | {gap} | {'yes' if lay['flagged'] else ''} | {hint} |")
     out.append("")
+    for h in run["analysis"].get("hints") or []:  # whole-model hints, e.g. 16-bit activations with their cost
+        out += [f"**Hint** {md_text(h['message'])}; try: {md_text(h['suggestion'])}", ""]
     for note in run["analysis"].get("notes") or []:  # e.g. the attention-mask path kept in float
         out += [f"**Note** {md_text(note)}", ""]
     if run.get("bench"):
@@ -95,7 +113,7 @@ def render_markdown(report: ReportData | dict) -> str:
         if parts:
             out += ["**Benchmark** " + "; ".join(parts), ""]
     changes = run["recipe_changes"]
-    out.append("**Recipe** " + ("; ".join(md_code(x) for x in changes) if changes else "defaults"))
+    out += ["**Recipe** " + ("; ".join(md_code(x) for x in changes) if changes else "defaults"), ""]
     ex = run.get("exclusions") or {}
     if ex.get("layers"):
         fp32 = [md_code(lay["node"]) for lay in ex["layers"] if lay["precision"] == "fp32"]
@@ -103,7 +121,10 @@ def render_markdown(report: ReportData | dict) -> str:
         fixes = ([f"FP32: {', '.join(fp32)}"] if fp32 else []) + ([f"INT16: {', '.join(i16)}"] if i16 else [])
         out.append("**Kept out of INT8** " + "; ".join(fixes) + " (onnxruntime, Polygraphy, NNCF and TFLite forms "
                    "in the HTML report, or `qwb export-exclusions`)")
-    out += ["", "Reproduce:", "", _fence(d["reproduce"]["command"]), ""]
+        out.append("")
+    rerun = d["reproduce"].get("rerun_command")
+    out += (["Reproduce (in the report's folder; the recipe files are written beside the report):", "", _fence(rerun),
+             ""] if rerun else ["Reproduce:", "", _fence(d["reproduce"]["command"]), ""])
     return clean("\n".join(out))  # belt and braces: no raw bidi or control character from any field
 
 
@@ -145,6 +166,9 @@ def _output_head(s: dict, kind: bool = True) -> list[str]:
 
 def _comparison(d: dict, c: dict) -> list[str]:
     out = [f"**Before → after** ({md_text(_name(d, c['before']))} → {md_text(_name(d, c['after']))})", ""]
+    if c.get("verdict"):
+        out += [f"**After vs before: {c['verdict']}** (" + "; ".join(md_text(r) for r in c.get("verdict_reasons") or [])
+                + ")", ""]
     for o in c["outputs"]:
         parts = [f"SQNR {_v(o['sqnr_before'], 'db')} → {_v(o['sqnr_after'], 'db')} dB"]
         if o["accuracy_before"] is not None:
@@ -152,8 +176,14 @@ def _comparison(d: dict, c: dict) -> list[str]:
                          f" ({_v(o['accuracy_delta'], 'dpct')} points)")
         out.append(f"- output {md_code(o['name'])} ({o.get('kernels') or 'exact'}): " + ", ".join(parts))
     for lat in c["latency"]:
+        spread = ""
+        if lat.get("before_p50_p10_ms") is not None and lat.get("after_p50_p10_ms") is not None:
+            spread = (f"; p50 spread (p10–p90 over rounds) {_v(lat['before_p50_p10_ms'], 'ms')}–"
+                      f"{_v(lat['before_p50_p90_ms'], 'ms')} → {_v(lat['after_p50_p10_ms'], 'ms')}–"
+                      f"{_v(lat['after_p50_p90_ms'], 'ms')} ms")
         out.append(f"- latency on {md_text(lat['backend'])}: INT8 p50 {_v(lat['before_ms'], 'ms')} → "
-                   f"{_v(lat['after_ms'], 'ms')} ms ({_v(lat['delta_share'], 'dpct', '%')})")
+                   f"{_v(lat['after_ms'], 'ms')} ms ({_v(lat['delta_share'], 'dpct', '%')}, "
+                   f"{lat.get('outcome') or 'spread not measured'}{spread})")
     changed = [lay for lay in c["layers"] if lay["changed"]]
     out += ["", "| changed layer | precision | cumulative SQNR dB | Δ |", "|---|---|--:|--:|"]
     for lay in changed[:MAX_CHANGED]:

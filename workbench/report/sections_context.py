@@ -30,8 +30,9 @@ def fix(v: View, f: int) -> Markup:
                        el("p", None, "This recipe keeps every layer in INT8: there is no fix to export. ",
                           _candidates(v, f)))
     src = v.get("runs", f, "recipe_source")
-    cmd = " ".join(shlex.quote(a) for a in ["qwb", "export-exclusions", v.get("model", "source"), "--recipe",
-                                            src or "recipe.toml", "--format", "all", "-o", "fix/"])
+    cmd = v.get("reproduce", "fix_command") or " ".join(shlex.quote(a) for a in [
+        "qwb", "export-exclusions", v.get("model", "source"), "--recipe", src or "recipe.toml", "--format", "all",
+        "-o", "fix/"])
     blocks = []
     stem = v.get("model", "name")
     for fmt in FORMATS:
@@ -44,7 +45,8 @@ def fix(v: View, f: int) -> Markup:
     notes = [el("li", None, n) for n in ex["notes"]]
     return section("fix", "The fix for other toolchains",
                    el("p", {"class_": "sub"}, "Layers the recipe keeps in float (FP32) or at 16 bits (INT16), "
-                      "written for the tools you may deploy with. Regenerate with ", el("code", None, cmd), "."),
+                      "written for the tools you may deploy with. Regenerate in this report's folder with ",
+                      el("code", None, cmd), " (the recipe file is written beside the report)."),
                    intro, el("ul", None, *notes) if notes else None, el("div", {"class_": "grid2"}, *blocks))
 
 
@@ -125,10 +127,14 @@ def reproduce(v: View) -> Markup:
     data_rows = [[d["role"], d["description"], str(d["samples"]), "yes" if d["labels"] else "no",
                   el("code", None, d["sha256"][:16] + "…")] for d in v.get("data")]
     files = join([el("code", None, rf["file"]) for rf in r["recipes"]], ", ")
-    return section("reproduce", "Reproduce",
-                   el("p", None, "Run this command with the recipe file(s) ", files,
-                      " saved next to it (see Recipe above for their content):"),
-                   code_block(r["command"]),
+    rerun = r.get("rerun_command")
+    how = ([el("p", None, "Run this in the report's folder: it reads the recipe file(s) ", files, " written beside "
+               "the report (their content is under Recipe above), paths are relative to that folder, and it writes a "
+               "new report next to this one:"), code_block(rerun),
+            el("p", {"class_": "sub"}, "The command as it was typed:"), code_block(r["command"])] if rerun else
+           [el("p", None, "Run this command with the recipe file(s) ", files,
+               " saved next to it (see Recipe above for their content):"), code_block(r["command"])])
+    return section("reproduce", "Reproduce", *how,
                    el("h3", None, "Data"),
                    table(["role", "source", "samples", "labels", "content hash"], data_rows, id="data-sets"),
                    el("ul", {"class_": "sub"}, *[el("li", None, n) for n in r["notes"]]))

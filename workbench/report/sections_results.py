@@ -33,6 +33,9 @@ def summary(v: View, f: int) -> Markup:
     if s["int16_layers"]:
         kept.append(join([v.num(run + ("int16_layers",), "int"), " INT16"]))
     cards.append(_card("Layers in INT8", v.num(run + ("int8_layers",), "int"), join(kept, ", ") if kept else "all"))
+    if s.get("macs_int8_share") is not None:
+        cards.append(_card("INT8 MAC share", join([v.num(run + ("macs_int8_share",), "pct1"), "%"]),
+                           "of the Conv/Gemm/MatMul compute, in layers the recipe sets to INT8"))
     bench = v.get("runs", f, "bench")
     if bench:
         for i, b in enumerate(bench["backends"]):
@@ -65,14 +68,19 @@ def _output_cards(v: View, run: tuple, s: dict) -> list[Markup]:
     return cards
 
 
+VERDICT_WORDS = {"good": "Good", "warn": "Check before shipping", "bad": "Not good enough"}
+
+
 def _verdict(v: View, f: int) -> Markup:
+    """The verdict (``verdict`` in the JSON: good / warn / bad from accuracy, agreement and output SQNR) and the
+    sentence behind it; each figure that is not good is named with its threshold."""
     s = v.get("runs", f, "summary")
     run = ("runs", f, "summary")
-    parts = []
-    bad = False
+    level = v.get("verdict")
+    parts = [el("strong", {"data-ptr": "/verdict", "data-value": repr(level)}, f"Verdict: {VERDICT_WORDS[level]}. ")
+             if level in VERDICT_WORDS else None]
     if s["accuracy_delta"] is not None:
         d = s["accuracy_delta"]
-        bad = d < -0.01
         acc = ["(", v.num(run + ("accuracy_fp32",), "pct"), "% → ", v.num(run + ("accuracy_int8",), "pct"), "%). "]
         mode = f"INT8 ({s['kernels']} kernels) " if s.get("kernels") else "INT8 "
         if d == 0:
@@ -91,7 +99,11 @@ def _verdict(v: View, f: int) -> Markup:
         parts += ["INT8 decodes the same sequence as FP32 for ", v.num(run + ("sequence_match",), "pct"),
                   "% of the samples (", v.num(run + ("step_agreement",), "pct"), "% of the steps agree). "]
     elif s["output_sqnr_db"] is not None:
-        parts += ["Output SQNR is ", v.num(run + ("output_sqnr_db",), "db"), " dB (no labels, so no accuracy). "]
+        if s["top1_agreement"] is not None:
+            parts += ["INT8 picks the same class as FP32 for ", v.num(run + ("top1_agreement",), "pct"),
+                      "% of the samples; "]
+        parts += ["output SQNR is ", v.num(run + ("output_sqnr_db",), "db"),
+                  " dB (no labels, so no accuracy: judged by agreement and SQNR). "]
     if s["flagged"]:
         flagged = [lay for lay in v.get("runs", f, "analysis", "layers") if lay["flagged"]]
         names = join([el("code", None, lay["node"]) for lay in flagged[:4]], ", ")
@@ -99,7 +111,9 @@ def _verdict(v: View, f: int) -> Markup:
                   " …" if len(flagged) > 4 else "", ". See their hints below."]
     else:
         parts.append("No layer is flagged as causing error.")
-    return el("p", {"class_": "verdict " + ("bad" if bad else "good")}, *parts)
+    reasons = v.get("verdict_reasons") or []
+    return el("div", {"class_": "verdict " + (level or "none"), "id": "verdict"}, el("p", None, *parts),
+              el("ul", {"class_": "sub"}, *[el("li", None, r) for r in reasons]) if reasons else None)
 
 
 def comparison(v: View) -> Markup | None:
@@ -140,9 +154,18 @@ def comparison(v: View) -> Markup | None:
     layers = (table(["layer", "setting", "isolated before (dB)", "after", "Δ", "cumulative before (dB)", "after", "Δ",
                      "flag"], rows, num_cols={2, 3, 4, 5, 6, 7}, row_classes=classes, id="compare-layers")
               if rows else el("p", {"class_": "muted"}, "No layer changed."))
+    cv = c.get("verdict")
+    cmp_words = {"better": "the after run is better", "worse": "the after run is worse",
+                 "mixed": "the after run is better in some figures and worse in others",
+                 "same": "no measurable difference"}
+    css = {"better": "good", "worse": "bad", "mixed": "warn", "same": "none"}.get(cv, "none")
+    compare_verdict = el("div", {"class_": f"verdict {css}", "id": "compare-verdict"},
+                         el("p", None, el("strong", {"data-ptr": "/comparison/verdict", "data-value": repr(cv)},
+                                          f"Before → after: {cmp_words.get(cv, 'not judged')}.")),
+                         el("ul", {"class_": "sub"}, *[el("li", None, r) for r in c.get("verdict_reasons") or []]))
     return section("compare", "Before / after",
                    el("p", None, "Before: ", el("strong", None, names[0]), ". After: ", el("strong", None, names[1]),
-                      ". Same model and data; the sections below describe the after run."),
+                      ". Same model and data; the sections below describe the after run."), compare_verdict,
                    el("h3", None, "Model outputs"), outputs,
                    el("h3", None, f"Layers that changed ({len(changed)} of {len(c['layers'])})"),
                    el("p", {"class_": "sub"}, "A layer is listed when its precision or percentile changed, its flag "
@@ -154,20 +177,42 @@ def comparison(v: View) -> Markup | None:
 def _run_name(v: View, i: int) -> str:
     """The recipe a run used, by file name ('default recipe' when none was given)."""
     src = v.get("runs", i, "recipe_source")
-    return src.replace("\\", "/").rsplit("/", 1)[-1] if src else "default recipe"
+    if not src:
+        return "default recipe"
+    # a recipe file by its name; a GUI run name (which may hold slashes, "run 3 / cat fp32") whole
+    return src.replace("\\", "/").rsplit("/", 1)[-1] if src.lower().endswith(".toml") else src
+
+
+def _spread(v: View, p: tuple, which: str) -> Markup | str:
+    """A run's p50 with its spread under it (p10–p90 of the p50s of repeated rounds)."""
+    lo, hi = v.get(*p, f"{which}_p50_p10_ms"), v.get(*p, f"{which}_p50_p90_ms")
+    mid = v.num(p + (f"{which}_ms",), "ms")
+    if lo is None or hi is None:
+        return mid
+    return join([mid, el("br", None), el("small", {"class_": "muted"}, v.num(p + (f"{which}_p50_p10_ms",), "ms"), "–",
+                                         v.num(p + (f"{which}_p50_p90_ms",), "ms"))])
 
 
 def _latency(v: View, c: dict) -> Markup:
+    """INT8 p50 before and after with each run's p50 spread; the change is coloured as a win or a loss only
+    when the two spreads do not overlap (anything else is what re-running the same command gives)."""
     if not c["latency"]:
         return el("p", {"class_": "muted"}, "Not measured: add --bench cpu to qwb report to time both INT8 models.")
     rows = []
     for i, lat in enumerate(c["latency"]):
         p = ("comparison", "latency", i)
-        rows.append([lat["backend"], v.num(p + ("fp32_ms",), "ms"), v.num(p + ("before_ms",), "ms"),
-                     v.num(p + ("after_ms",), "ms"), v.num(p + ("delta_ms",), "dms"), join([v.num(p + ("delta_share",),
-                                                                                                    "dpct"), "%"])])
-    return el("div", {"class_": "lat"}, table(["backend", "FP32 p50 (ms)", "INT8 before p50 (ms)", "INT8 after p50 (ms)",
-                                               "Δ ms", "Δ"], rows, num_cols={1, 2, 3, 4, 5}, id="compare-latency"))
+        real = lat.get("outcome") in ("faster", "slower")
+        rows.append([lat["backend"], v.num(p + ("fp32_ms",), "ms"), _spread(v, p, "before"), _spread(v, p, "after"),
+                     v.num(p + ("delta_ms",), "dms", colour=real),
+                     join([v.num(p + ("delta_share",), "dpct", colour=real), "%"]),
+                     lat.get("outcome") or "spread not measured"])
+    return el("div", {"class_": "lat"},
+              table(["backend", "FP32 p50 (ms)", "INT8 before p50 (ms), p10–p90", "INT8 after p50 (ms), p10–p90",
+                     "Δ ms", "Δ", "outcome"], rows, num_cols={1, 2, 3, 4, 5}, id="compare-latency"),
+              el("p", {"class_": "sub"}, "p10–p90: the timed runs of each model are cut into rounds of consecutive "
+                 "runs; the range is the p10 to p90 of the rounds' p50s, the spread a p50 shows when the same model is "
+                 "timed again. A change counts as faster or slower only when the two ranges do not overlap; otherwise "
+                 "it is within the noise of this machine and is not coloured."))
 
 
 def outputs(v: View, f: int) -> Markup:
@@ -249,9 +294,24 @@ def _worst_row(v: View, f: int, i: int, lay: dict) -> list:
             v.num(p + ("weight", "sqnr_db"), "db") if lay["weight"] else "–"]
 
 
+def _gap_cell(v: View, p: tuple, lay: dict) -> Markup | str:
+    """The layer's kernel gap (exact - deployed SQNR, dB) with the share of values >= 1 LSB off under it."""
+    d = lay.get("deployed")
+    if not d or d.get("kernel_gap_db") is None:
+        return "–"
+    departs = any(h["code"] == "kernel_departs" for h in lay["hints"])
+    return join([v.num(p + ("deployed", "kernel_gap_db"), "db"), " " if departs else None,
+                 tag("kernel departs", "bad") if departs else None, el("br", None),
+                 el("small", {"class_": "muted"},
+                    join([v.num(p + ("deployed", "lsb_diff_share"), "pctg"), "% ≥ 1 LSB"]
+                         + ([" · alone ", v.num(p + ("deployed", "own_gap_db"), "db")]
+                            if d.get("own_gap_db") is not None else [])))])
+
+
 def _all_row(v: View, f: int, i: int, lay: dict) -> list:
     p = ("runs", f, "analysis", "layers", i)
     return [el("code", None, lay["node"]), lay["op_type"], lay["precision"],
+            v.num(p + ("rank_key_db",), "db") if lay.get("rank_key_db") is not None else "–",
             v.num(p + ("isolated", "sqnr_db"), "db") if lay["isolated"] else "–",
             v.num(p + ("cumulative", "sqnr_db"), "db"), v.num(p + ("amplification",), "db"),
             tag("flagged", "bad") if lay["flagged"] else ""]
@@ -262,38 +322,62 @@ def layers(v: View, f: int) -> Markup:
     all_layers = v.get("runs", f, "analysis", "layers")
     ranked = sorted(range(len(all_layers)), key=lambda i: _iso_key(all_layers[i]))
     rows, classes = [], []
+    dep = any(lay.get("deployed") for lay in all_layers)  # a deployed per-layer view was measured
     for rank, i in enumerate(ranked[:TOP_LAYERS], 1):
         lay = all_layers[i]
-        rows.append([str(rank)] + _worst_row(v, f, i, lay))
+        p = ("runs", f, "analysis", "layers", i)
+        rows.append([str(rank)] + _worst_row(v, f, i, lay) + ([_gap_cell(v, p, lay)] if dep else []))
         classes.append("flagged" if lay["flagged"] else None)
         if lay["hints"] and (lay["flagged"] or rank <= 3):
             items = [el("li", None, h["message"], el("br", None), el("span", {"class_": "hint-try"}, "try: ",
                                                                       h["suggestion"])) for h in lay["hints"]]
-            rows.append([Markup(""), el("td", {"colspan": 8}, el("ul", {"class_": "hints"}, *items))])
+            rows.append([Markup(""), el("td", {"colspan": 9 if dep else 8}, el("ul", {"class_": "hints"}, *items))])
             classes.append("flagged hint-row" if lay["flagged"] else "hint-row")
-    heads = ["#", "layer", "rank key dB", "isolated SQNR dB", "cumulative SQNR dB", "amplif. dB", "introduced dB",
-             "clipped", "weight SQNR dB"]
+    heads = ["#", "layer", "effective SQNR dB", "isolated tensor SQNR dB", "cumulative SQNR dB", "amplif. dB",
+             "introduced dB", "clipped", "weight SQNR dB"] + (["kernel gap dB (deployed)"] if dep else [])
     th = v.get("runs", f, "analysis", "thresholds")
     notes = v.get("runs", f, "analysis", "notes") or []  # e.g. the attention-mask path kept in float
     shown = all_layers[:MAX_ALL_LAYERS]
     every = [_all_row(v, f, i, lay) for i, lay in enumerate(shown)]
+    if dep:
+        every = [r[:-1] + [_gap_cell(v, ("runs", f, "analysis", "layers", i), lay), r[-1]] for i, (r, lay) in
+                 enumerate(zip(every, shown))]
     return section(
         "layers", "Worst layers and why",
-        el("p", {"class_": "sub"}, "Ranked by the rank key: the worse of the isolated tensor SQNR (the layer alone "
-           "quantized, fed float inputs, which separates layers that cause error from layers that carry it) and its "
-           "per-channel mean; amplification = isolated − cumulative tensor SQNR; ch = mean / worst output channel, "
+        el("p", {"class_": "sub"}, "Ranked by the effective SQNR = min(tensor, channel mean) of the isolated layer "
+           "(the layer alone quantized, fed float inputs, which separates layers that cause error from layers that "
+           "carry it; JSON rank_key_db), with the tensor SQNR and the per-channel mean / worst beside it; amplification = isolated − cumulative tensor SQNR; ch = mean / worst output channel, "
            "over channels with signal and error (dead and exact channels are left out). "
            f"Flagged: isolated SQNR {th['isolated_below_median_db']:g} dB below the median layer, under "
-           f"{th['isolated_floor_db']:g} dB, or {th['introduced_db']:g} dB lost at the node. Higher SQNR is better."),
-        table(heads, rows, num_cols={0, 2, 3, 4, 5, 6, 7, 8}, row_classes=classes, id="worst-layers", name_col=1),
+           f"{th['isolated_floor_db']:g} dB, or {th['introduced_db']:g} dB lost at the node. Higher SQNR is better."
+           + (" Kernel gap (deployed kernels): the exact simulation's cumulative SQNR minus the SQNR of the same tensor "
+              "read from onnxruntime's fused kernels on the analysing CPU, with the share of values at least one "
+              "quantization step (LSB) apart; 'alone': the same kernel fed the simulation's own inputs, so what it "
+              "adds itself; 'kernel departs' marks a layer whose kernel alone loses 1 dB or more."
+              if dep else "")),
+        table(heads, rows, num_cols={0, 2, 3, 4, 5, 6, 7, 8} | ({9} if dep else set()), row_classes=classes,
+              id="worst-layers", name_col=1),
+        *_model_hints(v, f),
         el("h3", None, "Notes on this run") if notes else None,
         el("ul", {"class_": "hints", "id": "run-notes"}, *[el("li", None, n) for n in notes]) if notes else None,
         el("h3", None, f"All layers in graph order ({len(all_layers)})"),
-        table(["layer", "op", "precision", "isolated dB", "cumulative dB", "amplif. dB", ""], every,
-              num_cols={3, 4, 5}, row_classes=["flagged" if lay["flagged"] else None for lay in shown],
+        table(["layer", "op", "precision", "effective SQNR dB", "isolated tensor dB", "cumulative dB", "amplif. dB"]
+              + (["kernel gap dB (deployed)"] if dep else []) + [""], every,
+              num_cols={3, 4, 5, 6} | ({7} if dep else set()),
+              row_classes=["flagged" if lay["flagged"] else None for lay in shown],
               id="all-layers"),
         el("p", {"class_": "sub"}, f"{len(all_layers) - MAX_ALL_LAYERS} more layers in the JSON file.")
         if len(all_layers) > MAX_ALL_LAYERS else None)
+
+
+def _model_hints(v: View, f: int) -> list:
+    """Hints about the whole model (attention, spread-out error with its measured cost, kernel saturation)."""
+    hints = v.get("runs", f, "analysis", "hints") or []
+    if not hints:
+        return []
+    items = [el("li", None, h["message"], el("br", None), el("span", {"class_": "hint-try"}, "try: ", h["suggestion"]))
+             for h in hints]
+    return [el("h3", None, "Hints for the whole model"), el("ul", {"class_": "hints", "id": "model-hints"}, *items)]
 
 
 def _iso_key(lay: dict) -> float:
@@ -389,6 +473,17 @@ def histograms(v: View, f: int) -> Markup:
                    el("div", {"class_": "grid2"}, *figs))
 
 
+def _p50_spread(v: View, p: tuple, row: dict | None) -> Markup | str:
+    """A model's p50 with its spread under it: p10–p90 of the p50s of repeated rounds (when the benchmark kept it)."""
+    if not row:
+        return "–"
+    if row.get("p50_p10_ms") is None or row.get("p50_p90_ms") is None:
+        return v.num(p + ("p50_ms",), "ms")
+    return join([v.num(p + ("p50_ms",), "ms"), el("br", None), el("small", {"class_": "muted"},
+                                                                   v.num(p + ("p50_p10_ms",), "ms"), "–",
+                                                                   v.num(p + ("p50_p90_ms",), "ms"))])
+
+
 def bench(v: View, f: int) -> Markup:
     """Latency FP32 vs INT8 per backend and how much of the INT8 model runs in integer kernels."""
     runs = [f] + ([v.get("comparison", "before")] if v.get("comparison") else [])
@@ -406,8 +501,7 @@ def bench(v: View, f: int) -> Markup:
             cov = (join([v.num(p + ("nodes_int8",), "int"), " INT8 / ", v.num(p + ("nodes_float",), "int"), " float"])
                    if be["nodes_int8"] is not None else "–")
             rows.append([be["backend"], v.num(p + ("batch",), "int") if be["batch"] is not None else "–",
-                         v.num(p + ("fp32", "p50_ms"), "ms") if be["fp32"] else "–",
-                         v.num(p + ("int8", "p50_ms"), "ms") if be["int8"] else "–",
+                         _p50_spread(v, p + ("fp32",), be["fp32"]), _p50_spread(v, p + ("int8",), be["int8"]),
                          join([v.num(p + ("speedup",), "x"), "×"]) if be["speedup"] is not None else "–", cov,
                          join([v.num(p + ("macs_int8_share",), "pct1"), "%"]) if be["macs_int8_share"] is not None
                          else "–", "; ".join(f"{k}: {m}" for k, m in be["failures"].items())])
@@ -420,7 +514,7 @@ def bench(v: View, f: int) -> Markup:
         floats = [el("li", None, el("code", None, fn)) for be in b["backends"] for fn in be["float_nodes"]]
         host = b.get("host") or {}
         blocks += [el("h3", None, f"{v.get('runs', r, 'label')}: {_run_name(v, r)}") if len(runs) > 1 else None,
-                   table(["backend", "batch", "FP32 p50 (ms)", "INT8 p50 (ms)", "speed-up", "INT8 coverage (nodes)",
+                   table(["backend", "batch", "FP32 p50 (ms), spread", "INT8 p50 (ms), spread", "speed-up", "INT8 coverage (nodes)",
                           "MACs in INT8", "failures"], rows, num_cols={1, 2, 3, 4, 6}, id=f"bench-{r}"),
                    el("figure", None, bar_chart(bars, label="p50 latency per backend (ms)")) if bars else None,
                    el("p", {"class_": "sub"}, "Timed on ", host.get("cpu", "this machine"),

@@ -34,12 +34,13 @@ nav.toc a{font-size:.85rem;color:var(--accent);text-decoration:none;border:1px s
 padding:2px 10px;white-space:nowrap}
 a{color:var(--accent)}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:10px;margin:14px 0}
-.card{background:var(--panel);border:1px solid var(--line);border-radius:8px;padding:10px 12px}
+.card{background:var(--panel);border:1px solid var(--line);border-radius:8px;padding:10px 12px;min-width:0}
 .card .k{font-size:.8rem;color:var(--muted)}
 .card .v{font-size:1.35rem;font-weight:600;line-height:1.3;overflow-wrap:anywhere}
-.card .d{font-size:.85rem}
+.card .d{font-size:.85rem;overflow-wrap:anywhere}
 .verdict{border-left:4px solid var(--accent);background:var(--panel);padding:8px 12px;border-radius:0 6px 6px 0}
-.verdict.bad{border-color:var(--bad)}.verdict.good{border-color:var(--good)}
+.verdict.bad{border-color:var(--bad)}.verdict.good{border-color:var(--good)}.verdict.warn{border-color:var(--warn)}
+.verdict p{margin:0}.verdict ul{margin:4px 0 0;padding-left:18px}
 .scroll{overflow-x:auto;-webkit-overflow-scrolling:touch;margin:8px 0}
 table{border-collapse:collapse;width:100%;font-size:.9rem}
 th,td{border-bottom:1px solid var(--line);padding:5px 8px;text-align:left;vertical-align:top}
@@ -82,6 +83,7 @@ svg .axis{stroke:var(--muted);stroke-width:1}
 svg .tick{font-size:11px;fill:var(--muted)}
 svg .axis-label{font-size:12px;fill:var(--muted)}
 svg .line{fill:none;stroke-width:2;stroke-linejoin:round}
+svg .line.dashed{stroke-width:2.5}
 svg .dashed{stroke-dasharray:6 4}
 svg .s-iso{stroke:var(--iso);fill:var(--iso)}svg .s-cum{stroke:var(--cum);fill:var(--cum)}
 svg .s-before{stroke:var(--before);fill:var(--before)}svg .s-after{stroke:var(--after);fill:var(--after)}

@@ -65,13 +65,14 @@ class View:
     def layer_index(self, run: int, node: str) -> int | None:
         return self._layer_index[run].get(node)
 
-    def num(self, parts: tuple, kind: str = "db", css: str | None = None) -> Markup:
-        """The value at ``parts`` rendered as ``kind``, tagged with its pointer and exact value."""
+    def num(self, parts: tuple, kind: str = "db", css: str | None = None, colour: bool = True) -> Markup:
+        """The value at ``parts`` rendered as ``kind``, tagged with its pointer and exact value; a signed kind is
+        coloured up/down unless ``colour`` is False (a change within its noise)."""
         ptr = pointer(*parts)
         v = resolve(self.doc, ptr)
         _, scale, signed = KINDS[kind]
         cls = ["num"] + ([css] if css else [])
-        if signed and isinstance(v, (int, float)) and v is not None:
+        if colour and signed and isinstance(v, (int, float)) and v is not None:
             cls.append("up" if v > 0 else "down" if v < 0 else "flat")
         return el("span", {"class_": " ".join(cls), "data-ptr": ptr, "data-value": "null" if v is None else repr(v),
                            "data-scale": scale if scale != 1 else None}, format_value(v, kind))

@@ -68,7 +68,15 @@ class LocalPool:
                 f.cancel()
 
     def close(self) -> None:
+        # the executor has no public way to end a running evaluation, and after a Ctrl-C its workers were seen
+        # to outlive this process: end them (each holds only a scratch copy of the model)
+        procs = list((getattr(self.ex, "_processes", None) or {}).values())
         self.ex.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        for p in procs:
+            p.join(timeout=5)
 
 
 class RayPool:

@@ -30,8 +30,7 @@ from ..recipe import Recipe
 from ..session import Session
 from .evaluator import EvalContext, EvalResult, recipe_key
 from .groups import Group, find_groups
-from .moves import DEFAULT_CANDIDATES, GROUP_MOVES, MATMUL_OPS, Move, apply_moves, global_moves, group_moves, \
-    only_group
+from .moves import DEFAULT_CANDIDATES, Move, apply_moves, global_moves, group_moves, only_group
 from .pool import make_pool
 from .selection import Option, greedy_order, solve
 from .target import Target
