@@ -46,7 +46,8 @@ def shoot(app, widget, path: Path) -> None:
 
 
 def shoot_tune(app, w, out: Path) -> None:
-    """Tune the demo for 36 dB output SQNR (full INT8 reaches ~33 dB), take the best point, re-run, select it."""
+    """Tune the demo for 36 dB output SQNR (full INT8 reaches ~33 dB), take the point that meets it with the most
+    MACs in INT8 (the fastest one changes with this VM's timing noise), re-run, select it."""
     from PySide6.QtCore import Qt  # noqa: PLC0415 - Qt is imported once the window is up, as in main()
 
     w.docks["tune"].raise_()
@@ -55,11 +56,13 @@ def shoot_tune(app, w, out: Path) -> None:
     w.tune.run()
     wait(app, lambda: not w.ctl.busy and w.ws.tune and not w.ws.tune.get("running"), timeout=300)
     t = w.ws.tune
-    best = next(i for i, p in enumerate(t["points"]) if p["label"] == t["best"]["label"])
+    best = max((i for i, p in enumerate(t["points"]) if p["met_holdout"] and not p["error"]),
+               key=lambda i: (t["points"][i]["int8_mac_share"] or 0.0, t["points"][i]["holdout_metric"]))
     n = len(w.ws.runs)
     w.tune.use_point(best)
     wait(app, lambda: len(w.ws.runs) == n + 1 and not w.ctl.busy, timeout=300)
     w.tune.table.selectRow(best)
+    w.messages.hide()
     w.docks["tune"].raise_()
     w.resizeDocks([w.docks["tune"]], [430], Qt.Orientation.Vertical)
     shoot(app, w, out / "gui-tune.png")
