@@ -45,6 +45,8 @@ def build_actions(w) -> SimpleNamespace:
                    "(settings in the Benchmark panel)")
     A.export_int8 = _act(w, "Export &INT8 model…", w.export_int8_dialog, "Ctrl+Shift+E",
                          "Write the shown run's INT8 model (.onnx) and its recipe (.recipe.toml) beside it")
+    A.tune = _act(w, "&Tune…", w.show_tune, "F7", "Search for the fewest layers to keep in 16-bit or float to meet "
+                  "an accuracy target")
     A.netron = _act(w, "Open FP32 model in &Netron", w.open_netron, None)
     A.netron_int8 = _act(w, "Open INT8 model in Netron", lambda: w.open_netron(int8=True), None)
     A.fit = _act(w, "&Fit graph", w.graph.fit, "F", "Show the whole graph")
@@ -76,7 +78,7 @@ def build_actions(w) -> SimpleNamespace:
     e.addAction(A.exclude)
     e.addAction(A.reset_all)
     an = mb.addMenu("&Analysis")
-    for a in (A.run, A.cancel, A.bench):
+    for a in (A.run, A.cancel, A.bench, A.tune):
         an.addAction(a)
     an.addSeparator()
     an.addAction(A.auto_analyze)
@@ -99,6 +101,7 @@ def build_actions(w) -> SimpleNamespace:
     tb.addSeparator()
     tb.addAction(A.exclude)
     tb.addAction(A.bench)
+    tb.addAction(A.tune)
     w.addToolBar(tb)
     A.toolbar = tb
     return A

@@ -18,12 +18,13 @@ from PySide6.QtCore import QObject, Signal
 from workbench.app.layer_changes import structure_note
 from workbench.app.layout import GraphLayout
 from workbench.app.project import ProjectData, load_project, save_project
-from workbench.app.requests import SCATTER_RESERVOIR, Analyze, Calibrate, OpenedInfo, OpenModel
+from workbench.app.requests import SCATTER_RESERVOIR, Analyze, Calibrate, OpenedInfo, OpenModel, Tune
 from workbench.app.workspace import Workspace
 from workbench.errors import WorkbenchError
 from workbench.model_loader import code_to_run
 from workbench.recipe import Recipe
 from workbench.session import SessionSpec
+from workbench.tune.search import TuneSpec
 
 from .errors import ErrorInfo
 from .worker import EngineCall, EngineClient
@@ -243,6 +244,53 @@ class Controller(QObject):
 
         self.engine.start(name, request, on_done=done)
         return True
+
+    # -- tuning --------------------------------------------------------------------------------------------
+    def run_tune(self, spec: TuneSpec) -> bool:
+        """Search from the current recipe for ``spec``; each verified point lands in the workspace as it is
+        verified, the full result when the search ends (Cancel keeps the points found so far)."""
+        if self.busy:
+            self.sigError.emit(ErrorInfo("Busy", f"'{self.job_name}' is still running",
+                                         "wait for it to finish or press Cancel"))
+            return False
+        if self.opened is None:
+            self.sigError.emit(ErrorInfo("Nothing to tune", "no model is loaded in the analysis process",
+                                         "open a model first (Ctrl+O), or Re-run (F5) after an engine crash"))
+            return False
+        self.ws.start_tune(spec.target.text, spec.objective)
+
+        def done(call: EngineCall) -> None:
+            if call.cancelled or call.error is not None:
+                self.ws.finish_tune(None, "cancelled" if call.cancelled else "failed")
+                self._fail(call, "tune the model")
+                return
+            self.ws.finish_tune(call.result)
+            r = call.result
+            best = r.get("best")
+            verdict = ("no point verified" if best is None else
+                       f"best: {best['label']} ({'meets' if best['met_holdout'] else 'does not meet'} the target "
+                       "on held-back data)")
+            stop = f", stopped early ({r['stopped']})" if r.get("stopped") else ""
+            self.sigStatus.emit(f"Tune: {len(r['points'])} points, {r['evaluations']} evaluations in "
+                                f"{r['elapsed_s']:.1f} s{stop}; {verdict}")
+
+        self.engine.start("Tuning", Tune(spec, self.ws.recipe.copy()), on_done=done,
+                          on_partial=self.ws.add_tune_point)
+        return True
+
+    def apply_tune_point(self, index: int) -> bool:
+        """Make tune point ``index``'s recipe the current edits (one undoable step) and re-run the analysis, so
+        Before / after compares it with the run before."""
+        if self.busy:
+            self.sigError.emit(ErrorInfo("Busy", f"'{self.job_name}' is still running",
+                                         "wait for it to finish or press Cancel"))
+            return False
+        try:
+            self.ws.choose_tune_point(index)
+        except WorkbenchError as e:
+            self.sigError.emit(ErrorInfo.from_exception(e, "use the tune point's recipe"))
+            return False
+        return self.run_analysis()
 
     # -- projects -------------------------------------------------------------------------------------------
     def save_project(self, path: str | Path) -> Path | None:

@@ -48,6 +48,7 @@ from .plots.scatter import ScatterPlot
 from .prompts import Prompter
 from .settings import Preferences, RecentItem, add_recent, open_settings, recent_items
 from .summary_panel import SummaryPanel
+from .tune_panel import TunePanel
 
 MODEL_SUFFIXES = {".onnx", ".pt", ".pt2"}
 LAYOUT_VERSION = 2  # 2: narrower side docks, so the graph gets the room its tool bar and folded chains need
@@ -99,6 +100,7 @@ class MainWindow(QMainWindow):
         self.heatmap = HeatmapPlot(self.ws)
         self.compare = ComparePanel(self.ws)
         self.bench = make_bench_panel(self)
+        self.tune = TunePanel(self.ws, self.ctl)
         self.docks: dict[str, QDockWidget] = {}
         self._build_docks()
         self.actions_ = build_actions(self)
@@ -136,7 +138,8 @@ class MainWindow(QMainWindow):
         first = self._dock("depth", "SQNR along depth", self.depth, B)
         for key, title, w in (("histogram", "Histogram && clip range", self.histogram),
                               ("scatter", "FP32 vs INT8", self.scatter), ("heatmap", "Heatmap", self.heatmap),
-                              ("compare", "Before / after", self.compare), ("bench", "Benchmark", self.bench)):
+                              ("compare", "Before / after", self.compare), ("bench", "Benchmark", self.bench),
+                              ("tune", "Tune", self.tune)):
             self.tabifyDockWidget(first, self._dock(key, title, w, B))
         first.raise_()
         self.resizeDocks([self.docks["run"], self.docks["layers"]], [330, 520], Qt.Orientation.Horizontal)
@@ -338,6 +341,10 @@ class MainWindow(QMainWindow):
     def focus_search(self) -> None:
         self.graph.search.setFocus()
         self.graph.search.selectAll()
+
+    def show_tune(self) -> None:
+        self.docks["tune"].show()
+        self.docks["tune"].raise_()
 
     def show_benchmark(self) -> None:
         self.docks["bench"].show()

@@ -1,7 +1,7 @@
 """File → Export report: one self-contained HTML file (JSON and Markdown beside it) from what is on screen.
 
-The runs shown (and the one compared with, as before/after) and their benchmarks go to the engine process
-in an ``ExportReport`` request (``workbench.app.requests``); nothing is re-analysed.
+The runs shown (and the one compared with, as before/after), their benchmarks and the latest tune search go to
+the engine process in an ``ExportReport`` request (``workbench.app.requests``); nothing is re-analysed.
 """
 
 from __future__ import annotations
@@ -24,11 +24,13 @@ def _bench_for(ws, run) -> dict | None:
 def build_request(ws, path: str) -> ExportRequest:
     """Before/after when a run is compared with another, else the shown run alone."""
     run, before = ws.current_run, ws.baseline_run
+    tune = ws.tune if ws.tune and not ws.tune.get("running") else None  # its Pareto plot and chosen point
     if before is not None:
         return ExportRequest(ws.spec, path, before.recipe, before.result, run.recipe, run.result,
                              recipe_source=before.label, compare_source=run.label,
-                             bench=[_bench_for(ws, before), _bench_for(ws, run)])
-    return ExportRequest(ws.spec, path, run.recipe, run.result, recipe_source=run.label, bench=[_bench_for(ws, run)])
+                             bench=[_bench_for(ws, before), _bench_for(ws, run)], tune=tune)
+    return ExportRequest(ws.spec, path, run.recipe, run.result, recipe_source=run.label, bench=[_bench_for(ws, run)],
+                         tune=tune)
 
 
 def export_report(window) -> bool:

@@ -43,6 +43,7 @@ class EngineCall:
     id: int
     request: Any = None
     on_done: Callable[["EngineCall"], None] | None = None
+    on_partial: Callable[[Any], None] | None = None  # each partial result the request streams, as it arrives
     result: Any = None
     error: BaseException | None = None
     traceback: str = ""
@@ -60,6 +61,7 @@ class EngineClient(QObject):
 
     sigStarted = Signal(str)
     sigProgress = Signal(float, str)
+    sigPartial = Signal(object)  # a partial result the running request streamed (e.g. a verified tune point)
     sigFinished = Signal(object)  # the EngineCall
     sigBusyChanged = Signal(bool)
     sigEngineLost = Signal()  # the child died: whatever it held (the loaded model) is gone
@@ -115,15 +117,16 @@ class EngineClient(QObject):
         else:
             self._outbox.append(msg)
 
-    def start(self, name: str, request: Any, on_done: Callable[[EngineCall], None] | None = None) -> EngineCall:
+    def start(self, name: str, request: Any, on_done: Callable[[EngineCall], None] | None = None,
+              on_partial: Callable[[Any], None] | None = None) -> EngineCall:
         """Send ``request`` (answered by its handler in ``workbench.app.requests.HANDLERS``) to the child;
-        refuses while busy."""
+        refuses while busy. ``on_partial`` gets each partial result the handler streams (``PipeTask.partial``)."""
         if self.call is not None:
             raise RuntimeError(f"'{self.call.name}' is still running")
         if not self.engine_alive:
             self._spawn()
         self._next_id += 1
-        call = EngineCall(name, self._next_id, request, on_done)
+        call = EngineCall(name, self._next_id, request, on_done, on_partial)
         self.call = call
         self._send((call.id, request))
         self._timer.start()
@@ -169,6 +172,10 @@ class EngineClient(QObject):
                 if msg[0] == "progress":
                     if msg[1] == call.id:
                         self.sigProgress.emit(msg[2], msg[3])
+                        if len(msg) > 4:
+                            if call.on_partial is not None:
+                                call.on_partial(msg[4])
+                            self.sigPartial.emit(msg[4])
                     continue
                 if msg[1] != call.id:
                     continue

@@ -48,6 +48,7 @@ class ProjectData:
     saved: float = 0.0
     samples: int | None = None
     view_state: dict = field(default_factory=dict)
+    tune: dict | None = None  # the latest tune search (``Workspace.tune``)
 
     def apply(self, ws: Workspace) -> None:
         """Replace the workspace's content with this project (the graph arrives when the model is prepared)."""
@@ -55,9 +56,11 @@ class ProjectData:
         ws.view_state = dict(self.view_state)
         ws.runs = list(self.runs)
         ws.benchmarks = list(self.benchmarks)
+        ws.tune = self.tune
         ws.baseline = self.baseline
         ws.events.runs.emit()
         ws.events.benchmarks.emit()
+        ws.events.tune.emit()
         if self.runs:
             ws.show_run(self.current if self.current is not None and self.current < len(self.runs)
                         else len(self.runs) - 1)
@@ -100,6 +103,7 @@ def project_dict(ws: Workspace, base: Path | None = None) -> dict:
         "selection": list(ws.selection),
         "analysis_samples": ws.samples,
         "view_state": json_safe(ws.view_state),
+        "tune": json_safe({k: v for k, v in ws.tune.items() if k != "running"}) if ws.tune else None,
     }
 
 
@@ -166,6 +170,9 @@ def project_from_dict(d: dict, base: Path, source: str = "project") -> ProjectDa
                             float(r.get("created") or 0.0)))
         benches = [BenchmarkEntry(b.get("run", ""), b["backend"], b["result"], float(b.get("created") or 0.0))
                    for b in d.get("benchmarks") or []]
+        tune = d.get("tune")
+        if tune is not None and not (isinstance(tune, dict) and isinstance(tune.get("points"), list)):
+            raise ValueError("'tune' must be a tune result with a list of points")
         cur = d.get("current_run")
         base_run = d.get("baseline_run")
         samples = d.get("analysis_samples")
@@ -177,7 +184,7 @@ def project_from_dict(d: dict, base: Path, source: str = "project") -> ProjectDa
             raise ProjectError(f"{source}: view_state must be an object", "fix or remove that field")
         return ProjectData(spec, recipe, runs, benches, cur if isinstance(cur, int) else None,
                            base_run if isinstance(base_run, int) else None, tuple(d.get("selection") or ()),
-                           float(d.get("saved") or 0.0), samples, view_state)
+                           float(d.get("saved") or 0.0), samples, view_state, tune)
     except WorkbenchError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as e:

@@ -13,7 +13,8 @@ loopback interface (Unix socket where available), authenticated with a key passe
 Protocol (everything pickled):
   parent -> child: ``(request_id, request)`` (a request of ``workbench.app.requests``, answered by its handler
                    in ``HANDLERS``), or the bare control messages ``CANCEL`` and ``EXIT``
-  child -> parent: ``("progress", request_id, fraction, message)``, then exactly one of
+  child -> parent: ``("progress", request_id, fraction, message)`` (with a fifth element, a partial result, when
+                   the handler streams one: a tune run's verified points), then exactly one of
                    ``("done", request_id, result)``, ``("cancelled", request_id)``,
                    ``("error", request_id, info, traceback)``
 A reader thread in the child receives while the main thread computes, so ``CANCEL`` sets an event that
@@ -50,12 +51,19 @@ class PipeTask:
     def __init__(self, conn, cancel_event, request_id: int):
         self.conn, self.cancel_event, self.request_id = conn, cancel_event, request_id
         self._last = 0.0
+        self._fraction = 0.0
 
     def report(self, fraction: float, message: str = "") -> None:
+        self._fraction = float(fraction)
         now = time.monotonic()
         if now - self._last >= PROGRESS_INTERVAL_S or fraction >= 1.0:
             self._last = now
             self.conn.send(("progress", self.request_id, float(fraction), str(message)))
+
+    def partial(self, payload, message: str = "") -> None:
+        """Send a partial result (e.g. one verified tune point) now, never rate-limited: the GUI shows each one
+        as it arrives."""
+        self.conn.send(("progress", self.request_id, self._fraction, str(message), payload))
 
     def check(self) -> None:
         if self.cancel_event.is_set():

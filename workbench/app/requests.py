@@ -25,6 +25,7 @@ from ..recipe import Recipe
 from ..report import api as report_api
 from ..report.api import ExportRequest
 from ..session import Session, SessionSpec, open_session
+from ..tune.search import TuneSpec, run_tune
 from .layout import GraphLayout, layout_graph
 
 #: values kept per tensor for the GUI's FP32-vs-INT8 scatter plot
@@ -63,6 +64,17 @@ class Benchmark:
     fields). Reply: the JSON-able report (``workbench.bench.BenchReport.to_dict``)."""
 
     bench: BenchRequest
+
+
+@dataclass(frozen=True)
+class Tune:
+    """Search the open model for the cheapest per-group mix of INT8, 16-bit and float that meets ``spec.target``
+    (``qwb tune``), starting from ``recipe`` (the GUI's current edits). Each verified point is streamed as it is
+    verified (``Point.to_dict()`` through ``task.partial``); cancelling keeps the points found so far.
+    Reply: ``TuneResult.to_dict()`` (``stopped`` says why a run ended early)."""
+
+    spec: TuneSpec
+    recipe: Recipe
 
 
 @dataclass(frozen=True)
@@ -160,6 +172,23 @@ def analyze(req: Analyze, state: EngineState, task: Task):
 def benchmark(req: Benchmark, state: EngineState, task: Task) -> dict:
     """Time FP32 against INT8 on the request's backends; returns the JSON-able report."""
     return run_bench(req.bench, task).to_dict()
+
+
+@handles(Tune)
+def tune(req: Tune, state: EngineState, task: Task) -> dict:
+    """Run the tune search on the open session from the request's recipe; points go up as they are verified."""
+    s = state.require_session()
+    partial = getattr(task, "partial", None)  # the engine process's task streams; a plain Task does not
+
+    def on_point(point) -> None:
+        if partial is not None:
+            partial(point.to_dict(), f"verified: {point.label}")
+
+    saved, s.recipe = s.recipe, req.recipe.copy()  # run_tune searches from the session's recipe
+    try:
+        return run_tune(s, req.spec, task, on_point).to_dict()
+    finally:
+        s.recipe = saved
 
 
 @handles(ExportReport)

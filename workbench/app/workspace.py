@@ -92,7 +92,7 @@ class Workspace:
         # "current" is emitted whenever the shown run or the one compared with changes (adding a run shows
         # it), so views of results listen to it alone; "runs" is for lists of runs.
         self.events = EventGroup("spec", "graph", "recipe", "runs", "current", "stale", "selection",
-                                 "benchmarks", "dirty", "samples", "view", "activity")
+                                 "benchmarks", "dirty", "samples", "view", "activity", "tune")
         self.spec: SessionSpec | None = None
         self.graph = None  # workbench.graph.ModelGraph once the model is prepared
         self.recipe = Recipe()
@@ -108,6 +108,9 @@ class Workspace:
         #: what the engine is doing now ("Analysing", "Opening model"...), None when idle: empty views say
         #: "Analysing…" instead of "No analysis yet" while results are on their way
         self.activity: str | None = None
+        #: the latest tune search: ``TuneResult.to_dict()`` once finished (``running`` while points arrive), with
+        #: ``chosen``, the index of the point whose recipe the user took (None until one is picked)
+        self.tune: dict | None = None
         self.dirty = False
         self._undo: list[dict] = []
         self._redo: list[dict] = []
@@ -124,6 +127,7 @@ class Workspace:
         self.runs, self.current, self.baseline = [], None, None
         self.selection = ()
         self.benchmarks = []
+        self.tune = None
         self._undo, self._redo = [], []
         self._was_stale = False
         self.events.spec.emit(spec)
@@ -135,6 +139,7 @@ class Workspace:
         self.events.benchmarks.emit()
         self.events.samples.emit(self.samples)
         self.events.view.emit()
+        self.events.tune.emit()
         self._set_dirty(False)
 
     def set_samples(self, samples: int | None) -> None:
@@ -313,6 +318,39 @@ class Workspace:
         self.events.benchmarks.emit()
         self._set_dirty(True)
         return entry
+
+    # -- tuning --------------------------------------------------------------------------------------------
+    def start_tune(self, target: str, objective: str) -> None:
+        """A tune search began: forget the last one; its points arrive through ``add_tune_point``."""
+        self.tune = {"target": target, "objective": objective, "points": [], "running": True, "chosen": None}
+        self.events.tune.emit()
+
+    def add_tune_point(self, point: dict) -> None:
+        """One verified point (``Point.to_dict()``) of the running search."""
+        if self.tune is not None:
+            self.tune["points"].append(point)
+            self.events.tune.emit()
+
+    def finish_tune(self, result: dict | None, stopped: str | None = None) -> None:
+        """The search ended: ``result`` is ``TuneResult.to_dict()``; None when it stopped before returning one
+        (the points streamed so far stay, with ``stopped``)."""
+        if result is not None:
+            self.tune = dict(result, chosen=None)
+        elif self.tune is not None:
+            self.tune.pop("running", None)
+            self.tune["stopped"] = stopped or "cancelled"
+        self.events.tune.emit()
+        self._set_dirty(True)
+
+    def choose_tune_point(self, index: int) -> Recipe:
+        """Make point ``index``'s recipe the current edits (one undoable step) and remember the choice."""
+        if self.tune is None or not 0 <= index < len(self.tune["points"]):
+            raise IndexError(index)
+        recipe = Recipe.from_dict(self.tune["points"][index]["recipe"])
+        self.replace_recipe(recipe)
+        self.tune["chosen"] = index
+        self.events.tune.emit()
+        return recipe
 
     # -- selection ------------------------------------------------------------------------------------
     def select(self, nodes: Iterable[str], source: object = None) -> None:

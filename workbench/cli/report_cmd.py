@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 
@@ -42,6 +43,9 @@ def register(sub) -> None:
     p.add_argument("--samples", type=int, metavar="N", help="analyse only the first N evaluation samples")
     p.add_argument("--title", help="the report's title (default: '<model>: INT8 quantization report')")
     p.add_argument("--only", action="store_true", help="write only the -o file (no .json/.md beside an .html)")
+    p.add_argument("--tune", metavar="TUNE.json", help="a `qwb tune --json` result: the report shows its Pareto plot "
+                   "and points, the chosen point being the one whose recipe the report's run uses (e.g. --recipe "
+                   "tuned.toml)")
     p.add_argument("--from", dest="from_json", metavar="REPORT.json",
                    help="re-render a report from its saved JSON (no model or data needed)")
     p.set_defaults(func=run)
@@ -84,10 +88,27 @@ def _build(args, build_report):
     print_notes(s.prepared.notes)
     other = with_metrics(Recipe.load(args.compare), metric_overrides(args, s)) if args.compare else None
     backends = [b.strip() for b in args.bench.split(",") if b.strip()] if args.bench else []
+    tune = read_tune(args.tune) if getattr(args, "tune", None) else None
     report = build_report(s, compare_recipe=other, compare_source=args.compare, samples=args.samples,
-                          bench=backends, command=_argv(), title=args.title, task=task)
+                          bench=backends, command=_argv(), title=args.title, tune=tune, task=task)
     task.done()
     return report
+
+
+def read_tune(path: str) -> dict:
+    """A ``qwb tune --json`` document, checked for what the report reads (target, points with recipes)."""
+    fix = "pass the file `qwb tune ... --json TUNE.json` wrote"
+    try:
+        with open(path, encoding="utf-8") as f:
+            d = json.load(f)
+    except OSError as e:
+        raise WorkbenchError(f"--tune {path}: cannot read it ({e.strerror or e})", fix) from e
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise WorkbenchError(f"--tune {path} is not JSON ({e})", fix) from e
+    if not (isinstance(d, dict) and isinstance(d.get("target"), str) and isinstance(d.get("points"), list)
+            and all(isinstance(p, dict) and isinstance(p.get("recipe"), dict) for p in d["points"])):
+        raise WorkbenchError(f"--tune {path} is not a qwb tune result (no target and points)", fix)
+    return d
 
 
 def _argv() -> list[str] | None:

@@ -36,6 +36,7 @@ class ExportRequest:
     bench: list = field(default_factory=list)
     title: str | None = None
     only: bool = False  # write only ``path`` (no .json/.md beside an .html)
+    tune: dict | None = None  # the session's tune search (``Workspace.tune``): its Pareto plot and chosen point
 
 
 def export_report(request: ExportRequest, task=None) -> list[str]:
@@ -49,5 +50,6 @@ def export_report(request: ExportRequest, task=None) -> list[str]:
     report = build_report(session, recipe=request.recipe, analysis=request.analysis,
                           compare_recipe=request.compare_recipe, compare_analysis=request.compare_analysis,
                           recipe_source=request.recipe_source, compare_source=request.compare_source,
-                          bench_json=request.bench or None, title=request.title, task=task)
+                          bench_json=request.bench or None, title=request.title, tune=request.tune,
+                          task=task)
     return [str(p) for p in write_report(report, Path(request.path), only=request.only)]

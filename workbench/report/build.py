@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import resources
+from analyzers.jsonsafe import json_safe
 from backends.tasks import scaled
 
 from .. import __version__
@@ -33,7 +34,8 @@ from .verdict import apply_verdicts
 def build_report(session, *, recipe: Recipe | None = None, analysis=None, compare_recipe: Recipe | None = None,
                  compare_analysis=None, recipe_source: str | None = None, compare_source: str | None = None,
                  samples: int | None = None, bench: list[str] | tuple = (), bench_json: list[dict] | None = None,
-                 command: list[str] | None = None, title: str | None = None, task=None) -> ReportData:
+                 command: list[str] | None = None, title: str | None = None, tune: dict | None = None,
+                 task=None) -> ReportData:
     """Everything a report shows for ``session``'s model and data.
 
     - ``recipe``: the run's recipe, or the *before* of a comparison (default: the session's recipe).
@@ -44,6 +46,8 @@ def build_report(session, *, recipe: Recipe | None = None, analysis=None, compar
     - ``bench``: backend names to benchmark FP32 vs each run's INT8 model on (e.g. ``["cpu"]``), or
       ``bench_json``: benchmark results already measured, one per run (``qwb bench --json`` documents).
     - ``command``: the argv that produced the report (``qwb report ...``); synthesised when None.
+    - ``tune``: a tune search (``TuneResult.to_dict()``, with ``chosen``: the index of the point the user took),
+      shown as its Pareto plot and points.
     """
     t0 = time.perf_counter()
     if bench and not bench_json:  # say what cannot be benchmarked before minutes of analysis, not after
@@ -76,11 +80,27 @@ def build_report(session, *, recipe: Recipe | None = None, analysis=None, compar
         generator=f"Quant Workbench {__version__}", model=model_summary(session.prepared),
         environment=environment(execution_text(runs[final].analysis.execution)), data=data_sets(session),
         runs=runs, reproduce=reproduce(session, specs, samples, bench, command),
-        comparison=comparison(runs[0], runs[1]) if len(runs) == 2 else None)
+        comparison=comparison(runs[0], runs[1]) if len(runs) == 2 else None,
+        tune=tune_block(tune, runs[final].recipe) if tune else None)
     apply_verdicts(report)
     if task is not None:
         task.report(1.0, f"report built in {time.perf_counter() - t0:.1f} s")
     return report
+
+
+def tune_block(tune: dict, final_recipe: dict) -> dict:
+    """The tune search as the report keeps it: every figure of the result, ``chosen`` (the point the user took;
+    else the point whose recipe the report's run uses) and ``chosen_is_final`` (the detailed sections describe
+    that point's recipe)."""
+    d = json_safe({k: v for k, v in tune.items() if k != "running"})
+    points = d.get("points") or []
+    same = [i for i, p in enumerate(points) if p.get("recipe") == final_recipe]
+    chosen = d.get("chosen")
+    if not (isinstance(chosen, int) and 0 <= chosen < len(points)):
+        chosen = same[0] if same else None
+    d["chosen"] = chosen
+    d["chosen_is_final"] = chosen is not None and chosen in same
+    return d
 
 
 def comparison(before: RunReport, after: RunReport) -> Comparison:

@@ -1,4 +1,5 @@
-"""Inline SVG charts for reports: SQNR along depth, histograms with calibration ranges, latency bars.
+"""Inline SVG charts for reports: SQNR along depth, histograms with calibration ranges, latency bars, and a tune
+search's Pareto plot.
 
 Plain SVG built with ``markup.el`` (so every label is escaped), styled by classes from the page's CSS
 (colours follow print and screen), scaled by ``viewBox`` to any width. Each plotted value carries its
@@ -233,4 +234,75 @@ def bar_chart(rows: list[tuple[str, float | None, str, str]], *, label: str, uni
     return _svg(width, height, label, *out, cls="chart bars-h")
 
 
-__all__ = ["Series", "line_chart", "legend", "histogram_chart", "bar_chart", "nice_ticks", "fmt_tick", "join"]
+@dataclass
+class ScatterPoint:
+    """One point of a scatter chart: ``y`` drawn filled (class ``css``), ``y_alt`` (if any) hollow and linked to
+    it; ``ring`` circles it; ``ptr`` is the JSON pointer of ``y``."""
+
+    x: float
+    y: float
+    css: str
+    title: str
+    ptr: str = ""
+    y_alt: float | None = None
+    ring: bool = False
+
+
+def scatter_chart(points: list[ScatterPoint], *, label: str, x_label: str, y_label: str,
+                  front: list[tuple[float, float]] = (), hline: tuple[float, str] | None = None,
+                  width: int = 720, height: int = 340) -> Markup:
+    """Points over two measured axes, with a line through ``front`` (e.g. the Pareto points) and a dashed
+    horizontal ``hline`` (value, name) such as an accuracy target."""
+    pts = [p for p in points if math.isfinite(p.x) and math.isfinite(p.y)]
+    if not pts:
+        return el("p", {"class_": "muted"}, "no points to plot")
+    ys = [p.y for p in pts] + [p.y_alt for p in pts if p.y_alt is not None and math.isfinite(p.y_alt)]
+    if hline is not None:
+        ys.append(hline[0])
+    xs = [p.x for p in pts]
+    left, right, top, bottom = 58, 16, 14, 44
+    pw, ph = width - left - right, height - top - bottom
+    yt, xt = nice_ticks(min(ys), max(ys), 5), nice_ticks(min(xs), max(xs), 6)
+    y0, y1, x0, x1 = yt[0], yt[-1], xt[0], xt[-1]
+
+    def X(v):
+        return left + pw * (v - x0) / ((x1 - x0) or 1)
+
+    def Y(v):
+        return top + ph * (1 - (v - y0) / ((y1 - y0) or 1))
+
+    out = [el("line", {"class_": "grid", "x1": left, "x2": left + pw, "y1": _f(Y(t)), "y2": _f(Y(t))}) for t in yt]
+    out += [el("text", {"class_": "tick", "x": left - 6, "y": _f(Y(t) + 4), "text-anchor": "end"}, fmt_tick(t))
+            for t in yt]
+    out += [el("text", {"class_": "tick", "x": _f(X(t)), "y": top + ph + 16, "text-anchor": "middle"}, fmt_tick(t))
+            for t in xt]
+    out += [el("line", {"class_": "axis", "x1": left, "x2": left, "y1": top, "y2": top + ph}),
+            el("line", {"class_": "axis", "x1": left, "x2": left + pw, "y1": top + ph, "y2": top + ph}),
+            el("text", {"class_": "axis-label", "x": 12, "y": _f(top + ph / 2), "text-anchor": "middle",
+                        "transform": f"rotate(-90 12 {_f(top + ph / 2)})"}, y_label),
+            el("text", {"class_": "axis-label", "x": _f(left + pw / 2), "y": height - 6, "text-anchor": "middle"},
+               x_label)]
+    if hline is not None and math.isfinite(hline[0]):
+        out += [el("line", {"class_": "target-line", "x1": left, "x2": left + pw, "y1": _f(Y(hline[0])),
+                            "y2": _f(Y(hline[0]))}),
+                el("text", {"class_": "range-label target", "x": left + pw - 4, "y": _f(Y(hline[0]) - 5),
+                            "text-anchor": "end"}, hline[1])]
+    line = [f"{_f(X(a))},{_f(Y(b))}" for a, b in sorted(front) if math.isfinite(a) and math.isfinite(b)]
+    if len(line) > 1:
+        out.append(el("polyline", {"class_": "line front", "points": " ".join(line)}))
+    for p in pts:
+        if p.y_alt is not None and math.isfinite(p.y_alt):
+            out.append(el("line", {"class_": "link", "x1": _f(X(p.x)), "x2": _f(X(p.x)), "y1": _f(Y(p.y_alt)),
+                                   "y2": _f(Y(p.y))}))
+            out.append(el("circle", {"class_": "pt alt", "cx": _f(X(p.x)), "cy": _f(Y(p.y_alt)), "r": 3.5}))
+    for p in pts:
+        if p.ring:
+            out.append(el("circle", {"class_": "chosen-ring", "cx": _f(X(p.x)), "cy": _f(Y(p.y)), "r": 9}))
+        out.append(el("circle", {"class_": f"pt {p.css}", "cx": _f(X(p.x)), "cy": _f(Y(p.y)), "r": 5,
+                                 "data-ptr": p.ptr or None, "data-value": repr(float(p.y))},
+                      el("title", None, p.title)))
+    return _svg(width, height, label, *out, cls="chart scatter")
+
+
+__all__ = ["Series", "ScatterPoint", "line_chart", "legend", "histogram_chart", "bar_chart", "scatter_chart",
+           "nice_ticks", "fmt_tick", "join"]

@@ -348,6 +348,7 @@ class ReportData:
     comparison: Comparison | None = None
     verdict: str | None = None  # good | warn | bad: the final run (public contract, ``workbench.report.verdict``)
     verdict_reasons: list[str] = field(default_factory=list)
+    tune: dict | None = None  # a tune search (``TuneResult.to_dict()``) with ``chosen``: see ``build.tune_block``
 
     @property
     def final(self) -> RunReport:

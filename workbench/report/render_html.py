@@ -12,6 +12,7 @@ from urllib.parse import quote
 from . import sections_context as ctx
 from . import sections_kernels as kern
 from . import sections_results as res
+from . import sections_tune
 from .data import ReportData
 from .html_parts import MAX_DOWNLOAD_BYTES
 from .markup import Markup, el, esc
@@ -21,9 +22,9 @@ from .view import View
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; "
        "frame-ancestors 'none'")
 
-SECTIONS = [("summary", "Summary"), ("compare", "Before / after"), ("outputs", "Outputs"), ("kernels", "Kernels"),
-            ("layers", "Worst layers"),
-            ("depth", "SQNR along depth"), ("histograms", "Histograms"), ("bench", "Benchmark"), ("fix", "Fix export"),
+SECTIONS = [("summary", "Summary"), ("compare", "Before / after"), ("tune", "Tune"), ("outputs", "Outputs"),
+            ("kernels", "Kernels"), ("layers", "Worst layers"), ("depth", "SQNR along depth"),
+            ("histograms", "Histograms"), ("bench", "Benchmark"), ("fix", "Fix export"),
             ("recipe", "Recipe"), ("model", "Model"), ("environment", "Environment"), ("reproduce", "Reproduce")]
 
 
@@ -32,10 +33,11 @@ def render_html(report: ReportData | dict) -> str:
     doc = report.to_dict() if isinstance(report, ReportData) else report
     v = View(doc)
     f = doc["final_run"]
-    body = [res.summary(v, f), res.comparison(v), res.outputs(v, f), kern.kernels(v, f), res.layers(v, f), res.depth(v, f),
-            res.histograms(v, f), res.bench(v, f), ctx.fix(v, f), ctx.recipe(v), ctx.model(v), ctx.environment(v),
-            ctx.reproduce(v)]
-    present = {sid for sid, _ in SECTIONS if sid != "compare" or doc.get("comparison")}
+    body = [res.summary(v, f), res.comparison(v), sections_tune.tune(v), res.outputs(v, f), kern.kernels(v, f),
+            res.layers(v, f), res.depth(v, f), res.histograms(v, f), res.bench(v, f), ctx.fix(v, f), ctx.recipe(v),
+            ctx.model(v), ctx.environment(v), ctx.reproduce(v)]
+    present = {sid for sid, _ in SECTIONS if (sid != "compare" or doc.get("comparison"))
+               and (sid != "tune" or doc.get("tune"))}
     if not v.get("runs", f, "analysis", "kernel_gap"):
         present.discard("kernels")
     nav = el("nav", {"class_": "toc", "aria-label": "sections"},

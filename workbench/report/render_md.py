@@ -75,6 +75,8 @@ def render_markdown(report: ReportData | dict) -> str:
     c = d.get("comparison")
     if c:
         out += _comparison(d, c)
+    if d.get("tune"):
+        out += _tune(d["tune"])
     out += [md_text(line) for line in kernels_md(run["analysis"])] + ([""] if kernels_md(run["analysis"]) else [])
     layers = run["analysis"]["layers"]
     ranked = sorted((lay for lay in layers if lay.get("rank_key_db") is not None), key=lambda lay: lay["rank_key_db"])
@@ -124,6 +126,21 @@ def render_markdown(report: ReportData | dict) -> str:
     out += (["Reproduce (in the report's folder; the recipe files are written beside the report):", "", _fence(rerun),
              ""] if rerun else ["Reproduce:", "", _fence(d["reproduce"]["command"]), ""])
     return clean("\n".join(out))  # belt and braces: no raw bidi or control character from any field
+
+
+def _tune(t: dict) -> list[str]:
+    """The tune search's points (Pareto ones starred) and the chosen point."""
+    pts = t.get("points") or []
+    out = [f"**Tune** target {md_code(t['target'])}, objective {md_text(t['objective'])}: {len(pts)} points verified "
+           f"on {t.get('holdout_samples', '?')} held-back samples" + (f" (stopped early: {md_text(t['stopped'])})"
+                                                                      if t.get("stopped") else ""), "",
+           "| | point | search part | held back | target | latency (ms) |", "|---|---|--:|--:|---|--:|"]
+    for i, p in enumerate(pts):
+        mark = "▶" if i == t.get("chosen") else "★" if p.get("pareto") else ""
+        met = "failed" if p.get("error") else "met" if p.get("met_holdout") else "missed"
+        out.append(f"| {mark} | {md_text(p['label'])} | {_v(p.get('search_metric'), 'g')} | "
+                   f"{_v(p.get('holdout_metric'), 'g')} | {met} | {_v(p.get('latency_ms'), 'ms')} |")
+    return out + ["", "▶ chosen point, ★ Pareto point", ""]
 
 
 def _output_head(s: dict, kind: bool = True) -> list[str]:

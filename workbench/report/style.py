@@ -76,7 +76,7 @@ tr.hint-row td{border-top:0;padding-top:0}
 .sw.s-iso{border-color:var(--iso)}.sw.s-cum{border-color:var(--cum)}.sw.s-before{border-color:var(--before)}
 .sw.s-after{border-color:var(--after)}.sw.flag{width:12px;height:12px;border:2px solid var(--bad);border-radius:50%}
 svg.chart{width:100%;height:auto;display:block;overflow:visible}
-svg.bars-h{max-width:760px}
+svg.bars-h{max-width:760px}svg.scatter{max-width:820px}
 .wide{overflow-x:auto;-webkit-overflow-scrolling:touch}.wide svg.chart{min-width:640px}
 svg .grid{stroke:var(--line);stroke-width:1}
 svg .axis{stroke:var(--muted);stroke-width:1}
@@ -95,6 +95,15 @@ svg .range{stroke-width:1.6}
 svg .range.r0{stroke:var(--accent)}svg .range.r1{stroke:var(--after);stroke-dasharray:5 3}
 svg .range-label{font-size:11px}
 svg .range-label.r0{fill:var(--accent)}svg .range-label.r1{fill:var(--after)}
+svg .pt.met{fill:var(--good);stroke:var(--fg);stroke-width:.6}
+svg .pt.missed{fill:var(--bad);stroke:var(--fg);stroke-width:.6}
+svg .pt.alt{fill:none;stroke:var(--muted);stroke-width:1.2}svg .link{stroke:var(--line);stroke-width:1.2}
+svg .front{stroke:var(--accent);stroke-width:1.6}svg .chosen-ring{fill:none;stroke:var(--cum);stroke-width:2.5}
+svg .target-line{stroke:var(--after);stroke-width:1.4;stroke-dasharray:6 4}svg .range-label.target{fill:var(--after)}
+.sw.s-front{border-color:var(--accent)}.sw.s-target{border-color:var(--after);border-top-style:dashed}
+.sw.dot-met,.sw.dot-missed,.sw.dot-alt,.sw.ring-chosen{width:10px;height:10px;border:0;border-radius:50%}
+.sw.dot-met{background:var(--good)}.sw.dot-missed{background:var(--bad)}.sw.dot-alt{border:1.5px solid var(--muted)}
+.sw.ring-chosen{border:2.5px solid var(--cum)}
 svg .bar.fp32{fill:var(--fp32)}svg .bar.int8{fill:var(--int8)}svg .bar.after{fill:var(--after)}
 .dl{font-size:.85rem}
 footer{max-width:1120px;margin:0 auto;padding:16px 20px 32px;color:var(--muted);font-size:.85rem;
