@@ -13,14 +13,16 @@ import numpy as np
 from PySide6.QtGui import QColor
 
 from analyzers.diff_types import LayerResult
+from workbench import formatting
 
 METRICS = {
-    "rank_key": "Rank key (dB)",  # what ranking and flagging use: min(isolated tensor SQNR, its channel mean)
+    "rank_key": "Effective SQNR (dB)",  # what ranking and flagging use: formatting.EFFECTIVE_SQNR_DEF, isolated
     "isolated": "Isolated SQNR (dB)",
     "cumulative": "Cumulative SQNR (dB)",
     "amplification": "Amplification (dB)",
 }
 
+NONE = "—"  # what a GUI cell shows for a missing figure
 NO_DATA = QColor("#e4e6ea")
 FLAGGED = QColor("#d62728")
 SELECTED = QColor("#1f6fd1")
@@ -101,9 +103,5 @@ def layer_metric(lay: LayerResult | None, metric: str) -> float:
 
 
 def fmt_db(v: float | None, digits: int = 1) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "—"
-    if math.isinf(v):
-        return "∞" if v > 0 else "−∞"
-    text = f"{v:.{digits}f}"
-    return text[1:] if text.startswith("-") and float(text) == 0 else text
+    """``workbench.formatting.fmt_db`` with the GUI's dash for a missing figure (the same text otherwise)."""
+    return formatting.fmt_db(v, digits, none=NONE)
