@@ -46,6 +46,11 @@ VERDICT_COLORS = {"good": "#1a7f37", "warn": "#8a5a00", "bad": "#b42318",
                   "better": "#1a7f37", "mixed": "#8a5a00", "worse": "#b42318", "same": "#3d4650"}
 
 
+# the model-wide hints (analyzers.model_hints), named in a few words where the full text does not fit
+MODEL_HINTS = {"activations_16bit": "try 16-bit activations", "attention_matmul_only": "quantize only MatMul/Gemm",
+               "kernel_saturation": "this CPU's u8×s8 kernels saturate"}
+
+
 def verdict_html(word: str, verdict: str | None, reasons: list[str]) -> str:
     """'<word>: <verdict>' in its colour, with the reasons as a list (rich text for a QLabel)."""
     if verdict is None:
@@ -189,7 +194,8 @@ class SummaryPanel(QWidget):
         self.verdict.setText(self.verdict_text(r))
         self.verdict.setToolTip("The verdict a report of this run carries (good / warn / bad): each output figure "
                                 "against the thresholds in docs/report.md. The MAC share is what the recipe asks "
-                                "for; the Benchmark panel measures what onnxruntime runs in integer kernels.")
+                                "for; the Benchmark panel measures what onnxruntime runs in integer kernels."
+                                + "".join(f"\n\n• {h.message}\n   try: {h.suggestion}" for h in r.hints))
         self.verdict.show()
         comp = compare_runs(before.result if before else r, r)
         names = dict.fromkeys(o.name for o in comp.outputs)
@@ -248,8 +254,9 @@ class SummaryPanel(QWidget):
         """The verdict with its reasons, the INT8 MAC share and the model-wide hints of one result (rich text)."""
         verdict, reasons = run_verdict(r)
         parts = [verdict_html("Verdict", verdict, reasons), html.escape(mac_share_text(r.macs_by_precision))]
-        for h in r.hints:
-            parts.append(f"<b>Whole model:</b> {html.escape(h.message)} <i>Try:</i> {html.escape(h.suggestion)}")
+        if r.hints:  # in full in the Layer panel, where the layer hints are; here one line (the tooltip has it all)
+            parts.append(f"<b>{len(r.hints)} hint(s) for the whole model</b> (Layer panel): "
+                         + "; ".join(html.escape(MODEL_HINTS.get(h.code, h.code.replace("_", " "))) for h in r.hints))
         return "<br>".join(parts)
 
     def _refresh_stale(self) -> None:

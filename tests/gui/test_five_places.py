@@ -185,4 +185,6 @@ def test_model_wide_hints_are_shown_with_the_layer_hints_and_the_run(qtbot, run)
         text = details.text.toPlainText()
         assert "For the whole model" in text and "MACs in integer kernels 100% → 12%" in text, text
         assert 'activation_type = "u16"' in text
-    assert html.escape(hint.message) in summary.verdict.text()
+    shown = summary.verdict.text()
+    assert "1 hint(s) for the whole model" in shown and "try 16-bit activations" in shown, shown
+    assert hint.message in summary.verdict.toolTip()

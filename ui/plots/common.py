@@ -33,20 +33,18 @@ def finite_for_display(v, top: float = DISPLAY_MAX_DB) -> np.ndarray:
     return a
 
 
-_shorteners: dict = {}
+_shortener: list = [None, None, NameShortener(())]  # the graph and run it was made for, and the shortener
 
 
 def short_name(ws, node: str) -> str:
     """``node`` as the Layers table shortens it (the prefix every layer shares dropped): plot titles and notes show
     this, with the full name in their tooltip."""
     g, run = ws.graph, ws.current_run
-    key = (id(g), id(run))
-    if key not in _shorteners:
+    if _shortener[0] is not g or _shortener[1] is not run:
         names = [n.name for n in table_layers(g)] if g is not None else []
         names += [lay.node for lay in run.result.layers] if run is not None else []
-        _shorteners.clear()  # one model at a time: keep only the latest
-        _shorteners[key] = NameShortener(names)
-    return _shorteners[key].short(node)
+        _shortener[:] = [g, run, NameShortener(names)]
+    return _shortener[2].short(node)
 
 
 def plot_widget(left: str, bottom: str) -> pg.PlotWidget:
