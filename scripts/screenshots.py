@@ -74,6 +74,7 @@ def scale_shots(app, w, out: Path) -> None:
     w.compare.changed_only.setChecked(False)
     w.ws.select([worst])
     shoot(app, w, out / "gui-cnn64-before-after.png")
+    w.docks["depth"].raise_()
 
     net = save(scoped_net(), d / "net2000.onnx")
     x = np.random.default_rng(1).standard_normal((8, 4, 4, 4)).astype(np.float32)

@@ -162,7 +162,7 @@ class ComparePanel(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.setAlternatingRowColors(True)
         self.table.horizontalHeader().setStretchLastSection(True)
-        for c, wdt in enumerate((170, 80, 130, 90, 90, 80, 100, 100)):
+        for c, wdt in enumerate((240, 80, 130, 90, 90, 80, 100, 100)):
             self.table.setColumnWidth(c, wdt)
         self.table.clicked.connect(lambda i: self.ws.select([i.data(Qt.ItemDataRole.UserRole)], source=self))
         lay = QVBoxLayout(self)

@@ -1,7 +1,8 @@
-"""Isolated and cumulative tensor SQNR of every layer, from the input to the output, with the run compared against.
+"""Isolated and cumulative effective SQNR of every layer, input to output, with the run compared against.
 
-The same figures as the Layers table's Isolated and Cumulative columns and the report's depth chart; a point's
-tooltip adds the effective SQNR (the ranking key) and the layer's full name.
+The effective SQNR (``workbench.formatting.EFFECTIVE_SQNR_DEF``) is what layers are ranked and flagged by, so a
+flagged layer is a dip here even when its tensor SQNR is high; a point's tooltip adds the tensor figures (the
+Layers table's Isolated and Cumulative columns) and the layer's full name.
 
 Where the cumulative curve falls, error builds up; a dip in the isolated curve at the same place says
 that layer causes it. Dashed curves are the 'before' run, so a re-run shows what an edit bought.
@@ -14,7 +15,7 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from workbench.app.workspace import Workspace
-from workbench.formatting import EFFECTIVE_SQNR_DEF
+from workbench.formatting import EFFECTIVE_SQNR, EFFECTIVE_SQNR_DEF
 
 from ..colors import FLAGGED, fmt_db
 from .common import CUM_COLOR, ISO_COLOR, finite_for_display, hint_label, key_html, plot_widget, short_name
@@ -27,7 +28,7 @@ class DepthPlot(QWidget):
         super().__init__(parent)
         self.ws = workspace
         self.nodes: list[str] = []
-        self.plot = plot_widget("tensor SQNR (dB)", "layer, input → output (topological order)")
+        self.plot = plot_widget(f"{EFFECTIVE_SQNR} (dB)", "layer, input → output (topological order)")
         pi = self.plot.getPlotItem()
         self.before_iso = pi.plot([], pen=pg.mkPen(ISO_COLOR, width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine))
         self.before_cum = pi.plot([], pen=pg.mkPen(CUM_COLOR, width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine))
@@ -76,8 +77,8 @@ class DepthPlot(QWidget):
         layers = run.result.layers
         self.nodes = [lay.node for lay in layers]
         x = np.arange(len(layers), dtype=float)
-        iso = finite_for_display([lay.isolated.sqnr_db if lay.isolated else None for lay in layers])
-        cum = finite_for_display([lay.cumulative.sqnr_db for lay in layers])
+        iso = finite_for_display([lay.isolated.effective_sqnr_db if lay.isolated else None for lay in layers])
+        cum = finite_for_display([lay.cumulative.effective_sqnr_db for lay in layers])
         self.iso.setData(x, iso, connect="finite")
         self.cum.setData(x, cum, connect="finite")
         names = np.array(self.nodes, dtype=object)
@@ -95,14 +96,15 @@ class DepthPlot(QWidget):
         if before is not None:
             key.append(("#555", "dash", f"{before.label.split(':')[0]} (before)"))
         key.append((FLAGGED, "ring", "flagged"))
-        self.note.setText(key_html(key) + f"&nbsp;&nbsp;&nbsp;·&nbsp; showing {run.label}; ∞ dB drawn at 80")
+        self.note.setText(key_html(key) + f"&nbsp;&nbsp;&nbsp;·&nbsp; {EFFECTIVE_SQNR_DEF}; showing {run.label}; "
+                          "∞ dB drawn at 80")
         if before is not None:
             pos = {n: i for i, n in enumerate(self.nodes)}
             bl = [b for b in before.result.layers if b.node in pos]
             bx = np.array([pos[b.node] for b in bl], dtype=float)
-            self.before_iso.setData(bx, finite_for_display([b.isolated.sqnr_db if b.isolated else None
+            self.before_iso.setData(bx, finite_for_display([b.isolated.effective_sqnr_db if b.isolated else None
                                                             for b in bl]), connect="finite")
-            self.before_cum.setData(bx, finite_for_display([b.cumulative.sqnr_db for b in bl]),
+            self.before_cum.setData(bx, finite_for_display([b.cumulative.effective_sqnr_db for b in bl]),
                                     connect="finite")
         else:
             self.before_iso.setData([], [])
@@ -116,9 +118,10 @@ class DepthPlot(QWidget):
             return data
         iso = lay.isolated
         return (f"{short_name(self.ws, data)} ({lay.op_type})\n{data}\n"
-                f"isolated {fmt_db(iso.sqnr_db if iso else None)} dB, "
-                f"cumulative {fmt_db(lay.cumulative.sqnr_db)} dB (tensor SQNR)\n"
-                f"{EFFECTIVE_SQNR_DEF}: {fmt_db(iso.effective_sqnr_db if iso else None)} dB")
+                f"{EFFECTIVE_SQNR}: isolated {fmt_db(iso.effective_sqnr_db if iso else None)} dB, "
+                f"cumulative {fmt_db(lay.cumulative.effective_sqnr_db)} dB\n"
+                f"tensor SQNR: isolated {fmt_db(iso.sqnr_db if iso else None)} dB, "
+                f"cumulative {fmt_db(lay.cumulative.sqnr_db)} dB")
 
     def _clicked(self, item, points, ev) -> None:
         if len(points):
