@@ -5,7 +5,7 @@
 Drives the real window on the bundled demo: open, analyse, keep the worst layer in FP32, re-run (so
 before/after views have two runs), drag a clip percentile, benchmark on the CPU, tune for a target and take
 the best point; then models at real scale (``--only scale`` for these alone; ``--only tune``: the Tune panel
-alone): a 64-layer CNN (gui-cnn64*.png) and a 2,057-node model with exporter-style scopes
+alone): a 64-layer CNN (gui-cnn64*.png, with a before/after) and a 2,057-node model with exporter-style scopes
 (gui-graph-2000-nodes*.png), both analysed; and, when QtWebEngine works here, the model in Netron. Settings and
 caches go to temporary folders, so the user's own are untouched.
 """
@@ -89,6 +89,16 @@ def scale_shots(app, w, out: Path) -> None:
     w.graph.fit()
     w.ws.select([worst], source=w.graph)  # selected, but the whole folded graph stays in view
     shoot(app, w, out / "gui-cnn64.png")
+    # the worst layer in FP32, re-run: before/after with its verdict, names shortened as in the Layers table
+    w.ws.set_precision([worst], "fp32")
+    w.run_analysis()
+    wait(app, lambda: len(w.ws.runs) == 2 and not w.ctl.busy, timeout=600)
+    w.messages.hide()
+    w.docks["compare"].raise_()
+    w.compare.changed_only.setChecked(False)
+    w.ws.select([worst])
+    shoot(app, w, out / "gui-cnn64-before-after.png")
+    w.docks["depth"].raise_()
 
     net = save(scoped_net(), d / "net2000.onnx")
     x = np.random.default_rng(1).standard_normal((8, 4, 4, 4)).astype(np.float32)

@@ -16,7 +16,7 @@ from analyzers.diff_types import LayerResult
 from workbench import formatting
 
 METRICS = {
-    "rank_key": "Rank key (dB)",  # what ranking and flagging use: min(isolated tensor SQNR, its channel mean)
+    "rank_key": "Effective SQNR (dB)",  # what ranking and flagging use: formatting.EFFECTIVE_SQNR_DEF, isolated
     "isolated": "Isolated SQNR (dB)",
     "cumulative": "Cumulative SQNR (dB)",
     "amplification": "Amplification (dB)",
@@ -24,6 +24,7 @@ METRICS = {
     "kernel_gap": "Kernel gap, deployed (dB)",
 }
 
+NONE = "—"  # what a GUI cell shows for a missing figure
 NO_DATA = QColor("#e4e6ea")
 FLAGGED = QColor("#d62728")
 SELECTED = QColor("#1f6fd1")
@@ -111,5 +112,5 @@ def layer_metric(lay: LayerResult | None, metric: str) -> float:
 
 
 def fmt_db(v: float | None, digits: int = 1) -> str:
-    """The shared dB formatting (``workbench.formatting.fmt_db``), with the GUI's em dash for a missing figure."""
-    return formatting.fmt_db(v, digits, none="—")
+    """``workbench.formatting.fmt_db`` with the GUI's dash for a missing figure (the same text otherwise)."""
+    return formatting.fmt_db(v, digits, none=NONE)

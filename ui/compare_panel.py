@@ -1,12 +1,15 @@
 """Before/after, layer by layer: isolated and cumulative SQNR of the shown run against the compared run.
 
-The rows come from ``workbench.compare`` (the comparison the report uses too), so both show the same figures.
+The rows come from ``workbench.compare`` (the comparison the report uses too), so both show the same figures,
+and the verdict above them (better / worse / mixed / same) is the report's (``workbench.report.verdict``).
+Layer names are shortened as in the Layers table (``workbench.app.names``); the full name is the tooltip and
+what Ctrl+C copies.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QBrush, QColor, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -17,10 +20,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from workbench.app.names import NameShortener
 from workbench.app.workspace import Workspace
 from workbench.compare import CHANGE_DB, LayerChange, compare_runs
+from workbench.report.verdict import runs_verdict
 
 from .colors import fmt_db
+from .layer_panel import copy_names
+from .layer_table import NODE_ROLE, NameDelegate
+from .report_export import bench_for
+from .summary_panel import verdict_html
 
 COLUMNS = ("Layer", "Op", "Setting", "Iso. before", "Iso. after", "Δ iso.", "Cum. before", "Cum. after", "Δ cum.")
 _ISO = "isolated tensor SQNR (dB): the error the layer causes on its own"
@@ -47,10 +56,13 @@ class CompareModel(QAbstractTableModel):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.rows: list[LayerChange] = []
+        self.shortener = NameShortener(())  # what NameDelegate shortens the Layer column with
 
-    def set_rows(self, rows: list[LayerChange]) -> None:
+    def set_rows(self, rows: list[LayerChange], names: list[str] = ()) -> None:
+        """``names``: every layer of the comparison, so a name is shortened alike with 'Changed only' on or off."""
         self.beginResetModel()
         self.rows = rows
+        self.shortener = NameShortener(names or [d.node for d in rows])
         self.endResetModel()
 
     def rowCount(self, parent=QModelIndex()):
@@ -95,9 +107,23 @@ class CompareModel(QAbstractTableModel):
             return f
         if role == Qt.ItemDataRole.TextAlignmentRole and c >= 3:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.UserRole:
+        if role in (Qt.ItemDataRole.UserRole, NODE_ROLE):
+            return d.node
+        if role == Qt.ItemDataRole.ToolTipRole and c == 0:
             return d.node
         return None
+
+
+class CompareView(QTableView):
+    """The table; Ctrl+C copies the full names of the selected layers (not the shortened cell text)."""
+
+    def keyPressEvent(self, event):
+        if event.matches(QKeySequence.StandardKey.Copy):
+            rows = sorted({i.row() for i in self.selectionModel().selectedRows()})
+            copy_names([self.model().index(r, 0).data(NODE_ROLE) for r in rows])
+            event.accept()
+            return
+        super().keyPressEvent(event)
 
 
 class ComparePanel(QWidget):
@@ -120,22 +146,32 @@ class ComparePanel(QWidget):
         top = QHBoxLayout()
         top.addWidget(self.title, 1)
         top.addWidget(self.changed_only)
-        self.table = QTableView()
+        self.verdict = QLabel()
+        self.verdict.setWordWrap(True)
+        self.verdict.setTextFormat(Qt.TextFormat.RichText)
+        self.verdict.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.verdict.setToolTip("Is the shown run better than the one compared with: the verdict a before/after "
+                                "report of these runs carries (output figures beyond their noise, latency beyond "
+                                "its p10–p90 spread when both runs were benchmarked, the runs' own verdicts)")
+        self.table = CompareView()
         self.table.setModel(self.proxy)
+        self.table.setItemDelegateForColumn(0, NameDelegate(self.table))
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # topological order until a header is clicked
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.verticalHeader().setVisible(False)
         self.table.setAlternatingRowColors(True)
         self.table.horizontalHeader().setStretchLastSection(True)
-        for c, wdt in enumerate((170, 80, 130, 90, 90, 80, 100, 100)):
+        for c, wdt in enumerate((240, 80, 130, 90, 90, 80, 100, 100)):
             self.table.setColumnWidth(c, wdt)
         self.table.clicked.connect(lambda i: self.ws.select([i.data(Qt.ItemDataRole.UserRole)], source=self))
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addLayout(top)
+        lay.addWidget(self.verdict)
         lay.addWidget(self.table, 1)
         workspace.events.current.connect(lambda *_: self.refresh())
+        workspace.events.benchmarks.connect(lambda *_: self.refresh())
         workspace.events.activity.connect(lambda *_: self.ws.baseline_run is None and self.refresh())
         self.refresh()
 
@@ -143,12 +179,17 @@ class ComparePanel(QWidget):
         run, before = self.ws.current_run, self.ws.baseline_run
         if run is None or before is None:
             self.model.set_rows([])
+            self.verdict.hide()
             self.title.setText("Analysing… before/after appears when this run has finished." if (
                 self.ws.activity == "Analysing" and self.ws.runs) else
                 "Before/after appears after a second run: edit the recipe, then Re-run (F5).")
             return
         comp = compare_runs(before.result, run.result)
         rows = comp.changed() if self.changed_only.isChecked() else comp.layers
-        self.model.set_rows(rows)
+        self.model.set_rows(rows, [d.node for d in comp.layers])
+        verdict, reasons = runs_verdict(before.result, run.result, bench_for(self.ws, before),
+                                        bench_for(self.ws, run))
+        self.verdict.setText(verdict_html("After vs before", verdict, reasons))
+        self.verdict.show()
         self.title.setText(f"<b>{before.label}</b> → <b>{run.label}</b>: {len(comp.changed())} of "
                            f"{len(comp.layers)} layers changed")

@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QTextBrowser, QVBoxLayout, QWidget
 
 from analyzers.diff_types import ErrorMetrics
 from workbench.app.workspace import Workspace
+from workbench.formatting import EFFECTIVE_SQNR, EFFECTIVE_SQNR_DEF
 
 from .colors import fmt_db
 
@@ -17,7 +18,8 @@ def _metrics_table(iso: ErrorMetrics | None, cum: ErrorMetrics | None) -> str:
     def cell(m, f):
         return "<td align=right>—</td>" if m is None else f"<td align=right>{f(m)}</td>"
 
-    rows = (("SQNR (dB)", lambda m: fmt_db(m.sqnr_db)), ("min(SQNR, ch. mean)", lambda m: fmt_db(m.effective_sqnr_db)),
+    rows = (("tensor SQNR (dB)", lambda m: fmt_db(m.sqnr_db)),
+            (f"<b>{EFFECTIVE_SQNR}</b>", lambda m: f"<b>{fmt_db(m.effective_sqnr_db)}</b>"),
             ("channel mean", lambda m: fmt_db(m.channel_sqnr_mean)),
             ("worst channel", lambda m: fmt_db(m.channel_sqnr_min)),
             ("channels left out", lambda m: f"{m.channels_exact or 0} exact, {m.channels_dead or 0} dead"),
@@ -25,7 +27,19 @@ def _metrics_table(iso: ErrorMetrics | None, cum: ErrorMetrics | None) -> str:
             ("max |error|", lambda m: f"{m.max_abs:.3g}"), ("mean error", lambda m: f"{m.mean_error:+.2g}"))
     body = "".join(f"<tr><td>{name}</td>{cell(iso, f)}{cell(cum, f)}</tr>" for name, f in rows)
     return ("<table cellspacing=0 cellpadding=3 border=1 style='border-collapse:collapse;border-color:#ccd'>"
-            "<tr><th></th><th>isolated</th><th>cumulative</th></tr>" + body + "</table>")
+            "<tr><th></th><th>isolated</th><th>cumulative</th></tr>" + body + "</table>"
+            f"<p style='color:#5f6b78;margin:2px 0'>{EFFECTIVE_SQNR_DEF}: layers are ranked and flagged by the "
+            "isolated one</p>")
+
+
+def model_hints_html(hints) -> str:
+    """The run's model-wide hints (``AnalysisResult.hints``, e.g. 16-bit activations with its measured cost), as
+    the layer hints are shown; '' when there are none."""
+    if not hints:
+        return ""
+    e = html.escape
+    items = "".join(f"<li>{e(h.message)}<br><i>Try:</i> {e(h.suggestion)}</li>" for h in hints)
+    return f"<h4 style='margin:6px 0 2px'>For the whole model</h4><ul style='margin-top:0'>{items}</ul>"
 
 
 class DetailsPanel(QWidget):
@@ -45,8 +59,11 @@ class DetailsPanel(QWidget):
 
     def refresh(self) -> None:
         sel = self.ws.selection
+        run = self.ws.current_run
+        model_hints = model_hints_html(run.result.hints) if run is not None else ""
         if not sel:
-            self.text.setHtml("<p style='color:#5f6b78'>Select a layer in the graph, the table or a plot.</p>")
+            self.text.setHtml("<p style='color:#5f6b78'>Select a layer in the graph, the table or a plot.</p>"
+                              + model_hints)
             return
         node = sel[0]
         e = html.escape
@@ -60,7 +77,7 @@ class DetailsPanel(QWidget):
         lay = self.ws.layer_result(node)
         if lay is None:
             parts.append("<p style='color:#5f6b78'>No results for this node in the shown run.</p>")
-            self.text.setHtml("".join(parts))
+            self.text.setHtml("".join(parts) + model_hints)
             return
         if lay.flagged:
             parts.append("<p style='color:#b42318'><b>Flagged</b>: this layer loses more than the thresholds allow.</p>")
@@ -99,4 +116,5 @@ class DetailsPanel(QWidget):
             parts.append("</ul>")
         else:
             parts.append("<p style='color:#5f6b78'>No hints for this layer.</p>")
+        parts.append(model_hints)
         self.text.setHtml("".join(parts))

@@ -134,7 +134,7 @@ class LayerPanel(QWidget):
         h = self.table.horizontalHeader()
         h.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         h.setStretchLastSection(True)
-        for col, w in ((C_NODE, 210), (C_OP, 74), (C_PREC, 92), (C_PCT, 72), (C_KEY, 96), (C_ISO, 90), (C_CUM, 100),
+        for col, w in ((C_NODE, 210), (C_OP, 74), (C_PREC, 92), (C_PCT, 72), (C_KEY, 124), (C_ISO, 90), (C_CUM, 100),
                        (C_AMP, 82),
                        (C_DELTA, 72), (C_HINTS, 260), (C_GAP, 96)):
             self.table.setColumnWidth(col, w)
@@ -222,7 +222,8 @@ class LayerPanel(QWidget):
             m.addAction(f"Set {len(nodes)} layer(s) to {p.upper()}", lambda p=p: self.ws.set_precision(nodes, p))
         m.addAction("Reset overrides", lambda: self.ws.clear_overrides(nodes))
         m.addSeparator()
-        m.addAction("Sort by the ranking key (worst first)", lambda: self.table.sortByColumn(C_KEY, Qt.SortOrder.AscendingOrder))
+        m.addAction("Sort by effective SQNR, the ranking key (worst first)",
+                    lambda: self.table.sortByColumn(C_KEY, Qt.SortOrder.AscendingOrder))
         m.addAction("Sort by isolated tensor SQNR (worst first)", lambda: self.table.sortByColumn(C_ISO, Qt.SortOrder.AscendingOrder))
         m.addAction("Sort by cumulative SQNR (worst first)", lambda: self.table.sortByColumn(C_CUM, Qt.SortOrder.AscendingOrder))
         m.popup(self.table.viewport().mapToGlobal(pos))

@@ -16,11 +16,13 @@ from PySide6.QtWidgets import QComboBox, QLineEdit, QStyledItemDelegate
 from analyzers.diff_types import LayerResult
 from workbench.app.names import NameShortener
 from workbench.app.workspace import Workspace, table_layers
+from workbench.formatting import EFFECTIVE_SQNR, EFFECTIVE_SQNR_DEF
 from workbench.recipe import PRECISIONS
 
 from .colors import FLAGGED, fmt_db, scale_for
 
-COLUMNS = ("Layer", "Op", "Precision", "Percentile", "Rank key", "Isolated", "Cumulative", "Amplif.", "Δ cum.", "Hints",
+_KEY = EFFECTIVE_SQNR[:1].upper() + EFFECTIVE_SQNR[1:]  # the ranking key, named as every screen names it
+COLUMNS = ("Layer", "Op", "Precision", "Percentile", _KEY, "Isolated", "Cumulative", "Amplif.", "Δ cum.", "Hints",
            "Kernel gap")
 C_NODE, C_OP, C_PREC, C_PCT, C_KEY, C_ISO, C_CUM, C_AMP, C_DELTA, C_HINTS, C_GAP = range(len(COLUMNS))
 DB_COLUMNS = (C_KEY, C_ISO, C_CUM, C_AMP, C_DELTA, C_GAP)
@@ -30,9 +32,10 @@ HEADER_TIPS = {
     C_PREC: "INT8 / INT16 / FP32 (kept in float). Double-click to edit; with several rows selected the "
             "choice applies to all of them.",
     C_PCT: "Calibration percentile for this layer's output (empty: the recipe's global method).",
-    C_KEY: "The ranking key (dB): the worse of the isolated tensor SQNR and its per-channel mean (channels "
-           "without signal or without error left out). Layers are ranked and flagged by it.",
-    C_ISO: "Tensor SQNR of this layer quantized alone, fed the float model's inputs: the error it causes.",
+    C_KEY: f"{EFFECTIVE_SQNR_DEF} (dB), of this layer quantized alone: the worse of the isolated tensor SQNR and "
+           "its per-channel mean (channels without signal or without error left out). Layers are ranked and "
+           "flagged by it; the CLI, the report and the JSON (rank_key_db) show the same figure.",
+    C_ISO: "Tensor SQNR (dB) of this layer quantized alone, fed the float model's inputs: the error it causes.",
     C_CUM: "Tensor SQNR of this layer's output in the fully quantized model: the error that has accumulated.",
     C_AMP: "Isolated minus cumulative SQNR: high means the layer mostly carries error from upstream.",
     C_DELTA: "Change of cumulative SQNR against the run compared with (before/after).",
@@ -236,7 +239,8 @@ class LayerTableModel(QAbstractTableModel):
                 return None
             left_out = f" ({m.channels_exact or 0} exact, {m.channels_dead or 0} dead channels left out)" \
                 if (m.channels_exact or m.channels_dead) else ""
-            return (f"tensor SQNR {fmt_db(m.sqnr_db)} dB\nper-channel mean {fmt_db(m.channel_sqnr_mean)} dB, "
+            return ((f"{EFFECTIVE_SQNR_DEF}: {fmt_db(m.effective_sqnr_db)} dB\n" if col == C_KEY else "")
+                    + f"tensor SQNR {fmt_db(m.sqnr_db)} dB\nper-channel mean {fmt_db(m.channel_sqnr_mean)} dB, "
                     f"worst channel {fmt_db(m.channel_sqnr_min)} dB{left_out}\ncosine {m.cosine:.5f}, "
                     f"max |error| {m.max_abs:.4g}")
         if col == C_PREC and self._pending(node):

@@ -12,7 +12,7 @@ from workbench.app.requests import ExportReport
 from workbench.report.api import ExportRequest
 
 
-def _bench_for(ws, run) -> dict | None:
+def bench_for(ws, run) -> dict | None:
     """The latest benchmark of each backend taken on ``run``, as ``{backend: result}``."""
     out = {}
     for b in ws.benchmarks:
@@ -28,8 +28,8 @@ def build_request(ws, path: str) -> ExportRequest:
     if before is not None:
         return ExportRequest(ws.spec, path, before.recipe, before.result, run.recipe, run.result,
                              recipe_source=before.label, compare_source=run.label,
-                             bench=[_bench_for(ws, before), _bench_for(ws, run)], tune=tune)
-    return ExportRequest(ws.spec, path, run.recipe, run.result, recipe_source=run.label, bench=[_bench_for(ws, run)],
+                             bench=[bench_for(ws, before), bench_for(ws, run)], tune=tune)
+    return ExportRequest(ws.spec, path, run.recipe, run.result, recipe_source=run.label, bench=[bench_for(ws, run)],
                          tune=tune)
 
 

@@ -1,10 +1,13 @@
 """The Run dock: which run is shown and what it is compared with, whether results are stale, Re-run,
+the run's verdict (good / warn / bad, by the report's rules), its INT8 MAC share and model-wide hints,
 and the model-output metrics before and after, by each output's kind (SQNR and cosine for all; top-1
 agreement and accuracy for a classifier, per-sample cosine for an embedding, step and decoded-sequence
 agreement for a sequence, max-abs error).
 """
 
 from __future__ import annotations
+
+import html
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
@@ -26,6 +29,8 @@ from PySide6.QtWidgets import (
 
 from workbench.app.workspace import Workspace
 from workbench.compare import compare_runs
+from workbench.formatting import mac_share_text
+from workbench.report.verdict import run_verdict
 
 # (figure, label, format); a figure both runs lack (not one of the output's kind) gets no row
 OUTPUT_METRICS = (("sqnr_db", "SQNR dB", "{:.2f}"), ("cosine", "cosine", "{:.5f}"),
@@ -35,6 +40,24 @@ OUTPUT_METRICS = (("sqnr_db", "SQNR dB", "{:.2f}"), ("cosine", "cosine", "{:.5f}
                   ("sequence_match", "decoded equal", "{:.2%}"), ("max_abs", "max-abs error", "{:.4g}"))
 
 LOWER_IS_BETTER = {"max_abs"}
+
+
+VERDICT_COLORS = {"good": "#1a7f37", "warn": "#8a5a00", "bad": "#b42318",
+                  "better": "#1a7f37", "mixed": "#8a5a00", "worse": "#b42318", "same": "#3d4650"}
+
+
+# the model-wide hints (analyzers.model_hints), named in a few words where the full text does not fit
+MODEL_HINTS = {"activations_16bit": "try 16-bit activations", "attention_matmul_only": "quantize only MatMul/Gemm",
+               "kernel_saturation": "this CPU's u8×s8 kernels saturate"}
+
+
+def verdict_html(word: str, verdict: str | None, reasons: list[str]) -> str:
+    """'<word>: <verdict>' in its colour, with the reasons as a list (rich text for a QLabel)."""
+    if verdict is None:
+        return f"{word}: none (the run has no output figure to judge)"
+    items = "".join(f"<li>{html.escape(r)}</li>" for r in reasons)
+    return (f"<b style='color:{VERDICT_COLORS.get(verdict, '#3d4650')}'>{word}: {verdict}</b>"
+            + (f"<ul style='margin:0 0 0 -24px'>{items}</ul>" if items else ""))
 
 
 def _fmt(fmt: str, v) -> str:
@@ -101,6 +124,12 @@ class SummaryPanel(QWidget):
         self.info = QLabel()
         self.info.setWordWrap(True)
         self.info.setStyleSheet("color:#3d4650;")
+        # the verdict (the report's rules, workbench.report.verdict), the INT8 MAC share, model-wide hints
+        self.verdict = QLabel()
+        self.verdict.setWordWrap(True)
+        self.verdict.setTextFormat(Qt.TextFormat.RichText)
+        self.verdict.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.verdict.setStyleSheet("color:#3d4650;")
         self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["Output", "before", "after", "Δ"])
         self.table.setWordWrap(False)
@@ -116,6 +145,7 @@ class SummaryPanel(QWidget):
         lay.addLayout(grid)
         lay.addWidget(self.stale)
         lay.addWidget(self.info)
+        lay.addWidget(self.verdict)
         lay.addWidget(self.table, 1)
         ev = workspace.events
         ev.current.connect(lambda *_: self.refresh())
@@ -150,6 +180,8 @@ class SummaryPanel(QWidget):
         run, before = ws.current_run, ws.baseline_run
         if run is None:
             self.info.setText(empty_text(ws))
+            self.verdict.setText("")
+            self.verdict.hide()
             self.table.setRowCount(0)
             self._refresh_stale()
             return
@@ -159,6 +191,12 @@ class SummaryPanel(QWidget):
         self.info.setText(f"<b>{run.label}</b>: {r.samples} samples, {len(r.layers)} layers, "
                           f"<span style='color:#d62728'><b>{flagged} flagged</b></span>, {overrides} override(s); "
                           f"{r.elapsed_s:.2f} s, peak {r.peak_rss_mb:.0f} MB")
+        self.verdict.setText(self.verdict_text(r))
+        self.verdict.setToolTip("The verdict a report of this run carries (good / warn / bad): each output figure "
+                                "against the thresholds in docs/report.md. The MAC share is what the recipe asks "
+                                "for; the Benchmark panel measures what onnxruntime runs in integer kernels."
+                                + "".join(f"\n\n• {h.message}\n   try: {h.suggestion}" for h in r.hints))
+        self.verdict.show()
         comp = compare_runs(before.result if before else r, r)
         names = dict.fromkeys(o.name for o in comp.outputs)
         single = len(names) == 1
@@ -210,6 +248,16 @@ class SummaryPanel(QWidget):
                 it.setForeground(QColor("#1a7f37") if better else QColor("#b42318"))
             self.table.setItem(i, 3, it)
         self._refresh_stale()
+
+    @staticmethod
+    def verdict_text(r) -> str:
+        """The verdict with its reasons, the INT8 MAC share and the model-wide hints of one result (rich text)."""
+        verdict, reasons = run_verdict(r)
+        parts = [verdict_html("Verdict", verdict, reasons), html.escape(mac_share_text(r.macs_by_precision))]
+        if r.hints:  # in full in the Layer panel, where the layer hints are; here one line (the tooltip has it all)
+            parts.append(f"<b>{len(r.hints)} hint(s) for the whole model</b> (Layer panel): "
+                         + "; ".join(html.escape(MODEL_HINTS.get(h.code, h.code.replace("_", " "))) for h in r.hints))
+        return "<br>".join(parts)
 
     def _refresh_stale(self) -> None:
         ws = self.ws

@@ -27,8 +27,9 @@ EFFECTIVE_SQNR_DEF = "effective SQNR = min(tensor, channel mean)"
 
 
 def fmt_db(v: float | None, digits: int = 1, none: str = "–") -> str:
-    """A dB figure as every screen prints it: one decimal, ``none`` for none, '∞' for an exact (error-free)
-    tensor, no '-0.0'. The one formatting of SQNR, so the GUI, the CLI and the report print the same text."""
+    """A dB figure as every screen prints it: one decimal, ``none`` ('–') for none, '∞' for an exact (error-free)
+    tensor, no '-0.0'. The one formatting of SQNR, so the GUI, the CLI and the report print the same text (the
+    GUI passes its own dash for a missing figure, the one its other empty cells show)."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return none
     if math.isinf(v):

@@ -62,7 +62,8 @@ def test_graph_click_search_and_colours(qtbot, demo_ws, demo_session):
     p.search.setText(target[:5])
     p.next_match()
     assert demo_ws.selection[0].lower().startswith(target[:5].lower())
-    assert "isolated SQNR 10.0 dB" in p._tooltip(i)  # the worse of tensor and channel mean
+    tip = p._tooltip(i)  # the effective SQNR (the worse of tensor and channel mean) named, the tensor figure beside
+    assert "effective SQNR 10.0 dB" in tip and "isolated 11.0 dB" in tip, tip
     # background click clears the selection
     qtbot.mouseClick(p.view.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(2, 2))
     assert demo_ws.selection == ()

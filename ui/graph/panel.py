@@ -27,6 +27,7 @@ from workbench.app.layout import GraphLayout, fold_long, layered_layout
 from workbench.app.names import NameShortener
 from workbench.app.scopes import ScopeTree, ScopeView
 from workbench.app.workspace import Workspace
+from workbench.formatting import EFFECTIVE_SQNR
 
 from ..colors import METRICS, fmt_db, layer_metric, scale_for
 from .legend import LegendWidget
@@ -375,8 +376,9 @@ class GraphPanel(QWidget):
         if lay is not None and lay.node != name:
             lines.append(f"fused into <b>{_esc(lay.node)}</b> (its output is that layer's output):")
         if lay is not None:
-            iso = lay.isolated.effective_sqnr_db if lay.isolated else None
-            lines.append(f"isolated SQNR {fmt_db(iso)} dB · cumulative {fmt_db(lay.cumulative.effective_sqnr_db)} dB")
+            iso = lay.isolated
+            lines.append(f"{EFFECTIVE_SQNR} {fmt_db(iso.effective_sqnr_db if iso else None)} dB · isolated "
+                         f"{fmt_db(iso.sqnr_db if iso else None)} dB · cumulative {fmt_db(lay.cumulative.sqnr_db)} dB")
             if lay.amplification is not None:
                 lines.append(f"amplification {fmt_db(lay.amplification)} dB")
             d = lay.deployed
@@ -398,7 +400,8 @@ class GraphPanel(QWidget):
             vals = [(v, n) for v, n in vals if not np.isnan(v)]
             if vals:
                 v, n = (min if scale_for(self.metric).higher_is_better else max)(vals)
-                lines.append(f"worst: {_esc(n)} ({fmt_db(v)} dB {METRICS[self.metric].split(' (')[0].lower()})")
+                what = METRICS[self.metric].split(" (")[0]
+                lines.append(f"worst: {_esc(n)} ({fmt_db(v)} dB {what[:1].lower() + what[1:]})")
             if flagged:
                 lines.append(f"{len(flagged)} flagged layer(s)")
         return "<br>".join(lines)

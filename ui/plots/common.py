@@ -6,6 +6,9 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel
 
+from workbench.app.names import NameShortener
+from workbench.app.workspace import table_layers
+
 from ..colors import SQNR_STOPS
 
 pg.setConfigOptions(antialias=True, background="w", foreground="#222222", imageAxisOrder="row-major")
@@ -28,6 +31,20 @@ def finite_for_display(v, top: float = DISPLAY_MAX_DB) -> np.ndarray:
     a[np.isposinf(a)] = top
     a[np.isneginf(a)] = -top
     return a
+
+
+_shortener: list = [None, None, NameShortener(())]  # the graph and run it was made for, and the shortener
+
+
+def short_name(ws, node: str) -> str:
+    """``node`` as the Layers table shortens it (the prefix every layer shares dropped): plot titles and notes show
+    this, with the full name in their tooltip."""
+    g, run = ws.graph, ws.current_run
+    if _shortener[0] is not g or _shortener[1] is not run:
+        names = [n.name for n in table_layers(g)] if g is not None else []
+        names += [lay.node for lay in run.result.layers] if run is not None else []
+        _shortener[:] = [g, run, NameShortener(names)]
+    return _shortener[2].short(node)
 
 
 def plot_widget(left: str, bottom: str) -> pg.PlotWidget:

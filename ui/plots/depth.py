@@ -1,4 +1,8 @@
-"""Isolated and cumulative SQNR of every layer, from the input to the output, with the run compared against.
+"""Isolated and cumulative effective SQNR of every layer, input to output, with the run compared against.
+
+The effective SQNR (``workbench.formatting.EFFECTIVE_SQNR_DEF``) is what layers are ranked and flagged by, so a
+flagged layer is a dip here even when its tensor SQNR is high; a point's tooltip adds the tensor figures (the
+Layers table's Isolated and Cumulative columns) and the layer's full name.
 
 Where the cumulative curve falls, error builds up; a dip in the isolated curve at the same place says
 that layer causes it. Dashed curves are the 'before' run, so a re-run shows what an edit bought.
@@ -11,9 +15,10 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from workbench.app.workspace import Workspace
+from workbench.formatting import EFFECTIVE_SQNR, EFFECTIVE_SQNR_DEF
 
-from ..colors import FLAGGED
-from .common import CUM_COLOR, ISO_COLOR, finite_for_display, hint_label, key_html, plot_widget
+from ..colors import FLAGGED, fmt_db
+from .common import CUM_COLOR, ISO_COLOR, finite_for_display, hint_label, key_html, plot_widget, short_name
 
 
 class DepthPlot(QWidget):
@@ -23,7 +28,7 @@ class DepthPlot(QWidget):
         super().__init__(parent)
         self.ws = workspace
         self.nodes: list[str] = []
-        self.plot = plot_widget("SQNR (dB)", "layer, input → output (topological order)")
+        self.plot = plot_widget(f"{EFFECTIVE_SQNR} (dB)", "layer, input → output (topological order)")
         pi = self.plot.getPlotItem()
         self.before_iso = pi.plot([], pen=pg.mkPen(ISO_COLOR, width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine))
         self.before_cum = pi.plot([], pen=pg.mkPen(CUM_COLOR, width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine))
@@ -91,7 +96,8 @@ class DepthPlot(QWidget):
         if before is not None:
             key.append(("#555", "dash", f"{before.label.split(':')[0]} (before)"))
         key.append((FLAGGED, "ring", "flagged"))
-        self.note.setText(key_html(key) + f"&nbsp;&nbsp;&nbsp;·&nbsp; showing {run.label}; ∞ dB drawn at 80")
+        self.note.setText(key_html(key) + f"&nbsp;&nbsp;&nbsp;·&nbsp; {EFFECTIVE_SQNR_DEF}; showing {run.label}; "
+                          "∞ dB drawn at 80")
         if before is not None:
             pos = {n: i for i, n in enumerate(self.nodes)}
             bl = [b for b in before.result.layers if b.node in pos]
@@ -110,8 +116,12 @@ class DepthPlot(QWidget):
         lay = self.ws.layer_result(data)
         if lay is None:
             return data
-        iso = lay.isolated.effective_sqnr_db if lay.isolated else float("nan")
-        return f"{data} ({lay.op_type})\nisolated {iso:.1f} dB, cumulative {lay.cumulative.effective_sqnr_db:.1f} dB"
+        iso = lay.isolated
+        return (f"{short_name(self.ws, data)} ({lay.op_type})\n{data}\n"
+                f"{EFFECTIVE_SQNR}: isolated {fmt_db(iso.effective_sqnr_db if iso else None)} dB, "
+                f"cumulative {fmt_db(lay.cumulative.effective_sqnr_db)} dB\n"
+                f"tensor SQNR: isolated {fmt_db(iso.sqnr_db if iso else None)} dB, "
+                f"cumulative {fmt_db(lay.cumulative.sqnr_db)} dB")
 
     def _clicked(self, item, points, ev) -> None:
         if len(points):

@@ -21,7 +21,7 @@ from analyzers.calibration.methods import METHODS
 from workbench.app.workspace import Workspace
 from workbench.recipe_ranges import tensor_ranges
 
-from .common import hint_label, key_html, plot_widget
+from .common import hint_label, key_html, plot_widget, short_name
 
 DISPLAY_BINS = 240
 METHOD_COLORS = {"minmax": "#6c757d", "percentile": "#2ca02c", "entropy": "#9467bd", "mse": "#8c564b"}
@@ -128,7 +128,8 @@ class HistogramPlot(QWidget):
             return
         self.tensor = self._tensor_for(self.node, calib)
         if self.tensor is None:
-            self._show_empty(f"{self.node}: its output is not quantized, so it has no calibration histogram.")
+            self._show_empty(f"{short_name(self.ws, self.node)}: its output is not quantized, so it has no "
+                             "calibration histogram.")
             return
         self.hist = calib.histograms[self.tensor]
         rng = tensor_ranges(self.ws.graph, self.ws.recipe, calib, [self.tensor])[self.tensor]
@@ -160,7 +161,9 @@ class HistogramPlot(QWidget):
         self.plot.setYRange(0, float(y.max()) * 1.08 if y.size else 1.0, padding=0)
         src = (f"percentile {rng.percentile:g} (this layer's override)" if rng.override_from
                else f"{rng.method}" + (f" {rng.percentile:g}" if rng.percentile is not None else "") + " (global)")
-        self.title.setText(f"{self.node} → {self.tensor}   ·   {self.spec.qtype}   ·   range from {src}")
+        self.title.setText(f"{short_name(self.ws, self.node)} → {short_name(self.ws, self.tensor)}   ·   "
+                           f"{self.spec.qtype}   ·   range from {src}")
+        self.title.setToolTip(f"layer {self.node}\noutput tensor {self.tensor}")
         self.reset_button.setEnabled(self.ws.recipe.percentile_of(self.node) is not None)
         self._ranges_text = key_html([("#d62728", "line", "range used (drag the lines)")] + [
             (METHOD_COLORS[m], "dash", f"{m} [{lo:.4g}, {hi:.4g}]") for m, (lo, hi) in ranges.items()])
@@ -176,6 +179,7 @@ class HistogramPlot(QWidget):
         self.clip_lo.setVisible(False)
         self.clip_hi.setVisible(False)
         self.title.setText(text)
+        self.title.setToolTip(self.node or "")
         self.summary.setText("")
         self.reset_button.setEnabled(False)
 

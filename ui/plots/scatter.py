@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from workbench.app.workspace import Workspace
 
-from .common import hint_label, plot_widget
+from .common import hint_label, plot_widget, short_name
 
 MAX_POINTS = 5000
 
@@ -63,5 +63,7 @@ class ScatterPlot(QWidget):
         hi = float(max(fp.max(initial=1), q.max(initial=1)))
         self.diag.setData([lo, hi], [lo, hi])
         self.plot.getPlotItem().enableAutoRange()
-        self.note.setText(f"{lay.node} → {lay.output}: {n} sampled values. On the dashed line: exact; "
+        self.note.setToolTip(f"layer {lay.node}\noutput tensor {lay.output}")
+        self.note.setText(f"{short_name(self.ws, lay.node)} → {short_name(self.ws, lay.output)}: {n} sampled values."
+                          " On the dashed line: exact; "
                           "a flat top: clipping; steps: a coarse grid; a wide cloud: error from upstream.")

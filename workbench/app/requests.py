@@ -21,6 +21,7 @@ from .. import analysis
 from ..bench import BenchRequest, run_bench
 from ..errors import WorkbenchError
 from ..graph import ModelGraph
+from ..hint_measure import measure_activations_16bit
 from ..recipe import Recipe
 from ..report import api as report_api
 from ..report.api import ExportRequest
@@ -162,10 +163,12 @@ def calibrate(req: Calibrate, state: EngineState, task: Task):
 
 @handles(Analyze)
 def analyze(req: Analyze, state: EngineState, task: Task):
-    """Quantize with the request's recipe (reusing the session's calibration) and diff it against FP32."""
-
-    return analysis.analyze(state.require_session(), recipe=req.recipe.copy(), samples=req.samples, task=task,
-               reservoir=req.reservoir)
+    """Quantize with the request's recipe (reusing the session's calibration) and diff it against FP32; when the
+    16-bit-activations hint fires, measure its cost as ``qwb analyze`` does (a few seconds), so the GUI shows it."""
+    session, recipe = state.require_session(), req.recipe.copy()
+    result = analysis.analyze(session, recipe=recipe, samples=req.samples, task=task, reservoir=req.reservoir)
+    measure_activations_16bit(session, recipe, result, task)
+    return result
 
 
 @handles(Benchmark)

@@ -80,11 +80,16 @@ def run_benchmarks(fp32_model: str, int8_models: list[str], backends: list[str],
 
 def latency_changes(rb: RunReport, ra: RunReport) -> list[LatencyChange]:
     """INT8 p50 latency before and after on every backend both runs were timed on."""
-    if rb.bench is None or ra.bench is None:
+    return bench_latency_changes(rb.bench, ra.bench)
+
+
+def bench_latency_changes(before: BenchSummary | None, after: BenchSummary | None) -> list[LatencyChange]:
+    """``latency_changes`` of two benchmark summaries (the GUI's before/after verdict passes its own benchmarks)."""
+    if before is None or after is None:
         return []
-    bb = {b.backend: b for b in rb.bench.backends}
+    bb = {b.backend: b for b in before.backends}
     out = []
-    for a in ra.bench.backends:
+    for a in after.backends:
         b = bb.get(a.backend)
         if b is None:
             continue

@@ -380,6 +380,11 @@ class ReportData:
 
 
 # -- generic (de)serialisation of the dataclasses above ---------------------------------------------
+def to_json(obj):
+    """``obj`` (these dataclasses, lists, dicts, numbers) as it appears in the report's JSON."""
+    return _to_json(obj)
+
+
 def _to_json(obj):
     if isinstance(obj, AnalysisResult):
         return obj.to_dict()

@@ -5,11 +5,19 @@ agreement figure of the output's kind. Each available figure is judged against t
 run gets the worst of them (a 12 dB output, or 25 % of samples where INT8 picks another class, is never good).
 Both execution modes count when the run measured both (the deployed figures are what an application gets).
 Works on the JSON form of a run summary, so a saved report is judged by the same rules when re-rendered.
+``run_verdict`` and ``runs_verdict`` judge analysis results as a report of them would (the GUI's Run and
+Before/after panels call them), so the GUI, ``qwb report`` and the report JSON's ``verdict`` cannot disagree.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from analyzers.diff_types import AnalysisResult
+
+from ..compare import compare_runs
+from .bench import bench_latency_changes, summarize
+from .data import RunSummary, to_json
 
 LEVELS = ("good", "warn", "bad")
 
@@ -115,3 +123,19 @@ def apply_verdicts(report):
         report.comparison.verdict, report.comparison.verdict_reasons = compare_verdict(
             c["outputs"], doc["runs"][c["before"]]["summary"], doc["runs"][c["after"]]["summary"], c["latency"])
     return report
+
+
+def run_verdict(result: AnalysisResult) -> tuple[str | None, list[str]]:
+    """(verdict, reasons) of one analysis result: what a report of this run carries as ``verdict``."""
+    return judge(to_json(RunSummary.of(result)))
+
+
+def runs_verdict(before: AnalysisResult, after: AnalysisResult, before_bench: dict | None = None,
+                 after_bench: dict | None = None) -> tuple[str, list[str]]:
+    """Is ``after`` better than ``before``: the report's ``comparison.verdict`` of these two runs. ``*_bench``:
+    each run's benchmarks as ``{backend: BackendResult.to_dict()}`` (what the GUI keeps), for the latency rows."""
+    c = compare_runs(before, after)
+    latency = bench_latency_changes(summarize(before_bench) if before_bench else None,
+                                    summarize(after_bench) if after_bench else None)
+    return compare_verdict(to_json(c.outputs), to_json(RunSummary.of(before)), to_json(RunSummary.of(after)),
+                           to_json(latency))
