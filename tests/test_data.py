@@ -40,6 +40,17 @@ def test_fixed_batch_model_runs_one_sample_at_a_time(tmp_path):
     assert [feed["x"].shape for _, _, feed in src.batches()] == [(1, 3, 8, 8)] * 4
 
 
+def test_extra_batch_axis_on_a_fixed_batch_model_says_how_it_is_fed(tmp_path):
+    """(N, 1, C, H, W) for a model whose batch is fixed at 1: the message must not read '(1, 3, 8, 8) but the
+    model expects (1, 3, 8, 8)' - it says each sample is fed as a batch of one and what shape to save."""
+    inputs = prepare_model(save(conv_net(dynamic_batch=False), tmp_path / "m.onnx")).graph.inputs
+    np.savez(tmp_path / "d.npz", x=np.zeros((4, 1, 3, 8, 8), np.float32))
+    with pytest.raises(DataError) as e:
+        open_data(tmp_path / "d.npz", inputs)
+    assert "fed as a batch of one, (1, 1, 3, 8, 8)" in str(e.value)
+    assert e.value.fix == "put the sample axis first: shape (num_samples, 3, 8, 8)"
+
+
 @pytest.mark.parametrize("arrays, fragment", [
     ({"image": np.zeros((2, 3, 8, 8), np.float32)}, "no array for model input(s) ['x']"),
     ({"x": np.zeros((2, 3, 8, 8), np.float32), "extra": np.zeros(2)}, "not model inputs"),

@@ -115,8 +115,9 @@ class DataSource(ABC):
         sample_shape = self._sample_shape(lay, first_row.shape)
         model = lay.model_shape
         if len(sample_shape) != len(model):
+            seen = (f"; each sample is fed as a batch of one, {tuple(sample_shape)}" if lay.has_batch_axis else "")
             raise DataError(
-                f"{self.description}: input '{name}' has samples of shape {tuple(first_row.shape[1:])} "
+                f"{self.description}: input '{name}' has samples of shape {tuple(first_row.shape[1:])}{seen}, "
                 f"but the model expects {_fmt_shape(model)}",
                 "put the sample axis first: shape (num_samples, " + ", ".join(str(d) for d in model[1:]) + ")"
                 if lay.has_batch_axis else "put the sample axis first")
