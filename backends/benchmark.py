@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,8 @@ MAX_RUNS = 10_000_000
 MAX_BATCH = 65_536
 #: the most one batch of inputs may take in memory
 MAX_FEED_BYTES = 2 << 30
+#: threads beyond this many per logical CPU only contend (and 100,000 of them hang the child)
+THREADS_PER_CPU = 4
 
 
 @dataclass
@@ -64,6 +67,10 @@ class BenchSettings:
             raise BackendError(what, fix)
         if self.threads < 0:
             bad(f"--threads must be 0 (automatic) or more, not {self.threads}", "pass e.g. --threads 4")
+        cpus = os.cpu_count() or 1
+        if self.threads > THREADS_PER_CPU * cpus:
+            bad(f"--threads {self.threads:,} is more than {THREADS_PER_CPU}x this machine's {cpus} logical CPUs",
+                f"pass --threads 0 (its {physical_cores()} physical cores) or at most {THREADS_PER_CPU * cpus}")
         if not self.batches or any(int(b) < 1 for b in self.batches):
             bad(f"batch sizes must be 1 or more, not {list(self.batches)}", "pass e.g. --batch 1 or --batch 1,8,32")
         if any(int(b) > MAX_BATCH for b in self.batches):

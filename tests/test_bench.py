@@ -144,6 +144,7 @@ def test_int8_file_without_data_uses_random_inputs(tmp_path):
     (BenchRequest(demo=True, backends=("cpu",), runs=0), "--runs must be at least 1"),
     (BenchRequest(demo=True, backends=("cpu",), batches=(0,)), "batch sizes must be 1 or more"),
     (BenchRequest(demo=True, backends=("cpu",), threads=-2), "--threads must be 0"),
+    (BenchRequest(demo=True, backends=("cpu",), threads=100_000), "is more than 4x this machine's"),
     (BenchRequest(model="missing.onnx", int8="missing.onnx", backends=("cpu",)), "missing.onnx does not exist"),
     (BenchRequest(demo=True, backends=("cpu",), int8="x.onnx", recipe="r.toml"), "exclude each other"),
     (BenchRequest(demo=True, backends=("tpu",)), "unknown backend 'tpu'"),
