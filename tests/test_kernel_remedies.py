@@ -267,7 +267,8 @@ def test_session_options_reach_every_benchmark_session():
     s = BenchSettings(session_options={"session.x64quantprecision": "1"})
     assert _bench_job(Cpu(), "int8", "m.onnx", s, 1, Ws())["config"]["config_entries"] == s.session_options
     job = _inspect_job("int8", "m.onnx", ["CPUExecutionProvider"], 1, 1, Ws(), False, None, s.session_options)
-    assert job["config"]["config_entries"] == s.session_options
+    # the inspecting (untimed) session may add its own entries (no idle spinning); the user's must all be there
+    assert s.session_options.items() <= job["config"]["config_entries"].items()
 
 
 def test_a_remedy_that_cannot_run_is_reported_and_the_others_go_on(demo, monkeypatch):
