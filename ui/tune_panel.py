@@ -90,7 +90,7 @@ class TunePanel(QWidget):
         self.candidates: dict[str, QCheckBox] = {}
         tips = {"int16": "a group's activations in 16 bits", "fp32": "a group kept in float",
                 "percentile": "a group's activations clipped at the 99.99th percentile",
-                "method": "another calibration method for the whole model"}
+                "method": "another calibration method for a group's activations, or for the whole model"}
         for c in CANDIDATES:
             box = QCheckBox(c)
             box.setChecked(c in DEFAULT_CANDIDATES)

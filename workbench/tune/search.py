@@ -29,8 +29,9 @@ from ..outputs import output_kinds
 from ..recipe import Recipe
 from ..session import Session
 from .evaluator import EvalContext, EvalResult, recipe_key
-from .groups import Group, find_groups
-from .moves import DEFAULT_CANDIDATES, Move, apply_moves, global_moves, group_moves, only_group
+from .groups import Group, attach_range_owners, find_groups
+from .moves import (DEFAULT_CANDIDATES, Move, apply_moves, global_moves, group_moves, only_group,
+                    range_moves_that_pay)
 from .pool import make_pool
 from .selection import Option, greedy_order, solve
 from .target import Target
@@ -319,6 +320,8 @@ def _sensitivity(run: _Run) -> list[GroupSensitivity]:
     if not run.groups:
         raise WorkbenchError(f"{s.prepared.source} has no quantized layers to tune",
                              "check the recipe's op_types and exclusions")
+    attach_range_owners(run.groups, s.graph)
+    paying = range_moves_that_pay(s.graph, base, s.calibration(run.task), run.groups, spec.candidates)
     run.macs = {n.name: n.macs or 0 for n in count_macs(fp32, shapes)}
     run.total_macs = sum(run.macs.values())
     run.op_of = {n.name: n.op_type for n in s.graph.nodes}
@@ -341,7 +344,7 @@ def _sensitivity(run: _Run) -> list[GroupSensitivity]:
     run.global_results = dict(zip(run.globals, res[1 + len(groups):]))
     # pass 2: the revert-one probe of each candidate move, for the groups that carry the error
     probed = _groups_to_probe(run, sens)
-    moves = [m for m in group_moves(groups, spec.candidates) if m.group in probed]
+    moves = [m for m in group_moves(groups, spec.candidates, paying, base) if m.group in probed]
     res = run.evaluate([apply_moves(base, groups, [m]) for m in moves], "search", "revert-one probes", 0.35, 0.7)
     for m, r in zip(moves, res):
         g = sens[m.group]
