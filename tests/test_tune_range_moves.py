@@ -8,6 +8,8 @@ import numpy as np
 import onnx
 import pytest
 
+from backends.macs import count_macs
+from backends.runtime_precision import runtime_int8_layers
 from tests.tune_models import SPIKE, outlier_cnn, outlier_data
 from workbench.calibration_cache import op_types_for
 from workbench.recipe import Recipe
@@ -87,3 +89,32 @@ def test_tune_fixes_a_planted_outlier_range_with_one_percentile_move(outlier):
     assert b.moves == ["conv1: percentile"] and b.met_search and b.met_holdout  # ... and is the cheapest fix:
     assert b.float_layers == [] and b.int16_layers == [] and b.int8_mac_share == pytest.approx(1.0)  # all INT8
     assert Recipe.from_dict(b.recipe).percentile_of("relu0") is not None
+
+
+def test_a_16_bit_layer_takes_its_8_bit_neighbours_out_of_their_integer_kernels(outlier):
+    """What onnxruntime runs, not what the recipe asks: with conv1 at 16 bits its input r0 and output r1 are
+    16-bit, so conv0 (writing r0) and conv2 (reading r1) lose their QLinearConv too."""
+    s = outlier
+    r = Recipe()
+    r.set_precision("conv1", "int16")
+    q = s.quantize(recipe=r)
+    layers = ["conv0", "conv1", "conv2", "conv3", "fc"]
+    assert runtime_int8_layers(q.path, layers) == {"conv3", "fc"}
+    assert runtime_int8_layers(s.quantize(recipe=Recipe()).path, layers) == set(layers)
+
+
+# kernels: which moves pass comes from the deployed integer kernels
+@pytest.mark.kernels
+def test_int8_mac_share_of_a_point_is_the_deployed_coverage(outlier):
+    s = outlier
+    r = run_tune(s, TuneSpec(parse_target("cosine>=0.995"), candidates=("int16",), objective="int8_macs",
+                             workers=1, isolated=False))
+    macs = {n.name: n.macs for n in count_macs(s.prepared.load_proto(), {"x": (1, 3, 8, 8)})}
+    total = sum(m or 0 for m in macs.values())
+    assert next(p for p in r.points if p.source == "int8").int8_mac_share == pytest.approx(1.0)
+    moved = [p for p in r.points if p.int16_layers and p.source != "global"]
+    assert moved and r.best in moved and r.best.met_holdout
+    for p in moved:
+        asked = 1 - sum(macs[n] or 0 for n in p.int16_layers) / total  # what the recipe alone would say
+        assert p.int8_mac_share < asked - 0.05  # a neighbour of the 16-bit layer left its integer kernel too
+    assert next(p for p in r.points if p.moves == ["all_int16"]).int8_mac_share == 0.0

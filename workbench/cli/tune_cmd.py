@@ -119,7 +119,7 @@ def _print(r: TuneResult) -> None:
               f"{_fmt(g.quantize_one, '.4f')}  revert-one: {rev}")
     pareto = {id(p) for p in r.pareto()}
     print(f"\nverified points ({t.metric}: search part, held-back part; latency: 1 sample on the deployed kernels; "
-          "MAC share from the recipe; * = Pareto)")
+          "INT8 %: share of MACs onnxruntime runs in 8-bit kernels; * = Pareto)")
     print(f"  {'search':>8} {'held-back':>9} {'target':>6} {'latency ms':>10} {'INT8 %':>6} {'size':>9}  fp/16 point")
     for p in r.points:
         mark = "*" if id(p) in pareto else " "
