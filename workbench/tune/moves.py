@@ -70,17 +70,19 @@ def group_moves(groups: list[Group], candidates: tuple[str, ...], paying: set | 
 
 
 def range_moves_that_pay(graph: ModelGraph, base: Recipe, calib: CalibrationData, groups: list[Group],
-                         candidates: tuple[str, ...]) -> set[tuple[int, str]]:
+                         candidates: tuple[str, ...], only: set[int] | None = None) -> set[tuple[int, str]]:
     """(group, kind) of the range moves that change the width of a range the group reads by RANGE_PAYS or more,
-    from the cached histograms only; a group whose activations no layer override can reach (a graph input) has
-    none."""
+    from the cached histograms only (for the groups in ``only``, default all); a group whose activations no layer
+    override can reach (a graph input) has none."""
     kinds = range_kinds(base, candidates)
-    readable = {t for g in groups for t in g.tensors if t in calib.histograms}
+    picked = [i for i in range(len(groups)) if only is None or i in only]
+    readable = {t for i in picked for t in groups[i].tensors if t in calib.histograms}
     if not kinds or not readable:
         return set()
     before = tensor_ranges(graph, base, calib, sorted(readable))
     out = set()
-    for i, g in enumerate(groups):
+    for i in picked:
+        g = groups[i]
         tensors = sorted(set(g.tensors) & readable)
         if not tensors or not g.range_owners:
             continue

@@ -328,7 +328,6 @@ def _sensitivity(run: _Run) -> list[GroupSensitivity]:
         raise WorkbenchError(f"{s.prepared.source} has no quantized layers to tune",
                              "check the recipe's op_types and exclusions")
     attach_range_owners(run.groups, s.graph)
-    paying = range_moves_that_pay(s.graph, base, s.calibration(run.task), run.groups, spec.candidates)
     run.total_macs = sum(run.ctx.macs.values())
     run.base = base
     groups = run.groups
@@ -349,6 +348,7 @@ def _sensitivity(run: _Run) -> list[GroupSensitivity]:
     run.global_results = dict(zip(run.globals, res[1 + len(groups):]))
     # pass 2: the revert-one probe of each candidate move, for the groups that carry the error
     probed = _groups_to_probe(run, sens)
+    paying = range_moves_that_pay(s.graph, base, s.calibration(run.task), groups, spec.candidates, probed)
     moves = [m for m in group_moves(groups, spec.candidates, paying, base) if m.group in probed]
     res = run.evaluate([apply_moves(base, groups, [m]) for m in moves], "search", "revert-one probes", 0.35, 0.7)
     for m, r in zip(moves, res):
