@@ -101,14 +101,30 @@ def check(int8_model: str | Path, requested: dict[str, str], providers: list | N
     return classify(qdq, opt, requested)
 
 
-def classify(qdq: onnx.ModelProto, opt: onnx.ModelProto, requested: dict[str, str]) -> dict[str, RuntimeLayer]:
-    """``check`` on graphs already loaded: ``qdq`` (the file) and ``opt`` (what onnxruntime runs)."""
-    g = opt.graph
+def _by_name(g: onnx.GraphProto) -> dict:
+    """Nodes of an optimized graph by the name of the model-file node they run (fusions rename some)."""
     by_name = {}
     for n in g.node:
         by_name.setdefault(n.name, n)
     for n in g.node:  # renamed by a fusion ('fused X', 'X_token_3')
         by_name.setdefault(_base_name(n.name), n)
+    return by_name
+
+
+def runtime_int8_layers(int8_model: str | Path, nodes, providers: list | None = None) -> set[str]:
+    """Which of ``nodes`` (model-file node names) onnxruntime runs in an 8-bit integer kernel, whatever the
+    recipe asked: the deployed INT8 coverage (a 16-bit layer's 8-bit neighbour that loses its fusion is not,
+    a float layer re-quantized by the optimizer is). One session build, no inference."""
+    with tempfile.TemporaryDirectory(prefix="qwb-runtime-") as td:
+        opt = optimized_graph(int8_model, td, providers)
+    by_name = _by_name(opt.graph)
+    return {n for n in nodes if n in by_name and _is_integer_kernel(by_name[n].op_type)}
+
+
+def classify(qdq: onnx.ModelProto, opt: onnx.ModelProto, requested: dict[str, str]) -> dict[str, RuntimeLayer]:
+    """``check`` on graphs already loaded: ``qdq`` (the file) and ``opt`` (what onnxruntime runs)."""
+    g = opt.graph
+    by_name = _by_name(g)
     eight = eight_bit_tensors(g)
     out = {}
     for node, want in requested.items():

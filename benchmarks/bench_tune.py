@@ -5,9 +5,9 @@ and the whole `qwb tune --demo` (target: <= 30 s).
 
 The CNN is tests/tune_models.planted_cnn(layers=100, planted=(30, 70)) at 3x8x8 with 8 channels, 32
 calibration and 48 evaluation samples (32 searched, 16 held back); calibration is cached beforehand, so the
-figure is the tune run itself: one analysis pass for the isolated errors plus, per group, three revert-one
-moves (16-bit, float, percentile) for the groups that carry 95% of the error and one quantize-one probe per
-group, in 2 local worker processes. Medians of --reps. (At this depth the two planted layers, 0 dB isolated, no
+figure is the tune run itself: one analysis pass for the isolated errors plus, per group, the revert-one
+moves (16-bit, float; a percentile or method only where it changes a range the group reads) for the groups that
+carry 95% of the error and one quantize-one probe per group, in 2 local worker processes. Medians of --reps. (At this depth the two planted layers, 0 dB isolated, no
 longer move the output: full INT8 meets the target; the figure is the sensitivity pass.)
 Figures go to docs/benchmarks.md (Tune).
 """

@@ -54,3 +54,53 @@ def planted_cnn(layers: int = 6, planted: tuple = (2, 4), channels: int = 8, sid
 def planted_data(n: int = 48, side: int = 8, seed: int = 1) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {"x": rng.standard_normal((n, 3, side, side)).astype(np.float32)}
+
+
+SPIKE = 1000.0  # the one calibration activation that sets the planted tensor's range (the rest lie in 0..~3)
+
+
+def outlier_cnn(layers: int = 4, channels: int = 8, side: int = 8, seed: int = 0) -> onnx.ModelProto:
+    """``planted_cnn``'s shape without weight outliers, where conv0's output channel 0 is
+    ``SPIKE * Relu(x[:, 0] - 2.5)`` at each pixel and nothing reads it (conv1's weights on it are zero): the float
+    model never notices, but on ``outlier_data(spike=True)`` one activation of ``r0`` is SPIKE, so min-max
+    calibration gives ``r0`` (conv1's input) a range 300 times too wide. A 99.99th-percentile range for ``r0``
+    is the cheapest fix: it keeps every layer in INT8."""
+    rng = np.random.default_rng(seed)
+    c = channels
+    nodes, inits = [], []
+    prev, cin = "x", 3
+    for i in range(layers):
+        w = (rng.standard_normal((c, cin, 3, 3)) * np.sqrt(2.0 / (cin * 9))).astype(np.float32)
+        b = (rng.standard_normal(c) * 0.05).astype(np.float32)
+        if i == 0:
+            w[0] = 0.0
+            w[0, 0, 1, 1] = SPIKE
+            b[0] = -2.5 * SPIKE
+        if i == 1:
+            w[:, 0] = 0.0
+        inits += [numpy_helper.from_array(w, f"w{i}"), numpy_helper.from_array(b, f"b{i}")]
+        nodes += [helper.make_node("Conv", [prev, f"w{i}", f"b{i}"], [f"c{i}"], name=f"conv{i}", pads=[1, 1, 1, 1]),
+                  helper.make_node("Relu", [f"c{i}"], [f"r{i}"], name=f"relu{i}")]
+        prev, cin = f"r{i}", c
+    wf = (rng.standard_normal((10, c)) * 0.5).astype(np.float32)
+    inits += [numpy_helper.from_array(wf, "wf"), numpy_helper.from_array(np.zeros(10, np.float32), "bf")]
+    nodes += [helper.make_node("GlobalAveragePool", [prev], ["gap"], name="gap"),
+              helper.make_node("Flatten", ["gap"], ["flat"], name="flatten"),
+              helper.make_node("Gemm", ["flat", "wf", "bf"], ["y"], name="fc", transB=1)]
+    graph = helper.make_graph(nodes, "outlier_cnn",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, side, side])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def outlier_data(n: int = 48, side: int = 8, seed: int = 1, spike: bool = False) -> dict[str, np.ndarray]:
+    """Inputs within [-2.5, 2.5] (conv0's channel 0 stays 0); ``spike``: one pixel of x[:, 0] at 3.5 (one
+    activation of SPIKE in r0)."""
+    rng = np.random.default_rng(seed)
+    x = np.clip(rng.standard_normal((n, 3, side, side)), -2.5, 2.5).astype(np.float32)
+    if spike:
+        x[0, 0, side // 2, side // 2] = 3.5
+    return {"x": x}

@@ -45,7 +45,7 @@ from .plots.common import hint_label, key_html, plot_widget
 COLUMNS = ("#", "Search", "Held-back", "Target", "ms", "INT8 %", "Size", "fp / 16", "Pareto", "Point")
 HEADER_TIPS = ("", "the target's metric on the search part", "the target's metric on the held-back part the search "
                "never saw", "whether the held-back figure meets the target", "latency, one sample, deployed kernels",
-               "share of the model's MACs left in INT8", "model size", "float moves / 16-bit moves",
+               "share of the model's MACs onnxruntime runs in INT8 kernels", "model size", "float moves / 16-bit moves",
                "no other point is both faster and better", "the moves; hover for the layers")
 POINT_COL = COLUMNS.index("Point")  # last: the numbers stay in view, the label takes what is left
 #: (default value, minimum, maximum, decimals, suffix) of the threshold box per metric
@@ -90,7 +90,7 @@ class TunePanel(QWidget):
         self.candidates: dict[str, QCheckBox] = {}
         tips = {"int16": "a group's activations in 16 bits", "fp32": "a group kept in float",
                 "percentile": "a group's activations clipped at the 99.99th percentile",
-                "method": "another calibration method for the whole model"}
+                "method": "another calibration method for a group's activations, or for the whole model"}
         for c in CANDIDATES:
             box = QCheckBox(c)
             box.setChecked(c in DEFAULT_CANDIDATES)

@@ -67,19 +67,22 @@ class GlobalSettings:
 
 @dataclass
 class LayerOverride:
-    """What one layer does differently: its precision and/or its calibration percentile."""
+    """What one layer does differently: its precision, its calibration percentile and/or calibration method."""
 
     precision: str | None = None  # int8 | int16 | fp32 (fp32 = excluded from quantization)
     percentile: float | None = None  # calibration percentile for this layer's output activation
+    method: str | None = None  # calibration method for this layer's output activation (a percentile wins)
 
     def validate(self, layer: str) -> None:
         if self.precision is not None:
             _choice(f"layers.{layer}.precision", self.precision, PRECISIONS)
         if self.percentile is not None:
             _percentile(f"layers.{layer}.percentile", self.percentile)
+        if self.method is not None:
+            _choice(f"layers.{layer}.method", self.method, CALIBRATION_METHODS)
 
     def is_empty(self) -> bool:
-        return self.precision is None and self.percentile is None
+        return self.precision is None and self.percentile is None and self.method is None
 
 
 @dataclass
@@ -150,6 +153,10 @@ class Recipe:
         o = self.layers.get(node)
         return o.percentile if o else None
 
+    def method_of(self, node: str) -> str | None:
+        o = self.layers.get(node)
+        return o.method if o else None
+
     def excluded_nodes(self) -> list[str]:
         return [n for n, o in self.layers.items() if o.precision == "fp32"]
 
@@ -170,6 +177,14 @@ class Recipe:
             _percentile("percentile", percentile)
         o = self.layers.setdefault(node, LayerOverride())
         o.percentile = percentile
+        if o.is_empty():
+            del self.layers[node]
+
+    def set_method(self, node: str, method: str | None) -> None:
+        if method is not None:
+            _choice("method", method, CALIBRATION_METHODS)
+        o = self.layers.setdefault(node, LayerOverride())
+        o.method = method
         if o.is_empty():
             del self.layers[node]
 
@@ -227,6 +242,8 @@ class Recipe:
                 parts.append(f"precision {o.precision}")
             if o.percentile is not None:
                 parts.append(f"percentile {o.percentile}")
+            if o.method is not None:
+                parts.append(f"method {o.method}")
             out.append(f"layer {name}: " + ", ".join(parts))
         for name, o in sorted(self.outputs.items()):
             out.append(f"output {name}: " + ", ".join(f"{k} {v}" for k, v in asdict(o).items() if v is not None))
@@ -286,7 +303,8 @@ class Recipe:
     def dumps(self) -> str:
         header = ("# Quant Workbench recipe: global quantization settings and per-layer overrides.\n"
                   "# precision: int8 | int16 | fp32 (fp32 = keep the layer in float);\n"
-                  "# percentile: calibration percentile for that layer's output.\n")
+                  "# percentile: calibration percentile for that layer's output;\n"
+                  "# method: calibration method for that layer's output (minmax | percentile | entropy | mse).\n")
         return header + tomli_w.dumps(self.to_dict())
 
     @classmethod

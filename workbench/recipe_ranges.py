@@ -60,13 +60,15 @@ def tensor_ranges(graph: ModelGraph, recipe: Recipe, calib: CalibrationData,
     out = {}
     for name in tensors or list(calib.histograms):
         spec = activation_spec(graph, recipe, name, int16)
-        layer_p, owner = None, None
+        layer_p, layer_m, owner = None, None, None
         for owner in sorted(graph.tensor_owners(name)):
-            layer_p = recipe.percentile_of(owner)
-            if layer_p is not None:
+            layer_p, layer_m = recipe.percentile_of(owner), recipe.method_of(owner)
+            if layer_p is not None or layer_m is not None:
                 break
         if layer_p is not None:
             method, pct, src = "percentile", layer_p, owner
+        elif layer_m is not None:
+            method, pct, src = layer_m, (s.percentile if layer_m == "percentile" else None), owner
         else:
             method, pct, src = s.calibration_method, (s.percentile if s.calibration_method == "percentile" else None), None
         lo, hi = calib.derived_range(name, method, spec, pct if pct is not None else s.percentile)

@@ -159,8 +159,8 @@ class HistogramPlot(QWidget):
         span = max(edges[-1], rng.hi) - min(edges[0], rng.lo)
         self.plot.setXRange(min(edges[0], rng.lo) - 0.03 * span, max(edges[-1], rng.hi) + 0.03 * span, padding=0)
         self.plot.setYRange(0, float(y.max()) * 1.08 if y.size else 1.0, padding=0)
-        src = (f"percentile {rng.percentile:g} (this layer's override)" if rng.override_from
-               else f"{rng.method}" + (f" {rng.percentile:g}" if rng.percentile is not None else "") + " (global)")
+        src = (f"{rng.method}" + (f" {rng.percentile:g}" if rng.percentile is not None else "")
+               + (" (this layer's override)" if rng.override_from else " (global)"))
         self.title.setText(f"{short_name(self.ws, self.node)} → {short_name(self.ws, self.tensor)}   ·   "
                            f"{self.spec.qtype}   ·   range from {src}")
         self.title.setToolTip(f"layer {self.node}\noutput tensor {self.tensor}")

@@ -10,6 +10,7 @@ from backends.registry import BACKEND_NAMES
 
 from ..errors import WorkbenchError
 from ..formatting import fmt_bytes
+from ..report import build_report, outputs_for, write_report
 from ..safe_paths import write_text
 from ..tune.moves import CANDIDATES, parse_candidates
 from ..tune.search import OBJECTIVES, Point, TuneResult, TuneSpec, run_tune
@@ -50,6 +51,8 @@ def register(sub) -> None:
                    "groups that carry 95%% of the quantize-one error; NNCF's exhaustive ranking, slower)")
     p.add_argument("-o", "--output", metavar="TUNED.toml", help="write the chosen recipe here")
     p.add_argument("--json", metavar="OUT", help="write every figure (points, groups, evaluations) as JSON")
+    p.add_argument("--report", metavar="OUT.html", help="also write the report (qwb report) of the chosen point, "
+                   "with the Tune section (Pareto plot and every point); .html also writes .json and .md beside it")
     p.set_defaults(func=run)
 
 
@@ -74,7 +77,13 @@ def run(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
     task = ConsoleTask()
     t0 = time.perf_counter()
-    s = open_session(args, [args.output, args.json])
+    reports = []
+    if args.report:
+        try:
+            reports = outputs_for(args.report)
+        except ValueError as e:
+            raise WorkbenchError(f"--report: {e}", "pass --report tuned.html (or .json / .md)") from e
+    s = open_session(args, [args.output, args.json, *reports])
     print_model_and_calibration(s, task)
     print(f"target   {spec.target.describe()} on {len(s.eval_data)} samples of {s.eval_data.description} "
           f"(a third held back for verification); objective {spec.objective} on {spec.backend}")
@@ -92,8 +101,40 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         write_text(args.json, json.dumps(dict(result.to_dict(), model=s.prepared.source), indent=2))
         print(f"wrote    {args.json}")
+    if args.report:
+        _report(args, s, result, task)
     print(f"done in {time.perf_counter() - t0:.1f} s")
     return 0 if result.best is not None and result.best.met_holdout else 1
+
+
+def _report(args: argparse.Namespace, s, result: TuneResult, task: ConsoleTask) -> None:
+    """The report of the chosen point with the Tune section: what ``qwb report --recipe TUNED.toml --tune
+    TUNE.json`` writes, without the two files in between (the rerun command in the report names them)."""
+    if result.best is None:
+        print(f"note: no point was verified: no report written ({args.report})")
+        return
+    tune = dict(result.to_dict(), model=s.prepared.source, chosen=result.points.index(result.best))
+    report = build_report(s, recipe=result.best_recipe(), recipe_source=args.output, tune=tune,
+                          command=_report_argv(args), task=task)
+    task.done()
+    for p in write_report(report, args.report):
+        print(f"wrote    {p}  ({fmt_bytes(p.stat().st_size)})")
+
+
+def _report_argv(args: argparse.Namespace) -> list[str]:
+    """The ``qwb report`` command that rebuilds this report from the files ``-o`` and ``--json`` write (or would:
+    recipe.toml, tune.json); the report makes its rerun command from it."""
+    argv = ["qwb", "report"]
+    if args.demo:
+        argv.append("--demo")
+    else:
+        argv += [args.model, "--calib", args.calib] + (["--eval", args.eval] if args.eval else [])
+    argv += ["--recipe", args.output or "recipe.toml", "--tune", args.json or "tune.json"]
+    if getattr(args, "preprocess", "auto") != "auto":
+        argv += ["--preprocess", args.preprocess]
+    for m in getattr(args, "metric", None) or []:
+        argv += ["--metric", m]
+    return argv + ["-o", args.report]
 
 
 def _fmt(v, f: str) -> str:
@@ -119,7 +160,7 @@ def _print(r: TuneResult) -> None:
               f"{_fmt(g.quantize_one, '.4f')}  revert-one: {rev}")
     pareto = {id(p) for p in r.pareto()}
     print(f"\nverified points ({t.metric}: search part, held-back part; latency: 1 sample on the deployed kernels; "
-          "MAC share from the recipe; * = Pareto)")
+          "INT8 %: share of MACs onnxruntime runs in 8-bit kernels; * = Pareto)")
     print(f"  {'search':>8} {'held-back':>9} {'target':>6} {'latency ms':>10} {'INT8 %':>6} {'size':>9}  fp/16 point")
     for p in r.points:
         mark = "*" if id(p) in pareto else " "

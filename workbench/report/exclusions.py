@@ -189,8 +189,9 @@ def build_exclusions(prepared, recipe, recipe_label: str = "recipe", runtime: li
         "tflite": render_tflite(layers, model_name, recipe_label),
     }
     notes = [f"{r.message()}; fix: {r.fix}" for r in by_node.values()]
-    if any(recipe.percentile_of(n) is not None for n in recipe.layers):
-        notes.append("per-layer calibration percentiles are not part of these forms; they are in the recipe")
+    if any(recipe.percentile_of(n) is not None or recipe.method_of(n) is not None for n in recipe.layers):
+        notes.append("per-layer calibration percentiles and methods are not part of these forms; they are in the "
+                     "recipe")
     if names is None:
         notes.append(f"{prepared.source} is not an ONNX file: names refer to the ONNX model Quant Workbench "
                      "exported from it")

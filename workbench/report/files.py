@@ -11,7 +11,7 @@ from ..safe_paths import write_text
 from .data import ReportData
 from .render_html import render_html
 from .render_md import render_markdown
-from .reproduce import relocate
+from .reproduce import relocate, tune_file
 from .verdict import apply_verdicts
 
 
@@ -42,7 +42,7 @@ def write_report(report: ReportData, path: str | Path, only: bool = False) -> li
     """Write the report's forms (see ``outputs_for``) as UTF-8, and each run's recipe as a file beside them (what
     the rerun command reads); returns the paths written. The rerun and fix commands are made for this folder."""
     path = Path(path)
-    report.reproduce = relocate(report.reproduce, path)
+    report.reproduce = relocate(report.reproduce, path, tune=bool(report.tune))
     doc = report.to_dict()
     written = []
     for p in outputs_for(path, only):
@@ -53,6 +53,10 @@ def write_report(report: ReportData, path: str | Path, only: bool = False) -> li
     for rf in report.reproduce.recipes:  # after the report's forms (callers list those first)
         p = path.parent / rf.file
         write_text(p, rf.toml)
+        written.append(p)
+    if report.tune:  # what the rerun command's --tune reads (a `qwb tune --json` document)
+        p = path.parent / tune_file(path)
+        write_text(p, json.dumps(report.tune, indent=1, ensure_ascii=False, allow_nan=False) + "\n")
         written.append(p)
     return written
 

@@ -4,7 +4,8 @@ The command as typed is kept (``argv``), but it rarely runs again elsewhere: its
 it was typed, its recipe files may have moved, and its ``-o`` would overwrite the report being read. So when a
 report is written, ``relocate`` derives the *rerun* command from it: model and data paths relative to the
 report's folder, each run's recipe written as a file beside the report (names made safe: a run called
-``a/b`` never becomes a folder), and an ``-o`` that names a new file. The same goes for the fix command.
+``a/b`` never becomes a folder), a tune search (the Tune section) written beside it for ``--tune``, and an
+``-o`` that names a new file. The same goes for the fix command.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from .data import RecipeFile, Reproduce
 
 # flags of `qwb report` that take a value; those naming files are rewritten, the others kept as typed
 _VALUE_FLAGS = {"--calib", "--eval", "--recipe", "--compare", "--bench", "--samples", "--title", "--from", "-o",
-                "--output", "--metric", "--preprocess"}
-_REWRITTEN = {"--calib", "--eval", "--recipe", "--compare", "--from", "-o", "--output"}
+                "--output", "--metric", "--preprocess", "--tune"}
+_REWRITTEN = {"--calib", "--eval", "--recipe", "--compare", "--from", "-o", "--output", "--tune"}
 _DROPPED = {"--only", "--demo", "--debug"}  # --demo is put back explicitly when the run used it
 
 
@@ -70,8 +71,14 @@ def _rel(path: str | None, folder: Path) -> str | None:
     return "./" + r if r.startswith("-") else r  # a file named like an option
 
 
-def relocate(reproduce: Reproduce, report_path: Path) -> Reproduce:
-    """``reproduce`` with its rerun and fix commands made for ``report_path``'s folder (see the module doc)."""
+def tune_file(report_path: Path) -> str:
+    """The file beside a report that holds its tune search (what the rerun command's ``--tune`` reads)."""
+    return f"{report_path.stem}-tune.json"
+
+
+def relocate(reproduce: Reproduce, report_path: Path, tune: bool = False) -> Reproduce:
+    """``reproduce`` with its rerun and fix commands made for ``report_path``'s folder (see the module doc);
+    ``tune``: the report has a Tune section, written beside it as ``tune_file`` for the rerun's ``--tune``."""
     folder = report_path.parent
     stem = report_path.stem
     recipes = [RecipeFile(rf.label, f"{stem}-recipe-{safe_name(rf.label)}.toml", rf.toml) for rf in reproduce.recipes]
@@ -90,6 +97,8 @@ def relocate(reproduce: Reproduce, report_path: Path) -> Reproduce:
         argv += ["--recipe", recipes[0].file]
     if len(recipes) > 1:
         argv += ["--compare", recipes[1].file]
+    if tune:
+        argv += ["--tune", tune_file(report_path)]
     argv += [a for a in kept if a != "--demo"]
     if reproduce.samples and "--samples" not in kept and not any(a.startswith("--samples=") for a in kept):
         argv += ["--samples", str(reproduce.samples)]

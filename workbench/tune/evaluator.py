@@ -22,6 +22,7 @@ from analyzers.diff_types import OutputResult
 from analyzers.output_kinds import OutputKind
 from analyzers.output_metrics import OutputAccumulator
 from backends.runner import SessionConfig, build_session
+from backends.runtime_precision import runtime_int8_layers
 
 from ..model_prep import PreparedModel
 from ..quantize import quantize
@@ -44,6 +45,9 @@ class EvalContext:
     kinds: dict[str, OutputKind]
     threads: int = 1  # onnxruntime intra-op threads per evaluation (a worker's CPUs)
     providers: list = field(default_factory=lambda: ["CPUExecutionProvider"])
+    macs: dict = field(default_factory=dict)  # node -> multiply-accumulates per sample (Conv/Gemm/MatMul)
+    coverage_parts: tuple = ("holdout",)  # parts whose evaluations also read the deployed INT8 coverage (one
+    # more session build each): the verified points, and every evaluation when the objective is INT8 MACs
 
 
 @dataclass
@@ -57,6 +61,7 @@ class EvalResult:
     size_bytes: int | None = None
     seconds: float = 0.0  # wall time of the evaluation (quantize + run)
     error: str | None = None
+    int8_macs: int | None = None  # MACs per sample onnxruntime runs in 8-bit integer kernels (deployed coverage)
 
 
 def recipe_key(recipe: Recipe) -> str:
@@ -134,7 +139,11 @@ def evaluate(ctx: EvalContext, recipe_dict: dict, part: str) -> EvalResult:
         results = [acc[nm].result() for nm in names]
         for r in results:
             r.kernels = "deployed"
-        return EvalResult(key, part, results, latency, size, time.perf_counter() - t0)
+        int8_macs = None
+        if part in ctx.coverage_parts and ctx.macs:
+            int8 = runtime_int8_layers(out, [n for n, m in ctx.macs.items() if m], ctx.providers)
+            int8_macs = sum(ctx.macs[n] for n in int8)
+        return EvalResult(key, part, results, latency, size, time.perf_counter() - t0, int8_macs=int8_macs)
     except Exception as e:  # noqa: BLE001 - a candidate onnxruntime cannot quantize or run is a failed point
         return EvalResult(key, part, seconds=time.perf_counter() - t0, error=f"{type(e).__name__}: {str(e)[:300]}")
     finally:

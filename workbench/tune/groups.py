@@ -20,6 +20,8 @@ import onnx
 from analyzers.qdq_match import match
 from backends.macs import count_macs
 
+from ..graph import ModelGraph
+
 
 @dataclass
 class Group:
@@ -31,10 +33,12 @@ class Group:
     tensors: list[str] = field(default_factory=list)
     macs: int = 0  # multiply-accumulates per sample of its Conv/Gemm/MatMul layers
     float_nodes: list[str] = field(default_factory=list)  # what the float move sets to FP32 (see find_groups)
+    range_owners: list[str] = field(default_factory=list)  # nodes whose overrides set ``tensors``' ranges
 
     def to_dict(self) -> dict:
         return {"name": self.name, "nodes": list(self.nodes), "op_types": list(self.op_types),
-                "tensors": list(self.tensors), "macs": self.macs, "float_nodes": list(self.float_nodes)}
+                "tensors": list(self.tensors), "macs": self.macs, "float_nodes": list(self.float_nodes),
+                "range_owners": list(self.range_owners)}
 
 
 class _UnionFind:  # hand-written: a dozen lines, no dependency provides it for plain strings
@@ -90,3 +94,10 @@ def find_groups(fp32: onnx.ModelProto, int8: onnx.ModelProto, op_types: set[str]
         groups.append(Group(label, nodes, [ops[n] for n in nodes], tensors, sum(macs.get(n, 0) for n in nodes),
                             float_nodes))
     return groups
+
+
+def attach_range_owners(groups: list[Group], graph: ModelGraph) -> None:
+    """Set each group's ``range_owners``: a percentile or method override on them changes the range of the
+    activations the group reads (its own nodes' overrides would change its output's range, the next group's)."""
+    for g in groups:
+        g.range_owners = sorted({o for t in g.tensors for o in graph.tensor_owners(t)})

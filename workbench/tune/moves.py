@@ -1,27 +1,39 @@
-"""Candidate moves: what a tune run may change, per group (16-bit, float, percentile) or for the whole model
-(every activation 16-bit, only MatMul/Gemm quantized, another calibration method), applied to a base recipe."""
+"""Candidate moves: what a tune run may change, per group (16-bit, float, a percentile or another calibration
+method for the activations it reads) or for the whole model (every activation 16-bit, only MatMul/Gemm
+quantized, another calibration method), applied to a base recipe.
+
+A range move (percentile, method) on a group is worth an evaluation only when it changes the range of a tensor the
+group reads by RANGE_PAYS or more; ``range_moves_that_pay`` finds those from the cached calibration histograms
+(``recipe_ranges.tensor_ranges``: no model run), so a range move that cannot matter costs nothing.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from analyzers.calibration.collect import CalibrationData
+
 from ..errors import WorkbenchError
+from ..graph import ModelGraph
 from ..recipe import CALIBRATION_METHODS, Recipe
-from ..recipe_ranges import sixteen_bit
+from ..recipe_ranges import sixteen_bit, tensor_ranges
 from .groups import Group
 
 CANDIDATES = ("int16", "fp32", "percentile", "method")  # --candidates (a public contract)
 DEFAULT_CANDIDATES = ("int16", "fp32", "percentile", "method")
-GROUP_MOVES = ("int16", "fp32", "percentile")
+PRECISION_MOVES = ("int16", "fp32")
 TUNED_PERCENTILE = 99.99  # the percentile a "percentile" move gives a group's activations
+GROUP_METHODS = ("entropy", "mse")  # per-group method moves ("percentile" is its own move, minmax the default)
+RANGE_PAYS = 0.25  # a range move is evaluated only when it changes some tensor's range width by this share
 MATMUL_OPS = ("MatMul", "Gemm")
+GROUP_MOVES = ("int16", "fp32", "percentile") + tuple(f"method:{m}" for m in GROUP_METHODS)  # every per-group kind
 
 
 @dataclass(frozen=True)
 class Move:
     """One change: ``kind`` on ``group`` (an index into the run's groups), or a global move (group None)."""
 
-    kind: str  # int16 | fp32 | percentile | all_int16 | matmul_only | method:<name>
+    kind: str  # int16 | fp32 | percentile | method:<name> (per group or global) | all_int16 | matmul_only
     group: int | None = None
 
     def label(self, groups: list[Group]) -> str:
@@ -40,8 +52,50 @@ def parse_candidates(text: str | None) -> tuple[str, ...]:
     return items
 
 
-def group_moves(groups: list[Group], candidates: tuple[str, ...]) -> list[Move]:
-    return [Move(k, i) for i in range(len(groups)) for k in GROUP_MOVES if k in candidates]
+def range_kinds(base: Recipe, candidates: tuple[str, ...]) -> list[str]:
+    """The per-group range moves ``candidates`` allow (a method the base recipe already uses is no move)."""
+    out = ["percentile"] if "percentile" in candidates else []
+    if "method" in candidates:
+        out += [f"method:{m}" for m in GROUP_METHODS if m != base.settings.calibration_method]
+    return out
+
+
+def group_moves(groups: list[Group], candidates: tuple[str, ...], paying: set | None = None,
+                base: Recipe | None = None) -> list[Move]:
+    """Every per-group move ``candidates`` allow; range moves only for the (group, kind) pairs in ``paying``
+    (all of them when ``paying`` is None)."""
+    kinds = [k for k in PRECISION_MOVES if k in candidates] + range_kinds(base or Recipe(), candidates)
+    return [Move(k, i) for i in range(len(groups)) for k in kinds
+            if k in PRECISION_MOVES or paying is None or (i, k) in paying]
+
+
+def range_moves_that_pay(graph: ModelGraph, base: Recipe, calib: CalibrationData, groups: list[Group],
+                         candidates: tuple[str, ...], only: set[int] | None = None) -> set[tuple[int, str]]:
+    """(group, kind) of the range moves that change the width of a range the group reads by RANGE_PAYS or more,
+    from the cached histograms only (for the groups in ``only``, default all); a group whose activations no layer
+    override can reach (a graph input) has none."""
+    kinds = range_kinds(base, candidates)
+    picked = [i for i in range(len(groups)) if only is None or i in only]
+    readable = {t for i in picked for t in groups[i].tensors if t in calib.histograms}
+    if not kinds or not readable:
+        return set()
+    before = tensor_ranges(graph, base, calib, sorted(readable))
+    out = set()
+    for i in picked:
+        g = groups[i]
+        tensors = sorted(set(g.tensors) & readable)
+        if not tensors or not g.range_owners:
+            continue
+        for k in kinds:
+            after = tensor_ranges(graph, apply_moves(base, groups, [Move(k, i)]), calib, tensors)
+            if any(_width_change(before[t], after[t]) >= RANGE_PAYS for t in tensors):
+                out.add((i, k))
+    return out
+
+
+def _width_change(a, b) -> float:
+    wa, wb = a.hi - a.lo, b.hi - b.lo
+    return abs(wa - wb) / max(wa, wb) if max(wa, wb) > 0 else 0.0
 
 
 def global_moves(base: Recipe, groups: list[Group], candidates: tuple[str, ...]) -> list[Move]:
@@ -63,11 +117,16 @@ def apply_moves(base: Recipe, groups: list[Group], moves) -> Recipe:
     for m in moves:
         if m.group is not None:
             g = groups[m.group]
-            for node in (g.float_nodes or g.nodes) if m.kind == "fp32" else g.nodes:
-                if m.kind == "percentile":
+            if m.kind == "percentile":
+                for node in g.range_owners or g.nodes:
                     r.set_percentile(node, TUNED_PERCENTILE)
-                elif r.precision_of(node) != "fp32":
-                    r.set_precision(node, m.kind)
+            elif m.kind.startswith("method:"):
+                for node in g.range_owners or g.nodes:
+                    r.set_method(node, m.kind.split(":", 1)[1])
+            else:
+                for node in (g.float_nodes or g.nodes) if m.kind == "fp32" else g.nodes:
+                    if r.precision_of(node) != "fp32":
+                        r.set_precision(node, m.kind)
         elif m.kind == "all_int16":
             r.settings.activation_type = sixteen_bit(r.settings.activation_type)
         elif m.kind == "matmul_only":

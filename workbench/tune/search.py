@@ -29,8 +29,9 @@ from ..outputs import output_kinds
 from ..recipe import Recipe
 from ..session import Session
 from .evaluator import EvalContext, EvalResult, recipe_key
-from .groups import Group, find_groups
-from .moves import DEFAULT_CANDIDATES, Move, apply_moves, global_moves, group_moves, only_group
+from .groups import Group, attach_range_owners, find_groups
+from .moves import (DEFAULT_CANDIDATES, Move, apply_moves, global_moves, group_moves, only_group,
+                    range_moves_that_pay)
 from .pool import make_pool
 from .selection import Option, greedy_order, solve
 from .target import Target
@@ -97,7 +98,7 @@ class Point:
     met_search: bool
     met_holdout: bool
     latency_ms: float | None
-    int8_mac_share: float | None
+    int8_mac_share: float | None  # deployed: MACs onnxruntime runs in 8-bit kernels / all MACs (held-back run)
     size_bytes: int | None
     floats: int = 0  # float moves
     int16: int = 0  # 16-bit moves
@@ -217,16 +218,13 @@ class _Run:
         return None if res.error else self.spec.target.measure(res.outputs)
 
     # -- figures of a recipe ----------------------------------------------------------------------
-    def mac_share(self, recipe: Recipe) -> float | None:
-        """Share of the model's MACs in INT8 layers under ``recipe`` (16-bit and float layers are not)."""
-        if not self.total_macs:
+    def mac_share(self, res: EvalResult) -> float | None:
+        """Share of the model's MACs onnxruntime runs in 8-bit integer kernels in the evaluated model (the
+        deployed coverage, read from the graph it runs: not what the recipe asks, which it does not always
+        honour)."""
+        if not self.total_macs or res.int8_macs is None:
             return None
-        if recipe.settings.activation_type not in ("u8", "s8"):
-            return 0.0
-        ops = set(recipe.settings.op_types) if recipe.settings.op_types else None
-        int8 = sum(self.macs.get(n, 0) for g in self.groups for n in g.nodes
-                   if recipe.precision_of(n) == "int8" and (ops is None or self.op_of[n] in ops))
-        return int8 / self.total_macs
+        return res.int8_macs / self.total_macs
 
     def point(self, label: str, source: str, moves: list[Move], recipe: Recipe, searched: EvalResult,
               lo: float, hi: float) -> Point:
@@ -235,7 +233,8 @@ class _Run:
         kinds = [m.kind for m in moves]
         p = Point(label, source, [m.label(self.groups) for m in moves], recipe.to_dict(), self.metric(searched),
                   self.metric(held), self.spec.target.met(self.metric(searched)),
-                  self.spec.target.met(self.metric(held)), held.latency_ms, self.mac_share(recipe),
+                  self.spec.target.met(self.metric(held)), held.latency_ms,
+                  self.mac_share(held if held.int8_macs is not None else searched),
                   held.size_bytes, kinds.count("fp32"), kinds.count("int16"), held.error or searched.error,
                   sorted(set(recipe.excluded_nodes()) - set(self.base.excluded_nodes())),
                   sorted(set(recipe.int16_nodes()) - set(self.base.int16_nodes())))
@@ -268,10 +267,19 @@ def _context(session: Session, spec: TuneSpec, task: Task) -> tuple[EvalContext,
         raise WorkbenchError(f"backend {spec.backend!r} cannot time candidates here"
                              + (f" ({avail.reason})" if getattr(avail, "reason", None) else ""),
                              "use --backend cpu (or a native backend `qwb backends` lists as available)")
+    macs = {n.name: n.macs or 0 for n in count_macs(model, _shapes(session))}
     ctx = EvalContext(session.prepared.sha256 + data.content_hash(), session.prepared.path.read_bytes(),
                       session.prepared, session.calibration(task), parts, batch, batched, kinds, threads=1,
-                      providers=backend.providers(1))
+                      providers=backend.providers(1), macs=macs,
+                      coverage_parts=("search", "holdout") if spec.objective == "int8_macs" else ("holdout",))
     return ctx, len(search), len(hold)
+
+
+def _shapes(session: Session) -> dict[str, tuple]:
+    """Input shapes of one sample (batch 1), for MAC counts."""
+    first = session.eval_data.sample(0)
+    return {k: tuple(v.shape) if not session.eval_data.can_batch else (1,) + tuple(v.shape[1:])
+            for k, v in first.items()}
 
 
 def run_tune(session: Session, spec: TuneSpec, task: Task | None = None, on_point=None) -> TuneResult:
@@ -285,6 +293,7 @@ def run_tune(session: Session, spec: TuneSpec, task: Task | None = None, on_poin
     session.calibration(task)
     run = _Run(session, spec, task, on_point)
     ctx, n_search, n_hold = _context(session, spec, task)
+    run.ctx = ctx
     workers = spec.workers or (os.cpu_count() or 1)
     run.pool = make_pool(ctx, workers, spec.ray, spec.ray_cpus)
     stopped = None
@@ -313,15 +322,13 @@ def _sensitivity(run: _Run) -> list[GroupSensitivity]:
     base = s.recipe.copy()
     q = s.quantize(recipe=base)
     fp32 = s.prepared.load_proto()
-    first = s.eval_data.sample(0)
-    shapes = {k: tuple(v.shape) if not s.eval_data.can_batch else (1,) + tuple(v.shape[1:]) for k, v in first.items()}
+    shapes = _shapes(s)
     run.groups = find_groups(fp32, onnx.load(str(q.path)), set(op_types_for(base)), set(q.excluded), shapes)
     if not run.groups:
         raise WorkbenchError(f"{s.prepared.source} has no quantized layers to tune",
                              "check the recipe's op_types and exclusions")
-    run.macs = {n.name: n.macs or 0 for n in count_macs(fp32, shapes)}
-    run.total_macs = sum(run.macs.values())
-    run.op_of = {n.name: n.op_type for n in s.graph.nodes}
+    attach_range_owners(run.groups, s.graph)
+    run.total_macs = sum(run.ctx.macs.values())
     run.base = base
     groups = run.groups
     sens = [GroupSensitivity(g) for g in groups]
@@ -341,7 +348,8 @@ def _sensitivity(run: _Run) -> list[GroupSensitivity]:
     run.global_results = dict(zip(run.globals, res[1 + len(groups):]))
     # pass 2: the revert-one probe of each candidate move, for the groups that carry the error
     probed = _groups_to_probe(run, sens)
-    moves = [m for m in group_moves(groups, spec.candidates) if m.group in probed]
+    paying = range_moves_that_pay(s.graph, base, s.calibration(run.task), groups, spec.candidates, probed)
+    moves = [m for m in group_moves(groups, spec.candidates, paying, base) if m.group in probed]
     res = run.evaluate([apply_moves(base, groups, [m]) for m in moves], "search", "revert-one probes", 0.35, 0.7)
     for m, r in zip(moves, res):
         g = sens[m.group]
@@ -401,17 +409,17 @@ def _isolated(run: _Run, sens: list[GroupSensitivity]) -> None:
         g.isolated_sqnr_db = min(vals) if vals else None
 
 
-def _cost(run: _Run, res: EvalResult, recipe: Recipe) -> float:
+def _cost(run: _Run, res: EvalResult) -> float:
     """The objective's cost of a configuration relative to full INT8 (latency: measured on the deployed
-    kernels; noise below zero counts as free)."""
+    kernels, noise below zero counts as free; INT8 MACs: the deployed coverage lost)."""
     full = run.full
     if run.spec.objective == "latency":
         noise = LATENCY_NOISE * (full.latency_ms or 0.0)
         return max(noise, (res.latency_ms or 0.0) - (full.latency_ms or 0.0))
     if run.spec.objective == "size":
         return max(0.0, float((res.size_bytes or 0) - (full.size_bytes or 0)))
-    base = run.mac_share(run.base) or 0.0
-    return max(0.0, base - (run.mac_share(recipe) or 0.0)) * run.total_macs
+    base = run.mac_share(run.full) or 0.0
+    return max(0.0, base - (run.mac_share(res) or 0.0)) * run.total_macs
 
 
 def _options(run: _Run, sens: list[GroupSensitivity]) -> tuple[list[Option], float]:
@@ -442,8 +450,7 @@ def _options(run: _Run, sens: list[GroupSensitivity]) -> tuple[list[Option], flo
         informative = fp32_gain > 0 and fp32_gain >= MASKED * share
         frac = 1.0 if m.kind == "fp32" else (min(max(direct / fp32_gain, 0.0), 1.0) if informative else 0.0)
         gain = max(direct, share * frac)
-        recipe = apply_moves(run.base, run.groups, [m])
-        out.append(Option(m, m.group, gain, _cost(run, r, recipe), int(m.kind == "fp32")))
+        out.append(Option(m, m.group, gain, _cost(run, r), int(m.kind == "fp32")))
     positive = sorted(o.cost for o in out if o.cost > 0)
     floor = COST_FLOOR_SHARE * positive[len(positive) // 2] if positive else 1.0
     out = [replace(o, cost=max(o.cost, floor)) for o in out]  # nothing is free: the fewest moves win ties
