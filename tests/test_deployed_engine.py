@@ -23,7 +23,6 @@ from workbench.analysis import analyze
 from workbench.calibration_cache import op_types_for
 from workbench.evaluate import evaluation_batching, output_agreement
 from workbench.outputs import output_kinds
-from workbench.report.render_md import render_markdown  # noqa: F401 - the report path imports cleanly
 from workbench.session import Session
 
 N = 96

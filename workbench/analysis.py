@@ -59,8 +59,9 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
     (plain onnxruntime sessions with full optimizations, fed the same batches) or ``both`` (exact first).
     Layer figures are exact, except with ``deployed``: then they come from the deployed kernels' own integers
     (``analyzers.deployed_engine``, ``layer_kernels = "deployed"``), the exact simulation is skipped, isolated
-    error and the kernel gap are None, and layers are flagged by the SQNR they lose as deployed. With ``both``, a deployed figure significantly worse than the exact one is
-    explained (``workbench.kernel_remedies``): the remedies are measured unless ``remedies`` is False.
+    error and the kernel gap are None, and layers are flagged by the SQNR they lose as deployed (no scatter
+    samples either: ``reservoir`` is ignored). With ``both``, a deployed figure significantly worse than the exact
+    one is explained (``workbench.kernel_remedies``): the remedies are measured unless ``remedies`` is False.
     ``session_options``: onnxruntime session config entries for the deployed sessions (as the user deploys)."""
     if kernels not in KERNEL_MODES:
         raise WorkbenchError(f"unknown kernels mode {kernels!r}", f"use one of {', '.join(KERNEL_MODES)}")
@@ -80,8 +81,8 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
     excluded = set(q.excluded)  # the recipe's exclusions plus the mask path kept in float (workbench.mask_path)
     masked = set(q.mask_path.tensors) if q.mask_path else set()
     taps, notes = None, list(q.notes)
-    m = match(fp32, int8, set(op_types_for(recipe)), excluded)
     if kernels != "exact":  # the deployed graph, each layer's integers fetched from the kernels it runs
+        m = match(fp32, int8, set(op_types_for(recipe)), excluded)
         try:
             taps = DeployedLayerTaps(str(q.path), int8, m, masked, config_entries=session_options, fp32=fp32)
         except Exception as e:  # noqa: BLE001 - an extra view: the deployed output figures go on without it
@@ -96,7 +97,8 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
         engine = DeployedEngine(fp32, m, int8, taps, _batched(data), session_options)
         isolated = False
         notes.append("layer figures as deployed (onnxruntime's fused kernels on this CPU), against FP32: "
-                     + NOT_COMPUTED + "; layers are flagged and ranked by the SQNR they lose as deployed")
+                     + NOT_COMPUTED + "; layers are flagged and ranked by the SQNR they lose as deployed"
+                     + ("; no scatter samples (--reservoir) are kept in this mode" if reservoir else ""))
     else:
         engine = DiffEngine(fp32, int8, set(op_types_for(recipe)), excluded, isolated=isolated,
                             reservoir=reservoir, batched=_batched(data), reuse_isolated=cache if isolated else None,
@@ -134,8 +136,8 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
         notes.append(f"deployed per-layer figures: {engine.layers_measured()} of {len(layers)} layers have a "
                      "quantized output that survives onnxruntime's fusion (the others show none)"
                      + ("" if engine.fp32_identical is not False else
-                        "; the FP32 session with layer tensors exposed computes other outputs than the plain one, "
-                        "so the output figures are the plain session's"))
+                        "; the output figures are a plain FP32 session's (exposing the layer tensors changes "
+                        "onnxruntime's FP32 fusions, so the FP32 model runs twice per batch)"))
     elif taps is not None:
         _deployed_layers(layers, taps.results({n: o.cumulative for n, o in outcome.layers.items()}))
         notes.append(taps.note())
@@ -144,7 +146,7 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
         r = runtime.get(lay.node)
         if r is not None:
             lay.runtime_precision = "int8"
-            lay.hints.append(runtime_hint(r))
+            lay.hints.append(runtime_hint(r, layer_kernels))
     heat = None
     if layers:
 
@@ -226,10 +228,11 @@ def _deployed_only_layers(layers: list[LayerResult], tapped: set[str], engine: D
                                         "exact_sqnr_db and own_gap_db need it"}
 
 
-def runtime_hint(r) -> Hint:
+def runtime_hint(r, layer_kernels: str = "exact") -> Hint:
     """The ``runtime_requantizes`` hint for a float/16-bit layer onnxruntime runs in 8 bits anyway."""
     where = ("the exact figures here are for the layer the model file describes; the deployed ones include "
-             "onnxruntime's integer kernel")
+             "onnxruntime's integer kernel" if layer_kernels == "exact" else
+             "the figures here are the deployed kernels', so they include onnxruntime's integer kernel")
     return Hint("runtime_requantizes", f"{r.message()}: {where}", r.fix)
 
 
