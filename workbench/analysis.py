@@ -219,7 +219,7 @@ def _deployed_only_layers(layers: list[LayerResult], tapped: set[str], engine: D
     for lay in layers:
         lay.kernels = "deployed"
         t = engine.taps.taps.get(lay.node)
-        if lay.node not in tapped or t is None or not math.isfinite(lay.cumulative.sqnr_db):
+        if lay.node not in tapped or t is None or math.isnan(lay.cumulative.sqnr_db):  # NaN: not measured
             continue
         lay.deployed = {"sqnr_db": lay.cumulative.sqnr_db, "kernel_gap_db": None, "lsb_diff_share": None,
                         "max_lsb_diff": None, "exact_sqnr_db": None, "kernel": t.kernel, "tensor": t.deployed_tensor,
