@@ -196,5 +196,21 @@ def test_report_of_a_deployed_only_analysis_names_the_mode(runs, tmp_path):
     _, dep, _ = runs
     doc = {"runs": [{"analysis": dep.to_dict()}]}
     html = str(layers(View(doc), 0))
-    assert "cumulative SQNR dB (deployed kernels)" in html and "kernel gap dB (deployed)" not in html
+    assert "cumulative SQNR dB (deployed kernels)" in html and "cumulative dB (deployed kernels)" in html
+    assert "kernel gap dB (deployed)" not in html
     assert DEPLOYED_ONLY_TEXT.split(":")[0] in html
+
+
+def test_markdown_report_of_a_deployed_only_analysis(runs, tmp_path):
+    from workbench.report.render_md import render_markdown  # noqa: PLC0415 - report internals
+
+    _, dep, _ = runs
+    r = qwb("report", "--demo", "--samples", "32", "-o", tmp_path / "r.json", "--only")
+    assert r.returncode == 0, r.stderr
+    d = json.loads((tmp_path / "r.json").read_text())
+    d["runs"][d["final_run"]]["analysis"] = json.loads(json.dumps(dep.to_dict()))
+    md = render_markdown(d)
+    assert "**Worst layers, deployed kernels**" in md and "| cumulative (deployed) |" in md
+    assert "| kernel gap (deployed) |" not in md  # no exact simulation: no kernel gap
+    worst = max((lay for lay in dep.layers if lay.introduced_db is not None), key=lambda lay: lay.introduced_db)
+    assert f"`{worst.node}`" in md.split("**Worst layers, deployed kernels**")[1].split("\n\n")[1].splitlines()[2]

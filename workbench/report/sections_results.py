@@ -371,7 +371,8 @@ def layers(v: View, f: int) -> Markup:
         el("h3", None, "Notes on this run") if notes else None,
         el("ul", {"class_": "hints", "id": "run-notes"}, *[el("li", None, n) for n in notes]) if notes else None,
         el("h3", None, f"All layers in graph order ({len(all_layers)})"),
-        table(["layer", "op", "precision", "effective SQNR dB", "isolated tensor dB", "cumulative dB", "amplif. dB"]
+        table(["layer", "op", "precision", "effective SQNR dB", "isolated tensor dB",
+               "cumulative dB (deployed kernels)" if deployed_only else "cumulative dB", "amplif. dB"]
               + (["kernel gap dB (deployed)"] if dep else []) + [""], every,
               num_cols={3, 4, 5, 6} | ({7} if dep else set()),
               row_classes=["flagged" if lay["flagged"] else None for lay in shown],
