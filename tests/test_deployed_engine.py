@@ -214,3 +214,21 @@ def test_markdown_report_of_a_deployed_only_analysis(runs, tmp_path):
     assert "| kernel gap (deployed) |" not in md  # no exact simulation: no kernel gap
     worst = max((lay for lay in dep.layers if lay.introduced_db is not None), key=lambda lay: lay.introduced_db)
     assert f"`{worst.node}`" in md.split("**Worst layers, deployed kernels**")[1].split("\n\n")[1].splitlines()[2]
+
+
+def test_a_statistics_graph_onnxruntime_refuses_leaves_the_outputs_and_says_why(runs, monkeypatch):
+    import analyzers.deployed_engine as de  # noqa: PLC0415 - the module whose session builder is made to fail
+
+    s, dep, _ = runs
+    real = de.build_session
+
+    def refuse_stats(cfg, data=None):
+        if data is not None and b"deployed_stats" in data:
+            raise RuntimeError("refused")
+        return real(cfg, data) if data is not None else real(cfg)
+
+    monkeypatch.setattr(de, "build_session", refuse_stats)
+    r = analyze(s, samples=N, kernels="deployed")
+    assert [(o.top1_agreement, o.sqnr_db) for o in r.outputs] == [(o.top1_agreement, o.sqnr_db) for o in dep.outputs]
+    assert all(lay.deployed is None and math.isnan(lay.cumulative.sqnr_db) for lay in r.layers)
+    assert any("0 of 12 layers" in n and "could not run (RuntimeError: refused)" in n for n in r.notes)

@@ -137,7 +137,8 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
                      "quantized output that survives onnxruntime's fusion (the others show none)"
                      + ("" if engine.fp32_identical is not False else
                         "; the output figures are a plain FP32 session's (exposing the layer tensors changes "
-                        "onnxruntime's FP32 fusions, so the FP32 model runs twice per batch)"))
+                        "onnxruntime's FP32 fusions, so the FP32 model runs twice per batch)")
+                     + (f"; the layer statistics could not run ({engine.stats_error})" if engine.stats_error else ""))
     elif taps is not None:
         _deployed_layers(layers, taps.results({n: o.cumulative for n, o in outcome.layers.items()}))
         notes.append(taps.note())
