@@ -334,6 +334,16 @@ class DeployedLayerTaps:
         self._batch = {t.deployed_tensor: vals[t.deployed_tensor] for t in self.taps.values()}
         return [vals[n] for n in names]
 
+    def batch_integers(self) -> dict[str, np.ndarray]:
+        """The last batch's layer integers as deployed: deployed tensor -> array (in the deployed layout)."""
+        return self._batch
+
+    def layout_for(self, node: str, t: LayerTap, d: np.ndarray, ref: np.ndarray) -> tuple | None | bool:
+        """The permutation ``d`` holds relative to the source layout (None: the source layout; False: none fits),
+        picked once per layer against ``ref``: integers of the source layout (``_source_layout``)."""
+        self._source_layout(node, t, d, ref)
+        return self._perm[node]
+
     def fold(self, fp32: dict[str, np.ndarray], exact: dict[str, np.ndarray]) -> None:
         """Compare this batch's deployed integers with FP32 (``fp32``) and the exact simulation (``exact``)."""
         t0 = time.perf_counter()

@@ -172,6 +172,11 @@ def _pair(b: _Builder, x: str, y: str, rank: int, channel_axis: int | None, batc
                        b.reduce("ReduceSum", e, None), channel_axis if channel_axis in keep else None)
 
 
+# the reductions, for other statistics graphs (``deployed_engine``: deployed integers against FP32)
+StatsBuilder = _Builder
+pair_stats = _pair
+
+
 def _sample(b: _Builder, t: str, idx: np.ndarray, batched: bool) -> str:
     flat = b.node("Reshape", [t, b.const([0 if batched else 1, -1] if batched else [1, -1])])
     return b.node("Gather", [flat, b.const(idx)], axis=1)

@@ -114,6 +114,9 @@ class LayerResult:
     # what onnxruntime's CPU optimizer really runs when it departs from ``precision`` (a float/16-bit layer it
     # re-quantizes anyway: "int8"); None when it honours it. Counts and exports use this over ``precision``
     runtime_precision: str | None = None
+    # how INT8 ran for ``cumulative`` (``KERNELS``): exact, or deployed when only the deployed kernels ran (then
+    # ``isolated`` and the exact-vs-deployed figures are None: they need the exact simulation)
+    kernels: str = "exact"
 
     @property
     def effective_precision(self) -> str:
@@ -133,7 +136,7 @@ class LayerResult:
             "clip_rate": json_num(self.clip_rate), "flagged": self.flagged,
             "hints": [h.to_dict() for h in self.hints],
             "deployed": json_safe(self.deployed) if self.deployed is not None else None,
-            "runtime_precision": self.runtime_precision,
+            "runtime_precision": self.runtime_precision, "kernels": self.kernels,
         }
 
 
@@ -200,7 +203,9 @@ class AnalysisResult:
     execution: str = "simulated"  # how INT8 ran: Q/DQ simulated exactly, optimizations off (as qdq_loss_debug)
     notes: list[str] = field(default_factory=list)  # things the user should know about this run
     hints: list[Hint] = field(default_factory=list)  # model-level hints (e.g. attention: MatMul/Gemm-only recipe)
-    kernels: str = "exact"  # the output modes analysed: exact | deployed | both (layers are always exact)
+    kernels: str = "exact"  # the output modes analysed: exact | deployed | both
+    # how INT8 ran for the layer figures: exact, or deployed with ``kernels = "deployed"`` (exact simulation skipped)
+    layer_kernels: str = "exact"
     # share of the model's multiply-accumulates (Conv/Gemm/MatMul, batch 1) in layers this run sets to each
     # precision: {"int8": 0.93, "int16": 0.0, "fp32": 0.07}; None when the shapes could not be inferred
     macs_by_precision: dict | None = None
@@ -231,7 +236,8 @@ class AnalysisResult:
         d = {
             "format": RESULT_FORMAT, "model": self.model, "recipe": self.recipe, "samples": self.samples,
             "elapsed_s": json_num(self.elapsed_s), "peak_rss_mb": json_num(self.peak_rss_mb),
-            "int8_model": self.int8_model, "execution": self.execution, "kernels": self.kernels, "notes": list(self.notes),
+            "int8_model": self.int8_model, "execution": self.execution, "kernels": self.kernels,
+            "layer_kernels": self.layer_kernels, "notes": list(self.notes),
             "hints": [h.to_dict() for h in self.hints],
             "macs_int8_share": json_num(self.macs_int8_share), "macs_by_precision": json_safe(self.macs_by_precision),
             "thresholds": asdict(self.thresholds),
@@ -261,7 +267,8 @@ class AnalysisResult:
             int8_model=d.get("int8_model"), timings={k: _f(v) for k, v in (d.get("timings") or {}).items()},
             execution=d.get("execution", "simulated"), notes=list(d.get("notes", [])),
             hints=[_hint_from(h) for h in d.get("hints", [])], kernels=d.get("kernels", "exact"),
-            macs_by_precision=d.get("macs_by_precision"), kernel_gap=_kernel_gap_from(d.get("kernel_gap")))
+            macs_by_precision=d.get("macs_by_precision"), kernel_gap=_kernel_gap_from(d.get("kernel_gap")),
+            layer_kernels=d.get("layer_kernels") or "exact")
 
 
 def _kernel_gap_from(d: dict | None):
@@ -293,7 +300,8 @@ def _layer_from(d: dict) -> LayerResult:
         d.get("depth", 0), _metrics_from(d["cumulative"]), _metrics_from(d.get("isolated")),
         WeightError(w["tensor"], _f(w["sqnr_db"]), [_f(v) for v in w.get("channel_sqnr", [])]) if w else None,
         _opt(d.get("amplification")), _opt(d.get("introduced_db")), _opt(d.get("clip_rate")), bool(d.get("flagged")),
-        [_hint_from(h) for h in d.get("hints", [])], d.get("deployed"), d.get("runtime_precision"))
+        [_hint_from(h) for h in d.get("hints", [])], d.get("deployed"), d.get("runtime_precision"),
+        d.get("kernels") or "exact")
 
 
 def _hint_from(h: dict) -> Hint:

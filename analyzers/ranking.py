@@ -51,13 +51,15 @@ def introduced_db(input_sqnr_db: Sequence[float], cumulative_sqnr_db: float) -> 
     return min(input_sqnr_db) - cumulative_sqnr_db
 
 
-def flag(layers: Iterable[LayerResult], th: Thresholds) -> list[LayerResult]:
+def flag(layers: Iterable[LayerResult], th: Thresholds, by: str = "isolated") -> list[LayerResult]:
     """Mark the layers that cause error (``flagged = True``) and return them, worst isolated SQNR first.
 
     A layer is a candidate when its isolated effective SQNR is ``isolated_below_median_db`` below the
     median layer's or under ``isolated_floor_db``, or when it loses more than ``introduced_db`` of
     cumulative SQNR itself while ending up worse than the median cumulative SQNR; at most
     ``max_flagged`` of the worst candidates are flagged. Layers without an isolated figure never are.
+    ``by = "introduced"`` (deployed-only analyses, which have no isolated figures): only the second rule, worst
+    loss first.
     """
     layers = list(layers)
     effs = [lay.isolated.effective_sqnr_db for lay in layers if lay.isolated and math.isfinite(lay.isolated.effective_sqnr_db)]
@@ -66,17 +68,24 @@ def flag(layers: Iterable[LayerResult], th: Thresholds) -> list[LayerResult]:
     median_cum = statistics.median(cums) if cums else math.inf
     candidates = []
     for lay in layers:
-        if lay.isolated is None:
+        if lay.isolated is None and by == "isolated":
             continue
-        eff = lay.isolated.effective_sqnr_db
         # a big SQNR drop only counts where the result is also worse than typical: the first layer after a
         # clean input always "drops" a lot while staying the most accurate tensor in the model
         introduces = (lay.introduced_db is not None and lay.introduced_db > th.introduced_db
                       and lay.cumulative.effective_sqnr_db < median_cum)
+        if by != "isolated":
+            if introduces:
+                candidates.append(lay)
+            continue
+        eff = lay.isolated.effective_sqnr_db
         bad = eff < median - th.isolated_below_median_db or eff < th.isolated_floor_db or introduces
         if bad:
             candidates.append(lay)
-    candidates.sort(key=lambda lay: lay.isolated.effective_sqnr_db)
+    if by == "isolated":
+        candidates.sort(key=lambda lay: lay.isolated.effective_sqnr_db)
+    else:
+        candidates.sort(key=lambda lay: -lay.introduced_db)
     flagged = candidates[: th.max_flagged]
     for lay in flagged:
         lay.flagged = True

@@ -12,7 +12,9 @@ Model: a MobileNetV2 (3.5 M parameters, 3x96x96 input by default, built in bench
 
 Kinds: ``ours``/``ours_no_isolated`` time the analysis with calibration histograms cached and the model
 quantized beforehand; ``e2e``/``e2e_no_isolated`` time everything from opening the session with an empty cache
-(calibrate + quantize + exact analysis); ``deployed`` times ``analyze(kernels="deployed")`` (cached calibration);
+(calibrate + quantize + exact analysis); ``deployed`` times ``analyze(kernels="deployed")`` (cached calibration:
+layer figures from the deployed kernels, no exact simulation; its timings split FP32 / INT8 / statistics, wall and
+CPU);
 ``plain_batched``/``plain_per_sample`` the FP32 + INT8 inference floor (default optimizations); ``peer``
 onnxruntime's qdq_loss_debug on the same FP32 and INT8 models.
 """

@@ -163,11 +163,12 @@ def test_exact_only_leaves_the_deployed_view_empty():
 
 
 def test_cli_report_and_json_show_the_kernel_gap(tmp_path):
-    a = qwb("analyze", "--demo", "--kernels", "deployed", "--no-isolated", "--json", tmp_path / "a.json")
+    # the kernel gap needs both modes (--kernels deployed skips the exact simulation: tests/test_deployed_engine.py)
+    a = qwb("analyze", "--demo", "--kernels", "both", "--no-remedies", "--no-isolated", "--json", tmp_path / "a.json")
     assert a.returncode == 0, a.stderr
     assert "k.gap" in a.stdout and "deployed 12 of 12 layers read from onnxruntime's fused kernels" in a.stdout
     d = json.loads((tmp_path / "a.json").read_text())
-    assert [o["kernels"] for o in d["outputs"]] == ["deployed"]
+    assert [o["kernels"] for o in d["outputs"]] == ["exact", "deployed"]
     for lay in d["layers"]:
         assert {"sqnr_db", "kernel_gap_db", "lsb_diff_share"} <= set(lay["deployed"]), lay["node"]
     assert any("12 of 12 layers" in n for n in d["notes"])

@@ -81,6 +81,13 @@ class DetailsPanel(QWidget):
             return
         if lay.flagged:
             parts.append("<p style='color:#b42318'><b>Flagged</b>: this layer loses more than the thresholds allow.</p>")
+        if lay.kernels == "deployed":  # a deployed-only analysis: no exact simulation ran
+            parts.append("<p><b>Deployed kernels only</b> (this CPU): the cumulative column is the layer's output as "
+                         "onnxruntime's fused kernels compute it, against FP32"
+                         + (f" ({e(str(lay.deployed.get('kernel') or ''))})" if lay.deployed else
+                            "; this layer's output does not survive onnxruntime's fusion, so it has no figures")
+                         + ". Isolated error and the kernel gap need the exact simulation: analyse with both "
+                         "kernels for them.</p>")
         parts.append(_metrics_table(lay.isolated, lay.cumulative))
         extra = []
         if lay.weight is not None:
@@ -106,7 +113,8 @@ class DetailsPanel(QWidget):
                          + (f" (its kernel alone, fed the simulation's inputs: {fmt_db(own, 2)} dB)"
                             if own is not None else "")
                          + f" · {100 * d['lsb_diff_share']:.2f}% of values ≥ 1 LSB off</p>")
-        elif self.ws.current_run is not None and any(x.deployed for x in self.ws.current_run.result.layers):
+        elif lay.kernels != "deployed" and self.ws.current_run is not None and any(
+                x.deployed for x in self.ws.current_run.result.layers):
             parts.append("<p style='color:#5f6b78'>Deployed kernels: this layer's output does not survive "
                          "onnxruntime's fusion, so it has no deployed figures.</p>")
         if lay.hints:

@@ -6,6 +6,7 @@ analyzers (diff engine, hints, ranking); the CLI, the GUI and reports all call `
 
 from __future__ import annotations
 
+import math
 import resource
 import sys
 import time
@@ -14,6 +15,7 @@ import numpy as np
 import onnx
 
 from analyzers.calibration.methods import range_stats
+from analyzers.deployed_engine import NOT_COMPUTED, DeployedEngine
 from analyzers.deployed_layers import DeployedLayerTaps, kernel_departs, own_gap
 from analyzers.diff import DiffEngine
 from analyzers.diff_types import AnalysisResult, Hint, LayerResult
@@ -55,8 +57,11 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
 
     ``kernels`` picks the output figures: ``exact`` (Q/DQ as written, from the diff engine), ``deployed``
     (plain onnxruntime sessions with full optimizations, fed the same batches) or ``both`` (exact first).
-    Layer figures are always exact. With ``both``, a deployed figure significantly worse than the exact one is
-    explained (``workbench.kernel_remedies``): the remedies are measured unless ``remedies`` is False.
+    Layer figures are exact, except with ``deployed``: then they come from the deployed kernels' own integers
+    (``analyzers.deployed_engine``, ``layer_kernels = "deployed"``), the exact simulation is skipped, isolated
+    error and the kernel gap are None, and layers are flagged by the SQNR they lose as deployed (no scatter
+    samples either: ``reservoir`` is ignored). With ``both``, a deployed figure significantly worse than the exact
+    one is explained (``workbench.kernel_remedies``): the remedies are measured unless ``remedies`` is False.
     ``session_options``: onnxruntime session config entries for the deployed sessions (as the user deploys)."""
     if kernels not in KERNEL_MODES:
         raise WorkbenchError(f"unknown kernels mode {kernels!r}", f"use one of {', '.join(KERNEL_MODES)}")
@@ -77,27 +82,38 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
     masked = set(q.mask_path.tensors) if q.mask_path else set()
     taps, notes = None, list(q.notes)
     if kernels != "exact":  # the deployed graph, each layer's integers fetched from the kernels it runs
+        m = match(fp32, int8, set(op_types_for(recipe)), excluded)
         try:
-            taps = DeployedLayerTaps(str(q.path), int8, match(fp32, int8, set(op_types_for(recipe)), excluded),
-                                     masked, config_entries=session_options, fp32=fp32)
+            taps = DeployedLayerTaps(str(q.path), int8, m, masked, config_entries=session_options, fp32=fp32)
         except Exception as e:  # noqa: BLE001 - an extra view: the deployed output figures go on without it
             notes.append(f"deployed per-layer figures unavailable: onnxruntime's optimized graph could not be read "
                          f"back and run ({type(e).__name__}: {str(e)[:200]}); the deployed output figures are a "
-                         "plain session's")
-    engine = DiffEngine(fp32, int8, set(op_types_for(recipe)), excluded, isolated=isolated,
-                        reservoir=reservoir, batched=_batched(data), reuse_isolated=cache if isolated else None,
-                        fp32_key=session.prepared.sha256, masked=masked, expose=taps.expose if taps else None)
+                         "plain session's" + ("; the layer figures are the exact simulation's" if kernels == "deployed"
+                                              else ""))
+    # deployed only: the layer figures come from the deployed kernels and the exact simulation is skipped
+    # (``analyzers.deployed_engine``); without taps the exact engine gives them, said in the notes
+    layer_kernels = "deployed" if kernels == "deployed" and taps is not None else "exact"
+    if layer_kernels == "deployed":
+        engine = DeployedEngine(fp32, m, int8, taps, _batched(data), session_options)
+        isolated = False
+        notes.append("layer figures as deployed (onnxruntime's fused kernels on this CPU), against FP32: "
+                     + NOT_COMPUTED + "; layers are flagged and ranked by the SQNR they lose as deployed"
+                     + ("; no scatter samples (--reservoir) are kept in this mode" if reservoir else ""))
+    else:
+        engine = DiffEngine(fp32, int8, set(op_types_for(recipe)), excluded, isolated=isolated,
+                            reservoir=reservoir, batched=_batched(data), reuse_isolated=cache if isolated else None,
+                            fp32_key=session.prepared.sha256, masked=masked, expose=taps.expose if taps else None)
     kinds = output_kinds(fp32, recipe, data.labels)
     batches = data.batches(limit=n, batch_size=engine.suggested_batch())
     deployed = None
-    if kernels != "exact":
+    if kernels != "exact" and layer_kernels == "exact":
         deployed = DeployedOutputs(session.prepared.path, q.path, kinds, engine.batched, session_options,
                                    int8_run=taps.run if taps else None)
         batches = _also_deployed(batches, deployed, data.labels)
     explain = kernels == "both"  # the gap needs both modes
     try:
         outcome = engine.run(batches, n, data.labels, scaled(task, 0.3, 0.85 if explain else 1.0), kinds=kinds,
-                             on_batch=taps.fold if taps else None)
+                             on_batch=taps.fold if taps and layer_kernels == "exact" else None)
     finally:
         if taps is not None:
             taps.close()
@@ -111,10 +127,19 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
         h = q.mask_path.hint(lay.node, session.graph) if q.mask_path else None
         if h is not None:
             lay.hints.insert(0, h)
-    for lay in flag(layers, thresholds):  # every flagged layer carries at least one hint
+    for lay in flag(layers, thresholds, by="isolated" if layer_kernels == "exact" else "introduced"):
+        # every flagged layer carries at least one hint
         if not lay.hints:
             lay.hints = [fallback_hint(lay.node, lay.precision)]
-    if taps is not None:
+    if layer_kernels == "deployed":
+        _deployed_only_layers(layers, set(taps.taps), engine)
+        notes.append(f"deployed per-layer figures: {engine.layers_measured()} of {len(layers)} layers have a "
+                     "quantized output that survives onnxruntime's fusion (the others show none)"
+                     + ("" if engine.fp32_identical is not False else
+                        "; the output figures are a plain FP32 session's (exposing the layer tensors changes "
+                        "onnxruntime's FP32 fusions, so the FP32 model runs twice per batch)")
+                     + (f"; the layer statistics could not run ({engine.stats_error})" if engine.stats_error else ""))
+    elif taps is not None:
         _deployed_layers(layers, taps.results({n: o.cumulative for n, o in outcome.layers.items()}))
         notes.append(taps.note())
     runtime = {r.node: r for r in q.runtime}
@@ -122,7 +147,7 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
         r = runtime.get(lay.node)
         if r is not None:
             lay.runtime_precision = "int8"
-            lay.hints.append(runtime_hint(r))
+            lay.hints.append(runtime_hint(r, layer_kernels))
     heat = None
     if layers:
 
@@ -133,8 +158,11 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
     if spread is not None:
         hints.append(spread)
     macs = _macs(fp32, layers, data)
-    outputs = list(outcome.outputs) if kernels != "deployed" else []
+    outputs = list(outcome.outputs) if kernels != "deployed" or layer_kernels == "deployed" else []
     gap = path_only()  # a single mode has no gap to explain; the integer path is still worth showing
+    if layer_kernels == "deployed":
+        timings["deployed_inference_s"] = outcome.timings["inference_s"]
+        timings["deployed_layers_s"] = outcome.timings["statistics_s"]
     if deployed is not None:
         dep = deployed.results()
         outputs += dep
@@ -153,7 +181,8 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
         model=session.prepared.source, recipe=recipe.to_dict(), samples=outcome.samples,
         elapsed_s=time.perf_counter() - t0, peak_rss_mb=peak_rss_mb(), outputs=outputs, layers=layers,
         thresholds=thresholds, heatmap=heat, reservoirs=outcome.reservoirs, int8_model=str(q.path), timings=timings,
-        notes=notes, hints=hints, kernels=kernels, macs_by_precision=macs, kernel_gap=gap)
+        notes=notes, hints=hints, kernels=kernels, macs_by_precision=macs, kernel_gap=gap,
+        layer_kernels=layer_kernels)
 
 
 def _macs(fp32, layers, data) -> dict | None:
@@ -185,10 +214,26 @@ def _deployed_layers(layers: list[LayerResult], figures: dict[str, dict]) -> Non
                               f"{d['lsb_diff_share']:.1%} of its values >= 1 LSB off; {why}", fix, float(gap)))
 
 
-def runtime_hint(r) -> Hint:
+def _deployed_only_layers(layers: list[LayerResult], tapped: set[str], engine: DeployedEngine) -> None:
+    """Each layer's ``deployed`` entry when only the deployed kernels ran: its SQNR as deployed (the layer's
+    ``cumulative`` figures), and null for every figure that needs the exact simulation (``NOT_COMPUTED``)."""
+    for lay in layers:
+        lay.kernels = "deployed"
+        t = engine.taps.taps.get(lay.node)
+        if lay.node not in tapped or t is None or math.isnan(lay.cumulative.sqnr_db):  # NaN: not measured
+            continue
+        lay.deployed = {"sqnr_db": lay.cumulative.sqnr_db, "kernel_gap_db": None, "lsb_diff_share": None,
+                        "max_lsb_diff": None, "exact_sqnr_db": None, "kernel": t.kernel, "tensor": t.deployed_tensor,
+                        "own_gap_db": None, "own_lsb_diff_share": None, "introduced_gap_db": None,
+                        "not_computed": "exact simulation skipped (--kernels deployed): kernel_gap_db, lsb_diff_share, "
+                                        "exact_sqnr_db and own_gap_db need it"}
+
+
+def runtime_hint(r, layer_kernels: str = "exact") -> Hint:
     """The ``runtime_requantizes`` hint for a float/16-bit layer onnxruntime runs in 8 bits anyway."""
     where = ("the exact figures here are for the layer the model file describes; the deployed ones include "
-             "onnxruntime's integer kernel")
+             "onnxruntime's integer kernel" if layer_kernels == "exact" else
+             "the figures here are the deployed kernels', so they include onnxruntime's integer kernel")
     return Hint("runtime_requantizes", f"{r.message()}: {where}", r.fix)
 
 

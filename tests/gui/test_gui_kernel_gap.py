@@ -68,3 +68,22 @@ def test_table_dock_and_graph_show_the_kernel_gap(qtbot, ws, demo_run):
     mapped = sum(1 for x in r.layers if x.deployed)
     assert (g.view.nodes.fill >= 0).sum() >= mapped  # fused Relu nodes show their layer's colour too
     assert all(not math.isnan(x.deployed["kernel_gap_db"]) for x in r.layers if x.deployed)
+
+
+def test_details_of_a_deployed_only_analysis_name_the_mode(qtbot, demo_run):
+    """With --kernels deployed the Layer dock says the cumulative figures are the deployed kernels' and that
+    isolated error and the kernel gap were not computed (never an empty or exact-looking figure)."""
+    from ui.details_panel import DetailsPanel
+
+    s, _ = demo_run
+    r = analyze(s, samples=32, kernels="deployed")
+    w = Workspace()
+    w.reset(SessionSpec("demo.onnx", "calib.npz"))
+    w.set_graph(s.graph)
+    w.add_run(r, Recipe())
+    dock = DetailsPanel(w)
+    qtbot.addWidget(dock)
+    w.select((r.layers[0].node,))
+    text = dock.text.toPlainText()
+    assert "Deployed kernels only" in text and "(QLinearConv)" in text
+    assert "does not survive" not in text and "kernel gap" in text

@@ -28,8 +28,9 @@ def register(sub) -> None:
     add_metric_arg(p)
     p.add_argument("--samples", type=int, metavar="N", help="analyse only the first N evaluation samples")
     p.add_argument("--json", metavar="OUT", help="write the full result as JSON (a public, versioned format)")
-    p.add_argument("--rank", choices=RANKINGS, default="isolated",
-                   help="order of the table (default: isolated error, i.e. the layers that cause error)")
+    p.add_argument("--rank", choices=RANKINGS, default=None,
+                   help="order of the table (default: isolated error, i.e. the layers that cause error; with "
+                   "--kernels deployed, which has no isolated error: introduced, the SQNR each layer loses as deployed)")
     p.add_argument("--top", type=int, default=10, metavar="K", help="rows in the table (default 10)")
     p.add_argument("--reservoir", type=int, default=0, metavar="N",
                    help="keep N sampled (fp32, int8) value pairs per layer in the JSON, for scatter plots")
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_measure_hints:
         measure_activations_16bit(s, s.recipe, r, task)
     task.done()
-    print_report(r, s, args.rank, args.top)
+    print_report(r, s, args.rank or default_rank(r), args.top)
     if args.json:
         d = r.to_dict()
         if args.reservoir:
@@ -99,6 +100,12 @@ def check_numbers(args: argparse.Namespace) -> None:
                                  f"pass e.g. --{flag.replace('_', '-')} 6")
 
 
+def default_rank(r) -> str:
+    """Isolated error ranks the layers that cause error; a deployed-only analysis has none (it needs the exact
+    simulation), so it ranks by the SQNR each layer loses itself as deployed (``introduced``)."""
+    return "introduced" if r.layer_kernels == "deployed" else "isolated"
+
+
 def _f(x, fmt="{:.1f}") -> str:
     """A dB figure as every screen prints it (``fmt_db``), with the digits ``fmt`` asks for."""
     return fmt_db(x, 2 if fmt == "{:.2f}" else 1)
@@ -116,8 +123,13 @@ def _nz(x):
 
 def print_kernel_gaps(r) -> None:
     """The deployed per-layer view: where onnxruntime's fused kernels depart from the exact simulation."""
-    departs = [lay for lay in r.layers if any(h.code == "kernel_departs" for h in lay.hints)]
     mapped = [lay for lay in r.layers if lay.deployed]
+    if r.layer_kernels == "deployed":
+        print(f"deployed {len(mapped)} of {len(r.layers)} layers read from onnxruntime's fused kernels "
+              f"({kernels_label('deployed')}); the layer SQNRs above are theirs, against FP32; exact figures: "
+              "none (see the note)")
+        return
+    departs = [lay for lay in r.layers if any(h.code == "kernel_departs" for h in lay.hints)]
     worst = max(mapped, key=lambda lay: kernel_gap(lay) or 0.0)
     print(f"deployed {len(mapped)} of {len(r.layers)} layers read from onnxruntime's fused kernels ({kernels_label('deployed')}); "
           f"k.gap = exact minus deployed cumulative SQNR (dB); largest {_f(kernel_gap(worst), '{:.2f}')} dB at {worst.node}")
@@ -152,10 +164,14 @@ def print_report(r, s, rank: str, top: int) -> None:
     flagged = [lay for lay in r.layers if lay.flagged]
     key = {"isolated": f"key = {EFFECTIVE_SQNR_DEF}, of the isolated layer",
            "cumulative": f"key = {EFFECTIVE_SQNR_DEF}, of the cumulative tensor"}.get(rank, "")
-    print(f"layers   {len(r.layers)} analysed (exact kernels), {len(flagged)} flagged; ranked by {rank} error{'; ' + key if key else ''} "
+    deployed_only = r.layer_kernels == "deployed"
+    print(f"layers   {len(r.layers)} analysed ({r.layer_kernels} kernels), {len(flagged)} flagged"
+          + (" by the SQNR they lose as deployed (no isolated error without the exact simulation)" if deployed_only
+             else "") + f"; ranked by {rank} error{'; ' + key if key else ''} "
           "(SQNR in dB, higher is better; ch = mean/min over channels with signal and error)")
-    dep = any(lay.deployed for lay in r.layers)
-    head = (f"{'#':>3}  {'node':<28} {'op':<10} {'key':>5} {'isolated tensor (ch)':>20} {'cumulative (ch)':>20} {'amp':>5} "
+    dep = any(lay.deployed for lay in r.layers) and not deployed_only
+    cum_head = "deployed cum. (ch)" if deployed_only else "cumulative (ch)"
+    head = (f"{'#':>3}  {'node':<28} {'op':<10} {'key':>5} {'isolated tensor (ch)':>20} {cum_head:>20} {'amp':>5} "
             f"{'intro':>6}" + (f" {'k.gap':>6}" if dep else "") + "  flag")
     print(head)
     for i, lay in enumerate(r.ranked(rank)[:top], 1):
@@ -171,7 +187,7 @@ def print_report(r, s, rank: str, top: int) -> None:
         if lay.flagged or (i <= 3 and lay.hints):
             for h in lay.hints:
                 print(f"       - {h.message}\n         try: {h.suggestion}")
-    if dep:
+    if dep or (deployed_only and any(lay.deployed for lay in r.layers)):
         print_kernel_gaps(r)
     print_kernel_gap(r)
     for h in r.hints:

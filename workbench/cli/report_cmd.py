@@ -131,7 +131,7 @@ def _print_summary(report) -> None:
     for o in report.final.analysis.outputs:
         print(f"output   {o.name} ({o.kind}, {o.kernels}): " + ", ".join(
             kind_figures(o) + ([] if o.kind == "dense" else [f"SQNR {o.sqnr_db:.1f} dB"])))
-    print(f"layers   {s.layers} analysed (exact kernels), {s.flagged} flagged" + (f"; worst {s.worst_node}" if s.worst_node else ""))
+    print(f"layers   {s.layers} analysed ({report.final.analysis.layer_kernels} kernels), {s.flagged} flagged" + (f"; worst {s.worst_node}" if s.worst_node else ""))
     print(f"compute  {mac_share_text(report.final.analysis.macs_by_precision)}")
     if report.verdict:
         print(f"verdict  {report.verdict}")

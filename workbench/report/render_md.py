@@ -11,6 +11,7 @@ import re
 from .data import ReportData
 from .markup import clean
 from .sections_kernels import kernels_md
+from .sections_results import DEPLOYED_ONLY_TEXT
 from .view import format_value
 
 TOP = 5
@@ -79,8 +80,20 @@ def render_markdown(report: ReportData | dict) -> str:
         out += _tune(d["tune"])
     out += [md_text(line) for line in kernels_md(run["analysis"])] + ([""] if kernels_md(run["analysis"]) else [])
     layers = run["analysis"]["layers"]
-    ranked = sorted((lay for lay in layers if lay.get("rank_key_db") is not None), key=lambda lay: lay["rank_key_db"])
-    out += ["**Worst layers** (SQNR in dB, higher is better; ranked by the effective SQNR = min(tensor, channel mean) "
+    if run["analysis"].get("layer_kernels") == "deployed":  # no isolated error: ranked by the SQNR lost as deployed
+        ranked = sorted((lay for lay in layers if lay.get("introduced_db") is not None),
+                        key=lambda lay: -lay["introduced_db"])
+        out += [md_text(DEPLOYED_ONLY_TEXT), "", "**Worst layers, deployed kernels** (SQNR in dB, higher is better)",
+                "", "| layer | op | introduced | cumulative (deployed) | flagged | first hint |", "|---|---|--:|--:|---|---|"]
+        for lay in ranked[:TOP]:
+            hint = md_text(lay["hints"][0]["suggestion"]) if lay["hints"] and lay["flagged"] else ""
+            out.append(f"| {md_code(lay['node'], True)} | {md_code(lay['op_type'], True)} | "
+                       f"{_v(lay['introduced_db'], 'db')} | {_v(lay['cumulative']['sqnr_db'], 'db')} | "
+                       f"{'yes' if lay['flagged'] else ''} | {hint} |")
+        ranked = []
+    else:
+        ranked = sorted((lay for lay in layers if lay.get("rank_key_db") is not None), key=lambda lay: lay["rank_key_db"])
+    out += [] if not ranked else ["**Worst layers** (SQNR in dB, higher is better; ranked by the effective SQNR = min(tensor, channel mean) "
             "of the isolated layer)", "",
             "| layer | op | effective | isolated tensor | cumulative | kernel gap (deployed) | flagged | first hint |",
             "|---|---|--:|--:|--:|--:|---|---|"]

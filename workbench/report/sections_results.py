@@ -323,9 +323,14 @@ def _all_row(v: View, f: int, i: int, lay: dict) -> list:
 def layers(v: View, f: int) -> Markup:
     """The worst layers by isolated error with their hints, then every layer in graph order."""
     all_layers = v.get("runs", f, "analysis", "layers")
-    ranked = sorted(range(len(all_layers)), key=lambda i: _iso_key(all_layers[i]))
+    # a deployed-only analysis has no isolated error (it needs the exact simulation): ranked by the SQNR each
+    # layer loses as deployed, and its cumulative figures are the deployed kernels'
+    deployed_only = v.get("runs", f, "analysis", "layer_kernels") == "deployed"
+    ranked = sorted(range(len(all_layers)), key=lambda i: _introduced_key(all_layers[i]) if deployed_only
+                    else _iso_key(all_layers[i]))
     rows, classes = [], []
-    dep = any(lay.get("deployed") for lay in all_layers)  # a deployed per-layer view was measured
+    # a deployed per-layer view beside the exact one was measured (kernel gap)
+    dep = any(lay.get("deployed") for lay in all_layers) and not deployed_only
     for rank, i in enumerate(ranked[:TOP_LAYERS], 1):
         lay = all_layers[i]
         p = ("runs", f, "analysis", "layers", i)
@@ -336,7 +341,8 @@ def layers(v: View, f: int) -> Markup:
                                                                       h["suggestion"])) for h in lay["hints"]]
             rows.append([Markup(""), el("td", {"colspan": 9 if dep else 8}, el("ul", {"class_": "hints"}, *items))])
             classes.append("flagged hint-row" if lay["flagged"] else "hint-row")
-    heads = ["#", "layer", "effective SQNR dB", "isolated tensor SQNR dB", "cumulative SQNR dB", "amplif. dB",
+    cum_head = "cumulative SQNR dB (deployed kernels)" if deployed_only else "cumulative SQNR dB"
+    heads = ["#", "layer", "effective SQNR dB", "isolated tensor SQNR dB", cum_head, "amplif. dB",
              "introduced dB", "clipped", "weight SQNR dB"] + (["kernel gap dB (deployed)"] if dep else [])
     th = v.get("runs", f, "analysis", "thresholds")
     notes = v.get("runs", f, "analysis", "notes") or []  # e.g. the attention-mask path kept in float
@@ -347,6 +353,7 @@ def layers(v: View, f: int) -> Markup:
                  enumerate(zip(every, shown))]
     return section(
         "layers", "Worst layers and why",
+        el("p", {"class_": "sub"}, DEPLOYED_ONLY_TEXT) if deployed_only else None,
         el("p", {"class_": "sub"}, "Ranked by the effective SQNR = min(tensor, channel mean) of the isolated layer "
            "(the layer alone quantized, fed float inputs, which separates layers that cause error from layers that "
            "carry it; JSON rank_key_db), with the tensor SQNR and the per-channel mean / worst beside it; amplification = isolated − cumulative tensor SQNR; ch = mean / worst output channel, "
@@ -364,7 +371,8 @@ def layers(v: View, f: int) -> Markup:
         el("h3", None, "Notes on this run") if notes else None,
         el("ul", {"class_": "hints", "id": "run-notes"}, *[el("li", None, n) for n in notes]) if notes else None,
         el("h3", None, f"All layers in graph order ({len(all_layers)})"),
-        table(["layer", "op", "precision", "effective SQNR dB", "isolated tensor dB", "cumulative dB", "amplif. dB"]
+        table(["layer", "op", "precision", "effective SQNR dB", "isolated tensor dB",
+               "cumulative dB (deployed kernels)" if deployed_only else "cumulative dB", "amplif. dB"]
               + (["kernel gap dB (deployed)"] if dep else []) + [""], every,
               num_cols={3, 4, 5, 6} | ({7} if dep else set()),
               row_classes=["flagged" if lay["flagged"] else None for lay in shown],
@@ -381,6 +389,19 @@ def _model_hints(v: View, f: int) -> list:
     items = [el("li", None, h["message"], el("br", None), el("span", {"class_": "hint-try"}, "try: ", h["suggestion"]))
              for h in hints]
     return [el("h3", None, "Hints for the whole model"), el("ul", {"class_": "hints", "id": "model-hints"}, *items)]
+
+
+DEPLOYED_ONLY_TEXT = ("Analysed with deployed kernels only (--kernels deployed): every layer SQNR here is the layer's "
+                      "quantized output as onnxruntime's fused kernels compute it on the analysing CPU, against FP32; "
+                      "the exact Q/DQ simulation was skipped, so isolated error, amplification, the effective "
+                      "(isolated) key and the kernel gap are not computed (–). Ranked and flagged by the SQNR a layer "
+                      "loses itself as deployed (introduced dB, worst first); run --kernels both for the exact figures.")
+
+
+def _introduced_key(lay: dict) -> float:
+    """Worst first by the SQNR lost at the node (largest introduced dB first; layers without it last)."""
+    x = lay.get("introduced_db")
+    return float("inf") if x is None else -x
 
 
 def _iso_key(lay: dict) -> float:

@@ -1,0 +1,251 @@
+"""Deployed-mode analysis without the exact simulation: each layer's error as onnxruntime's fused kernels compute it.
+
+With ``--kernels deployed`` the user asks for what ships; running the exact diff engine beside the deployed
+pass for the per-layer figures cost 3.5-4.8x the plain FP32 + INT8 inference floor (docs/benchmarks.md). Per
+batch this runs three sessions instead: the FP32 model with every tapped layer's tensor exposed, the deployed
+INT8 graph with every mappable layer's integers fetched from its kernels (``DeployedLayerTaps``), and a small
+statistics graph that dequantizes those integers and reduces them against FP32 in onnxruntime (the diff
+engine's own reductions, ``diff_graph.pair_stats``), so numpy folds a few KB per batch and memory stays flat in
+N. What needs the exact simulation is not computed and stays None: isolated error, the kernel gap
+(deployed vs exact), the share of values off by >= 1 LSB. ``run`` has ``DiffEngine.run``'s signature and
+returns a ``DiffOutcome`` whose outputs are labelled ``deployed``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Iterable
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from backends.runner import SessionConfig, build_session
+from backends.tasks import NullTask, Task
+
+from .deployed_layers import DeployedLayerTaps
+from .diff import (DiffOutcome, LayerOutcome, _batch_for, _count_outside, _dim_names, _largest_activation_bytes,
+                   _per_sample, _relu_outputs, _sample_major, _shapes, weight_errors)
+from .diff_graph import StatsBuilder, pair_stats
+from .diff_types import ErrorMetrics
+from .metrics import ErrorAccumulator, channel_axis_for
+from .output_kinds import OutputKind, detect_kinds
+from .output_metrics import OutputAccumulator
+from .qdq_match import QDQMatch
+
+# DequantizeLinear of 16-bit integers needs opset 21; the reductions take axes as inputs from opset 18
+_STATS_OPSET = 21
+_NP_QTYPE = {TensorProto.UINT8: np.uint8, TensorProto.INT8: np.int8, TensorProto.UINT16: np.uint16,
+             TensorProto.INT16: np.int16}
+
+#: what deployed mode leaves out, in the words JSON notes, console, report and GUI use
+NOT_COMPUTED = ("isolated error, the kernel gap (deployed vs exact) and the share of values >= 1 LSB off need the "
+                "exact Q/DQ simulation, which --kernels deployed skips: they are null (run --kernels both for them)")
+
+
+def missing_metrics() -> ErrorMetrics:
+    """The figures of a layer whose quantized output does not survive onnxruntime's fusion: all NaN (JSON null)."""
+    return ErrorMetrics(math.nan, None, None, math.nan, math.nan, math.nan, math.nan)
+
+
+class DeployedEngine:
+    """The per-layer figures of ``--kernels deployed``: FP32 against the deployed kernels' own integers.
+
+    Built like ``DiffEngine`` (same ``match``, batches, per-sample rows, clip rate, weight error), so the
+    analysis assembles, ranks and hints its result the same way; ``cumulative`` then means *as deployed*."""
+
+    def __init__(self, fp32: onnx.ModelProto, m: QDQMatch, int8: onnx.ModelProto, taps: DeployedLayerTaps,
+                 batched: bool = True, config_entries: dict | None = None):
+        """``taps``: the deployed graph with each layer's integers (owned by the caller, who closes it);
+        ``config_entries``: onnxruntime session config of the deployed sessions (as the user deploys)."""
+        t0 = time.perf_counter()
+        self.match, self.taps, self.batched = m, taps, batched
+        self.fp32_model = fp32
+        self.model_outputs = [o.name for o in fp32.graph.output]
+        shapes, dims = _shapes(fp32), _dim_names(fp32)
+        batch_dims = {d[0] for i in fp32.graph.input if (d := dims.get(i.name))}
+        op_of = {lay.fp32_tensor: lay.op_type for lay in m.layers}
+        self.channel_axes = {}
+        self.sample_major = {}
+        for t in taps.taps.values():
+            rank = len(shapes.get(t.fp32_tensor) or ())
+            self.channel_axes[t.fp32_tensor] = channel_axis_for(op_of.get(t.fp32_tensor, ""), rank)
+            self.sample_major[t.fp32_tensor] = batched and _sample_major(dims.get(t.fp32_tensor), batch_dims)
+        self.ranks = {t: len(s) for t, s in shapes.items() if s is not None}
+        inputs = {i.name for i in fp32.graph.input}
+        layer_tensors = [t.fp32_tensor for t in taps.taps.values() if t.fp32_tensor not in inputs]
+        self.fp32_fetch = list(dict.fromkeys(self.model_outputs + layer_tensors))
+        entries = dict(config_entries or {})
+        exposed = onnx.ModelProto()
+        exposed.CopyFrom(fp32)
+        have = {o.name for o in exposed.graph.output}
+        types = {vi.name: vi.type.tensor_type.elem_type for vi in
+                 list(fp32.graph.value_info) + list(fp32.graph.input) + list(fp32.graph.output)}
+        for t in self.fp32_fetch:
+            if t not in have:
+                exposed.graph.output.append(helper.make_tensor_value_info(t, types.get(t, TensorProto.FLOAT), None))
+        cfg = SessionConfig.for_purpose("deployed", config_entries=entries, shared_arena=True)
+        self.fp32_session = build_session(cfg, exposed.SerializeToString())
+        # the plain FP32 session, for the outputs' check on the first batch (exposing tensors may block a fusion)
+        self._fp32_plain = build_session(cfg, fp32.SerializeToString())
+        self.fp32_identical: bool | None = None
+        self.fp32_inputs = {i.name for i in self.fp32_session.get_inputs()}
+        self.nonnegative = _relu_outputs(fp32)
+        self.bounds = {lay.fp32_tensor: lay.act.bounds() for lay in m.layers if lay.act is not None}
+        self.weights = weight_errors(fp32, int8)
+        self.per_sample_bytes = _largest_activation_bytes(fp32) * 8
+        self.stats = None  # the statistics session, built on the first batch once each tap's layout is known
+        self._stats_fetch: dict[str, tuple[str, ...]] = {}  # layer -> its 6 statistics outputs
+        self._stats_feed: dict[str, tuple[str, str, str]] = {}  # layer -> (x input, q input, fp32 tensor)
+        self.reused: dict = {}  # no isolated figures to reuse (DiffEngine's attribute)
+        self._stats_built = False
+        self.stats_error: str | None = None  # why the statistics graph could not run, if it could not
+        self.setup_s = time.perf_counter() - t0
+
+    def suggested_batch(self, cap: int = 64) -> int:
+        """The diff engine's batch for this model: ``qwb quantize`` evaluates on the very same batches."""
+        return _batch_for(self.per_sample_bytes, cap)
+
+    def _build_stats(self, fvals: dict, ints: dict) -> None:
+        """The statistics graph of every layer whose deployed integers fit its FP32 tensor in some layout.
+
+        The layout is picked on this batch against FP32 quantized in numpy with the layer's own scale (a layout
+        mix-up moves most values far more than any kernel does); the graph transposes the integers back."""
+        b = StatsBuilder(_STATS_OPSET)
+        graph_inputs = []
+        for k, (node, t) in enumerate(self.taps.taps.items()):
+            d, x = ints.get(t.deployed_tensor), fvals.get(t.fp32_tensor)
+            if d is None or x is None or x.dtype != np.float32:  # float16/64 models: no figures (said in the note)
+                continue
+            ref = _quantize(x, t.scale, t.zero_point, t.qtype)
+            perm = self.taps.layout_for(node, t, d, ref)  # False: no layout fits
+            if perm is False:
+                continue
+            xi, qi = f"x{k}", f"q{k}"
+            graph_inputs += [helper.make_tensor_value_info(xi, TensorProto.FLOAT, None),
+                             helper.make_tensor_value_info(qi, t.qtype, None)]
+            q = qi if perm is None else b.node("Transpose", [qi], perm=[int(i) for i in np.argsort(perm)])
+            scale = b.const(np.float32(t.scale), np.float32)
+            zp = b.const(np.asarray(t.zero_point, _NP_QTYPE[t.qtype]), _NP_QTYPE[t.qtype])
+            y = b.node("DequantizeLinear", [q, scale, zp])
+            ft = t.fp32_tensor
+            p = pair_stats(b, xi, y, x.ndim, self.channel_axes.get(ft), self.sample_major.get(ft, False))
+            self._stats_fetch[node] = (p.xx, p.ee, p.yy, p.emax, p.emin, p.esum)
+            self._stats_feed[node] = (xi, qi, ft)
+        if not self._stats_fetch:
+            return
+        outs = [helper.make_tensor_value_info(o, TensorProto.FLOAT, None)
+                for o in dict.fromkeys(o for f in self._stats_fetch.values() for o in f)]
+        g = helper.make_graph(b.nodes, "deployed_stats", graph_inputs, outs, b.inits)
+        model = helper.make_model(g, opset_imports=[helper.make_opsetid("", _STATS_OPSET)])
+        model.ir_version = 10
+        try:
+            self.stats = build_session(SessionConfig.for_purpose("exact", shared_arena=True), model.SerializeToString())
+        except Exception as e:  # noqa: BLE001 - the outputs stand without the layer figures; the note says why
+            self.stats_error = f"{type(e).__name__}: {str(e)[:200]}"
+            self._stats_fetch.clear()
+            self._stats_feed.clear()
+
+    def run(self, batches: Iterable[tuple[int, int, dict]], total: int, labels: np.ndarray | None = None,
+            task: Task | None = None, kinds: dict[str, OutputKind] | None = None, on_batch=None) -> DiffOutcome:
+        """Stream ``batches`` through the deployed pass; ``on_batch`` is accepted for ``DiffEngine``'s signature
+        and never called (there is no exact simulation to hand over)."""
+        task = task or NullTask()
+        kinds = kinds or detect_kinds(self.fp32_model, labels is not None and np.asarray(labels).ndim == 1)
+        acc = {node: ErrorAccumulator(self.channel_axes[t.fp32_tensor], self.sample_major[t.fp32_tensor])
+               for node, t in self.taps.taps.items()}
+        clip = {t.fp32_tensor: [0, 0] for t in self.taps.taps.values() if t.fp32_tensor in self.bounds}
+        out_acc = {o: OutputAccumulator(kinds[o], self.batched) for o in self.model_outputs}
+        t_fp32 = t_int8 = t_stats = t_fold = 0.0
+        cpu = {"fp32": 0.0, "int8": 0.0, "stats": 0.0}  # process CPU seconds (all threads): steadier when shared
+        done = 0
+        for start, stop, feed in batches:
+            task.check()
+            t, c = time.perf_counter(), time.process_time()
+            f = {k: v for k, v in feed.items() if k in self.fp32_inputs}
+            fvals = dict(zip(self.fp32_fetch, self.fp32_session.run(self.fp32_fetch, f)))
+            if self.fp32_identical is not True:
+                plain = dict(zip(self.model_outputs, self._fp32_plain.run(self.model_outputs, f)))
+                if self.fp32_identical is None:
+                    self.fp32_identical = all(np.array_equal(a, fvals[n], equal_nan=a.dtype.kind in "fc")
+                                              for n, a in plain.items())
+                    if self.fp32_identical:
+                        self._fp32_plain = None
+                if self.fp32_identical is False:
+                    fvals.update(plain)
+            fvals.update(feed)
+            t_fp32 += time.perf_counter() - t
+            cpu["fp32"] += time.process_time() - c
+            t, c = time.perf_counter(), time.process_time()
+            ys = self.taps.run(feed, self.model_outputs)
+            ints = self.taps.batch_integers()
+            t_int8 += time.perf_counter() - t
+            cpu["int8"] += time.process_time() - c
+            t, c = time.perf_counter(), time.process_time()
+            if not self._stats_built:  # once, on the first batch (layouts are picked on it)
+                self._stats_built = True
+                self._build_stats(fvals, ints)
+            if self.stats is not None:
+                sfeed = {}
+                for node, (xi, qi, ft) in self._stats_feed.items():
+                    sfeed[xi] = fvals[ft]
+                    sfeed[qi] = ints[self.taps.taps[node].deployed_tensor]
+                names = [o for f in self._stats_fetch.values() for o in f]
+                vals = dict(zip(names, _run_named(self.stats, names, sfeed)))
+                for node, outs in self._stats_fetch.items():
+                    ft = self._stats_feed[node][2]
+                    acc[node].add_partial(*(vals[o] for o in outs), fvals[ft].size)
+            t_stats += time.perf_counter() - t
+            cpu["stats"] += time.process_time() - c
+            t = time.perf_counter()
+            for ft, c in clip.items():
+                x = fvals.get(ft)
+                if x is not None:
+                    c[0] += _count_outside(x, *self.bounds[ft], ft in self.nonnegative)
+                    c[1] += x.size
+            lab = None if labels is None else labels[start:stop]
+            for o, y in zip(self.model_outputs, ys):
+                out_acc[o].update(fvals[o], y, lab)
+            t_fold += time.perf_counter() - t
+            del fvals, ints
+            done = stop
+            task.report(done / max(total, 1), f"analysing (deployed kernels): sample {done}/{total}")
+        layers = {}
+        measured = set(self._stats_fetch)
+        for lay in self.match.layers:
+            c = clip.get(lay.fp32_tensor)
+            a = acc.get(lay.node) if lay.node in measured else None
+            cum = a.result() if a is not None and a.count else missing_metrics()
+            per = (_per_sample(a.sample_sqnr(), done, self.sample_major[lay.fp32_tensor] or not self.batched)
+                   if a is not None and a.count else np.full(done, np.nan, np.float32))
+            layers[lay.node] = LayerOutcome(cum, None, self.weights.get(lay.weight) if lay.weight else None,
+                                            c[0] / c[1] if c and c[1] else None, per)
+        tensors = {lay.fp32_tensor: layers[lay.node].cumulative for lay in self.match.layers
+                   if lay.node in measured}
+        outputs = [out_acc[o].result() for o in self.model_outputs]
+        for o in outputs:
+            o.kernels = "deployed"
+        return DiffOutcome(self.match, layers, tensors, outputs, {}, done,
+                           {"setup_s": self.setup_s, "inference_s": t_fp32 + t_int8, "fp32_inference_s": t_fp32,
+                            "int8_inference_s": t_int8, "statistics_s": t_stats + t_fold,
+                            "deployed_stats_s": t_stats, "fp32_inference_cpu_s": cpu["fp32"],
+                            "int8_inference_cpu_s": cpu["int8"], "deployed_stats_cpu_s": cpu["stats"]})
+
+    def layers_measured(self) -> int:
+        """Layers with deployed figures (their quantized output survives fusion and fits a layout)."""
+        return len(self._stats_fetch)
+
+
+def _run_named(session, names: list[str], feed: dict) -> list:
+    """``session.run`` for a fetch list that may repeat a name (layers sharing an output share statistics)."""
+    uniq = list(dict.fromkeys(names))
+    got = dict(zip(uniq, session.run(uniq, feed)))
+    return [got[n] for n in names]
+
+
+def _quantize(x: np.ndarray, scale: float, zero_point: int, qtype: int) -> np.ndarray:
+    """FP32 values on the layer's grid (round half to even, saturate), as the exact simulation would hold them:
+    the reference the deployed tensor's layout is picked against."""
+    info = np.iinfo(_NP_QTYPE[qtype])
+    return np.clip(np.rint(x / np.float32(scale)) + zero_point, info.min, info.max).astype(np.int32)
