@@ -222,7 +222,7 @@ class LayerPanel(QWidget):
             m.addAction(f"Set {len(nodes)} layer(s) to {p.upper()}", lambda p=p: self.ws.set_precision(nodes, p))
         m.addAction("Reset overrides", lambda: self.ws.clear_overrides(nodes))
         m.addSeparator()
-        m.addAction("Sort by effective SQNR, the ranking key (worst first)",
+        m.addAction("Sort by effective SQNR (worst first)",
                     lambda: self.table.sortByColumn(C_KEY, Qt.SortOrder.AscendingOrder))
         m.addAction("Sort by isolated tensor SQNR (worst first)", lambda: self.table.sortByColumn(C_ISO, Qt.SortOrder.AscendingOrder))
         m.addAction("Sort by cumulative SQNR (worst first)", lambda: self.table.sortByColumn(C_CUM, Qt.SortOrder.AscendingOrder))
