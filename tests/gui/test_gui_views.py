@@ -186,3 +186,29 @@ def test_before_after_shows_percentile_edits_as_set():
     assert d.changed_setting and _setting(d) == "INT8, p — → 99.996"
     d.precision_after = "fp32"
     assert _setting(d) == "INT8 → FP32, p — → 99.996"
+
+
+@pytest.mark.parametrize("scale", [1.0, 1.5])
+def test_table_headers_are_not_cut_at_the_default_widths(qtbot, demo_ws, scale):
+    """Every header (the long "Effective SQNR dB" included) fits its column with the sort arrow, at any font."""
+    from PySide6.QtWidgets import QStyle
+
+    from ui.layer_panel import LayerPanel
+    from ui.layer_table import C_KEY
+
+    p = LayerPanel(demo_ws)
+    qtbot.addWidget(p)
+    h = p.table.horizontalHeader()
+    font = h.font()
+    font.setPointSizeF(font.pointSizeF() * scale)
+    h.setFont(font)
+    p.fit_columns_to_headers()
+    p.table.sortByColumn(C_KEY, Qt.SortOrder.AscendingOrder)  # the arrow takes room too
+    p.show()
+    fm = h.fontMetrics()
+    arrow = h.style().pixelMetric(QStyle.PixelMetric.PM_HeaderMarkSize) + h.style().pixelMetric(
+        QStyle.PixelMetric.PM_HeaderMargin)
+    for col in range(h.count()):
+        text = p.proxy.headerData(col, Qt.Orientation.Horizontal)
+        assert h.sectionSize(col) >= h.sectionSizeHint(col), text
+        assert fm.horizontalAdvance(text) + arrow < h.sectionSize(col), text
