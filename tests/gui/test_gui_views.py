@@ -212,3 +212,58 @@ def test_table_headers_are_not_cut_at_the_default_widths(qtbot, demo_ws, scale):
         text = p.proxy.headerData(col, Qt.Orientation.Horizontal)
         assert h.sectionSize(col) >= h.sectionSizeHint(col), text
         assert fm.horizontalAdvance(text) + arrow < h.sectionSize(col), text
+
+
+def test_open_scope_blocks_are_saved_in_the_project_and_restored(qtbot, tmp_path):
+    """Blocks the user opened come back open: on a panel that gets the graph after the project (the window's
+    order: the model is prepared after the project is read) and on one already showing the graph."""
+    import onnx
+
+    from tests.models import scoped_net
+    from ui.graph.panel import GraphPanel
+    from workbench.app.project import load_project, save_project
+    from workbench.graph import build_graph
+
+    graph = build_graph(onnx.shape_inference.infer_shapes(scoped_net()))
+    layout = layout_graph(graph)
+
+    def panel(ws):
+        p = GraphPanel(ws)
+        qtbot.addWidget(p)
+        p.resize(900, 700)
+        return p
+
+    ws = Workspace()
+    ws.reset(SessionSpec("net2000.onnx", "calib.npz"))
+    p = panel(ws)
+    p.set_graph(graph, layout)
+    default = set(p.expanded)
+    blocks = [i for i in range(len(p.scope_view.units)) if p.is_block(i)]
+    outer = p.scope_view.paths[blocks[3]]
+    p.expand(blocks[3])
+    inner = next(i for i in range(len(p.scope_view.units)) if p.is_block(i)
+                 and p.scope_view.paths[i][:len(outer)] == outer)
+    p.expand(inner)  # two levels down
+    opened, units = set(p.expanded), len(p.scope_view.units)
+    assert opened != default
+    ws.view_state["graph"] = p.graph_state()
+    path = save_project(ws, tmp_path / "p.qwbproj")
+
+    later = Workspace()
+    load_project(path).apply(later)
+    p2 = panel(later)
+    p2.set_graph(graph, layout)
+    assert p2.expanded == opened and len(p2.scope_view.units) == units
+
+    shown = Workspace()
+    shown.reset(SessionSpec("net2000.onnx", "calib.npz"))
+    p3 = panel(shown)
+    p3.set_graph(graph, layout)
+    assert p3.expanded == default
+    load_project(path).apply(shown)
+    assert p3.expanded == opened and len(p3.scope_view.units) == units
+    # a saved state naming no scope of this graph (another model, older grouping) opens as usual
+    shown.view_state["graph"] = {"expanded": [["no", "such", "scope"]]}
+    p4 = panel(shown)
+    p4.set_graph(graph, layout)
+    assert p4.expanded == default
