@@ -292,8 +292,7 @@ class GraphPanel(QWidget):
     def unit_name(self, i: int) -> str:
         """The full node name of box ``i``, or a block's full scope."""
         if self.is_block(i):
-            return self.tree.sep.join(("",) + self.scope_view.paths[i]) if self.tree.sep == "/" \
-                else self.tree.sep.join(self.scope_view.paths[i])
+            return self.tree.scope_name(self.scope_view.paths[i])
         return self.layout_.names[i]
 
     def copy_selected_names(self) -> None:
