@@ -267,3 +267,35 @@ def test_open_scope_blocks_are_saved_in_the_project_and_restored(qtbot, tmp_path
     p4 = panel(shown)
     p4.set_graph(graph, layout)
     assert p4.expanded == default
+
+
+def test_fit_on_a_64_layer_cnn_labels_its_boxes_and_the_legend_covers_nothing(qtbot):
+    """In a graph tab as small as the main window gives it, Fit on the 64-layer CNN zooms out below the normal
+    text size: the boxes still name their op where it fits; and the legend sits under the canvas, not on it."""
+    import onnx
+
+    from tests.models import deep_cnn
+    from ui.graph.items import LOD_TEXT
+    from ui.graph.panel import GraphPanel
+    from workbench.graph import build_graph
+
+    graph = build_graph(onnx.shape_inference.infer_shapes(deep_cnn()))
+    p = GraphPanel(Workspace())
+    qtbot.addWidget(p)
+    p.resize(620, 470)
+    p.show()
+    p.set_graph(graph, layout_graph(graph))
+    p.fit()
+    lod = p.view.scale_factor
+    assert lod < LOD_TEXT  # the case the overview labels are for
+    lay, nodes = p.layout_, p.view.nodes
+    shown = [nodes.overview_label(i, lay.node_w * lod, lay.node_h * lod) for i in range(len(lay.names))]
+    ops = [graph.node(n).op_type for n in lay.names]
+    assert all(s == op or (s and s.endswith("…") and op.startswith(s[:-1])) for s, op in zip(shown, ops)), shown
+    assert shown.count("Conv") == ops.count("Conv") >= 64
+    assert nodes.overview_label(0, 12, 4) is None  # too small: nothing (the tooltip names it on hover)
+    # the legend is visible and outside the canvas at any zoom
+    assert p.legend.isVisible()
+    assert not p.legend.geometry().intersects(p.view.geometry())
+    p.view.zoom(3.0)
+    assert not p.legend.geometry().intersects(p.view.geometry())

@@ -21,6 +21,8 @@ from ..colors import FLAGGED, NO_DATA, SEARCH, SELECTED
 EDGE_BAND = 24  # layers per cached edge path: paint only the bands in view
 LOD_TEXT = 0.32
 LOD_DETAIL = 0.62
+LOD_OVERVIEW = 0.08  # below LOD_TEXT and above this, op types in a small screen-size font where they fit
+OVERVIEW_PX = 9  # that font's pixel size: small, still readable
 
 
 class EdgesItem(QGraphicsItem):
@@ -119,6 +121,10 @@ class NodesItem(QGraphicsItem):
         self._small = QFont(self._font)
         self._small.setPointSizeF(8.5)
         self._fm = QFontMetricsF(self._font)
+        self._tiny = QFont(self._font)
+        self._tiny.setPixelSize(OVERVIEW_PX)
+        self._tiny.setBold(True)
+        self._tiny_fm = QFontMetricsF(self._tiny)
         self._elided: dict[int, str] = {}
 
     # -- state (each setter repaints only what it must) ------------------------------------------
@@ -177,6 +183,8 @@ class NodesItem(QGraphicsItem):
         self._paint_flags(painter, vis, lod)
         if lod > LOD_TEXT:
             self._paint_text(painter, vis, lod)
+        elif lod > LOD_OVERVIEW:
+            self._paint_overview_text(painter, vis)
         self._paint_rings(painter, vis)
 
     def _paint_flags(self, painter: QPainter, vis: np.ndarray, lod: float) -> None:
@@ -206,6 +214,32 @@ class NodesItem(QGraphicsItem):
             badge = self.badges.get(int(i))
             if badge:
                 self._paint_badge(painter, rc, badge)
+
+    def overview_label(self, i: int, box_w: float, box_h: float) -> str | None:
+        """What a box ``box_w`` x ``box_h`` screen pixels wide shows zoomed out (Fit on a long model): its op type
+        (a block's scope), cut at the end when most of it fits, else nothing (the tooltip tells it on hover)."""
+        if box_h < 0.75 * self._tiny_fm.height() or box_w < 16:  # letters may touch the frame, not cross it
+            return None
+        text = self.op_types[i]
+        room = box_w - 4
+        if self._tiny_fm.horizontalAdvance(text) <= room:
+            return text
+        cut = self._tiny_fm.elidedText(text, Qt.TextElideMode.ElideRight, room)
+        return cut if len(cut.rstrip("…")) >= 3 else None
+
+    def _paint_overview_text(self, painter: QPainter, vis: np.ndarray) -> None:
+        """Op types drawn in screen pixels (a font scaled with the zoom would be unreadable) where they fit."""
+        t = painter.worldTransform()
+        painter.save()
+        painter.resetTransform()
+        painter.setFont(self._tiny)
+        painter.setPen(QColor("#101418"))
+        for i in vis:
+            dev = t.mapRect(self._rects[i])
+            text = self.overview_label(int(i), dev.width(), dev.height())
+            if text:
+                painter.drawText(dev, Qt.AlignmentFlag.AlignCenter, text)
+        painter.restore()
 
     def _paint_badge(self, painter: QPainter, rc: QRectF, text: str) -> None:
         painter.save()

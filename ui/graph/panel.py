@@ -121,8 +121,7 @@ class GraphPanel(QWidget):
         copy.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         copy.activated.connect(self.copy_selected_names)
         self.view.sigBackgroundClicked.connect(lambda: self.ws.select((), source=self))
-        self.legend = LegendWidget(self.view)
-        self.legend.move(10, 10)
+        self.legend = LegendWidget(self)  # in the layout under the canvas: it never covers a node
         self.placeholder = QLabel("Open a model (File → Open, Ctrl+O, or drop a file here) or try the demo "
                                   "(File → Open demo).", self.view)
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -133,6 +132,7 @@ class GraphPanel(QWidget):
         lay.setSpacing(0)
         lay.addWidget(bar)
         lay.addWidget(self.view, 1)
+        lay.addWidget(self.legend)
 
         ev = workspace.events
         ev.current.connect(lambda *_: self.refresh_colors())
@@ -355,9 +355,6 @@ class GraphPanel(QWidget):
         scale = scale_for(self.metric, vals)
         self.legend.set_scale(scale)
         self.legend.setVisible(self.layout_ is not None)
-        self.legend.adjustSize()
-        self.view.reserve = (self.legend.x() + self.legend.width() + 8, self.legend.y() + self.legend.height() + 8) \
-            if self.legend.isVisibleTo(self) else (0, 0)
         if self.view.nodes is None:
             return
         run = self.ws.current_run
