@@ -141,6 +141,8 @@ class LayerPanel(QWidget):
         h.setStretchLastSection(True)
         self.fit_columns_to_headers()
         h.moveSection(h.visualIndex(C_GAP), h.visualIndex(C_HINTS))  # shown before the hints, which stretch
+        # the ranking figure right after the name and op, so a narrow dock shows it without scrolling
+        h.moveSection(h.visualIndex(C_KEY), h.visualIndex(C_PREC))
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._context_menu)
         self.table.selectionModel().selectionChanged.connect(self._table_selection_changed)

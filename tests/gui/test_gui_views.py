@@ -299,3 +299,13 @@ def test_fit_on_a_64_layer_cnn_labels_its_boxes_and_the_legend_covers_nothing(qt
     assert not p.legend.geometry().intersects(p.view.geometry())
     p.view.zoom(3.0)
     assert not p.legend.geometry().intersects(p.view.geometry())
+
+
+def test_the_effective_sqnr_column_comes_right_after_name_and_op(qtbot, demo_ws):
+    from ui.layer_panel import LayerPanel
+    from ui.layer_table import C_KEY, C_NODE, C_OP, C_PREC
+
+    p = LayerPanel(demo_ws)
+    qtbot.addWidget(p)
+    h = p.table.horizontalHeader()
+    assert [h.logicalIndex(v) for v in range(4)] == [C_NODE, C_OP, C_KEY, C_PREC]

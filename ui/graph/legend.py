@@ -15,6 +15,7 @@ class LegendWidget(QWidget):
 
     ROW = 40  # height of one row (px at scale 1)
     SCALE_W = 270  # the title and bar part
+    KEY_W = 132  # one key: swatch and its words
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -28,7 +29,7 @@ class LegendWidget(QWidget):
         self.update()
 
     def keys_width(self) -> int:
-        return 4 * 118
+        return 4 * self.KEY_W
 
     def resizeEvent(self, event):
         super().resizeEvent(event)
@@ -70,8 +71,8 @@ class LegendWidget(QWidget):
         one_row = self.height() <= self.ROW + 2
         x, y = (self.SCALE_W + 10, 12) if one_row else (10, self.ROW + 12)
         self._key(p, x, y, NO_DATA, QColor("#5f6b78"), 1, "not analysed")
-        self._key(p, x + 118, y, QColor("white"), FLAGGED, 3, "flagged layer")
-        x += 236
+        self._key(p, x + self.KEY_W, y, QColor("white"), FLAGGED, 3, "flagged layer")
+        x += 2 * self.KEY_W
         for text, colour, note in (("FP32", "#2b3a4a", "override"), ("FP32*", "#b35c00", "not run yet")):
             p.setPen(Qt.PenStyle.NoPen)
             p.setBrush(QColor(colour))
@@ -79,8 +80,8 @@ class LegendWidget(QWidget):
             p.setPen(QColor("white"))
             p.drawText(QRectF(x, y + 1, 40, 15), Qt.AlignmentFlag.AlignCenter, text)
             p.setPen(QColor("#1d232a"))
-            p.drawText(QRectF(x + 46, y - 1, 72, 18), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, note)
-            x += 118
+            p.drawText(QRectF(x + 46, y - 1, self.KEY_W - 48, 18), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, note)
+            x += self.KEY_W
         p.end()
 
     @staticmethod
