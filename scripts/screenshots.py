@@ -123,7 +123,7 @@ def zoo_shots(app, w, out: Path) -> None:
 
     for name in ("tf_cnn_op17", "transformer_ninf_op17"):
         paths = build(name)
-        w.ctl.open_model(SessionSpec(str(paths.model), str(paths.calib), str(paths.eval)), analyze=True, samples=16)
+        w.open_spec(SessionSpec(str(paths.model), str(paths.calib), str(paths.eval)), analyze=True, samples=16)
         wait(app, lambda: len(w.ws.runs) == 1 and not w.ctl.busy, timeout=900)
         w.docks["depth"].raise_()
         w.graph.fit()

@@ -309,3 +309,16 @@ def test_the_effective_sqnr_column_comes_right_after_name_and_op(qtbot, demo_ws)
     qtbot.addWidget(p)
     h = p.table.horizontalHeader()
     assert [h.logicalIndex(v) for v in range(4)] == [C_NODE, C_OP, C_KEY, C_PREC]
+
+
+def test_a_long_op_type_is_cut_at_the_end_not_clipped(qtbot):
+    from PySide6.QtGui import QFontMetricsF
+
+    from ui.graph.items import NodesItem
+
+    lay = layered_layout([("a", 0), ("b", 1)], [("a", "b")])
+    item = NodesItem(lay, ["LayerNormalization" * 2, "Conv"])
+    width = lay.node_w - 12
+    t = item._title(0, width)
+    assert t.endswith("…") and t.startswith("LayerNorm") and QFontMetricsF(item._bold).horizontalAdvance(t) <= width
+    assert item._title(1, width) == "Conv"

@@ -126,6 +126,7 @@ class NodesItem(QGraphicsItem):
         self._tiny.setBold(True)
         self._tiny_fm = QFontMetricsF(self._tiny)
         self._elided: dict[int, str] = {}
+        self._titles: dict[int, str] = {}
 
     # -- state (each setter repaints only what it must) ------------------------------------------
     def set_fill(self, fill: np.ndarray, palette: list[QColor]) -> None:
@@ -204,13 +205,13 @@ class NodesItem(QGraphicsItem):
             if lod > LOD_DETAIL:
                 painter.setFont(self._bold)
                 painter.drawText(rc.adjusted(6, 3, -6, -rc.height() / 2), Qt.AlignmentFlag.AlignCenter,
-                                 self.op_types[i])
+                                 self._title(int(i), rc.width() - 12))
                 painter.setFont(self._small)
                 painter.drawText(rc.adjusted(6, rc.height() / 2 - 2, -6, -3), Qt.AlignmentFlag.AlignCenter,
                                  self.subtitles[i] or self._elide(int(i), rc.width() - 12))
             else:
                 painter.setFont(self._bold)
-                painter.drawText(rc, Qt.AlignmentFlag.AlignCenter, self.op_types[i])
+                painter.drawText(rc, Qt.AlignmentFlag.AlignCenter, self._title(int(i), rc.width() - 12))
             badge = self.badges.get(int(i))
             if badge:
                 self._paint_badge(painter, rc, badge)
@@ -252,6 +253,15 @@ class NodesItem(QGraphicsItem):
         painter.setPen(QColor("white"))
         painter.drawText(b, Qt.AlignmentFlag.AlignCenter, text)
         painter.restore()
+
+    def _title(self, i: int, width: float) -> str:
+        """The bold line (op type, block scope) cut at the end with '…' when wider than the box, never clipped
+        at both sides (``LayerNormalization`` in a 160-unit box)."""
+        s = self._titles.get(i)
+        if s is None:
+            s = QFontMetricsF(self._bold).elidedText(self.op_types[i], Qt.TextElideMode.ElideRight, width)
+            self._titles[i] = s
+        return s
 
     def _elide(self, i: int, width: float) -> str:
         s = self._elided.get(i)
