@@ -322,3 +322,20 @@ def test_a_long_op_type_is_cut_at_the_end_not_clipped(qtbot):
     t = item._title(0, width)
     assert t.endswith("…") and t.startswith("LayerNorm") and QFontMetricsF(item._bold).horizontalAdvance(t) <= width
     assert item._title(1, width) == "Conv"
+
+
+def test_before_after_gives_spare_width_to_the_names(qtbot, demo_ws):
+    from ui.compare_panel import NAME_MIN_W, ComparePanel
+
+    p = ComparePanel(demo_ws)
+    qtbot.addWidget(p)
+    p.resize(1500, 400)
+    p.show()
+    qtbot.wait(20)
+    h = p.table.horizontalHeader()
+    last = h.count() - 1
+    assert h.sectionSize(0) > NAME_MIN_W and h.sectionSize(last) < 200
+    assert h.sectionSize(last) >= h.sectionSizeHint(last)
+    p.resize(500, 400)  # narrow: the names keep their room, the table scrolls
+    qtbot.wait(20)
+    assert h.sectionSize(0) == NAME_MIN_W
