@@ -49,7 +49,8 @@ class ErrorMetrics:
         return min(self.sqnr_db, self.channel_sqnr_mean)
 
     def to_dict(self) -> dict:
-        return json_safe(asdict(self))
+        # effective_sqnr_db is written so the report can draw (and point at) the figure the GUI draws
+        return json_safe({**asdict(self), "effective_sqnr_db": self.effective_sqnr_db})
 
 
 @dataclass

@@ -5,7 +5,7 @@
 Drives the real window on the bundled demo: open, analyse, keep the worst layer in FP32, re-run (so
 before/after views have two runs), drag a clip percentile, benchmark on the CPU, tune for a target and take
 the best point; then models at real scale (``--only scale`` for these alone; ``--only tune``: the Tune panel
-alone): a 64-layer CNN (gui-cnn64*.png, with a before/after) and a 2,057-node model with exporter-style scopes
+alone; ``--only zoo``: a new user's try-out on tests/zoo's TF-style CNN and transformer, report included): a 64-layer CNN (gui-cnn64*.png, with a before/after) and a 2,057-node model with exporter-style scopes
 (gui-graph-2000-nodes*.png), both analysed; and, when QtWebEngine works here, the model in Netron. Settings and
 caches go to temporary folders, so the user's own are untouched.
 """
@@ -114,11 +114,42 @@ def scale_shots(app, w, out: Path) -> None:
     shoot(app, w, out / "gui-graph-2000-nodes-open.png")
 
 
+def zoo_shots(app, w, out: Path) -> None:
+    """As a new user on real export patterns (tests/zoo: the tf2onnx-style CNN and the PyTorch transformer): open,
+    analyse, keep the worst layer in FP32, re-run, before/after, export the report (gui-zoo-*.png, and the report
+    beside them)."""
+    from tests.zoo import build
+    from workbench.session import SessionSpec
+
+    for name in ("tf_cnn_op17", "transformer_ninf_op17"):
+        paths = build(name)
+        w.open_spec(SessionSpec(str(paths.model), str(paths.calib), str(paths.eval)), analyze=True, samples=16)
+        wait(app, lambda: len(w.ws.runs) == 1 and not w.ctl.busy, timeout=900)
+        w.docks["depth"].raise_()
+        w.graph.fit()
+        shoot(app, w, out / f"gui-zoo-{name}.png")
+        w.messages.hide()
+        worst = w.ws.current_run.result.ranked("isolated")[0].node
+        w.ws.set_precision([worst], "fp32")
+        w.run_analysis()
+        wait(app, lambda: len(w.ws.runs) == 2 and not w.ctl.busy, timeout=900)
+        w.docks["compare"].raise_()
+        w.compare.changed_only.setChecked(False)
+        w.ws.select([worst])
+        shoot(app, w, out / f"gui-zoo-{name}-before-after.png")
+        w.messages.hide()
+        report = out / f"zoo-{name}-report.html"
+        w.prompter.save_path = lambda *a, report=report, **k: str(report)
+        w.export_report()
+        wait(app, lambda: not w.ctl.busy and report.exists(), timeout=300)
+        shoot(app, w, out / f"gui-zoo-{name}-exported.png")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
     ap.add_argument("--no-netron", action="store_true")
-    ap.add_argument("--only", choices=("all", "demo", "scale", "tune"), default="all")
+    ap.add_argument("--only", choices=("all", "demo", "scale", "tune", "zoo"), default="all")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -131,6 +162,10 @@ def main() -> int:
     w.prompter.save_changes = lambda: "discard"
     w.resize(1600, 1000)
     w.show()
+    if args.only == "zoo":  # not part of "all": a new user's try-out on tests/zoo, to look at, not for the README
+        zoo_shots(app, w, out)
+        w.close()
+        return 0
     if args.only in ("all", "scale"):
         scale_shots(app, w, out)
     if args.only == "scale":

@@ -104,3 +104,49 @@ def test_structure_note_names_the_layers_an_edit_added_and_its_cause():
     assert note.startswith("Setting conv to FP32 added 1 layer(s)") and "relu (1 flagged)" in note
     assert "removed 1: relu" in structure_note(after, before)
     assert structure_note(before, before) is None and structure_note(None, after) is None
+
+
+def _chain(names):
+    return ScopeTree(names, list(zip(names, names[1:])))
+
+
+def test_tf_style_words_group_where_they_sit_together():
+    """``model_1_block3_conv2_bn`` (no '/' or '.') and tf2onnx's ``StatefulPartitionedCall/model/block3_conv2/…``
+    open as one block per ``block3``; a word spread over the model (``batch`` of batch_normalization) is no scope."""
+    flat = [f"model_1_block{b}_conv{c}_{op}" for b in range(1, 9) for c in range(1, 12) for op in ("conv", "bn", "relu")]
+    tree = _chain(flat + ["model_1_head_pool", "model_1_head_dense", "model_1_head_softmax"])
+    view = tree.view(tree.initial_expanded())
+    assert tree.groupable and [view.label(i) for i in range(len(view.units))] == \
+        [f"block{b}" for b in range(1, 9)] + ["head"]
+    assert tree.scope_name(view.paths[2]) == "model_1_block3"
+    assert view.members[2] == [n for n in flat if n.startswith("model_1_block3_")]
+    # opening block3 shows its conv1..conv11 blocks, named by their own word
+    inner = tree.view(tree.initial_expanded() | {view.paths[2]})
+    assert [inner.label(i) for i in range(len(inner.units)) if inner.paths[i] and len(inner.paths[i]) == 3][:2] == \
+        ["conv1", "conv2"]
+
+    tf = [f"StatefulPartitionedCall/model/block{b}_conv{c}/{op}" for b in range(1, 9) for c in range(1, 12)
+          for op in ("Conv2D", "BiasAdd", "Relu")]
+    tree = _chain(tf)
+    view = tree.view(tree.initial_expanded())
+    assert [view.label(i) for i in range(len(view.units))] == [f"block{b}" for b in range(1, 9)]
+    assert tree.scope_name(view.paths[0]) == "/StatefulPartitionedCall/model/block1"
+
+    keras = [n for i in range(1, 80) for n in (f"conv2d_{i}", f"batch_normalization_{i}", f"re_lu_{i}")]
+    scopes = _chain(keras).scope
+    assert not any(p and p[0] in ("batch", "re", "conv2d") for p in scopes.values())
+
+
+def test_flat_names_open_as_runs_of_consecutive_layers():
+    """2,000 Keras-style flat names (``conv2d_15``…) or one scope holding every layer open as a few dozen blocks of
+    layers that follow each other, named by their first and last; every node in one block, in graph order."""
+    keras = [n for i in range(1, 700) for n in (f"conv2d_{i}", f"batch_normalization_{i}", f"re_lu_{i}")]
+    for names in (keras, [f"StatefulPartitionedCall/model/{n}/Op" for n in keras]):
+        tree = _chain(names)
+        view = tree.view(tree.initial_expanded())
+        assert 10 <= len(view.units) <= 48
+        flat = [n for m in view.members for n in m]
+        assert flat == names  # consecutive runs, in order, covering everything
+        first = view.members[0]
+        label = view.label(0)
+        assert label.startswith(first[0].split("/")[-1 if "/" not in first[0] else -2]) and "…" in label

@@ -12,6 +12,7 @@ import pytest
 import resources
 from tests.report_util import EXTERNAL_URL, Page, resolve, shown_number
 from workbench.compare import compare_runs
+from workbench.formatting import EFFECTIVE_SQNR_DEF
 from workbench.recipe import Recipe
 from workbench.report import build_report, load_report, render_html, render_markdown, write_report
 from workbench.report.data import ReportData
@@ -67,7 +68,7 @@ def test_demo_report_contains_every_section_with_its_content(demo):
     assert "Classes losing accuracy" in text  # per-class where it drops (the demo loses two classes)
     assert "no single cause stands out" in text  # the flagged layer's hint
     # the depth chart has one isolated and one cumulative point per analysed layer
-    circles = [a for a in page.attrs("circle") if a.get("data-ptr", "").endswith("/cumulative/sqnr_db")]
+    circles = [a for a in page.attrs("circle") if a.get("data-ptr", "").endswith("/cumulative/effective_sqnr_db")]
     assert len(circles) == len(doc["runs"][0]["analysis"]["layers"]) == 12
     # a histogram for the flagged Concat, with its calibration range
     h = doc["runs"][0]["histograms"][0]
@@ -75,6 +76,53 @@ def test_demo_report_contains_every_section_with_its_content(demo):
     assert h["ranges"]["run"]["method"] == "minmax" and h["ranges"]["run"]["hi"] == pytest.approx(h["max"], rel=1e-6)
     assert any("range" in (a.get("class") or "") for a in page.attrs("line"))
     assert "Not run" in text  # benchmark section says so when --bench was not given
+
+
+def _depth_points(html: str) -> dict:
+    """(series css, dashed?, layer position) -> the value the report's depth chart draws."""
+    svg = html[html.index('id="depth"'):html.index("</svg>", html.index('id="depth"'))]
+    page, out = Page(svg), {}
+    for a in page.attrs("circle"):
+        cls = (a.get("class") or "").split()
+        if "pt" in cls:
+            out.setdefault((cls[1], a["r"] == "2"), []).append(float(a["data-value"]))
+    return out
+
+
+def test_depth_chart_draws_the_effective_sqnr_the_gui_draws(compared):
+    """The report's depth chart plots what the GUI's depth chart plots (``ErrorMetrics.effective_sqnr_db``, the
+    ranking figure), isolated and cumulative, with the before run's dashed, and says so with the definition."""
+    report, doc, html = compared
+    before, after = (run.analysis for run in report.runs)
+    pts = _depth_points(html)
+    order = [lay.node for lay in after.layers]
+    def iso(lay):
+        return lay.isolated.effective_sqnr_db if lay.isolated else math.nan
+
+    want_iso = [iso(lay) for lay in after.layers]
+    want_cum = [lay.cumulative.effective_sqnr_db for lay in after.layers]
+    assert pts[("s-iso", False)] == pytest.approx([v for v in want_iso if math.isfinite(v)])
+    assert pts[("s-cum", False)] == pytest.approx([v for v in want_cum if math.isfinite(v)])
+    # the figure differs from the tensor SQNR somewhere, so the check tells the two apart
+    assert any(lay.cumulative.effective_sqnr_db < lay.cumulative.sqnr_db - 0.1 for lay in after.layers)
+    b = {lay.node: lay for lay in before.layers}
+    want_b_cum = [b[n].cumulative.effective_sqnr_db for n in order if n in b]
+    assert pts[("s-cum", True)] == pytest.approx([v for v in want_b_cum if math.isfinite(v)])
+    want_b_iso = [iso(b[n]) for n in order if n in b]
+    assert pts[("s-iso", True)] == pytest.approx([v for v in want_b_iso if math.isfinite(v)])
+    depth = html[html.index('id="depth"'):html.index("</section>", html.index('id="depth"'))]
+    assert EFFECTIVE_SQNR_DEF in Page(depth).all_text and "effective SQNR (dB)" in depth  # axis and definition
+    # a report written before effective_sqnr_db existed draws the same figure, computed from its fields
+    old = copy.deepcopy(doc)
+    for run in old["runs"]:
+        for lay in run["analysis"]["layers"]:
+            for kind in ("cumulative", "isolated"):
+                if lay[kind]:
+                    del lay[kind]["effective_sqnr_db"]
+    again = _depth_points(render_html(ReportData.from_dict(old)))
+    assert again.keys() == pts.keys()
+    for k in pts:
+        assert again[k] == pytest.approx(pts[k])
 
 
 def number_mismatches(html: str, doc: dict) -> list:

@@ -53,3 +53,11 @@ def test_histogram_shades_only_clipped_data():
     assert len([a for a in clipped.attrs("rect") if a.get("class") == "clipped"]) == 2
     bars = next(a for a in clipped.attrs("path") if a.get("class") == "bars")
     assert len(re.findall("M", bars["d"])) == 5
+
+
+def test_a_value_that_rounds_to_zero_shows_no_minus():
+    """A kernel gap of −0.004 dB is no loss: "0.0", not "−0.0" (signed kinds read "+0.0")."""
+    from workbench.report.view import format_value
+
+    assert format_value(-0.004, "db") == "0.0" and format_value(-0.04, "ddb") == "+0.0"
+    assert format_value(-0.06, "db") == "−0.1" and format_value(-0.00004, "pct") == "0.00"

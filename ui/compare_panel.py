@@ -125,6 +125,17 @@ class CompareView(QTableView):
             return
         super().keyPressEvent(event)
 
+    def resizeEvent(self, event):
+        """Spare width goes to the Layer column (the part that tells layers apart), not to the last number
+        column; never below its default, so a narrow dock scrolls instead of hiding the names."""
+        super().resizeEvent(event)
+        h = self.horizontalHeader()
+        others = sum(h.sectionSize(c) for c in range(1, h.count()))
+        self.setColumnWidth(0, max(NAME_MIN_W, self.viewport().width() - others))
+
+
+NAME_MIN_W = 240
+
 
 class ComparePanel(QWidget):
     """Shown run against the compared run, per layer; 'changed only' hides layers that did not change."""
@@ -161,9 +172,10 @@ class ComparePanel(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.verticalHeader().setVisible(False)
         self.table.setAlternatingRowColors(True)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        for c, wdt in enumerate((240, 80, 130, 90, 90, 80, 100, 100)):
-            self.table.setColumnWidth(c, wdt)
+        h = self.table.horizontalHeader()
+        for c, wdt in enumerate((240, 80, 130, 90, 90, 80, 100, 100, 80)):
+            self.table.setColumnWidth(c, max(wdt, h.sectionSizeHint(c) + 4))  # never cut a header
+        h.setStretchLastSection(False)  # CompareView.resizeEvent gives the spare width to the names instead
         self.table.clicked.connect(lambda i: self.ws.select([i.data(Qt.ItemDataRole.UserRole)], source=self))
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)

@@ -63,6 +63,11 @@ def copy_names(nodes: list[str]) -> None:
         QGuiApplication.clipboard().setText("\n".join(nodes))
 
 
+# content widths (px at scale 1); fit_columns_to_headers widens any whose header needs more
+_DEFAULT_WIDTHS = {C_NODE: 210, C_OP: 74, C_PREC: 92, C_PCT: 72, C_KEY: 124, C_ISO: 90, C_CUM: 100, C_AMP: 82,
+                   C_DELTA: 72, C_HINTS: 260, C_GAP: 96}
+
+
 class LayerPanel(QWidget):
     """Table of layers synced with the workspace selection; every edit goes through the workspace."""
 
@@ -134,11 +139,10 @@ class LayerPanel(QWidget):
         h = self.table.horizontalHeader()
         h.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         h.setStretchLastSection(True)
-        for col, w in ((C_NODE, 210), (C_OP, 74), (C_PREC, 92), (C_PCT, 72), (C_KEY, 124), (C_ISO, 90), (C_CUM, 100),
-                       (C_AMP, 82),
-                       (C_DELTA, 72), (C_HINTS, 260), (C_GAP, 96)):
-            self.table.setColumnWidth(col, w)
+        self.fit_columns_to_headers()
         h.moveSection(h.visualIndex(C_GAP), h.visualIndex(C_HINTS))  # shown before the hints, which stretch
+        # the ranking figure right after the name and op, so a narrow dock shows it without scrolling
+        h.moveSection(h.visualIndex(C_KEY), h.visualIndex(C_PREC))
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._context_menu)
         self.table.selectionModel().selectionChanged.connect(self._table_selection_changed)
@@ -161,6 +165,13 @@ class LayerPanel(QWidget):
         self.model.modelReset.connect(lambda: self._ws_selection_changed(self.ws.selection, None))
         workspace.events.view.connect(lambda *_: self.restore_table_state(self.ws.view_state.get("table")))
         self._after_change()
+
+    def fit_columns_to_headers(self) -> None:
+        """Default widths: room for the content, never less than the header's own text and sort arrow (at any
+        font or UI scale), so no header is cut before the user narrows a column."""
+        h = self.table.horizontalHeader()
+        for col, w in _DEFAULT_WIDTHS.items():
+            self.table.setColumnWidth(col, max(w, h.sectionSizeHint(col) + 4))
 
     # -- state kept in the project --------------------------------------------------------------------
     def table_state(self) -> dict:
@@ -222,7 +233,7 @@ class LayerPanel(QWidget):
             m.addAction(f"Set {len(nodes)} layer(s) to {p.upper()}", lambda p=p: self.ws.set_precision(nodes, p))
         m.addAction("Reset overrides", lambda: self.ws.clear_overrides(nodes))
         m.addSeparator()
-        m.addAction("Sort by effective SQNR, the ranking key (worst first)",
+        m.addAction("Sort by effective SQNR (worst first)",
                     lambda: self.table.sortByColumn(C_KEY, Qt.SortOrder.AscendingOrder))
         m.addAction("Sort by isolated tensor SQNR (worst first)", lambda: self.table.sortByColumn(C_ISO, Qt.SortOrder.AscendingOrder))
         m.addAction("Sort by cumulative SQNR (worst first)", lambda: self.table.sortByColumn(C_CUM, Qt.SortOrder.AscendingOrder))

@@ -21,7 +21,7 @@ from workbench.recipe import PRECISIONS
 
 from .colors import FLAGGED, fmt_db, scale_for
 
-_KEY = EFFECTIVE_SQNR[:1].upper() + EFFECTIVE_SQNR[1:]  # the ranking key, named as every screen names it
+_KEY = EFFECTIVE_SQNR[:1].upper() + EFFECTIVE_SQNR[1:]  # the figure layers are ranked by, named as every screen names it
 COLUMNS = ("Layer", "Op", "Precision", "Percentile", _KEY, "Isolated", "Cumulative", "Amplif.", "Δ cum.", "Hints",
            "Kernel gap")
 C_NODE, C_OP, C_PREC, C_PCT, C_KEY, C_ISO, C_CUM, C_AMP, C_DELTA, C_HINTS, C_GAP = range(len(COLUMNS))

@@ -444,8 +444,11 @@ class MainWindow(QMainWindow):
 
     # -- projects, autosave, crash recovery -------------------------------------------------------------------
     def _store_view_state(self) -> None:
-        """How the table was left (columns, sort, filter) goes into the project with the work."""
+        """How the table was left (columns, sort, filter) and which graph blocks are open go into the project."""
         self.ws.view_state["table"] = self.layers.table_state()
+        graph = self.graph.graph_state()
+        if graph is not None:
+            self.ws.view_state["graph"] = graph
 
     def save_project(self):
         self._store_view_state()

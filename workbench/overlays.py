@@ -19,6 +19,7 @@ import onnx
 from analyzers.diff_types import AnalysisResult
 
 from .errors import WorkbenchError
+from .formatting import EFFECTIVE_SQNR_DEF
 from .safe_paths import write_text
 
 # absolute SQNR bands (dB), the same reading as the GUI's colour scale: red is bad, green is good. Thresholds, not
@@ -47,7 +48,7 @@ def overlays(result: AnalysisResult) -> list[Overlay]:
     key = {lay.node: lay.isolated.effective_sqnr_db for lay in result.layers if lay.isolated is not None}
     out = [Overlay("cumulative_sqnr.json", "Cumulative SQNR (dB)", cum),
            Overlay("isolated_sqnr.json", "Isolated SQNR (dB)", iso),
-           Overlay("rank_key.json", "Rank key: min(isolated SQNR, channel mean) (dB)", key)]
+           Overlay("rank_key.json", f"Isolated {EFFECTIVE_SQNR_DEF} (dB)", key)]
     gap = {lay.node: lay.deployed.get("kernel_gap_db") for lay in result.layers if lay.deployed}
     if gap:
         out.append(Overlay("kernel_gap.json", "Kernel gap: exact minus deployed SQNR (dB, this CPU)", gap, GAP_BANDS))

@@ -186,3 +186,156 @@ def test_before_after_shows_percentile_edits_as_set():
     assert d.changed_setting and _setting(d) == "INT8, p — → 99.996"
     d.precision_after = "fp32"
     assert _setting(d) == "INT8 → FP32, p — → 99.996"
+
+
+@pytest.mark.parametrize("scale", [1.0, 1.5])
+def test_table_headers_are_not_cut_at_the_default_widths(qtbot, demo_ws, scale):
+    """Every header (the long "Effective SQNR dB" included) fits its column with the sort arrow, at any font."""
+    from PySide6.QtWidgets import QStyle
+
+    from ui.layer_panel import LayerPanel
+    from ui.layer_table import C_KEY
+
+    p = LayerPanel(demo_ws)
+    qtbot.addWidget(p)
+    h = p.table.horizontalHeader()
+    font = h.font()
+    font.setPointSizeF(font.pointSizeF() * scale)
+    h.setFont(font)
+    p.fit_columns_to_headers()
+    p.table.sortByColumn(C_KEY, Qt.SortOrder.AscendingOrder)  # the arrow takes room too
+    p.show()
+    fm = h.fontMetrics()
+    arrow = h.style().pixelMetric(QStyle.PixelMetric.PM_HeaderMarkSize) + h.style().pixelMetric(
+        QStyle.PixelMetric.PM_HeaderMargin)
+    for col in range(h.count()):
+        text = p.proxy.headerData(col, Qt.Orientation.Horizontal)
+        assert h.sectionSize(col) >= h.sectionSizeHint(col), text
+        assert fm.horizontalAdvance(text) + arrow < h.sectionSize(col), text
+
+
+def test_open_scope_blocks_are_saved_in_the_project_and_restored(qtbot, tmp_path):
+    """Blocks the user opened come back open: on a panel that gets the graph after the project (the window's
+    order: the model is prepared after the project is read) and on one already showing the graph."""
+    import onnx
+
+    from tests.models import scoped_net
+    from ui.graph.panel import GraphPanel
+    from workbench.app.project import load_project, save_project
+    from workbench.graph import build_graph
+
+    graph = build_graph(onnx.shape_inference.infer_shapes(scoped_net()))
+    layout = layout_graph(graph)
+
+    def panel(ws):
+        p = GraphPanel(ws)
+        qtbot.addWidget(p)
+        p.resize(900, 700)
+        return p
+
+    ws = Workspace()
+    ws.reset(SessionSpec("net2000.onnx", "calib.npz"))
+    p = panel(ws)
+    p.set_graph(graph, layout)
+    default = set(p.expanded)
+    blocks = [i for i in range(len(p.scope_view.units)) if p.is_block(i)]
+    outer = p.scope_view.paths[blocks[3]]
+    p.expand(blocks[3])
+    inner = next(i for i in range(len(p.scope_view.units)) if p.is_block(i)
+                 and p.scope_view.paths[i][:len(outer)] == outer)
+    p.expand(inner)  # two levels down
+    opened, units = set(p.expanded), len(p.scope_view.units)
+    assert opened != default
+    ws.view_state["graph"] = p.graph_state()
+    path = save_project(ws, tmp_path / "p.qwbproj")
+
+    later = Workspace()
+    load_project(path).apply(later)
+    p2 = panel(later)
+    p2.set_graph(graph, layout)
+    assert p2.expanded == opened and len(p2.scope_view.units) == units
+
+    shown = Workspace()
+    shown.reset(SessionSpec("net2000.onnx", "calib.npz"))
+    p3 = panel(shown)
+    p3.set_graph(graph, layout)
+    assert p3.expanded == default
+    load_project(path).apply(shown)
+    assert p3.expanded == opened and len(p3.scope_view.units) == units
+    # a saved state naming no scope of this graph (another model, older grouping) opens as usual
+    shown.view_state["graph"] = {"expanded": [["no", "such", "scope"]]}
+    p4 = panel(shown)
+    p4.set_graph(graph, layout)
+    assert p4.expanded == default
+
+
+def test_fit_on_a_64_layer_cnn_labels_its_boxes_and_the_legend_covers_nothing(qtbot):
+    """In a graph tab as small as the main window gives it, Fit on the 64-layer CNN zooms out below the normal
+    text size: the boxes still name their op where it fits; and the legend sits under the canvas, not on it."""
+    import onnx
+
+    from tests.models import deep_cnn
+    from ui.graph.items import LOD_TEXT
+    from ui.graph.panel import GraphPanel
+    from workbench.graph import build_graph
+
+    graph = build_graph(onnx.shape_inference.infer_shapes(deep_cnn()))
+    p = GraphPanel(Workspace())
+    qtbot.addWidget(p)
+    p.resize(620, 470)
+    p.show()
+    p.set_graph(graph, layout_graph(graph))
+    p.fit()
+    lod = p.view.scale_factor
+    assert lod < LOD_TEXT  # the case the overview labels are for
+    lay, nodes = p.layout_, p.view.nodes
+    shown = [nodes.overview_label(i, lay.node_w * lod, lay.node_h * lod) for i in range(len(lay.names))]
+    ops = [graph.node(n).op_type for n in lay.names]
+    assert all(s == op or (s and s.endswith("…") and op.startswith(s[:-1])) for s, op in zip(shown, ops)), shown
+    assert shown.count("Conv") == ops.count("Conv") >= 64
+    assert nodes.overview_label(0, 12, 4) is None  # too small: nothing (the tooltip names it on hover)
+    # the legend is visible and outside the canvas at any zoom
+    assert p.legend.isVisible()
+    assert not p.legend.geometry().intersects(p.view.geometry())
+    p.view.zoom(3.0)
+    assert not p.legend.geometry().intersects(p.view.geometry())
+
+
+def test_the_effective_sqnr_column_comes_right_after_name_and_op(qtbot, demo_ws):
+    from ui.layer_panel import LayerPanel
+    from ui.layer_table import C_KEY, C_NODE, C_OP, C_PREC
+
+    p = LayerPanel(demo_ws)
+    qtbot.addWidget(p)
+    h = p.table.horizontalHeader()
+    assert [h.logicalIndex(v) for v in range(4)] == [C_NODE, C_OP, C_KEY, C_PREC]
+
+
+def test_a_long_op_type_is_cut_at_the_end_not_clipped(qtbot):
+    from PySide6.QtGui import QFontMetricsF
+
+    from ui.graph.items import NodesItem
+
+    lay = layered_layout([("a", 0), ("b", 1)], [("a", "b")])
+    item = NodesItem(lay, ["LayerNormalization" * 2, "Conv"])
+    width = lay.node_w - 12
+    t = item._title(0, width)
+    assert t.endswith("…") and t.startswith("LayerNorm") and QFontMetricsF(item._bold).horizontalAdvance(t) <= width
+    assert item._title(1, width) == "Conv"
+
+
+def test_before_after_gives_spare_width_to_the_names(qtbot, demo_ws):
+    from ui.compare_panel import NAME_MIN_W, ComparePanel
+
+    p = ComparePanel(demo_ws)
+    qtbot.addWidget(p)
+    p.resize(1500, 400)
+    p.show()
+    qtbot.wait(20)
+    h = p.table.horizontalHeader()
+    last = h.count() - 1
+    assert h.sectionSize(0) > NAME_MIN_W and h.sectionSize(last) < 200
+    assert h.sectionSize(last) >= h.sectionSizeHint(last)
+    p.resize(500, 400)  # narrow: the names keep their room, the table scrolls
+    qtbot.wait(20)
+    assert h.sectionSize(0) == NAME_MIN_W

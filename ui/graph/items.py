@@ -21,6 +21,8 @@ from ..colors import FLAGGED, NO_DATA, SEARCH, SELECTED
 EDGE_BAND = 24  # layers per cached edge path: paint only the bands in view
 LOD_TEXT = 0.32
 LOD_DETAIL = 0.62
+LOD_OVERVIEW = 0.08  # below LOD_TEXT and above this, op types in a small screen-size font where they fit
+OVERVIEW_PX = 9  # that font's pixel size: small, still readable
 
 
 class EdgesItem(QGraphicsItem):
@@ -119,7 +121,12 @@ class NodesItem(QGraphicsItem):
         self._small = QFont(self._font)
         self._small.setPointSizeF(8.5)
         self._fm = QFontMetricsF(self._font)
+        self._tiny = QFont(self._font)
+        self._tiny.setPixelSize(OVERVIEW_PX)
+        self._tiny.setBold(True)
+        self._tiny_fm = QFontMetricsF(self._tiny)
         self._elided: dict[int, str] = {}
+        self._titles: dict[int, str] = {}
 
     # -- state (each setter repaints only what it must) ------------------------------------------
     def set_fill(self, fill: np.ndarray, palette: list[QColor]) -> None:
@@ -177,6 +184,8 @@ class NodesItem(QGraphicsItem):
         self._paint_flags(painter, vis, lod)
         if lod > LOD_TEXT:
             self._paint_text(painter, vis, lod)
+        elif lod > LOD_OVERVIEW:
+            self._paint_overview_text(painter, vis)
         self._paint_rings(painter, vis)
 
     def _paint_flags(self, painter: QPainter, vis: np.ndarray, lod: float) -> None:
@@ -196,16 +205,42 @@ class NodesItem(QGraphicsItem):
             if lod > LOD_DETAIL:
                 painter.setFont(self._bold)
                 painter.drawText(rc.adjusted(6, 3, -6, -rc.height() / 2), Qt.AlignmentFlag.AlignCenter,
-                                 self.op_types[i])
+                                 self._title(int(i), rc.width() - 12))
                 painter.setFont(self._small)
                 painter.drawText(rc.adjusted(6, rc.height() / 2 - 2, -6, -3), Qt.AlignmentFlag.AlignCenter,
                                  self.subtitles[i] or self._elide(int(i), rc.width() - 12))
             else:
                 painter.setFont(self._bold)
-                painter.drawText(rc, Qt.AlignmentFlag.AlignCenter, self.op_types[i])
+                painter.drawText(rc, Qt.AlignmentFlag.AlignCenter, self._title(int(i), rc.width() - 12))
             badge = self.badges.get(int(i))
             if badge:
                 self._paint_badge(painter, rc, badge)
+
+    def overview_label(self, i: int, box_w: float, box_h: float) -> str | None:
+        """What a box ``box_w`` x ``box_h`` screen pixels wide shows zoomed out (Fit on a long model): its op type
+        (a block's scope), cut at the end when most of it fits, else nothing (the tooltip tells it on hover)."""
+        if box_h < 0.75 * self._tiny_fm.height() or box_w < 16:  # letters may touch the frame, not cross it
+            return None
+        text = self.op_types[i]
+        room = box_w - 4
+        if self._tiny_fm.horizontalAdvance(text) <= room:
+            return text
+        cut = self._tiny_fm.elidedText(text, Qt.TextElideMode.ElideRight, room)
+        return cut if len(cut.rstrip("…")) >= 3 else None
+
+    def _paint_overview_text(self, painter: QPainter, vis: np.ndarray) -> None:
+        """Op types drawn in screen pixels (a font scaled with the zoom would be unreadable) where they fit."""
+        t = painter.worldTransform()
+        painter.save()
+        painter.resetTransform()
+        painter.setFont(self._tiny)
+        painter.setPen(QColor("#101418"))
+        for i in vis:
+            dev = t.mapRect(self._rects[i])
+            text = self.overview_label(int(i), dev.width(), dev.height())
+            if text:
+                painter.drawText(dev, Qt.AlignmentFlag.AlignCenter, text)
+        painter.restore()
 
     def _paint_badge(self, painter: QPainter, rc: QRectF, text: str) -> None:
         painter.save()
@@ -218,6 +253,15 @@ class NodesItem(QGraphicsItem):
         painter.setPen(QColor("white"))
         painter.drawText(b, Qt.AlignmentFlag.AlignCenter, text)
         painter.restore()
+
+    def _title(self, i: int, width: float) -> str:
+        """The bold line (op type, block scope) cut at the end with '…' when wider than the box, never clipped
+        at both sides (``LayerNormalization`` in a 160-unit box)."""
+        s = self._titles.get(i)
+        if s is None:
+            s = QFontMetricsF(self._bold).elidedText(self.op_types[i], Qt.TextElideMode.ElideRight, width)
+            self._titles[i] = s
+        return s
 
     def _elide(self, i: int, width: float) -> str:
         s = self._elided.get(i)

@@ -121,8 +121,7 @@ class GraphPanel(QWidget):
         copy.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         copy.activated.connect(self.copy_selected_names)
         self.view.sigBackgroundClicked.connect(lambda: self.ws.select((), source=self))
-        self.legend = LegendWidget(self.view)
-        self.legend.move(10, 10)
+        self.legend = LegendWidget(self)  # in the layout under the canvas: it never covers a node
         self.placeholder = QLabel("Open a model (File → Open, Ctrl+O, or drop a file here) or try the demo "
                                   "(File → Open demo).", self.view)
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -133,11 +132,13 @@ class GraphPanel(QWidget):
         lay.setSpacing(0)
         lay.addWidget(bar)
         lay.addWidget(self.view, 1)
+        lay.addWidget(self.legend)
 
         ev = workspace.events
         ev.current.connect(lambda *_: self.refresh_colors())
         ev.recipe.connect(lambda *_: self.refresh_badges())
         ev.selection.connect(self._selection_changed)
+        ev.view.connect(lambda *_: self.restore_graph_state())
         self.refresh_colors()
 
     @property
@@ -157,7 +158,7 @@ class GraphPanel(QWidget):
             self.shortener = NameShortener(())
         else:
             self.tree = ScopeTree(layout.names, [(a, b) for a, b, _ in graph.edges()])
-            self.expanded = self.tree.initial_expanded()
+            self.expanded = self._saved_expanded() or self.tree.initial_expanded()
             self.shortener = NameShortener(layout.names)
         self.placeholder.setVisible(layout is None)
         self.blocks_action.setVisible(self.tree is not None and self.tree.groupable)
@@ -195,6 +196,39 @@ class GraphPanel(QWidget):
         self.refresh_colors()
         self.refresh_badges()
         self._selection_changed(self.ws.selection, self)
+
+    # -- state kept in the project ----------------------------------------------------------------------
+    def graph_state(self) -> dict | None:
+        """Which scope blocks are open, as JSON-able lists of scope segments (empty for an ungrouped graph; None
+        while no graph is shown, so a project opened but not yet drawn keeps what it saved)."""
+        if self.tree is None:
+            return None
+        if not self.tree.groupable:
+            return {}
+        return {"expanded": sorted(list(p) for p in self.expanded if p)}
+
+    def _saved_expanded(self) -> set | None:
+        """The open scopes the project saved for this graph, or None (nothing saved, or none of it is a scope of
+        this graph: the model changed or grouping works differently now)."""
+        state = self.ws.view_state.get("graph")
+        if self.tree is None or not self.tree.groupable or not isinstance(state, dict):
+            return None
+        saved = state.get("expanded")
+        if not isinstance(saved, list):
+            return None
+        paths = {tuple(p) for p in saved if isinstance(p, list) and all(isinstance(x, str) for x in p)}
+        paths &= self.tree.all_scopes()
+        if not paths and saved:
+            return None
+        return {()} | self.tree._pass_through_below(()) | paths  # noqa: SLF001 - the tree's own closure
+
+    def restore_graph_state(self) -> None:
+        """Open the blocks the project saved (called when a project is applied to a graph already shown)."""
+        expanded = self._saved_expanded()
+        if expanded is not None and expanded != self.expanded:
+            self.expanded = expanded
+            self._relayout()
+            self.view.show_default()
 
     def is_block(self, i: int) -> bool:
         return self.scope_view is not None and self.scope_view.paths[i] is not None
@@ -258,8 +292,7 @@ class GraphPanel(QWidget):
     def unit_name(self, i: int) -> str:
         """The full node name of box ``i``, or a block's full scope."""
         if self.is_block(i):
-            return self.tree.sep.join(("",) + self.scope_view.paths[i]) if self.tree.sep == "/" \
-                else self.tree.sep.join(self.scope_view.paths[i])
+            return self.tree.scope_name(self.scope_view.paths[i])
         return self.layout_.names[i]
 
     def copy_selected_names(self) -> None:
@@ -322,9 +355,6 @@ class GraphPanel(QWidget):
         scale = scale_for(self.metric, vals)
         self.legend.set_scale(scale)
         self.legend.setVisible(self.layout_ is not None)
-        self.legend.adjustSize()
-        self.view.reserve = (self.legend.x() + self.legend.width() + 8, self.legend.y() + self.legend.height() + 8) \
-            if self.legend.isVisibleTo(self) else (0, 0)
         if self.view.nodes is None:
             return
         run = self.ws.current_run

@@ -43,7 +43,7 @@ class GraphView(QGraphicsView):
         self.nodes: NodesItem | None = None
         self.edges: EdgesItem | None = None
         self.tooltip_for = None  # callable(index) -> str, set by the panel
-        self.reserve = (0, 0)  # (width, height) in pixels of the viewport's top-left corner kept clear (the legend)
+        self.reserve = (0, 0)  # (width, height) px of the top-left corner kept clear by fit (an overlay; none now)
         self._press: QPoint | None = None
 
     def set_layout(self, layout: GraphLayout | None, op_types: list[str] | None = None,

@@ -17,7 +17,7 @@ from .common import add_force_arg, check_paths
 def register(sub) -> None:
     p = sub.add_parser("export-overlay", help="write per-node SQNR overlays for Model Explorer",
                        description="Turn a `qwb analyze --json` (or `qwb report`) JSON file into Model Explorer "
-                       "node-data files: cumulative SQNR, isolated SQNR, the rank key and (deployed kernels) the kernel gap per "
+                       "node-data files: cumulative SQNR, isolated SQNR, the isolated effective SQNR (min(tensor, channel mean)) and (deployed kernels) the kernel gap per "
                        "layer, coloured in "
                        "absolute dB bands. View: model-explorer MODEL --node_data_paths=DIR/cumulative_sqnr.json,...")
     p.add_argument("model", nargs="?", help="the ONNX model the analysis was made for")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from ..formatting import EFFECTIVE_SQNR_DEF
 from .data import ReportData
 from .markup import clean
 from .sections_kernels import kernels_md
@@ -93,7 +94,7 @@ def render_markdown(report: ReportData | dict) -> str:
         ranked = []
     else:
         ranked = sorted((lay for lay in layers if lay.get("rank_key_db") is not None), key=lambda lay: lay["rank_key_db"])
-    out += [] if not ranked else ["**Worst layers** (SQNR in dB, higher is better; ranked by the effective SQNR = min(tensor, channel mean) "
+    out += [] if not ranked else [f"**Worst layers** (SQNR in dB, higher is better; ranked by the {EFFECTIVE_SQNR_DEF} "
             "of the isolated layer)", "",
             "| layer | op | effective | isolated tensor | cumulative | kernel gap (deployed) | flagged | first hint |",
             "|---|---|--:|--:|--:|--:|---|---|"]

@@ -3,10 +3,11 @@ benchmarks. Each reads the report's JSON document through a ``View`` so its numb
 
 from __future__ import annotations
 
+from ..formatting import EFFECTIVE_SQNR, EFFECTIVE_SQNR_DEF
 from .charts import Series, bar_chart, histogram_chart, legend, line_chart
 from .html_parts import precision_tag, section, table, tag
 from .markup import Markup, el, join
-from .view import View, format_value
+from .view import View, format_value, pointer
 
 TOP_LAYERS = 10
 MAX_ALL_LAYERS = 80
@@ -354,7 +355,7 @@ def layers(v: View, f: int) -> Markup:
     return section(
         "layers", "Worst layers and why",
         el("p", {"class_": "sub"}, DEPLOYED_ONLY_TEXT) if deployed_only else None,
-        el("p", {"class_": "sub"}, "Ranked by the effective SQNR = min(tensor, channel mean) of the isolated layer "
+        el("p", {"class_": "sub"}, f"Ranked by the {EFFECTIVE_SQNR_DEF} of the isolated layer "
            "(the layer alone quantized, fed float inputs, which separates layers that cause error from layers that "
            "carry it; JSON rank_key_db), with the tensor SQNR and the per-channel mean / worst beside it; amplification = isolated − cumulative tensor SQNR; ch = mean / worst output channel, "
            "over channels with signal and error (dead and exact channels are left out). "
@@ -411,30 +412,57 @@ def _iso_key(lay: dict) -> float:
     return float("inf") if key is None else key
 
 
+def _effective(v: View, run: int, j: int | None, kind: str) -> tuple[float | None, str]:
+    """One layer's effective SQNR (``EFFECTIVE_SQNR_DEF``, the figure the GUI's depth chart draws) for ``kind``
+    isolated or cumulative, with the JSON pointer it is read from; reports written before the field existed fall
+    back to min(tensor, channel mean) computed here, without a pointer."""
+    if j is None:
+        return None, ""
+    base = ("runs", run, "analysis", "layers", j)
+    if kind == "isolated":
+        key = v.get(*base, "rank_key_db", default=_MISSING)
+        if key is not _MISSING:
+            return key, pointer(*base, "rank_key_db")
+    err = v.get(*base, kind)
+    if not err:
+        return None, ""
+    if "effective_sqnr_db" in err:
+        return err["effective_sqnr_db"], pointer(*base, kind, "effective_sqnr_db")
+    vals = [x for x in (err.get("sqnr_db"), err.get("channel_sqnr_mean")) if x is not None]
+    return (min(vals) if vals else None), ""
+
+
+_MISSING = object()
+
+
+def _effective_series(v: View, run: int, lays: list, kind: str, name: str, css: str, dashed: bool = False) -> Series:
+    vals, ptrs = [], []
+    for lay in lays:
+        val, ptr = _effective(v, run, v.layer_index(run, lay["node"]), kind)
+        vals.append(val)
+        ptrs.append(ptr)
+    return Series(name, vals, css, ptrs, dashed=dashed)
+
+
 def depth(v: View, f: int) -> Markup:
-    """Per-layer SQNR along depth: isolated and cumulative (and the before run's cumulative when comparing)."""
+    """Per-layer effective SQNR along depth: isolated and cumulative, and the before run's when comparing. The
+    same figure the GUI's depth chart draws and layers are ranked by, so a flagged layer is a dip here too."""
     lays = v.get("runs", f, "analysis", "layers")
     labels = [lay["node"] for lay in lays]
-    iso = Series("isolated", [lay["isolated"]["sqnr_db"] if lay["isolated"] else None for lay in lays], "s-iso",
-                 [f"/runs/{f}/analysis/layers/{i}/isolated/sqnr_db" if lay["isolated"] else "" for i, lay in
-                  enumerate(lays)])
-    cum = Series("cumulative", [lay["cumulative"]["sqnr_db"] for lay in lays], "s-cum",
-                 [f"/runs/{f}/analysis/layers/{i}/cumulative/sqnr_db" for i in range(len(lays))])
-    series = [iso, cum]
+    series = [_effective_series(v, f, lays, "isolated", "isolated", "s-iso"),
+              _effective_series(v, f, lays, "cumulative", "cumulative", "s-cum")]
     c = v.get("comparison")
     if c:
         b = c["before"]
-        before_vals, before_ptrs = [], []
-        for lay in lays:
-            j = v.layer_index(b, lay["node"])
-            before_vals.append(v.get("runs", b, "analysis", "layers", j, "cumulative", "sqnr_db") if j is not None
-                               else None)
-            before_ptrs.append(f"/runs/{b}/analysis/layers/{j}/cumulative/sqnr_db" if j is not None else "")
-        series.insert(0, Series("cumulative before", before_vals, "s-before", before_ptrs, dashed=True))
+        series[:0] = [_effective_series(v, b, lays, "isolated", "isolated before", "s-iso", dashed=True),
+                      _effective_series(v, b, lays, "cumulative", "cumulative before", "s-cum", dashed=True)]
     marks = {i for i, lay in enumerate(lays) if lay["flagged"]}
-    chart = line_chart(labels, series, label="SQNR per layer along depth (dB)", marks=marks)
-    return section("depth", "SQNR along depth",
-                   el("p", {"class_": "sub"}, "Every analysed layer in graph order. Cumulative: the fully quantized "
+    chart = line_chart(labels, series, label=f"{EFFECTIVE_SQNR} per layer along depth (dB)", marks=marks,
+                       y_label=f"{EFFECTIVE_SQNR} (dB)")
+    return section("depth", f"{EFFECTIVE_SQNR[0].upper()}{EFFECTIVE_SQNR[1:]} along depth",
+                   el("p", {"class_": "sub"}, f"Every analysed layer in graph order, drawn as {EFFECTIVE_SQNR_DEF} "
+                      "(the figure layers are ranked and flagged by, and the one the GUI's depth chart draws; "
+                      "the layer tables give the tensor SQNR beside it). Cumulative: the fully quantized "
                       "model's tensor vs FP32 (error propagated from upstream). Isolated: the layer alone quantized. "
                       "A drop in isolated SQNR marks a cause; cumulative falling while isolated stays high marks "
                       "error carried from upstream. Hover a point for its value."),

@@ -46,6 +46,7 @@ table{border-collapse:collapse;width:100%;font-size:.9rem}
 th,td{border-bottom:1px solid var(--line);padding:5px 8px;text-align:left;vertical-align:top}
 th{background:var(--panel);font-weight:600;white-space:nowrap}
 td.n,th.n{text-align:right;white-space:nowrap}
+th.n{white-space:normal;min-width:4.5em}
 td.name{overflow-wrap:anywhere;max-width:24em}
 tr.flagged td:first-child{box-shadow:inset 3px 0 0 var(--bad)}
 tr.changed td:first-child{box-shadow:inset 3px 0 0 var(--after)}

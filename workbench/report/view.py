@@ -45,6 +45,8 @@ def format_value(v, kind: str) -> str:
     x = float(v) * scale
     if dec is None:
         return {"pctg": f"{x:.3g}", "setting": f"{x:.12g}"}.get(kind, f"{x:.4g}")
+    if round(x, dec) == 0:
+        x = 0.0  # a value that rounds to zero shows no sign ("−0.0" reads as a loss that is not there)
     s = f"{x:+,.{dec}f}" if signed else f"{x:,.{dec}f}"
     return s.replace("-", "−")
 
