@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,9 +149,7 @@ def check_model(m: Model, work: Path, env: dict, saturates: bool) -> Row:
 
     data = dict(np.load(m.eval))
     n = d["samples"]
-    from onnx import load  # noqa: PLC0415 - only for the input names
-
-    names = [i.name for i in load(str(m.model)).graph.input]
+    names = [i.name for i in onnx.load(str(m.model)).graph.input]
     feed = {k: data[k][:n] for k in names if k in data}
     lv = ort.GraphOptimizationLevel
     fp32 = plain_outputs(m.model, feed, lv.ORT_ENABLE_ALL)
