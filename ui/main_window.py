@@ -135,7 +135,7 @@ class MainWindow(QMainWindow):
         self._dock("run", "Run", self.summary, L)
         self._dock("details", "Layer", self.details, L)
         self._dock("layers", "Layers", self.layers, R)
-        first = self._dock("depth", "SQNR along depth", self.depth, B)
+        first = self._dock("depth", "Effective SQNR along depth", self.depth, B)
         for key, title, w in (("histogram", "Histogram && clip range", self.histogram),
                               ("scatter", "FP32 vs INT8", self.scatter), ("heatmap", "Heatmap", self.heatmap),
                               ("compare", "Before / after", self.compare), ("bench", "Benchmark", self.bench),
