@@ -34,6 +34,8 @@ class HintInputs:
     input_ranges: list[tuple[str, float, float]] = field(default_factory=list)  # (tensor, min, max)
     clip_rate: float | None = None  # measured on the evaluation data
     precision: str = "int8"  # what the layer is set to now: a hint never suggests it again
+    range_method: str = "minmax"  # how this tensor's range was calibrated (minmax, percentile, entropy, mse)
+    percentile: float | None = None  # its percentile, when the method is percentile
 
 
 def _wider(h_or_precision) -> str:
@@ -55,9 +57,15 @@ def outlier_hint(h: HintInputs) -> Hint | None:
 def clipping_hint(h: HintInputs) -> Hint | None:
     if h.clip_rate is None or h.clip_rate < CLIP_RATE:
         return None
-    return Hint("clipping", f"{h.clip_rate:.2%} of evaluation values of {h.tensor} fall outside the quantized range "
-                "and saturate", "widen the range: raise this layer's percentile (e.g. 99.999) or use minmax for it",
-                h.clip_rate)
+    msg = f"{h.clip_rate:.2%} of evaluation values of {h.tensor} fall outside the quantized range and saturate"
+    if h.range_method == "minmax" and h.percentile is None:
+        # the range already holds every calibration value: the evaluation data reach past what calibration saw
+        return Hint("clipping", msg + " (the minmax range holds every calibration value, so the evaluation data "
+                    "reach values the calibration data never did)", "calibrate with data that covers the "
+                    f"evaluation data's range, or keep this layer in {_wider(h)}", h.clip_rate)
+    now = f"percentile {h.percentile:g}" if h.percentile is not None else h.range_method
+    return Hint("clipping", msg, f"widen the range: this layer uses {now}; raise its percentile (e.g. 99.999) or use "
+                "minmax for it", h.clip_rate)
 
 
 def per_channel_hint(h: HintInputs) -> Hint | None:

@@ -8,7 +8,7 @@ from analyzers.calibration.collect import WeightStats
 from analyzers.calibration.grid import QuantSpec
 from analyzers.calibration.histogram import StreamingHistogram
 from analyzers.calibration.methods import range_stats
-from analyzers.hints import HintInputs, fallback_hint, layer_hints, mixed_ranges_hint
+from analyzers.hints import HintInputs, clipping_hint, fallback_hint, layer_hints, mixed_ranges_hint
 
 
 def _stats(values, lo=None, hi=None, spec=QuantSpec("u8")):
@@ -74,3 +74,15 @@ def test_hints_never_suggest_the_setting_the_layer_already_has():
     spread = HintInputs("add", "Add", "y", input_ranges=[("a", -1.0, 1.0), ("b", -100.0, 100.0)], precision="int16")
     hint = mixed_ranges_hint(spread)
     assert hint is not None and "INT16" not in hint.suggestion and "FP32" in hint.suggestion
+
+
+def test_clipping_hint_never_suggests_minmax_to_a_minmax_layer():
+    """Under minmax the calibrated range holds every calibration value: clipping means the evaluation data go
+    further, so the fix is other calibration data (or more precision), not 'use minmax'."""
+    under_minmax = clipping_hint(HintInputs("dense", "Add", "logits", clip_rate=0.0083))
+    assert "use minmax" not in under_minmax.suggestion
+    assert "calibrate with data that covers" in under_minmax.suggestion and "INT16 (or FP32)" in under_minmax.suggestion
+    under_pct = clipping_hint(HintInputs("dense", "Add", "logits", clip_rate=0.0083, range_method="percentile",
+                                         percentile=99.9))
+    assert "uses percentile 99.9" in under_pct.suggestion and "use minmax" in under_pct.suggestion
+    assert clipping_hint(HintInputs("dense", "Add", "logits", clip_rate=1e-5)) is None

@@ -277,7 +277,8 @@ def _hint_inputs(lay, recipe, calib, ranges, clip_rate) -> HintInputs:
     w = calib.weights.get(lay.weight) if lay.weight else None
     return HintInputs(lay.node, lay.op_type, lay.fp32_tensor, rs, s.symmetric_activations,
                       s.activation_type.startswith("s"), s.per_channel, w, inputs, clip_rate,
-                      recipe.precision_of(lay.node))
+                      recipe.precision_of(lay.node), tr.method if tr is not None else s.calibration_method,
+                      tr.percentile if tr is not None else None)
 
 
 def _batched(data) -> bool:
