@@ -1,4 +1,4 @@
-"""collect(): histograms folded in a worker thread while the next batch runs equal folding in order by hand."""
+"""collect(): folding histograms in a worker thread while the next batch runs equals folding by hand."""
 
 from __future__ import annotations
 

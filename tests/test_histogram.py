@@ -161,7 +161,7 @@ def test_bins_are_exact_where_the_grid_index_outgrows_the_mantissa(dtype, offset
     index beyond the float's mantissa: binning then subtracts in integers; elsewhere in the float itself. Both
     must equal numpy's histogram of the same data."""
     if not spread and dtype is np.float64:
-        pytest.skip("float64 bin edges past 2**53 are inexact themselves: numpy's histogram is no reference there")
+        pytest.skip("float64 bin edges past 2**53 are inexact themselves: np.histogram is no reference there")
     rng = np.random.default_rng(3)
     h = StreamingHistogram()
     ulp = np.spacing(dtype(offset))

@@ -109,10 +109,10 @@ def collect(model: onnx.ModelProto, tensor_names: list[str], batches: Iterable[t
         for name in fed:
             hists[name].update(feed[name])
 
-    # One worker folds batch k into the histograms while onnxruntime runs batch k + 1: both release the GIL in
-    # their inner loops, so on 2+ cores the histogram time hides behind inference. Every histogram still sees its
-    # batches in order (the worker is waited for before the next batch is handed over), so the result is the
-    # same as folding in the loop; at most two batches of tensors are alive at once.
+    # One worker folds batch k into the histograms while onnxruntime runs batch k + 1: both release the GIL
+    # in their inner loops, so on 2+ cores the histogram time hides behind inference. Every histogram still
+    # sees its batches in order (the worker is waited for before the next batch is handed over), so the
+    # result is the same as folding in the loop; at most two batches of tensors are alive at once.
     samples = 0
     pending: Future | None = None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qwb-histogram") as pool:

@@ -20,8 +20,9 @@ from functools import cached_property
 import numpy as np
 
 DEFAULT_BINS = 4096
-# values binned per step: the temporaries (float32 + float64 + int64 per value, 1.3 MB) stay in the CPU's L2 cache,
-# so the ~8 passes per value read cache, not memory: 1 << 20 took 9.3 ms per 1M values, 1 << 16 4.0 ms (measured)
+# values binned per step: the temporaries (float32 + float64 + int64 per value, 1.3 MB) stay in the CPU's L2
+# cache, so the ~8 passes per value read cache, not memory: 1 << 20 took 9.3 ms per 1M values, 1 << 16 4.0 ms
+# (measured, docs/benchmarks.md)
 _CHUNK = 1 << 16
 _TINY_EXP = -140  # width exponent for a histogram that has only seen zeros
 MASK_MAGNITUDE = 1e30  # finite values this large are mask constants (finfo.min, -1e38), never data
@@ -325,10 +326,11 @@ class StreamingHistogram:
         inv = math.ldexp(1.0, -self.exp)
         dt = np.float32 if (x.dtype == np.float32 and -126 <= self.exp <= 0) else np.float64
         n = min(x.size, _CHUNK)
-        buf, wide_buf, idx_buf = np.empty(n, dtype=dt), np.empty(n, dtype=np.float64), np.empty(n, dtype=np.int64)
-        # floor(x * inv) lies in [start, start + bins): when those fit the float's mantissa (24 or 53 bits), both
-        # operands of ``floor(x * inv) - start`` are exact integers and so is the difference; otherwise the integer
-        # subtraction runs after the cast
+        buf, wide_buf = np.empty(n, dtype=dt), np.empty(n, dtype=np.float64)
+        idx_buf = np.empty(n, dtype=np.int64)
+        # floor(x * inv) lies in [start, start + bins): when those fit the float's mantissa (24 or 53 bits),
+        # both operands of ``floor(x * inv) - start`` are exact integers and so is the difference; otherwise
+        # the integer subtraction runs after the cast
         exact_sub = abs(self.start) + self.bins < (1 << (24 if dt is np.float32 else 53))
         scale, start = dt(inv), dt(self.start if exact_sub else 0)
         total = sq = 0.0
@@ -343,7 +345,7 @@ class StreamingHistogram:
             sq += float(wide.sum())
             np.multiply(xc, scale, out=b, casting="unsafe")
             np.floor(b, out=b)
-            if exact_sub:  # subtract and cast in one pass into a reused buffer (astype allocated 8 B per value)
+            if exact_sub:  # subtract and cast in one pass into a reused buffer (astype allocated per chunk)
                 np.subtract(b, start, out=idx, casting="unsafe")
             else:
                 np.copyto(idx, b, casting="unsafe")
