@@ -152,3 +152,26 @@ def test_trim_keeps_counts_and_edges_aligned():
     t = trim(h.snapshot())
     assert t.counts[0] > 0 and t.counts[-1] > 0 and len(t.edges) == len(t.counts) + 1
     assert t.counts.sum() == 3
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("offset, spread", [(0.0, 0.5), (3.0, 0.5), (-7e5, 0.5), (1e4, 0.0), (-3.5, 0.0)])
+def test_bins_are_exact_where_the_grid_index_outgrows_the_mantissa(dtype, offset, spread):
+    """Values a few float steps apart far from 0 (``spread`` 0: offset + 0..5 ulps) put bin 0 at an absolute
+    index beyond the float's mantissa: binning then subtracts in integers; elsewhere in the float itself. Both
+    must equal numpy's histogram of the same data."""
+    if not spread and dtype is np.float64:
+        pytest.skip("float64 bin edges past 2**53 are inexact themselves: np.histogram is no reference there")
+    rng = np.random.default_rng(3)
+    h = StreamingHistogram()
+    ulp = np.spacing(dtype(offset))
+    data = [(dtype(offset) + (rng.standard_normal(70_000) * spread * (1 + i) if spread
+                              else rng.integers(0, 6, 70_000) * ulp)).astype(dtype) for i in range(3)]
+    for d in data:
+        h.update(d)
+    s = h.snapshot()
+    everything = np.concatenate(data)
+    np.testing.assert_array_equal(s.counts, np.histogram(everything.astype(np.float64), s.edges)[0])
+    assert s.count == everything.size
+    if not spread and dtype is np.float32:
+        assert abs(h.start) + h.bins >= 1 << 24  # the integer path was taken

@@ -29,7 +29,8 @@ from .recipe import Recipe
 CACHE_FORMAT = 3  # 2: power-of-two histogram grids (exact widening); 3: special values counted by kind (NaN,
 # -inf, +inf, mask magnitudes) and kept out of the bins; older caches are rebuilt
 BATCH_BYTES = 16 << 20  # one batch of calibrated tensors: bounds peak memory whatever N is (larger batches
-# measured no faster on CPU; see docs/benchmarks.md, Calibration lab)
+# measured no faster on CPU; see docs/benchmarks.md, Calibration lab). Two batches are alive at once: the one
+# being histogrammed (collect's worker thread) and the one onnxruntime is running.
 MAX_BATCH = 32
 
 

@@ -1,12 +1,14 @@
 """One pass over calibration samples: a fixed-memory histogram per activation tensor, plus weight ranges.
 
 The pass runs the float model once per batch with every tensor to calibrate exposed as an output and
-folds each tensor into its histogram at once, so memory is the same for 32 or 5,000 samples.
+folds each tensor into its histogram (in a worker thread, overlapping the next batch's inference), so memory
+is the same for 32 or 5,000 samples.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -99,17 +101,37 @@ def collect(model: onnx.ModelProto, tensor_names: list[str], batches: Iterable[t
     to_run = [t for t in tensor_names if t not in inputs]
     session = make_session(expose_tensors(model, to_run))
     hists = {t: StreamingHistogram(bins) for t in tensor_names}
-    samples = 0
-    for _start, stop, feed in batches:
-        task.check()
-        values = session.run(to_run, feed)
+    fed = [t for t in tensor_names if t in inputs]
+
+    def fold(values: list[np.ndarray], feed: dict) -> None:
         for name, arr in zip(to_run, values):
             hists[name].update(arr)
-        del values  # before the next batch is run, so at most one batch of tensors is alive
-        for name in tensor_names:
-            if name in inputs:
-                hists[name].update(feed[name])
-        samples = stop
-        task.report(stop / max(total, 1), f"calibrating: sample {stop}/{total}")
+        for name in fed:
+            hists[name].update(feed[name])
+
+    # One worker folds batch k into the histograms while onnxruntime runs batch k + 1: both release the GIL
+    # in their inner loops, so on 2+ cores the histogram time hides behind inference. Every histogram still
+    # sees its batches in order (the worker is waited for before the next batch is handed over), so the
+    # result is the same as folding in the loop; at most two batches of tensors are alive at once.
+    samples = 0
+    pending: Future | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qwb-histogram") as pool:
+        try:
+            for _start, stop, feed in batches:
+                task.check()
+                values = session.run(to_run, feed)
+                if pending is not None:
+                    pending.result()  # re-raises a failure of the previous batch here
+                # inputs are copied: a batch source may reuse its arrays for the next batch
+                pending = pool.submit(fold, values, {n: np.array(feed[n]) for n in fed})
+                del values  # the worker holds the batch now; it is released when folded
+                samples = stop
+                task.report(stop / max(total, 1), f"calibrating: sample {stop}/{total}")
+            if pending is not None:
+                pending.result()
+        finally:
+            if pending is not None:
+                pending.cancel()
+                wait([pending])
     del session
     return CalibrationData({t: h.snapshot() for t, h in hists.items()}, weight_stats(model), samples)
