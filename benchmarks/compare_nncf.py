@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -83,11 +84,18 @@ def _mobilenet(size):
 
 
 CASES = {  # name -> (builder, target); the planted CNNs' top-1 class barely varies over random inputs, so their
-    # target is the cosine (tests/test_tune.py's), a classifier's top-1 agreement for the MobileNet
+    # target is the cosine (tests/test_tune.py's); the MobileNet's full INT8 agrees on 99% of top-1 classes already
     "planted6": (_planted(6, (2, 4), 0), "cosine>=0.995"),
     "planted10": (_planted(10, (2, 6), 1), "cosine>=0.995"),
-    "mobilenetv2_64": (_mobilenet(64), "top1_agreement>=0.95"),
+    "mobilenetv2_64": (_mobilenet(64), "cosine>=0.99998"),  # full INT8: 0.99995 (39.6 dB)
+    "mobilenetv2_64_met": (_mobilenet(64), "top1_agreement>=0.95"),  # full INT8 meets it: who stops at once
 }
+
+
+def _cpu() -> float:
+    """CPU seconds used by every finished child process (and theirs): robust to other load on a shared machine."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def _qwb(*args, env) -> subprocess.CompletedProcess:
@@ -97,10 +105,10 @@ def _qwb(*args, env) -> subprocess.CompletedProcess:
 
 def run_qwb(d: Path, target: str) -> dict:
     env = dict(os.environ, QWB_CACHE_DIR=str(d / "qwb-cache"))  # cold: calibration is part of the wall time
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), _cpu()
     p = _qwb("tune", str(d / "model.onnx"), "--calib", str(d / "calib.npz"), "--eval", str(d / "eval.npz"),
              "--target", target, "-o", str(d / "tuned.toml"), "--json", str(d / "tune.json"), env=env)
-    wall = time.perf_counter() - t
+    wall, cpu = time.perf_counter() - t, _cpu() - cpu
     (d / "tune.log").write_text(p.stdout + p.stderr)
     if not (d / "tuned.toml").exists():
         raise RuntimeError(f"qwb tune wrote no recipe (rc {p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
@@ -109,8 +117,9 @@ def run_qwb(d: Path, target: str) -> dict:
              "-o", str(d / "qwb.onnx"), "--no-eval", env=env)
     if q.returncode:
         raise RuntimeError(f"qwb quantize failed:\n{q.stdout[-2000:]}\n{q.stderr[-2000:]}")
-    return {"wall_s": wall, "evaluations": r["evaluations"], "val_metric": r["best"]["holdout_metric"],
-            "search_metric": r["best"]["search_metric"], "label": r["best"]["label"], "met_val": r["best"]["met_holdout"],
+    b = r["best"]
+    return {"wall_s": wall, "cpu_s": cpu, "evaluations": r["evaluations"], "val_metric": b["holdout_metric"],
+            "search_metric": b["search_metric"], "label": b["label"], "met_val": b["met_holdout"],
             "model": str(d / "qwb.onnx"), "rc": p.returncode}
 
 
@@ -121,15 +130,15 @@ def run_nncf(d: Path, target: str, py: Path) -> dict:
            "metric": t.metric,
            "threads": os.cpu_count() or 1}
     (d / "nncf-job.json").write_text(json.dumps(job))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu()
     p = subprocess.run([str(py), str(ROOT / "benchmarks" / "nncf_child.py"), str(d / "nncf-job.json")],
                        capture_output=True, text=True)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, _cpu() - cpu
     (d / "nncf.log").write_text(p.stdout + p.stderr)
     if p.returncode:
         raise RuntimeError(f"NNCF failed:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
     r = json.loads((d / "nncf.json").read_text())
-    return {"wall_s": wall, "evaluations": r["validation_calls"], "val_metric": r["val_metric"],
+    return {"wall_s": wall, "cpu_s": cpu, "evaluations": r["validation_calls"], "val_metric": r["val_metric"],
             "model": job["output"], "nncf": r["nncf"], "call_s": r["seconds"],
             "validation_samples": r["validation_samples"]}
 
@@ -231,7 +240,7 @@ def compare(name: str, py: Path) -> dict:
 
 def table(results: list[dict]) -> str:
     rows = ["| model (compute layers) | target | tool | test metric (96 unseen) | met | validation metric | "
-            "latency ms (FP32) | evaluations | wall s | layers in float / 16-bit |",
+            "latency ms (FP32) | evaluations | wall s (CPU s) | layers in float / 16-bit |",
             "|---|---|---|--:|:-:|--:|--:|--:|--:|---|"]
     for res in results:
         for tool, label in (("qwb", "qwb tune"), ("nncf", f"NNCF {res['nncf']['nncf']}")):
@@ -241,7 +250,8 @@ def table(results: list[dict]) -> str:
             ev = str(r["evaluations"]) + (f" ({r['validation_samples']} samples)" if tool == "nncf" else "")
             rows.append(f"| {res['case']} ({r['compute_layers']}) | {res['target']} | {label} | "
                         f"{r['test_metric']:.4f} | {'yes' if r['met_test'] else 'no'} | {r['val_metric']:.4f} | "
-                        f"{r['latency_ms']:.3f} ({res['fp32_latency_ms']:.3f}) | {ev} | {r['wall_s']:.1f} | "
+                        f"{r['latency_ms']:.3f} ({res['fp32_latency_ms']:.3f}) | {ev} | "
+                        f"{r['wall_s']:.0f} ({r['cpu_s']:.0f}) | "
                         f"{len(r['float_layers'])}: {fl}{wide} |")
     return "\n".join(rows)
 

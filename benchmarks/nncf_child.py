@@ -6,8 +6,8 @@ it imports only numpy, onnx, onnxruntime and nncf, nothing of the project.
 JOB.json names the FP32 model, the calibration and validation .npz files (one array per input, sample axis first),
 the metric, computed as `qwb tune` measures it (top1_agreement: the share of samples whose FP32 and INT8 top-1
 class agree; cosine: the cosine of all FP32 and all INT8 output values together, the figure `--target cosine>=X`
-reads for a classifier output), and max_drop; the child writes the quantized model and RESULT.json (validation-function calls, samples they ran,
-the metric NNCF reached on the validation data, seconds).
+reads for a classifier output), and max_drop; the child writes the quantized model and RESULT.json
+(validation-function calls, samples they ran, the metric NNCF reached on the validation data, seconds).
 """
 
 import json
