@@ -98,29 +98,32 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+QWB_ARGS = {"qwb": [], "qwb_macs": ["--objective", "int8_macs"]}
+
+
 def _qwb(*args, env) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "workbench.cli.main", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True)
 
 
-def run_qwb(d: Path, target: str) -> dict:
-    env = dict(os.environ, QWB_CACHE_DIR=str(d / "qwb-cache"))  # cold: calibration is part of the wall time
+def run_qwb(d: Path, target: str, tool: str, extra: list[str]) -> dict:
+    env = dict(os.environ, QWB_CACHE_DIR=str(d / f"{tool}-cache"))  # cold: calibration is part of the wall time
     t, cpu = time.perf_counter(), _cpu()
     p = _qwb("tune", str(d / "model.onnx"), "--calib", str(d / "calib.npz"), "--eval", str(d / "eval.npz"),
-             "--target", target, "-o", str(d / "tuned.toml"), "--json", str(d / "tune.json"), env=env)
+             "--target", target, *extra, "-o", str(d / f"{tool}.toml"), "--json", str(d / f"{tool}.json"), env=env)
     wall, cpu = time.perf_counter() - t, _cpu() - cpu
-    (d / "tune.log").write_text(p.stdout + p.stderr)
-    if not (d / "tuned.toml").exists():
+    (d / f"{tool}.log").write_text(p.stdout + p.stderr)
+    if not (d / f"{tool}.toml").exists():
         raise RuntimeError(f"qwb tune wrote no recipe (rc {p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
-    r = json.loads((d / "tune.json").read_text())
-    q = _qwb("quantize", str(d / "model.onnx"), "--calib", str(d / "calib.npz"), "--recipe", str(d / "tuned.toml"),
-             "-o", str(d / "qwb.onnx"), "--no-eval", env=env)
+    r = json.loads((d / f"{tool}.json").read_text())
+    q = _qwb("quantize", str(d / "model.onnx"), "--calib", str(d / "calib.npz"), "--recipe", str(d / f"{tool}.toml"),
+             "-o", str(d / f"{tool}.onnx"), "--no-eval", env=env)
     if q.returncode:
         raise RuntimeError(f"qwb quantize failed:\n{q.stdout[-2000:]}\n{q.stderr[-2000:]}")
     b = r["best"]
     return {"wall_s": wall, "cpu_s": cpu, "evaluations": r["evaluations"], "val_metric": b["holdout_metric"],
             "search_metric": b["search_metric"], "label": b["label"], "met_val": b["met_holdout"],
-            "model": str(d / "qwb.onnx"), "rc": p.returncode}
+            "model": str(d / f"{tool}.onnx"), "rc": p.returncode, "args": " ".join(extra)}
 
 
 def run_nncf(d: Path, target: str, py: Path) -> dict:
@@ -213,20 +216,40 @@ def precision_of_layers(path: str) -> dict[str, str]:
     return out
 
 
+INTEGER_OPS = {"QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "QGemm", "DynamicQuantizeMatMul"}
+
+
+def deployed_integer_layers(path: str) -> int:
+    """Compute layers onnxruntime actually runs on integer kernels (read from the graph it optimizes to): a Q/DQ
+    pattern its fusions do not recognise runs as DequantizeLinear + a float kernel."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = SessionConfig.for_purpose("deployed", path, threads=1)
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.optimized_model_filepath = str(Path(tmp) / "opt.onnx")
+        so.log_severity_level = 3
+        ort.InferenceSession(cfg.model, so, providers=["CPUExecutionProvider"])
+        m = onnx.load(so.optimized_model_filepath, load_external_data=False)
+    return sum(n.op_type in INTEGER_OPS for n in m.graph.node)
+
+
 def compare(name: str, py: Path) -> dict:
     build, target = CASES[name]
     d = Path(tempfile.mkdtemp(prefix=f"qwb-vs-nncf-{name}-"))
     build(d)
     print(f"== {name}: target {target}, work in {d}", flush=True)
     res = {"case": name, "target": target, "dir": str(d)}
-    res["qwb"] = run_qwb(d, target)
-    print(f"   qwb tune: {res['qwb']['wall_s']:.1f} s, {res['qwb']['evaluations']} evaluations, "
-          f"{res['qwb']['label']}", flush=True)
+    tools = ["qwb"] + (["qwb_macs"] if name.startswith("planted") else [])
+    for tool in tools:  # the planted cases also with --objective int8_macs (the planted-set check of issue 14)
+        res[tool] = run_qwb(d, target, tool, QWB_ARGS[tool])
+        print(f"   qwb tune {res[tool]['args']}: {res[tool]['wall_s']:.1f} s, {res[tool]['evaluations']} evaluations, "
+              f"{res[tool]['label']}", flush=True)
     res["nncf"] = run_nncf(d, target, py)
     print(f"   NNCF: {res['nncf']['wall_s']:.1f} s, {res['nncf']['evaluations']} validation calls", flush=True)
-    lat = latencies(d, {"fp32": str(d / "model.onnx"), "qwb": res["qwb"]["model"], "nncf": res["nncf"]["model"]})
+    tools.append("nncf")
+    lat = latencies(d, dict({"fp32": str(d / "model.onnx")}, **{k: res[k]["model"] for k in tools}))
     res["fp32_latency_ms"] = lat["fp32"]
-    for tool in ("qwb", "nncf"):
+    for tool in tools:
         r = res[tool]
         r["test_metric"] = test_metric(d, r["model"], target)
         r["met_test"] = parse_target(target).met(r["test_metric"])
@@ -235,24 +258,28 @@ def compare(name: str, py: Path) -> dict:
         r["float_layers"] = sorted(k for k, v in prec.items() if v == "float")
         r["int16_layers"] = sorted(k for k, v in prec.items() if v == "int16")
         r["compute_layers"] = len(prec)
+        r["deployed_integer"] = deployed_integer_layers(r["model"])
     return res
 
 
 def table(results: list[dict]) -> str:
     rows = ["| model (compute layers) | target | tool | test metric (96 unseen) | met | validation metric | "
-            "latency ms (FP32) | evaluations | wall s (CPU s) | layers in float / 16-bit |",
-            "|---|---|---|--:|:-:|--:|--:|--:|--:|---|"]
+            "latency ms (FP32) | evaluations | wall s (CPU s) | layers in float / 16-bit | run on integer kernels |",
+            "|---|---|---|--:|:-:|--:|--:|--:|--:|---|--:|"]
     for res in results:
-        for tool, label in (("qwb", "qwb tune"), ("nncf", f"NNCF {res['nncf']['nncf']}")):
+        digits = 6 if res["target"].startswith("cosine") else 4
+        for tool in [k for k in ("qwb", "qwb_macs", "nncf") if k in res]:
             r = res[tool]
+            label = f"NNCF {r['nncf']}" if tool == "nncf" else f"qwb tune {r['args']}".strip()
             fl = ", ".join(r["float_layers"]) or "none"
             wide = f" / {', '.join(r['int16_layers'])}" if r["int16_layers"] else " / none"
             ev = str(r["evaluations"]) + (f" ({r['validation_samples']} samples)" if tool == "nncf" else "")
             rows.append(f"| {res['case']} ({r['compute_layers']}) | {res['target']} | {label} | "
-                        f"{r['test_metric']:.4f} | {'yes' if r['met_test'] else 'no'} | {r['val_metric']:.4f} | "
+                        f"{r['test_metric']:.{digits}f} | {'yes' if r['met_test'] else 'no'} | "
+                        f"{r['val_metric']:.{digits}f} | "
                         f"{r['latency_ms']:.3f} ({res['fp32_latency_ms']:.3f}) | {ev} | "
                         f"{r['wall_s']:.0f} ({r['cpu_s']:.0f}) | "
-                        f"{len(r['float_layers'])}: {fl}{wide} |")
+                        f"{len(r['float_layers'])}: {fl}{wide} | {r['deployed_integer']} |")
     return "\n".join(rows)
 
 
