@@ -8,7 +8,8 @@ calibration and 48 evaluation samples (32 searched, 16 held back); calibration i
 figure is the tune run itself: one analysis pass for the isolated errors plus, per group, the revert-one
 moves (16-bit, float; a percentile or method only where it changes a range the group reads) for the groups that
 carry 95% of the error and one quantize-one probe per group, in 2 local worker processes. Medians of --reps. (At this depth the two planted layers, 0 dB isolated, no
-longer move the output: full INT8 meets the target; the figure is the sensitivity pass.)
+longer move the output and full INT8 meets 25 dB; the target, 200 dB, is out of reach of 8 bits so that
+every group is measured: a target full INT8 meets is answered without any group probe.)
 Figures go to docs/benchmarks.md (Tune).
 """
 
@@ -38,7 +39,7 @@ def sensitivity(reps: int) -> None:
     s = open_session(SessionSpec(str(d / "m.onnx"), str(d / "calib.npz"), str(d / "eval.npz")), calibrate=True)
     runs = []
     for _ in range(reps):
-        r = run_tune(s, TuneSpec(parse_target("sqnr>=25"), objective="int8_macs", workers=2))
+        r = run_tune(s, TuneSpec(parse_target("sqnr>=200"), objective="int8_macs", workers=2))
         runs.append(r)
         full = next(p for p in r.points if p.source == "int8")
         print(f"100-layer CNN: {len(r.groups)} groups, sensitivity {r.timings['sensitivity_s']:.1f} s, "

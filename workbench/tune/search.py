@@ -316,8 +316,8 @@ def run_tune(session: Session, spec: TuneSpec, task: Task | None = None, on_poin
 
 
 def _sensitivity(run: _Run) -> list[GroupSensitivity]:
-    """Full INT8, every group moved alone (each candidate move), every group quantized alone, global moves:
-    one batch of evaluations, spread over the pool."""
+    """Full INT8 and the global moves, then (unless full INT8 already meets the target) every group quantized
+    alone and the revert-one probes of the groups that carry the error; each pass one batch over the pool."""
     s, spec = run.s, run.spec
     base = s.recipe.copy()
     q = s.quantize(recipe=base)
@@ -333,19 +333,26 @@ def _sensitivity(run: _Run) -> list[GroupSensitivity]:
     groups = run.groups
     sens = [GroupSensitivity(g) for g in groups]
     run.globals = global_moves(base, groups, spec.candidates)
-    # pass 1: full INT8, each group quantized alone (cheap: one group's Q/DQ), the whole-model moves
-    first_pass = [base] + [only_group(base, groups, i) for i in range(len(groups))] + \
-        [apply_moves(base, groups, [m]) for m in run.globals]
-    run.task.report(0.02, f"{len(groups)} groups: quantize-one probes")
-    if spec.isolated:
-        _isolated(run, sens)
-    res = run.evaluate(first_pass, "search", "quantize-one probes", 0.05, 0.35)
+    run.moves, run.move_results = [], {}
+    # pass 0: full INT8 and the whole-model moves. When full INT8 already meets the target, no group move can be
+    # cheaper (every move costs something): the group probes would be spent for nothing (NNCF stops there too)
+    res = run.evaluate([base] + [apply_moves(base, groups, [m]) for m in run.globals], "search",
+                       "full INT8 and whole-model moves", 0.02, 0.05)
     run.full = res[0]
     if run.full.error:
         raise WorkbenchError(f"the fully quantized model failed: {run.full.error}", "run qwb quantize for details")
-    for g, r in zip(sens, res[1:1 + len(groups)]):
+    run.global_results = dict(zip(run.globals, res[1:]))
+    if spec.target.met(run.metric(run.full)):
+        run.notes.append("full INT8 meets the target on the search part: no group was probed")
+        return sens
+    # pass 1: each group quantized alone (cheap: one group's Q/DQ)
+    run.task.report(0.05, f"{len(groups)} groups: quantize-one probes")
+    if spec.isolated:
+        _isolated(run, sens)
+    res = run.evaluate([only_group(base, groups, i) for i in range(len(groups))], "search", "quantize-one probes",
+                       0.05, 0.35)
+    for g, r in zip(sens, res):
         g.quantize_one = run.metric(r)
-    run.global_results = dict(zip(run.globals, res[1 + len(groups):]))
     # pass 2: the revert-one probe of each candidate move, for the groups that carry the error
     probed = _groups_to_probe(run, sens)
     paying = range_moves_that_pay(s.graph, base, s.calibration(run.task), groups, spec.candidates, probed)
