@@ -235,7 +235,8 @@ class _KernelCheck:
         sub.ir_version = self.optimized.ir_version
         path = os.path.join(self.folder, "kernels.onnx")
         onnx.save(sub, path)  # weights: the same side file as the optimized graph
-        self.session = build_session(SessionConfig(path, level="disable"))
+        self.session = build_session(SessionConfig(path, level="disable",
+                                                   config_entries={"session.intra_op.allow_spinning": "0"}))
         self.inputs = {n: src for n, (src, _) in inputs.items()}
 
     def run(self, exact: dict, perms: dict) -> dict[str, np.ndarray]:
@@ -283,7 +284,10 @@ class DeployedLayerTaps:
         tapped_path = os.path.join(self._dir.name, "tapped.onnx")
         onnx.save(optimized, tapped_path)  # weights stay in the side file onnxruntime wrote beside it
         # optimizations off: the graph runs exactly as onnxruntime optimized it, nothing is fused again
-        self.tapped = build_session(SessionConfig(tapped_path, level="disable", config_entries=entries))
+        # no spinning (as for_purpose gives every analysis session): idle intra-op threads of this session kept a
+        # core busy through the statistics that follow each run (1.5 of 3.1 CPU s at N = 128, docs/benchmarks.md)
+        self.tapped = build_session(SessionConfig(tapped_path, level="disable", config_entries=dict(
+            {"session.intra_op.allow_spinning": "0"}, **entries)))
         inits8 = {i.name: i for i in int8.graph.initializer}
         qdq_q = {n.output[0]: inits8[n.input[2]].data_type for n in int8.graph.node
                  if n.op_type == "QuantizeLinear" and n.input[0] not in inits8 and len(n.input) > 2
