@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from analyzers.calibration.collect import CalibrationData
 
+from ..calibration_cache import op_types_for
 from ..errors import WorkbenchError
 from ..graph import ModelGraph
 from ..recipe import CALIBRATION_METHODS, Recipe
@@ -143,4 +144,21 @@ def only_group(base: Recipe, groups: list[Group], keep: int) -> Recipe:
         if i != keep:
             for node in g.nodes:
                 r.set_precision(node, "fp32")
+    return r
+
+
+def effective_recipe(recipe: Recipe, base: Recipe, op_of: dict[str, str]) -> Recipe:
+    """``recipe`` spelled one canonical way, so two spellings of the same quantized model share one evaluation
+    (a whole-model "MatMul/Gemm only" move is the quantize-one probe of the MatMul group when it is the only
+    one): op_types narrowed from ``base``'s become ``base``'s with every layer of a dropped op type (``op_of``:
+    the grouped layers' op types) set to float; layer overrides in name order."""
+    r = recipe.copy()
+    wide = set(op_types_for(base))
+    kept = set(op_types_for(r))
+    if kept < wide:
+        r.settings.op_types = list(base.settings.op_types)
+        for node, op in op_of.items():
+            if op in wide and op not in kept:
+                r.set_precision(node, "fp32")
+    r.layers = dict(sorted(r.layers.items()))
     return r

@@ -30,8 +30,8 @@ from ..recipe import Recipe
 from ..session import Session
 from .evaluator import EvalContext, EvalResult, recipe_key
 from .groups import Group, attach_range_owners, find_groups
-from .moves import (DEFAULT_CANDIDATES, Move, apply_moves, global_moves, group_moves, only_group,
-                    range_moves_that_pay)
+from .moves import (DEFAULT_CANDIDATES, Move, apply_moves, effective_recipe, global_moves, group_moves,
+                    only_group, range_moves_that_pay)
 from .pool import make_pool
 from .selection import Option, greedy_order, solve
 from .target import Target
@@ -42,7 +42,8 @@ LATENCY_NOISE = 0.05  # latency differences below this share of full INT8's are 
 HOLDOUT_EVERY = 3  # every third evaluation sample is held back for verification
 ILP_ROUNDS = 6
 PROBE_SHARE = 0.95  # revert-one probes for the groups carrying this share of the summed quantize-one error
-PROBE_MIN, PROBE_MAX = 4, 24
+PROBE_MIN, PROBE_MAX = 2, 24
+PROBE_MORE = 4  # when no selection from the first probes passes the search part: probe at least this many groups
 MASKED = 0.5  # a float probe that removes less than this part of a group's error was masked by another group
 COST_FLOOR_SHARE = 0.05  # every move costs at least this part of the median move's cost
 PREDICTION_SLACK = 0.9  # a selection predicted to remove 90% of the error is worth verifying: the estimates are
@@ -202,17 +203,23 @@ class _Run:
 
     def evaluate(self, recipes: list[Recipe], part: str, message: str, lo: float, hi: float) -> list[EvalResult]:
         """Results for ``recipes`` on ``part`` (cached ones reused), in the order given."""
-        keys = [recipe_key(r) for r in recipes]
-        todo, seen = [], set()
+        keys = [self.key(r) for r in recipes]
+        todo, seen, canon = [], set(), {}
         for r, k in zip(recipes, keys):
             if (k, part) not in self.cache and k not in seen:
                 todo.append((r.to_dict(), part))
                 seen.add(k)
+                canon[recipe_key(r)] = k
         for i, res in enumerate(self.pool.run(todo, self.check)):
-            self.cache[(res.recipe_key, part)] = res
+            self.cache[(canon[res.recipe_key], part)] = res
             self.evaluations += 1
             self.task.report(lo + (hi - lo) * (i + 1) / max(len(todo), 1), f"{message} ({i + 1}/{len(todo)})")
         return [self.cache[(k, part)] for k in keys]
+
+    def key(self, recipe: Recipe) -> str:
+        """The cache key of the quantized model ``recipe`` makes (two spellings of one model: one evaluation)."""
+        base = getattr(self, "base", None)
+        return recipe_key(effective_recipe(recipe, base, self.op_of) if base is not None else recipe)
 
     def metric(self, res: EvalResult) -> float | None:
         return None if res.error else self.spec.target.measure(res.outputs)
@@ -330,6 +337,9 @@ def _sensitivity(run: _Run) -> list[GroupSensitivity]:
     attach_range_owners(run.groups, s.graph)
     run.total_macs = sum(run.ctx.macs.values())
     run.base = base
+    grouped = {n for g in run.groups for n in g.nodes}  # layers outside every group (fused activations) follow
+    # their neighbours' precision: the same model whether the op_types drop them or not
+    run.op_of = {n.name: n.op_type for n in s.graph.nodes if n.name in grouped}
     groups = run.groups
     sens = [GroupSensitivity(g) for g in groups]
     run.globals = global_moves(base, groups, spec.candidates)
@@ -353,11 +363,23 @@ def _sensitivity(run: _Run) -> list[GroupSensitivity]:
                        0.05, 0.35)
     for g, r in zip(sens, res):
         g.quantize_one = run.metric(r)
-    # pass 2: the revert-one probe of each candidate move, for the groups that carry the error
-    probed = _groups_to_probe(run, sens)
-    paying = range_moves_that_pay(s.graph, base, s.calibration(run.task), groups, spec.candidates, probed)
-    moves = [m for m in group_moves(groups, spec.candidates, paying, base) if m.group in probed]
-    res = run.evaluate([apply_moves(base, groups, [m]) for m in moves], "search", "revert-one probes", 0.35, 0.7)
+    # pass 2: the revert-one probe of each candidate move, for the groups that carry the error (more only when
+    # no selection from these passes: see _select)
+    run.probed = set()
+    _probe(run, sens, _groups_to_probe(run, sens))
+    return sens
+
+
+def _probe(run: _Run, sens: list[GroupSensitivity], groups: set[int]) -> None:
+    """The revert-one probes of every candidate move of ``groups`` (those not probed yet), one batch."""
+    s, spec, base = run.s, run.spec, run.base
+    new = set(groups) - run.probed
+    if not new:
+        return
+    paying = range_moves_that_pay(s.graph, base, s.calibration(run.task), run.groups, spec.candidates, new)
+    moves = [m for m in group_moves(run.groups, spec.candidates, paying, base) if m.group in new]
+    res = run.evaluate([apply_moves(base, run.groups, [m]) for m in moves], "search", "revert-one probes",
+                       0.35, 0.7)
     for m, r in zip(moves, res):
         g = sens[m.group]
         g.revert[m.kind] = run.metric(r)
@@ -365,15 +387,16 @@ def _sensitivity(run: _Run) -> list[GroupSensitivity]:
         g.size_bytes[m.kind] = r.size_bytes
         if r.error:
             g.errors[m.kind] = r.error
-    run.moves = moves
-    run.move_results = dict(zip(moves, res))
-    if len(probed) < len(groups):
-        run.notes.append(f"revert-one probes for the {len(probed)} of {len(groups)} groups that carry "
+    run.moves = run.moves + moves
+    run.move_results.update(zip(moves, res))
+    run.probed |= new
+    run.notes = [n for n in run.notes if not n.startswith("revert-one probes for the ")]
+    if len(run.probed) < len(run.groups):
+        run.notes.append(f"revert-one probes for the {len(run.probed)} of {len(run.groups)} groups that carry "
                          f"{100 * PROBE_SHARE:g}% of the quantize-one error (--probe-all: every group)")
-    return sens
 
 
-def _groups_to_probe(run: _Run, sens: list[GroupSensitivity]) -> set[int]:
+def _groups_to_probe(run: _Run, sens: list[GroupSensitivity], at_least: int = PROBE_MIN) -> set[int]:
     """Every group with --probe-all; else the fewest groups, most sensitive first, whose quantize-one errors
     add up to PROBE_SHARE of the total (at least PROBE_MIN, at most PROBE_MAX): the others cannot matter to
     the target, and their revert-one probes are most of a run's cost (a full quantization each)."""
@@ -385,7 +408,7 @@ def _groups_to_probe(run: _Run, sens: list[GroupSensitivity]) -> set[int]:
     total = sum(e for e, _ in errs)
     out, acc = set(), 0.0
     for e, i in sorted(errs, reverse=True):
-        if len(out) >= PROBE_MAX or (len(out) >= PROBE_MIN and acc >= PROBE_SHARE * total):
+        if len(out) >= PROBE_MAX or (len(out) >= at_least and acc >= PROBE_SHARE * total):
             break
         out.add(i)
         acc += e
@@ -477,6 +500,13 @@ def _select(run: _Run, sens: list[GroupSensitivity]) -> None:
     options, need = _options(run, sens)
     _ilp(run, options, need)
     _greedy(run, options, need)
+    more = _groups_to_probe(run, sens, PROBE_MORE) - run.probed
+    if more and not any(p.source in ("ilp", "greedy") and p.met_search for p in run.points):
+        # the first probes were too few for any selection to pass: probe the next groups and select again
+        _probe(run, sens, more)
+        options, need = _options(run, sens)
+        _ilp(run, options, need)
+        _greedy(run, options, need)
 
 
 def _try(run: _Run, chosen: list[Option], source: str, lo: float, hi: float) -> tuple[bool, float]:
