@@ -396,12 +396,13 @@ def _probe(run: _Run, sens: list[GroupSensitivity], groups: set[int]) -> None:
                          f"{100 * PROBE_SHARE:g}% of the quantize-one error (--probe-all: every group)")
 
 
-def _groups_to_probe(run: _Run, sens: list[GroupSensitivity], at_least: int = PROBE_MIN) -> set[int]:
+def _groups_to_probe(run: _Run, sens: list[GroupSensitivity], at_least: int | None = None) -> set[int]:
     """Every group with --probe-all; else the fewest groups, most sensitive first, whose quantize-one errors
     add up to PROBE_SHARE of the total (at least PROBE_MIN, at most PROBE_MAX): the others cannot matter to
     the target, and their revert-one probes are most of a run's cost (a full quantization each)."""
     if run.spec.probe_all:
         return set(range(len(sens)))
+    at_least = PROBE_MIN if at_least is None else at_least
     t = run.spec.target
     errs = [(t.error(g.quantize_one) if g.quantize_one is not None else 0.0, i) for i, g in enumerate(sens)]
     errs = [(e if math.isfinite(e) else 0.0, i) for e, i in errs]

@@ -1,0 +1,88 @@
+"""``qwb tune`` spends fewer evaluations (issue 14: fewer than NNCF): one evaluation per quantized model, and
+revert-one probes only for the groups a selection needs, more only when no selection from them passes."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from tests.tune_models import planted_cnn, planted_data
+from workbench.calibration_cache import op_types_for
+from workbench.session import SessionSpec, open_session
+from workbench.tune import search
+from workbench.tune.evaluator import recipe_key
+from workbench.tune.groups import find_groups
+from workbench.tune.moves import Move, apply_moves, effective_recipe, only_group
+from workbench.tune.search import TuneSpec, run_tune
+from workbench.tune.target import parse_target
+
+PLANTED = {"conv2", "conv4"}
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    d = tmp_path_factory.mktemp("planted")
+    onnx.save(planted_cnn(), str(d / "m.onnx"))
+    np.savez(d / "calib.npz", **planted_data(32, seed=1))
+    np.savez(d / "eval.npz", **planted_data(48, seed=2))
+    return d
+
+
+def _session(d):
+    return open_session(SessionSpec(str(d / "m.onnx"), str(d / "calib.npz"), str(d / "eval.npz")))
+
+
+def _tune(d):
+    return run_tune(_session(d), TuneSpec(parse_target("cosine>=0.995"), workers=1, isolated=False))
+
+
+def _found_planted(r) -> None:
+    ilp = next(p for p in r.points if p.source == "ilp")
+    assert {m.split(":")[0] for m in ilp.moves} == PLANTED and ilp.met_search and ilp.met_holdout
+
+
+def test_matmul_only_is_the_quantize_one_probe_of_the_gemm_group(planted):
+    """Both spellings quantize to the same graph, so they share one cache key (one evaluation)."""
+    s = _session(planted)
+    q = s.quantize(recipe=s.recipe)
+    groups = find_groups(s.prepared.load_proto(), onnx.load(str(q.path)), set(op_types_for(s.recipe)),
+                         set(q.excluded))
+    fc = next(i for i, g in enumerate(groups) if g.nodes == ["fc"])
+    op_of = {n.name: n.op_type for n in s.graph.nodes if any(n.name in g.nodes for g in groups)}
+    matmul_only = apply_moves(s.recipe, groups, [Move("matmul_only")])
+    probe = only_group(s.recipe, groups, fc)
+    assert recipe_key(matmul_only) != recipe_key(probe)
+    assert recipe_key(effective_recipe(matmul_only, s.recipe, op_of)) == \
+        recipe_key(effective_recipe(probe, s.recipe, op_of))
+    a, b = (onnx.load(str(s.quantize(recipe=r).path)).graph for r in (matmul_only, probe))
+    assert a.SerializeToString() == b.SerializeToString()
+    conv2 = next(i for i, g in enumerate(groups) if g.nodes == ["conv2"])  # a different model keeps its own key
+    assert recipe_key(effective_recipe(only_group(s.recipe, groups, conv2), s.recipe, op_of)) != \
+        recipe_key(effective_recipe(probe, s.recipe, op_of))
+
+
+def test_evaluations_fall_on_the_planted_model_and_it_is_still_found_exactly(planted, monkeypatch):
+    r = _tune(planted)
+    _found_planted(r)
+    assert r.best.met_holdout
+    # the previous search: a cache keyed by the recipe's spelling, revert-one probes for at least 4 groups
+    with monkeypatch.context() as m:
+        m.setattr(search._Run, "key", lambda self, recipe: recipe_key(recipe))
+        m.setattr(search, "PROBE_MIN", 4)
+        before = _tune(planted)
+    _found_planted(before)
+    assert r.evaluations <= before.evaluations - 3  # one duplicate model, at least 2 groups' probes (2 moves each)
+    assert before.best.met_holdout and r.best.holdout_metric >= 0.995
+
+
+def test_too_few_first_probes_are_topped_up_until_a_selection_passes(planted, monkeypatch):
+    """Only the worst group probed first (its float move alone cannot pass): the next groups are probed and the
+    planted pair still found."""
+    monkeypatch.setattr(search, "PROBE_MIN", 1)
+    monkeypatch.setattr(search, "PROBE_SHARE", 0.5)
+    r = _tune(planted)
+    _found_planted(r)
+    probed = {g.group.name for g in r.groups if g.revert}
+    assert PLANTED <= probed and len(probed) == search.PROBE_MORE
+    assert any(n.startswith(f"revert-one probes for the {search.PROBE_MORE} of") for n in r.notes)
