@@ -86,3 +86,25 @@ def test_too_few_first_probes_are_topped_up_until_a_selection_passes(planted, mo
     probed = {g.group.name for g in r.groups if g.revert}
     assert PLANTED <= probed and len(probed) == search.PROBE_MORE
     assert any(n.startswith(f"revert-one probes for the {search.PROBE_MORE} of") for n in r.notes)
+
+
+def test_whole_model_methods_that_cannot_reach_the_error_are_skipped_and_would_not_have_met(planted):
+    """A whole-model calibration method that leaves the ranges the planted groups read alone is not evaluated;
+    evaluated anyway, none meets the target (nothing was lost)."""
+    from backends.tasks import NullTask
+    from workbench.tune import evaluator
+
+    s = _session(planted)
+    spec = TuneSpec(parse_target("cosine>=0.995"), workers=1, isolated=False)
+    r = run_tune(s, spec)
+    note = next(n for n in r.notes if n.startswith("whole-model method:"))
+    skipped = [w.rstrip(",") for w in note.split(" not evaluated")[0].split()[1:]]
+    assert skipped and all(k.startswith("method:") for k in skipped)
+    assert not any(p.source == "global" and p.moves[0] in skipped for p in r.points)
+    ctx, _, _ = search._context(s, spec, NullTask())
+    q = s.quantize(recipe=s.recipe)
+    groups = find_groups(s.prepared.load_proto(), onnx.load(str(q.path)), set(op_types_for(s.recipe)),
+                         set(q.excluded))
+    for kind in skipped:
+        res = evaluator.evaluate(ctx, apply_moves(s.recipe, groups, [Move(kind)]).to_dict(), "search")
+        assert not spec.target.met(spec.target.measure(res.outputs)), kind

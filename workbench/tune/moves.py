@@ -94,6 +94,23 @@ def range_moves_that_pay(graph: ModelGraph, base: Recipe, calib: CalibrationData
     return out
 
 
+def global_range_moves_that_pay(graph: ModelGraph, base: Recipe, calib: CalibrationData, groups: list[Group],
+                                global_range: list[Move], only: set[int]) -> list[Move]:
+    """The whole-model method moves in ``global_range`` that change the width of a range read by a group in
+    ``only`` (those that carry the error) by RANGE_PAYS or more, from the cached histograms: one that leaves
+    those ranges alone cannot remove the error, so it is not worth an evaluation."""
+    tensors = sorted({t for i in only for t in groups[i].tensors if t in calib.histograms})
+    if not tensors:
+        return []
+    before = tensor_ranges(graph, base, calib, tensors)
+    out = []
+    for m in global_range:
+        after = tensor_ranges(graph, apply_moves(base, groups, [m]), calib, tensors)
+        if any(_width_change(before[t], after[t]) >= RANGE_PAYS for t in tensors):
+            out.append(m)
+    return out
+
+
 def _width_change(a, b) -> float:
     wa, wb = a.hi - a.lo, b.hi - b.lo
     return abs(wa - wb) / max(wa, wb) if max(wa, wb) > 0 else 0.0

@@ -30,8 +30,8 @@ from ..recipe import Recipe
 from ..session import Session
 from .evaluator import EvalContext, EvalResult, recipe_key
 from .groups import Group, attach_range_owners, find_groups
-from .moves import (DEFAULT_CANDIDATES, Move, apply_moves, effective_recipe, global_moves, group_moves,
-                    only_group, range_moves_that_pay)
+from .moves import (DEFAULT_CANDIDATES, RANGE_PAYS, Move, apply_moves, effective_recipe, global_moves,
+                    global_range_moves_that_pay, group_moves, only_group, range_moves_that_pay)
 from .pool import make_pool
 from .selection import Option, greedy_order, solve
 from .target import Target
@@ -342,7 +342,11 @@ def _sensitivity(run: _Run) -> list[GroupSensitivity]:
     run.op_of = {n.name: n.op_type for n in s.graph.nodes if n.name in grouped}
     groups = run.groups
     sens = [GroupSensitivity(g) for g in groups]
-    run.globals = global_moves(base, groups, spec.candidates)
+    every_global = global_moves(base, groups, spec.candidates)
+    # whole-model calibration-method moves wait for the quantize-one probes: they are evaluated only when they
+    # change a range the error-carrying groups read (global_range_moves_that_pay)
+    global_range = [m for m in every_global if m.kind.startswith("method:")]
+    run.globals = [m for m in every_global if m not in global_range]
     run.moves, run.move_results = [], {}
     # pass 0: full INT8 and the whole-model moves. When full INT8 already meets the target, no group move can be
     # cheaper (every move costs something): the group probes would be spent for nothing (NNCF stops there too)
@@ -353,7 +357,9 @@ def _sensitivity(run: _Run) -> list[GroupSensitivity]:
         raise WorkbenchError(f"the fully quantized model failed: {run.full.error}", "run qwb quantize for details")
     run.global_results = dict(zip(run.globals, res[1:]))
     if spec.target.met(run.metric(run.full)):
-        run.notes.append("full INT8 meets the target on the search part: no group was probed")
+        run.notes.append("full INT8 meets the target on the search part: no group was probed"
+                         + (" and no whole-model calibration method evaluated (none can be cheaper)"
+                            if global_range else ""))
         return sens
     # pass 1: each group quantized alone (cheap: one group's Q/DQ)
     run.task.report(0.05, f"{len(groups)} groups: quantize-one probes")
@@ -366,20 +372,30 @@ def _sensitivity(run: _Run) -> list[GroupSensitivity]:
     # pass 2: the revert-one probe of each candidate move, for the groups that carry the error (more only when
     # no selection from these passes: see _select)
     run.probed = set()
-    _probe(run, sens, _groups_to_probe(run, sens))
+    probed = _groups_to_probe(run, sens)
+    paying = global_range_moves_that_pay(s.graph, base, s.calibration(run.task), groups, global_range, probed)
+    _probe(run, sens, probed, paying)
+    skipped = [m.kind for m in global_range if m not in paying]
+    if skipped:
+        run.notes.append(f"whole-model {', '.join(skipped)} not evaluated: no range the error-carrying groups read "
+                         f"changes by {100 * RANGE_PAYS:g}% or more")
     return sens
 
 
-def _probe(run: _Run, sens: list[GroupSensitivity], groups: set[int]) -> None:
-    """The revert-one probes of every candidate move of ``groups`` (those not probed yet), one batch."""
+def _probe(run: _Run, sens: list[GroupSensitivity], groups: set[int], global_range: list[Move] = ()) -> None:
+    """The revert-one probes of every candidate move of ``groups`` (those not probed yet), and the whole-model
+    moves in ``global_range``, one batch."""
     s, spec, base = run.s, run.spec, run.base
     new = set(groups) - run.probed
-    if not new:
+    if not new and not global_range:
         return
     paying = range_moves_that_pay(s.graph, base, s.calibration(run.task), run.groups, spec.candidates, new)
     moves = [m for m in group_moves(run.groups, spec.candidates, paying, base) if m.group in new]
-    res = run.evaluate([apply_moves(base, run.groups, [m]) for m in moves], "search", "revert-one probes",
-                       0.35, 0.7)
+    res = run.evaluate([apply_moves(base, run.groups, [m]) for m in list(global_range) + moves], "search",
+                       "revert-one probes", 0.35, 0.7)
+    run.globals = run.globals + list(global_range)
+    run.global_results.update(zip(global_range, res))
+    res = res[len(global_range):]
     for m, r in zip(moves, res):
         g = sens[m.group]
         g.revert[m.kind] = run.metric(r)
