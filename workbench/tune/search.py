@@ -192,6 +192,8 @@ class _Run:
         self.evaluations = 0
         self.cache: dict[tuple, EvalResult] = {}
         self.points: list[Point] = []
+        self.searched: dict[int, EvalResult] = {}  # id(point) -> its evaluation on the search part
+        self.selection_passed = False  # some ilp/greedy selection met the target on the search part
         self.notes: list[str] = []
         self.timings: dict[str, float] = {}
 
@@ -246,6 +248,7 @@ class _Run:
                   sorted(set(recipe.excluded_nodes()) - set(self.base.excluded_nodes())),
                   sorted(set(recipe.int16_nodes()) - set(self.base.int16_nodes())))
         self.points.append(p)
+        self.searched[id(p)] = searched
         if self.on_point is not None:
             self.on_point(p)
         return p
@@ -518,7 +521,7 @@ def _select(run: _Run, sens: list[GroupSensitivity]) -> None:
     _ilp(run, options, need)
     _greedy(run, options, need)
     more = _groups_to_probe(run, sens, PROBE_MORE) - run.probed
-    if more and not any(p.source in ("ilp", "greedy") and p.met_search for p in run.points):
+    if more and not run.selection_passed:
         # the first probes were too few for any selection to pass: probe the next groups and select again
         _probe(run, sens, more)
         options, need = _options(run, sens)
@@ -535,11 +538,38 @@ def _try(run: _Run, chosen: list[Option], source: str, lo: float, hi: float) -> 
     t = run.spec.target
     got = t.error(run.metric(run.full)) - t.error(val)
     if t.met(val):
+        run.selection_passed = True
         label = f"{source}: " + ", ".join(m.label(run.groups) for m in moves)
-        if not any(p.recipe == recipe.to_dict() for p in run.points):
+        by = _dominating(run, r)
+        if by is not None:
+            note = (f"{label} met the target on the search part but was not verified: {by.label} is as accurate "
+                    f"there and cheaper")
+            if note not in run.notes:
+                run.notes.append(note)
+        elif not any(p.recipe == recipe.to_dict() for p in run.points):
             run.point(label, source, moves, recipe, r, lo, hi)
         return True, got
     return False, got
+
+
+def _dominating(run: _Run, res: EvalResult) -> Point | None:
+    """A verified point at least as good as ``res`` on the search part and cheaper beyond noise: ``res`` could
+    not join the Pareto front, so its held-back verification (one evaluation) is not spent."""
+    score = run.spec.target.score
+    margin = LATENCY_NOISE * (run.full.latency_ms or 0.0)
+    for p in run.points:
+        q = run.searched.get(id(p))
+        if (q is None or q.error or not p.met_search or p.search_metric is None
+                or q.recipe_key == res.recipe_key):
+            continue
+        if run.spec.objective == "latency":  # measured latencies: _cost counts anything below full INT8's as free
+            cheaper = q.latency_ms is not None and res.latency_ms is not None and \
+                q.latency_ms + margin < res.latency_ms
+        else:
+            cheaper = _cost(run, q) < _cost(run, res)
+        if cheaper and score(p.search_metric) >= score(run.metric(res)):
+            return p
+    return None
 
 
 def _ilp(run: _Run, options: list[Option], need: float) -> None:
