@@ -193,6 +193,7 @@ class _Run:
         self.cache: dict[tuple, EvalResult] = {}
         self.points: list[Point] = []
         self.searched: dict[int, EvalResult] = {}  # id(point) -> its evaluation on the search part
+        self.unverified: set[str] = set()  # keys of passing selections dominated by a verified point
         self.selection_passed = False  # some ilp/greedy selection met the target on the search part
         self.notes: list[str] = []
         self.timings: dict[str, float] = {}
@@ -542,10 +543,10 @@ def _try(run: _Run, chosen: list[Option], source: str, lo: float, hi: float) -> 
         label = f"{source}: " + ", ".join(m.label(run.groups) for m in moves)
         by = _dominating(run, r)
         if by is not None:
-            note = (f"{label} met the target on the search part but was not verified: {by.label} is as accurate "
-                    f"there and cheaper")
-            if note not in run.notes:
-                run.notes.append(note)
+            if r.recipe_key not in run.unverified:  # ilp and greedy may pick the same set: one note
+                run.unverified.add(r.recipe_key)
+                run.notes.append(f"{label} met the target on the search part but was not verified: {by.label} "
+                                 f"is as accurate there and cheaper")
         elif not any(p.recipe == recipe.to_dict() for p in run.points):
             run.point(label, source, moves, recipe, r, lo, hi)
         return True, got
