@@ -554,14 +554,14 @@ def _try(run: _Run, chosen: list[Option], source: str, lo: float, hi: float) -> 
 
 
 def _dominating(run: _Run, res: EvalResult) -> Point | None:
-    """A verified point at least as good as ``res`` on the search part and cheaper beyond noise: ``res`` could
-    not join the Pareto front, so its held-back verification (one evaluation) is not spent."""
+    """A point that passed both parts, at least as good as ``res`` on the search part and cheaper beyond noise:
+    ``res`` could not join the Pareto front, so its held-back verification (one evaluation) is not spent."""
     score = run.spec.target.score
     margin = LATENCY_NOISE * (run.full.latency_ms or 0.0)
     for p in run.points:
         q = run.searched.get(id(p))
-        if (q is None or q.error or not p.met_search or p.search_metric is None
-                or q.recipe_key == res.recipe_key):
+        if (q is None or q.error or not (p.met_search and p.met_holdout) or p.search_metric is None
+                or q.recipe_key == res.recipe_key):  # only a point that passed both parts can stand in
             continue
         if run.spec.objective == "latency":  # measured latencies: _cost counts anything below full INT8's as free
             cheaper = q.latency_ms is not None and res.latency_ms is not None and \
