@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from analyzers.calibration.collect import CalibrationData
 
+from ..calibration_cache import op_types_for
 from ..errors import WorkbenchError
 from ..graph import ModelGraph
 from ..recipe import CALIBRATION_METHODS, Recipe
@@ -93,6 +94,23 @@ def range_moves_that_pay(graph: ModelGraph, base: Recipe, calib: CalibrationData
     return out
 
 
+def global_range_moves_that_pay(graph: ModelGraph, base: Recipe, calib: CalibrationData, groups: list[Group],
+                                global_range: list[Move], only: set[int]) -> list[Move]:
+    """The whole-model method moves in ``global_range`` that change the width of a range read by a group in
+    ``only`` (those that carry the error) by RANGE_PAYS or more, from the cached histograms: one that leaves
+    those ranges alone cannot remove the error, so it is not worth an evaluation."""
+    tensors = sorted({t for i in only for t in groups[i].tensors if t in calib.histograms})
+    if not tensors:
+        return []
+    before = tensor_ranges(graph, base, calib, tensors)
+    out = []
+    for m in global_range:
+        after = tensor_ranges(graph, apply_moves(base, groups, [m]), calib, tensors)
+        if any(_width_change(before[t], after[t]) >= RANGE_PAYS for t in tensors):
+            out.append(m)
+    return out
+
+
 def _width_change(a, b) -> float:
     wa, wb = a.hi - a.lo, b.hi - b.lo
     return abs(wa - wb) / max(wa, wb) if max(wa, wb) > 0 else 0.0
@@ -143,4 +161,21 @@ def only_group(base: Recipe, groups: list[Group], keep: int) -> Recipe:
         if i != keep:
             for node in g.nodes:
                 r.set_precision(node, "fp32")
+    return r
+
+
+def effective_recipe(recipe: Recipe, base: Recipe, op_of: dict[str, str]) -> Recipe:
+    """``recipe`` spelled one canonical way, so two spellings of the same quantized model share one evaluation
+    (a whole-model "MatMul/Gemm only" move is the quantize-one probe of the MatMul group when it is the only
+    one): op_types narrowed from ``base``'s become ``base``'s with every layer of a dropped op type (``op_of``:
+    the grouped layers' op types) set to float; layer overrides in name order."""
+    r = recipe.copy()
+    wide = set(op_types_for(base))
+    kept = set(op_types_for(r))
+    if kept < wide:
+        r.settings.op_types = list(base.settings.op_types)
+        for node, op in op_of.items():
+            if op in wide and op not in kept:
+                r.set_precision(node, "fp32")
+    r.layers = dict(sorted(r.layers.items()))
     return r

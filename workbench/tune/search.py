@@ -30,8 +30,8 @@ from ..recipe import Recipe
 from ..session import Session
 from .evaluator import EvalContext, EvalResult, recipe_key
 from .groups import Group, attach_range_owners, find_groups
-from .moves import (DEFAULT_CANDIDATES, Move, apply_moves, global_moves, group_moves, only_group,
-                    range_moves_that_pay)
+from .moves import (DEFAULT_CANDIDATES, RANGE_PAYS, Move, apply_moves, effective_recipe, global_moves,
+                    global_range_moves_that_pay, group_moves, only_group, range_moves_that_pay)
 from .pool import make_pool
 from .selection import Option, greedy_order, solve
 from .target import Target
@@ -42,7 +42,8 @@ LATENCY_NOISE = 0.05  # latency differences below this share of full INT8's are 
 HOLDOUT_EVERY = 3  # every third evaluation sample is held back for verification
 ILP_ROUNDS = 6
 PROBE_SHARE = 0.95  # revert-one probes for the groups carrying this share of the summed quantize-one error
-PROBE_MIN, PROBE_MAX = 4, 24
+PROBE_MIN, PROBE_MAX = 2, 24
+PROBE_MORE = 4  # when no selection from the first probes passes the search part: probe at least this many groups
 MASKED = 0.5  # a float probe that removes less than this part of a group's error was masked by another group
 COST_FLOOR_SHARE = 0.05  # every move costs at least this part of the median move's cost
 PREDICTION_SLACK = 0.9  # a selection predicted to remove 90% of the error is worth verifying: the estimates are
@@ -191,6 +192,9 @@ class _Run:
         self.evaluations = 0
         self.cache: dict[tuple, EvalResult] = {}
         self.points: list[Point] = []
+        self.searched: dict[int, EvalResult] = {}  # id(point) -> its evaluation on the search part
+        self.unverified: set[str] = set()  # keys of passing selections dominated by a verified point
+        self.selection_passed = False  # some ilp/greedy selection met the target on the search part
         self.notes: list[str] = []
         self.timings: dict[str, float] = {}
 
@@ -202,17 +206,23 @@ class _Run:
 
     def evaluate(self, recipes: list[Recipe], part: str, message: str, lo: float, hi: float) -> list[EvalResult]:
         """Results for ``recipes`` on ``part`` (cached ones reused), in the order given."""
-        keys = [recipe_key(r) for r in recipes]
-        todo, seen = [], set()
+        keys = [self.key(r) for r in recipes]
+        todo, seen, canon = [], set(), {}
         for r, k in zip(recipes, keys):
             if (k, part) not in self.cache and k not in seen:
                 todo.append((r.to_dict(), part))
                 seen.add(k)
+                canon[recipe_key(r)] = k
         for i, res in enumerate(self.pool.run(todo, self.check)):
-            self.cache[(res.recipe_key, part)] = res
+            self.cache[(canon[res.recipe_key], part)] = res
             self.evaluations += 1
             self.task.report(lo + (hi - lo) * (i + 1) / max(len(todo), 1), f"{message} ({i + 1}/{len(todo)})")
         return [self.cache[(k, part)] for k in keys]
+
+    def key(self, recipe: Recipe) -> str:
+        """The cache key of the quantized model ``recipe`` makes (two spellings of one model: one evaluation)."""
+        base = getattr(self, "base", None)
+        return recipe_key(effective_recipe(recipe, base, self.op_of) if base is not None else recipe)
 
     def metric(self, res: EvalResult) -> float | None:
         return None if res.error else self.spec.target.measure(res.outputs)
@@ -239,6 +249,7 @@ class _Run:
                   sorted(set(recipe.excluded_nodes()) - set(self.base.excluded_nodes())),
                   sorted(set(recipe.int16_nodes()) - set(self.base.int16_nodes())))
         self.points.append(p)
+        self.searched[id(p)] = searched
         if self.on_point is not None:
             self.on_point(p)
         return p
@@ -330,9 +341,16 @@ def _sensitivity(run: _Run) -> list[GroupSensitivity]:
     attach_range_owners(run.groups, s.graph)
     run.total_macs = sum(run.ctx.macs.values())
     run.base = base
+    grouped = {n for g in run.groups for n in g.nodes}  # layers outside every group (fused activations) follow
+    # their neighbours' precision: the same model whether the op_types drop them or not
+    run.op_of = {n.name: n.op_type for n in s.graph.nodes if n.name in grouped}
     groups = run.groups
     sens = [GroupSensitivity(g) for g in groups]
-    run.globals = global_moves(base, groups, spec.candidates)
+    every_global = global_moves(base, groups, spec.candidates)
+    # whole-model calibration-method moves wait for the quantize-one probes: they are evaluated only when they
+    # change a range the error-carrying groups read (global_range_moves_that_pay)
+    global_range = [m for m in every_global if m.kind.startswith("method:")]
+    run.globals = [m for m in every_global if m not in global_range]
     run.moves, run.move_results = [], {}
     # pass 0: full INT8 and the whole-model moves. When full INT8 already meets the target, no group move can be
     # cheaper (every move costs something): the group probes would be spent for nothing (NNCF stops there too)
@@ -343,7 +361,9 @@ def _sensitivity(run: _Run) -> list[GroupSensitivity]:
         raise WorkbenchError(f"the fully quantized model failed: {run.full.error}", "run qwb quantize for details")
     run.global_results = dict(zip(run.globals, res[1:]))
     if spec.target.met(run.metric(run.full)):
-        run.notes.append("full INT8 meets the target on the search part: no group was probed")
+        run.notes.append("full INT8 meets the target on the search part: no group was probed"
+                         + (" and no whole-model calibration method evaluated (none can be cheaper)"
+                            if global_range else ""))
         return sens
     # pass 1: each group quantized alone (cheap: one group's Q/DQ)
     run.task.report(0.05, f"{len(groups)} groups: quantize-one probes")
@@ -353,11 +373,33 @@ def _sensitivity(run: _Run) -> list[GroupSensitivity]:
                        0.05, 0.35)
     for g, r in zip(sens, res):
         g.quantize_one = run.metric(r)
-    # pass 2: the revert-one probe of each candidate move, for the groups that carry the error
+    # pass 2: the revert-one probe of each candidate move, for the groups that carry the error (more only when
+    # no selection from these passes: see _select)
+    run.probed = set()
     probed = _groups_to_probe(run, sens)
-    paying = range_moves_that_pay(s.graph, base, s.calibration(run.task), groups, spec.candidates, probed)
-    moves = [m for m in group_moves(groups, spec.candidates, paying, base) if m.group in probed]
-    res = run.evaluate([apply_moves(base, groups, [m]) for m in moves], "search", "revert-one probes", 0.35, 0.7)
+    paying = global_range_moves_that_pay(s.graph, base, s.calibration(run.task), groups, global_range, probed)
+    _probe(run, sens, probed, paying)
+    skipped = [m.kind for m in global_range if m not in paying]
+    if skipped:
+        run.notes.append(f"whole-model {', '.join(skipped)} not evaluated: no range the error-carrying groups read "
+                         f"changes by {100 * RANGE_PAYS:g}% or more")
+    return sens
+
+
+def _probe(run: _Run, sens: list[GroupSensitivity], groups: set[int], global_range: list[Move] = ()) -> None:
+    """The revert-one probes of every candidate move of ``groups`` (those not probed yet), and the whole-model
+    moves in ``global_range``, one batch."""
+    s, spec, base = run.s, run.spec, run.base
+    new = set(groups) - run.probed
+    if not new and not global_range:
+        return
+    paying = range_moves_that_pay(s.graph, base, s.calibration(run.task), run.groups, spec.candidates, new)
+    moves = [m for m in group_moves(run.groups, spec.candidates, paying, base) if m.group in new]
+    res = run.evaluate([apply_moves(base, run.groups, [m]) for m in list(global_range) + moves], "search",
+                       "revert-one probes", 0.35, 0.7)
+    run.globals = run.globals + list(global_range)
+    run.global_results.update(zip(global_range, res))
+    res = res[len(global_range):]
     for m, r in zip(moves, res):
         g = sens[m.group]
         g.revert[m.kind] = run.metric(r)
@@ -365,27 +407,29 @@ def _sensitivity(run: _Run) -> list[GroupSensitivity]:
         g.size_bytes[m.kind] = r.size_bytes
         if r.error:
             g.errors[m.kind] = r.error
-    run.moves = moves
-    run.move_results = dict(zip(moves, res))
-    if len(probed) < len(groups):
-        run.notes.append(f"revert-one probes for the {len(probed)} of {len(groups)} groups that carry "
+    run.moves = run.moves + moves
+    run.move_results.update(zip(moves, res))
+    run.probed |= new
+    run.notes = [n for n in run.notes if not n.startswith("revert-one probes for the ")]
+    if len(run.probed) < len(run.groups):
+        run.notes.append(f"revert-one probes for the {len(run.probed)} of {len(run.groups)} groups that carry "
                          f"{100 * PROBE_SHARE:g}% of the quantize-one error (--probe-all: every group)")
-    return sens
 
 
-def _groups_to_probe(run: _Run, sens: list[GroupSensitivity]) -> set[int]:
+def _groups_to_probe(run: _Run, sens: list[GroupSensitivity], at_least: int | None = None) -> set[int]:
     """Every group with --probe-all; else the fewest groups, most sensitive first, whose quantize-one errors
     add up to PROBE_SHARE of the total (at least PROBE_MIN, at most PROBE_MAX): the others cannot matter to
     the target, and their revert-one probes are most of a run's cost (a full quantization each)."""
     if run.spec.probe_all:
         return set(range(len(sens)))
+    at_least = PROBE_MIN if at_least is None else at_least
     t = run.spec.target
     errs = [(t.error(g.quantize_one) if g.quantize_one is not None else 0.0, i) for i, g in enumerate(sens)]
     errs = [(e if math.isfinite(e) else 0.0, i) for e, i in errs]
     total = sum(e for e, _ in errs)
     out, acc = set(), 0.0
     for e, i in sorted(errs, reverse=True):
-        if len(out) >= PROBE_MAX or (len(out) >= PROBE_MIN and acc >= PROBE_SHARE * total):
+        if len(out) >= PROBE_MAX or (len(out) >= at_least and acc >= PROBE_SHARE * total):
             break
         out.add(i)
         acc += e
@@ -477,6 +521,13 @@ def _select(run: _Run, sens: list[GroupSensitivity]) -> None:
     options, need = _options(run, sens)
     _ilp(run, options, need)
     _greedy(run, options, need)
+    more = _groups_to_probe(run, sens, PROBE_MORE) - run.probed
+    if more and not run.selection_passed:
+        # the first probes were too few for any selection to pass: probe the next groups and select again
+        _probe(run, sens, more)
+        options, need = _options(run, sens)
+        _ilp(run, options, need)
+        _greedy(run, options, need)
 
 
 def _try(run: _Run, chosen: list[Option], source: str, lo: float, hi: float) -> tuple[bool, float]:
@@ -488,11 +539,38 @@ def _try(run: _Run, chosen: list[Option], source: str, lo: float, hi: float) -> 
     t = run.spec.target
     got = t.error(run.metric(run.full)) - t.error(val)
     if t.met(val):
+        run.selection_passed = True
         label = f"{source}: " + ", ".join(m.label(run.groups) for m in moves)
-        if not any(p.recipe == recipe.to_dict() for p in run.points):
+        by = _dominating(run, r)
+        if by is not None:
+            if r.recipe_key not in run.unverified:  # ilp and greedy may pick the same set: one note
+                run.unverified.add(r.recipe_key)
+                run.notes.append(f"{label} met the target on the search part but was not verified: {by.label} "
+                                 f"is as accurate there and cheaper")
+        elif not any(p.recipe == recipe.to_dict() for p in run.points):
             run.point(label, source, moves, recipe, r, lo, hi)
         return True, got
     return False, got
+
+
+def _dominating(run: _Run, res: EvalResult) -> Point | None:
+    """A point that passed both parts, at least as good as ``res`` on the search part and cheaper beyond noise:
+    ``res`` could not join the Pareto front, so its held-back verification (one evaluation) is not spent."""
+    score = run.spec.target.score
+    margin = LATENCY_NOISE * (run.full.latency_ms or 0.0)
+    for p in run.points:
+        q = run.searched.get(id(p))
+        if (q is None or q.error or not (p.met_search and p.met_holdout) or p.search_metric is None
+                or q.recipe_key == res.recipe_key):  # only a point that passed both parts can stand in
+            continue
+        if run.spec.objective == "latency":  # measured latencies: _cost counts anything below full INT8's as free
+            cheaper = q.latency_ms is not None and res.latency_ms is not None and \
+                q.latency_ms + margin < res.latency_ms
+        else:
+            cheaper = _cost(run, q) < _cost(run, res)
+        if cheaper and score(p.search_metric) >= score(run.metric(res)):
+            return p
+    return None
 
 
 def _ilp(run: _Run, options: list[Option], need: float) -> None:
