@@ -19,6 +19,8 @@ from analyzers.diff_types import AnalysisResult, ErrorMetrics, LayerResult
 from analyzers.qdq_match import match
 from analyzers.ranking import Thresholds, flag
 from tests.cli_util import qwb
+from tests.ort_util import plain_session as _sess
+from tests.ort_util import with_outputs as _with_outputs
 from workbench.analysis import analyze
 from workbench.calibration_cache import op_types_for
 from workbench.evaluate import evaluation_batching, output_agreement
@@ -28,23 +30,6 @@ from workbench.session import Session
 N = 96
 
 
-def _sess(model, level, path=None):
-    so = ort.SessionOptions()
-    so.graph_optimization_level = level
-    if path:
-        so.optimized_model_filepath = str(path)
-    return ort.InferenceSession(model if isinstance(model, str) else model.SerializeToString(), so,
-                                providers=["CPUExecutionProvider"])
-
-
-def _with_outputs(model: onnx.ModelProto, names: dict[str, int]) -> onnx.ModelProto:
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    have = {o.name for o in m.graph.output}
-    for n, t in names.items():
-        if n not in have:
-            m.graph.output.append(onnx.helper.make_tensor_value_info(n, t, None))
-    return m
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,8 @@ from analyzers.deployed_layers import DeployedLayerTaps, map_layers
 from analyzers.qdq_match import match
 from backends.cpuinfo import runtime_flags, u8s8_saturates
 from tests.cli_util import qwb
+from tests.ort_util import plain_session as _sess
+from tests.ort_util import with_outputs as _with_outputs
 from workbench.analysis import analyze
 from workbench.calibration_cache import op_types_for
 from workbench.session import Session
@@ -24,21 +26,6 @@ from workbench.session import Session
 N = 160
 
 
-def _sess(model, level, path=None):
-    so = ort.SessionOptions()
-    so.graph_optimization_level = level
-    if path:
-        so.optimized_model_filepath = str(path)
-    return ort.InferenceSession(model if isinstance(model, str) else model.SerializeToString(), so,
-                                providers=["CPUExecutionProvider"])
-
-
-def _with_outputs(model: onnx.ModelProto, names: dict[str, int]) -> onnx.ModelProto:
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    for n, t in names.items():
-        m.graph.output.append(onnx.helper.make_tensor_value_info(n, t, None))
-    return m
 
 
 def _source_layout(d: np.ndarray, shape: tuple) -> np.ndarray:

@@ -3,13 +3,11 @@ revert-one probes only for the groups a selection needs, more only when no selec
 
 from __future__ import annotations
 
-import numpy as np
 import onnx
 import pytest
 
-from tests.tune_models import planted_cnn, planted_data
+from tests.tune_models import open_planted, write_planted
 from workbench.calibration_cache import op_types_for
-from workbench.session import SessionSpec, open_session
 from workbench.tune import search
 from workbench.tune.evaluator import recipe_key
 from workbench.tune.groups import find_groups
@@ -22,15 +20,10 @@ PLANTED = {"conv2", "conv4"}
 
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory):
-    d = tmp_path_factory.mktemp("planted")
-    onnx.save(planted_cnn(), str(d / "m.onnx"))
-    np.savez(d / "calib.npz", **planted_data(32, seed=1))
-    np.savez(d / "eval.npz", **planted_data(48, seed=2))
-    return d
+    return write_planted(tmp_path_factory.mktemp("planted"))
 
 
-def _session(d):
-    return open_session(SessionSpec(str(d / "m.onnx"), str(d / "calib.npz"), str(d / "eval.npz")))
+_session = open_planted
 
 
 def _tune(d, objective="int8_macs"):

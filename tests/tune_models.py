@@ -104,3 +104,19 @@ def outlier_data(n: int = 48, side: int = 8, seed: int = 1, spike: bool = False)
     if spike:
         x[0, 0, side // 2, side // 2] = 3.5
     return {"x": x}
+
+
+def write_planted(d):
+    """The planted CNN with its calibration (32) and evaluation (48) data in folder ``d``: the tune tests' model."""
+    onnx.save(planted_cnn(), str(d / "m.onnx"))
+    np.savez(d / "calib.npz", **planted_data(32, seed=1))
+    np.savez(d / "eval.npz", **planted_data(48, seed=2))
+    return d
+
+
+def open_planted(d):
+    """A session on what ``write_planted`` wrote."""
+    from workbench.session import SessionSpec, open_session  # noqa: PLC0415 - the model builders need no session
+
+    return open_session(SessionSpec(str(d / "m.onnx"), str(d / "calib.npz"), str(d / "eval.npz")))
+
