@@ -247,6 +247,10 @@ class LayerPanel(QWidget):
         self.count_label.setText(f"{n} layers · {flagged} flagged · {over} override(s)"
                                  + ("" if run else " · analysing…" if self.ws.activity == "Analysing" else " · not analysed yet"))
         self.exclude_button.setEnabled(run is not None)
+        h = self.table.horizontalHeader()
+        unsorted = not 0 <= h.sortIndicatorSection() < h.count()
+        if run is not None and unsorted:  # the first figures: worst first, unless the user or project chose an order
+            self.table.sortByColumn(C_KEY, Qt.SortOrder.AscendingOrder)
 
     # -- selection sync --------------------------------------------------------------------------------
     def _table_selection_changed(self, *_):

@@ -339,3 +339,18 @@ def test_before_after_gives_spare_width_to_the_names(qtbot, demo_ws):
     p.resize(500, 400)  # narrow: the names keep their room, the table scrolls
     qtbot.wait(20)
     assert h.sectionSize(0) == NAME_MIN_W
+
+
+def test_table_opens_worst_first_once_figures_exist(qtbot, demo_ws):
+    """A new user sees the worst layer on top without sorting; a column the user picks afterwards stays picked."""
+    from ui.layer_panel import LayerPanel
+    from ui.layer_table import C_KEY, C_NODE, NODE_ROLE
+
+    p = LayerPanel(demo_ws)
+    qtbot.addWidget(p)
+    p.show()
+    assert p.table.horizontalHeader().sortIndicatorSection() == C_KEY
+    assert p.proxy.index(0, 0).data(NODE_ROLE) == demo_ws.current_run.result.ranked("isolated")[0].node
+    p.table.sortByColumn(C_NODE, Qt.SortOrder.AscendingOrder)
+    demo_ws.events.current.emit(demo_ws.current)  # another run shown: the user's order stays
+    assert p.table.horizontalHeader().sortIndicatorSection() == C_NODE
