@@ -37,18 +37,7 @@ def planted_cnn(layers: int = 6, planted: tuple = (2, 4), channels: int = 8, sid
         nodes += [helper.make_node("Conv", [prev, f"w{i}", f"b{i}"], [f"c{i}"], name=f"conv{i}", pads=[1, 1, 1, 1]),
                   helper.make_node("Relu", [f"c{i}"], [f"r{i}"], name=f"relu{i}")]
         prev, cin = f"r{i}", c
-    wf = (rng.standard_normal((10, c)) * 0.5).astype(np.float32)
-    inits += [numpy_helper.from_array(wf, "wf"), numpy_helper.from_array(np.zeros(10, np.float32), "bf")]
-    nodes += [helper.make_node("GlobalAveragePool", [prev], ["gap"], name="gap"),
-              helper.make_node("Flatten", ["gap"], ["flat"], name="flatten"),
-              helper.make_node("Gemm", ["flat", "wf", "bf"], ["y"], name="fc", transB=1)]
-    graph = helper.make_graph(nodes, "planted_cnn",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, side, side])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
+    return _with_head("planted_cnn", nodes, inits, prev, c, side, rng)
 
 
 def planted_data(n: int = 48, side: int = 8, seed: int = 1) -> dict[str, np.ndarray]:
@@ -82,18 +71,7 @@ def outlier_cnn(layers: int = 4, channels: int = 8, side: int = 8, seed: int = 0
         nodes += [helper.make_node("Conv", [prev, f"w{i}", f"b{i}"], [f"c{i}"], name=f"conv{i}", pads=[1, 1, 1, 1]),
                   helper.make_node("Relu", [f"c{i}"], [f"r{i}"], name=f"relu{i}")]
         prev, cin = f"r{i}", c
-    wf = (rng.standard_normal((10, c)) * 0.5).astype(np.float32)
-    inits += [numpy_helper.from_array(wf, "wf"), numpy_helper.from_array(np.zeros(10, np.float32), "bf")]
-    nodes += [helper.make_node("GlobalAveragePool", [prev], ["gap"], name="gap"),
-              helper.make_node("Flatten", ["gap"], ["flat"], name="flatten"),
-              helper.make_node("Gemm", ["flat", "wf", "bf"], ["y"], name="fc", transB=1)]
-    graph = helper.make_graph(nodes, "outlier_cnn",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, side, side])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
+    return _with_head("outlier_cnn", nodes, inits, prev, c, side, rng)
 
 
 def outlier_data(n: int = 48, side: int = 8, seed: int = 1, spike: bool = False) -> dict[str, np.ndarray]:
@@ -120,3 +98,18 @@ def open_planted(d):
 
     return open_session(SessionSpec(str(d / "m.onnx"), str(d / "calib.npz"), str(d / "eval.npz")))
 
+
+def _with_head(name: str, nodes: list, inits: list, prev: str, c: int, side: int, rng) -> onnx.ModelProto:
+    """The conv stack ``nodes`` (output ``prev``, ``c`` channels) with the shared classifier head, as a checked model."""
+    wf = (rng.standard_normal((10, c)) * 0.5).astype(np.float32)
+    inits = inits + [numpy_helper.from_array(wf, "wf"), numpy_helper.from_array(np.zeros(10, np.float32), "bf")]
+    nodes = nodes + [helper.make_node("GlobalAveragePool", [prev], ["gap"], name="gap"),
+                     helper.make_node("Flatten", ["gap"], ["flat"], name="flatten"),
+                     helper.make_node("Gemm", ["flat", "wf", "bf"], ["y"], name="fc", transB=1)]
+    graph = helper.make_graph(nodes, name,
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, side, side])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
