@@ -197,3 +197,29 @@ def test_layers_inside_if_and_loop_are_named_as_kept_in_float(tmp_path):
     assert "loop/MatMul" in note or "MatMul" in note
     r = analyze(s)
     assert r.layers and all(math.isfinite(lay.cumulative.sqnr_db) for lay in r.layers if lay.cumulative.mse > 0)
+
+
+def test_default_path_quantizes_once_per_recipe_until_the_file_changes(files, tmp_path, monkeypatch):
+    import workbench.session as session_mod
+
+    monkeypatch.setenv("QWB_CACHE_DIR", str(tmp_path / "cache"))
+    calls = []
+    real = session_mod.quantize
+    monkeypatch.setattr(session_mod, "quantize", lambda *a, **k: calls.append(a[1].dumps()) or real(*a, **k))
+    s = Session(files[0], files[1])
+    first = s.quantize()
+    assert s.quantize() is first and len(calls) == 1  # same recipe, untouched file: reused
+    other = Recipe()
+    other.settings.percentile = 99.9
+    other.settings.calibration_method = "percentile"
+    assert s.quantize(recipe=other).path != first.path and len(calls) == 2  # another recipe: quantized
+    assert s.quantize(check=True) is not first and len(calls) == 3  # a check not yet run: quantized again
+    assert s.quantize() is not None and len(calls) == 3  # the checked result serves an unchecked request
+    p = first.path
+    onnx.save(onnx.load(str(p)), str(p))  # the user (or another process) rewrote the file
+    import os
+    os.utime(p, ns=(1, 1))
+    s.quantize()
+    assert len(calls) == 4
+    s.quantize(tmp_path / "explicit.onnx")  # an explicit path is always written
+    assert len(calls) == 5
