@@ -1,12 +1,14 @@
 """One pass over calibration samples: a fixed-memory histogram per activation tensor, plus weight ranges.
 
 The pass runs the float model once per batch with every tensor to calibrate exposed as an output and
-folds each tensor into its histogram (in a worker thread, overlapping the next batch's inference), so memory
-is the same for 32 or 5,000 samples.
+folds each tensor into its histogram (in worker threads, one per core, overlapping the next batch's inference),
+so memory is the same for 32 or 5,000 samples.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -20,6 +22,8 @@ from ..onnx_utils import expose_tensors, initializer_arrays, make_session, weigh
 from .grid import QuantSpec
 from .histogram import DEFAULT_BINS, HistogramSnapshot, StreamingHistogram
 from .methods import derive_range
+
+MAX_FOLD_WORKERS = 8
 
 
 @dataclass
@@ -89,12 +93,35 @@ def weight_stats(model: onnx.ModelProto, weighted_ops=("Conv", "ConvTranspose", 
     return out
 
 
+def fold_workers(tensors: int) -> int:
+    """Threads folding histograms: one per CPU this process may use, at most one per tensor and at most
+    ``MAX_FOLD_WORKERS`` (each holds the GIL for ~15% of its time, so more threads stop paying)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, tensors, MAX_FOLD_WORKERS))
+
+
+def split_by_size(sizes: dict[str, int], parts: int) -> list[list[str]]:
+    """Names grouped into at most ``parts`` groups of near-equal total size (largest first onto the lightest
+    group, which is within 4/3 of the best split); each group keeps the names' original order."""
+    groups: list[list[str]] = [[] for _ in range(max(1, parts))]
+    load = [0] * len(groups)
+    for name in sorted(sizes, key=lambda n: -sizes[n]):  # stable: equal sizes keep their order
+        k = load.index(min(load))
+        groups[k].append(name)
+        load[k] += sizes[name]
+    order = {n: i for i, n in enumerate(sizes)}
+    return [sorted(g, key=order.__getitem__) for g in groups if g]
+
+
 def collect(model: onnx.ModelProto, tensor_names: list[str], batches: Iterable[tuple[int, int, dict]],
-            total: int, task: Task | None = None, bins: int = DEFAULT_BINS) -> CalibrationData:
+            total: int, task: Task | None = None, bins: int = DEFAULT_BINS, workers: int | None = None) -> CalibrationData:
     """Run ``model`` over ``batches`` ((start, stop, feed) per batch) and histogram ``tensor_names``.
 
     ``total`` is the number of samples, for progress. Graph inputs among ``tensor_names`` are taken from
-    the feeds directly.
+    the feeds directly. ``workers`` threads fold the histograms (default ``fold_workers``).
     """
     task = task or NullTask()
     inputs = {i.name for i in model.graph.input}
@@ -102,36 +129,49 @@ def collect(model: onnx.ModelProto, tensor_names: list[str], batches: Iterable[t
     session = make_session(expose_tensors(model, to_run))
     hists = {t: StreamingHistogram(bins) for t in tensor_names}
     fed = [t for t in tensor_names if t in inputs]
+    workers = workers or fold_workers(len(hists))
+    stop_folding = threading.Event()
 
-    def fold(values: list[np.ndarray], feed: dict) -> None:
-        for name, arr in zip(to_run, values):
-            hists[name].update(arr)
-        for name in fed:
-            hists[name].update(feed[name])
+    def fold(names: list[str], arrays: dict[str, np.ndarray]) -> None:
+        for name in names:
+            if stop_folding.is_set():  # another group failed: the histograms are being thrown away
+                return
+            hists[name].update(arrays[name])
 
-    # One worker folds batch k into the histograms while onnxruntime runs batch k + 1: both release the GIL
-    # in their inner loops, so on 2+ cores the histogram time hides behind inference. Every histogram still
-    # sees its batches in order (the worker is waited for before the next batch is handed over), so the
-    # result is the same as folding in the loop; at most two batches of tensors are alive at once.
+    def finish(futures: list[Future]) -> None:
+        """Wait for every group of the batch (none may still touch a histogram), then raise the first failure."""
+        wait(futures)
+        for f in futures:
+            if not f.cancelled() and f.exception() is not None:
+                raise f.exception()
+
+    # The tensors are split over ``workers`` threads by size, each tensor always on the same thread, and they fold
+    # batch k while onnxruntime runs batch k + 1: numpy's loops and onnxruntime release the GIL, so the folding
+    # uses every core and hides the inference. A batch is handed over only once every group has folded the one
+    # before, so each histogram sees its batches in order (the result equals folding in the loop) and at most two
+    # batches of tensors are alive at once.
     samples = 0
-    pending: Future | None = None
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qwb-histogram") as pool:
+    groups: list[list[str]] | None = None
+    pending: list[Future] = []
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="qwb-histogram") as pool:
         try:
             for _start, stop, feed in batches:
                 task.check()
-                values = session.run(to_run, feed)
-                if pending is not None:
-                    pending.result()  # re-raises a failure of the previous batch here
+                arrays = dict(zip(to_run, session.run(to_run, feed)))
                 # inputs are copied: a batch source may reuse its arrays for the next batch
-                pending = pool.submit(fold, values, {n: np.array(feed[n]) for n in fed})
-                del values  # the worker holds the batch now; it is released when folded
+                arrays.update({n: np.array(feed[n]) for n in fed})
+                finish(pending)  # re-raises a failure of the previous batch here
+                if groups is None:  # sizes of the first batch; later batches keep the split (and the order)
+                    groups = split_by_size({t: int(arrays[t].size) for t in tensor_names}, workers)
+                pending = [pool.submit(fold, g, arrays) for g in groups]
+                del arrays  # the workers hold the batch now; it is released when folded
                 samples = stop
                 task.report(stop / max(total, 1), f"calibrating: sample {stop}/{total}")
-            if pending is not None:
-                pending.result()
+            finish(pending)
         finally:
-            if pending is not None:
-                pending.cancel()
-                wait([pending])
+            stop_folding.set()  # a no-op once everything is folded; on failure or cancel the rest stop early
+            for f in pending:
+                f.cancel()
+            wait(pending)
     del session
     return CalibrationData({t: h.snapshot() for t, h in hists.items()}, weight_stats(model), samples)

@@ -14,6 +14,7 @@ edge, which lets exact zeros (ReLU outputs, padding) be treated as the point mas
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -319,24 +320,26 @@ class StreamingHistogram:
         self._fit(lo, hi)
         self.min, self.max = min(self.min, lo), max(self.max, hi)
         self.count += int(x.size)
-        self.zeros += int(x.size - np.count_nonzero(x))
         # Scaling by the inverse width (a power of two) is exact unless it underflows, which cannot happen
         # in float32 while the width is <= 1; floor() then gives the exact integer bin number. Outside
         # that (huge or subnormal widths, float64 data) the same steps run in float64.
         inv = math.ldexp(1.0, -self.exp)
         dt = np.float32 if (x.dtype == np.float32 and -126 <= self.exp <= 0) else np.float64
-        n = min(x.size, _CHUNK)
-        buf, wide_buf = np.empty(n, dtype=dt), np.empty(n, dtype=np.float64)
-        idx_buf = np.empty(n, dtype=np.int64)
+        buf, wide_buf, idx_buf, zero_buf = _scratch(dt)
         # floor(x * inv) lies in [start, start + bins): when those fit the float's mantissa (24 or 53 bits),
         # both operands of ``floor(x * inv) - start`` are exact integers and so is the difference; otherwise
         # the integer subtraction runs after the cast
         exact_sub = abs(self.start) + self.bins < (1 << (24 if dt is np.float32 else 53))
         scale, start = dt(inv), dt(self.start if exact_sub else 0)
         total = sq = 0.0
+        zeros = 0
         for i in range(0, x.size, _CHUNK):
             xc = x[i:i + _CHUNK]
-            b, wide, idx = buf[:xc.size], wide_buf[:xc.size], idx_buf[:xc.size]
+            b, wide, idx, is_zero = buf[:xc.size], wide_buf[:xc.size], idx_buf[:xc.size], zero_buf[:xc.size]
+            # exact zeros counted on the chunk while it is in cache: np.count_nonzero of a float array is a scalar
+            # loop (0.47 ns/value measured), a compare into bools and counting those is vectorized (0.26)
+            np.equal(xc, 0, out=is_zero)
+            zeros += int(np.count_nonzero(is_zero))
             np.copyto(wide, xc)  # sums in float64: float32 squares of values above 1.8e19 overflow
             total += float(wide.sum())
             # squared in place and summed by numpy, not np.dot: that goes to multi-threaded BLAS, whose threads
@@ -352,6 +355,7 @@ class StreamingHistogram:
                 idx -= self.start
             # idx is within [0, bins) by construction (_fit); bincount fails loudly otherwise
             self.counts += np.bincount(idx, minlength=self.bins)
+        self.zeros += zeros
         self.sum += total
         self.sum_sq += sq
 
@@ -415,6 +419,22 @@ class StreamingHistogram:
         edges = (self.start + np.arange(self.bins + 1, dtype=np.float64)) * self.width
         return HistogramSnapshot(self.counts.copy(), edges, float(self.min), float(self.max), self.count,
                                  self.sum, self.sum_sq, self.zeros, self.special)
+
+
+_local = threading.local()
+
+
+def _scratch(dt) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """This thread's chunk buffers (scaled values in ``dt``, float64, bin indices, zero flags), made once: fresh
+    1.3 MB temporaries per update came from mmap and were page-faulted in every call (up to ~2 ns per value
+    measured on a 224-px MobileNetV2, whose tensors are updated ~13,000 times per 128 samples)."""
+    bufs = getattr(_local, "bufs", None)
+    if bufs is None or bufs[1].size != _CHUNK:
+        bufs = _local.bufs = {}, np.empty(_CHUNK), np.empty(_CHUNK, dtype=np.int64), np.empty(_CHUNK, dtype=np.bool_)
+    scaled = bufs[0].get(dt)
+    if scaled is None:
+        scaled = bufs[0][dt] = np.empty(_CHUNK, dtype=dt)
+    return scaled, bufs[1], bufs[2], bufs[3]
 
 
 def _initial_exp(lo: float, hi: float, bins: int) -> int:
