@@ -133,10 +133,15 @@ def test_empty_and_integer_inputs():
 
 def test_large_tensor_is_binned_in_chunks_exactly():
     x = np.random.default_rng(3).standard_normal(3_000_000).astype(np.float32) * 7
+    x[::7] = 0.0  # exact zeros, counted chunk by chunk
+    x[3::11] = -0.0
     h = StreamingHistogram()
     h.update(x)
     s = h.snapshot()
     np.testing.assert_array_equal(s.counts, np.histogram(x, s.edges)[0])
+    assert s.zeros == x.size - np.count_nonzero(x) and s.count == x.size
+    assert s.sum == pytest.approx(float(np.sum(x, dtype=np.float64)), rel=1e-12)
+    assert s.sum_sq == pytest.approx(float(np.sum(x.astype(np.float64) ** 2)), rel=1e-12)
 
 
 def test_memory_is_fixed():

@@ -21,10 +21,13 @@ from functools import cached_property
 import numpy as np
 
 DEFAULT_BINS = 4096
-# values binned per step: the temporaries (float32 + float64 + int64 per value, 1.3 MB) stay in the CPU's L2
-# cache, so the ~8 passes per value read cache, not memory: 1 << 20 took 9.3 ms per 1M values, 1 << 16 4.0 ms
-# (measured, docs/benchmarks.md)
-_CHUNK = 1 << 16
+# values binned per step: the temporaries (float32 + float64 + int64 + bool per value, 2.8 MB, reused per thread)
+# stay in the CPU's caches, so the ~10 passes per value read cache, not memory (fresh temporaries per call: 1 << 20
+# took 9.3 ms per 1M values, 1 << 16 4.0 ms; docs/benchmarks.md). With reused buffers 1 << 16 and 1 << 17 cost the
+# same on one thread (3.1 ns/value, 224-px MobileNetV2 activations), but with two folding threads each numpy call
+# is a GIL hand-over (~10-20 us on the 2-core VM), and half as many calls per value folded faster: 2.3-2.5 vs
+# 2.5-2.7 ns/value of wall time (1 << 19 and up: slower on one thread, 3.4-3.5).
+_CHUNK = 1 << 17
 _TINY_EXP = -140  # width exponent for a histogram that has only seen zeros
 MASK_MAGNITUDE = 1e30  # finite values this large are mask constants (finfo.min, -1e38), never data
 
