@@ -140,9 +140,9 @@ def test_saved_histograms_read_back_exactly_and_compressed(tmp_path):
 
     rng = np.random.default_rng(3)
     hists = {}
+    masked = np.concatenate([rng.standard_normal(300), [np.nan, -np.inf, np.finfo(np.float32).min]])
     for name, values in {"relu": np.maximum(rng.standard_normal(5000), 0).astype(np.float32),
-                         "masked": np.concatenate([rng.standard_normal(300).astype(np.float32),
-                                                   [np.nan, -np.inf, np.finfo(np.float32).min]]).astype(np.float32)}.items():
+                         "masked": masked.astype(np.float32)}.items():
         h = StreamingHistogram(256)
         h.update(values)
         hists[name] = h.snapshot()

@@ -117,7 +117,8 @@ def split_by_size(sizes: dict[str, int], parts: int) -> list[list[str]]:
 
 
 def collect(model: onnx.ModelProto, tensor_names: list[str], batches: Iterable[tuple[int, int, dict]],
-            total: int, task: Task | None = None, bins: int = DEFAULT_BINS, workers: int | None = None) -> CalibrationData:
+            total: int, task: Task | None = None, bins: int = DEFAULT_BINS,
+            workers: int | None = None) -> CalibrationData:
     """Run ``model`` over ``batches`` ((start, stop, feed) per batch) and histogram ``tensor_names``.
 
     ``total`` is the number of samples, for progress. Graph inputs among ``tensor_names`` are taken from

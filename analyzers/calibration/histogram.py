@@ -433,7 +433,8 @@ def _scratch(dt) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     measured on a 224-px MobileNetV2, whose tensors are updated ~13,000 times per 128 samples)."""
     bufs = getattr(_local, "bufs", None)
     if bufs is None or bufs[1].size != _CHUNK:
-        bufs = _local.bufs = {}, np.empty(_CHUNK), np.empty(_CHUNK, dtype=np.int64), np.empty(_CHUNK, dtype=np.bool_)
+        bufs = _local.bufs = ({}, np.empty(_CHUNK), np.empty(_CHUNK, dtype=np.int64),
+                              np.empty(_CHUNK, dtype=np.bool_))
     scaled = bufs[0].get(dt)
     if scaled is None:
         scaled = bufs[0][dt] = np.empty(_CHUNK, dtype=dt)
