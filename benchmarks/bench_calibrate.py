@@ -9,7 +9,8 @@ calibrate run has a fresh, empty QWB_CACHE_DIR for its histograms (the prepared 
 so the model runs over every sample and the histograms are folded and saved. Reported: wall seconds, CPU seconds
 (user + system of every thread of this process) and the 1-minute load average before each run: the machine is
 shared, so CPU seconds are the steadier figure. ``--update-only`` times ``StreamingHistogram.update`` on one
-batch of every tensor (collected once), folded into histograms whose grid is already fitted: ns per value.
+batch of every tensor (collected once), folded into histograms whose grid is already fitted, by 1 and 2 threads
+(``--threads``; the tensors split as ``collect`` splits them): ns of wall time per value.
 """
 
 from __future__ import annotations
@@ -60,10 +61,14 @@ def calibrate_runs(size: int, samples: int, repeat: int) -> list[dict]:
     return out
 
 
-def update_ns_per_value(size: int, repeat: int) -> dict:
-    """ns per value of ``StreamingHistogram.update`` over one batch (one sample) of every calibrated tensor."""
+def update_ns_per_value(size: int, repeat: int, threads: list[int]) -> dict:
+    """ns per value of ``StreamingHistogram.update`` over one batch (one sample) of every calibrated tensor, folded
+    by each number of threads in ``threads``."""
+    import threading
+
     import numpy as np
 
+    from analyzers.calibration.collect import split_by_size
     from analyzers.calibration.histogram import StreamingHistogram
     from analyzers.onnx_utils import expose_tensors, make_session
     from workbench.calibration_cache import calibration_tensors
@@ -82,16 +87,27 @@ def update_ns_per_value(size: int, repeat: int) -> dict:
     for t, v in values.items():  # fits every grid: the timed updates below only bin
         hists[t].update(v)
     n = sum(v.size for v in values.values())
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for t, v in values.items():
-            hists[t].update(v)
-        times.append(time.perf_counter() - t0)
-    best, med = min(times), statistics.median(times)
-    return {"values": int(n), "tensors": len(values), "ns_per_value_median": round(med / n * 1e9, 3),
-            "ns_per_value_best": round(best / n * 1e9, 3), "dtype": str(next(iter(values.values())).dtype),
-            "numpy": np.__version__}
+
+    def fold(names):
+        for t in names:
+            hists[t].update(values[t])
+
+    out = {"values": int(n), "tensors": len(values), "dtype": str(next(iter(values.values())).dtype),
+           "numpy": np.__version__}
+    for k in threads:  # k threads, the tensors split as collect splits them: ns of wall time per value
+        groups = split_by_size({t: int(v.size) for t, v in values.items()}, k)
+        times = []
+        for _ in range(repeat):
+            pool = [threading.Thread(target=fold, args=(g,)) for g in groups]
+            t0 = time.perf_counter()
+            for th in pool:
+                th.start()
+            for th in pool:
+                th.join()
+            times.append(time.perf_counter() - t0)
+        out[f"{k}_threads"] = {"ns_per_value_median": round(statistics.median(times) / n * 1e9, 3),
+                               "ns_per_value_best": round(min(times) / n * 1e9, 3)}
+    return out
 
 
 def main() -> None:
@@ -101,9 +117,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--update-only", action="store_true", help="only time StreamingHistogram.update")
     ap.add_argument("--no-update", action="store_true", help="only time calibrate")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="update: folding threads to time")
     a = ap.parse_args()
     if not a.no_update:
-        print(json.dumps({"update": update_ns_per_value(a.size, max(a.repeat, 5))}), flush=True)
+        print(json.dumps({"update": update_ns_per_value(a.size, max(a.repeat, 5), a.threads)}), flush=True)
     if a.update_only:
         return
     runs = calibrate_runs(a.size, a.samples, a.repeat)
