@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -132,3 +134,29 @@ def test_split_by_size_balances_and_keeps_every_name_once_in_order():
     assert len(loads) == 2 and loads[1] - loads[0] <= max(sizes.values())  # largest first onto the lighter group
     assert split_by_size(sizes, 1) == [list(sizes)]
     assert len(split_by_size({"a": 3, "b": 1}, 8)) == 2  # no empty groups
+
+
+def test_cancelling_stops_the_pass_and_leaves_no_folding_thread(monkeypatch):
+    class Cancelled(Exception):
+        pass
+
+    class CancelOnThirdBatch:
+        checks = 0
+
+        def report(self, fraction, message=""):
+            pass
+
+        def check(self):
+            self.checks += 1
+            if self.checks == 3:
+                raise Cancelled()
+
+    calls = _fails_on_call(monkeypatch, 10**9)  # counts updates, never fails
+    model = conv_net()
+    x = conv_net_data(16)["x"]
+    tensors = _tensors(model)
+    with pytest.raises(Cancelled):
+        collect(model, tensors, _batches(x, 2), len(x), task=CancelOnThirdBatch(), workers=2)
+    # the first batch was folded, the second perhaps in part (the workers stop at the next tensor), nothing after
+    assert len(tensors) <= len(calls) <= 2 * len(tensors)
+    assert not [t for t in threading.enumerate() if t.name.startswith("qwb-histogram")]
