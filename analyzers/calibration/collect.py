@@ -149,9 +149,10 @@ def collect(model: onnx.ModelProto, tensor_names: list[str], batches: Iterable[t
     # The tensors are split over ``workers`` threads by size, each tensor always on the same thread, and they fold
     # batch k while onnxruntime runs batch k + 1: numpy's loops and onnxruntime release the GIL, so the folding
     # spreads over the cores and hides the inference. Each numpy call takes the GIL back, which limits the gain
-    # (on the 2-core VM two threads folded a 224-px MobileNetV2's activations at 2.3-2.5 ns/value of wall time,
-    # one at 3.1). A batch is handed over only once every group has folded the one before, so each histogram sees
-    # its batches in order (the result equals folding in the loop) and at most two batches of tensors are alive.
+    # (2-core VM, otherwise idle: two threads folded a 224-px MobileNetV2's activations at 2.2-2.5 ns/value of wall
+    # time, one at 3.0-3.1; with other work on the machine, no faster than one). A batch is handed over only once
+    # every group has folded the one before, so each histogram sees its batches in order (the result equals
+    # folding in the loop) and at most two batches of tensors are alive.
     samples = 0
     groups: list[list[str]] | None = None
     pending: list[Future] = []
