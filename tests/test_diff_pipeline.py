@@ -1,5 +1,6 @@
-"""The diff engine infers two batches at once (``DiffEngine.in_flight``): the figures, ``on_batch``, progress and
-cancellation must be exactly what one batch at a time gives."""
+"""The diff engine's speed paths: two batches inferred at once (``DiffEngine.in_flight``) and clip counting that
+skips what a Clip already guarantees; the figures, ``on_batch``, progress and cancellation must be exactly what
+one batch at a time and a full count give."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 import analyzers.diff as diff
 from analyzers.diff import DiffEngine
+from analyzers.onnx_utils import expose_tensors, make_session
 from tests.models import conv_net, conv_net_data, save, save_npz
 from workbench.analysis import analyze
 from workbench.calibration_cache import op_types_for
@@ -118,3 +120,38 @@ def test_deployed_layer_figures_unchanged_when_batches_are_drawn_ahead(paths, mo
     got = [(la.node, la.deployed) for la in b.layers]
     assert got == [(la.node, la.deployed) for la in a.layers]
     assert sum(d is not None for _, d in got) >= 3
+
+
+def _clip_net(tmp_path):
+    """conv_net with Clip(0, 100) after conv1 and ReLU6-style Clip(0, 6) after conv2 and conv3 (bounds as
+    initializers)."""
+    m = conv_net(channels=8)
+    for n in m.graph.node:
+        if n.op_type == "Relu":
+            n.op_type = "Clip"
+            n.input.extend(["zero", "six" if n.output[0] != "r1" else "hundred"])
+    m.graph.initializer.extend([onnx.numpy_helper.from_array(np.float32(v), k)
+                                for k, v in (("zero", 0.0), ("six", 6.0), ("hundred", 100.0))])
+    calib, ev = conv_net_data(32, seed=1), conv_net_data(12, seed=2)
+    calib["x"] *= 4  # conv2's Clip saturates while calibrating: its range ends at 6 exactly
+    ev["x"] *= 8  # conv1's outputs pass its calibrated range, below 100
+    return (save(m, tmp_path / "clip.onnx"), save_npz(tmp_path / "c.npz", **calib), save_npz(tmp_path / "e.npz", **ev))
+
+
+def test_clip_counting_skips_only_what_the_clip_guarantees(tmp_path, monkeypatch):
+    paths = _clip_net(tmp_path)
+    e, s = _engine(paths, 2, monkeypatch)
+    data = s.eval_data
+    r = e.run(data.batches(batch_size=BATCH), len(data))
+    assert e.clip_ranges["r1"] == (0.0, 100.0) and e.clip_ranges["r2"] == (0.0, 6.0)
+    assert e.bounds["r2"][1] >= 6.0  # the pass over r2's maximum is skipped ...
+    assert e.bounds["r1"][1] < 100.0  # ... the one over r1's is not
+    fp32 = make_session(expose_tensors(s.prepared.load_proto(), ["r1", "r2", "r3"]), "deployed")
+    vals = dict(zip(["r1", "r2", "r3"], fp32.run(["r1", "r2", "r3"], {"x": np.load(paths[2])["x"]})))
+    by_tensor = {lay.fp32_tensor: lay.node for lay in e.match.layers}
+    rates = {}
+    for t, x in vals.items():
+        lo, hi = e.bounds[t]
+        rates[t] = r.layers[by_tensor[t]].clip_rate
+        assert rates[t] == np.count_nonzero((x < np.float32(lo)) | (x > np.float32(hi))) / x.size, t
+    assert rates["r1"] > 0.01
