@@ -176,28 +176,10 @@ class DiffEngine:
         out_acc = {o: OutputAccumulator(kinds[o], self.batched) for o in self.model_outputs}
         t_run = t_stats = 0.0
         done = 0
-        pending: deque = deque()  # (start, stop, future) in batch order; at most ``in_flight`` batches alive
-        source = iter(batches)
-        with ThreadPoolExecutor(self.in_flight, thread_name_prefix="qwb-diff") as pool:
-
-            def draw() -> bool:
-                task.check()
-                nxt = next(source, None)
-                if nxt is not None:
-                    pending.append((nxt[0], nxt[1], pool.submit(self._infer, nxt[2])))
-                return nxt is not None
-
-            more = True
-            while True:
-                while more and len(pending) < self.in_flight:
-                    more = draw()  # the batches after this one run while its statistics are folded
-                if not pending:
-                    break
-                start, stop, future = pending.popleft()
-                t = time.perf_counter()
-                fvals, vals = future.result()
-                del future
-                t_run += time.perf_counter() - t
+        inferred = self._inferred(batches, task)
+        try:
+            for start, stop, fvals, vals, waited in inferred:
+                t_run += waited
                 t = time.perf_counter()
                 n_elem = {}
                 for ft, p in g.cumulative.items():
@@ -225,6 +207,8 @@ class DiffEngine:
                 t_stats += time.perf_counter() - t
                 done = stop
                 task.report(done / max(total, 1), f"analysing: sample {done}/{total}")
+        finally:
+            inferred.close()  # a cancelled or failed run waits here for the batches still in flight
         layers = {}
         for lay in self.match.layers:
             a = acc[lay.fp32_tensor]
@@ -239,6 +223,31 @@ class DiffEngine:
         reservoirs = {t: (r.x, r.y) for t, r in res.items() if t in {lay.fp32_tensor for lay in self.match.layers}}
         return DiffOutcome(self.match, layers, {t: a.result() for t, a in acc.items()}, outputs, reservoirs, done,
                            {"setup_s": self.setup_s, "inference_s": t_run, "statistics_s": t_stats})
+
+    def _inferred(self, batches: Iterable[tuple[int, int, dict]], task: Task):
+        """(start, stop, FP32 tensors, diff-model outputs, seconds waited for them) of each batch, in order.
+
+        ``in_flight`` batches are inferred at once in worker threads: the ones after a batch run while the caller
+        folds it. Batches are drawn here, in this thread, after ``task.check()``; at most ``in_flight`` are alive."""
+        pending: deque = deque()  # (start, stop, future), in batch order
+        source = iter(batches)
+        with ThreadPoolExecutor(self.in_flight, thread_name_prefix="qwb-diff") as pool:
+            more = True
+            while True:
+                while more and len(pending) < self.in_flight:
+                    task.check()
+                    nxt = next(source, None)
+                    more = nxt is not None
+                    if more:
+                        pending.append((nxt[0], nxt[1], pool.submit(self._infer, nxt[2])))
+                if not pending:
+                    return
+                start, stop, future = pending.popleft()
+                t = time.perf_counter()
+                fvals, vals = future.result()
+                del future
+                yield start, stop, fvals, vals, time.perf_counter() - t
+                del fvals, vals  # before the next batch is drawn
 
     def _infer(self, feed: dict) -> tuple[dict, dict]:
         """One batch through both sessions (in a worker thread): (FP32 tensors and the feed, diff-model outputs)."""

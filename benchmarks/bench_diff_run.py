@@ -82,6 +82,8 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--reservoir", type=int, default=0)
     ap.add_argument("--no-isolated", action="store_true")
+    ap.add_argument("--kernels", default="exact", choices=["exact", "both"],
+                    help="both: the deployed taps ride along (drawn with each batch, folded in on_batch)")
     ap.add_argument("--out", help="write the last repeat's figures here (.npz)")
     ap.add_argument("--compare", nargs=2, metavar="NPZ")
     args = ap.parse_args()
@@ -112,8 +114,8 @@ def main() -> int:
         calib, ev = image_data(128, args.size, seed=1), image_data(args.n, args.size, seed=2)
         for _ in range(args.repeat):
             s = Session(model, calib, ev)  # a fresh session: no isolated figures reused
-            analyze(s, kernels="exact", isolated=not args.no_isolated, reservoir=args.reservoir)
-            print(json.dumps({"size": args.size, "n": args.n, **times[-1]}), flush=True)
+            analyze(s, kernels=args.kernels, isolated=not args.no_isolated, reservoir=args.reservoir, remedies=False)
+            print(json.dumps({"size": args.size, "n": args.n, "kernels": args.kernels, **times[-1]}), flush=True)
         med = sorted(times, key=lambda t: t["wall_s"])[len(times) // 2]
         print(json.dumps({"median_wall_s": med["wall_s"], "median_cpu_s": statistics.median(t["cpu_s"] for t in times),
                           "load": os.getloadavg()}))
