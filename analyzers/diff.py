@@ -221,6 +221,8 @@ class DiffEngine:
                 _per_sample(a.sample_sqnr(), done, major[lay.fp32_tensor] or not self.batched))
         outputs = [out_acc[o].result() for o in self.model_outputs]
         reservoirs = {t: (r.x, r.y) for t, r in res.items() if t in {lay.fp32_tensor for lay in self.match.layers}}
+        # inference_s: what this thread waited for inference (the rest ran beside the fold): with statistics_s,
+        # the run's wall time
         return DiffOutcome(self.match, layers, {t: a.result() for t, a in acc.items()}, outputs, reservoirs, done,
                            {"setup_s": self.setup_s, "inference_s": t_run, "statistics_s": t_stats})
 

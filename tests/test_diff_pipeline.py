@@ -109,6 +109,7 @@ def test_progress_in_order_and_cancel_leaves_no_worker_running(paths, monkeypatc
     assert not [th for th in threading.enumerate() if th.name.startswith("qwb-diff")]
 
 
+@pytest.mark.kernels  # the deployed integers differ from the exact ones where u8 x s8 saturates: check it there too
 def test_deployed_layer_figures_unchanged_when_batches_are_drawn_ahead(paths, monkeypatch):
     """``kernels="both"``: the deployed taps run as each batch is drawn and are folded in ``on_batch``, a batch
     later: each fold must still compare its own batch's integers."""
