@@ -17,6 +17,7 @@ import os
 import re
 import tempfile
 import time
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -301,7 +302,9 @@ class DeployedLayerTaps:
         self.kernel_check_error: str | None = None
         self.identical: bool | None = None  # tapped outputs == plain session's outputs, checked on the first batch
         self.max_output_diff = 0.0
-        self._batch: dict[str, np.ndarray] = {}
+        # each batch's layer integers, oldest first, until folded (``DiffEngine.run`` draws batches ahead of
+        # ``fold``) or taken (``batch_integers``)
+        self._batches: deque[dict[str, np.ndarray]] = deque()
         # per layer: error power the deployed values add, values that differ, values, largest difference (LSB);
         # then the same for its kernel alone on exact inputs (_KernelCheck)
         self._acc = {k: np.zeros(8) for k in self.taps}
@@ -335,12 +338,16 @@ class DeployedLayerTaps:
                 self.plain = None  # built for the check and the graph it wrote: not needed after
         if self.identical is False:
             vals.update(plain)
-        self._batch = {t.deployed_tensor: vals[t.deployed_tensor] for t in self.taps.values()}
+        self._batches.append({t.deployed_tensor: vals[t.deployed_tensor] for t in self.taps.values()})
         return [vals[n] for n in names]
 
     def batch_integers(self) -> dict[str, np.ndarray]:
-        """The last batch's layer integers as deployed: deployed tensor -> array (in the deployed layout)."""
-        return self._batch
+        """The oldest batch's layer integers as deployed, taken (not folded): deployed tensor -> array (in the
+        deployed layout)."""
+        return self._take()
+
+    def _take(self) -> dict[str, np.ndarray]:
+        return self._batches.popleft() if self._batches else {}
 
     def layout_for(self, node: str, t: LayerTap, d: np.ndarray, ref: np.ndarray) -> tuple | None | bool:
         """The permutation ``d`` holds relative to the source layout (None: the source layout; False: none fits),
@@ -349,10 +356,12 @@ class DeployedLayerTaps:
         return self._perm[node]
 
     def fold(self, fp32: dict[str, np.ndarray], exact: dict[str, np.ndarray]) -> None:
-        """Compare this batch's deployed integers with FP32 (``fp32``) and the exact simulation (``exact``)."""
+        """Compare the oldest batch's deployed integers not yet folded with its FP32 tensors (``fp32``) and exact
+        simulation (``exact``): batches are run and folded in the same order."""
         t0 = time.perf_counter()
+        batch = self._take()
         for node, t in self.taps.items():
-            d, e, x = self._batch.get(t.deployed_tensor), exact.get(t.exact_tensor), fp32.get(t.fp32_tensor)
+            d, e, x = batch.get(t.deployed_tensor), exact.get(t.exact_tensor), fp32.get(t.fp32_tensor)
             if d is None or e is None or x is None:
                 continue
             d = self._source_layout(node, t, d, e)
@@ -371,7 +380,6 @@ class DeployedLayerTaps:
                 a[0] += float((np.square(yd - xv) - np.square(ye - xv)).sum())
                 a[3] = max(a[3], float(np.abs(dv - ev).max()))
         self._fold_kernels(fp32, exact)
-        self._batch = {}
         self.seconds += time.perf_counter() - t0
 
     def _fold_kernels(self, fp32: dict, exact: dict) -> None:

@@ -5,18 +5,26 @@ exposed, and one model holding the QDQ model *plus* an isolated copy of each qua
 float tensors from the first call. Every statistic is folded into streaming accumulators straight
 away, so memory does not grow with the number of samples (only the compact per-sample x per-layer
 SQNR matrix does, a few bytes per cell).
+
+Two batches are inferred at once, each in a worker thread with half the cores (onnxruntime releases the
+GIL), while this thread folds the previous batch's statistics in batch order: the diff model's many small
+ops leave a second intra-op thread mostly idle, a second batch does not (measured in ``_pipeline_shape``).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterable
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 
+from backends.cpu import physical_cores
 from backends.tasks import NullTask, Task
 
 from .diff_graph import FP32_PREFIX, build_diff_graph, per_sample_size
@@ -126,12 +134,15 @@ class DiffEngine:
                                       reuse_isolated={k: v[0] for k, v in (reuse_isolated or {}).items()},
                                       not_sample_major=self.not_sample_major, masked=masked)
         self.nonnegative = _relu_outputs(fp32)
+        self.clip_ranges = _clip_ranges(fp32)
         self.bounds = {lay.fp32_tensor: lay.act.bounds() for lay in self.match.layers if lay.act is not None}
         self.reused = {n: reuse_isolated[n][1] for n in self.graph.iso_reused}
         self.exposed = _expose(self.graph, expose or {})
-        self.session = make_session(self.graph.model, "exact")
+        self.in_flight, threads = _pipeline_shape(physical_cores())
+        self.session = make_session(self.graph.model, "exact", threads=threads)
         self.fp32_fetch = [t for t in self.graph.fp32_feeds if t not in {i.name for i in fp32.graph.input}]
-        self.fp32_session = _fp32_session(fp32, self.fp32_fetch, fp32_key) if self.graph.fp32_feeds else None
+        self.fp32_session = (_fp32_session(fp32, self.fp32_fetch, fp32_key, threads) if self.graph.fp32_feeds
+                             else None)
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.weights = weight_errors(fp32, int8)
         self.reservoir_size = reservoir
@@ -148,8 +159,9 @@ class DiffEngine:
             kinds: dict[str, OutputKind] | None = None, on_batch=None) -> DiffOutcome:
         """Stream ``batches`` ((start, stop, feed)) through the diff model and accumulate everything.
 
-        ``on_batch(fp32, exposed)``: called once per batch with the FP32 tensors of this batch (name -> array)
-        and the ``expose``d QDQ-model tensors, before they are dropped.
+        ``on_batch(fp32, exposed)``: called once per batch, in batch order, with the FP32 tensors of this batch
+        (name -> array) and the ``expose``d QDQ-model tensors, before they are dropped. ``batches`` is drawn up to
+        ``in_flight`` batches ahead of it (an iterator that keeps per-batch state for it must queue it).
         ``kinds``: each model output's kind (default: detected from the FP32 model), which picks its figures."""
         task = task or NullTask()
         kinds = kinds or detect_kinds(self.fp32_model, labels is not None and np.asarray(labels).ndim == 1)
@@ -164,41 +176,39 @@ class DiffEngine:
         out_acc = {o: OutputAccumulator(kinds[o], self.batched) for o in self.model_outputs}
         t_run = t_stats = 0.0
         done = 0
-        for start, stop, feed in batches:
-            task.check()
-            t = time.perf_counter()
-            qfeed = {k: v for k, v in feed.items() if k in self.input_names}
-            fvals = (dict(zip(self.fp32_fetch, self.fp32_session.run(self.fp32_fetch, feed)))
-                     if self.fp32_session is not None else {})
-            fvals.update(feed)
-            qfeed.update({FP32_PREFIX + t: fvals[t] for t in g.fp32_feeds})
-            vals = dict(zip(g.fetch, self.session.run(g.fetch, qfeed)))
-            del qfeed
-            t_run += time.perf_counter() - t
-            t = time.perf_counter()
-            n_elem = {}
-            for ft, p in g.cumulative.items():
-                x = fvals[ft]
-                n_elem[ft] = x.size
-                acc[ft].add_partial(vals[p.xx], vals[p.ee], vals[p.yy], vals[p.emax], vals[p.emin], vals[p.esum], x.size)
-                if ft in clip:
-                    clip[ft][0] += _count_outside(x, *self.bounds[ft], ft in self.nonnegative)
-                    clip[ft][1] += x.size
-                if ft in res:
-                    xs = x.reshape(x.shape[0] if self.batched else 1, -1)[:, p.sample_idx]
-                    res[ft].update(xs, vals[p.sample_y])
-            if on_batch is not None:
-                on_batch(fvals, {t: vals[t] for t in self.exposed})
-            del fvals
-            for node, p in g.isolated.items():
-                ft = self._by_node[node].fp32_tensor
-                iso_acc[node].add_partial(vals[p.xx], vals[p.ee], vals[p.yy], vals[p.emax], vals[p.emin],
-                                          vals[p.esum], n_elem[ft])
-            for o, (fo, qo) in g.outputs.items():
-                out_acc[o].update(vals[fo], vals[qo], None if labels is None else labels[start:stop])
-            t_stats += time.perf_counter() - t
-            done = stop
-            task.report(done / max(total, 1), f"analysing: sample {done}/{total}")
+        inferred = self._inferred(batches, task)
+        try:
+            for start, stop, fvals, vals, waited in inferred:
+                t_run += waited
+                t = time.perf_counter()
+                n_elem = {}
+                for ft, p in g.cumulative.items():
+                    x = fvals[ft]
+                    n_elem[ft] = x.size
+                    acc[ft].add_partial(vals[p.xx], vals[p.ee], vals[p.yy], vals[p.emax], vals[p.emin], vals[p.esum],
+                                        x.size)
+                    if ft in clip:
+                        clip[ft][0] += _count_outside(x, *self.bounds[ft], ft in self.nonnegative,
+                                                      self.clip_ranges.get(ft, (-math.inf, math.inf)))
+                        clip[ft][1] += x.size
+                    if ft in res:
+                        xs = x.reshape(x.shape[0] if self.batched else 1, -1)[:, p.sample_idx]
+                        res[ft].update(xs, vals[p.sample_y])
+                if on_batch is not None:
+                    on_batch(fvals, {t: vals[t] for t in self.exposed})
+                del fvals
+                for node, p in g.isolated.items():
+                    ft = self._by_node[node].fp32_tensor
+                    iso_acc[node].add_partial(vals[p.xx], vals[p.ee], vals[p.yy], vals[p.emax], vals[p.emin],
+                                              vals[p.esum], n_elem[ft])
+                for o, (fo, qo) in g.outputs.items():
+                    out_acc[o].update(vals[fo], vals[qo], None if labels is None else labels[start:stop])
+                del vals
+                t_stats += time.perf_counter() - t
+                done = stop
+                task.report(done / max(total, 1), f"analysing: sample {done}/{total}")
+        finally:
+            inferred.close()  # a cancelled or failed run waits here for the batches still in flight
         layers = {}
         for lay in self.match.layers:
             a = acc[lay.fp32_tensor]
@@ -211,8 +221,55 @@ class DiffEngine:
                 _per_sample(a.sample_sqnr(), done, major[lay.fp32_tensor] or not self.batched))
         outputs = [out_acc[o].result() for o in self.model_outputs]
         reservoirs = {t: (r.x, r.y) for t, r in res.items() if t in {lay.fp32_tensor for lay in self.match.layers}}
+        # inference_s: what this thread waited for inference (the rest ran beside the fold): with statistics_s,
+        # the run's wall time
         return DiffOutcome(self.match, layers, {t: a.result() for t, a in acc.items()}, outputs, reservoirs, done,
                            {"setup_s": self.setup_s, "inference_s": t_run, "statistics_s": t_stats})
+
+    def _inferred(self, batches: Iterable[tuple[int, int, dict]], task: Task):
+        """(start, stop, FP32 tensors, diff-model outputs, seconds waited for them) of each batch, in order.
+
+        ``in_flight`` batches are inferred at once in worker threads: the ones after a batch run while the caller
+        folds it. Batches are drawn here, in this thread, after ``task.check()``; at most ``in_flight`` are alive."""
+        pending: deque = deque()  # (start, stop, future), in batch order
+        source = iter(batches)
+        with ThreadPoolExecutor(self.in_flight, thread_name_prefix="qwb-diff") as pool:
+            more = True
+            while True:
+                while more and len(pending) < self.in_flight:
+                    task.check()
+                    nxt = next(source, None)
+                    more = nxt is not None
+                    if more:
+                        pending.append((nxt[0], nxt[1], pool.submit(self._infer, nxt[2])))
+                if not pending:
+                    return
+                start, stop, future = pending.popleft()
+                t = time.perf_counter()
+                fvals, vals = future.result()
+                del future
+                yield start, stop, fvals, vals, time.perf_counter() - t
+                del fvals, vals  # before the next batch is drawn
+
+    def _infer(self, feed: dict) -> tuple[dict, dict]:
+        """One batch through both sessions (in a worker thread): (FP32 tensors and the feed, diff-model outputs)."""
+        g = self.graph
+        qfeed = {k: v for k, v in feed.items() if k in self.input_names}
+        fvals = (dict(zip(self.fp32_fetch, self.fp32_session.run(self.fp32_fetch, feed)))
+                 if self.fp32_session is not None else {})
+        fvals.update(feed)
+        qfeed.update({FP32_PREFIX + t: fvals[t] for t in g.fp32_feeds})
+        return fvals, dict(zip(g.fetch, self.session.run(g.fetch, qfeed)))
+
+
+def _pipeline_shape(cores: int) -> tuple[int, int]:
+    """(batches inferred at once, intra-op threads of each session). Two batches with one thread each beat one
+    batch with two threads on 2 cores: MobileNetV2 224 px, N = 128, both sessions: 4.5 s wall / 8.8 CPU s
+    against 6.9 / 9.9 (FP32 of the next batch beside the diff model of this one: 6.3 / 9.5); bit-identical.
+    One core: one batch at a time, onnxruntime's default threads."""
+    if cores < 2:
+        return 1, 0
+    return 2, cores // 2
 
 
 def _expose(graph, expose: dict[str, int]) -> list[str]:
@@ -242,27 +299,56 @@ def _relu_outputs(model: onnx.ModelProto) -> set[str]:
     return {n.output[0] for n in model.graph.node if n.op_type == "Relu"}
 
 
+def _clip_ranges(model: onnx.ModelProto) -> dict[str, tuple[float, float]]:
+    """Clip outputs -> the [min, max] Clip keeps them in (constant bounds only; ReLU6 exports): clip counting
+    skips the pass over a tensor whose quantized range already covers that side (MobileNetV2: 35 of 65)."""
+    consts = {i.name: i for i in model.graph.initializer}
+    consts.update({n.output[0]: a.t for n in model.graph.node if n.op_type == "Constant"
+                   for a in n.attribute if a.name == "value"})
+
+    def bound(n: onnx.NodeProto, k: int, attr: str, default: float) -> float | None:
+        if len(n.input) > k and n.input[k]:
+            t = consts.get(n.input[k])
+            return float(numpy_helper.to_array(t).reshape(-1)[0]) if t is not None and _size(t) == 1 else None
+        a = next((a for a in n.attribute if a.name == attr), None)  # opset < 11
+        return a.f if a is not None else default
+
+    out = {}
+    for n in model.graph.node:
+        if n.op_type == "Clip" and not n.domain:
+            lo, hi = bound(n, 1, "min", -math.inf), bound(n, 2, "max", math.inf)
+            if lo is not None and hi is not None:
+                out[n.output[0]] = (lo, hi)
+    return out
+
+
+def _size(t: onnx.TensorProto) -> int:
+    return math.prod(t.dims)
+
+
 _FP32_SESSIONS: dict[tuple, object] = {}
 
 
-def _fp32_session(fp32: onnx.ModelProto, fetch: list[str], key: str | None):
+def _fp32_session(fp32: onnx.ModelProto, fetch: list[str], key: str | None, threads: int = 0):
     """The optimised FP32 session exposing ``fetch``; the last one is kept for the next run of the same model."""
-    cache_key = (key, tuple(fetch)) if key else None
+    cache_key = (key, tuple(fetch), threads) if key else None
     if cache_key is not None and cache_key in _FP32_SESSIONS:
         return _FP32_SESSIONS[cache_key]
-    sess = make_session(expose_tensors(fp32, fetch), "deployed")
+    sess = make_session(expose_tensors(fp32, fetch), "deployed", threads=threads)
     if cache_key is not None:
         _FP32_SESSIONS.clear()
         _FP32_SESSIONS[cache_key] = sess
     return sess
 
 
-def _count_outside(x: np.ndarray, lo: float, hi: float, nonnegative: bool) -> int:
-    """Values of ``x`` outside [lo, hi]; the extremes are checked first, as most tensors never leave the range."""
+def _count_outside(x: np.ndarray, lo: float, hi: float, nonnegative: bool,
+                   known: tuple[float, float] = (-math.inf, math.inf)) -> int:
+    """Values of ``x`` outside [lo, hi]; the extremes are checked first, as most tensors never leave the range.
+    ``known``: the range the producing op guarantees (``_clip_ranges``): a side it keeps inside is not read."""
     n = 0
-    if float(x.max()) > hi:
+    if known[1] > hi and float(x.max()) > hi:
         n += int(np.count_nonzero(x > np.float32(hi)))
-    if not nonnegative and float(x.min()) < lo:
+    if not nonnegative and known[0] < lo and float(x.min()) < lo:
         n += int(np.count_nonzero(x < np.float32(lo)))
     return n
 
