@@ -14,6 +14,7 @@ returns a ``DiffOutcome`` whose outputs are labelled ``deployed``.
 from __future__ import annotations
 
 import math
+import tempfile
 import time
 from typing import Iterable
 
@@ -27,7 +28,8 @@ from backends.tasks import NullTask, Task
 from .deployed_layers import DeployedLayerTaps
 from .diff import (DiffOutcome, LayerOutcome, _batch_for, _count_outside, _dim_names, _largest_activation_bytes,
                    _per_sample, _relu_outputs, _sample_major, _shapes, weight_errors)
-from .diff_graph import StatsBuilder, pair_stats
+from .diff_graph import PairOutputs, StatsBuilder, pair_stats
+from .fp32_taps import Fp32Source, OptimizedFp32, block_sizes, blocked, count_outside_blocked, to_source
 from .diff_types import ErrorMetrics
 from .metrics import ErrorAccumulator, channel_axis_for
 from .output_kinds import OutputKind, detect_kinds
@@ -77,18 +79,33 @@ class DeployedEngine:
         layer_tensors = [t.fp32_tensor for t in taps.taps.values() if t.fp32_tensor not in inputs]
         self.fp32_fetch = list(dict.fromkeys(self.model_outputs + layer_tensors))
         entries = dict(config_entries or {})
-        exposed = onnx.ModelProto()
-        exposed.CopyFrom(fp32)
-        have = {o.name for o in exposed.graph.output}
-        types = {vi.name: vi.type.tensor_type.elem_type for vi in
-                 list(fp32.graph.value_info) + list(fp32.graph.input) + list(fp32.graph.output)}
-        for t in self.fp32_fetch:
-            if t not in have:
-                exposed.graph.output.append(helper.make_tensor_value_info(t, types.get(t, TensorProto.FLOAT), None))
-        cfg = SessionConfig.for_purpose("deployed", config_entries=entries, shared_arena=True)
-        self.fp32_session = build_session(cfg, exposed.SerializeToString())
-        # the plain FP32 session, for the outputs' check on the first batch (exposing tensors may block a fusion)
-        self._fp32_plain = build_session(cfg, fp32.SerializeToString())
+        self._dir = tempfile.TemporaryDirectory(prefix="qwb-fp32-")
+        # the FP32 model runs once: layer tensors from the plain session's own optimized graph (``fp32_taps``)
+        self.fp32_sources: dict[str, Fp32Source] = {}
+        self.fp32_unmapped: list[str] = []
+        opt = None
+        try:
+            opt = OptimizedFp32(fp32, layer_tensors, entries, self._dir.name)
+        except Exception as e:  # noqa: BLE001 - exposing the source tensors below is correct, only slower
+            self.fp32_unmapped = [f"{type(e).__name__}: {str(e)[:200]}"]
+        if opt is not None and opt.session is not None:
+            self.fp32_session, self._fp32_plain = opt.session, opt.plain
+            self.fp32_fetch, self.fp32_sources = opt.fetch, opt.sources
+        else:  # some layer tensor is not in the optimized graph: expose the source tensors (blocks fusions)
+            self.fp32_unmapped = self.fp32_unmapped or (opt.unmapped if opt is not None else [])
+            exposed = onnx.ModelProto()
+            exposed.CopyFrom(fp32)
+            have = {o.name for o in exposed.graph.output}
+            types = {vi.name: vi.type.tensor_type.elem_type for vi in
+                     list(fp32.graph.value_info) + list(fp32.graph.input) + list(fp32.graph.output)}
+            for t in self.fp32_fetch:
+                if t not in have:
+                    exposed.graph.output.append(helper.make_tensor_value_info(t, types.get(t, TensorProto.FLOAT),
+                                                                              None))
+            cfg = SessionConfig.for_purpose("deployed", config_entries=entries, shared_arena=True)
+            self.fp32_session = build_session(cfg, exposed.SerializeToString())
+            # the plain FP32 session, for the outputs' check on the first batch (exposing tensors may block a fusion)
+            self._fp32_plain = opt.plain if opt is not None else build_session(cfg, fp32.SerializeToString())
         self.fp32_identical: bool | None = None
         self.fp32_inputs = {i.name for i in self.fp32_session.get_inputs()}
         self.nonnegative = _relu_outputs(fp32)
@@ -97,9 +114,12 @@ class DeployedEngine:
         self.per_sample_bytes = _largest_activation_bytes(fp32) * 8
         self.stats = None  # the statistics session, built on the first batch once each tap's layout is known
         self._stats_fetch: dict[str, tuple[str, ...]] = {}  # layer -> its 6 statistics outputs
-        self._stats_feed: dict[str, tuple[str, str, str]] = {}  # layer -> (x input, q input, fp32 tensor)
+        self._stats_feed: dict[str, dict] = {}  # layer -> {statistics input: fetched FP32 tensor (None: integers)}
+        # layer -> (source values, fetched values: the blocked layout pads channels, the fetched tensor)
+        self._stats_count: dict[str, tuple[int, int, str]] = {}
         self.reused: dict = {}  # no isolated figures to reuse (DiffEngine's attribute)
         self._stats_built = False
+        self._blocks: dict[str, int] = {}  # fetched NCHWc tensor -> its block size (picked on the first batch)
         self.stats_error: str | None = None  # why the statistics graph could not run, if it could not
         self.setup_s = time.perf_counter() - t0
 
@@ -113,26 +133,52 @@ class DeployedEngine:
         The layout is picked on this batch against FP32 quantized in numpy with the layer's own scale (a layout
         mix-up moves most values far more than any kernel does); the graph transposes the integers back."""
         b = StatsBuilder(_STATS_OPSET)
-        graph_inputs = []
+        graph_inputs = {}
         for k, (node, t) in enumerate(self.taps.taps.items()):
-            d, x = ints.get(t.deployed_tensor), fvals.get(t.fp32_tensor)
-            if d is None or x is None or x.dtype != np.float32:  # float16/64 models: no figures (said in the note)
+            ft = t.fp32_tensor
+            src = self.fp32_sources.get(ft, Fp32Source(ft))
+            d, raw = ints.get(t.deployed_tensor), fvals.get(src.tensor)
+            minus = fvals.get(src.minus) if src.minus else None
+            if d is None or raw is None or raw.dtype != np.float32:  # float16/64 models: no figures (said in the note)
                 continue
+            block = None
+            if src.channels is not None:  # NCHWc: the block size is MLAS's, read off this batch
+                block = self._pick_block(t, d, raw, src, minus)
+                if block is None:
+                    continue
+            x = to_source(raw, src, block, minus)
             ref = _quantize(x, t.scale, t.zero_point, t.qtype)
             perm = self.taps.layout_for(node, t, d, ref)  # False: no layout fits
             if perm is False:
                 continue
-            xi, qi = f"x{k}", f"q{k}"
-            graph_inputs += [helper.make_tensor_value_info(xi, TensorProto.FLOAT, None),
-                             helper.make_tensor_value_info(qi, t.qtype, None)]
-            q = qi if perm is None else b.node("Transpose", [qi], perm=[int(i) for i in np.argsort(perm)])
+            blocked = src.channels is not None
+            if blocked and (x.ndim != 4 or self.channel_axes.get(ft) != 1):
+                continue
+            feed = {f"x{k}": src.tensor, f"q{k}": None}
+            graph_inputs[f"x{k}"] = helper.make_tensor_value_info(f"x{k}", TensorProto.FLOAT, None)
+            graph_inputs[f"q{k}"] = helper.make_tensor_value_info(f"q{k}", t.qtype, None)
+            xi = f"x{k}"
+            if src.minus:
+                feed[f"m{k}"] = src.minus
+                graph_inputs[f"m{k}"] = helper.make_tensor_value_info(f"m{k}", TensorProto.FLOAT, None)
+                xi = b.node("Sub", [xi, f"m{k}"])
             scale = b.const(np.float32(t.scale), np.float32)
             zp = b.const(np.asarray(t.zero_point, _NP_QTYPE[t.qtype]), _NP_QTYPE[t.qtype])
-            y = b.node("DequantizeLinear", [q, scale, zp])
-            ft = t.fp32_tensor
-            p = pair_stats(b, xi, y, x.ndim, self.channel_axes.get(ft), self.sample_major.get(ft, False))
+            if blocked:  # the integers into the FP32 tensor's NCHWc blocks: cheaper on 1 byte than on 4
+                q = _blocked_integers(b, f"q{k}", perm, src.channels, block, zp)
+                y = b.node("DequantizeLinear", [q, scale, zp])
+                p = _blocked_stats(b, xi, y, src.channels, raw.shape[1],
+                                   self.sample_major.get(ft, False))
+            else:
+                q = f"q{k}" if perm is None else b.node("Transpose", [f"q{k}"], perm=[int(i) for i in np.argsort(perm)])
+                y = b.node("DequantizeLinear", [q, scale, zp])
+                p = pair_stats(b, xi, y, x.ndim, self.channel_axes.get(ft), self.sample_major.get(ft, False))
             self._stats_fetch[node] = (p.xx, p.ee, p.yy, p.emax, p.emin, p.esum)
-            self._stats_feed[node] = (xi, qi, ft)
+            self._stats_feed[node] = feed
+            self._stats_count[node] = ((src.channels, raw.shape[1]) if blocked else (1, 1)) + (src.tensor,)
+            if blocked:
+                self._blocks.update({n: block for n in (src.tensor, src.minus) if n})
+        graph_inputs = list(graph_inputs.values())
         if not self._stats_fetch:
             return
         outs = [helper.make_tensor_value_info(o, TensorProto.FLOAT, None)
@@ -186,24 +232,23 @@ class DeployedEngine:
             if not self._stats_built:  # once, on the first batch (layouts are picked on it)
                 self._stats_built = True
                 self._build_stats(fvals, ints)
+            for name, bk in self._blocks.items():  # NCHWc tensors viewed in their memory layout (no copy)
+                fvals[name] = blocked(fvals[name], bk)
             if self.stats is not None:
                 sfeed = {}
-                for node, (xi, qi, ft) in self._stats_feed.items():
-                    sfeed[xi] = fvals[ft]
-                    sfeed[qi] = ints[self.taps.taps[node].deployed_tensor]
+                for node, inputs in self._stats_feed.items():
+                    for i, name in inputs.items():
+                        sfeed[i] = ints[self.taps.taps[node].deployed_tensor] if name is None else fvals[name]
                 names = [o for f in self._stats_fetch.values() for o in f]
                 vals = dict(zip(names, _run_named(self.stats, names, sfeed)))
                 for node, outs in self._stats_fetch.items():
-                    ft = self._stats_feed[node][2]
-                    acc[node].add_partial(*(vals[o] for o in outs), fvals[ft].size)
+                    have, fetched, xname = self._stats_count[node]
+                    acc[node].add_partial(*(vals[o] for o in outs), fvals[xname].size * have // fetched)
             t_stats += time.perf_counter() - t
             cpu["stats"] += time.process_time() - c
             t = time.perf_counter()
-            for ft, c in clip.items():
-                x = fvals.get(ft)
-                if x is not None:
-                    c[0] += _count_outside(x, *self.bounds[ft], ft in self.nonnegative)
-                    c[1] += x.size
+            for ft, n in clip.items():
+                self._count_clipped(ft, fvals, n)
             lab = None if labels is None else labels[start:stop]
             for o, y in zip(self.model_outputs, ys):
                 out_acc[o].update(fvals[o], y, lab)
@@ -232,9 +277,84 @@ class DeployedEngine:
                             "deployed_stats_s": t_stats, "fp32_inference_cpu_s": cpu["fp32"],
                             "int8_inference_cpu_s": cpu["int8"], "deployed_stats_cpu_s": cpu["stats"]})
 
+    def _pick_block(self, t, d: np.ndarray, raw: np.ndarray, src: Fp32Source, minus) -> int | None:
+        """The NCHWc block size of ``raw``: among those its padded channels allow, the one whose NCHW values are
+        closest to the deployed integers ``d`` (a wrong block scrambles channels, far more than any kernel moves
+        a value); None when no block size fits."""
+        if raw.ndim != 4:
+            return None
+        cands = block_sizes(raw.shape[1], src.channels)
+        if len(cands) < 2:
+            return cands[0] if cands else None
+        ds = d if t.perm is None or d.ndim != 4 else np.transpose(d, np.argsort(t.perm))
+        far = {}
+        for bk in cands:
+            ref = _quantize(to_source(raw, src, bk, minus), t.scale, t.zero_point, t.qtype)
+            if ref.shape == ds.shape:
+                far[bk] = float(np.abs(ds.astype(np.int32) - ref).mean())
+        return min(far, key=far.get) if far else None
+
+    def _count_clipped(self, ft: str, fvals: dict, n: list) -> None:
+        """Add this batch's values of ``ft`` outside its quantization range, and its values, to ``n``."""
+        src = self.fp32_sources.get(ft, Fp32Source(ft))
+        x = fvals.get(src.tensor)
+        if x is None:
+            return
+        if src.minus:
+            x = x - fvals[src.minus]
+        lo, hi = self.bounds[ft]
+        nonneg = ft in self.nonnegative and not src.minus
+        if src.channels is None:
+            n[0] += _count_outside(x, lo, hi, nonneg)
+            n[1] += x.size
+        else:
+            n[0] += count_outside_blocked(x, src.channels, lambda v: _count_outside(v, lo, hi, nonneg))
+            n[1] += x.size * src.channels // (x.shape[1] * x.shape[4])
+
+    def close(self) -> None:
+        """Free the sessions and the optimized FP32 graph's folder."""
+        self.fp32_session = self._fp32_plain = self.stats = None
+        self._dir.cleanup()
+
     def layers_measured(self) -> int:
         """Layers with deployed figures (their quantized output survives fusion and fits a layout)."""
         return len(self._stats_fetch)
+
+
+def _blocked_integers(b: StatsBuilder, q: str, perm: tuple | None, channels: int, block: int, zp: str) -> str:
+    """A layer's integers (held transposed by ``perm`` from NCHW; None: NCHW) in NCHWc blocks ``[N, C/B, H, W, B]``,
+    the last block padded with the zero point (which dequantizes to exactly 0)."""
+    nhwc = (0, 2, 3, 1)
+    r = nhwc if perm is None else tuple(int(np.argsort(perm)[k]) for k in nhwc)
+    if r != (0, 1, 2, 3):
+        q = b.node("Transpose", [q], perm=list(r))
+    pad = -channels % block
+    if pad:
+        q = b.node("Pad", [q, b.const([0, 0, 0, 0, 0, 0, 0, pad]), zp])
+    q = b.node("Reshape", [q, b.const([0, 0, 0, -1, block])])
+    return b.node("Transpose", [q], perm=[0, 3, 1, 2, 4])
+
+
+def _blocked_stats(b: StatsBuilder, x: str, y: str, channels: int, padded: int, sample_major: bool) -> PairOutputs:
+    """``pair_stats`` of NCHWc-blocked ``x`` and ``y``: the same figures as of their NCHW tensors (per channel, the
+    padding channels left out)."""
+    e = b.node("Sub", [y, x])
+    axes = [2, 3] if sample_major else [0, 2, 3]
+
+    def per_channel(t: str, op: str) -> str:
+        r = b.node("Reshape", [b.reduce(op, t, axes), b.const([0, -1] if sample_major else [-1])])
+        if padded > channels:
+            r = b.node("Slice", [r, b.const([0]), b.const([channels]), b.const([1 if sample_major else 0])])
+        return r
+
+    xx = per_channel(b.node("Mul", [x, x]), "ReduceSum")
+    ee = per_channel(b.node("Mul", [e, e]), "ReduceSum")
+    yy = b.reduce("ReduceSumSquare", y, None)  # the padding dequantizes to 0
+    if padded > channels:
+        ext = [b.reduce(op, per_channel(e, op), None) for op in ("ReduceMax", "ReduceMin", "ReduceSum")]
+    else:
+        ext = [b.reduce(op, e, None) for op in ("ReduceMax", "ReduceMin", "ReduceSum")]
+    return PairOutputs(xx, ee, yy, *ext, channel_axis=1)
 
 
 def _run_named(session, names: list[str], feed: dict) -> list:

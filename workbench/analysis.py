@@ -117,6 +117,8 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
     finally:
         if taps is not None:
             taps.close()
+        if layer_kernels == "deployed":
+            engine.close()
     if isolated:
         for node, sig in engine.graph.iso_signatures.items():
             iso = outcome.layers[node].isolated if node in outcome.layers else None
