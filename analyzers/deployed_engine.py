@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable
 
 import numpy as np
@@ -57,6 +58,11 @@ class DeployedEngine:
     Built like ``DiffEngine`` (same ``match``, batches, per-sample rows, clip rate, weight error), so the
     analysis assembles, ranks and hints its result the same way; ``cumulative`` then means *as deployed*."""
 
+    #: statistics of batch k in a worker thread while the sessions run batch k+1
+    overlap = True
+    #: intra-op threads of the statistics session (0: onnxruntime's default, one per core)
+    stats_threads = 0
+
     def __init__(self, fp32: onnx.ModelProto, m: QDQMatch, int8: onnx.ModelProto, taps: DeployedLayerTaps,
                  batched: bool = True, config_entries: dict | None = None):
         """``taps``: the deployed graph with each layer's integers (owned by the caller, who closes it);
@@ -82,6 +88,8 @@ class DeployedEngine:
         self._dir = tempfile.TemporaryDirectory(prefix="qwb-fp32-")
         # the FP32 model runs once: layer tensors from the plain session's own optimized graph (``fp32_taps``)
         self.fp32_sources: dict[str, Fp32Source] = {}
+        self._opt: OptimizedFp32 | None = None  # for the layer tensors fusion removed (re-run in float)
+        self._recompute = None  # (session, its inputs) once built on the first batch
         self.fp32_unmapped: list[str] = []
         opt = None
         try:
@@ -91,6 +99,7 @@ class DeployedEngine:
         if opt is not None and opt.session is not None:
             self.fp32_session, self._fp32_plain = opt.session, opt.plain
             self.fp32_fetch, self.fp32_sources = opt.fetch, opt.sources
+            self._opt = opt
         else:  # some layer tensor is not in the optimized graph: expose the source tensors (blocks fusions)
             self.fp32_unmapped = self.fp32_unmapped or (opt.unmapped if opt is not None else [])
             exposed = onnx.ModelProto()
@@ -134,8 +143,13 @@ class DeployedEngine:
         mix-up moves most values far more than any kernel does); the graph transposes the integers back."""
         b = StatsBuilder(_STATS_OPSET)
         graph_inputs = {}
-        for k, (node, t) in enumerate(self.taps.taps.items()):
+        again = self._opt.recompute if self._opt is not None else {}
+        # layers whose tensor fusion removed go last: they are re-run from tensors whose NCHWc blocks are known then
+        for k, (node, t) in enumerate(sorted(self.taps.taps.items(), key=lambda kv: kv[1].fp32_tensor in again)):
             ft = t.fp32_tensor
+            if ft in again and self._recompute is None:
+                self._recompute = self._opt.recompute_session(self._blocks_of(again)) or (None, [])
+                fvals.update(self._run_recompute(fvals))
             src = self.fp32_sources.get(ft, Fp32Source(ft))
             d, raw = ints.get(t.deployed_tensor), fvals.get(src.tensor)
             minus = fvals.get(src.minus) if src.minus else None
@@ -187,7 +201,8 @@ class DeployedEngine:
         model = helper.make_model(g, opset_imports=[helper.make_opsetid("", _STATS_OPSET)])
         model.ir_version = 10
         try:
-            self.stats = build_session(SessionConfig.for_purpose("exact", shared_arena=True), model.SerializeToString())
+            self.stats = build_session(SessionConfig.for_purpose("exact", threads=self.stats_threads, shared_arena=True),
+                                       model.SerializeToString())
         except Exception as e:  # noqa: BLE001 - the outputs stand without the layer figures; the note says why
             self.stats_error = f"{type(e).__name__}: {str(e)[:200]}"
             self._stats_fetch.clear()
@@ -203,59 +218,37 @@ class DeployedEngine:
                for node, t in self.taps.taps.items()}
         clip = {t.fp32_tensor: [0, 0] for t in self.taps.taps.values() if t.fp32_tensor in self.bounds}
         out_acc = {o: OutputAccumulator(kinds[o], self.batched) for o in self.model_outputs}
-        t_fp32 = t_int8 = t_stats = t_fold = 0.0
-        cpu = {"fp32": 0.0, "int8": 0.0, "stats": 0.0}  # process CPU seconds (all threads): steadier when shared
-        done = 0
-        for start, stop, feed in batches:
-            task.check()
-            t, c = time.perf_counter(), time.process_time()
-            f = {k: v for k, v in feed.items() if k in self.fp32_inputs}
-            fvals = dict(zip(self.fp32_fetch, self.fp32_session.run(self.fp32_fetch, f)))
-            if self.fp32_identical is not True:
-                plain = dict(zip(self.model_outputs, self._fp32_plain.run(self.model_outputs, f)))
-                if self.fp32_identical is None:
-                    self.fp32_identical = all(np.array_equal(a, fvals[n], equal_nan=a.dtype.kind in "fc")
-                                              for n, a in plain.items())
-                    if self.fp32_identical:
-                        self._fp32_plain = None
-                if self.fp32_identical is False:
-                    fvals.update(plain)
-            fvals.update(feed)
-            t_fp32 += time.perf_counter() - t
-            cpu["fp32"] += time.process_time() - c
-            t, c = time.perf_counter(), time.process_time()
-            ys = self.taps.run(feed, self.model_outputs)
-            ints = self.taps.batch_integers()
-            t_int8 += time.perf_counter() - t
-            cpu["int8"] += time.process_time() - c
-            t, c = time.perf_counter(), time.process_time()
-            if not self._stats_built:  # once, on the first batch (layouts are picked on it)
-                self._stats_built = True
-                self._build_stats(fvals, ints)
-            for name, bk in self._blocks.items():  # NCHWc tensors viewed in their memory layout (no copy)
-                fvals[name] = blocked(fvals[name], bk)
-            if self.stats is not None:
-                sfeed = {}
-                for node, inputs in self._stats_feed.items():
-                    for i, name in inputs.items():
-                        sfeed[i] = ints[self.taps.taps[node].deployed_tensor] if name is None else fvals[name]
-                names = [o for f in self._stats_fetch.values() for o in f]
-                vals = dict(zip(names, _run_named(self.stats, names, sfeed)))
-                for node, outs in self._stats_fetch.items():
-                    have, fetched, xname = self._stats_count[node]
-                    acc[node].add_partial(*(vals[o] for o in outs), fvals[xname].size * have // fetched)
-            t_stats += time.perf_counter() - t
-            cpu["stats"] += time.process_time() - c
-            t = time.perf_counter()
-            for ft, n in clip.items():
-                self._count_clipped(ft, fvals, n)
-            lab = None if labels is None else labels[start:stop]
-            for o, y in zip(self.model_outputs, ys):
-                out_acc[o].update(fvals[o], y, lab)
-            t_fold += time.perf_counter() - t
-            del fvals, ints
-            done = stop
-            task.report(done / max(total, 1), f"analysing (deployed kernels): sample {done}/{total}")
+        clock = {"fp32": 0.0, "int8": 0.0, "stats": 0.0, "fold": 0.0, "fp32_cpu": 0.0, "int8_cpu": 0.0,
+                 "stats_cpu": 0.0}
+        done, pending = 0, None
+        cpu0 = time.process_time()
+        # the statistics of batch k run in a worker thread while the sessions run batch k+1 (onnxruntime releases
+        # the GIL); one batch in flight at most, so memory stays at two batches
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qwb-deployed-stats") as pool:
+            for start, stop, feed in batches:
+                task.check()
+                t, c = time.perf_counter(), time.process_time()
+                fvals = self._fp32_run(feed)
+                clock["fp32"] += time.perf_counter() - t
+                clock["fp32_cpu"] += time.process_time() - c
+                t, c = time.perf_counter(), time.process_time()
+                ys = self.taps.run(feed, self.model_outputs)
+                ints = self.taps.batch_integers()
+                clock["int8"] += time.perf_counter() - t
+                clock["int8_cpu"] += time.process_time() - c
+                lab = None if labels is None else labels[start:stop]
+                if pending is not None:
+                    pending.result()
+                job = (fvals, ints, ys, lab, acc, clip, out_acc, clock)
+                pending = pool.submit(self._fold, *job) if self.overlap else None
+                if not self.overlap:
+                    self._fold(*job)
+                del fvals, ints, ys, job
+                done = stop
+                task.report(done / max(total, 1), f"analysing (deployed kernels): sample {done}/{total}")
+            if pending is not None:
+                pending.result()
+        loop_cpu = time.process_time() - cpu0
         layers = {}
         measured = set(self._stats_fetch)
         for lay in self.match.layers:
@@ -272,10 +265,78 @@ class DeployedEngine:
         for o in outputs:
             o.kernels = "deployed"
         return DiffOutcome(self.match, layers, tensors, outputs, {}, done,
-                           {"setup_s": self.setup_s, "inference_s": t_fp32 + t_int8, "fp32_inference_s": t_fp32,
-                            "int8_inference_s": t_int8, "statistics_s": t_stats + t_fold,
-                            "deployed_stats_s": t_stats, "fp32_inference_cpu_s": cpu["fp32"],
-                            "int8_inference_cpu_s": cpu["int8"], "deployed_stats_cpu_s": cpu["stats"]})
+                           {"setup_s": self.setup_s, "inference_s": clock["fp32"] + clock["int8"],
+                            "fp32_inference_s": clock["fp32"], "int8_inference_s": clock["int8"],
+                            "statistics_s": clock["stats"] + clock["fold"], "deployed_stats_s": clock["stats"],
+                            "fp32_inference_cpu_s": clock["fp32_cpu"], "int8_inference_cpu_s": clock["int8_cpu"],
+                            "deployed_stats_cpu_s": clock["stats_cpu"], "deployed_loop_cpu_s": loop_cpu,
+                            "statistics_overlapped": float(self.overlap)})
+
+    def _fp32_run(self, feed: dict) -> dict:
+        """This batch's FP32 tensors (model outputs, layer tensors as fetched) and the feed."""
+        f = {k: v for k, v in feed.items() if k in self.fp32_inputs}
+        fvals = dict(zip(self.fp32_fetch, self.fp32_session.run(self.fp32_fetch, f)))
+        if self.fp32_identical is not True:
+            plain = dict(zip(self.model_outputs, self._fp32_plain.run(self.model_outputs, f)))
+            if self.fp32_identical is None:
+                self.fp32_identical = all(np.array_equal(a, fvals[n], equal_nan=a.dtype.kind in "fc")
+                                          for n, a in plain.items())
+                if self.fp32_identical:
+                    self._fp32_plain = None
+            if self.fp32_identical is False:
+                fvals.update(plain)
+        fvals.update(feed)
+        return fvals
+
+    def _fold(self, fvals: dict, ints: dict, ys: list, lab, acc: dict, clip: dict, out_acc: dict, clock: dict) -> None:
+        """One batch's layer statistics, clip counts and output figures (in the worker thread when overlapped)."""
+        t, c = time.perf_counter(), time.thread_time()
+        if not self._stats_built:  # once, on the first batch (layouts are picked on it)
+            self._stats_built = True
+            self._build_stats(fvals, ints)
+        elif self._recompute is not None:
+            fvals.update(self._run_recompute(fvals))
+        for name, bk in self._blocks.items():  # NCHWc tensors viewed in their memory layout (no copy)
+            fvals[name] = blocked(fvals[name], bk)
+        if self.stats is not None:
+            sfeed = {}
+            for node, inputs in self._stats_feed.items():
+                for i, name in inputs.items():
+                    sfeed[i] = ints[self.taps.taps[node].deployed_tensor] if name is None else fvals[name]
+            names = [o for f in self._stats_fetch.values() for o in f]
+            vals = dict(zip(names, _run_named(self.stats, names, sfeed)))
+            for node, outs in self._stats_fetch.items():
+                have, fetched, xname = self._stats_count[node]
+                acc[node].add_partial(*(vals[o] for o in outs), fvals[xname].size * have // fetched)
+        clock["stats"] += time.perf_counter() - t
+        t = time.perf_counter()
+        for ft, n in clip.items():
+            self._count_clipped(ft, fvals, n)
+        for o, y in zip(self.model_outputs, ys):
+            out_acc[o].update(fvals[o], y, lab)
+        clock["fold"] += time.perf_counter() - t
+        clock["stats_cpu"] += time.thread_time() - c
+
+    def _blocks_of(self, again: dict) -> dict[str, int]:
+        """Block sizes of the NCHWc tensors the recomputed nodes read: as picked for the layers, else the one every
+        picked layer agrees on."""
+        out = dict(self._blocks)
+        common = set(self._blocks.values())
+        for n in again.values():
+            for i in n.input:
+                src = self.fp32_sources.get(i)
+                if src is not None and src.channels is not None and src.tensor not in out and len(common) == 1:
+                    out[src.tensor] = next(iter(common))
+                    if src.minus:
+                        out[src.minus] = out[src.tensor]
+        return out
+
+    def _run_recompute(self, fvals: dict) -> dict:
+        """The layer tensors fusion removed, re-run in float from this batch's FP32 tensors (source layout)."""
+        sess, inputs = self._recompute or (None, [])
+        if sess is None:
+            return {}
+        return dict(zip(self._opt.recompute, sess.run(list(self._opt.recompute), {i: fvals[i] for i in inputs})))
 
     def _pick_block(self, t, d: np.ndarray, raw: np.ndarray, src: Fp32Source, minus) -> int | None:
         """The NCHWc block size of ``raw``: among those its padded channels allow, the one whose NCHW values are
