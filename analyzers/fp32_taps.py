@@ -175,6 +175,7 @@ class OptimizedFp32:
                                         shared_arena=True)
         self.plain = build_session(cfg, fp32.SerializeToString())
         optimized = onnx.load(path, load_external_data=False)
+        self.nchwc = any(n.domain == NCHWC for n in optimized.graph.node)  # blocked layouts in the graph it runs
         mapped = map_fp32(optimized, fp32, tensors)
         self.sources, self.unmapped, self.recompute = mapped.sources, mapped.unmapped, mapped.recompute
         self.fp32, self.entries = fp32, dict(config_entries)
