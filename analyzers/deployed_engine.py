@@ -2,11 +2,14 @@
 
 With ``--kernels deployed`` the user asks for what ships; running the exact diff engine beside the deployed
 pass for the per-layer figures cost 3.5-4.8x the plain FP32 + INT8 inference floor (docs/benchmarks.md). Per
-batch this runs three sessions instead: the FP32 model with every tapped layer's tensor exposed, the deployed
-INT8 graph with every mappable layer's integers fetched from its kernels (``DeployedLayerTaps``), and a small
-statistics graph that dequantizes those integers and reduces them against FP32 in onnxruntime (the diff
-engine's own reductions, ``diff_graph.pair_stats``), so numpy folds a few KB per batch and memory stays flat in
-N. What needs the exact simulation is not computed and stays None: isolated error, the kernel gap
+batch this runs three sessions instead: the FP32 model as the plain session optimizes it, with the layer tensors
+it already computes fetched (``fp32_taps``: NCHWc blocks, a fused residual Add's Conv as out - sum, a tensor
+fusion removed re-run in float; where a layer tensor is in none of these forms, the source tensors are exposed and
+a plain session runs beside for the outputs), the deployed INT8 graph with every mappable layer's integers fetched
+from its kernels (``DeployedLayerTaps``), and a small statistics graph that dequantizes those integers (into the
+FP32 tensor's layout) and reduces them against FP32 in onnxruntime (the diff engine's own reductions,
+``diff_graph.pair_stats``), so numpy folds a few KB per batch and memory stays flat in N. The statistics of one
+batch run in a worker thread while the sessions run the next. What needs the exact simulation is not computed and stays None: isolated error, the kernel gap
 (deployed vs exact), the share of values off by >= 1 LSB. ``run`` has ``DiffEngine.run``'s signature and
 returns a ``DiffOutcome`` whose outputs are labelled ``deployed``.
 """
@@ -129,7 +132,9 @@ class DeployedEngine:
         self.reused: dict = {}  # no isolated figures to reuse (DiffEngine's attribute)
         self._stats_built = False
         self._blocks: dict[str, int] = {}  # fetched NCHWc tensor -> its block size (picked on the first batch)
+        self._q_views: dict[str, int] = {}  # deployed integers fed viewed as [N, H, W, C/B, B] -> B
         self.stats_error: str | None = None  # why the statistics graph could not run, if it could not
+        self.recompute_error: str | None = None  # why layer tensors fusion removed could not be re-run
         self.setup_s = time.perf_counter() - t0
 
     def suggested_batch(self, cap: int = 64) -> int:
@@ -148,8 +153,12 @@ class DeployedEngine:
         for k, (node, t) in enumerate(sorted(self.taps.taps.items(), key=lambda kv: kv[1].fp32_tensor in again)):
             ft = t.fp32_tensor
             if ft in again and self._recompute is None:
-                self._recompute = self._opt.recompute_session(self._blocks_of(again)) or (None, [])
-                fvals.update(self._run_recompute(fvals))
+                try:
+                    self._recompute = self._opt.recompute_session(self._blocks_of(again)) or (None, [])
+                    fvals.update(self._run_recompute(fvals))
+                except Exception as e:  # noqa: BLE001 - those layers show no figures; the note says why
+                    self._recompute = (None, [])
+                    self.recompute_error = f"{type(e).__name__}: {str(e)[:200]}"
             src = self.fp32_sources.get(ft, Fp32Source(ft))
             d, raw = ints.get(t.deployed_tensor), fvals.get(src.tensor)
             minus = fvals.get(src.minus) if src.minus else None
@@ -179,7 +188,9 @@ class DeployedEngine:
             scale = b.const(np.float32(t.scale), np.float32)
             zp = b.const(np.asarray(t.zero_point, _NP_QTYPE[t.qtype]), _NP_QTYPE[t.qtype])
             if blocked:  # the integers into the FP32 tensor's NCHWc blocks: cheaper on 1 byte than on 4
-                q = _blocked_integers(b, f"q{k}", perm, src.channels, block, zp)
+                q, view = _blocked_integers(b, f"q{k}", perm, src.channels, block, zp)
+                if view:
+                    self._q_views[t.deployed_tensor] = block
                 y = b.node("DequantizeLinear", [q, scale, zp])
                 p = _blocked_stats(b, xi, y, src.channels, raw.shape[1],
                                    self.sample_major.get(ft, False))
@@ -302,12 +313,20 @@ class DeployedEngine:
             sfeed = {}
             for node, inputs in self._stats_feed.items():
                 for i, name in inputs.items():
-                    sfeed[i] = ints[self.taps.taps[node].deployed_tensor] if name is None else fvals[name]
+                    if name is None:
+                        d = self.taps.taps[node].deployed_tensor
+                        q, bk = ints[d], self._q_views.get(d)
+                        sfeed[i] = q if bk is None else q.reshape(*q.shape[:3], -1, bk)
+                    else:
+                        sfeed[i] = fvals[name]
             names = [o for f in self._stats_fetch.values() for o in f]
             vals = dict(zip(names, _run_named(self.stats, names, sfeed)))
             for node, outs in self._stats_fetch.items():
                 have, fetched, xname = self._stats_count[node]
-                acc[node].add_partial(*(vals[o] for o in outs), fvals[xname].size * have // fetched)
+                xx, ee, *rest = (vals[o] for o in outs)
+                if fetched != 1:  # NCHWc: per block [N, C/B, B] -> per channel [N, C]
+                    xx, ee = (a.reshape(*a.shape[:-2], -1)[..., :have] for a in (xx, ee))
+                acc[node].add_partial(xx, ee, *rest, fvals[xname].size * have // fetched)
         clock["stats"] += time.perf_counter() - t
         t = time.perf_counter()
         for ft, n in clip.items():
@@ -382,37 +401,38 @@ class DeployedEngine:
         return len(self._stats_fetch)
 
 
-def _blocked_integers(b: StatsBuilder, q: str, perm: tuple | None, channels: int, block: int, zp: str) -> str:
+def _blocked_integers(b: StatsBuilder, q: str, perm: tuple | None, channels: int, block: int,
+                      zp: str) -> tuple[str, bool]:
     """A layer's integers (held transposed by ``perm`` from NCHW; None: NCHW) in NCHWc blocks ``[N, C/B, H, W, B]``,
-    the last block padded with the zero point (which dequantizes to exactly 0)."""
+    the last block padded with the zero point (which dequantizes to exactly 0). Second: whether the caller feeds
+    the integers viewed as ``[N, H, W, C/B, B]`` (channels-last and no padding: a free numpy view, one node less)."""
     nhwc = (0, 2, 3, 1)
     r = nhwc if perm is None else tuple(int(np.argsort(perm)[k]) for k in nhwc)
+    pad = -channels % block
+    if r == (0, 1, 2, 3) and not pad:
+        return b.node("Transpose", [q], perm=[0, 3, 1, 2, 4]), True
     if r != (0, 1, 2, 3):
         q = b.node("Transpose", [q], perm=list(r))
-    pad = -channels % block
     if pad:
         q = b.node("Pad", [q, b.const([0, 0, 0, 0, 0, 0, 0, pad]), zp])
     q = b.node("Reshape", [q, b.const([0, 0, 0, -1, block])])
-    return b.node("Transpose", [q], perm=[0, 3, 1, 2, 4])
+    return b.node("Transpose", [q], perm=[0, 3, 1, 2, 4]), False
 
 
 def _blocked_stats(b: StatsBuilder, x: str, y: str, channels: int, padded: int, sample_major: bool) -> PairOutputs:
-    """``pair_stats`` of NCHWc-blocked ``x`` and ``y``: the same figures as of their NCHW tensors (per channel, the
-    padding channels left out)."""
+    """``pair_stats`` of NCHWc-blocked ``x`` and ``y``: the same figures as of their NCHW tensors. x.x and e.e come
+    out per block ``[N, C/B, B]`` (the caller flattens them and drops the padding channels in numpy: no nodes)."""
     e = b.node("Sub", [y, x])
     axes = [2, 3] if sample_major else [0, 2, 3]
-
-    def per_channel(t: str, op: str) -> str:
-        r = b.node("Reshape", [b.reduce(op, t, axes), b.const([0, -1] if sample_major else [-1])])
-        if padded > channels:
-            r = b.node("Slice", [r, b.const([0]), b.const([channels]), b.const([1 if sample_major else 0])])
-        return r
-
-    xx = per_channel(b.node("Mul", [x, x]), "ReduceSum")
-    ee = per_channel(b.node("Mul", [e, e]), "ReduceSum")
+    xx = b.reduce("ReduceSum", b.node("Mul", [x, x]), axes)
+    ee = b.reduce("ReduceSum", b.node("Mul", [e, e]), axes)
     yy = b.reduce("ReduceSumSquare", y, None)  # the padding dequantizes to 0
-    if padded > channels:
-        ext = [b.reduce(op, per_channel(e, op), None) for op in ("ReduceMax", "ReduceMin", "ReduceSum")]
+    if padded > channels:  # the padding's e is not 0 unless FP32 pads with 0: extremes per channel, padding left out
+        def real(t: str) -> str:
+            r = b.node("Reshape", [t, b.const([0, -1] if sample_major else [-1])])
+            return b.node("Slice", [r, b.const([0]), b.const([channels]), b.const([1 if sample_major else 0])])
+
+        ext = [b.reduce(op, real(b.reduce(op, e, axes)), None) for op in ("ReduceMax", "ReduceMin", "ReduceSum")]
     else:
         ext = [b.reduce(op, e, None) for op in ("ReduceMax", "ReduceMin", "ReduceSum")]
     return PairOutputs(xx, ee, yy, *ext, channel_axis=1)
