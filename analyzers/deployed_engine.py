@@ -33,8 +33,8 @@ from .deployed_layers import DeployedLayerTaps
 from .diff import (DiffOutcome, LayerOutcome, _batch_for, _count_outside, _dim_names, _largest_activation_bytes,
                    _per_sample, _relu_outputs, _sample_major, _shapes, weight_errors)
 from .diff_graph import PairOutputs, StatsBuilder, pair_stats
-from .fp32_taps import Fp32Source, OptimizedFp32, block_sizes, blocked, count_outside_blocked, to_source
 from .diff_types import ErrorMetrics
+from .fp32_taps import Fp32Source, OptimizedFp32, block_sizes, blocked, count_outside_blocked, to_source
 from .metrics import ErrorAccumulator, channel_axis_for
 from .output_kinds import OutputKind, detect_kinds
 from .output_metrics import OutputAccumulator
@@ -61,10 +61,12 @@ class DeployedEngine:
     Built like ``DiffEngine`` (same ``match``, batches, per-sample rows, clip rate, weight error), so the
     analysis assembles, ranks and hints its result the same way; ``cumulative`` then means *as deployed*."""
 
-    #: statistics of batch k in a worker thread while the sessions run batch k+1
+    #: statistics of batch k in a worker thread while the sessions run batch k+1 (onnxruntime releases the GIL)
     overlap = True
-    #: intra-op threads of the statistics session (0: onnxruntime's default, one per core)
-    stats_threads = 0
+    #: intra-op threads of the statistics session: one, the worker thread itself, beside the sessions' threads
+    #: (on the 2-core VM at load 3-5, CPU seconds were the same within noise for 1 or 2 and with no overlap;
+    #: with one the statistics' CPU is the worker thread's own, ``deployed_stats_cpu_s``)
+    stats_threads = 1
 
     def __init__(self, fp32: onnx.ModelProto, m: QDQMatch, int8: onnx.ModelProto, taps: DeployedLayerTaps,
                  batched: bool = True, config_entries: dict | None = None):
@@ -232,9 +234,11 @@ class DeployedEngine:
         clock = {"fp32": 0.0, "int8": 0.0, "stats": 0.0, "fold": 0.0, "fp32_cpu": 0.0, "int8_cpu": 0.0,
                  "stats_cpu": 0.0}
         done, pending = 0, None
-        cpu0 = time.process_time()
-        # the statistics of batch k run in a worker thread while the sessions run batch k+1 (onnxruntime releases
-        # the GIL); one batch in flight at most, so memory stays at two batches
+        cpu0 = time.process_time()  # per phase: process CPU (all threads), so they include the overlapped statistics
+        # the statistics session of batch k runs in a worker thread while this thread folds batch k's clip counts and
+        # outputs and runs the sessions of batch k+1 (onnxruntime releases the GIL); one batch in flight at most, so
+        # memory stays at two batches. The worker runs onnxruntime only: numpy stays on this thread (numpy in a
+        # second thread crashed under QEMU's x86 emulation, which CI runs the ``kernels`` tests in)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qwb-deployed-stats") as pool:
             for start, stop, feed in batches:
                 task.check()
@@ -247,18 +251,28 @@ class DeployedEngine:
                 ints = self.taps.batch_integers()
                 clock["int8"] += time.perf_counter() - t
                 clock["int8_cpu"] += time.process_time() - c
-                lab = None if labels is None else labels[start:stop]
+                t = time.perf_counter()
+                sfeed, sizes = self._prepare(fvals, ints)
+                clock["fold"] += time.perf_counter() - t
                 if pending is not None:
-                    pending.result()
-                job = (fvals, ints, ys, lab, acc, clip, out_acc, clock)
-                pending = pool.submit(self._fold, *job) if self.overlap else None
-                if not self.overlap:
-                    self._fold(*job)
-                del fvals, ints, ys, job
+                    self._fold_stats(pending[0].result(), pending[1], acc)
+                    pending = None
+                if sfeed is not None:
+                    if self.overlap:
+                        pending = (pool.submit(self._stats_run, sfeed, clock), sizes)
+                    else:
+                        self._fold_stats(self._stats_run(sfeed, clock), sizes, acc)
+                t = time.perf_counter()
+                for ft, n in clip.items():
+                    self._count_clipped(ft, fvals, n)
+                for o, y in zip(self.model_outputs, ys):
+                    out_acc[o].update(fvals[o], y, None if labels is None else labels[start:stop])
+                clock["fold"] += time.perf_counter() - t
+                del fvals, ints, ys, sfeed
                 done = stop
                 task.report(done / max(total, 1), f"analysing (deployed kernels): sample {done}/{total}")
             if pending is not None:
-                pending.result()
+                self._fold_stats(pending[0].result(), pending[1], acc)
         loop_cpu = time.process_time() - cpu0
         layers = {}
         measured = set(self._stats_fetch)
@@ -299,9 +313,9 @@ class DeployedEngine:
         fvals.update(feed)
         return fvals
 
-    def _fold(self, fvals: dict, ints: dict, ys: list, lab, acc: dict, clip: dict, out_acc: dict, clock: dict) -> None:
-        """One batch's layer statistics, clip counts and output figures (in the worker thread when overlapped)."""
-        t, c = time.perf_counter(), time.thread_time()
+    def _prepare(self, fvals: dict, ints: dict) -> tuple[dict | None, dict]:
+        """(feed of the statistics session, layer -> values compared) for this batch; the statistics graph is built
+        on the first batch. Adds the layer tensors fusion removed to ``fvals`` and views NCHWc ones blocked."""
         if not self._stats_built:  # once, on the first batch (layouts are picked on it)
             self._stats_built = True
             self._build_stats(fvals, ints)
@@ -309,32 +323,39 @@ class DeployedEngine:
             fvals.update(self._run_recompute(fvals))
         for name, bk in self._blocks.items():  # NCHWc tensors viewed in their memory layout (no copy)
             fvals[name] = blocked(fvals[name], bk)
-        if self.stats is not None:
-            sfeed = {}
-            for node, inputs in self._stats_feed.items():
-                for i, name in inputs.items():
-                    if name is None:
-                        d = self.taps.taps[node].deployed_tensor
-                        q, bk = ints[d], self._q_views.get(d)
-                        sfeed[i] = q if bk is None else q.reshape(*q.shape[:3], -1, bk)
-                    else:
-                        sfeed[i] = fvals[name]
-            names = [o for f in self._stats_fetch.values() for o in f]
-            vals = dict(zip(names, _run_named(self.stats, names, sfeed)))
-            for node, outs in self._stats_fetch.items():
-                have, fetched, xname = self._stats_count[node]
-                xx, ee, *rest = (vals[o] for o in outs)
-                if fetched != 1:  # NCHWc: per block [N, C/B, B] -> per channel [N, C]
-                    xx, ee = (a.reshape(*a.shape[:-2], -1)[..., :have] for a in (xx, ee))
-                acc[node].add_partial(xx, ee, *rest, fvals[xname].size * have // fetched)
+        if self.stats is None:
+            return None, {}
+        sfeed = {}
+        for node, inputs in self._stats_feed.items():
+            for i, name in inputs.items():
+                if name is None:
+                    d = self.taps.taps[node].deployed_tensor
+                    q, bk = ints[d], self._q_views.get(d)
+                    sfeed[i] = q if bk is None else q.reshape(*q.shape[:3], -1, bk)
+                else:
+                    sfeed[i] = fvals[name]
+        sizes = {}
+        for node, (have, fetched, xname) in self._stats_count.items():
+            sizes[node] = fvals[xname].size * have // fetched
+        return sfeed, sizes
+
+    def _stats_run(self, sfeed: dict, clock: dict) -> dict:
+        """The statistics session on one batch (onnxruntime only: the worker thread's job)."""
+        t, c = time.perf_counter(), time.thread_time()
+        names = [o for f in self._stats_fetch.values() for o in f]
+        vals = dict(zip(names, _run_named(self.stats, names, sfeed)))
         clock["stats"] += time.perf_counter() - t
-        t = time.perf_counter()
-        for ft, n in clip.items():
-            self._count_clipped(ft, fvals, n)
-        for o, y in zip(self.model_outputs, ys):
-            out_acc[o].update(fvals[o], y, lab)
-        clock["fold"] += time.perf_counter() - t
         clock["stats_cpu"] += time.thread_time() - c
+        return vals
+
+    def _fold_stats(self, vals: dict, sizes: dict, acc: dict) -> None:
+        """One batch's statistics into the layers' accumulators."""
+        for node, outs in self._stats_fetch.items():
+            have, fetched, _ = self._stats_count[node]
+            xx, ee, *rest = (vals[o] for o in outs)
+            if fetched != 1:  # NCHWc: per block [N, C/B, B] -> per channel [N, C]
+                xx, ee = (a.reshape(*a.shape[:-2], -1)[..., :have] for a in (xx, ee))
+            acc[node].add_partial(xx, ee, *rest, sizes[node])
 
     def _blocks_of(self, again: dict) -> dict[str, int]:
         """Block sizes of the NCHWc tensors the recomputed nodes read: as picked for the layers, else the one every

@@ -122,11 +122,11 @@ def map_fp32(optimized: onnx.ModelProto, fp32: onnx.ModelProto, tensors: list[st
             continue
         n = src_prod.get(t)
         if n is not None and len(n.output) == 1 and not _has_subgraph(n) and all(
-                not i or i in inits or i in graph_inputs or i in sources or i in found for i in n.input):
+                not i or i in inits or i in graph_inputs or i in sources or i in found or i in plain for i in n.input):
             recompute[t] = n
             for i in n.input:
                 if i and i not in inits and i not in graph_inputs and i not in sources:
-                    sources[i] = found[i]
+                    sources[i] = found[i] if i in found else Fp32Source(i)
         else:
             unmapped.append(t)
     m = onnx.ModelProto()
