@@ -24,7 +24,7 @@ from typing import Iterable
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from backends.runner import SessionConfig, build_session
 from backends.tasks import NullTask, Task
@@ -122,7 +122,7 @@ class DeployedEngine:
             self._fp32_plain = opt.plain if opt is not None else build_session(cfg, fp32.SerializeToString())
         self.fp32_identical: bool | None = None
         self.fp32_inputs = {i.name for i in self.fp32_session.get_inputs()}
-        self.nonnegative = _relu_outputs(fp32)
+        self.nonnegative = _relu_outputs(fp32) | _clipped_at_zero(fp32)
         self.bounds = {lay.fp32_tensor: lay.act.bounds() for lay in m.layers if lay.act is not None}
         self.weights = weight_errors(fp32, int8)
         self.per_sample_bytes = _largest_activation_bytes(fp32) * 8
@@ -134,6 +134,7 @@ class DeployedEngine:
         self.reused: dict = {}  # no isolated figures to reuse (DiffEngine's attribute)
         self._stats_built = False
         self._blocks: dict[str, int] = {}  # fetched NCHWc tensor -> its block size (picked on the first batch)
+        self._block: int | None = None  # MLAS's NCHWc block size, once a layer showed it
         self._q_views: dict[str, int] = {}  # deployed integers fed viewed as [N, H, W, C/B, B] -> B
         self.stats_error: str | None = None  # why the statistics graph could not run, if it could not
         self.recompute_error: str | None = None  # why layer tensors fusion removed could not be re-run
@@ -381,19 +382,24 @@ class DeployedEngine:
     def _pick_block(self, t, d: np.ndarray, raw: np.ndarray, src: Fp32Source, minus) -> int | None:
         """The NCHWc block size of ``raw``: among those its padded channels allow, the one whose NCHW values are
         closest to the deployed integers ``d`` (a wrong block scrambles channels, far more than any kernel moves
-        a value); None when no block size fits."""
+        a value), on the batch's first sample; then the same for every layer (MLAS has one block size per process).
+        None when no block size fits."""
         if raw.ndim != 4:
             return None
         cands = block_sizes(raw.shape[1], src.channels)
-        if len(cands) < 2:
-            return cands[0] if cands else None
-        ds = d if t.perm is None or d.ndim != 4 else np.transpose(d, np.argsort(t.perm))
+        if self._block in cands or len(cands) < 2:
+            return self._block if self._block in cands else (cands[0] if cands else None)
+        ds = d[:1] if t.perm is None or d.ndim != 4 else np.transpose(d[:1], np.argsort(t.perm))
         far = {}
         for bk in cands:
-            ref = _quantize(to_source(raw, src, bk, minus), t.scale, t.zero_point, t.qtype)
+            x = to_source(raw[:1], src, bk, None if minus is None else minus[:1])
+            ref = _quantize(x, t.scale, t.zero_point, t.qtype)
             if ref.shape == ds.shape:
                 far[bk] = float(np.abs(ds.astype(np.int32) - ref).mean())
-        return min(far, key=far.get) if far else None
+        if not far:
+            return None
+        self._block = min(far, key=far.get)
+        return self._block
 
     def _count_clipped(self, ft: str, fvals: dict, n: list) -> None:
         """Add this batch's values of ``ft`` outside its quantization range, and its values, to ``n``."""
@@ -404,7 +410,7 @@ class DeployedEngine:
         if src.minus:
             x = x - fvals[src.minus]
         lo, hi = self.bounds[ft]
-        nonneg = ft in self.nonnegative and not src.minus
+        nonneg = ft in self.nonnegative and not src.minus and lo <= 0  # nothing below the range: no min pass
         if src.channels is None:
             n[0] += _count_outside(x, lo, hi, nonneg)
             n[1] += x.size
@@ -457,6 +463,23 @@ def _blocked_stats(b: StatsBuilder, x: str, y: str, channels: int, padded: int, 
     else:
         ext = [b.reduce(op, e, None) for op in ("ReduceMax", "ReduceMin", "ReduceSum")]
     return PairOutputs(xx, ee, yy, *ext, channel_axis=1)
+
+
+def _clipped_at_zero(model: onnx.ModelProto) -> set[str]:
+    """Outputs of Clip nodes whose minimum is a constant >= 0 (ReLU6): like Relu outputs, never below a quantization
+    range (ranges include 0), so the clip count skips their minimum (one pass less per layer of a MobileNet)."""
+    inits = {i.name: i for i in model.graph.initializer}
+    out = set()
+    for n in model.graph.node:
+        if n.op_type != "Clip":
+            continue
+        lo = next((a.f for a in n.attribute if a.name == "min"), None)  # opset < 11
+        if len(n.input) > 1 and n.input[1] in inits:
+            v = numpy_helper.to_array(inits[n.input[1]])
+            lo = float(v) if v.size == 1 else None
+        if lo is not None and lo >= 0:
+            out.add(n.output[0])
+    return out
 
 
 def _run_named(session, names: list[str], feed: dict) -> list:
