@@ -148,7 +148,8 @@ class DeployedEngine:
         """The statistics graph of every layer whose deployed integers fit its FP32 tensor in some layout.
 
         The layout is picked on this batch against FP32 quantized in numpy with the layer's own scale (a layout
-        mix-up moves most values far more than any kernel does); the graph transposes the integers back."""
+        mix-up moves most values far more than any kernel does); the graph moves the integers into the FP32 tensor's
+        layout (NCHW, or the NCHWc blocks of the optimized FP32 graph: 1 byte moved per value instead of 4)."""
         b = StatsBuilder(_STATS_OPSET)
         graph_inputs = {}
         again = self._opt.recompute if self._opt is not None else {}
