@@ -326,3 +326,38 @@ def scoped_net(layers: int = 27, branches: int = 12, channels: int = 4, seed: in
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 8
     return model
+
+
+def residual_net(seed: int = 0, side: int = 8) -> onnx.ModelProto:
+    """A MobileNetV2-style CNN for onnxruntime's NCHWc fusions: Conv + Clip, a linear 1x1 Conv whose residual Add
+    onnxruntime fuses into it, a Conv + Add + Relu, and channel counts (24, 20) that NCHWc pads with 8- and 16-wide
+    blocks. x[N,3,side,side] -> ... -> GAP -> Flatten -> Gemm -> y[N,10]."""
+    rng = _rng(seed)
+    inits = []
+
+    def conv(name, cin, cout, k, inp, out):
+        w = (rng.standard_normal((cout, cin, k, k)) / np.sqrt(cin * k * k)).astype(np.float32)
+        b = (rng.standard_normal(cout) * 0.05).astype(np.float32)
+        inits.extend([numpy_helper.from_array(w, f"{name}.weight"), numpy_helper.from_array(b, f"{name}.bias")])
+        return helper.make_node("Conv", [inp, f"{name}.weight", f"{name}.bias"], [out], name=name,
+                                pads=[k // 2] * 4)
+
+    inits += [numpy_helper.from_array(np.float32(0.0), "zero"), numpy_helper.from_array(np.float32(6.0), "six")]
+    wf = (rng.standard_normal((10, 20)) * 0.3).astype(np.float32)
+    inits += [numpy_helper.from_array(wf, "fc.weight"), numpy_helper.from_array(np.zeros(10, np.float32), "fc.bias")]
+    nodes = [
+        conv("stem", 3, 24, 3, "x", "c0"), helper.make_node("Clip", ["c0", "zero", "six"], ["a0"], name="clip0"),
+        conv("project", 24, 24, 1, "a0", "p1"), helper.make_node("Add", ["p1", "a0"], ["s1"], name="add1"),
+        conv("expand", 24, 20, 1, "s1", "c2"), helper.make_node("Clip", ["c2", "zero", "six"], ["a2"], name="clip2"),
+        conv("mix", 20, 20, 3, "a2", "c3"), helper.make_node("Add", ["a2", "c3"], ["s3"], name="add3"),
+        helper.make_node("Relu", ["s3"], ["r3"], name="relu3"),
+        helper.make_node("GlobalAveragePool", ["r3"], ["gap"], name="gap"),
+        helper.make_node("Flatten", ["gap"], ["flat"], name="flatten"),
+        helper.make_node("Gemm", ["flat", "fc.weight", "fc.bias"], ["y"], name="fc", transB=1),
+    ]
+    graph = helper.make_graph(nodes, "residual_net",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, side, side])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    return model

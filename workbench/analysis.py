@@ -117,6 +117,8 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
     finally:
         if taps is not None:
             taps.close()
+        if layer_kernels == "deployed":
+            engine.close()
     if isolated:
         for node, sig in engine.graph.iso_signatures.items():
             iso = outcome.layers[node].isolated if node in outcome.layers else None
@@ -135,9 +137,14 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
         _deployed_only_layers(layers, set(taps.taps), engine)
         notes.append(f"deployed per-layer figures: {engine.layers_measured()} of {len(layers)} layers have a "
                      "quantized output that survives onnxruntime's fusion (the others show none)"
+                     + ("" if not engine.fp32_unmapped else
+                        "; FP32 layer tensors exposed in the source model (not in onnxruntime's optimized FP32 "
+                        f"graph: {', '.join(engine.fp32_unmapped[:5])}{', ...' if len(engine.fp32_unmapped) > 5 else ''})")
                      + ("" if engine.fp32_identical is not False else
                         "; the output figures are a plain FP32 session's (exposing the layer tensors changes "
                         "onnxruntime's FP32 fusions, so the FP32 model runs twice per batch)")
+                     + (f"; layer tensors fused away could not be re-run ({engine.recompute_error})"
+                        if engine.recompute_error else "")
                      + (f"; the layer statistics could not run ({engine.stats_error})" if engine.stats_error else ""))
     elif taps is not None:
         _deployed_layers(layers, taps.results({n: o.cumulative for n, o in outcome.layers.items()}))
