@@ -95,7 +95,12 @@ def weight_stats(model: onnx.ModelProto, weighted_ops=("Conv", "ConvTranspose", 
 
 def fold_workers(tensors: int) -> int:
     """Threads folding histograms: one per CPU this process may use, at most one per tensor and at most
-    ``MAX_FOLD_WORKERS`` (every numpy call takes the GIL back, so threads beyond the cores only add hand-overs)."""
+    ``MAX_FOLD_WORKERS`` (every numpy call takes the GIL back, so threads beyond the cores only add hand-overs).
+    One under ``scripts/emulate-x86-cpu``: QEMU user mode crashed numpy running in two threads at once (a
+    segfault in np.unique mid-suite, not reproducible alone), and the emulated run checks integer kernels, not
+    folding speed."""
+    if os.environ.get("QWB_EMULATED_X86_CPU"):
+        return 1
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
