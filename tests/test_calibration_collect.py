@@ -14,6 +14,7 @@ from analyzers.calibration.collect import collect, split_by_size
 from analyzers.calibration.histogram import StreamingHistogram
 from analyzers.onnx_utils import expose_tensors
 from tests.models import conv_net, conv_net_data
+from tests.task_util import CancelOnCheck
 
 
 def _batches(x: np.ndarray, step: int):
@@ -140,23 +141,12 @@ def test_cancelling_stops_the_pass_and_leaves_no_folding_thread(monkeypatch):
     class Cancelled(Exception):
         pass
 
-    class CancelOnThirdBatch:
-        checks = 0
-
-        def report(self, fraction, message=""):
-            pass
-
-        def check(self):
-            self.checks += 1
-            if self.checks == 3:
-                raise Cancelled()
-
     calls = _fails_on_call(monkeypatch, 10**9)  # counts updates, never fails
     model = conv_net()
     x = conv_net_data(16)["x"]
     tensors = _tensors(model)
     with pytest.raises(Cancelled):
-        collect(model, tensors, _batches(x, 2), len(x), task=CancelOnThirdBatch(), workers=2)
+        collect(model, tensors, _batches(x, 2), len(x), task=CancelOnCheck(3, Cancelled), workers=2)
     # the first batch was folded, the second perhaps in part (the workers stop at the next tensor), nothing after
     assert len(tensors) <= len(calls) <= 2 * len(tensors)
     assert not [t for t in threading.enumerate() if t.name.startswith("qwb-histogram")]

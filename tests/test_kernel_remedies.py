@@ -20,6 +20,7 @@ from backends import cpuinfo
 from backends.cpuinfo import runtime_flags, u8s8_saturates
 from backends.integer_path import arm_path, integer_path, x86_path
 from tests.cli_util import qwb
+from tests.task_util import CancelOnCheck
 from workbench.analysis import analyze
 from workbench.kernel_remedies import candidates, explain_gap
 from workbench.outputs import output_kinds
@@ -171,21 +172,10 @@ def test_remedy_measurement_can_be_cancelled(demo):
     class Stop(Exception):
         pass
 
-    class Task:
-        calls = 0
-
-        def report(self, fraction, message=""):
-            pass
-
-        def check(self):
-            Task.calls += 1
-            if Task.calls > 2:
-                raise Stop
-
     kinds = output_kinds(s.prepared.load_proto(), s.recipe, s.eval_data.labels)
     worse = [replace(o, sqnr_db=o.sqnr_db - 10) for o in r.outputs_of("deployed")]
     with pytest.raises(Stop):
-        explain_gap(s, s.recipe, r.int8_model, kinds, True, N, 32, r.outputs_of("exact"), worse, task=Task())
+        explain_gap(s, s.recipe, r.int8_model, kinds, True, N, 32, r.outputs_of("exact"), worse, task=CancelOnCheck(3, Stop))
 
 
 def test_json_carries_the_gap_and_reads_back(demo):
