@@ -29,6 +29,7 @@ from onnx import TensorProto, helper, numpy_helper
 from backends.runner import SessionConfig, build_session
 from backends.tasks import NullTask, Task
 
+from . import pair_stats_native
 from .deployed_layers import DeployedLayerTaps
 from .diff import (DiffOutcome, LayerOutcome, _batch_for, _count_outside, _dim_names, _largest_activation_bytes,
                    _per_sample, _relu_outputs, _sample_major, _shapes, weight_errors)
@@ -127,6 +128,12 @@ class DeployedEngine:
         self.weights = weight_errors(fp32, int8)
         self.per_sample_bytes = _largest_activation_bytes(fp32) * 8
         self.stats = None  # the statistics session, built on the first batch once each tap's layout is known
+        # the statistics in one compiled pass per layer where the extension is built (``pair_stats_native``), else
+        # the onnxruntime graph; layer -> (its LayerStats, FP32 tensor, tensor subtracted from it or None, deployed
+        # tensor)
+        self.native_stats = pair_stats_native.available()
+        self._plans: dict[str, tuple] = {}
+        self._clip_from: dict[str, str] = {}  # FP32 tensor -> the layer whose compiled pass counts its clipped values
         self._stats_fetch: dict[str, tuple[str, ...]] = {}  # layer -> its 6 statistics outputs
         self._stats_feed: dict[str, dict] = {}  # layer -> {statistics input: fetched FP32 tensor (None: integers)}
         # layer -> (source values, fetched values: the blocked layout pads channels, the fetched tensor)
@@ -181,6 +188,20 @@ class DeployedEngine:
             blocked = src.channels is not None
             if blocked and (x.ndim != 4 or self.channel_axes.get(ft) != 1):
                 continue
+            self._stats_count[node] = ((src.channels, raw.shape[1]) if blocked else (1, 1)) + (src.tensor,)
+            if blocked:
+                self._blocks.update({n: block for n in (src.tensor, src.minus) if n})
+            if self.native_stats:  # one compiled pass per layer: the plan of its views, no graph nodes
+                sm, bounds = self.sample_major.get(ft, False), self.bounds.get(ft, (-math.inf, math.inf))
+                plan = (pair_stats_native.blocked_plan(t.scale, t.zero_point, perm, src.channels, block, sm, bounds)
+                        if blocked else
+                        pair_stats_native.plain_plan(t.scale, t.zero_point, perm, x.ndim, self.channel_axes.get(ft), sm,
+                                                     bounds))
+                if ft in self.bounds:  # the pass counts the clipped values too: no numpy pass for them
+                    self._clip_from.setdefault(ft, node)
+                self._plans[node] = (pair_stats_native.LayerStats(plan), src.tensor, src.minus, t.deployed_tensor)
+                self._stats_fetch[node] = ()
+                continue
             feed = {f"x{k}": src.tensor, f"q{k}": None}
             graph_inputs[f"x{k}"] = helper.make_tensor_value_info(f"x{k}", TensorProto.FLOAT, None)
             graph_inputs[f"q{k}"] = helper.make_tensor_value_info(f"q{k}", t.qtype, None)
@@ -204,11 +225,8 @@ class DeployedEngine:
                 p = pair_stats(b, xi, y, x.ndim, self.channel_axes.get(ft), self.sample_major.get(ft, False))
             self._stats_fetch[node] = (p.xx, p.ee, p.yy, p.emax, p.emin, p.esum)
             self._stats_feed[node] = feed
-            self._stats_count[node] = ((src.channels, raw.shape[1]) if blocked else (1, 1)) + (src.tensor,)
-            if blocked:
-                self._blocks.update({n: block for n in (src.tensor, src.minus) if n})
         graph_inputs = list(graph_inputs.values())
-        if not self._stats_fetch:
+        if not self._stats_fetch or self.native_stats:
             return
         outs = [helper.make_tensor_value_info(o, TensorProto.FLOAT, None)
                 for o in dict.fromkeys(o for f in self._stats_fetch.values() for o in f)]
@@ -257,16 +275,17 @@ class DeployedEngine:
                 sfeed, sizes = self._prepare(fvals, ints)
                 clock["fold"] += time.perf_counter() - t
                 if pending is not None:
-                    self._fold_stats(pending[0].result(), pending[1], acc)
+                    self._fold_stats(pending[0].result(), pending[1], acc, clip, pending[2])
                     pending = None
                 if sfeed is not None:
                     if self.overlap:
-                        pending = (pool.submit(self._stats_run, sfeed, clock), sizes)
+                        pending = (pool.submit(self._stats_run, sfeed, clock), sizes, sfeed)
                     else:
-                        self._fold_stats(self._stats_run(sfeed, clock), sizes, acc)
+                        self._fold_stats(self._stats_run(sfeed, clock), sizes, acc, clip, sfeed)
                 t = time.perf_counter()
                 for ft, n in clip.items():
-                    self._count_clipped(ft, fvals, n)
+                    if ft not in self._clip_from:
+                        self._count_clipped(ft, fvals, n)
                 for o, y in zip(self.model_outputs, ys):
                     out_acc[o].update(fvals[o], y, None if labels is None else labels[start:stop])
                 clock["fold"] += time.perf_counter() - t
@@ -274,7 +293,10 @@ class DeployedEngine:
                 done = stop
                 task.report(done / max(total, 1), f"analysing (deployed kernels): sample {done}/{total}")
             if pending is not None:
-                self._fold_stats(pending[0].result(), pending[1], acc)
+                self._fold_stats(pending[0].result(), pending[1], acc, clip, pending[2])
+            for node, (ls, *_) in self._plans.items():  # the last batches' sums still in the compiled buffers
+                for part in ls.finish():
+                    self._fold_native(node, part, acc, clip)
         loop_cpu = time.process_time() - cpu0
         layers = {}
         measured = set(self._stats_fetch)
@@ -325,6 +347,14 @@ class DeployedEngine:
             fvals.update(self._run_recompute(fvals))
         for name, bk in self._blocks.items():  # NCHWc tensors viewed in their memory layout (no copy)
             fvals[name] = blocked(fvals[name], bk)
+        sizes = {}
+        for node, (have, fetched, xname) in self._stats_count.items():
+            sizes[node] = fvals[xname].size * have // fetched
+        if self.native_stats:  # views and zeroed sums here (numpy on this thread), the passes in the worker
+            if not self._plans:
+                return None, {}
+            return {node: ls.job(fvals[x], fvals[m] if m else None, ints[d])
+                    for node, (ls, x, m, d) in self._plans.items()}, sizes
         if self.stats is None:
             return None, {}
         sfeed = {}
@@ -336,28 +366,48 @@ class DeployedEngine:
                     sfeed[i] = q if bk is None else q.reshape(*q.shape[:3], -1, bk)
                 else:
                     sfeed[i] = fvals[name]
-        sizes = {}
-        for node, (have, fetched, xname) in self._stats_count.items():
-            sizes[node] = fvals[xname].size * have // fetched
         return sfeed, sizes
 
     def _stats_run(self, sfeed: dict, clock: dict) -> dict:
-        """The statistics session on one batch (onnxruntime only: the worker thread's job)."""
+        """One batch's statistics, {layer: (x.x, e.e, y.y, max e, min e, sum e)}: the compiled passes or the
+        statistics session (no numpy either way: the worker thread's job)."""
         t, c = time.perf_counter(), time.thread_time()
-        names = [o for f in self._stats_fetch.values() for o in f]
-        vals = dict(zip(names, _run_named(self.stats, names, sfeed)))
+        if self.native_stats:
+            out = {node: pair_stats_native.LayerStats.run(job) for node, job in sfeed.items()}
+        else:
+            names = [o for f in self._stats_fetch.values() for o in f]
+            vals = dict(zip(names, _run_named(self.stats, names, sfeed)))
+            out = {node: tuple(vals[o] for o in outs) for node, outs in self._stats_fetch.items()}
         clock["stats"] += time.perf_counter() - t
         clock["stats_cpu"] += time.thread_time() - c
-        return vals
+        return out
 
-    def _fold_stats(self, vals: dict, sizes: dict, acc: dict) -> None:
-        """One batch's statistics into the layers' accumulators."""
-        for node, outs in self._stats_fetch.items():
+    def _fold_stats(self, vals: dict, sizes: dict, acc: dict, clip: dict, jobs: dict) -> None:
+        """One batch's statistics into the layers' accumulators (compiled: each layer's buffer of batches once it
+        is complete, with the clipped values its passes counted)."""
+        if self.native_stats:
+            for node, job in jobs.items():
+                for part in self._plans[node][0].add(job, vals[node], sizes[node]):
+                    self._fold_native(node, part, acc, clip)
+            return
+        for node in self._stats_fetch:
             have, fetched, _ = self._stats_count[node]
-            xx, ee, *rest = (vals[o] for o in outs)
+            xx, ee, *rest = vals[node]
             if fetched != 1:  # NCHWc: per block [N, C/B, B] -> per channel [N, C]
                 xx, ee = (a.reshape(*a.shape[:-2], -1)[..., :have] for a in (xx, ee))
             acc[node].add_partial(xx, ee, *rest, sizes[node])
+
+    def _fold_native(self, node: str, part: tuple, acc: dict, clip: dict) -> None:
+        """Sums of the compiled passes (one buffer of batches, ``LayerStats.add``) into the layer's accumulator."""
+        xx, ee, yy, emax, emin, esum, outside, values = part
+        have, fetched, _ = self._stats_count[node]
+        if fetched != 1:  # NCHWc: per block [N, C/B, B] -> per channel [N, C]
+            xx, ee = (a.reshape(*a.shape[:-2], -1)[..., :have] for a in (xx, ee))
+        acc[node].add_partial(xx, ee, yy, emax, emin, esum, values)
+        ft = self.taps.taps[node].fp32_tensor
+        if self._clip_from.get(ft) == node:
+            clip[ft][0] += outside
+            clip[ft][1] += values
 
     def _blocks_of(self, again: dict) -> dict[str, int]:
         """Block sizes of the NCHWc tensors the recomputed nodes read: as picked for the layers, else the one every

@@ -203,8 +203,10 @@ def test_markdown_report_of_a_deployed_only_analysis(runs, tmp_path):
 
 def test_a_statistics_graph_onnxruntime_refuses_leaves_the_outputs_and_says_why(runs, monkeypatch):
     import analyzers.deployed_engine as de  # noqa: PLC0415 - the module whose session builder is made to fail
+    from analyzers import pair_stats_native  # noqa: PLC0415
 
     s, dep, _ = runs
+    monkeypatch.setenv(pair_stats_native.FORCE_GRAPH_ENV, "1")  # the graph, not the compiled passes
     real = de.build_session
 
     def refuse_stats(cfg, data=None):

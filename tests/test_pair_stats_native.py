@@ -1,0 +1,199 @@
+"""The compiled one-pass statistics of deployed mode (``analyzers/_pairstats.c``) against numpy and against the
+onnxruntime statistics graph they replace.
+
+The kernel tests compare with float64 numpy on the same integers and FP32 values (layouts, padding, a subtracted
+tensor, every integer type, NaN and inf); the engine tests run ``--kernels deployed`` both ways on the same
+machine, so they hold with either NCHWc block size (CI runs the ``kernels`` tests on an emulated AVX2 CPU)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import resources
+from analyzers import pair_stats_native as P
+from tests.models import residual_net, save, save_npz
+from workbench.analysis import analyze
+from workbench.session import Session
+
+pytestmark = pytest.mark.skipif(P._pairstats is None, reason="the _pairstats extension is not built here "
+                                "(no C compiler at install time); deployed mode uses the statistics graph")
+
+RNG = np.random.default_rng(7)
+
+
+def _reference(x, q, scale, zp, keep, minus=None, bounds=(-math.inf, math.inf)):
+    """float64 numpy of what the kernel computes: x.x and e.e summed over the axes not in ``keep``, and the values
+    outside ``bounds``."""
+    xv = x if minus is None else (x - minus)
+    y = (q.astype(np.int64) - zp).astype(np.float32) * np.float32(scale)
+    e = y - xv
+    axes = tuple(a for a in range(x.ndim) if a not in keep)
+    f = np.float64
+    return ((xv.astype(f) ** 2).sum(axes), (e.astype(f) ** 2).sum(axes), (y.astype(f) ** 2).sum(),
+            float(e.max()), float(e.min()), float(e.astype(f).sum()),
+            int(np.count_nonzero(xv > np.float32(bounds[1])) + np.count_nonzero(xv < np.float32(bounds[0]))))
+
+
+def _check(got, want):
+    xx, ee, yy, emax, emin, es, outside = got
+    assert outside == want[6]
+    assert np.allclose(xx, want[0], rtol=1e-6) and np.allclose(ee, want[1], rtol=1e-6)
+    assert yy == pytest.approx(want[2], rel=1e-6)
+    assert (emax, emin) == (want[3], want[4])  # the same float32 values: exact
+    assert es == pytest.approx(want[5], rel=1e-5, abs=1e-6)
+
+
+def _grid(x, scale, zp, dtype):
+    info = np.iinfo(dtype)
+    return np.clip(np.rint(x / np.float32(scale)) + zp, info.min, info.max).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype,zp", [(np.uint8, 128), (np.int8, 0), (np.uint16, 30000), (np.int16, -5)])
+@pytest.mark.parametrize("sample_major", [True, False])
+def test_plain_layouts_every_integer_type(dtype, zp, sample_major):
+    """NCHW FP32 against integers held NHWC (strided read) and NCHW, per sample and channel or per channel."""
+    x = RNG.standard_normal((3, 5, 7, 9)).astype(np.float32)
+    q = _grid(x, 0.03, zp, dtype)
+    q[0, 1, 2, 3] = np.iinfo(dtype).max  # one value far off
+    for held, perm in ((q.transpose(0, 2, 3, 1).copy(), (0, 2, 3, 1)), (q, None)):
+        plan = P.plain_plan(0.03, zp, perm, 4, 1, sample_major, (-1.5, 1.0))
+        got = P.run_once(plan, x, None, held)
+        want = _reference(x, q, 0.03, zp, (0, 1) if sample_major else (1,), bounds=(-1.5, 1.0))
+        assert want[6] > 0
+        _check(got, want)
+
+
+@pytest.mark.parametrize("channels,block", [(20, 8), (32, 16), (3, 4), (37, 16)])
+def test_blocked_fp32_with_padding_and_a_subtracted_tensor(channels, block):
+    """NCHWc-blocked FP32 (the last block padded with garbage, which must not count) against NHWC integers, with
+    the fused-residual form x = out - sum."""
+    n, h, w = 2, 4, 33
+    cb = -(-channels // block)
+    src = RNG.standard_normal((n, channels, h, w)).astype(np.float32)
+    minus = RNG.standard_normal((n, cb * block, h, w)).astype(np.float32)
+    raw = np.full((n, cb * block, h, w), 1e6, np.float32)  # padding: far off the grid
+    raw[:, :channels] = src + minus[:, :channels]
+
+    def as_blocked(a):  # [N, C', H, W] -> memory [N, C'/B, H, W, B]
+        return np.ascontiguousarray(a.reshape(n, cb, block, h, w).transpose(0, 1, 3, 4, 2))
+
+    q = _grid(src, 0.05, 3, np.uint8)
+    for sm in (True, False):
+        plan = P.blocked_plan(0.05, 3, (0, 2, 3, 1), channels, block, sm, (-0.2, 0.5))
+        xx, ee, *rest = P.run_once(plan, as_blocked(raw), as_blocked(minus),
+                                                    q.transpose(0, 2, 3, 1).copy())
+        xx, ee = (a.reshape(*a.shape[:-2], -1)[..., :channels] for a in (xx, ee))  # as DeployedEngine folds
+        xs = raw[:, :channels] - minus[:, :channels]
+        _check((xx, ee, *rest), _reference(xs, q, 0.05, 3, (0, 1) if sm else (1,), bounds=(-0.2, 0.5)))
+
+
+def test_rows_longer_than_the_float_lanes_and_element_wise_groups():
+    """Channels-last rows longer than the kernel's float lanes (4096), and groups that split every value."""
+    x = RNG.standard_normal((2, 3, 5000)).astype(np.float32)
+    q = _grid(x, 0.02, 0, np.int8)
+    plan = P.plain_plan(0.02, 0, None, 3, 2, True)
+    _check(P.run_once(plan, x, None, q), _reference(x, q, 0.02, 0, (0, 2)))
+    v = RNG.standard_normal(11).astype(np.float32)
+    qv = _grid(v, 0.1, 0, np.int8)
+    plan = P.plain_plan(0.1, 0, None, 1, 0, False)  # rank 1, channel axis 0: nothing reduced
+    _check(P.run_once(plan, v, None, qv), _reference(v, qv, 0.1, 0, (0,)))
+
+
+def test_nan_and_inf():
+    """A NaN makes the extremes NaN (the e.e sums say where); infinities are extremes, not NaN."""
+    x = RNG.standard_normal((1, 2, 3, 600)).astype(np.float32)
+    q = _grid(x, 0.02, 0, np.int8)
+    plan = P.plain_plan(0.02, 0, None, 4, 1, False)
+    x[0, 1, 2, 500] = np.inf
+    xx, ee, yy, emax, emin, es, _ = P.run_once(plan, x, None, q)
+    assert emin == -math.inf and np.isfinite(emax) and ee[1] == math.inf and np.isfinite(ee[0])
+    x[0, 0, 0, 7] = np.nan
+    xx, ee, yy, emax, emin, es, _ = P.run_once(plan, x, None, q)
+    assert math.isnan(emax) and math.isnan(emin) and math.isnan(ee[0])
+
+
+def test_mismatched_layouts_and_geometry_outside_the_buffers_are_refused():
+    x = np.zeros((2, 3, 4, 5), np.float32)
+    q = np.zeros(x.shape, np.uint8)
+    with pytest.raises(ValueError, match="do not fit"):
+        P.run_once(P.plain_plan(1.0, 0, None, 4, 1, False), x, None, np.zeros((2, 4, 3, 5), np.uint8))
+    geo = (x.shape, x.strides, 0, None, 0, q.strides, 0, (0, 1, 0, 0), 0)
+    ok = P._pairstats.pair_stats(x, None, q, geo, 1.0, 0, -1.0, 1.0, np.zeros(3), np.zeros(3))
+    assert ok == (0.0, 0.0, 0.0, 0.0, 0)
+    with pytest.raises(TypeError):
+        P._pairstats.pair_stats(x.astype(np.float64), None, q, geo, 1.0, 0, -1.0, 1.0, np.zeros(3), np.zeros(3))
+    with pytest.raises(ValueError, match="too small"):
+        P._pairstats.pair_stats(x, None, q, geo, 1.0, 0, -1.0, 1.0, np.zeros(2), np.zeros(2))
+    past = (x.shape, x.strides, 4, None, 0, q.strides, 0, (0, 1, 0, 0), 0)  # one value past the end of x
+    with pytest.raises(ValueError, match="outside"):
+        P._pairstats.pair_stats(x, None, q, past, 1.0, 0, -1.0, 1.0, np.zeros(3), np.zeros(3))
+    wide = ((2, 3, 4, 6), x.strides, 0, None, 0, q.strides, 0, (0, 1, 0, 0), 0)
+    with pytest.raises(ValueError, match="outside"):
+        P._pairstats.pair_stats(x, None, q, wide, 1.0, 0, -1.0, 1.0, np.zeros(3), np.zeros(3))
+
+
+def test_batches_share_a_buffer_and_fold_in_sample_order():
+    """Per-sample sums of several batches go out together, in sample order, with the totals of those batches; a
+    short last batch and a larger batch (which closes the buffer early) keep every row once, in order."""
+    plan = P.plain_plan(0.05, 0, None, 4, 1, True, (-1.0, 1.0))
+    ls = P.LayerStats(plan, slots=3)
+    xs = [RNG.standard_normal((n, 4, 3, 3)).astype(np.float32) for n in (2, 2, 2, 2, 1, 3)]
+    folded = []
+    for x in xs:
+        job = ls.job(x, None, _grid(x, 0.05, 0, np.int8))
+        folded += ls.add(job, P.LayerStats.run(job), x.size)
+    folded += ls.finish()
+    assert [p[0].shape[0] for p in folded] == [6, 3, 3]  # 3 batches; 2 + 1 (closed by the larger one); the last
+    want = [_reference(x, _grid(x, 0.05, 0, np.int8), 0.05, 0, (0, 1), bounds=(-1.0, 1.0)) for x in xs]
+    assert np.allclose(np.concatenate([p[0] for p in folded]), np.concatenate([w[0] for w in want]), rtol=1e-6)
+    assert np.allclose(np.concatenate([p[1] for p in folded]), np.concatenate([w[1] for w in want]), rtol=1e-6)
+    assert sum(p[7] for p in folded) == sum(x.size for x in xs)
+    assert sum(p[6] for p in folded) == sum(w[6] for w in want) > 0
+    assert max(p[3] for p in folded) == max(w[3] for w in want)
+    assert sum(p[2] for p in folded) == pytest.approx(sum(w[2] for w in want), rel=1e-6)
+
+
+def _compiled_and_graph(session: Session, monkeypatch, samples=None):
+    fast = analyze(session, samples=samples, kernels="deployed")
+    with monkeypatch.context() as m:
+        m.setenv(P.FORCE_GRAPH_ENV, "1")
+        graph = analyze(session, samples=samples, kernels="deployed")
+    return fast, graph
+
+
+def _same(fast, graph):
+    assert [lay.node for lay in fast.layers] == [lay.node for lay in graph.layers]
+    assert sum(np.isfinite(lay.cumulative.sqnr_db) for lay in fast.layers) == \
+        sum(np.isfinite(lay.cumulative.sqnr_db) for lay in graph.layers) > 0
+    for a, b in zip(fast.layers, graph.layers):
+        ca, cb = a.cumulative, b.cumulative
+        assert ca.sqnr_db == pytest.approx(cb.sqnr_db, abs=1e-3, nan_ok=True), a.node
+        assert ca.max_abs == pytest.approx(cb.max_abs, rel=1e-6, abs=1e-9, nan_ok=True), a.node
+        assert ca.mean_error == pytest.approx(cb.mean_error, rel=1e-4, abs=1e-7, nan_ok=True), a.node
+        assert ca.cosine == pytest.approx(cb.cosine, abs=1e-6, nan_ok=True), a.node
+        if cb.channel_sqnr_min is not None:
+            assert ca.channel_sqnr_min == pytest.approx(cb.channel_sqnr_min, abs=1e-3), a.node
+        assert a.clip_rate == b.clip_rate, a.node
+    assert np.allclose(fast.heatmap, graph.heatmap, atol=1e-3, equal_nan=True)
+    assert [(o.top1_agreement, o.sqnr_db) for o in fast.outputs] == [(o.top1_agreement, o.sqnr_db)
+                                                                      for o in graph.outputs]
+
+
+@pytest.mark.kernels
+def test_deployed_analysis_compiled_equals_the_statistics_graph_on_a_residual_net(tmp_path, monkeypatch):
+    """NCHWc blocks with padded channels, a fused residual read as out - sum and a re-run Conv: every layer's
+    figures from the compiled passes equal the onnxruntime graph's."""
+    rng = np.random.default_rng(1)
+    s = Session(str(save(residual_net(), tmp_path / "m.onnx")),
+                str(save_npz(tmp_path / "c.npz", x=rng.standard_normal((32, 3, 8, 8)).astype(np.float32))),
+                str(save_npz(tmp_path / "e.npz", x=rng.standard_normal((150, 3, 8, 8)).astype(np.float32))))
+    _same(*_compiled_and_graph(s, monkeypatch))
+
+
+@pytest.mark.kernels
+def test_deployed_analysis_compiled_equals_the_statistics_graph_on_the_demo(monkeypatch):
+    s = Session(resources.DEMO_MODEL, resources.DEMO_CALIB, resources.DEMO_EVAL)
+    _same(*_compiled_and_graph(s, monkeypatch, samples=96))
