@@ -199,7 +199,7 @@ class LayerStats:
             s = self._sums = _Sums(((rows * self.slots,) + shape[1:]) if rows else shape, self.slots, rows)
             self._next = 0
         first = s.per_slot * self._next
-        step = int(np.prod(shape[1:])) if rows else 0
+        step = math.prod(shape[1:]) if rows else 0
         calls = [g[:8] + (g[8] + first * step,) for g in geo]
         s.rows.append((first, rows))
         self._next += 1
