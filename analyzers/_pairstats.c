@@ -7,7 +7,7 @@
  * pair_stats(x, m, q, geometry, scale, zero_point, lo, hi, xx, ee) -> (yy, emax, emin, esum, outside)
  *   x: a C-contiguous float32 buffer holding the FP32 layer tensor; m: None or a float32 buffer subtracted from x
  *   first (a fused residual Add read as out - sum); q: a buffer of the layer's integers (uint8, int8, uint16,
- *   int16). geometry = (shape, x strides, x offset, m strides, m offset, q strides, q offset, group, group offset)
+ *   int16), or float32 values compared as they are (the exact simulation's tensors: scale and zero point unused). geometry = (shape, x strides, x offset, m strides, m offset, q strides, q offset, group, group offset)
  *   walks the three together (byte strides and offsets, so each is read in its own layout; checked against the
  *   buffers); y = float(q - zero_point) * scale, e = y - (x - m), in float32 exactly as DequantizeLinear and Sub
  *   compute them. An element's index into the float64 sums xx and ee is group offset + sum(index[d] * group[d]).
@@ -62,6 +62,10 @@ typedef struct {
 #define CHUNK_ATTR
 #endif
 
+/* the compared value: integers dequantized as DequantizeLinear does, float32 values as they are (the exact
+   simulation's tensors) */
+#define YVALUE(v) _Generic((v), float: (v), default: (float)((int)(v) - zp) * scale)
+
 /* one contiguous chunk: x.x and e.e into lxx/lee per value (PER_VALUE) or into lxx[0]/lee[0] */
 #define CHUNK_FN(NAME, T, HAS_M, PER_VALUE)                                                                   \
     CHUNK_ATTR static void NAME(const float *xp, const float *mp, const T *qp, Py_ssize_t n, float scale,     \
@@ -72,7 +76,7 @@ typedef struct {
         int outside = 0;                                                                                      \
         for (Py_ssize_t i = 0; i < n; i++) {                                                                  \
             float xv = HAS_M ? xp[i] - mp[i] : xp[i];                                                         \
-            float y = (float)((int)qp[i] - zp) * scale;                                                       \
+            float y = YVALUE(qp[i]);                                                                          \
             float d = y - xv;                                                                                 \
             if (PER_VALUE) {                                                                                  \
                 lxx[i] += xv * xv;                                                                            \
@@ -276,6 +280,9 @@ PIXELS(row_u8, uint8_t)
 PIXELS(row_i8, int8_t)
 PIXELS(row_u16, uint16_t)
 PIXELS(row_i16, int16_t)
+ROW(row_f32, float)
+PACKED(row_f32, float)
+PIXELS(row_f32, float)
 
 typedef void (*PixelsFn)(const Job *, const char *, const char *, const char *, Py_ssize_t, Totals *);
 
@@ -450,9 +457,11 @@ static PyObject *pair_stats(PyObject *self, PyObject *args)
         row = row_u16, packed = row_u16_packed, pixels = row_u16_pixels, qitem = 2;
     else if (strcmp(qf, "h") == 0)
         row = row_i16, packed = row_i16_packed, pixels = row_i16_pixels, qitem = 2;
+    else if (strcmp(qf, "f") == 0)
+        row = row_f32, packed = row_f32_packed, pixels = row_f32_pixels, qitem = 4;
     if (!row || strcmp(fmt(&xb), "f") != 0 || (have_m && strcmp(fmt(&mb), "f") != 0) ||
         strcmp(fmt(&xxb), "d") != 0 || strcmp(fmt(&eeb), "d") != 0) {
-        PyErr_SetString(PyExc_TypeError, "pair_stats: x and m float32, q (u)int8/16, xx and ee float64");
+        PyErr_SetString(PyExc_TypeError, "pair_stats: x and m float32, q (u)int8/16 or float32, xx and ee float64");
         goto done_ee;
     }
     Py_ssize_t ndim = PySequence_Check(shape_o) ? PySequence_Size(shape_o) : -1;

@@ -27,6 +27,7 @@ from onnx import numpy_helper
 from backends.cpu import physical_cores
 from backends.tasks import NullTask, Task
 
+from . import pair_stats_native
 from .diff_graph import FP32_PREFIX, build_diff_graph, per_sample_size
 from .diff_types import ErrorMetrics, OutputResult, WeightError
 from .metrics import ErrorAccumulator, Reservoir, channel_axis_for, channel_sqnr, power_ratio_db
@@ -128,11 +129,14 @@ class DiffEngine:
         # time-major tensors ([T, N, C], LSTM's [T, dirs, N, H]) have no per-sample rows along axis 0
         self.not_sample_major = frozenset(t for t in self.tracked if not _sample_major(dims.get(t), batch_dims))
         sizes = {t: per_sample_size(shapes.get(t), batched) for t in self.tracked}
+        # float32 pairs compared in one compiled pass per tensor instead of the graph's reductions, where built
+        self.native_stats = pair_stats_native.available()
         self.graph = build_diff_graph(fp32, int8, self.match, self.tracked, ranks, self.channel_axes, batched,
                                       isolated=isolated, reservoir=reservoir,
                                       sample_sizes={t: v for t, v in sizes.items() if v},
                                       reuse_isolated={k: v[0] for k, v in (reuse_isolated or {}).items()},
-                                      not_sample_major=self.not_sample_major, masked=masked)
+                                      not_sample_major=self.not_sample_major, masked=masked,
+                                      native=self.native_stats)
         self.nonnegative = _relu_outputs(fp32)
         self.clip_ranges = _clip_ranges(fp32)
         self.bounds = {lay.fp32_tensor: lay.act.bounds() for lay in self.match.layers if lay.act is not None}
@@ -140,9 +144,9 @@ class DiffEngine:
         self.exposed = _expose(self.graph, expose or {})
         self.in_flight, threads = _pipeline_shape(physical_cores())
         self.session = make_session(self.graph.model, "exact", threads=threads)
-        self.fp32_fetch = [t for t in self.graph.fp32_feeds if t not in {i.name for i in fp32.graph.input}]
-        self.fp32_session = (_fp32_session(fp32, self.fp32_fetch, fp32_key, threads) if self.graph.fp32_feeds
-                             else None)
+        needed = list(dict.fromkeys(self.graph.fp32_feeds + self.graph.fp32_compared))
+        self.fp32_fetch = [t for t in needed if t not in {i.name for i in fp32.graph.input}]
+        self.fp32_session = _fp32_session(fp32, self.fp32_fetch, fp32_key, threads) if self.fp32_fetch else None
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.weights = weight_errors(fp32, int8)
         self.reservoir_size = reservoir
@@ -176,6 +180,32 @@ class DiffEngine:
         out_acc = {o: OutputAccumulator(kinds[o], self.batched) for o in self.model_outputs}
         t_run = t_stats = 0.0
         done = 0
+        passes: dict[tuple[str, str], pair_stats_native.LayerStats] = {}  # compiled pairs, built on first sight
+
+        def fold(key: tuple[str, str], part: tuple) -> None:
+            xx, ee, yy, emax, emin, esum, outside, values = part
+            kind, name = key
+            (acc if kind == "c" else iso_acc)[name].add_partial(xx, ee, yy, emax, emin, esum, values)
+            if kind == "c" and name in clip:
+                clip[name][0] += outside
+                clip[name][1] += values
+
+        def compare(key: tuple[str, str], ft: str, x: np.ndarray, y: np.ndarray) -> None:
+            ls = passes.get(key)
+            if ls is None:
+                bounds = self.bounds.get(ft, (-math.inf, math.inf)) if key[0] == "c" else (-math.inf, math.inf)
+                ls = passes[key] = pair_stats_native.LayerStats(pair_stats_native.plain_plan(
+                    1.0, 0, None, x.ndim, self.channel_axes.get(ft), major[ft], bounds))
+            if x.dtype != np.float32 or y.dtype != np.float32:  # float16/64 models: numpy, every batch
+                fold(key, pair_stats_native.numpy_pair(ls.plan, x, y) + (x.size,))
+                return
+            if y.shape != x.shape:
+                raise ValueError(f"{'isolated ' if key[0] == 'i' else ''}INT8 tensor of {ft!r} has shape {y.shape}, "
+                                 f"FP32 {x.shape}")
+            job = ls.job(x, None, y)
+            for part in ls.add(job, pair_stats_native.LayerStats.run(job), x.size):
+                fold(key, part)
+
         inferred = self._inferred(batches, task)
         try:
             for start, stop, fvals, vals, waited in inferred:
@@ -185,6 +215,12 @@ class DiffEngine:
                 for ft, p in g.cumulative.items():
                     x = fvals[ft]
                     n_elem[ft] = x.size
+                    if p.y:  # compared here in one pass, the clipped values counted by it
+                        compare(("c", ft), ft, x, vals[p.y])
+                        if ft in res:
+                            xs = x.reshape(x.shape[0] if self.batched else 1, -1)[:, p.sample_idx]
+                            res[ft].update(xs, vals[p.sample_y])
+                        continue
                     acc[ft].add_partial(vals[p.xx], vals[p.ee], vals[p.yy], vals[p.emax], vals[p.emin], vals[p.esum],
                                         x.size)
                     if ft in clip:
@@ -196,11 +232,14 @@ class DiffEngine:
                         res[ft].update(xs, vals[p.sample_y])
                 if on_batch is not None:
                     on_batch(fvals, {t: vals[t] for t in self.exposed})
-                del fvals
                 for node, p in g.isolated.items():
                     ft = self._by_node[node].fp32_tensor
+                    if p.y:
+                        compare(("i", node), ft, fvals[ft], vals[p.y])
+                        continue
                     iso_acc[node].add_partial(vals[p.xx], vals[p.ee], vals[p.yy], vals[p.emax], vals[p.emin],
                                               vals[p.esum], n_elem[ft])
+                del fvals
                 for o, (fo, qo) in g.outputs.items():
                     out_acc[o].update(vals[fo], vals[qo], None if labels is None else labels[start:stop])
                 del vals
@@ -209,6 +248,9 @@ class DiffEngine:
                 task.report(done / max(total, 1), f"analysing: sample {done}/{total}")
         finally:
             inferred.close()  # a cancelled or failed run waits here for the batches still in flight
+        for key, ls in passes.items():  # the last batches' sums still in the compiled buffers
+            for part in ls.finish():
+                fold(key, part)
         layers = {}
         for lay in self.match.layers:
             a = acc[lay.fp32_tensor]

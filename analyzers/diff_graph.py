@@ -37,6 +37,13 @@ class PairOutputs:
     channel_axis: int | None  # in the original tensor
     sample_idx: np.ndarray | None = None  # flat per-sample positions sampled for the scatter plot
     sample_y: str | None = None  # the INT8 values at those positions (the FP32 ones are read in numpy)
+    y: str | None = None  # compared outside the graph (``native``): the fetched tensor; the statistics names are ""
+
+    @property
+    def stats(self) -> list[str]:
+        """The graph outputs this pair needs fetched."""
+        return ([self.y] if self.y else [self.xx, self.ee, self.yy, self.emax, self.emin, self.esum]) + \
+            ([self.sample_y] if self.sample_y else [])
 
 
 @dataclass
@@ -51,6 +58,7 @@ class DiffGraph:
     fp32_feeds: list[str] = field(default_factory=list)  # FP32 tensors fed as inputs ``f::name``
     iso_signatures: dict[str, str] = field(default_factory=dict)  # layer -> what its isolated copy computes
     iso_reused: set[str] = field(default_factory=set)  # layers whose isolated copy was left out (unchanged)
+    fp32_compared: list[str] = field(default_factory=list)  # FP32 tensors the caller compares (``native`` pairs)
 
 
 def fold_weight_dequantization(int8: onnx.ModelProto) -> onnx.ModelProto:
@@ -187,7 +195,7 @@ def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQM
                      isolated: bool = True, reservoir: int = 0, sample_sizes: dict[str, int] | None = None,
                      seed: int = 0, reuse_isolated: dict[str, str] | None = None,
                      not_sample_major: frozenset[str] = frozenset(),
-                     masked: set[str] | frozenset[str] = frozenset()) -> DiffGraph:
+                     masked: set[str] | frozenset[str] = frozenset(), native: bool = False) -> DiffGraph:
     """The QDQ model ``iso_source`` plus isolated copies and statistics, reading FP32 tensors ``f::name``.
 
     The FP32 tensors are inputs (``fp32_feeds``), computed by a separate, fully optimised FP32 session:
@@ -199,6 +207,8 @@ def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQM
     ``not_sample_major``: tensors whose axis 0 is not the sample axis (time-major [T, N, C], LSTM outputs):
     their statistics are not split per sample.
     ``masked``: FP32 tensors that hold mask values (-inf, finfo.min), compared through ``_unmask``.
+    ``native``: float32 pairs (not masked) are not reduced in the graph: their INT8 tensor is fetched (``y``) and
+    the caller compares it with FP32 in one compiled pass (``pair_stats_native``).
     """
     opset = opset_of(iso_source)
     model = fold_weight_dequantization(iso_source)
@@ -234,9 +244,18 @@ def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQM
                         shared_added.add(n.name)
             iso_out[lay.node] = out
     cumulative, iso_stats = {}, {}
+    elem = {vi.name: vi.type.tensor_type.elem_type for vi in
+            list(fp32.graph.value_info) + list(fp32.graph.input) + list(fp32.graph.output)}
+
+    def outside(ft: str) -> bool:  # compared by the caller
+        return native and ft not in masked and elem.get(ft, TensorProto.FLOAT) == TensorProto.FLOAT
+
     for ft, it in tracked.items():
         tb = batched and ft not in not_sample_major
-        p = _pair(b, fname(ft), it, ranks.get(ft, 0), channel_axes.get(ft), tb, masked=ft in masked)
+        if outside(ft):
+            p = PairOutputs("", "", "", "", "", "", channel_axes.get(ft), y=it)
+        else:
+            p = _pair(b, fname(ft), it, ranks.get(ft, 0), channel_axes.get(ft), tb, masked=ft in masked)
         size = (sample_sizes or {}).get(ft)
         if reservoir and size and tb:
             idx = rng.integers(0, size, size=min(reservoir, size)).astype(np.int64)
@@ -245,18 +264,21 @@ def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQM
     layer_of = {lay.node: lay for lay in m.layers}
     for node, out in iso_out.items():
         ft = layer_of[node].fp32_tensor
+        if outside(ft):
+            iso_stats[node] = PairOutputs("", "", "", "", "", "", channel_axes.get(ft), y=out)
+            continue
         # x.x of the float tensor is already computed for the cumulative pair: reuse it
+        xx = cumulative[ft].xx if ft in cumulative and not cumulative[ft].y else None
         iso_stats[node] = _pair(b, fname(ft), out, ranks.get(ft, 0), channel_axes.get(ft),
                                 batched and ft not in not_sample_major,
-                                xx=cumulative[ft].xx if ft in cumulative else None, masked=ft in masked)
+                                xx=xx, masked=ft in masked)
     g.node.extend(b.nodes)
     g.initializer.extend(b.inits)
     outputs = {o.name: (fname(o.name), o.name) for o in fp32.graph.output}
     del g.output[:]
     fetch: list[str] = []
     for p in list(cumulative.values()) + list(iso_stats.values()):
-        fetch += [p.xx, p.ee, p.yy, p.emax, p.emin, p.esum]
-        fetch += [p.sample_y] if p.sample_y else []
+        fetch += p.stats
     for fo, qo in outputs.values():
         fetch += [fo, qo]
     fetch = list(dict.fromkeys(fetch))
@@ -274,7 +296,10 @@ def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQM
              list(fp32.graph.value_info) + list(fp32.graph.input) + list(fp32.graph.output)}
     for t in feeds:
         g.input.append(helper.make_tensor_value_info(FP32_PREFIX + t, types.get(t, TensorProto.FLOAT), None))
-    return DiffGraph(model, cumulative, iso_stats, outputs, fetch, feeds, signatures, reused)
+    compared = list(dict.fromkeys(ft for ft, p in cumulative.items() if p.y))
+    compared += [ft for ft in dict.fromkeys(layer_of[n].fp32_tensor for n, p in iso_stats.items() if p.y)
+                 if ft not in compared]
+    return DiffGraph(model, cumulative, iso_stats, outputs, fetch, feeds, signatures, reused, compared)
 
 
 def isolated_signature(nodes: list[onnx.NodeProto], prefix: str, inits: dict[str, onnx.TensorProto]) -> str:

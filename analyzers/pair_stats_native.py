@@ -262,3 +262,16 @@ def run_once(plan: PairPlan, x: np.ndarray, minus: np.ndarray | None, q: np.ndar
     job = ls.job(x, minus, q)
     out = ls.add(job, LayerStats.run(job), 0)[0]
     return out[:7]
+
+
+def numpy_pair(plan: PairPlan, x: np.ndarray, y: np.ndarray) -> tuple:
+    """``run_once`` for a plain plan in numpy (float64): tensors the kernel does not take (float16/64 models)."""
+    xv, yv = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    e = yv - xv
+    axes = tuple(a for a in range(xv.ndim) if a not in plan.keep)
+    lo, hi = plan.bounds
+    with np.errstate(invalid="ignore"):
+        outside = int(np.count_nonzero(xv > hi) + np.count_nonzero(xv < lo))
+    return ((xv * xv).sum(axes), (e * e).sum(axes), float((yv * yv).sum()), float(e.max()) if e.size else -math.inf,
+            float(e.min()) if e.size else math.inf, float(e.sum()), outside)
+
