@@ -186,5 +186,7 @@ def test_model_wide_hints_are_shown_with_the_layer_hints_and_the_run(qtbot, run)
         assert "For the whole model" in text and "MACs in integer kernels 100% → 12%" in text, text
         assert 'activation_type = "u16"' in text
     shown = summary.verdict.text()
-    assert "1 hint(s) for the whole model" in shown and "try 16-bit activations" in shown, shown
+    # the run's own model-wide hints come first: on an AVX2-only CPU the deployed kernels lose accuracy the exact
+    # simulation does not, so the demo also carries the kernel-remedy hint (none on a VNNI CPU)
+    assert f"{len(result.hints)} hint(s) for the whole model" in shown and "try 16-bit activations" in shown, shown
     assert hint.message in summary.verdict.toolTip()
