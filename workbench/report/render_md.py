@@ -112,8 +112,12 @@ def render_markdown(report: ReportData | dict) -> str:
                    f"{_v(lay['isolated']['sqnr_db'], 'db')} | "
                    f"{_v(lay['cumulative']['sqnr_db'], 'db')} | {gap} | {'yes' if lay['flagged'] else ''} | {hint} |")
     out.append("")
-    for h in run["analysis"].get("hints") or []:  # whole-model hints, e.g. 16-bit activations with their cost
-        out += [f"**Hint** {md_text(h['message'])}; try: {md_text(h['suggestion'])}", ""]
+    # whole-model hints, e.g. 16-bit activations with their cost; the kernel-gap ones only where no "Kernels:" line
+    # above already gives the cause and the measured remedy (the HTML report keeps their explanation)
+    said = {"kernel_remedy", "kernel_gap"} if kernels_md(run["analysis"]) else set()
+    for h in run["analysis"].get("hints") or []:
+        if h.get("code") not in said:
+            out += [f"**Hint** {md_text(h['message'])}; try: {md_text(h['suggestion'])}", ""]
     for note in run["analysis"].get("notes") or []:  # e.g. the attention-mask path kept in float
         out += [f"**Note** {md_text(note)}", ""]
     if run.get("bench"):
