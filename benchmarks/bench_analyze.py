@@ -45,7 +45,10 @@ def _child(kind: str, n: int, size: int, batch: int) -> dict:
     from workbench.session import Session
 
     model, calib, ev = mobilenet_onnx(size), image_data(128, size, seed=1), image_data(n, size, seed=2)
-    out: dict = {"kind": kind, "n": n}
+    from analyzers import pair_stats_native
+
+    # which statistics path ran: the compiled pass, or the onnxruntime graph (not built, or QWB_GRAPH_STATS=1)
+    out: dict = {"kind": kind, "n": n, "compiled_statistics": pair_stats_native.available()}
     cpu0 = _cpu()
     if kind.startswith("e2e"):
         from workbench.analysis import analyze
