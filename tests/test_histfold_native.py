@@ -166,21 +166,45 @@ def test_threads_fold_their_own_histograms_as_one_thread_does(monkeypatch):
         np.testing.assert_array_equal(b.counts, 3 * a.counts)
 
 
-def test_fold_refuses_values_outside_the_grid():
+def test_fold_stops_before_a_block_outside_the_grid_or_not_clean():
+    fold = hmod._histfold.fold
     counts = np.zeros(8, np.int64)
-    with pytest.raises(ValueError, match="outside"):
-        hmod._histfold.fold(np.array([0.5, 100.0], np.float32), counts, 0, 0)
-    with pytest.raises(ValueError, match="outside"):
-        hmod._histfold.fold(np.full(20_000, -1.0), counts, 0, 0)
+    assert fold(np.array([0.5, 100.0], np.float32), counts, 0, 0, MASK_MAGNITUDE)[0] == 0
+    assert fold(np.array([0.5, -1.0]), counts, 0, 0, MASK_MAGNITUDE)[0] == 0
+    assert not counts.any()
+    x = np.full(20_000, 2.5, np.float32)
+    x[5000] = np.nan  # in the fifth block of 1024: four blocks are counted
+    done, zeros, total, sq, lo, hi = fold(x, counts, 0, 0, MASK_MAGNITUDE)
+    assert (done, zeros, total, sq, lo, hi) == (4096, 0, 2.5 * 4096, 6.25 * 4096, 2.5, 2.5)
+    assert counts.tolist() == [0, 0, 4096, 0, 0, 0, 0, 0]
+    x[5000] = 8.0  # outside [0, 8)
+    assert fold(x, counts, 0, 0, MASK_MAGNITUDE)[0] == 4096
+    x[5000] = 1e30
+    assert fold(x.astype(np.float64), counts, 0, 0, MASK_MAGNITUDE)[0] == 4096
+    assert counts[2] == 3 * 4096
     with pytest.raises(TypeError):
-        hmod._histfold.fold(np.zeros(4, np.int32), counts, 0, 0)
+        fold(np.zeros(4, np.int32), counts, 0, 0, MASK_MAGNITUDE)
     with pytest.raises(TypeError):
-        hmod._histfold.fold(np.zeros(4, np.float32), counts.astype(np.int32), 0, 0)
+        fold(np.zeros(4, np.float32), counts.astype(np.int32), 0, 0, MASK_MAGNITUDE)
     with pytest.raises(ValueError, match="contiguous"):
-        hmod._histfold.fold(np.zeros(4, np.float32), np.zeros(8, np.int64)[::2], 0, 0)
-    zeros, total, sq = hmod._histfold.fold(np.array([0.0, 1.5, 7.25, -0.0], np.float32), counts, 0, 0)
-    assert (zeros, total, sq) == (2, 8.75, 1.5**2 + 7.25**2)
+        fold(np.zeros(4, np.float32), np.zeros(8, np.int64)[::2], 0, 0, MASK_MAGNITUDE)
+    counts[:] = 0
+    done, zeros, total, sq, lo, hi = fold(np.array([0.0, 1.5, 7.25, -0.0], np.float32), counts, 0, 0, MASK_MAGNITUDE)
+    assert (done, zeros, total, sq, lo, hi) == (4, 2, 8.75, 1.5**2 + 7.25**2, 0.0, 7.25)
     assert counts.tolist() == [2, 1, 0, 0, 0, 0, 0, 1]
+    assert fold(np.zeros(0, np.float32), counts, 0, 0, MASK_MAGNITUDE)[0] == 0
+
+
+def test_a_tensor_that_needs_a_wider_grid_midway(monkeypatch):
+    """A tensor whose first blocks fit the grid and whose later ones do not (or hold NaN): the compiled fold counts the
+    first on the old grid and the rest after widening, and ends with the numpy path's histogram."""
+    rng = np.random.default_rng(11)
+    first = rng.standard_normal(30_000).astype(np.float32)
+    later = rng.standard_normal(50_000).astype(np.float32)
+    later[40_000] = 300.0
+    later[45_000] = np.nan
+    later2 = np.concatenate([rng.standard_normal(3000), [np.inf], rng.standard_normal(3000) * 1e4])
+    _assert_same([first, later, later2.astype(np.float32), later2], monkeypatch)
 
 
 def test_minmax():

@@ -1,22 +1,27 @@
-/* StreamingHistogram.update's two passes over a tensor, compiled: the range check and the fold into the counts.
+/* StreamingHistogram.update's passes over a tensor, compiled: the range check and the fold into the counts.
  *
  * The numpy path (analyzers/calibration/histogram.py) makes about twelve passes per value per chunk and takes the
- * GIL back at every call, so two folding threads barely beat one. These read each value once per pass and release
- * the GIL, so the folding threads run in parallel beside onnxruntime.
+ * GIL back at every call, so two folding threads barely beat one. Here each block of values is read from memory
+ * once (checked, then binned while it is in L1) and the GIL is released, so the folding threads run beside each
+ * other and beside onnxruntime.
  *
  * minmax(x, mask) -> (lo, hi, clean)
  *   x: a C-contiguous float32 or float64 buffer (not empty). clean: whether every value v has |v| < mask (no NaN,
  *   no infinity, no mask magnitude); when it is, lo and hi are x's smallest and largest values (numpy's x.min() and
  *   x.max(), up to the sign of a zero), and when it is not they mean nothing.
  *
- * fold(x, counts, exp, start) -> (zeros, sum, sum_sq)
- *   Adds every value v of x (float32 or float64, C-contiguous, all finite) to counts (int64, writable) at
- *   floor(v * 2**-exp) - start, computed in double: scaling a float32 or float64 value by a power of two is the same
- *   IEEE operation numpy does (exact for float32 values, as their exponents stay far from double's limits), floor
- *   is exact, and the subtraction is exact for in-range bins (checked as integers where the bin numbers outgrow 52
- *   bits). Returns the number of exact zeros and the float64 sums of v and v*v. A value outside the counts raises
- *   ValueError (numpy's bincount path fails loudly too; as there, the counts are then partly updated: the caller's
- *   _fit makes this a bug, not a state to recover from).
+ * fold(x, counts, exp, start, mask) -> (done, zeros, sum, sum_sq, lo, hi)
+ *   Adds the values v of x (float32 or float64, C-contiguous) to counts (int64, writable) at floor(v * 2**-exp) -
+ *   start, block by block, and stops before the first block holding a value that is not clean (see minmax) or
+ *   whose bin lies outside counts: the caller then widens the grid (or filters) and folds the rest, x[done:].
+ *   Returns how many values were counted (a prefix of x), how many of them are exact zeros, their float64 sum and
+ *   sum of squares, and their min and max (+inf and -inf when done is 0).
+ *   Bin numbers equal numpy's (histogram.py): float32 values with -126 <= exp <= 0 on grids whose bin numbers fit
+ *   24 bits are binned in float32 as numpy does (exact: power-of-two scaling, floor, and an integer subtraction
+ *   within the mantissa); other values in double, the same IEEE operations numpy runs in float64 (for float32
+ *   values also exact); grids whose bin numbers outgrow 52 bits subtract in int64 after the cast, as numpy does.
+ *   A block is checked through the bins of its min and max, which bound every other value's: the binning is
+ *   monotonic.
  * Both release the GIL while they run.
  */
 #define PY_SSIZE_T_CLEAN
@@ -43,7 +48,7 @@
 #define FINITE
 #endif
 
-#define BLOCK 1024    /* values per block: bin numbers are computed for a block, checked, then counted */
+#define BLOCK 1024    /* values per block: checked, binned and counted while in L1 */
 #define TABLES 4      /* interleaved uint32 count tables: a run of equal bins is four chains of increments, not one */
 #define DIRECT 16384  /* calls with fewer values count straight into the int64 counts (no tables to clear and add) */
 
@@ -77,93 +82,120 @@ MINMAX_FN(minmax_d, double, uint64_t, UINT64_C(0x7fffffffffffffff))
 
 /* -- fold ----------------------------------------------------------------------------------------------------- */
 
-/* One block: bin numbers (relative to start) into idx, zeros and sums added; returns whether all are in range.
-   Only for grids whose absolute bin numbers fit 52 bits: then floor(v * scale) - startd is exact for every bin
-   in range, and a value out of range stays out of range after rounding (rounding is monotonic and 0 and bins are
-   representable). */
-#define BLOCK_FN(NAME, T)                                                                                       \
-    HOT FINITE static int NAME(const T *x, Py_ssize_t n, double scale, double startd, double binsd, int32_t *idx,     \
-                        Py_ssize_t *zeros, double *sum, double *sum_sq)                                         \
+enum { IN_FLOAT, IN_DOUBLE, IN_INT64 }; /* the arithmetic bins are computed in */
+
+typedef struct {
+    int mode;
+    float sf, stf;               /* IN_FLOAT: 2**-exp and start as float32 */
+    double scale, startd, binsd; /* IN_DOUBLE */
+    int64_t start, bins;         /* IN_INT64 */
+} Grid;
+
+/* the bin of one value, computed exactly as the block passes below compute it; 0 when outside the counts (a value
+   outside stays outside after rounding: rounding is monotonic and 0 and bins are representable) */
+static int bin_in_range(const Grid *g, double v)
+{
+    if (g->mode == IN_FLOAT) {
+        float f = floorf((float)v * g->sf) - g->stf;
+        return f >= 0 && f < (float)g->bins;
+    }
+    if (g->mode == IN_DOUBLE) {
+        double d = floor(v * g->scale) - g->startd;
+        return d >= 0 && d < g->binsd;
+    }
+    double q = floor(v * g->scale);
+    if (!(q >= -9.2e18 && q <= 9.2e18))
+        return 0;
+    int64_t k = (int64_t)q - g->start;
+    return k >= 0 && k < g->bins;
+}
+
+/* One checked block: bin numbers into idx, exact zeros and the float64 sums of v and v*v. */
+HOT FINITE static void bins_ff(const float *x, Py_ssize_t n, const Grid *g, int32_t *idx, int *zeros, double *sum,
+                               double *sum_sq)
+{
+    const float sf = g->sf, stf = g->stf;
+    double s = 0, ss = 0;
+    int z = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        float v = x[i];
+        double d = (double)v; /* sums in float64: float32 squares of values above 1.8e19 overflow */
+        s += d;
+        ss += d * d;
+        z += v == 0;
+        idx[i] = (int32_t)(floorf(v * sf) - stf);
+    }
+    *zeros = z, *sum = s, *sum_sq = ss;
+}
+
+#define BINS_D(NAME, T)                                                                                         \
+    HOT FINITE static void NAME(const T *x, Py_ssize_t n, const Grid *g, int32_t *idx, int *zeros, double *sum, \
+                                double *sum_sq)                                                                 \
     {                                                                                                           \
-        double s = 0, ss = 0, dmin = 0, dmax = 0;                                                               \
-        Py_ssize_t z = 0;                                                                                       \
+        const double scale = g->scale, startd = g->startd;                                                      \
+        double s = 0, ss = 0;                                                                                   \
+        int z = 0;                                                                                              \
         for (Py_ssize_t i = 0; i < n; i++) {                                                                    \
             double v = (double)x[i];                                                                            \
             s += v;                                                                                             \
             ss += v * v;                                                                                        \
             z += v == 0;                                                                                        \
-            double d = floor(v * scale) - startd;                                                               \
-            dmin = d < dmin ? d : dmin;                                                                         \
-            dmax = d > dmax ? d : dmax;                                                                         \
-            d = d < 0 ? 0 : d;                                                                                  \
-            d = d < binsd ? d : 0; /* out-of-range values are caught by dmin/dmax, never counted */           \
-            idx[i] = (int32_t)d;                                                                                \
+            idx[i] = (int32_t)(floor(v * scale) - startd);                                                      \
         }                                                                                                       \
-        *zeros += z;                                                                                            \
-        *sum += s;                                                                                              \
-        *sum_sq += ss;                                                                                          \
-        return dmin >= 0 && dmax < binsd;                                                                       \
+        *zeros = z, *sum = s, *sum_sq = ss;                                                                     \
     }
 
-BLOCK_FN(block_f, float)
-BLOCK_FN(block_d, double)
+BINS_D(bins_fd, float)
+BINS_D(bins_dd, double)
 
-/* The rare grids whose bin numbers outgrow 52 bits: integer subtraction after the (range-checked) cast, one value
-   at a time, as numpy's cast-then-subtract path does. */
-#define WIDE_FN(NAME, T)                                                                                        \
-    static int NAME(const T *x, Py_ssize_t n, double scale, int64_t start, int64_t bins, int32_t *idx,         \
-                    Py_ssize_t *zeros, double *sum, double *sum_sq)                                             \
+/* the rare grids whose bin numbers outgrow 52 bits: cast, then subtract in int64, one value at a time */
+#define BINS_I(NAME, T)                                                                                         \
+    static void NAME(const T *x, Py_ssize_t n, const Grid *g, int32_t *idx, int *zeros, double *sum,            \
+                     double *sum_sq)                                                                            \
     {                                                                                                           \
         double s = 0, ss = 0;                                                                                   \
-        Py_ssize_t z = 0;                                                                                       \
-        int ok = 1;                                                                                             \
+        int z = 0;                                                                                              \
         for (Py_ssize_t i = 0; i < n; i++) {                                                                    \
             double v = (double)x[i];                                                                            \
             s += v;                                                                                             \
             ss += v * v;                                                                                        \
             z += v == 0;                                                                                        \
-            double q = floor(v * scale);                                                                        \
-            int64_t k = 0;                                                                                      \
-            if (q >= -9.2e18 && q <= 9.2e18)                                                                    \
-                k = (int64_t)q - start;                                                                         \
-            else                                                                                                \
-                ok = 0;                                                                                         \
-            if (k < 0 || k >= bins) {                                                                           \
-                ok = 0;                                                                                         \
-                k = 0;                                                                                          \
-            }                                                                                                   \
-            idx[i] = (int32_t)k;                                                                                \
+            idx[i] = (int32_t)((int64_t)floor(v * g->scale) - g->start); /* in range: the block was checked */ \
         }                                                                                                       \
-        *zeros += z;                                                                                            \
-        *sum += s;                                                                                              \
-        *sum_sq += ss;                                                                                          \
-        return ok;                                                                                              \
+        *zeros = z, *sum = s, *sum_sq = ss;                                                                     \
     }
 
-WIDE_FN(wide_f, float)
-WIDE_FN(wide_d, double)
+BINS_I(bins_fi, float)
+BINS_I(bins_di, double)
 
-typedef int (*BlockFn)(const void *, Py_ssize_t, double, double, double, int32_t *, Py_ssize_t *, double *,
-                       double *);
-typedef int (*WideFn)(const void *, Py_ssize_t, double, int64_t, int64_t, int32_t *, Py_ssize_t *, double *,
-                      double *);
+typedef void (*BinsFn)(const void *, Py_ssize_t, const Grid *, int32_t *, int *, double *, double *);
 
-/* Counts the array into tables (or straight into counts when tables is NULL); 0 when a value is outside the grid
-   (each block is checked before any of it is counted). */
-static int fold_all(const char *x, Py_ssize_t n, size_t item, int wide, BlockFn block, WideFn widefn, double scale,
-                    int64_t start, int64_t bins, uint32_t *tables, int64_t *counts, Py_ssize_t *zeros, double *sum,
-                    double *sum_sq)
+typedef struct {
+    Py_ssize_t done, zeros;
+    double sum, sum_sq, lo, hi;
+} Folded;
+
+/* Folds blocks of x until one is not clean or not inside the grid, into tables (TABLES interleaved uint32 tables of
+   g->bins counts, at most 2**30 values) or, when tables is NULL, straight into counts. */
+static void fold_blocks(const char *x, Py_ssize_t n, int f32, double mask, const Grid *g, BinsFn bins_fn,
+                        uint32_t *tables, int64_t *counts, Folded *out)
 {
     int32_t idx[BLOCK];
-    const Py_ssize_t stride = (Py_ssize_t)bins;
-    const double startd = (double)start, binsd = (double)bins;
+    const Py_ssize_t stride = (Py_ssize_t)g->bins;
+    const size_t item = f32 ? 4 : 8;
     for (Py_ssize_t b = 0; b < n; b += BLOCK) {
-        Py_ssize_t k = n - b < BLOCK ? n - b : BLOCK;
+        Py_ssize_t k = n - b < BLOCK ? n - b : BLOCK, bad;
         const void *xp = x + (size_t)b * item;
-        int ok = wide ? widefn(xp, k, scale, start, bins, idx, zeros, sum, sum_sq)
-                      : block(xp, k, scale, startd, binsd, idx, zeros, sum, sum_sq);
-        if (!ok)
-            return 0;
+        double lo, hi;
+        if (f32)
+            minmax_f((const float *)xp, k, (float)mask, &lo, &hi, &bad);
+        else
+            minmax_d((const double *)xp, k, mask, &lo, &hi, &bad);
+        if (bad || !bin_in_range(g, lo) || !bin_in_range(g, hi))
+            return;
+        int z;
+        double s, ss;
+        bins_fn(xp, k, g, idx, &z, &s, &ss);
         if (tables) {
             Py_ssize_t i = 0;
             for (; i + TABLES <= k; i += TABLES) {
@@ -178,8 +210,13 @@ static int fold_all(const char *x, Py_ssize_t n, size_t item, int wide, BlockFn 
             for (Py_ssize_t i = 0; i < k; i++)
                 counts[idx[i]]++;
         }
+        out->done += k;
+        out->zeros += z;
+        out->sum += s;
+        out->sum_sq += ss;
+        out->lo = lo < out->lo ? lo : out->lo;
+        out->hi = hi > out->hi ? hi : out->hi;
     }
-    return 1;
 }
 
 static const char *fmt(const Py_buffer *b)
@@ -231,7 +268,8 @@ static PyObject *fold(PyObject *self, PyObject *args)
     PyObject *xo, *co;
     int exp;
     long long start_ll;
-    if (!PyArg_ParseTuple(args, "OOiL", &xo, &co, &exp, &start_ll))
+    double mask;
+    if (!PyArg_ParseTuple(args, "OOiLd", &xo, &co, &exp, &start_ll, &mask))
         return NULL;
     Py_buffer xb, cb;
     if (PyObject_GetBuffer(xo, &xb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
@@ -253,42 +291,45 @@ static PyObject *fold(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "fold: 1 to 2**31 - 1 bins, |exp| <= 1100");
         goto done;
     }
-    /* exact in double: the absolute bin numbers of the grid fit 52 bits (numpy's exact_sub reasoning) */
-    int wide = !(start > -(INT64_C(1) << 52) && start < (INT64_C(1) << 52) - bins);
-    double scale = ldexp(1.0, -exp);
-    BlockFn block = item == 4 ? (BlockFn)block_f : (BlockFn)block_d;
-    WideFn widefn = item == 4 ? (WideFn)wide_f : (WideFn)wide_d;
+    int f32 = item == 4;
+    Grid g = {0};
+    g.scale = ldexp(1.0, -exp), g.startd = (double)start, g.binsd = (double)bins, g.start = start, g.bins = bins;
+    g.sf = (float)g.scale, g.stf = (float)start;
+    /* numpy's choice (histogram.py): float32 where exact, else double; integers where the bin numbers outgrow the
+       mantissa */
+    if (f32 && exp >= -126 && exp <= 0 && start > -(INT64_C(1) << 24) + bins && start < (INT64_C(1) << 24) - bins)
+        g.mode = IN_FLOAT;
+    else if (start > -(INT64_C(1) << 52) + bins && start < (INT64_C(1) << 52) - bins)
+        g.mode = IN_DOUBLE;
+    else
+        g.mode = IN_INT64;
+    BinsFn bins_fn = g.mode == IN_FLOAT    ? (BinsFn)bins_ff
+                     : g.mode == IN_DOUBLE ? (f32 ? (BinsFn)bins_fd : (BinsFn)bins_dd)
+                                           : (f32 ? (BinsFn)bins_fi : (BinsFn)bins_di);
     uint32_t *tables = NULL;
     int64_t *counts = cb.buf;
     if (n >= DIRECT && !(tables = calloc((size_t)TABLES * (size_t)bins, sizeof(uint32_t)))) {
         PyErr_NoMemory();
         goto done;
     }
-    Py_ssize_t zeros = 0;
-    double sum = 0, sum_sq = 0;
-    int ok = 1;
+    Folded out = {0, 0, 0.0, 0.0, INFINITY, -INFINITY};
     Py_BEGIN_ALLOW_THREADS
-    /* uint32 tables: at most 2**30 values per round (2**28 per table) */
+    /* uint32 tables: at most 2**30 values per round, then added into counts */
     const Py_ssize_t round = (Py_ssize_t)1 << 30;
-    for (Py_ssize_t r = 0; ok && r < n; r += round) {
-        Py_ssize_t k = n - r < round ? n - r : round;
-        ok = fold_all((const char *)xb.buf + (size_t)r * item, k, item, wide, block, widefn, scale, start, bins,
-                      tables, counts, &zeros, &sum, &sum_sq);
-        if (ok && tables) {
-            for (int64_t j = 0; j < bins; j++) {
+    for (Py_ssize_t r = 0; r < n; r += round) {
+        Py_ssize_t k = n - r < round ? n - r : round, before = out.done;
+        fold_blocks((const char *)xb.buf + (size_t)r * item, k, f32, mask, &g, bins_fn, tables, counts, &out);
+        if (tables) {
+            for (int64_t j = 0; j < bins; j++)
                 counts[j] += (int64_t)tables[j] + tables[bins + j] + tables[2 * bins + j] + tables[3 * bins + j];
-            }
-            if (r + k < n)
-                memset(tables, 0, (size_t)TABLES * (size_t)bins * sizeof(uint32_t));
+            memset(tables, 0, (size_t)TABLES * (size_t)bins * sizeof(uint32_t));
         }
+        if (out.done - before < k)
+            break;
     }
     Py_END_ALLOW_THREADS
     free(tables);
-    if (!ok) {
-        PyErr_SetString(PyExc_ValueError, "fold: a value lies outside the histogram's grid");
-        goto done;
-    }
-    res = Py_BuildValue("ndd", zeros, sum, sum_sq);
+    res = Py_BuildValue("nndddd", out.done, out.zeros, out.sum, out.sum_sq, out.lo, out.hi);
 done:
     PyBuffer_Release(&cb);
     PyBuffer_Release(&xb);
@@ -297,7 +338,9 @@ done:
 
 static PyMethodDef methods[] = {
     {"minmax", minmax, METH_VARARGS, "(min, max ignoring NaN, whether every |value| < mask) of a float buffer."},
-    {"fold", fold, METH_VARARGS, "Count a float buffer into int64 bins of width 2**exp from start: (zeros, sum, sum_sq)."},
+    {"fold", fold, METH_VARARGS,
+     "Count a float buffer's clean, in-grid leading blocks into int64 bins of width 2**exp from start: "
+     "(done, zeros, sum, sum_sq, min, max)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -329,13 +329,10 @@ class StreamingHistogram:
             x = x.astype(np.float64 if x.dtype.itemsize > 4 or x.dtype.kind in "iu" else np.float32)
         if x.size == 0:
             return
-        native = native_available()
-        if native:  # one pass; "clean": no NaN, infinity or mask magnitude, so lo and hi are x.min() and x.max()
-            lo, hi, clean = _histfold.minmax(x, MASK_MAGNITUDE)
-            if not clean:
-                lo = hi = math.nan
-        else:
-            lo, hi = float(x.min()), float(x.max())
+        if native_available():
+            self._update_native(x)
+            return
+        lo, hi = float(x.min()), float(x.max())
         if not (-MASK_MAGNITUDE < lo and hi < MASK_MAGNITUDE):  # NaN fails both: filter once, only then
             self.special = self.special + SpecialValues.of(x)
             x = x[np.abs(x) < MASK_MAGNITUDE]  # False for NaN and inf too
@@ -345,12 +342,6 @@ class StreamingHistogram:
         self._fit(lo, hi)
         self.min, self.max = min(self.min, lo), max(self.max, hi)
         self.count += int(x.size)
-        if native:  # the same bins (floor(x * 2**-exp) - start, exact in double; _histfold.c), GIL released
-            zeros, total, sq = _histfold.fold(x, self.counts, self.exp, self.start)
-            self.zeros += zeros
-            self.sum += total
-            self.sum_sq += sq
-            return
         # Scaling by the inverse width (a power of two) is exact unless it underflows, which cannot happen
         # in float32 while the width is <= 1; floor() then gives the exact integer bin number. Outside
         # that (huge or subnormal widths, float64 data) the same steps run in float64.
@@ -389,6 +380,37 @@ class StreamingHistogram:
         self.zeros += zeros
         self.sum += total
         self.sum_sq += sq
+
+    def _update_native(self, x: np.ndarray) -> None:
+        """``update`` compiled (``_histfold.fold``): blocks of values that are clean (no NaN, inf or mask magnitude)
+        and inside the current grid are checked and binned in one read, the GIL released; at the first block that is
+        not, the rest of the tensor takes the steps numpy's path takes for the whole (special values counted and
+        filtered out, the grid widened for the rest's min and max) and is folded on. The result is the numpy path's:
+        the grid is widened for the same overall min and max, and re-binning is exact."""
+        fitted = False
+        while True:
+            if self.exp is not None:
+                done, zeros, total, sq, lo, hi = _histfold.fold(x, self.counts, self.exp, self.start, MASK_MAGNITUDE)
+                if done:
+                    self.min, self.max = min(self.min, lo), max(self.max, hi)
+                    self.count += done
+                    self.zeros += zeros
+                    self.sum += total
+                    self.sum_sq += sq
+                    if done == x.size:
+                        return
+                    x = x[done:]
+                if fitted:  # pragma: no cover - _fit makes the grid hold every clean value
+                    raise RuntimeError("histogram fold: values outside the grid just fitted to them")
+            lo, hi, clean = _histfold.minmax(x, MASK_MAGNITUDE)
+            if not clean:
+                self.special = self.special + SpecialValues.of(x)
+                x = x[np.abs(x) < MASK_MAGNITUDE]  # False for NaN and inf too
+                if x.size == 0:
+                    return
+                lo, hi, _ = _histfold.minmax(x, MASK_MAGNITUDE)
+            self._fit(lo, hi)
+            fitted = True
 
     def _fit(self, lo: float, hi: float) -> None:
         """Make the grid cover [lo, hi] and everything seen so far, widening or shifting it exactly."""
