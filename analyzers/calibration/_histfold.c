@@ -128,6 +128,38 @@ HOT FINITE static void bins_ff(const float *x, Py_ssize_t n, const Grid *g, int3
     *zeros = z, *sum = s, *sum_sq = ss;
 }
 
+/* IN_FLOAT blocks in one loop: checked (as minmax_f) and binned at once; the bins of a block that turns out not
+   clean or not inside the grid are thrown away (they are clamped into the counts first, so nothing reads outside
+   them whatever the values). */
+HOT FINITE static void check_bins_ff(const float *x, Py_ssize_t n, const Grid *g, float mask, int32_t *idx,
+                                     int *zeros, double *sum, double *sum_sq, double *lo, double *hi,
+                                     Py_ssize_t *bad)
+{
+    const float sf = g->sf, stf = g->stf, top = (float)(g->bins - 1);
+    uint32_t mbits;
+    memcpy(&mbits, &mask, sizeof mbits);
+    float mn = x[0], mx = x[0];
+    double s = 0, ss = 0;
+    int z = 0, nb = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        float v = x[i];
+        uint32_t b;
+        memcpy(&b, x + i, sizeof b);
+        nb += (b & UINT32_C(0x7fffffff)) >= mbits;
+        mn = v < mn ? v : mn;
+        mx = v > mx ? v : mx;
+        double d = (double)v;
+        s += d;
+        ss += d * d;
+        z += v == 0;
+        float f = floorf(v * sf) - stf;
+        f = f > 0 ? f : 0;
+        f = f < top ? f : top;
+        idx[i] = (int32_t)f;
+    }
+    *zeros = z, *sum = s, *sum_sq = ss, *lo = mn, *hi = mx, *bad = nb;
+}
+
 #define BINS_D(NAME, T)                                                                                         \
     HOT FINITE static void NAME(const T *x, Py_ssize_t n, const Grid *g, int32_t *idx, int *zeros, double *sum, \
                                 double *sum_sq)                                                                 \
@@ -186,16 +218,21 @@ static void fold_blocks(const char *x, Py_ssize_t n, int f32, double mask, const
     for (Py_ssize_t b = 0; b < n; b += BLOCK) {
         Py_ssize_t k = n - b < BLOCK ? n - b : BLOCK, bad;
         const void *xp = x + (size_t)b * item;
-        double lo, hi;
-        if (f32)
-            minmax_f((const float *)xp, k, (float)mask, &lo, &hi, &bad);
-        else
-            minmax_d((const double *)xp, k, mask, &lo, &hi, &bad);
-        if (bad || !bin_in_range(g, lo) || !bin_in_range(g, hi))
-            return;
+        double lo, hi, s, ss;
         int z;
-        double s, ss;
-        bins_fn(xp, k, g, idx, &z, &s, &ss);
+        if (g->mode == IN_FLOAT) {
+            check_bins_ff((const float *)xp, k, g, (float)mask, idx, &z, &s, &ss, &lo, &hi, &bad);
+            if (bad || !bin_in_range(g, lo) || !bin_in_range(g, hi))
+                return;
+        } else {
+            if (f32)
+                minmax_f((const float *)xp, k, (float)mask, &lo, &hi, &bad);
+            else
+                minmax_d((const double *)xp, k, mask, &lo, &hi, &bad);
+            if (bad || !bin_in_range(g, lo) || !bin_in_range(g, hi))
+                return;
+            bins_fn(xp, k, g, idx, &z, &s, &ss);
+        }
         if (tables) {
             Py_ssize_t i = 0;
             for (; i + TABLES <= k; i += TABLES) {
