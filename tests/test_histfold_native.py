@@ -69,11 +69,13 @@ CASES = {
     "relu_zeros": lambda rng: [np.maximum(b, 0) for b in _scaled(rng, [1, 2, 6])]
                               + [np.zeros(50_000, np.float32), -np.zeros(17, np.float32)],
     "small_batches": lambda rng: _scaled(rng, [0.5, 2, 0.1, 9], n=1000) + _scaled(rng, [3], n=1),
-    "odd_lengths": lambda rng: _scaled(rng, [1, 2], n=16_385) + _scaled(rng, [3], n=1023) + _scaled(rng, [4], n=1025),
+    "odd_lengths": lambda rng: (_scaled(rng, [1, 2], n=16_385) + _scaled(rng, [3], n=1023)
+                                + _scaled(rng, [4], n=1025)),
     "offset": lambda rng: _scaled(rng, [0.5, 1, 2], offset=-7e5),
     "float64": lambda rng: _scaled(rng, [1e-3, 1, 1e3, 1e-200], dtype=np.float64),
     "float64_offset": lambda rng: _scaled(rng, [1e-6, 1e-3], dtype=np.float64, offset=1e4),
-    "integers": lambda rng: [rng.integers(-128, 128, 50_000, dtype=np.int8), rng.integers(0, 256, 20_000).astype(np.uint8),
+    "integers": lambda rng: [rng.integers(-128, 128, 50_000, dtype=np.int8),
+                             rng.integers(0, 256, 20_000).astype(np.uint8),
                              rng.integers(-10**6, 10**6, 30_000, dtype=np.int32),
                              rng.integers(-2**40, 2**40, 30_000, dtype=np.int64)],
     "float16": lambda rng: _scaled(rng, [1, 100], dtype=np.float16),
@@ -189,15 +191,16 @@ def test_fold_stops_before_a_block_outside_the_grid_or_not_clean():
     with pytest.raises(ValueError, match="contiguous"):
         fold(np.zeros(4, np.float32), np.zeros(8, np.int64)[::2], 0, 0, MASK_MAGNITUDE)
     counts[:] = 0
-    done, zeros, total, sq, lo, hi = fold(np.array([0.0, 1.5, 7.25, -0.0], np.float32), counts, 0, 0, MASK_MAGNITUDE)
+    x = np.array([0.0, 1.5, 7.25, -0.0], np.float32)
+    done, zeros, total, sq, lo, hi = fold(x, counts, 0, 0, MASK_MAGNITUDE)
     assert (done, zeros, total, sq, lo, hi) == (4, 2, 8.75, 1.5**2 + 7.25**2, 0.0, 7.25)
     assert counts.tolist() == [2, 1, 0, 0, 0, 0, 0, 1]
     assert fold(np.zeros(0, np.float32), counts, 0, 0, MASK_MAGNITUDE)[0] == 0
 
 
 def test_a_tensor_that_needs_a_wider_grid_midway(monkeypatch):
-    """A tensor whose first blocks fit the grid and whose later ones do not (or hold NaN): the compiled fold counts the
-    first on the old grid and the rest after widening, and ends with the numpy path's histogram."""
+    """A tensor whose first blocks fit the grid and whose later ones do not (or hold NaN): the compiled fold counts
+    the first on the old grid and the rest after widening, and ends with the numpy path's histogram."""
     rng = np.random.default_rng(11)
     first = rng.standard_normal(30_000).astype(np.float32)
     later = rng.standard_normal(50_000).astype(np.float32)

@@ -49,8 +49,10 @@
 #endif
 
 #define BLOCK 1024    /* values per block: checked, binned and counted while in L1 */
-#define TABLES 4      /* interleaved uint32 count tables: a run of equal bins is four chains of increments, not one */
-#define DIRECT 16384  /* calls with fewer values count straight into the int64 counts (no tables to clear and add) */
+/* interleaved uint32 count tables: a run of equal bins (ReLU zeros) is four chains of increments, not one (1.7 vs
+   0.8 ns/value on 130k ReLU outputs); uint16 tables (a quarter of L1) measured slower, 1.07 */
+#define TABLES 4
+#define DIRECT 16384 /* calls with fewer values count straight into the int64 counts (no tables to clear and add) */
 
 /* -- range check ---------------------------------------------------------------------------------------------- */
 
@@ -110,24 +112,6 @@ static int bin_in_range(const Grid *g, double v)
     return k >= 0 && k < g->bins;
 }
 
-/* One checked block: bin numbers into idx, exact zeros and the float64 sums of v and v*v. */
-HOT FINITE static void bins_ff(const float *x, Py_ssize_t n, const Grid *g, int32_t *idx, int *zeros, double *sum,
-                               double *sum_sq)
-{
-    const float sf = g->sf, stf = g->stf;
-    double s = 0, ss = 0;
-    int z = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        float v = x[i];
-        double d = (double)v; /* sums in float64: float32 squares of values above 1.8e19 overflow */
-        s += d;
-        ss += d * d;
-        z += v == 0;
-        idx[i] = (int32_t)(floorf(v * sf) - stf);
-    }
-    *zeros = z, *sum = s, *sum_sq = ss;
-}
-
 /* IN_FLOAT blocks in one loop: checked (as minmax_f) and binned at once; the bins of a block that turns out not
    clean or not inside the grid are thrown away (they are clamped into the counts first, so nothing reads outside
    them whatever the values). */
@@ -160,6 +144,7 @@ HOT FINITE static void check_bins_ff(const float *x, Py_ssize_t n, const Grid *g
     *zeros = z, *sum = s, *sum_sq = ss, *lo = mn, *hi = mx, *bad = nb;
 }
 
+/* The other grids: a checked block's bin numbers into idx, exact zeros and the float64 sums of v and v*v. */
 #define BINS_D(NAME, T)                                                                                         \
     HOT FINITE static void NAME(const T *x, Py_ssize_t n, const Grid *g, int32_t *idx, int *zeros, double *sum, \
                                 double *sum_sq)                                                                 \
@@ -340,7 +325,7 @@ static PyObject *fold(PyObject *self, PyObject *args)
         g.mode = IN_DOUBLE;
     else
         g.mode = IN_INT64;
-    BinsFn bins_fn = g.mode == IN_FLOAT    ? (BinsFn)bins_ff
+    BinsFn bins_fn = g.mode == IN_FLOAT    ? NULL /* check_bins_ff */
                      : g.mode == IN_DOUBLE ? (f32 ? (BinsFn)bins_fd : (BinsFn)bins_dd)
                                            : (f32 ? (BinsFn)bins_fi : (BinsFn)bins_di);
     uint32_t *tables = NULL;

@@ -36,8 +36,10 @@ def native_available() -> bool:
     about twelve numpy passes per value that each take the GIL back."""
     return _histfold is not None and not os.environ.get(FORCE_NUMPY_ENV)
 
+
 DEFAULT_BINS = 4096
-# values binned per step: the temporaries (float32 + float64 + int64 + bool per value, 2.8 MB, reused per thread)
+# numpy path (the fallback where _histfold is not built, or QWB_NUMPY_HISTOGRAM is set): values binned per step: the
+# temporaries (float32 + float64 + int64 + bool per value, 2.8 MB, reused per thread)
 # stay in the CPU's caches, so the ~10 passes per value read cache, not memory (fresh temporaries per call: 1 << 20
 # took 9.3 ms per 1M values, 1 << 16 4.0 ms; docs/benchmarks.md). With reused buffers 1 << 16 and 1 << 17 cost the
 # same on one thread (3.1 ns/value, 224-px MobileNetV2 activations), but with two folding threads each numpy call
@@ -390,7 +392,8 @@ class StreamingHistogram:
         fitted = False
         while True:
             if self.exp is not None:
-                done, zeros, total, sq, lo, hi = _histfold.fold(x, self.counts, self.exp, self.start, MASK_MAGNITUDE)
+                done, zeros, total, sq, lo, hi = _histfold.fold(x, self.counts, self.exp, self.start,
+                                                                MASK_MAGNITUDE)
                 if done:
                     self.min, self.max = min(self.min, lo), max(self.max, hi)
                     self.count += done
