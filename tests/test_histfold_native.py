@@ -221,3 +221,41 @@ def test_minmax():
     assert mm(np.array([9.99e29, -9.99e29]), MASK_MAGNITUDE) == (-9.99e29, 9.99e29, True)
     with pytest.raises(TypeError):
         mm(np.zeros(0, np.float32), MASK_MAGNITUDE)
+
+
+def test_collect_gives_the_numpy_paths_histograms(monkeypatch):
+    """The whole calibration pass (two folding threads, grids widening from batch to batch), compiled and numpy."""
+    from analyzers.calibration.collect import collect
+    from tests.models import conv_net, conv_net_data
+
+    model = conv_net(channels=16)
+    x = conv_net_data(48)["x"]
+    tensors = ["x"] + [n.output[0] for n in model.graph.node if n.op_type in ("Conv", "Relu", "Gemm")]
+
+    def batches():
+        for k, a in enumerate(range(0, len(x), 6)):
+            yield a, a + 6, {"x": x[a:a + 6] * np.float32(1.5 ** (k % 5) * (1 + k))}
+
+    got = {}
+    for numpy_path in (False, True):
+        if numpy_path:
+            monkeypatch.setenv(hmod.FORCE_NUMPY_ENV, "1")
+        else:
+            monkeypatch.delenv(hmod.FORCE_NUMPY_ENV, raising=False)
+        got[numpy_path] = collect(model, tensors, batches(), len(x), bins=512, workers=2).histograms
+    for t in tensors:
+        a, b = got[False][t], got[True][t]
+        np.testing.assert_array_equal(a.counts, b.counts)
+        np.testing.assert_array_equal(a.edges, b.edges)
+        assert (a.min, a.max, a.count, a.zeros, a.special) == (b.min, b.max, b.count, b.zeros, b.special), t
+        assert a.sum == pytest.approx(b.sum, rel=1e-12, abs=1e-12 * b.count * max(abs(b.min), abs(b.max)))
+        assert a.sum_sq == pytest.approx(b.sum_sq, rel=1e-12)
+
+
+def test_without_the_extension_update_takes_the_numpy_path(monkeypatch):
+    monkeypatch.delenv(hmod.FORCE_NUMPY_ENV, raising=False)
+    monkeypatch.setattr(hmod, "_histfold", None)
+    assert not hmod.native_available()
+    h = StreamingHistogram(64)
+    h.update(np.array([1.0, -2.0, 0.0, np.nan], np.float32))
+    assert (h.count, h.zeros, h.min, h.max, h.special.nan) == (3, 1, -2.0, 1.0, 1)
