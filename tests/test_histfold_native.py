@@ -259,3 +259,14 @@ def test_without_the_extension_update_takes_the_numpy_path(monkeypatch):
     h = StreamingHistogram(64)
     h.update(np.array([1.0, -2.0, 0.0, np.nan], np.float32))
     assert (h.count, h.zeros, h.min, h.max, h.special.nan) == (3, 1, -2.0, 1.0, 1)
+
+
+def test_minmax_mask_between_two_float32_values():
+    """A mask that float32 cannot hold: values just under it are clean, the next float32 up is not."""
+    below = np.float32(1e30)
+    mask = (float(below) + float(np.nextafter(below, np.float32(np.inf)))) / 2
+    assert float(below) < mask < float(np.nextafter(below, np.float32(np.inf)))
+    x = np.array([1.0, below, -below], np.float32)
+    assert hmod._histfold.minmax(x, mask)[2] is True
+    assert hmod._histfold.minmax(np.append(x, np.nextafter(below, np.float32(np.inf))), mask)[2] is False
+    assert hmod._histfold.fold(x, np.zeros(4, np.int64), 102, -2, mask)[0] == 3

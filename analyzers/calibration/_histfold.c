@@ -54,6 +54,13 @@
 #define TABLES 4
 #define DIRECT 16384 /* calls with fewer values count straight into the int64 counts (no tables to clear and add) */
 
+/* the smallest float32 >= mask: a float32 value v has |v| < mask exactly when |v| < float_mask(mask) */
+static float float_mask(double mask)
+{
+    float m = (float)mask;
+    return (double)m < mask ? nextafterf(m, INFINITY) : m;
+}
+
 /* -- range check ---------------------------------------------------------------------------------------------- */
 
 /* Min and max under finite math (a NaN makes them meaningless, but it also makes the array unclean, and the caller
@@ -206,12 +213,12 @@ static void fold_blocks(const char *x, Py_ssize_t n, int f32, double mask, const
         double lo, hi, s, ss;
         int z;
         if (g->mode == IN_FLOAT) {
-            check_bins_ff((const float *)xp, k, g, (float)mask, idx, &z, &s, &ss, &lo, &hi, &bad);
+            check_bins_ff((const float *)xp, k, g, float_mask(mask), idx, &z, &s, &ss, &lo, &hi, &bad);
             if (bad || !bin_in_range(g, lo) || !bin_in_range(g, hi))
                 return;
         } else {
             if (f32)
-                minmax_f((const float *)xp, k, (float)mask, &lo, &hi, &bad);
+                minmax_f((const float *)xp, k, float_mask(mask), &lo, &hi, &bad);
             else
                 minmax_d((const double *)xp, k, mask, &lo, &hi, &bad);
             if (bad || !bin_in_range(g, lo) || !bin_in_range(g, hi))
@@ -277,7 +284,7 @@ static PyObject *minmax(PyObject *self, PyObject *args)
     double lo = INFINITY, hi = -INFINITY;
     Py_BEGIN_ALLOW_THREADS
     if (item == 4)
-        minmax_f((const float *)xb.buf, n, (float)mask, &lo, &hi, &bad);
+        minmax_f((const float *)xb.buf, n, float_mask(mask), &lo, &hi, &bad);
     else
         minmax_d((const double *)xb.buf, n, mask, &lo, &hi, &bad);
     Py_END_ALLOW_THREADS
