@@ -154,10 +154,10 @@ def collect(model: onnx.ModelProto, tensor_names: list[str], batches: Iterable[t
 
     # The tensors are split over ``workers`` threads by size, each tensor always on the same thread, and they fold
     # batch k while onnxruntime runs batch k + 1: the compiled fold (histogram._histfold) and onnxruntime release
-    # the GIL, so the folding spreads over the cores and hides the inference (2-core VM, the other core idle: two
-    # threads folded a 224-px MobileNetV2's activations at 0.6 ns/value of wall time, one at 1.07; with other work
-    # on the machine, no faster than one). The numpy fallback takes the GIL back at every call, which limits its
-    # gain (2.2-2.5 ns/value on two threads, 3.0-3.1 on one). A batch is handed over only once
+    # the GIL, so the folding spreads over the cores and hides the inference (2-core VM, otherwise idle: two
+    # threads folded a 224-px MobileNetV2's activations at 0.55 ns/value of wall time, one at 1.03-1.06; with other
+    # work on the machine, no faster than one). The numpy fallback takes the GIL back at every call, which limits
+    # its gain (2.5-2.9 ns/value on two threads, 3.7-4.1 on one). A batch is handed over only once
     # every group has folded the one before, so each histogram sees its batches in order (the result equals
     # folding in the loop) and at most two batches of tensors are alive.
     samples = 0
