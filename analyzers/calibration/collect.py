@@ -95,7 +95,8 @@ def weight_stats(model: onnx.ModelProto, weighted_ops=("Conv", "ConvTranspose", 
 
 def fold_workers(tensors: int) -> int:
     """Threads folding histograms: one per CPU this process may use, at most one per tensor and at most
-    ``MAX_FOLD_WORKERS`` (every numpy call takes the GIL back, so threads beyond the cores only add hand-overs).
+    ``MAX_FOLD_WORKERS`` (the compiled fold releases the GIL for the whole tensor, but threads beyond the cores only
+    compete with onnxruntime's; the numpy fallback takes the GIL back at every call).
     One under ``scripts/emulate-x86-cpu``: QEMU user mode crashed numpy running in two threads at once (a
     segfault in np.unique mid-suite, not reproducible alone), and the emulated run checks integer kernels, not
     folding speed."""
@@ -152,10 +153,11 @@ def collect(model: onnx.ModelProto, tensor_names: list[str], batches: Iterable[t
                 raise f.exception()
 
     # The tensors are split over ``workers`` threads by size, each tensor always on the same thread, and they fold
-    # batch k while onnxruntime runs batch k + 1: numpy's loops and onnxruntime release the GIL, so the folding
-    # spreads over the cores and hides the inference. Each numpy call takes the GIL back, which limits the gain
-    # (2-core VM, otherwise idle: two threads folded a 224-px MobileNetV2's activations at 2.2-2.5 ns/value of wall
-    # time, one at 3.0-3.1; with other work on the machine, no faster than one). A batch is handed over only once
+    # batch k while onnxruntime runs batch k + 1: the compiled fold (histogram._histfold) and onnxruntime release
+    # the GIL, so the folding spreads over the cores and hides the inference (2-core VM, otherwise idle: two
+    # threads folded a 224-px MobileNetV2's activations at 0.55 ns/value of wall time, one at 1.03-1.06; with other
+    # work on the machine, no faster than one). The numpy fallback takes the GIL back at every call, which limits
+    # its gain (2.5-2.9 ns/value on two threads, 3.7-4.1 on one). A batch is handed over only once
     # every group has folded the one before, so each histogram sees its batches in order (the result equals
     # folding in the loop) and at most two batches of tensors are alive.
     samples = 0
