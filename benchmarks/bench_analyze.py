@@ -46,9 +46,12 @@ def _child(kind: str, n: int, size: int, batch: int) -> dict:
 
     model, calib, ev = mobilenet_onnx(size), image_data(128, size, seed=1), image_data(n, size, seed=2)
     from analyzers import pair_stats_native
+    from analyzers.calibration.histogram import native_available
 
-    # which statistics path ran: the compiled pass, or the onnxruntime graph (not built, or QWB_GRAPH_STATS=1)
-    out: dict = {"kind": kind, "n": n, "compiled_statistics": pair_stats_native.available()}
+    # which paths ran: the compiled passes, or the onnxruntime statistics graph (not built, or QWB_GRAPH_STATS=1)
+    # and numpy's histogram fold (not built, or QWB_NUMPY_HISTOGRAM=1)
+    out: dict = {"kind": kind, "n": n, "compiled_statistics": pair_stats_native.available(),
+                 "compiled_histograms": native_available()}
     cpu0 = _cpu()
     if kind.startswith("e2e"):
         from workbench.analysis import analyze
