@@ -176,15 +176,17 @@ def main() -> int:
                     *map(str, args.sizes)], check=True, cwd=ROOT)
     rows = []
     for n in args.sizes:
-        for kind in args.kinds:
-            runs = []
-            for _ in range(args.repeat):
+        # interleaved (kind after kind, then again): a shared VM's speed drifts over minutes, and the ratios are
+        # read between kinds
+        runs: dict[str, list] = {kind: [] for kind in args.kinds}
+        for _ in range(args.repeat):
+            for kind in args.kinds:
+                if runs[kind] and "total_s" not in runs[kind][-1]:  # out of memory or failed: once is enough
+                    continue
                 r = run_child(kind, n, args.size, args.batch, args.peer_limit_gb if kind == "peer" else None)
                 print(json.dumps(r), flush=True)
-                runs.append(r)
-                if "total_s" not in r:  # out of memory or failed: once is enough
-                    break
-            rows.append(_median(runs))
+                runs[kind].append(r)
+        rows += [_median(runs[kind]) for kind in args.kinds]
     if not {"ours", "peer", "plain_batched", "plain_per_sample"} <= set(args.kinds):
         _targets(rows, args.sizes)
         return 0
