@@ -151,46 +151,32 @@ HOT FINITE static void check_bins_ff(const float *x, Py_ssize_t n, const Grid *g
     *zeros = z, *sum = s, *sum_sq = ss, *lo = mn, *hi = mx, *bad = nb;
 }
 
-/* The other grids: a checked block's bin numbers into idx, exact zeros and the float64 sums of v and v*v. */
-#define BINS_D(NAME, T)                                                                                         \
-    HOT FINITE static void NAME(const T *x, Py_ssize_t n, const Grid *g, int32_t *idx, int *zeros, double *sum, \
-                                double *sum_sq)                                                                 \
+/* The other grids: a checked block's bin numbers into idx (BIN, of v), exact zeros and the float64 sums of v and
+   v*v. Most grids subtract in double; the rare ones whose bin numbers outgrow 52 bits cast, then subtract in int64
+   (in range: the block was checked). */
+#define BINS(NAME, T, ATTRS, BIN)                                                                               \
+    ATTRS static void NAME(const T *x, Py_ssize_t n, const Grid *g, int32_t *idx, int *zeros, double *sum,      \
+                           double *sum_sq)                                                                      \
     {                                                                                                           \
         const double scale = g->scale, startd = g->startd;                                                      \
+        const int64_t start = g->start;                                                                         \
         double s = 0, ss = 0;                                                                                   \
         int z = 0;                                                                                              \
+        (void)startd, (void)start;                                                                              \
         for (Py_ssize_t i = 0; i < n; i++) {                                                                    \
             double v = (double)x[i];                                                                            \
             s += v;                                                                                             \
             ss += v * v;                                                                                        \
             z += v == 0;                                                                                        \
-            idx[i] = (int32_t)(floor(v * scale) - startd);                                                      \
+            idx[i] = (int32_t)(BIN);                                                                            \
         }                                                                                                       \
         *zeros = z, *sum = s, *sum_sq = ss;                                                                     \
     }
 
-BINS_D(bins_fd, float)
-BINS_D(bins_dd, double)
-
-/* the rare grids whose bin numbers outgrow 52 bits: cast, then subtract in int64, one value at a time */
-#define BINS_I(NAME, T)                                                                                         \
-    static void NAME(const T *x, Py_ssize_t n, const Grid *g, int32_t *idx, int *zeros, double *sum,            \
-                     double *sum_sq)                                                                            \
-    {                                                                                                           \
-        double s = 0, ss = 0;                                                                                   \
-        int z = 0;                                                                                              \
-        for (Py_ssize_t i = 0; i < n; i++) {                                                                    \
-            double v = (double)x[i];                                                                            \
-            s += v;                                                                                             \
-            ss += v * v;                                                                                        \
-            z += v == 0;                                                                                        \
-            idx[i] = (int32_t)((int64_t)floor(v * g->scale) - g->start); /* in range: the block was checked */ \
-        }                                                                                                       \
-        *zeros = z, *sum = s, *sum_sq = ss;                                                                     \
-    }
-
-BINS_I(bins_fi, float)
-BINS_I(bins_di, double)
+BINS(bins_fd, float, HOT FINITE, floor(v * scale) - startd)
+BINS(bins_dd, double, HOT FINITE, floor(v * scale) - startd)
+BINS(bins_fi, float, , (int64_t)floor(v * scale) - start)
+BINS(bins_di, double, , (int64_t)floor(v * scale) - start)
 
 typedef void (*BinsFn)(const void *, Py_ssize_t, const Grid *, int32_t *, int *, double *, double *);
 
