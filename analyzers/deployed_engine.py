@@ -6,9 +6,10 @@ batch this runs three sessions instead: the FP32 model as the plain session opti
 it already computes fetched (``fp32_taps``: NCHWc blocks, a fused residual Add's Conv as out - sum, a tensor
 fusion removed re-run in float; where a layer tensor is in none of these forms, the source tensors are exposed and
 a plain session runs beside for the outputs), the deployed INT8 graph with every mappable layer's integers fetched
-from its kernels (``DeployedLayerTaps``), and a small statistics graph that dequantizes those integers (into the
-FP32 tensor's layout) and reduces them against FP32 in onnxruntime (the diff engine's own reductions,
-``diff_graph.pair_stats``), so numpy folds a few KB per batch and memory stays flat in N. The statistics of one
+from its kernels (``DeployedLayerTaps``), and the statistics of each layer's integers against FP32: one compiled
+pass per layer (``pair_stats_native``) where the extension is built, else a small onnxruntime graph that
+dequantizes them into the FP32 tensor's layout and reduces (the diff engine's own reductions,
+``diff_graph.pair_stats``); numpy folds a few KB per batch and memory stays flat in N. The statistics of one
 batch run in a worker thread while the sessions run the next. What needs the exact simulation is not computed and stays None: isolated error, the kernel gap
 (deployed vs exact), the share of values off by >= 1 LSB. ``run`` has ``DiffEngine.run``'s signature and
 returns a ``DiffOutcome`` whose outputs are labelled ``deployed``.

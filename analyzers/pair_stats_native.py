@@ -1,11 +1,12 @@
-"""Deployed-mode layer statistics in one compiled pass (``_pairstats``), where the extension is built.
+"""Per-layer error statistics in one compiled pass (``_pairstats``), where the extension is built.
 
-The statistics graph (``diff_graph.pair_stats`` in onnxruntime) streams every intermediate through memory, about
-ten passes per value; the compiled kernel reads the FP32 tensor and the integers once, each in its own layout
-(numpy views carry the strides, nothing is copied), and releases the GIL, so one batch's statistics run beside
-the next batch's sessions. The figures are the graph's (the same float32 dequantization and error) with float64
-sums instead of float32 ones. Without a C compiler at install time the extension is missing and
-``available()`` says so; ``DeployedEngine`` then builds the statistics graph as before.
+The statistics graphs (``diff_graph.pair_stats`` in onnxruntime) stream every intermediate through memory, about
+ten passes per value; the compiled kernel reads the FP32 tensor and the compared one (a layer's deployed integers,
+or the exact simulation's float32 tensor) once, each in its own layout (the strides of numpy views, worked out once
+per batch shape: nothing is copied), and releases the GIL. The figures are the graph's (the same float32
+dequantization and error) with float32 sums over at most 1024 values added in float64. Without a C compiler at
+install time the extension is missing and ``available()`` says so; ``DeployedEngine`` and ``DiffEngine`` then
+reduce in their onnxruntime graphs as before.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ FORCE_GRAPH_ENV = "QWB_GRAPH_STATS"
 
 
 def available() -> bool:
-    """Whether deployed-mode statistics can run compiled here (built, and not turned off by ``QWB_GRAPH_STATS``)."""
+    """Whether the layer statistics can run compiled here (built, and not turned off by ``QWB_GRAPH_STATS``)."""
     return _pairstats is not None and not os.environ.get(FORCE_GRAPH_ENV)
 
 
