@@ -217,16 +217,13 @@ class DiffEngine:
                     n_elem[ft] = x.size
                     if p.y:  # compared here in one pass, the clipped values counted by it
                         compare(("c", ft), ft, x, vals[p.y])
-                        if ft in res:
-                            xs = x.reshape(x.shape[0] if self.batched else 1, -1)[:, p.sample_idx]
-                            res[ft].update(xs, vals[p.sample_y])
-                        continue
-                    acc[ft].add_partial(vals[p.xx], vals[p.ee], vals[p.yy], vals[p.emax], vals[p.emin], vals[p.esum],
-                                        x.size)
-                    if ft in clip:
-                        clip[ft][0] += _count_outside(x, *self.bounds[ft], ft in self.nonnegative,
-                                                      self.clip_ranges.get(ft, (-math.inf, math.inf)))
-                        clip[ft][1] += x.size
+                    else:
+                        acc[ft].add_partial(vals[p.xx], vals[p.ee], vals[p.yy], vals[p.emax], vals[p.emin],
+                                            vals[p.esum], x.size)
+                        if ft in clip:
+                            clip[ft][0] += _count_outside(x, *self.bounds[ft], ft in self.nonnegative,
+                                                          self.clip_ranges.get(ft, (-math.inf, math.inf)))
+                            clip[ft][1] += x.size
                     if ft in res:
                         xs = x.reshape(x.shape[0] if self.batched else 1, -1)[:, p.sample_idx]
                         res[ft].update(xs, vals[p.sample_y])
@@ -236,9 +233,9 @@ class DiffEngine:
                     ft = self._by_node[node].fp32_tensor
                     if p.y:
                         compare(("i", node), ft, fvals[ft], vals[p.y])
-                        continue
-                    iso_acc[node].add_partial(vals[p.xx], vals[p.ee], vals[p.yy], vals[p.emax], vals[p.emin],
-                                              vals[p.esum], n_elem[ft])
+                    else:
+                        iso_acc[node].add_partial(vals[p.xx], vals[p.ee], vals[p.yy], vals[p.emax], vals[p.emin],
+                                                  vals[p.esum], n_elem[ft])
                 del fvals
                 for o, (fo, qo) in g.outputs.items():
                     out_acc[o].update(vals[fo], vals[qo], None if labels is None else labels[start:stop])
