@@ -376,9 +376,9 @@ class DeployedEngine:
         t, c = time.perf_counter(), (time.thread_time() if pool is None else time.process_time())
         if self.native_stats and pool is not None and len(sfeed) > 1:
             order = sorted(sfeed, key=lambda n: -sfeed[n][0].size)
-            half = [order[i] for i in range(0, len(order), 2)]  # every other by size: about half the values each
+            half = order[::2]  # every other by size: about half the values each
             there = pool.submit(lambda: {n: pair_stats_native.LayerStats.run(sfeed[n]) for n in half})
-            out = {n: pair_stats_native.LayerStats.run(sfeed[n]) for n in order if n not in set(half)}
+            out = {n: pair_stats_native.LayerStats.run(sfeed[n]) for n in order[1::2]}
             out.update(there.result())
         elif self.native_stats:
             out = {node: pair_stats_native.LayerStats.run(job) for node, job in sfeed.items()}

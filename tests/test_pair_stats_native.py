@@ -234,3 +234,19 @@ def test_exact_analysis_compiled_equals_the_graph_on_masks_and_sequences(name, m
                                       kernels="exact")
     _same(fast, graph)
 
+
+
+def test_deployed_statistics_split_over_two_threads_equal_the_overlapped_ones(tmp_path, monkeypatch):
+    """Without overlap the compiled passes of a batch run half in the worker, half on the calling thread: the same
+    figures as one worker beside the sessions."""
+    import analyzers.deployed_engine as de  # noqa: PLC0415 - the engine whose schedule is switched
+
+    s = _residual_session(tmp_path)
+    overlapped = analyze(s, kernels="deployed")
+    monkeypatch.setattr(de.DeployedEngine, "overlap", False)
+    split = analyze(s, kernels="deployed")
+    assert split.timings["statistics_overlapped"] == 0.0 and overlapped.timings["statistics_overlapped"] == 1.0
+    for a, b in zip(split.layers, overlapped.layers):
+        assert (a.cumulative.sqnr_db, a.cumulative.max_abs, a.clip_rate) == \
+            (b.cumulative.sqnr_db, b.cumulative.max_abs, b.clip_rate), a.node
+    assert np.array_equal(split.heatmap, overlapped.heatmap, equal_nan=True)
