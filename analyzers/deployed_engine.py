@@ -201,7 +201,6 @@ class DeployedEngine:
                 if ft in self.bounds:  # the pass counts the clipped values too: no numpy pass for them
                     self._clip_from.setdefault(ft, node)
                 self._plans[node] = (pair_stats_native.LayerStats(plan), src.tensor, src.minus, t.deployed_tensor)
-                self._stats_fetch[node] = ()
                 continue
             feed = {f"x{k}": src.tensor, f"q{k}": None}
             graph_inputs[f"x{k}"] = helper.make_tensor_value_info(f"x{k}", TensorProto.FLOAT, None)
@@ -300,7 +299,7 @@ class DeployedEngine:
                     self._fold_native(node, part, acc, clip)
         loop_cpu = time.process_time() - cpu0
         layers = {}
-        measured = set(self._stats_fetch)
+        measured = self._measured()
         for lay in self.match.layers:
             c = clip.get(lay.fp32_tensor)
             a = acc.get(lay.node) if lay.node in measured else None
@@ -399,23 +398,23 @@ class DeployedEngine:
                     self._fold_native(node, part, acc, clip)
             return
         for node in self._stats_fetch:
-            have, fetched, _ = self._stats_count[node]
-            xx, ee, *rest = vals[node]
-            if fetched != 1:  # NCHWc: per block [N, C/B, B] -> per channel [N, C]
-                xx, ee = (a.reshape(*a.shape[:-2], -1)[..., :have] for a in (xx, ee))
-            acc[node].add_partial(xx, ee, *rest, sizes[node])
+            self._add(acc, node, *vals[node], sizes[node])
 
     def _fold_native(self, node: str, part: tuple, acc: dict, clip: dict) -> None:
         """Sums of the compiled passes (one buffer of batches, ``LayerStats.add``) into the layer's accumulator."""
         xx, ee, yy, emax, emin, esum, outside, values = part
-        have, fetched, _ = self._stats_count[node]
-        if fetched != 1:  # NCHWc: per block [N, C/B, B] -> per channel [N, C]
-            xx, ee = (a.reshape(*a.shape[:-2], -1)[..., :have] for a in (xx, ee))
-        acc[node].add_partial(xx, ee, yy, emax, emin, esum, values)
+        self._add(acc, node, xx, ee, yy, emax, emin, esum, values)
         ft = self.taps.taps[node].fp32_tensor
         if self._clip_from.get(ft) == node:
             clip[ft][0] += outside
             clip[ft][1] += values
+
+    def _add(self, acc: dict, node: str, xx, ee, yy, emax, emin, esum, values: int) -> None:
+        """Partial sums into the layer's accumulator; NCHWc ones per block ``[N, C/B, B]`` become per channel."""
+        have, fetched, _ = self._stats_count[node]
+        if fetched != 1:
+            xx, ee = (a.reshape(*a.shape[:-2], -1)[..., :have] for a in (xx, ee))
+        acc[node].add_partial(xx, ee, yy, emax, emin, esum, values)
 
     def _blocks_of(self, again: dict) -> dict[str, int]:
         """Block sizes of the NCHWc tensors the recomputed nodes read: as picked for the layers, else the one every
@@ -484,7 +483,11 @@ class DeployedEngine:
 
     def layers_measured(self) -> int:
         """Layers with deployed figures (their quantized output survives fusion and fits a layout)."""
-        return len(self._stats_fetch)
+        return len(self._measured())
+
+    def _measured(self) -> set[str]:
+        """Layers with statistics: compiled passes, or outputs of the statistics graph."""
+        return set(self._plans) | set(self._stats_fetch)
 
 
 def _blocked_integers(b: StatsBuilder, q: str, perm: tuple | None, channels: int, block: int,
