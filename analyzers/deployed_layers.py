@@ -27,6 +27,7 @@ from onnx import helper
 from backends.runner import SessionConfig, build_session
 
 from .diff_types import ErrorMetrics
+from .gap_fold import gap_fold
 from .qdq_match import QDQMatch
 
 # a layer whose deployed SQNR is this much below its exact one is flagged (``kernel_departs``): rounding ties
@@ -367,18 +368,8 @@ class DeployedLayerTaps:
             d = self._source_layout(node, t, d, e)
             if d is None or e.shape != x.shape:
                 continue
-            a = self._acc[node]
-            off = np.not_equal(d, e)  # where the kernel's integer is not the simulation's: few, or none, mostly
-            k = int(np.count_nonzero(off))
-            a[1] += k
-            a[2] += e.size
-            if k:
-                ev, dv = e[off].astype(np.float64), d[off].astype(np.float64)
-                xv = x[off].astype(np.float64)
-                ye, yd = (ev - t.zero_point) * t.scale, (dv - t.zero_point) * t.scale
-                # deployed error power = exact error power + this: only where they differ does anything change
-                a[0] += float((np.square(yd - xv) - np.square(ye - xv)).sum())
-                a[3] = max(a[3], float(np.abs(dv - ev).max()))
+            # deployed error power = exact error power + what the differing values add
+            self._add(self._acc[node], 0, gap_fold(d, e, x, t.scale, t.zero_point), e.size)
         self._fold_kernels(fp32, exact)
         self.seconds += time.perf_counter() - t0
 
@@ -401,16 +392,16 @@ class DeployedLayerTaps:
             y = y if p is None else np.transpose(y, np.argsort(p))
             if y.shape != e.shape or x.shape != e.shape:
                 continue
-            a = self._acc[node]
-            off = np.not_equal(y, e)
-            k = int(np.count_nonzero(off))
-            a[5] += k
-            a[6] += e.size
-            if k:
-                ev, dv, xv = e[off].astype(np.float64), y[off].astype(np.float64), x[off].astype(np.float64)
-                ye, yd = (ev - t.zero_point) * t.scale, (dv - t.zero_point) * t.scale
-                a[4] += float((np.square(yd - xv) - np.square(ye - xv)).sum())
-                a[7] = max(a[7], float(np.abs(dv - ev).max()))
+            self._add(self._acc[node], 4, gap_fold(y, e, x, t.scale, t.zero_point), e.size)
+
+    @staticmethod
+    def _add(a: np.ndarray, at: int, gap: tuple[int, float, int], values: int) -> None:
+        """One ``gap_fold`` into a layer's accumulator from ``at``: added power, differing, values, largest."""
+        k, extra, largest = gap
+        a[at] += extra
+        a[at + 1] += k
+        a[at + 2] += values
+        a[at + 3] = max(a[at + 3], largest)
 
     def _source_layout(self, node: str, t: LayerTap, d: np.ndarray, e: np.ndarray) -> np.ndarray | None:
         """``d`` in the exact tensor's layout. The graph says which layout a tensor holds (``LayerTap.perm``), but
