@@ -96,13 +96,15 @@ class DiffEngine:
     def __init__(self, fp32: onnx.ModelProto, int8: onnx.ModelProto, quantizable_ops: set[str],
                  excluded: set[str] | None = None, isolated: bool = True, reservoir: int = 0,
                  batched: bool = True, reuse_isolated: dict[str, tuple[str, ErrorMetrics]] | None = None, fp32_key: str | None = None,
-                 masked: set[str] | frozenset[str] = frozenset(), expose: dict[str, int] | None = None):
+                 masked: dict[str, float] | set[str] | frozenset[str] = frozenset(),
+                 expose: dict[str, int] | None = None):
         """``expose``: QDQ-model tensor -> ONNX element type, fetched as they are every batch and handed to
         ``run``'s ``on_batch`` (the deployed per-layer view compares them with the fused kernels' values).
         ``reuse_isolated``: layer -> (signature, metrics) measured earlier on the same samples; layers whose
         isolated computation is unchanged are not run again (the what-if loop changes one or two layers).
         ``fp32_key``: identifies the FP32 model so its optimised session is reused between runs.
-        ``masked``: FP32 tensors holding mask values (-inf, finfo.min), compared over their ordinary values."""
+        ``masked``: FP32 tensors holding mask values (-inf, finfo.min), compared over their ordinary values; a
+        mapping gives the magnitude from which each one's values are masked (``build_diff_graph``)."""
         t0 = time.perf_counter()
         self.match = match(fp32, int8, quantizable_ops, excluded)
         self._by_node = {lay.node: lay for lay in self.match.layers}

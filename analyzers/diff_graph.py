@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -139,26 +140,30 @@ class _Builder:
         return self.node(op, [x], axes=axes, keepdims=0)
 
 
-def _unmask(b: _Builder, x: str, y: str) -> tuple[str, str]:
-    """(x, y) with the mask positions of x (|x| >= MASK_MAGNITUDE, +-inf included) set to 0 in x, and in y
-    where y equals x there: a masked position kept exactly counts as error-free (-inf - -inf is NaN), one
-    that changed counts with its full INT8 value, and the statistics stay finite."""
-    m = b.node("Not", [b.node("Less", [b.node("Abs", [x]), b.const(MASK_MAGNITUDE, np.float32)])])
+def _unmask(b: _Builder, x: str, y: str, limit: float = MASK_MAGNITUDE) -> tuple[str, str]:
+    """(x, y) with the mask positions of x (|x| >= ``limit``, +-inf included) set to 0 in x, and in y
+    where y is masked there too (same sign, |y| >= ``limit``): a masked position that stays masked counts as
+    error-free (-inf - -inf is NaN; -1e4 + a score moves with the score), one that lost its mask value (saturated
+    to the range's low end under ``clamp``) counts with its full INT8 value, and the statistics stay finite."""
+    lim = b.const(limit, np.float32)
+    m = b.node("Not", [b.node("Less", [b.node("Abs", [x]), lim])])
     zero = b.const(0.0, np.float32)
-    same = b.node("And", [m, b.node("Equal", [x, y])])
+    still = b.node("And", [b.node("Not", [b.node("Less", [b.node("Abs", [y]), lim])]),
+                           b.node("Equal", [b.node("Sign", [x]), b.node("Sign", [y])])])
+    same = b.node("And", [m, still])
     return b.node("Where", [m, zero, x]), b.node("Where", [same, zero, y])
 
 
 def _pair(b: _Builder, x: str, y: str, rank: int, channel_axis: int | None, batched: bool,
-          xx: str | None = None, masked: bool = False) -> PairOutputs:
+          xx: str | None = None, masked: float | None = None) -> PairOutputs:
     """Statistics of (x, y): x.x and e.e per sample and channel, y.y in total, and the extremes of e.
 
     Mul + ReduceSum is several times faster in onnxruntime than ReduceSumSquare over inner axes; full
-    reductions (no axes) take its fast path too. ``masked``: x holds mask values (-inf, finfo.min), compared
-    through ``_unmask``.
+    reductions (no axes) take its fast path too. ``masked``: x holds mask values (-inf, finfo.min) from this
+    magnitude on, compared through ``_unmask``.
     """
-    if masked:
-        x, y = _unmask(b, x, y)
+    if masked is not None:
+        x, y = _unmask(b, x, y, masked)
         xx = None  # the caller's x.x is of the raw tensor
     e = b.node("Sub", [y, x])
     keep = set()
@@ -195,7 +200,8 @@ def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQM
                      isolated: bool = True, reservoir: int = 0, sample_sizes: dict[str, int] | None = None,
                      seed: int = 0, reuse_isolated: dict[str, str] | None = None,
                      not_sample_major: frozenset[str] = frozenset(),
-                     masked: set[str] | frozenset[str] = frozenset(), native: bool = False) -> DiffGraph:
+                     masked: Mapping[str, float] | set[str] | frozenset[str] = frozenset(),
+                     native: bool = False) -> DiffGraph:
     """The QDQ model ``iso_source`` plus isolated copies and statistics, reading FP32 tensors ``f::name``.
 
     The FP32 tensors are inputs (``fp32_feeds``), computed by a separate, fully optimised FP32 session:
@@ -206,10 +212,13 @@ def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQM
     whose copy would compute exactly that again is left out (the caller reuses its figures).
     ``not_sample_major``: tensors whose axis 0 is not the sample axis (time-major [T, N, C], LSTM outputs):
     their statistics are not split per sample.
-    ``masked``: FP32 tensors that hold mask values (-inf, finfo.min), compared through ``_unmask``.
+    ``masked``: FP32 tensors that hold mask values (-inf, finfo.min), compared through ``_unmask``; a mapping gives
+    the magnitude from which each one's values are masked (a finite mask constant: ``mask_constants``), a set
+    ``MASK_MAGNITUDE``.
     ``native``: float32 pairs (not masked) are not reduced in the graph: their INT8 tensor is fetched (``y``) and
     the caller compares it with FP32 in one compiled pass (``pair_stats_native``).
     """
+    limits = dict(masked) if isinstance(masked, Mapping) else {t: MASK_MAGNITUDE for t in masked}
     opset = opset_of(iso_source)
     model = fold_weight_dequantization(iso_source)
     g = model.graph
@@ -248,14 +257,14 @@ def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQM
             list(fp32.graph.value_info) + list(fp32.graph.input) + list(fp32.graph.output)}
 
     def outside(ft: str) -> bool:  # compared by the caller
-        return native and ft not in masked and elem.get(ft, TensorProto.FLOAT) == TensorProto.FLOAT
+        return native and ft not in limits and elem.get(ft, TensorProto.FLOAT) == TensorProto.FLOAT
 
     for ft, it in tracked.items():
         tb = batched and ft not in not_sample_major
         if outside(ft):
             p = PairOutputs("", "", "", "", "", "", channel_axes.get(ft), y=it)
         else:
-            p = _pair(b, fname(ft), it, ranks.get(ft, 0), channel_axes.get(ft), tb, masked=ft in masked)
+            p = _pair(b, fname(ft), it, ranks.get(ft, 0), channel_axes.get(ft), tb, masked=limits.get(ft))
         size = (sample_sizes or {}).get(ft)
         if reservoir and size and tb:
             idx = rng.integers(0, size, size=min(reservoir, size)).astype(np.int64)
@@ -271,7 +280,7 @@ def build_diff_graph(fp32: onnx.ModelProto, iso_source: onnx.ModelProto, m: QDQM
         xx = cumulative[ft].xx if ft in cumulative and not cumulative[ft].y else None
         iso_stats[node] = _pair(b, fname(ft), out, ranks.get(ft, 0), channel_axes.get(ft),
                                 batched and ft not in not_sample_major,
-                                xx=xx, masked=ft in masked)
+                                xx=xx, masked=limits.get(ft))
     g.node.extend(b.nodes)
     g.initializer.extend(b.inits)
     outputs = {o.name: (fname(o.name), o.name) for o in fp32.graph.output}

@@ -191,14 +191,16 @@ def masked_attention(mask: str = "ninf", d: int = 8, seed: int = 0) -> onnx.Mode
     """One attention head over x[N,T,D] with a padding mask[N,T] (1 = token, 0 = padding) -> y[N,D].
 
     scores = (x Wq)(x Wk)^T + bias; y = sum_t softmax(scores)[.,t,:] (x Wv) * mask / sum(mask), where ``bias`` is
-    ``Where(mask, 0, -inf)`` (``mask="ninf"``) or ``(1 - mask) * finfo(float32).min`` (``mask="finfo"``), the
-    two forms exporters write. In FP32 padded positions have weight exactly 0 and are multiplied by 0 when
+    ``Where(mask, 0, -inf)`` (``mask="ninf"``), ``Where(mask, 0, -1e9)`` (``mask="neg1e9"``: ``masked_fill(-1e9)``
+    code), ``(1 - mask) * finfo(float32).min`` (``mask="finfo"``) or ``(1 - mask) * -10000.0`` (``mask="neg1e4"``:
+    older Hugging Face exports), the forms exporters write. In FP32 padded positions have weight exactly 0 and are multiplied by 0 when
     pooled, so ``y`` does not depend on x at padded positions at all.
     """
     rng = _rng(seed)
     w = {k: (rng.standard_normal((d, d)) * 0.5).astype(np.float32) for k in ("wq", "wk", "wv")}
-    c = {"zero": np.array(0.0, np.float32), "ninf": np.array(-np.inf, np.float32),
+    c = {"zero": np.array(0.0, np.float32), "ninf": np.array(-np.inf, np.float32), "neg1e9": np.array(-1e9, np.float32),
          "one": np.array(1.0, np.float32), "fmin": np.array(np.finfo(np.float32).min, np.float32),
+         "neg1e4": np.array(-10000.0, np.float32),
          "ax1": np.array([1], np.int64), "ax2": np.array([2], np.int64)}
     inits = [numpy_helper.from_array(v, k) for k, v in {**w, **c}.items()]
     n = helper.make_node
@@ -210,13 +212,13 @@ def masked_attention(mask: str = "ninf", d: int = 8, seed: int = 0) -> onnx.Mode
         n("Unsqueeze", ["mask", "ax1"], ["m3"], name="mask.Unsqueeze"),  # [N,1,T]
         n("Cast", ["mask"], ["mf"], name="mask.Cast", to=TensorProto.FLOAT),
     ]
-    if mask == "ninf":
+    if mask in ("ninf", "neg1e9"):
         nodes += [n("Cast", ["m3"], ["mb"], name="mask.CastBool", to=TensorProto.BOOL),
-                  n("Where", ["mb", "zero", "ninf"], ["bias"], name="bias.Where")]
+                  n("Where", ["mb", "zero", mask], ["bias"], name="bias.Where")]
     else:
         nodes += [n("Cast", ["m3"], ["m3f"], name="mask.CastFloat", to=TensorProto.FLOAT),
                   n("Sub", ["one", "m3f"], ["inv"], name="bias.Sub"),
-                  n("Mul", ["inv", "fmin"], ["bias"], name="bias.Mul")]
+                  n("Mul", ["inv", "neg1e4" if mask == "neg1e4" else "fmin"], ["bias"], name="bias.Mul")]
     nodes += [
         n("Add", ["scores", "bias"], ["masked"], name="scores.Add"),
         n("Softmax", ["masked"], ["p"], name="attn.Softmax", axis=-1),

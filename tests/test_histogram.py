@@ -180,3 +180,18 @@ def test_bins_are_exact_where_the_grid_index_outgrows_the_mantissa(dtype, offset
     assert s.count == everything.size
     if not spread and dtype is np.float32:
         assert abs(h.start) + h.bins >= 1 << 24  # the integer path was taken
+
+
+def test_mask_magnitude_starts_at_1e8_for_floats_only():
+    """-1e9 (``masked_fill(-1e9)`` code) is a mask value; 5e7 is data; integers are always data."""
+    x = np.array([1.0, 5e7, -1e9, -2.5, 3e9], np.float32)
+    h = StreamingHistogram(64)
+    h.update(x)
+    s = h.snapshot()
+    assert (s.special.huge_neg, s.special.huge_pos, s.special.mask_min, s.special.mask_max) == (1, 1, -1e9, 3e9)
+    assert (s.count, s.min, s.max) == (3, -2.5, 5e7)
+    big = np.array([3, -2 ** 40, 2 ** 40], np.int64)
+    hi = StreamingHistogram(64)
+    hi.update(big)
+    si = hi.snapshot()
+    assert not si.special and (si.count, si.min, si.max) == (3, -2.0 ** 40, 2.0 ** 40)

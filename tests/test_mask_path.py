@@ -1,4 +1,4 @@
-"""Attention masks (-inf and finfo.min): counted in calibration, kept in float by default, named in every output.
+"""Attention masks (-inf, -1e9, finfo.min, and -1e4 found in the graph): counted in calibration, kept in float by default, named in every output.
 
 The model (tests.models.masked_attention) is one attention head with the padding mask built in the graph as
 exporters write it. In FP32 padded positions get attention weight exactly 0 and are multiplied by 0 when
@@ -23,7 +23,8 @@ from workbench.recipe import Recipe
 from workbench.report import build_report, render_html, render_markdown
 from workbench.session import Session
 
-MASK_NODES = {"ninf": ["bias.Where", "scores.Add", "attn.Softmax"], "finfo": ["bias.Mul", "scores.Add", "attn.Softmax"]}
+MASK_NODES = {"ninf": ["bias.Where", "scores.Add", "attn.Softmax"], "finfo": ["bias.Mul", "scores.Add", "attn.Softmax"],
+              "neg1e9": ["bias.Where", "scores.Add", "attn.Softmax"], "neg1e4": ["bias.Mul", "scores.Add", "attn.Softmax"]}
 # With the mask path in float, a padded position has attention weight exactly 0, which quantizes exactly to
 # the zero point (0 is always on the grid), and is pooled with weight exactly 0: nothing of x at padded
 # positions can reach y through any integer kernel, so y must not move at all. 1e-6 leaves room only for
@@ -38,7 +39,7 @@ def _strict(text: str):
     return json.loads(text, parse_constant=bad)
 
 
-@pytest.fixture(params=["ninf", "finfo"])
+@pytest.fixture(params=["ninf", "finfo", "neg1e9", "neg1e4"])
 def case(request, tmp_path):
     data = masked_attention_data()
     model = save(masked_attention(request.param), tmp_path / f"{request.param}.onnx")
@@ -62,9 +63,14 @@ def test_calibration_counts_the_mask_values_exactly(case):
     if kind == "ninf":
         assert (bias.special.neginf, masked.special.neginf) == (pads, pads * t)
         assert bias.data_min == -np.inf and masked.data_min == -np.inf
-    else:
+    elif kind == "finfo":
         assert (bias.special.huge_neg, masked.special.huge_neg) == (pads, pads * t)
         assert bias.data_min == masked.data_min == float(np.finfo(np.float32).min)
+        assert bias.special.neginf == 0
+    else:  # -1e9 (a mask magnitude) or -1e4 (a mask constant found in the graph), and the scores it is added to
+        c = -1e9 if kind == "neg1e9" else -1e4
+        assert (bias.special.huge_neg, masked.special.huge_neg) == (pads, pads * t)
+        assert bias.data_min == c and c - 100 < masked.data_min < c + 100  # scores are within +-40
         assert bias.special.neginf == 0
     # the range statistics are those of the ordinary values only
     assert (bias.count, bias.min, bias.max) == (data["mask"].sum(), 0.0, 0.0)
@@ -153,8 +159,9 @@ def test_calib_prints_the_mask_and_writes_strict_json(case, tmp_path):
     assert r.returncode == 0, r.stderr
     row = next(line for line in r.stdout.splitlines() if line.startswith("bias "))
     pads = int((data["mask"] == 0).sum())
-    shown = (f"-inf .. 0 (mask: {pads} -inf" if kind == "ninf" else
-             f"-3.403e+38 .. 0 (mask: {pads} values <= -3.403e+38")
+    shown = {"ninf": f"-inf .. 0 (mask: {pads} -inf", "finfo": f"-3.403e+38 .. 0 (mask: {pads} values <= -3.403e+38",
+             "neg1e9": f"-1e+09 .. 0 (mask: {pads} values <= -1e+09",
+             "neg1e4": f"-1e+04 .. 0 (mask: {pads} values <= -1e+04"}[kind]
     assert shown in row and "kept in float" in row and "0 .. 0 " not in row
     assert "note: attention-mask path holds mask values" in r.stdout
     d = _strict(out.read_text())

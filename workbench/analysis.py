@@ -14,6 +14,7 @@ import time
 import numpy as np
 import onnx
 
+from analyzers.calibration.histogram import MASK_MAGNITUDE
 from analyzers.calibration.methods import range_stats
 from analyzers.deployed_engine import NOT_COMPUTED, DeployedEngine
 from analyzers.deployed_layers import DeployedLayerTaps, kernel_departs, own_gap
@@ -79,7 +80,8 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
     # runs on the same samples when the layer's isolated computation did not change
     cache = session.analysis_cache.setdefault(("isolated", data.content_hash(), n), {})
     excluded = set(q.excluded)  # the recipe's exclusions plus the mask path kept in float (workbench.mask_path)
-    masked = set(q.mask_path.tensors) if q.mask_path else set()
+    # the mask path's tensors, each with the magnitude from which its values are masked
+    masked = ({t: q.mask_path.limits.get(t, MASK_MAGNITUDE) for t in q.mask_path.tensors} if q.mask_path else {})
     taps, notes = None, list(q.notes)
     if kernels != "exact":  # the deployed graph, each layer's integers fetched from the kernels it runs
         m = match(fp32, int8, set(op_types_for(recipe)), excluded)

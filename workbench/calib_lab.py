@@ -184,15 +184,17 @@ def fused_tensors(graph: ModelGraph, recipe: Recipe, calibrated) -> dict[str, st
 
 
 def build_lab(graph: ModelGraph, recipe: Recipe, calib: CalibrationData, *, model: str = "", data: str = "",
-              from_cache: bool = False, tensors: list[str] | None = None, task: Task | None = None) -> CalibLab:
-    """Compare MinMax, Percentile, Entropy and MSE on every calibrated tensor (or ``tensors``)."""
+              from_cache: bool = False, tensors: list[str] | None = None, task: Task | None = None,
+              mask_limits: dict[str, float] | None = None) -> CalibLab:
+    """Compare MinMax, Percentile, Entropy and MSE on every calibrated tensor (or ``tensors``); ``mask_limits``: the
+    model's finite mask constants (``workbench.calibration_cache.prepared_mask_limits``), for the mask note."""
     task = task or NullTask()
     s = recipe.settings
     names = tensors or list(calib.histograms)
     chosen = tensor_ranges(graph, recipe, calib, names)
     fused = fused_tensors(graph, recipe, calib.histograms)
     int16 = set(recipe.int16_nodes())
-    mask = find_mask_path(graph, recipe, calib)
+    mask = find_mask_path(graph, recipe, calib, mask_limits)
     kept = set(mask.kept_float) | set(recipe.excluded_nodes())
     softmax_out = {n.outputs[0] for n in graph.nodes if n.op_type == "Softmax" and n.outputs}
     out = []

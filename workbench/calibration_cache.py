@@ -18,6 +18,7 @@ import numpy as np
 
 from analyzers.calibration.collect import CalibrationData, collect, weight_stats
 from analyzers.calibration.histogram import DEFAULT_BINS, HistogramSnapshot, SpecialValues
+from analyzers.mask_constants import mask_limits
 from analyzers.onnx_utils import tensors_to_calibrate
 from backends.tasks import NullTask, Task
 
@@ -27,8 +28,9 @@ from .model_prep import PreparedModel
 from .paths import cache_dir, sha256_bytes
 from .recipe import Recipe
 
-CACHE_FORMAT = 3  # 2: power-of-two histogram grids (exact widening); 3: special values counted by kind (NaN,
-# -inf, +inf, mask magnitudes) and kept out of the bins; older caches are rebuilt
+CACHE_FORMAT = 4  # 2: power-of-two histogram grids (exact widening); 3: special values counted by kind (NaN,
+# -inf, +inf, mask magnitudes) and kept out of the bins; 4: mask magnitudes from 1e8 (were 1e30: -1e9 masks were
+# binned as data); older caches are rebuilt
 BATCH_BYTES = 16 << 20  # one batch of calibrated tensors: bounds peak memory whatever N is (larger batches
 # measured no faster on CPU; see docs/benchmarks.md, Calibration lab). Two batches are alive at once: the one
 # being histogrammed (collect's worker thread) and the one onnxruntime is running.
@@ -48,8 +50,19 @@ def calibration_tensors(prepared: PreparedModel, recipe: Recipe) -> list[str]:
 def cache_path(prepared: PreparedModel, data: DataSource, tensors: list[str], bins: int) -> Path:
     """Where the histograms of this model, data, tensor list and bin count are kept."""
     key = sha256_bytes(json.dumps([CACHE_FORMAT, prepared.sha256, data.content_hash(), len(data), bins,
-                                   tensors]).encode())
+                                   tensors, sorted(prepared_mask_limits(prepared).items())]).encode())
     return cache_dir() / "calib" / f"{key[:32]}.npz"
+
+
+_MASK_LIMITS: dict[str, dict[str, float]] = {}  # prepared model's sha256 -> its mask limits
+
+
+def prepared_mask_limits(prepared: PreparedModel, model=None) -> dict[str, float]:
+    """The finite mask constants' limits of the prepared model (``analyzers.mask_constants``), read once per model
+    content: calibration, the cache key and the mask path all use them."""
+    if prepared.sha256 not in _MASK_LIMITS:
+        _MASK_LIMITS[prepared.sha256] = mask_limits(model if model is not None else prepared.load_proto())
+    return _MASK_LIMITS[prepared.sha256]
 
 
 def batch_size_for(prepared: PreparedModel, tensors: list[str], budget: int = BATCH_BYTES) -> int:
@@ -95,7 +108,8 @@ def calibrate(prepared: PreparedModel, data: DataSource, recipe: Recipe, task: T
                   "rebuilding it", file=sys.stderr)
     nonfinite: dict[str, int] = {}
     batches = _count_nonfinite(data.batches(batch_size=batch_size_for(prepared, tensors)), nonfinite)
-    result = collect(model, tensors, batches, len(data), task=task, bins=bins)
+    result = collect(model, tensors, batches, len(data), task=task, bins=bins,
+                     mask_limits=prepared_mask_limits(prepared, model))
     save_histograms(path, result.histograms, result.samples, nonfinite)
     warn_nonfinite_inputs(data, nonfinite)
     return result, False

@@ -1,4 +1,4 @@
-"""Mask paths: tensors holding -inf / +inf or mask magnitudes (finfo.min), and what quantization does with them.
+"""Mask paths: tensors holding -inf / +inf or mask magnitudes (-1e9, finfo.min), and what quantization does with them.
 
 An attention mask is added to the scores as ``Where(mask, 0, -inf)`` or ``(1 - mask) * finfo(float32).min``.
 No finite range holds such values: quantized with the range of the ordinary values they saturate to its low
@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from analyzers.calibration.collect import CalibrationData
-from analyzers.calibration.histogram import SpecialValues
+from analyzers.calibration.histogram import MASK_MAGNITUDE, SpecialValues
 from analyzers.diff_types import Hint
 
 from .calibration_cache import op_types_for
@@ -39,6 +39,9 @@ class MaskPath:
     kept_float: list[str] = field(default_factory=list)  # nodes this module keeps in float
     attention: bool = False  # a Softmax reads the path: it is an attention mask
     nan: dict[str, int] = field(default_factory=dict)  # tensors holding NaN (a fault, not a mask): counts
+    # tensors whose mask values start below MASK_MAGNITUDE: a finite mask constant found in the graph
+    # (``analyzers.mask_constants``, e.g. -1e4): tensor -> the magnitude from which its values are mask values
+    limits: dict[str, float] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.tensors)
@@ -61,8 +64,13 @@ class MaskPath:
         out = []
         if self.tensors:
             held = _named([f"{t} ({s.describe()})" for t, s in self.tensors.items()])
-            kinds = "infinite" if any(s.neginf or s.posinf for s in self.tensors.values()) else \
-                "dominated by mask magnitudes (|x| >= 1e30)"
+            if any(s.neginf or s.posinf for s in self.tensors.values()):
+                kinds = "infinite"
+            elif self.limits:
+                kinds = (f"dominated by a mask constant found in the graph (values with |x| >= "
+                         f"{min(self.limits.values()):.4g} count as masked)")
+            else:
+                kinds = f"dominated by mask magnitudes (|x| >= {MASK_MAGNITUDE:.0e})".replace("e+0", "e")
             head = f"{self.label} holds mask values: {held}; their range is {kinds}, so they are kept out of it"
             if self.kept_float:
                 verb = "kept" if done else "quantize/analyze keep"
@@ -86,7 +94,10 @@ class MaskPath:
             return None
         n = graph.node(node)
         tensor = next(t for t in list(n.outputs) + list(n.inputs) if t in self.tensors)
-        what = f"{tensor} is on the {self.label} and holds {self.tensors[tensor].describe()}: its range is infinite"
+        sp = self.tensors[tensor]
+        what = (f"{tensor} is on the {self.label} and holds {sp.describe()}: "
+                + ("its range is infinite" if sp.neginf or sp.posinf else
+                   f"a range holding them would reach {sp.mask_min if sp.huge_neg else sp.mask_max:.4g}"))
         if node in self.kept_float:
             return Hint("mask_path", f"{what}, so this node was kept in float automatically",
                         "nothing to do; [global] mask_handling = \"clamp\" would quantize it with the range of "
@@ -102,15 +113,17 @@ class MaskPath:
     def to_dict(self) -> dict:
         return {"handling": self.handling, "label": self.label,
                 "tensors": {t: s.to_dict() for t, s in self.tensors.items()}, "nodes": list(self.nodes),
-                "kept_float": list(self.kept_float), "nan": dict(self.nan)}
+                "kept_float": list(self.kept_float), "nan": dict(self.nan), "mask_limits": dict(self.limits)}
 
 
-def find_mask_path(graph: ModelGraph, recipe: Recipe, calib: CalibrationData) -> MaskPath:
+def find_mask_path(graph: ModelGraph, recipe: Recipe, calib: CalibrationData,
+                   limits: dict[str, float] | None = None) -> MaskPath:
     """The mask tensors among the calibrated ones, the quantizable nodes that read or write them, and
     which of those ``recipe.settings.mask_handling`` keeps in float.
 
     Every input and output of a quantizable node is calibrated, so keeping the producers and consumers of
-    the mask tensors in float leaves no Q/DQ pair on any of them.
+    the mask tensors in float leaves no Q/DQ pair on any of them. ``limits``: the model's finite mask constants'
+    limits (``workbench.calibration_cache.prepared_mask_limits``), to say where the mask values start.
     """
     handling = recipe.settings.mask_handling
     ops = set(op_types_for(recipe))
@@ -129,7 +142,8 @@ def find_mask_path(graph: ModelGraph, recipe: Recipe, calib: CalibrationData) ->
     attention = any(graph.node(n).op_type == "Softmax" for n in nodes)
     explicit = {n for n, o in recipe.layers.items() if o.precision is not None}
     kept = [n for n in nodes if n not in explicit] if handling == "float" else []
-    return MaskPath(handling, tensors, nodes, kept, attention, nan)
+    return MaskPath(handling, tensors, nodes, kept, attention, nan,
+                    {t: v for t, v in (limits or {}).items() if t in tensors and v < MASK_MAGNITUDE})
 
 
 def _named(items: list[str]) -> str:

@@ -124,17 +124,18 @@ def split_by_size(sizes: dict[str, int], parts: int) -> list[list[str]]:
 
 def collect(model: onnx.ModelProto, tensor_names: list[str], batches: Iterable[tuple[int, int, dict]],
             total: int, task: Task | None = None, bins: int = DEFAULT_BINS,
-            workers: int | None = None) -> CalibrationData:
+            workers: int | None = None, mask_limits: dict[str, float] | None = None) -> CalibrationData:
     """Run ``model`` over ``batches`` ((start, stop, feed) per batch) and histogram ``tensor_names``.
 
     ``total`` is the number of samples, for progress. Graph inputs among ``tensor_names`` are taken from
-    the feeds directly. ``workers`` threads fold the histograms (default ``fold_workers``).
+    the feeds directly. ``workers`` threads fold the histograms (default ``fold_workers``). ``mask_limits``: tensor ->
+    the magnitude from which its values are mask values (``analyzers.mask_constants``; default ``MASK_MAGNITUDE``).
     """
     task = task or NullTask()
     inputs = {i.name for i in model.graph.input}
     to_run = [t for t in tensor_names if t not in inputs]
     session = make_session(expose_tensors(model, to_run))
-    hists = {t: StreamingHistogram(bins) for t in tensor_names}
+    hists = {t: StreamingHistogram(bins, (mask_limits or {}).get(t)) for t in tensor_names}
     fed = [t for t in tensor_names if t in inputs]
     workers = workers or fold_workers(len(hists))
     stop_folding = threading.Event()

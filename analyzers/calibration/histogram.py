@@ -47,7 +47,11 @@ DEFAULT_BINS = 4096
 # 2.5-2.7 ns/value of wall time (1 << 19 and up: slower on one thread, 3.4-3.5).
 _CHUNK = 1 << 17
 _TINY_EXP = -140  # width exponent for a histogram that has only seen zeros
-MASK_MAGNITUDE = 1e30  # finite values this large are mask constants (finfo.min, -1e38), never data
+# finite float values this large are mask constants, never data: the -1e9 of masked_fill code, -1e30, finfo.min.
+# 1e8 lies orders of magnitude above trained networks' activations and below the masks people write; masks of -1e4
+# or -1e5 (older Hugging Face exports) cannot be told from data by value and are not caught. Integers never are.
+MASK_MAGNITUDE = 1e8
+_NO_MASK = 3e38  # the limit for integer data: above every integer, still finite (the compiled fold's finite math)
 
 
 @dataclass(frozen=True)
@@ -88,9 +92,10 @@ class SpecialValues:
                              min(self.mask_min, o.mask_min), max(self.mask_max, o.mask_max))
 
     @classmethod
-    def of(cls, x: np.ndarray) -> SpecialValues:
-        """Count the special values of a flat float array (the caller saw a non-finite or huge min/max)."""
-        neg, pos = x <= -MASK_MAGNITUDE, x >= MASK_MAGNITUDE  # -inf/+inf included; NaN is neither
+    def of(cls, x: np.ndarray, limit: float = MASK_MAGNITUDE) -> SpecialValues:
+        """Count the special values of a flat float array (the caller saw a non-finite or huge min/max);
+        ``limit``: the mask magnitude."""
+        neg, pos = x <= -limit, x >= limit  # -inf/+inf included; NaN is neither
         ninf = int(np.count_nonzero(np.isneginf(x)))
         pinf = int(np.count_nonzero(np.isposinf(x)))
         hn, hp = int(np.count_nonzero(neg)) - ninf, int(np.count_nonzero(pos)) - pinf
@@ -295,10 +300,13 @@ def zero_bin(h: HistogramSnapshot) -> int | None:
 class StreamingHistogram:
     """Accumulates values into ``bins`` equal-width bins that widen (exactly) as the data demands."""
 
-    def __init__(self, bins: int = DEFAULT_BINS):
+    def __init__(self, bins: int = DEFAULT_BINS, mask_limit: float | None = None):
+        """``mask_limit``: float values from this magnitude on are mask values (default ``MASK_MAGNITUDE``; lower
+        for a tensor carrying a finite mask constant such as -1e4, ``analyzers.mask_constants``)."""
         if bins < 2 or bins % 2:
             raise ValueError("bins must be an even number >= 2")
         self.bins = bins
+        self.mask_limit = MASK_MAGNITUDE if mask_limit is None else min(float(mask_limit), MASK_MAGNITUDE)
         self.counts = np.zeros(bins, dtype=np.int64)
         self.exp: int | None = None  # bin width is 2**exp; None until the first finite value arrives
         self.start = 0  # absolute index (in units of the width) of bin 0
@@ -327,17 +335,18 @@ class StreamingHistogram:
         """Add every element of ``values`` (any shape, any real dtype); NaN, inf and mask magnitudes are only
         counted (``SpecialValues``)."""
         x = np.asarray(values).ravel()
+        limit = self.mask_limit if x.dtype.kind == "f" else _NO_MASK  # integers hold no mask values
         if x.dtype != np.float32 and x.dtype != np.float64:
             x = x.astype(np.float64 if x.dtype.itemsize > 4 or x.dtype.kind in "iu" else np.float32)
         if x.size == 0:
             return
         if native_available():
-            self._update_native(x)
+            self._update_native(x, limit)
             return
         lo, hi = float(x.min()), float(x.max())
-        if not (-MASK_MAGNITUDE < lo and hi < MASK_MAGNITUDE):  # NaN fails both: filter once, only then
-            self.special = self.special + SpecialValues.of(x)
-            x = x[np.abs(x) < MASK_MAGNITUDE]  # False for NaN and inf too
+        if not (-limit < lo and hi < limit):  # NaN fails both: filter once, only then
+            self.special = self.special + SpecialValues.of(x, limit)
+            x = x[np.abs(x) < limit]  # False for NaN and inf too
             if x.size == 0:
                 return
             lo, hi = float(x.min()), float(x.max())
@@ -383,7 +392,7 @@ class StreamingHistogram:
         self.sum += total
         self.sum_sq += sq
 
-    def _update_native(self, x: np.ndarray) -> None:
+    def _update_native(self, x: np.ndarray, limit: float = MASK_MAGNITUDE) -> None:
         """``update`` compiled (``_histfold.fold``): blocks of values that are clean (no NaN, inf or mask magnitude)
         and inside the current grid are checked and binned in one read, the GIL released; at the first block that is
         not, the rest of the tensor takes the steps numpy's path takes for the whole (special values counted and
@@ -392,8 +401,7 @@ class StreamingHistogram:
         fitted = False
         while True:
             if self.exp is not None:
-                done, zeros, total, sq, lo, hi = _histfold.fold(x, self.counts, self.exp, self.start,
-                                                                MASK_MAGNITUDE)
+                done, zeros, total, sq, lo, hi = _histfold.fold(x, self.counts, self.exp, self.start, limit)
                 if done:
                     self.min, self.max = min(self.min, lo), max(self.max, hi)
                     self.count += done
@@ -405,13 +413,13 @@ class StreamingHistogram:
                     x = x[done:]
                 if fitted:  # pragma: no cover - _fit makes the grid hold every clean value
                     raise RuntimeError("histogram fold: values outside the grid just fitted to them")
-            lo, hi, clean = _histfold.minmax(x, MASK_MAGNITUDE)
+            lo, hi, clean = _histfold.minmax(x, limit)
             if not clean:
-                self.special = self.special + SpecialValues.of(x)
-                x = x[np.abs(x) < MASK_MAGNITUDE]  # False for NaN and inf too
+                self.special = self.special + SpecialValues.of(x, limit)
+                x = x[np.abs(x) < limit]  # False for NaN and inf too
                 if x.size == 0:
                     return
-                lo, hi, _ = _histfold.minmax(x, MASK_MAGNITUDE)
+                lo, hi, _ = _histfold.minmax(x, limit)
             self._fit(lo, hi)
             fitted = True
 

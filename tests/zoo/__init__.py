@@ -9,7 +9,7 @@ picked up. Cache: ``$QWB_ZOO_DIR``, else ``~/.cache/quant-workbench/zoo/``.
     from tests.zoo import ZOO, build
     paths = build("transformer_ninf_op17")   # ZooPaths(model, calib, eval)
 
-Families (see each module's docstring): ``transformer`` (PyTorch BERT-style encoder, -inf / finfo.min
+Families (see each module's docstring): ``transformer`` (PyTorch BERT-style encoder, -inf / finfo.min / -1e4
 padding masks), ``tf_cnn`` (tf2onnx-style SAME padding computed in the graph, swish, hard-swish, SE,
 depthwise), ``seq_ctc`` (converter-style Constant weights, LSTM, CTC log-softmax, opset 11/12), ``detect``
 (Resize, ConvTranspose, Concat of very different ranges, several outputs), ``control_flow`` (If and Loop).
@@ -82,6 +82,7 @@ def _entries() -> dict[str, ZooModel]:
     for op in (13, 17):
         for mask in ("ninf", "finfo"):
             z.append(ZooModel(f"transformer_{mask}_op{op}", "transformer", op, "embedding", {"mask": mask}))
+    z.append(ZooModel("transformer_neg1e4_op13", "transformer", 13, "embedding", {"mask": "neg1e4"}))
     for op in (13, 17):
         z.append(ZooModel(f"tf_cnn_op{op}", "tf_cnn", op, "classifier"))
     for op in (11, 12):

@@ -8,6 +8,8 @@ the two forms exporters write:
 
 - ``mask="ninf"``:  ``Where(mask, 0, -inf)`` (``masked_fill(-inf)`` style): the scores of padded tokens are -inf
 - ``mask="finfo"``: ``(1 - mask) * finfo(float32).min`` (Hugging Face's ``get_extended_attention_mask``)
+- ``mask="neg1e4"``: ``(1 - mask) * -10000.0`` (the same in older Hugging Face versions, which many exported
+  models on the hubs still carry): a finite mask constant only the graph tells from data
 
 At opset 17 LayerNorm is one LayerNormalization node; at opset 13 it is decomposed (ReduceMean, Pow, Sqrt...).
 """
@@ -66,7 +68,8 @@ def _module(mask: str):
             if mask == "ninf":
                 bias = torch.where(m.bool(), torch.tensor(0.0), torch.tensor(float("-inf")))
             else:
-                bias = (1.0 - m.to(torch.float32)) * torch.finfo(torch.float32).min
+                c = -10000.0 if mask == "neg1e4" else torch.finfo(torch.float32).min
+                bias = (1.0 - m.to(torch.float32)) * c
             for b in self.blocks:
                 x = b(x, bias)
             w = attention_mask.unsqueeze(-1).to(torch.float32)
