@@ -35,11 +35,19 @@ typedef struct {
 
 #define CHUNK 4096
 
+/* an AVX2 clone beside the baseline one where GCC builds for x86-64 (as _pairstats.c and _histfold.c do); elsewhere
+ * (ARM64, clang) one build for the target */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define CLONES
+#endif
+
 /* n contiguous values: counted first (most rows of a kernel that matches the simulation hold none), then, if any
  * differ, one branch-free pass: (yd - x)^2 - (ye - x)^2 = scale^2 (d - e)(d + e - 2 zp) - 2 scale (d - e) x, the
  * equal values selected out (so a NaN or inf x where they agree adds nothing, as in numpy's gather) */
 #define ROW(NAME, T)                                                                                                  \
-    __attribute__((target_clones("avx2", "default"))) static void NAME(const T *d, const T *e, const float *x,      \
+    CLONES static void NAME(const T *d, const T *e, const float *x,                                                 \
                                                                         Py_ssize_t n, double zp, double scale,      \
                                                                         Gap *g)                                      \
     {                                                                                                                 \

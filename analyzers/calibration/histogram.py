@@ -49,7 +49,8 @@ _CHUNK = 1 << 17
 _TINY_EXP = -140  # width exponent for a histogram that has only seen zeros
 # finite float values this large are mask constants, never data: the -1e9 of masked_fill code, -1e30, finfo.min.
 # 1e8 lies orders of magnitude above trained networks' activations and below the masks people write; masks of -1e4
-# or -1e5 (older Hugging Face exports) cannot be told from data by value and are not caught. Integers never are.
+# or -1e5 (older Hugging Face exports) cannot be told from data by value: the graph finds them
+# (``analyzers.mask_constants``), and those tensors get a lower ``mask_limit``. Integers are never mask values.
 MASK_MAGNITUDE = 1e8
 _NO_MASK = 3e38  # the limit for integer data: above every integer, still finite (the compiled fold's finite math)
 
