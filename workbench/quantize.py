@@ -37,6 +37,7 @@ from .errors import WorkbenchError
 from .mask_path import MaskPath, find_mask_path
 from .model_prep import PreparedModel
 from .paths import scratch_dir
+from .quantizer_index import indexed_quantizer
 from .recipe import Recipe
 from .recipe_ranges import TensorRange, sixteen_bit, tensor_ranges
 from .safe_paths import atomic_output
@@ -261,7 +262,7 @@ def quantize(prepared: PreparedModel, recipe: Recipe, calib: CalibrationData, ou
         save_tensors_data(TensorsData(CalibrationMethod.MinMax, data), cache)
         tmp_out = Path(td) / "model.qdq.onnx"
         try:
-            with _quiet_ort_logging():
+            with _quiet_ort_logging(), indexed_quantizer():  # same model, linear time (quantizer_index.py)
                 quantize_static(
                     str(source), str(tmp_out), calibration_data_reader=None,
                     quant_format=QuantFormat.QDQ, op_types_to_quantize=op_types_for(recipe),
