@@ -27,6 +27,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from backends.cpuinfo import runtime_flags
 from backends.runner import SessionConfig, build_session
 from backends.tasks import NullTask, Task
 
@@ -36,7 +37,8 @@ from .diff import (DiffOutcome, LayerOutcome, _batch_for, _count_outside, _dim_n
                    _per_sample, _relu_outputs, _sample_major, _shapes, weight_errors)
 from .diff_graph import PairOutputs, StatsBuilder, pair_stats
 from .diff_types import ErrorMetrics
-from .fp32_taps import Fp32Source, OptimizedFp32, block_sizes, blocked, count_outside_blocked, to_source
+from .fp32_taps import (Fp32Source, OptimizedFp32, block_from_padding, block_sizes, blocked, count_outside_blocked,
+                        mlas_block_size, to_source)
 from .metrics import ErrorAccumulator, channel_axis_for
 from .output_kinds import OutputKind, detect_kinds
 from .output_metrics import OutputAccumulator
@@ -161,6 +163,11 @@ class DeployedEngine:
         b = StatsBuilder(_STATS_OPSET)
         graph_inputs = {}
         again = self._opt.recompute if self._opt is not None else {}
+        if self._block is None:  # exact where the blocked tensors' padding settles it (a picked one can be fooled)
+            self._block = block_from_padding(
+                [(x.shape[1], src.channels) for src in self.fp32_sources.values()
+                 if src.channels is not None and (x := fvals.get(src.tensor)) is not None and x.ndim == 4],
+                mlas_block_size(runtime_flags()))
         # layers whose tensor fusion removed go last: they are re-run from tensors whose NCHWc blocks are known then
         for k, (node, t) in enumerate(sorted(self.taps.taps.items(), key=lambda kv: kv[1].fp32_tensor in again)):
             ft = t.fp32_tensor
@@ -438,10 +445,11 @@ class DeployedEngine:
         return dict(zip(self._opt.recompute, sess.run(list(self._opt.recompute), {i: fvals[i] for i in inputs})))
 
     def _pick_block(self, t, d: np.ndarray, raw: np.ndarray, src: Fp32Source, minus) -> int | None:
-        """The NCHWc block size of ``raw``: among those its padded channels allow, the one whose NCHW values are
-        closest to the deployed integers ``d`` (a wrong block scrambles channels, far more than any kernel moves
-        a value), on the batch's first sample; then the same for every layer (MLAS has one block size per process).
-        None when no block size fits."""
+        """The NCHWc block size of ``raw``: the one the padding of every blocked tensor settles (``_build_stats``),
+        else among those its padded channels allow, the one whose NCHW values are closest to the deployed integers
+        ``d`` (a wrong block scrambles channels, far more than any kernel moves a value), on the batch's first
+        sample; then the same for every layer (MLAS has one block size per process). None when no block size
+        fits."""
         if raw.ndim != 4:
             return None
         cands = block_sizes(raw.shape[1], src.channels)
@@ -473,8 +481,22 @@ class DeployedEngine:
             n[0] += _count_outside(x, lo, hi, nonneg)
             n[1] += x.size
         else:
+            if x.ndim == 4:  # a layer whose block size was not picked (its integers did not survive fusion)
+                bk = self._block_for(x.shape[1], src.channels)
+                if bk is None:
+                    return
+                x = blocked(x, bk)
             n[0] += count_outside_blocked(x, src.channels, lambda v: _count_outside(v, lo, hi, nonneg))
             n[1] += x.size * src.channels // (x.shape[1] * x.shape[4])
+
+    def _block_for(self, padded: int, channels: int) -> int | None:
+        """The NCHWc block size of a tensor no layer picked one for: MLAS uses one per process, so the size the
+        picked layers agree on, else the only size that fits its channels; None when neither says."""
+        fits = block_sizes(padded, channels)
+        picked = set(self._blocks.values())
+        if len(picked) == 1 and next(iter(picked)) in fits:
+            return next(iter(picked))
+        return fits[0] if len(fits) == 1 else None
 
     def close(self) -> None:
         """Free the sessions and the optimized FP32 graph's folder."""

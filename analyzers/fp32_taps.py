@@ -52,13 +52,41 @@ class Fp32Map:
     model: onnx.ModelProto
     sources: dict[str, Fp32Source]  # the tensors asked for and the inputs of those recomputed
     unmapped: list[str]
-    recompute: dict[str, onnx.NodeProto]  # tensor -> the source node to re-run in float (fusion removed it)
+    # tensor -> the source node to re-run in float (fusion removed it), in graph order: the layer tensors and the
+    # tensors between them and what the optimized graph holds
+    recompute: dict[str, onnx.NodeProto]
+
+
+# at most this many source nodes re-run in float for one layer tensor fusion removed (a decomposed LayerNorm, whose
+# Mul and Add are layers, is 9 nodes from the input onnxruntime's fused LayerNormalization keeps)
+MAX_RECOMPUTE_CHAIN = 24
+
+
+def _recompute_chain(t: str, producers: dict, held, planned: dict) -> dict[str, onnx.NodeProto] | None:
+    """The source nodes (tensor -> node, in graph order) that compute ``t`` from tensors the optimized graph holds
+    (``held``) or ``planned`` already re-runs; None when there is none within ``MAX_RECOMPUTE_CHAIN`` nodes (a
+    node with several outputs or a subgraph, or a source tensor no graph holds)."""
+    chain: dict[str, onnx.NodeProto] = {}
+
+    def add(x: str) -> bool:
+        if not x or held(x) or x in planned or x in chain:
+            return True
+        n = producers.get(x)
+        if n is None or len(n.output) != 1 or _has_subgraph(n):
+            return False
+        if not all(add(i) for i in n.input) or len(chain) >= MAX_RECOMPUTE_CHAIN:
+            return False
+        chain[x] = n  # after its inputs: graph order
+        return True
+
+    return chain if add(t) else None
 
 
 def map_fp32(optimized: onnx.ModelProto, fp32: onnx.ModelProto, tensors: list[str]) -> Fp32Map:
     """Each of ``tensors`` (source FP32 tensors) in ``optimized`` (onnxruntime's graph of ``fp32``), with every
-    tensor it needs exposed in the returned model. A tensor fusion removed whose producer reads only initializers,
-    graph inputs and mapped tensors is listed in ``recompute`` (the caller re-runs that one node in float)."""
+    tensor it needs exposed in the returned model. A tensor fusion removed that source nodes compute from
+    initializers, graph inputs and mapped tensors is listed in ``recompute`` with those nodes, in graph order (the
+    caller re-runs them in float)."""
     src_prod = {o: n for n in fp32.graph.node for o in n.output}
     by_name = {n.name: n for n in fp32.graph.node if n.name}
     consumers: dict[str, list[onnx.NodeProto]] = {}
@@ -79,11 +107,19 @@ def map_fp32(optimized: onnx.ModelProto, fp32: onnx.ModelProto, tensors: list[st
             if t not in src_prod or c is None:
                 continue
             s = n.input[3] if len(n.input) > 3 else ""
-            if not s:
-                found.setdefault(t, Fp32Source(n.output[0], None, c))
-                whole[n.output[0]] = t
-                continue
             act = next((a.s.decode() for a in n.attribute if a.name == "activation"), None)
+            if not s:
+                out = t
+                if act is not None and src_prod[t].op_type != act:
+                    # named after the Conv's tensor, but the activation it fused itself (HardSwish...) came after
+                    # it: the output is the activation's tensor (a Conv fused earlier is named after that already)
+                    after = consumers.get(t, [])
+                    if len(after) != 1 or after[0].op_type != act:
+                        continue
+                    out = after[0].output[0]
+                found.setdefault(out, Fp32Source(n.output[0], None, c))
+                whole[n.output[0]] = out
+                continue
             other = whole.get(s) or (s if s in src_prod or s in graph_inputs else None)
             adds = [a for a in consumers.get(t, []) if a.op_type == "Add" and other is not None
                     and sorted(a.input) == sorted([t, other])]
@@ -117,18 +153,21 @@ def map_fp32(optimized: onnx.ModelProto, fp32: onnx.ModelProto, tensors: list[st
             sources[t] = Fp32Source(t)
         elif t in found:
             sources[t] = found[t]
+    def held(i: str) -> bool:
+        return i in inits or i in graph_inputs or i in sources or i in found or i in plain
+
     for t in tensors:
-        if t in sources:
+        if t in sources or t in recompute:
             continue
-        n = src_prod.get(t)
-        if n is not None and len(n.output) == 1 and not _has_subgraph(n) and all(
-                not i or i in inits or i in graph_inputs or i in sources or i in found or i in plain for i in n.input):
-            recompute[t] = n
-            for i in n.input:
-                if i and i not in inits and i not in graph_inputs and i not in sources:
-                    sources[i] = found[i] if i in found else Fp32Source(i)
-        else:
+        chain = _recompute_chain(t, src_prod, held, recompute)
+        if chain is None:
             unmapped.append(t)
+            continue
+        recompute.update(chain)
+        for n in chain.values():
+            for i in n.input:
+                if i and i not in inits and i not in graph_inputs and i not in sources and i not in recompute:
+                    sources[i] = found[i] if i in found else Fp32Source(i)
     m = onnx.ModelProto()
     m.CopyFrom(optimized)
     have = {o.name for o in m.graph.output}
@@ -224,6 +263,7 @@ class OptimizedFp32:
             c.CopyFrom(n)
             c.input[:] = [local.get(i, i) if i else "" for i in n.input]
             nodes.append(c)
+            local[t] = t  # read by the nodes after it in the chain
         g = helper.make_graph(nodes, "fp32_recompute", list(inputs.values()),
                               [helper.make_tensor_value_info(t, TensorProto.FLOAT, None) for t in self.recompute],
                               list({i.name: i for i in inits}.values()))
@@ -287,6 +327,27 @@ def to_source(x: np.ndarray, s: Fp32Source, block: int | None, minus: np.ndarray
 def block_sizes(padded: int, channels: int) -> list[int]:
     """The NCHWc block sizes that fit ``channels`` padded to ``padded`` (MLAS: 16 with AVX-512, 8 with AVX2...)."""
     return [b for b in (16, 8, 4, 32) if padded % b == 0 and 0 <= padded - channels < b]
+
+
+def mlas_block_size(flags: set[str]) -> int:
+    """The NCHWc block size MLAS (onnxruntime's x86 kernels) uses on a CPU with ``flags``: 16 floats, one AVX-512
+    register, where AVX-512F is there; else 8 (AVX2/AVX)."""
+    return 16 if "avx512f" in flags else 8
+
+
+def block_from_padding(shapes: list[tuple[int, int]], preferred: int | None = None) -> int | None:
+    """MLAS's NCHWc block size, from (padded, channels) of the blocked tensors it wrote: it pads every blocked
+    tensor's channels up to a multiple of one block size, so the sizes every tensor allows; of several (all channel
+    counts multiples of 16), ``preferred`` when it is among them; None when that does not settle it."""
+    fits: set[int] | None = None
+    for padded, channels in shapes:
+        f = set(block_sizes(padded, channels))
+        fits = f if fits is None else fits & f
+    if not fits:
+        return None
+    if len(fits) == 1:
+        return next(iter(fits))
+    return preferred if preferred in fits else None
 
 
 def count_outside_blocked(x: np.ndarray, channels: int, count) -> int:
