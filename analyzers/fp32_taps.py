@@ -16,6 +16,12 @@ outputs (the caller checks this on the first batch) and holds every layer tensor
   Conv's own output is that minus the ``Sum`` input (one float subtraction, within an ulp of the Add's output:
   far below any quantization error).
 
+A layer tensor fusion removed (a LayerNorm's Mul and Add inside onnxruntime's LayerNormalization, x * sigmoid(x)
+inside QuickGelu) is re-run in float by the source nodes between it and tensors the graph holds (``recompute``:
+chains of up to ``MAX_RECOMPUTE_CHAIN`` nodes). An NCHWc Conv that fused its activation itself (HardSwish) is named
+after the Conv's tensor but holds the activation's. MLAS pads every blocked tensor to one block size, so the
+padding of the tensors it wrote settles that size (``block_from_padding``).
+
 Where some layer tensor is in none of these forms, ``map_fp32`` says which and the caller keeps exposing the source
 tensors (correct, slower)."""
 
