@@ -1,5 +1,6 @@
 """Attention masks written with a finite constant too small to tell from data by value (-1e4, -1e5: older Hugging
-Face exports' ``(1 - mask) * -10000.0``, ``masked_fill(mask == 0, -1e4)`` code), found in the graph instead.
+Face exports' ``(1 - mask) * -10000.0``, ``masked_fill(mask == 0, -1e4)`` code), found in the graph instead; or fed
+already scaled as a float model input, found by that input's values (``mask_inputs``, ``input_mask_limits``).
 
 Values of |x| >= ``MASK_MAGNITUDE`` (1e8) are mask values wherever they occur (``calibration.histogram``); -1e4 is
 not, since activations can reach it. Here a *mask constant* is a float scalar c with |c| >= ``MIN_CONSTANT`` that a
@@ -59,6 +60,45 @@ def mask_limits(model: onnx.ModelProto) -> dict[str, float]:
     return out
 
 
+def mask_inputs(model: onnx.ModelProto) -> dict[str, list[str]]:
+    """Float model inputs that reach a Softmax through the ops that carry a mask (an additive mask fed already
+    scaled, ``(1 - mask) * -10000.0`` computed before the model) -> the tensors carrying them, the input first.
+    Whether one is a mask is up to its values (``input_mask_limits``)."""
+    g = model.graph
+    inits = {i.name for i in g.initializer}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for n in g.node:
+        for t in n.input:
+            consumers.setdefault(t, []).append(n)
+    out = {}
+    for i in g.input:
+        if i.name not in inits and i.type.tensor_type.elem_type in _FLOAT_TYPES:
+            carried, softmax = _carried(i.name, consumers)
+            if softmax and len(carried) > 1:
+                out[i.name] = carried
+    return out
+
+
+def input_mask_limits(carriers: dict[str, list[str]], values: dict[str, np.ndarray]) -> dict[str, float]:
+    """Tensor -> the magnitude from which its values are mask values, for the inputs of ``mask_inputs`` whose
+    values (``values``: each input's distinct values in the data) are 0 and one constant c with ``MIN_CONSTANT`` <=
+    |c| < ``MASK_MAGNITUDE`` (larger ones are mask values anyway): |c| / 2 in every tensor carrying it. An input
+    that takes any other value is data, and one that is all zeros (no padding in the data) says nothing."""
+    out: dict[str, float] = {}
+    for name, carried in carriers.items():
+        v = values.get(name)
+        if v is None:
+            continue
+        c = v[v != 0]
+        if c.size != 1 or not MIN_CONSTANT <= abs(float(c[0])) < MASK_MAGNITUDE:
+            continue
+        limit = abs(float(c[0])) / 2
+        for t in carried:
+            out[t] = min(out.get(t, MASK_MAGNITUDE), limit)
+    return out
+
+
+_FLOAT_TYPES = frozenset({TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16})
 _INT_TYPES = frozenset({TensorProto.INT64, TensorProto.INT32, TensorProto.INT16, TensorProto.INT8, TensorProto.UINT8,
                         TensorProto.BOOL})
 

@@ -193,8 +193,9 @@ def masked_attention(mask: str = "ninf", d: int = 8, seed: int = 0) -> onnx.Mode
     scores = (x Wq)(x Wk)^T + bias; y = sum_t softmax(scores)[.,t,:] (x Wv) * mask / sum(mask), where ``bias`` is
     ``Where(mask, 0, -inf)`` (``mask="ninf"``), ``Where(mask, 0, -1e9)`` (``mask="neg1e9"``: ``masked_fill(-1e9)``
     code), ``(1 - mask) * finfo(float32).min`` (``mask="finfo"``) or ``(1 - mask) * -10000.0`` (``mask="neg1e4"``:
-    older Hugging Face exports), the forms exporters write. In FP32 padded positions have weight exactly 0 and are multiplied by 0 when
-    pooled, so ``y`` does not depend on x at padded positions at all.
+    older Hugging Face exports), the forms exporters write, or a float model input ``bias[N,1,T]`` fed already scaled
+    (``mask="float_neg1e4"``: 0 or -1e4; ``masked_attention_data(float_bias=True)``). In FP32 padded positions have
+    weight exactly 0 and are multiplied by 0 when pooled, so ``y`` does not depend on x at padded positions at all.
     """
     rng = _rng(seed)
     w = {k: (rng.standard_normal((d, d)) * 0.5).astype(np.float32) for k in ("wq", "wk", "wv")}
@@ -215,6 +216,8 @@ def masked_attention(mask: str = "ninf", d: int = 8, seed: int = 0) -> onnx.Mode
     if mask in ("ninf", "neg1e9"):
         nodes += [n("Cast", ["m3"], ["mb"], name="mask.CastBool", to=TensorProto.BOOL),
                   n("Where", ["mb", "zero", mask], ["bias"], name="bias.Where")]
+    elif mask == "float_neg1e4":  # fed already scaled: the model input ``bias`` itself
+        pass
     else:
         nodes += [n("Cast", ["m3"], ["m3f"], name="mask.CastFloat", to=TensorProto.FLOAT),
                   n("Sub", ["one", "m3f"], ["inv"], name="bias.Sub"),
@@ -232,21 +235,27 @@ def masked_attention(mask: str = "ninf", d: int = 8, seed: int = 0) -> onnx.Mode
     graph = helper.make_graph(
         nodes, f"masked_attention_{mask}",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "T", d]),
-         helper.make_tensor_value_info("mask", TensorProto.INT64, ["N", "T"])],
+         helper.make_tensor_value_info("mask", TensorProto.INT64, ["N", "T"])]
+        + ([helper.make_tensor_value_info("bias", TensorProto.FLOAT, ["N", 1, "T"])] if mask == "float_neg1e4" else []),
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", d])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     onnx.checker.check_model(model, full_check=True)
     return model
 
 
-def masked_attention_data(n: int = 24, t: int = 10, d: int = 8, seed: int = 1) -> dict[str, np.ndarray]:
+def masked_attention_data(n: int = 24, t: int = 10, d: int = 8, seed: int = 1,
+                          float_bias: bool = False) -> dict[str, np.ndarray]:
     """x[N,T,D] and a padding mask with 3..T real tokens per sample (every sample has at least one pad
-    when ``seed`` draws lengths below T); padded positions of x hold 0, as [PAD] embeddings often do not."""
+    when ``seed`` draws lengths below T); padded positions of x hold 0, as [PAD] embeddings often do not. With
+    ``float_bias``, also the additive mask ``bias[N,1,T]`` = (1 - mask) * -10000 (``masked_attention("float_neg1e4")``)."""
     rng = _rng(seed)
     x = rng.standard_normal((n, t, d)).astype(np.float32)
     lengths = rng.integers(3, t, size=n)
     mask = (np.arange(t)[None, :] < lengths[:, None]).astype(np.int64)
-    return {"x": x, "mask": mask}
+    out = {"x": x, "mask": mask}
+    if float_bias:
+        out["bias"] = ((1 - mask) * np.float32(-10000.0)).astype(np.float32)[:, None, :]
+    return out
 
 
 def deep_cnn(layers: int = 64, channels: int = 4, seed: int = 0) -> onnx.ModelProto:

@@ -1,5 +1,6 @@
 """Finite attention-mask constants found in the graph (``analyzers.mask_constants``): the tensors carrying a -1e4
-mask to a Softmax get a mask limit of 5000; constants that are not attention masks get none."""
+mask to a Softmax get a mask limit of 5000; constants that are not attention masks get none. Masks fed already
+scaled as float inputs are found by their values."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from analyzers.calibration.histogram import MASK_MAGNITUDE
-from analyzers.mask_constants import mask_limits
+from analyzers.mask_constants import input_mask_limits, mask_inputs, mask_limits
 from tests.models import deep_cnn, masked_attention
 
 
@@ -62,3 +63,18 @@ def test_a_constant_node_and_a_broadcast_constant_count_too():
                 n("Sub", ["one", "f"], ["inv"]), n("Mul", ["inv", "c"], ["b"]), n("Add", ["x", "b"], ["s"]),
                 n("Softmax", ["s"], ["y"])], [X, MASK], {"one": 1.0})
     assert mask_limits(m) == {"b": 5e4, "s": 5e4}
+
+
+def test_a_mask_fed_as_a_float_input_is_found_by_its_values():
+    model = masked_attention("float_neg1e4")
+    carriers = mask_inputs(model)
+    assert carriers == {"bias": ["bias", "masked"]}  # x reaches the Softmax only through MatMuls: data
+    zero_or_c = np.array([-10000.0, 0.0])
+    assert input_mask_limits(carriers, {"bias": zero_or_c}) == {"bias": 5000.0, "masked": 5000.0}
+    assert input_mask_limits(carriers, {"bias": np.array([-1e4])}) == {"bias": 5000.0, "masked": 5000.0}
+    # values that are not 0 and one large constant: data (a learned bias, relative positions), or no padding seen
+    for values in ([-10000.0, -3.0, 0.0], [-10000.0, -20000.0], [0.0], [-100.0, 0.0], [-1e9, 0.0], [np.nan, 0.0]):
+        assert input_mask_limits(carriers, {"bias": np.array(values)}) == {}, values
+    assert input_mask_limits(carriers, {}) == {}
+    # int masks are the graph's business (mask_limits), not inputs to read
+    assert mask_inputs(masked_attention("neg1e4")) == {}

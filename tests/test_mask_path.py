@@ -1,4 +1,5 @@
-"""Attention masks (-inf, -1e9, finfo.min, and -1e4 found in the graph): counted in calibration, kept in float by default, named in every output.
+"""Attention masks (-inf, -1e9, finfo.min, -1e4 found in the graph, -1e4 fed as a float input): counted in calibration,
+kept in float by default, named in every output.
 
 The model (tests.models.masked_attention) is one attention head with the padding mask built in the graph as
 exporters write it. In FP32 padded positions get attention weight exactly 0 and are multiplied by 0 when
@@ -24,7 +25,8 @@ from workbench.report import build_report, render_html, render_markdown
 from workbench.session import Session
 
 MASK_NODES = {"ninf": ["bias.Where", "scores.Add", "attn.Softmax"], "finfo": ["bias.Mul", "scores.Add", "attn.Softmax"],
-              "neg1e9": ["bias.Where", "scores.Add", "attn.Softmax"], "neg1e4": ["bias.Mul", "scores.Add", "attn.Softmax"]}
+              "neg1e9": ["bias.Where", "scores.Add", "attn.Softmax"], "neg1e4": ["bias.Mul", "scores.Add", "attn.Softmax"],
+              "float_neg1e4": ["scores.Add", "attn.Softmax"]}
 # With the mask path in float, a padded position has attention weight exactly 0, which quantizes exactly to
 # the zero point (0 is always on the grid), and is pooled with weight exactly 0: nothing of x at padded
 # positions can reach y through any integer kernel, so y must not move at all. 1e-6 leaves room only for
@@ -39,9 +41,9 @@ def _strict(text: str):
     return json.loads(text, parse_constant=bad)
 
 
-@pytest.fixture(params=["ninf", "finfo", "neg1e9", "neg1e4"])
+@pytest.fixture(params=["ninf", "finfo", "neg1e9", "neg1e4", "float_neg1e4"])
 def case(request, tmp_path):
-    data = masked_attention_data()
+    data = masked_attention_data(float_bias=request.param == "float_neg1e4")
     model = save(masked_attention(request.param), tmp_path / f"{request.param}.onnx")
     return request.param, model, save_npz(tmp_path / "data.npz", **data), data
 
@@ -93,7 +95,7 @@ def _repadded(data: dict) -> dict:
     x = data["x"].copy()
     pad = data["mask"] == 0
     x[pad] = np.random.default_rng(5).standard_normal((int(pad.sum()), x.shape[2])).astype(np.float32) * 3
-    return {"x": x, "mask": data["mask"]}
+    return {**data, "x": x}
 
 
 def test_default_keeps_the_mask_path_in_float_and_the_analysis_is_finite(case):
@@ -103,7 +105,7 @@ def test_default_keeps_the_mask_path_in_float_and_the_analysis_is_finite(case):
     assert q.mask_path.kept_float == MASK_NODES[kind] and set(MASK_NODES[kind]) <= set(q.excluded)
     quantized = {n.input[0] for n in onnx.load(str(q.path)).graph.node if n.op_type == "QuantizeLinear"}
     assert not quantized & {"bias", "masked"} and {"scores", "p"} <= quantized
-    assert any("attention-mask path" in n and "kept 3 nodes" in n for n in q.notes)
+    assert any("attention-mask path" in n and f"kept {len(MASK_NODES[kind])} nodes" in n for n in q.notes)
 
     r = analyze(s)
     out = r.outputs[0]
@@ -161,7 +163,8 @@ def test_calib_prints_the_mask_and_writes_strict_json(case, tmp_path):
     pads = int((data["mask"] == 0).sum())
     shown = {"ninf": f"-inf .. 0 (mask: {pads} -inf", "finfo": f"-3.403e+38 .. 0 (mask: {pads} values <= -3.403e+38",
              "neg1e9": f"-1e+09 .. 0 (mask: {pads} values <= -1e+09",
-             "neg1e4": f"-1e+04 .. 0 (mask: {pads} values <= -1e+04"}[kind]
+             "neg1e4": f"-1e+04 .. 0 (mask: {pads} values <= -1e+04",
+             "float_neg1e4": f"-1e+04 .. 0 (mask: {pads} values <= -1e+04"}[kind]
     assert shown in row and "kept in float" in row and "0 .. 0 " not in row
     assert "note: attention-mask path holds mask values" in r.stdout
     d = _strict(out.read_text())

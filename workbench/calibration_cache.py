@@ -18,7 +18,7 @@ import numpy as np
 
 from analyzers.calibration.collect import CalibrationData, collect, weight_stats
 from analyzers.calibration.histogram import DEFAULT_BINS, HistogramSnapshot, SpecialValues
-from analyzers.mask_constants import mask_limits
+from analyzers.mask_constants import input_mask_limits, mask_inputs, mask_limits
 from analyzers.onnx_utils import tensors_to_calibrate
 from backends.tasks import NullTask, Task
 
@@ -28,9 +28,9 @@ from .model_prep import PreparedModel
 from .paths import cache_dir, sha256_bytes
 from .recipe import Recipe
 
-CACHE_FORMAT = 4  # 2: power-of-two histogram grids (exact widening); 3: special values counted by kind (NaN,
+CACHE_FORMAT = 5  # 2: power-of-two histogram grids (exact widening); 3: special values counted by kind (NaN,
 # -inf, +inf, mask magnitudes) and kept out of the bins; 4: mask magnitudes from 1e8 (were 1e30: -1e9 masks were
-# binned as data); older caches are rebuilt
+# binned as data); 5: masks fed as float inputs found by their values; older caches are rebuilt
 BATCH_BYTES = 16 << 20  # one batch of calibrated tensors: bounds peak memory whatever N is (larger batches
 # measured no faster on CPU; see docs/benchmarks.md, Calibration lab). Two batches are alive at once: the one
 # being histogrammed (collect's worker thread) and the one onnxruntime is running.
@@ -50,7 +50,7 @@ def calibration_tensors(prepared: PreparedModel, recipe: Recipe) -> list[str]:
 def cache_path(prepared: PreparedModel, data: DataSource, tensors: list[str], bins: int) -> Path:
     """Where the histograms of this model, data, tensor list and bin count are kept."""
     key = sha256_bytes(json.dumps([CACHE_FORMAT, prepared.sha256, data.content_hash(), len(data), bins,
-                                   tensors, sorted(prepared_mask_limits(prepared).items())]).encode())
+                                   tensors, sorted(data_mask_limits(prepared, data).items())]).encode())
     return cache_dir() / "calib" / f"{key[:32]}.npz"
 
 
@@ -63,6 +63,39 @@ def prepared_mask_limits(prepared: PreparedModel, model=None) -> dict[str, float
     if prepared.sha256 not in _MASK_LIMITS:
         _MASK_LIMITS[prepared.sha256] = mask_limits(model if model is not None else prepared.load_proto())
     return _MASK_LIMITS[prepared.sha256]
+
+
+_DATA_MASK_LIMITS: dict[tuple[str, str], dict[str, float]] = {}  # (model sha256, data hash) -> its mask limits
+_SCAN_ROWS = 256  # samples of a candidate mask input read at a time
+
+
+def data_mask_limits(prepared: PreparedModel, data: DataSource, model=None) -> dict[str, float]:
+    """``prepared_mask_limits`` plus the masks fed as float inputs, already scaled (-1e4 at padded positions), found
+    by the values those inputs take in ``data`` (``analyzers.mask_constants.input_mask_limits``); once per model and
+    data content. Only inputs that reach a Softmax through the ops that carry a mask are read, and an input stops
+    being read once it shows a third value."""
+    key = (prepared.sha256, data.content_hash())
+    if key not in _DATA_MASK_LIMITS:
+        limits = dict(prepared_mask_limits(prepared, model))
+        carriers = mask_inputs(model if model is not None else prepared.load_proto())
+        values = {}
+        for name in (n for n in carriers if n in data.input_names()):
+            seen = np.empty(0)
+            for start in range(0, len(data), _SCAN_ROWS):
+                seen = np.union1d(seen, np.unique(data.input_rows(name, start, min(len(data), start + _SCAN_ROWS))))
+                if seen.size > 2:  # not 0 and one constant: data
+                    break
+            values[name] = seen
+        for t, lim in input_mask_limits(carriers, values).items():
+            limits[t] = min(limits.get(t, lim), lim)
+        _DATA_MASK_LIMITS[key] = limits
+    return _DATA_MASK_LIMITS[key]
+
+
+def calibration_mask_limits(prepared: PreparedModel, calib: CalibrationData) -> dict[str, float]:
+    """The mask limits ``calib`` was collected with (``data_mask_limits``), or the graph's alone for calibration
+    data made without a data set (placeholder ranges)."""
+    return calib.mask_limits or prepared_mask_limits(prepared)
 
 
 def batch_size_for(prepared: PreparedModel, tensors: list[str], budget: int = BATCH_BYTES) -> int:
@@ -102,14 +135,15 @@ def calibrate(prepared: PreparedModel, data: DataSource, recipe: Recipe, task: T
             if set(hists) == set(tensors):
                 task.report(1.0, "calibration histograms loaded from cache")
                 warn_nonfinite_inputs(data, index.get("input_nonfinite") or {})
-                return CalibrationData(hists, weight_stats(model), samples), True
+                return CalibrationData(hists, weight_stats(model), samples,
+                                       dict(data_mask_limits(prepared, data, model))), True
         except Exception as e:  # noqa: BLE001 - a damaged cache file is rebuilt, never trusted
             print(f"note: the calibration cache {path} is damaged ({type(e).__name__}: {str(e)[:200]}); "
                   "rebuilding it", file=sys.stderr)
     nonfinite: dict[str, int] = {}
     batches = _count_nonfinite(data.batches(batch_size=batch_size_for(prepared, tensors)), nonfinite)
     result = collect(model, tensors, batches, len(data), task=task, bins=bins,
-                     mask_limits=prepared_mask_limits(prepared, model))
+                     mask_limits=data_mask_limits(prepared, data, model))
     save_histograms(path, result.histograms, result.samples, nonfinite)
     warn_nonfinite_inputs(data, nonfinite)
     return result, False

@@ -161,6 +161,10 @@ class DataSource(ABC):
             stop = min(n, start + step)
             yield start, stop, self.batch(start, stop)
 
+    def input_rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` of input ``name`` alone (sample axis first), to scan one input without the others."""
+        return self._raw(name, start, stop)
+
     def first_sample(self) -> dict[str, np.ndarray]:
         """The first sample as arrays with a leading batch axis (for exporting PyTorch models)."""
         return {n: np.ascontiguousarray(self._raw(n, 0, 1)) for n in self.input_names()}

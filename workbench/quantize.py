@@ -32,7 +32,7 @@ from backends.runtime_precision import RuntimeLayer
 from backends.runtime_precision import check as check_runtime
 from backends.tasks import NullTask, Task
 
-from .calibration_cache import op_types_for, prepared_mask_limits
+from .calibration_cache import calibration_mask_limits, op_types_for
 from .errors import WorkbenchError
 from .mask_path import MaskPath, find_mask_path
 from .model_prep import PreparedModel
@@ -235,7 +235,7 @@ def quantize(prepared: PreparedModel, recipe: Recipe, calib: CalibrationData, ou
     task = task or NullTask()
     t0 = time.perf_counter()
     recipe.validate(prepared.graph.node_names)
-    mask = find_mask_path(prepared.graph, recipe, calib, prepared_mask_limits(prepared))
+    mask = find_mask_path(prepared.graph, recipe, calib, calibration_mask_limits(prepared, calib))
     recipe = mask.apply(recipe)  # the mask path's nodes, kept in float, are exclusions like any other
     s = recipe.settings
     ranges = tensor_ranges(prepared.graph, recipe, calib)

@@ -59,6 +59,9 @@ class CalibrationData:
     histograms: dict[str, HistogramSnapshot]
     weights: dict[str, WeightStats] = field(default_factory=dict)
     samples: int = 0
+    # tensor -> the magnitude from which its values counted as mask values (``analyzers.mask_constants``): what
+    # the histograms were collected with, for the mask path; empty: MASK_MAGNITUDE everywhere
+    mask_limits: dict[str, float] = field(default_factory=dict)
     _ranges: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def derived_range(self, tensor: str, method: str, spec: QuantSpec, percentile: float = 99.999) -> tuple[float, float]:
@@ -185,4 +188,5 @@ def collect(model: onnx.ModelProto, tensor_names: list[str], batches: Iterable[t
                 f.cancel()
             wait(pending)
     del session
-    return CalibrationData({t: h.snapshot() for t, h in hists.items()}, weight_stats(model), samples)
+    return CalibrationData({t: h.snapshot() for t, h in hists.items()}, weight_stats(model), samples,
+                           dict(mask_limits or {}))

@@ -10,7 +10,7 @@ from pathlib import Path
 from analyzers.calibration.methods import METHODS
 
 from ..calib_lab import build_lab
-from ..calibration_cache import prepared_mask_limits
+from ..calibration_cache import calibration_mask_limits
 from ..errors import WorkbenchError
 from ..safe_paths import write_text
 from .common import ConsoleTask, add_model_args, open_session, print_model_and_calibration, print_notes
@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
           f"method {st.calibration_method}, percentile {st.percentile:g}"
           + (f"  [{args.recipe}]" if args.recipe else ""))
     lab = build_lab(s.graph, s.recipe, cal, model=s.prepared.source, data=s.calib_data.description,
-                    from_cache=s.calibration_from_cache, task=task, mask_limits=prepared_mask_limits(s.prepared))
+                    from_cache=s.calibration_from_cache, task=task,
+                    mask_limits=calibration_mask_limits(s.prepared, cal))
     task.done()
     print()
     print_table(lab, st.percentile)
