@@ -13,10 +13,8 @@ to docs/benchmarks.md (Attention masks).
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,32 +22,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _child(detect: bool) -> None:
     sys.path.insert(0, str(ROOT))
-    os.environ["QWB_CACHE_DIR"] = tempfile.mkdtemp()
-    import numpy as np
-
     import workbench.calibration_cache as cc
+    from benchmarks.mask_figures import masked_attention_figures
 
     if not detect:
         cc.input_mask_limits = lambda carriers, values: {}
-    from backends.runner import SessionConfig, build_session
-    from tests.models import masked_attention, masked_attention_data, save, save_npz
-    from workbench.analysis import analyze
-    from workbench.session import Session
-
-    d = tempfile.mkdtemp()
-    data = masked_attention_data(float_bias=True)
-    s = Session(str(save(masked_attention("float_neg1e4"), f"{d}/m.onnx")), str(save_npz(f"{d}/d.npz", **data)))
-    q = s.quantize()
-    r = analyze(s, isolated=False)
-
-    def run(feed):
-        return build_session(SessionConfig.for_purpose("deployed", str(q.path), threads=1)).run(None, feed)[0]
-
-    x, pad = data["x"].copy(), data["mask"] == 0
-    x[pad] = np.random.default_rng(5).standard_normal((int(pad.sum()), x.shape[2])).astype(np.float32) * 3
-    figures = ", ".join(f"{o.kernels} {o.sqnr_db:.1f} dB / cosine {o.cosine:.4f}" for o in r.outputs)
-    print(f"detection {'on' if detect else 'off'}: kept in float {q.mask_path.kept_float if q.mask_path else []}; "
-          f"{figures}; padded x changed: INT8 output moves by {np.abs(run({**data, 'x': x}) - run(data)).max():.3g}")
+    print(f"detection {'on' if detect else 'off'}: {masked_attention_figures('float_neg1e4')}")
 
 
 if __name__ == "__main__":
