@@ -224,3 +224,17 @@ def test_one_node_edits_are_followed():
     assert fast.model.SerializeToString() == plain.model.SerializeToString()
     assert _names(fast.input_name_to_nodes()["a_dq2"]) == ["relu"]
     assert _names(fast.input_name_to_nodes()["r_q"]) == ["out_add"]
+
+
+def test_the_installed_quantizer_is_the_verified_one(monkeypatch):
+    """The index runs only with the onnxruntime quantizer it was checked against; with another one it stays off
+    (the other tests here then fail on ``built == 1``) until checked with QWB_INDEXED_ORT_QUANTIZER=force."""
+    assert quantizer_index.quantizer_fingerprint() in quantizer_index.VERIFIED, (
+        "onnxruntime's quantizer changed: run tests/test_quantizer_index.py with QWB_INDEXED_ORT_QUANTIZER=force, "
+        "and when it passes add quantizer_fingerprint() to quantizer_index.VERIFIED")
+    monkeypatch.setattr(quantizer_index, "VERIFIED", {})
+    with indexed_quantizer():
+        assert base_quantizer.ONNXModel is ONNXModel  # not verified: the plain quantizer
+    monkeypatch.setenv("QWB_INDEXED_ORT_QUANTIZER", "force")
+    with indexed_quantizer():
+        assert base_quantizer.ONNXModel is IndexedONNXModel

@@ -7,6 +7,10 @@ so ``quantize_static`` is quadratic in the graph's size: 44 s for a 2,057-node m
 indexes beside the graph and answers the same calls from them. Nothing else of the quantizer changes; tests check
 that the model it writes is byte-identical to the plain quantizer's (``tests/test_quantizer_index.py``).
 
+It runs only with the onnxruntime quantizer it was verified against (``VERIFIED``: a fingerprint of the package's
+Python files); another version runs as it is until the byte-identity tests pass with it
+(``QWB_INDEXED_ORT_QUANTIZER=force``) and its fingerprint is added.
+
 The indexes follow every change made through ``ONNXModel``'s methods. A change made behind their back (nodes or
 initializers added, removed or replaced directly on the graph) is caught by a cheap fingerprint (the lists'
 lengths and their first and last elements) and the index is rebuilt; onnxruntime's QDQ quantizer makes none
@@ -16,14 +20,22 @@ QOperator format, which this tool does not use). ``QWB_PLAIN_ORT_QUANTIZER=1`` t
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import threading
 import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 
+import onnxruntime.quantization
 from onnxruntime.quantization import base_quantizer, qdq_quantizer, quant_utils
 from onnxruntime.quantization.onnx_model import ONNXModel
+
+# quantizer_fingerprint() of the onnxruntime quantizers the index was checked byte-identical with
+# (tests/test_quantizer_index.py, and every zoo model with four recipes)
+VERIFIED = {"0577d8f96c1109683d7755cd9f6a61754d97ca900e92968020ba05c659556529": "onnxruntime 1.32.0"}
 
 _find_by_name = quant_utils.find_by_name
 _owners: dict[int, tuple] = {}  # id(graph.initializer) -> (that container, its IndexedONNXModel), within the block
@@ -294,9 +306,24 @@ _SWAPS = ((base_quantizer, "ONNXModel", ONNXModel, IndexedONNXModel),
           (qdq_quantizer, "find_by_name", _find_by_name, find_by_name))
 
 
+@functools.cache
+def quantizer_fingerprint() -> str:
+    """sha256 over onnxruntime's quantization package's Python files (path and content): any change to the code
+    the index stands in for, or that edits the graph beside it, changes it."""
+    root = Path(onnxruntime.quantization.__file__).parent
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*.py")):
+        h.update(str(p.relative_to(root)).encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
 def enabled() -> bool:
-    """Whether ``indexed_quantizer`` swaps the index in (``QWB_PLAIN_ORT_QUANTIZER=1`` turns it off)."""
-    return os.environ.get("QWB_PLAIN_ORT_QUANTIZER", "") not in ("1", "true", "yes")
+    """Whether ``indexed_quantizer`` swaps the index in: with the verified quantizer only, unless
+    ``QWB_INDEXED_ORT_QUANTIZER=force`` (to verify another); ``QWB_PLAIN_ORT_QUANTIZER=1`` turns it off."""
+    if os.environ.get("QWB_PLAIN_ORT_QUANTIZER", "") in ("1", "true", "yes"):
+        return False
+    return os.environ.get("QWB_INDEXED_ORT_QUANTIZER") == "force" or quantizer_fingerprint() in VERIFIED
 
 
 @contextmanager
