@@ -47,10 +47,11 @@ def calibration_tensors(prepared: PreparedModel, recipe: Recipe) -> list[str]:
     return tensors_to_calibrate(prepared.load_proto(), op_types_for(recipe))
 
 
-def cache_path(prepared: PreparedModel, data: DataSource, tensors: list[str], bins: int) -> Path:
-    """Where the histograms of this model, data, tensor list and bin count are kept."""
+def cache_path(prepared: PreparedModel, data: DataSource, tensors: list[str], bins: int, model=None) -> Path:
+    """Where the histograms of this model, data, tensor list and bin count are kept (``model``: the prepared model,
+    when it is loaded already)."""
     key = sha256_bytes(json.dumps([CACHE_FORMAT, prepared.sha256, data.content_hash(), len(data), bins,
-                                   tensors, sorted(data_mask_limits(prepared, data).items())]).encode())
+                                   tensors, sorted(data_mask_limits(prepared, data, model).items())]).encode())
     return cache_dir() / "calib" / f"{key[:32]}.npz"
 
 
@@ -76,8 +77,9 @@ def data_mask_limits(prepared: PreparedModel, data: DataSource, model=None) -> d
     being read once it shows a third value."""
     key = (prepared.sha256, data.content_hash())
     if key not in _DATA_MASK_LIMITS:
+        model = model if model is not None else prepared.load_proto()
         limits = dict(prepared_mask_limits(prepared, model))
-        carriers = mask_inputs(model if model is not None else prepared.load_proto())
+        carriers = mask_inputs(model)
         values = {}
         for name in (n for n in carriers if n in data.input_names()):
             seen = np.empty(0)
@@ -128,7 +130,7 @@ def calibrate(prepared: PreparedModel, data: DataSource, recipe: Recipe, task: T
     task = task or NullTask()
     model = prepared.load_proto()
     tensors = tensors_to_calibrate(model, op_types_for(recipe))
-    path = cache_path(prepared, data, tensors, bins)
+    path = cache_path(prepared, data, tensors, bins, model)
     if use_cache and path.exists():
         try:
             hists, samples, index = _load(path)
