@@ -151,10 +151,9 @@ def test_fused_away_chains_and_activations_fused_into_nchwc_convs(name, monkeypa
     s = Session(paths.model, paths.calib)
     fast, once, slow, exposed = _both(s, monkeypatch)
     assert slow.fp32_unmapped and fast.fp32_unmapped == [] and fast.fp32_identical is True
-    assert len(fast._opt.recompute) > len([lay for lay in once.layers if lay.cumulative.sqnr_db is not None
-                                           and lay.node in fast._opt.recompute])  # chains, not single nodes
-    assert all(lay.deployed is not None for lay in exposed.layers if lay.deployed) and \
-        [lay.node for lay in once.layers if lay.deployed] == [lay.node for lay in exposed.layers if lay.deployed]
+    again = fast._opt.recompute  # chains, not single nodes: a re-run node reads another re-run node's tensor
+    assert any(i in again for n in again.values() for i in n.input)
+    assert [lay.node for lay in once.layers if lay.deployed] == [lay.node for lay in exposed.layers if lay.deployed]
     for a, b in zip(once.layers, exposed.layers):
         if b.deployed and b.deployed.get("sqnr_db") is not None:
             assert a.deployed["sqnr_db"] == pytest.approx(b.deployed["sqnr_db"], abs=1e-3, nan_ok=True), a.node
