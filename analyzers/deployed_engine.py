@@ -490,12 +490,11 @@ class DeployedEngine:
             n[1] += x.size * src.channels // (x.shape[1] * x.shape[4])
 
     def _block_for(self, padded: int, channels: int) -> int | None:
-        """The NCHWc block size of a tensor no layer picked one for: MLAS uses one per process, so the size the
-        picked layers agree on, else the only size that fits its channels; None when neither says."""
+        """The NCHWc block size of a tensor no layer picked one for: MLAS uses one per process, so the one settled
+        for the run (``_block``) where it fits, else the only size that fits its channels; None when neither says."""
         fits = block_sizes(padded, channels)
-        picked = set(self._blocks.values())
-        if len(picked) == 1 and next(iter(picked)) in fits:
-            return next(iter(picked))
+        if self._block in fits:
+            return self._block
         return fits[0] if len(fits) == 1 else None
 
     def close(self) -> None:
