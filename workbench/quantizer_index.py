@@ -16,6 +16,9 @@ initializers added, removed or replaced directly on the graph) is caught by a ch
 lengths and their first and last elements) and the index is rebuilt; onnxruntime's QDQ quantizer makes none
 that the fingerprint misses (it edits node inputs directly only on nodes not yet in the graph, and only in its
 QOperator format, which this tool does not use). ``QWB_PLAIN_ORT_QUANTIZER=1`` turns the index off.
+
+The same block and check also swap in ``workbench.quantizer_weights``: per-channel weights quantized in one numpy
+pass instead of one call per channel, the same bytes.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from pathlib import Path
 import onnxruntime.quantization
 from onnxruntime.quantization import base_quantizer, qdq_quantizer, quant_utils
 from onnxruntime.quantization.onnx_model import ONNXModel
+
+from . import quantizer_weights
 
 # quantizer_fingerprint() of the onnxruntime quantizers the index was checked byte-identical with
 # (tests/test_quantizer_index.py, and every zoo model with four recipes)
@@ -301,9 +306,12 @@ def find_by_name(item_name, item_list):
 
 _lock = threading.Lock()
 _depth = 0
+# the per-channel weight quantization in one pass rides on the same check (workbench.quantizer_weights)
 _SWAPS = ((base_quantizer, "ONNXModel", ONNXModel, IndexedONNXModel),
           (base_quantizer, "find_by_name", _find_by_name, find_by_name),
-          (qdq_quantizer, "find_by_name", _find_by_name, find_by_name))
+          (qdq_quantizer, "find_by_name", _find_by_name, find_by_name),
+          (qdq_quantizer, "quantize_onnx_initializer", quantizer_weights._plain,
+           quantizer_weights.quantize_onnx_initializer))
 
 
 @functools.cache
