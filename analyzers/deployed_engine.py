@@ -173,7 +173,7 @@ class DeployedEngine:
             ft = t.fp32_tensor
             if ft in again and self._recompute is None:
                 try:
-                    self._recompute = self._opt.recompute_session(self._blocks_of(again)) or (None, [])
+                    self._recompute = self._opt.recompute_session(self._blocks_of(again, fvals)) or (None, [])
                     fvals.update(self._run_recompute(fvals))
                 except Exception as e:  # noqa: BLE001 - those layers show no figures; the note says why
                     self._recompute = (None, [])
@@ -423,18 +423,21 @@ class DeployedEngine:
             xx, ee = (a.reshape(*a.shape[:-2], -1)[..., :have] for a in (xx, ee))
         acc[node].add_partial(xx, ee, yy, emax, emin, esum, values)
 
-    def _blocks_of(self, again: dict) -> dict[str, int]:
-        """Block sizes of the NCHWc tensors the recomputed nodes read: as picked for the layers, else the one every
-        picked layer agrees on."""
+    def _blocks_of(self, again: dict, fvals: dict) -> dict[str, int]:
+        """Block sizes of the NCHWc tensors the recomputed nodes read (this batch's ``fvals``): as picked for the
+        layers, else the run's (``_block_for``), so a chain re-runs even where no layer picked a block."""
         out = dict(self._blocks)
-        common = set(self._blocks.values())
         for n in again.values():
             for i in n.input:
                 src = self.fp32_sources.get(i)
-                if src is not None and src.channels is not None and src.tensor not in out and len(common) == 1:
-                    out[src.tensor] = next(iter(common))
+                if src is None or src.channels is None or src.tensor in out:
+                    continue
+                x = fvals.get(src.tensor)
+                bk = self._block_for(x.shape[1], src.channels) if x is not None and x.ndim == 4 else None
+                if bk is not None:
+                    out[src.tensor] = bk
                     if src.minus:
-                        out[src.minus] = out[src.tensor]
+                        out[src.minus] = bk
         return out
 
     def _run_recompute(self, fvals: dict) -> dict:

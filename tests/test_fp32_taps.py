@@ -181,3 +181,23 @@ def test_block_size_from_the_padding_of_every_blocked_tensor():
     assert block_from_padding([(16, 16), (32, 32)]) is None and block_from_padding([]) is None
     assert block_from_padding([(24, 24), (32, 24)]) is None  # no one size pads both: leave it to the layers
     assert mlas_block_size({"avx2", "avx512f"}) == 16 and mlas_block_size({"avx2"}) == 8
+
+
+def test_a_chain_reads_blocked_tensors_no_layer_picked_a_block_for():
+    """A fused-away chain re-run from an NCHWc tensor takes the run's block size when no layer picked one (their
+    integers did not survive fusion): before, those layers showed no figures."""
+    engine = object.__new__(de.DeployedEngine)  # only the block bookkeeping: no sessions
+    engine._blocks, engine._block = {}, 8
+    engine.fp32_sources = {"a": fp32_taps.Fp32Source("a_nchwc", channels=24),
+                           "r": fp32_taps.Fp32Source("r_nchwc", minus="skip", channels=20),
+                           "flat": fp32_taps.Fp32Source("flat")}
+    chain = {"ln": onnx.helper.make_node("Add", ["a", "r"], ["s"]), "t": onnx.helper.make_node("Relu", ["flat"], ["u"])}
+    fvals = {"a_nchwc": np.zeros((2, 24, 3, 3), np.float32), "r_nchwc": np.zeros((2, 24, 3, 3), np.float32),
+             "flat": np.zeros((2, 5), np.float32)}
+    assert engine._blocks_of(chain, fvals) == {"a_nchwc": 8, "r_nchwc": 8, "skip": 8}
+    engine._blocks = {"a_nchwc": 8}  # a picked block is kept; a size the padding rules out is not taken
+    engine._block = 16
+    assert engine._blocks_of(chain, fvals) == {"a_nchwc": 8, "r_nchwc": 8, "skip": 8}  # 24 padded: only 8 fits
+    fvals["r_nchwc"] = np.zeros((2, 32, 3, 3), np.float32)
+    engine._block = None
+    assert engine._blocks_of(chain, fvals) == {"a_nchwc": 8}  # 32 for 20 channels: 16 or 32, nothing settles it
