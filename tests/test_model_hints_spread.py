@@ -94,4 +94,5 @@ def test_the_16bit_hint_carries_its_measured_cost(session):
     assert b["macs_int8_share"] < a["macs_int8_share"]
     for x in (a, b):
         assert 0 < x["p50_p10_ms"] <= x["p50_p90_ms"] and x["p50_ms"] > 0
+    assert a["fp32_p50_ms"] == b["fp32_p50_ms"] > 0  # one benchmark: FP32 timed once for both
     assert "Measured here" in r.hints[-1].message and r.to_dict()["hints"][-1]["measured"] == m

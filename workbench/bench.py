@@ -58,6 +58,9 @@ class BenchRequest:
     sysroot: str | None = None
     preprocess: str = "auto"
     compare_activation_types: bool = True  # also time the INT8 model with u8 <-> s8 activations
+    # with ``int8``: other INT8 files timed beside it (label -> path; a path equal to ``int8`` reuses its run), FP32
+    # timed once for all of them
+    variants: dict = field(default_factory=dict)
     trust_code: bool = False  # --trust-model-code: a PyTorch model or factory may run its code when exported
     session_options: dict = field(default_factory=dict)  # onnxruntime session config entries (--session-option)
 
@@ -175,6 +178,7 @@ def _models(req: BenchRequest, task: Task, notes: list) -> tuple[str, str | None
     variants: dict = {}
     if req.int8:
         int8 = _check_onnx_file(req.int8, "INT8 model")
+        variants = {label: _check_onnx_file(str(path), f"INT8 model {label!r}") for label, path in req.variants.items()}
     elif session is not None:
         q = session.quantize(task=scaled(task, 0.0, 0.5))
         int8 = str(q.path)
