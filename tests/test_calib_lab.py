@@ -33,7 +33,7 @@ def _tensor_values(session, names):
 
 
 def test_predicted_isolated_error_matches_fake_quantizing_the_real_tensors(session):
-    lab = build_lab(session.graph, session.recipe, session.calibration())
+    lab = build_lab(session.graph, session.recipe, session.calibration(complete=True))
     names = [t.tensor for t in lab.tensors if t.tensor != "x"]
     values = _tensor_values(session, names)
     checked = 0
@@ -53,7 +53,7 @@ def test_predicted_isolated_error_matches_fake_quantizing_the_real_tensors(sessi
 
 
 def test_winner_has_the_best_predicted_sqnr_and_ties_go_to_the_simpler_method(session):
-    lab = build_lab(session.graph, session.recipe, session.calibration())
+    lab = build_lab(session.graph, session.recipe, session.calibration(complete=True))
     for t in lab.tensors:
         best = max(s.sqnr_db for s in t.methods.values())
         assert t.methods[t.winner].sqnr_db >= best - TIE_DB
@@ -67,7 +67,7 @@ def test_fused_activations_and_recipe_settings_are_shown(session):
     r.settings.calibration_method = "entropy"
     r.set_percentile("conv2", 99.0)
     r.set_precision("relu3", "fp32")
-    lab = build_lab(session.graph, r, session.calibration())
+    lab = build_lab(session.graph, r, session.calibration(complete=True))
     by = {t.tensor: t for t in lab.tensors}
     assert by["c1"].fused_into == "r1" and "r1" in by["c1"].note
     assert by["c3"].fused_into is None  # relu3 is kept in FP32: onnxruntime fuses nothing into conv3
@@ -77,14 +77,14 @@ def test_fused_activations_and_recipe_settings_are_shown(session):
     # the lab's recipe column is exactly what quantization is given
     from workbench.recipe_ranges import tensor_ranges
 
-    ranges = tensor_ranges(session.graph, r, session.calibration())
+    ranges = tensor_ranges(session.graph, r, session.calibration(complete=True))
     for name, t in by.items():
         assert (t.recipe_stats.lo, t.recipe_stats.hi) == (ranges[name].lo, ranges[name].hi)
     assert sum(lab.winners().values()) == len([t for t in lab.tensors if not t.fused_into])
 
 
 def test_json_round_trip_is_versioned_and_strict(session):
-    lab = build_lab(session.graph, session.recipe, session.calibration(), model="m", data="d")
+    lab = build_lab(session.graph, session.recipe, session.calibration(complete=True), model="m", data="d")
     d = json.loads(json.dumps(lab.to_dict(), allow_nan=False))
     assert d["format"] == 1 and d["methods"] == list(METHODS)
     for t in d["tensors"]:
@@ -105,7 +105,7 @@ def test_nonfinite_values_are_noted(tmp_path):
     data = conv_net_data(8, labels=False)
     data["x"][0, 0, 0, 0] = np.nan
     s = Session(save(m, tmp_path / "m.onnx"), save_npz(tmp_path / "d.npz", **data))
-    lab = build_lab(s.graph, s.recipe, s.calibration())
+    lab = build_lab(s.graph, s.recipe, s.calibration(complete=True))
     assert lab.tensor("x").note == "1 NaN left out of the range"
     # a corner pixel reaches 2x2 outputs of each of conv1's 8 channels
     assert lab.tensor("x").histogram.special.nan == 1 and lab.tensor("c1").histogram.special.nan == 32
@@ -143,7 +143,7 @@ def test_percentile_ranges_follow_onnxruntimes_percentile_calibrator(session, tm
                             CalibrationMethod.Percentile, extra_options={"symmetric": symmetric, "percentile": 99.9})
     cal.collect_data(Reader())
     theirs = cal.compute_data()
-    ours = session.calibration()
+    ours = session.calibration(complete=True)
     raw = {"x": x, **_tensor_values(session, [t for t in ours.histograms if t != "x"])}
     spec = QuantSpec("s8", symmetric=True) if symmetric else QuantSpec("u8")
     for name, h in ours.histograms.items():

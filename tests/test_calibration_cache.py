@@ -119,7 +119,7 @@ def test_percentile_changes_requantize_without_running_the_model(cache_dir, file
 
 def test_batch_size_keeps_one_batch_of_tensors_within_budget(files):
     s = Session(*files)
-    tensors = list(s.calibration().histograms)
+    tensors = list(s.calibration(complete=True).histograms)
     per_sample = 4 * (3 * 64 + 6 * 8 * 64 + 8 + 8 + 10)  # x, c/r 1..3 (8x8x8 each), gap, flat, y
     assert batch_size_for(s.prepared, tensors, budget=10 * per_sample) == 10
     assert batch_size_for(s.prepared, tensors, budget=1) == 1
@@ -160,3 +160,53 @@ def test_saved_histograms_read_back_exactly_and_compressed(tmp_path):
     with zipfile.ZipFile(path) as zf:
         assert all(i.compress_type == zipfile.ZIP_DEFLATED for i in zf.infolist())
         assert zf.getinfo("counts.npy").compress_size < zf.getinfo("counts.npy").file_size / 2
+
+
+def _clip_chain_net():
+    """conv_net with conv1 -> Clip(-1, 6) -> Relu: the Clip's output, itself fused into the Relu, has a range of its
+    own (negative values) that onnxruntime gives conv1's output."""
+    m = conv_net()
+    g = m.graph
+    relu1 = next(n for n in g.node if n.name == "relu1")
+    relu1.input[0] = "k1"
+    at = list(g.node).index(relu1)
+    lo, hi = (numpy_helper.from_array(np.array(v, np.float32), n) for v, n in ((-1.0, "lo"), (6.0, "hi")))
+    g.initializer.extend([lo, hi])
+    g.node.insert(at, onnx.helper.make_node("Clip", ["c1", "lo", "hi"], ["k1"], name="clip1"))
+    return m
+
+
+def test_lean_calibration_leaves_out_what_onnxruntime_replaces_and_quantizes_the_same(cache_dir, tmp_path, runs):
+    files = save(_clip_chain_net(), tmp_path / "m.onnx"), save_npz(tmp_path / "d.npz", **conv_net_data(16))
+    lean = Session(*files)
+    cal = lean.calibration()
+    # each Conv output feeding only a quantized Relu/Clip takes that activation's range; the Clip's own output stays
+    assert cal.fused_away == {"c1": ("clip1", "k1"), "c2": ("relu2", "r2"), "c3": ("relu3", "r3")}
+    assert "k1" in cal.histograms and not set(cal.fused_away) & set(cal.histograms)
+    assert cal.histograms["k1"].min < 0 <= cal.histograms["r1"].min  # the two ranges differ: the test can tell
+    a = lean.quantize(tmp_path / "lean.onnx")
+    full = Session(*files)
+    complete = full.calibration(complete=True)
+    assert not complete.fused_away and {"c1", "c2", "c3"} <= set(complete.histograms) and len(runs) == 2
+    b = full.quantize(tmp_path / "complete.onnx")
+    assert a.path.read_bytes() == b.path.read_bytes()
+
+
+def test_a_recipe_keeping_an_activation_in_float_completes_the_calibration_once(cache_dir, tmp_path, runs):
+    files = save(conv_net(), tmp_path / "m.onnx"), save_npz(tmp_path / "d.npz", **conv_net_data(16))
+    r = Recipe()
+    r.set_precision("relu2", "fp32")  # conv2's output is quantized alone now: its own range counts
+    s = Session(*files)
+    cal = s.calibration()
+    assert "c2" in cal.fused_away and len(runs) == 1
+    a = s.quantize(tmp_path / "a.onnx", recipe=r)
+    assert s.calibration() is cal and not cal.fused_away and "c2" in cal.histograms and len(runs) == 2
+    fresh = Session(*files, recipe=r)  # both parts cached: no model run, and the same model
+    assert not fresh.calibration().fused_away and len(runs) == 2 and fresh.calibration_from_cache
+    b = fresh.quantize(tmp_path / "b.onnx")
+    assert a.path.read_bytes() == b.path.read_bytes()
+    q = onnx.load(str(a.path))
+    scale = {n.input[0]: n.input[1] for n in q.graph.node if n.op_type == "QuantizeLinear"}
+    inits = {i.name: numpy_helper.to_array(i) for i in q.graph.initializer}
+    lo, hi = cal.histograms["c2"].min, cal.histograms["c2"].max
+    assert float(inits[scale["c2"]]) == pytest.approx((max(hi, 0) - min(lo, 0)) / 255, rel=1e-6)

@@ -187,7 +187,9 @@ def build_lab(graph: ModelGraph, recipe: Recipe, calib: CalibrationData, *, mode
               from_cache: bool = False, tensors: list[str] | None = None, task: Task | None = None,
               mask_limits: dict[str, float] | None = None) -> CalibLab:
     """Compare MinMax, Percentile, Entropy and MSE on every calibrated tensor (or ``tensors``); ``mask_limits``: the
-    model's finite mask constants (``workbench.calibration_cache.prepared_mask_limits``), for the mask note."""
+    model's finite mask constants (``workbench.calibration_cache.prepared_mask_limits``), for the mask note. Every
+    tensor to quantize is listed from a complete calibration (``Session.calibration(complete=True)``); a lean one
+    lists those it holds."""
     task = task or NullTask()
     s = recipe.settings
     names = tensors or list(calib.histograms)

@@ -14,7 +14,7 @@ import numpy as np
 from analyzers.calibration.collect import CalibrationData
 from backends.tasks import NullTask, Task
 
-from .calibration_cache import calibrate
+from .calibration_cache import calibrate, missing_histograms, take_fused_away
 from .data import DataSource, open_data
 from .errors import DataError, WorkbenchError
 from .model_loader import is_factory_spec
@@ -22,6 +22,7 @@ from .model_prep import PreparedModel, prepare_model
 from .paths import cache_dir, sha256_bytes
 from .quantize import QuantizeResult, quantize
 from .recipe import Recipe
+from .recipe_ranges import CalibrationIncomplete
 
 
 @dataclass
@@ -80,10 +81,17 @@ class Session:
     def graph(self):
         return self.prepared.graph
 
-    def calibration(self, task: Task | None = None) -> CalibrationData:
+    def calibration(self, task: Task | None = None, recipe: Recipe | None = None,
+                    complete: bool = False) -> CalibrationData:
+        """The calibration histograms, collected once (or loaded from the cache) and kept: every tensor ``recipe``
+        (default: the session's) quantizes with its own range, or, ``complete``, every tensor to quantize (the
+        calibration lab's and tune's view). Completing it later adds the tensors left out to the same object."""
+        r = recipe or self.recipe
         if self._calibration is None:
-            self._calibration, self.calibration_from_cache = calibrate(self.prepared, self.calib_data, self.recipe,
-                                                                       task)
+            self._calibration, self.calibration_from_cache = calibrate(self.prepared, self.calib_data, r, task,
+                                                                       complete=complete)
+        elif self._calibration.fused_away and (complete or missing_histograms(self.graph, r, self._calibration)):
+            take_fused_away(self.prepared, self.calib_data, self._calibration, task)
         return self._calibration
 
     def default_output_path(self, recipe: Recipe | None = None) -> Path:
@@ -98,7 +106,7 @@ class Session:
         """Quantize with ``recipe`` (default: the session's), reusing the calibration histograms; with
         ``check``, the model is written only once onnxruntime has run it on a calibration sample."""
         r = recipe or self.recipe
-        calib = self.calibration(task)
+        calib = self.calibration(task, r)
         out = Path(out_path) if out_path else self.default_output_path(r)
         if out.resolve() == self.prepared.path.resolve() or (
                 Path(self.spec.model).exists() and out.resolve() == Path(self.spec.model).resolve()):
@@ -107,7 +115,11 @@ class Session:
             got = self._reuse_quantized(out, calib, check)
             if got is not None:
                 return got
-        result = quantize(self.prepared, r, calib, out, task, check_feed=self.calib_data.sample(0) if check else None)
+        feed = self.calib_data.sample(0) if check else None
+        try:
+            result = quantize(self.prepared, r, calib, out, task, check_feed=feed)
+        except CalibrationIncomplete:  # the mask path keeps an activation in float: its input needs its own range
+            result = quantize(self.prepared, r, self.calibration(task, complete=True), out, task, check_feed=feed)
         if out_path is None:
             st = out.stat()
             self._quantized[out] = (result, id(calib), check, st.st_mtime_ns, st.st_size)

@@ -62,6 +62,9 @@ class CalibrationData:
     # tensor -> the magnitude from which its values counted as mask values (``analyzers.mask_constants``): what
     # the histograms were collected with, for the mask path; empty: MASK_MAGNITUDE everywhere
     mask_limits: dict[str, float] = field(default_factory=dict)
+    # tensors left out of the pass: tensor -> (the Relu/Clip node it alone feeds, that node's output), whose range
+    # onnxruntime gives it while that node is quantized (``workbench.calibration_cache.fused_away``)
+    fused_away: dict[str, tuple[str, str]] = field(default_factory=dict)
     _ranges: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def derived_range(self, tensor: str, method: str, spec: QuantSpec, percentile: float = 99.999) -> tuple[float, float]:

@@ -157,7 +157,7 @@ def open_model(req: OpenModel, state: EngineState, task: Task) -> OpenedInfo:
 def calibrate(req: Calibrate, state: EngineState, task: Task):
     """Collect (or load cached) histograms; the GUI gets them packed (``analyzers.calibration.compact``)."""
 
-    cal = state.require_session().calibration(task)
+    cal = state.require_session().calibration(task, complete=True)  # the lab lists every tensor to quantize
     return calibration_view(CompactHistograms.pack(cal.histograms), cal.samples)
 
 

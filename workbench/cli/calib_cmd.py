@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     s = open_session(args, [args.json])
     st = s.recipe.settings
-    cal = print_model_and_calibration(s, task)
+    cal = print_model_and_calibration(s, task, complete=True)
     print(f"recipe   {st.activation_type} activations ({'symmetric' if st.symmetric_activations else 'asymmetric'}), "
           f"method {st.calibration_method}, percentile {st.percentile:g}"
           + (f"  [{args.recipe}]" if args.recipe else ""))

@@ -149,13 +149,16 @@ def print_notes(notes: list[str]) -> None:
         print(f"note: {n}")
 
 
-def print_model_and_calibration(s, task, extra: str = "") -> object:
-    """The first lines both `quantize` and `calib` print: the model, its notes, the calibration; returns it."""
+def print_model_and_calibration(s, task, extra: str = "", complete: bool = False) -> object:
+    """The first lines `quantize`, `calib` and `tune` print: the model, its notes, the calibration (``complete``:
+    every tensor to quantize, also those onnxruntime gives their activation's range); returns it."""
     print(f"model    {s.prepared.source}  ({len(s.graph.nodes)} nodes{extra})")
     print_notes(s.prepared.notes)
-    cal = s.calibration(task)
+    cal = s.calibration(task, complete=complete)
     task.done()
     how = "loaded from cache" if s.calibration_from_cache else "collected"
+    away = (f" ({len(cal.fused_away)} more take the range of the Relu/Clip they feed, as onnxruntime fuses them)"
+            if cal.fused_away else "")
     print(f"calib    {len(s.calib_data)} samples from {s.calib_data.description}; "
-          f"{len(cal.histograms)} tensor histograms {how}")
+          f"{len(cal.histograms)} tensor histograms {how}{away}")
     return cal

@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as e:
             raise WorkbenchError(f"--report: {e}", "pass --report tuned.html (or .json / .md)") from e
     s = open_session(args, [args.output, args.json, *reports])
-    print_model_and_calibration(s, task)
+    print_model_and_calibration(s, task, complete=True)
     print(f"target   {spec.target.describe()} on {len(s.eval_data)} samples of {s.eval_data.description} "
           f"(a third held back for verification); objective {spec.objective} on {spec.backend}")
 

@@ -301,7 +301,7 @@ def run_tune(session: Session, spec: TuneSpec, task: Task | None = None, on_poin
                              f"use --objective {' | '.join(OBJECTIVES)}")
     task = task or NullTask()
     task.report(0.0, "calibrating")
-    session.calibration(task)
+    session.calibration(task, complete=True)  # candidates keep activations in float: their inputs need ranges
     run = _Run(session, spec, task, on_point)
     ctx, n_search, n_hold = _context(session, spec, task)
     run.ctx = ctx
