@@ -111,6 +111,8 @@ def test_parallel_fold_equals_a_serial_fold_in_batch_order(monkeypatch, workers)
     activations serially, batch by batch. Small chunks make every update several chunks long, so threads would also
     trip over shared scratch buffers."""
     monkeypatch.setattr(histogram_mod, "_CHUNK", 256)
+    # tensors read in NCHWc layout sum in another order (``taps``, checked below): here every update is the reference's
+    monkeypatch.setenv("QWB_EXPOSED_CALIBRATION", "1")
     model = conv_net(channels=16)
     x = conv_net_data(60)["x"]
     tensors = _tensors(model)
@@ -150,3 +152,35 @@ def test_cancelling_stops_the_pass_and_leaves_no_folding_thread(monkeypatch):
     # the first batch was folded, the second perhaps in part (the workers stop at the next tensor), nothing after
     assert len(tensors) <= len(calls) <= 2 * len(tensors)
     assert not [t for t in threading.enumerate() if t.name.startswith("qwb-histogram")]
+
+
+@pytest.mark.parametrize("channels", [8, 12])
+def test_tensors_read_from_the_optimized_graph_give_the_exposed_models_histograms(monkeypatch, channels):
+    """12 channels: every blocked tensor carries padding lanes (NCHWc blocks of 8 or 16), which must not be counted."""
+    from analyzers.calibration.taps import CalibrationTaps
+
+    model = conv_net(channels=channels)
+    x = conv_net_data(16)["x"]
+    # not the Conv outputs (a lean calibration leaves them out): onnxruntime fuses each Relu and keeps r1, r2 blocked
+    tensors = ["x", "r1", "r2", "r3", "gap", "flat", "y"]
+    readers = []
+    real = collect_mod._reader
+    monkeypatch.setattr(collect_mod, "_reader", lambda *a: readers.append(real(*a)) or readers[-1])
+    got = collect(model, tensors, _batches(x, 4), len(x))
+    if ort.get_device() == "CPU" and "avx2" in _flags():  # MLAS blocks Conv tensors into NCHWc on x86
+        assert isinstance(readers[0], CalibrationTaps) and any(s.channels for s in readers[0].sources.values())
+    monkeypatch.setenv("QWB_EXPOSED_CALIBRATION", "1")
+    ref = collect(model, tensors, _batches(x, 4), len(x))
+    assert not isinstance(readers[1], CalibrationTaps)
+    for t in tensors:
+        g, r = got.histograms[t], ref.histograms[t]
+        np.testing.assert_array_equal(g.counts, r.counts)
+        np.testing.assert_array_equal(g.edges, r.edges)
+        assert (g.min, g.max, g.count, g.zeros) == (r.min, r.max, r.count, r.zeros), t
+        assert g.sum == pytest.approx(r.sum, rel=1e-9) and g.sum_sq == pytest.approx(r.sum_sq, rel=1e-9)
+
+
+def _flags() -> set[str]:
+    from backends.cpuinfo import runtime_flags
+
+    return runtime_flags()

@@ -1,13 +1,14 @@
 """One pass over calibration samples: a fixed-memory histogram per activation tensor, plus weight ranges.
 
-The pass runs the float model once per batch with every tensor to calibrate exposed as an output and
-folds each tensor into its histogram (in worker threads, one per core, overlapping the next batch's inference),
+The pass runs the float model once per batch, reading every tensor to calibrate where onnxruntime's optimized
+graph holds it (``taps``; exposed as an output where it cannot), and folds each tensor into its histogram (in worker threads, one per core, overlapping the next batch's inference),
 so memory is the same for 32 or 5,000 samples.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -22,6 +23,7 @@ from ..onnx_utils import expose_tensors, initializer_arrays, make_session, weigh
 from .grid import QuantSpec
 from .histogram import DEFAULT_BINS, HistogramSnapshot, StreamingHistogram
 from .methods import derive_range
+from .taps import CalibrationTaps, TapsUnavailable
 
 MAX_FOLD_WORKERS = 8
 
@@ -138,9 +140,35 @@ def collect(model: onnx.ModelProto, tensor_names: list[str], batches: Iterable[t
     the magnitude from which its values are mask values (``analyzers.mask_constants``; default ``MASK_MAGNITUDE``).
     """
     task = task or NullTask()
+    with tempfile.TemporaryDirectory(prefix="qwb-calib-") as folder:
+        return _collect(model, tensor_names, batches, total, task, bins, workers, mask_limits, folder)
+
+
+class _Exposed:
+    """Every tensor exposed as an output of ``model`` (the fallback of ``taps.CalibrationTaps``)."""
+
+    def __init__(self, model: onnx.ModelProto, tensors: list[str]):
+        self.tensors = list(tensors)
+        self.session = make_session(expose_tensors(model, self.tensors))
+
+    def read(self, feed: dict) -> dict[str, np.ndarray]:
+        return dict(zip(self.tensors, self.session.run(self.tensors, feed)))
+
+
+def _reader(model: onnx.ModelProto, tensors: list[str], folder: str):
+    """Reads the tensors from onnxruntime's optimized graph (``taps``), or exposed where it cannot."""
+    if not tensors:
+        return _Exposed(model, tensors)
+    try:
+        return CalibrationTaps(model, tensors, folder)
+    except TapsUnavailable:
+        return _Exposed(model, tensors)
+
+
+def _collect(model, tensor_names, batches, total, task, bins, workers, mask_limits, folder) -> CalibrationData:
     inputs = {i.name for i in model.graph.input}
     to_run = [t for t in tensor_names if t not in inputs]
-    session = make_session(expose_tensors(model, to_run))
+    reader = _reader(model, to_run, folder)
     hists = {t: StreamingHistogram(bins, (mask_limits or {}).get(t)) for t in tensor_names}
     fed = [t for t in tensor_names if t in inputs]
     workers = workers or fold_workers(len(hists))
@@ -174,7 +202,11 @@ def collect(model: onnx.ModelProto, tensor_names: list[str], batches: Iterable[t
         try:
             for _start, stop, feed in batches:
                 task.check()
-                arrays = dict(zip(to_run, session.run(to_run, feed)))
+                try:
+                    arrays = reader.read(feed)
+                except TapsUnavailable:  # a block size the padding does not settle: exposed from here on
+                    reader = _Exposed(model, to_run)
+                    arrays = reader.read(feed)
                 # inputs are copied: a batch source may reuse its arrays for the next batch
                 arrays.update({n: np.array(feed[n]) for n in fed})
                 finish(pending)  # re-raises a failure of the previous batch here
@@ -190,6 +222,6 @@ def collect(model: onnx.ModelProto, tensor_names: list[str], batches: Iterable[t
             for f in pending:
                 f.cancel()
             wait(pending)
-    del session
+    del reader
     return CalibrationData({t: h.snapshot() for t, h in hists.items()}, weight_stats(model), samples,
                            dict(mask_limits or {}))
