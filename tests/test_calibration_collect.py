@@ -184,3 +184,34 @@ def _flags() -> set[str]:
     from backends.cpuinfo import runtime_flags
 
     return runtime_flags()
+
+
+def test_a_tensor_held_as_a_constant_is_read_exposed_without_building_the_optimized_graph(monkeypatch):
+    """Identity(initializer) is folded into an initializer by every optimized build (a transformer's LayerNorm
+    weights): the pass goes straight to the exposed model, with the same histograms."""
+    import onnx
+
+    from analyzers.calibration import taps
+
+    model = conv_net()
+    bias = next(i for i in model.graph.initializer if i.name == "b2")
+    model.graph.node.insert(0, onnx.helper.make_node("Identity", ["b2"], ["b2_held"], name="hold_b2"))
+    add = onnx.helper.make_node("Add", ["r2", "b2_col"], ["r2b"], name="add_b2")
+    model.graph.initializer.append(onnx.numpy_helper.from_array(np.array([bias.dims[0], 1, 1], np.int64), "col"))
+    reshape = onnx.helper.make_node("Reshape", ["b2_held", "col"], ["b2_col"], name="col_b2")
+    conv3 = next(n for n in model.graph.node if n.name == "conv3")
+    conv3.input[0] = "r2b"
+    at = list(model.graph.node).index(conv3)
+    model.graph.node.insert(at, add)
+    model.graph.node.insert(at, reshape)
+    assert {"b2_held", "b2_col"} <= taps.constant_tensors(model) and "r2b" not in taps.constant_tensors(model)
+    built = []
+    monkeypatch.setattr(taps, "OptimizedFp32", lambda *a: built.append(a))
+    x = conv_net_data(8)["x"]
+    tensors = ["x", "r1", "b2_col", "r2b", "r3"]
+    got = collect(model, tensors, _batches(x, 4), len(x))
+    assert not built
+    monkeypatch.setenv("QWB_EXPOSED_CALIBRATION", "1")
+    ref = collect(model, tensors, _batches(x, 4), len(x))
+    for t in tensors:
+        assert _same(got.histograms[t], ref.histograms[t]), t

@@ -23,8 +23,7 @@ from backends.cpuinfo import runtime_flags
 from ..fp32_taps import OptimizedFp32, block_from_padding, block_sizes, mlas_block_size
 from ..onnx_utils import expose_tensors
 
-ROUNDS = 2  # builds at most: the optimized graph, then with what it could not read exposed (a model that needs more
-# gains little: a transformer's LayerNorm weights behind Identity nodes are folded into constants in any build)
+ROUNDS = 2  # builds at most: the optimized graph, then with what it could not read exposed
 
 
 class TapsUnavailable(Exception):
@@ -41,6 +40,10 @@ class CalibrationTaps:
             raise TapsUnavailable("QWB_EXPOSED_CALIBRATION is set")
         if not any(n.op_type == "Conv" for n in model.graph.node):
             raise TapsUnavailable("no Conv: onnxruntime blocks no tensor into NCHWc, exposing them costs nothing more")
+        if any(t in constant_tensors(model) for t in tensors):
+            # folded into initializers by any build (a transformer's LayerNorm weights behind Identity nodes): those
+            # builds would be spent for nothing
+            raise TapsUnavailable("a tensor to read is computed from initializers alone")
         exposed: list[str] = []
         for k in range(ROUNDS):
             sub = os.path.join(folder, str(k))
@@ -86,3 +89,15 @@ class CalibrationTaps:
         b = x.reshape(n, cp // self.block, h, w, self.block)
         tail = channels - (cp // self.block - 1) * self.block
         return np.concatenate([b[:, :-1].reshape(-1), b[:, -1, :, :, :tail].reshape(-1)])
+
+
+def constant_tensors(model: onnx.ModelProto) -> set[str]:
+    """Tensors computed from initializers and Constant nodes alone (no graph input reaches them): onnxruntime folds
+    them into initializers, so its optimized graph computes none of them."""
+    known = {i.name for i in model.graph.initializer} - {i.name for i in model.graph.input}
+    out: set[str] = set()
+    for n in model.graph.node:  # graph order is topological
+        if all(not i or i in known or i in out for i in n.input) and not any(
+                a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in n.attribute):
+            out.update(o for o in n.output if o)
+    return out
