@@ -1,8 +1,9 @@
 """One pass over calibration samples: a fixed-memory histogram per activation tensor, plus weight ranges.
 
 The pass runs the float model once per batch, reading every tensor to calibrate where onnxruntime's optimized
-graph holds it (``taps``; exposed as an output where it cannot), and folds each tensor into its histogram (in worker threads, one per core, overlapping the next batch's inference),
-so memory is the same for 32 or 5,000 samples.
+graph holds it (``taps``; exposed as an output where it cannot), and folds each tensor into its histogram (in
+worker threads, one per core, overlapping the next batch's inference), so memory is the same for 32 or 5,000
+samples.
 """
 
 from __future__ import annotations
