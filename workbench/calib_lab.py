@@ -20,7 +20,8 @@ from analyzers.calibration.methods import METHODS, MethodComparison, RangeStats,
 from analyzers.jsonsafe import json_num
 from backends.tasks import NullTask, Task
 
-from .graph import FUSABLE_ACTIVATIONS, ModelGraph
+from .calibration_cache import activation_pairs, op_types_for
+from .graph import ModelGraph
 from .mask_path import find_mask_path
 from .recipe import Recipe
 from .recipe_ranges import activation_spec, tensor_ranges
@@ -165,22 +166,13 @@ class CalibLab:
 def fused_tensors(graph: ModelGraph, recipe: Recipe, calibrated) -> dict[str, str]:
     """Tensor -> the tensor whose range onnxruntime gives it instead.
 
-    Mirrors onnxruntime's ``adjust_tensor_ranges``: the input of a quantized Relu/Clip that feeds only
-    it takes the activation's output range (the pair is fused, so the input is never quantized alone).
+    Mirrors onnxruntime's ``adjust_tensor_ranges`` (``calibration_cache.activation_pairs``): the input of a quantized
+    Relu/Clip that feeds only it takes the activation's output range (the pair is fused, so the input is never
+    quantized alone).
     """
-    calibrated = set(calibrated)
     excluded = set(recipe.excluded_nodes())
-    op_types = set(recipe.settings.op_types)
-    out = {}
-    for n in graph.nodes:
-        if n.op_type not in FUSABLE_ACTIVATIONS or n.name in excluded or (op_types and n.op_type not in op_types):
-            continue
-        if not n.inputs or not n.outputs:
-            continue
-        src, dst = n.inputs[0], n.outputs[0]
-        if src in calibrated and dst in calibrated and len(graph.consumers.get(src, [])) == 1:
-            out[src] = dst
-    return out
+    return {src: dst for src, (node, dst) in activation_pairs(graph, op_types_for(recipe), calibrated).items()
+            if node not in excluded}
 
 
 def build_lab(graph: ModelGraph, recipe: Recipe, calib: CalibrationData, *, model: str = "", data: str = "",

@@ -120,15 +120,10 @@ def batch_size_for(prepared: PreparedModel, tensors: list[str], budget: int = BA
     return int(max(1, min(MAX_BATCH, budget // per_sample)))
 
 
-def fused_away(graph: ModelGraph, op_types, tensors) -> dict[str, tuple[str, str]]:
-    """Tensor -> (activation node, its output) for each of ``tensors`` that onnxruntime quantizes with the range of
-    the Relu/Clip it alone feeds whenever that node is quantized (``adjust_tensor_ranges``; the pair is fused).
-
-    Their own histograms decide nothing then, so the calibration pass leaves them out until a recipe keeps such an
-    activation in float: 35 of a 224-px MobileNetV2's 101 tensors, and their exposure blocks onnxruntime's Conv +
-    Clip fusion (the pass took 2.1 s instead of 3.6 without them, docs/benchmarks.md). A tensor that is itself such
-    an activation's output stays (Conv -> Clip -> Relu: onnxruntime adjusts in graph order, so the Conv output takes
-    the Clip output's own range before the Relu's replaces it)."""
+def activation_pairs(graph: ModelGraph, op_types, tensors) -> dict[str, tuple[str, str]]:
+    """Tensor -> (activation node, its output) for each of ``tensors`` that is the input of a Relu/Clip among
+    ``op_types`` that it alone feeds, the output also among ``tensors``: onnxruntime's ``adjust_tensor_ranges`` gives
+    such an input the output's range while the activation is quantized (the pair is fused)."""
     calibrated, ops = set(tensors), set(op_types)
     pairs = {}
     for n in graph.nodes:
@@ -136,17 +131,33 @@ def fused_away(graph: ModelGraph, op_types, tensors) -> dict[str, tuple[str, str
             src, dst = n.inputs[0], n.outputs[0]
             if src in calibrated and dst in calibrated and len(graph.consumers.get(src, [])) == 1:
                 pairs[src] = (n.name, dst)
+    return pairs
+
+
+def fused_away(graph: ModelGraph, op_types, tensors) -> dict[str, tuple[str, str]]:
+    """The ``activation_pairs`` whose input's own histogram decides nothing while the activation is quantized.
+
+    The calibration pass leaves them out until a recipe keeps such an activation in float: 35 of a 224-px
+    MobileNetV2's 101 tensors, and their exposure blocks onnxruntime's Conv + Clip fusion (the pass took 2.1 s instead
+    of 3.6 without them, docs/benchmarks.md). A tensor that is itself such an activation's output stays (Conv -> Clip
+    -> Relu: onnxruntime adjusts in graph order, so the Conv output takes the Clip output's own range before the
+    Relu's replaces it)."""
+    pairs = activation_pairs(graph, op_types, tensors)
     outputs = {dst for _, dst in pairs.values()}
     return {t: v for t, v in pairs.items() if t not in outputs}
 
 
 def missing_histograms(graph: ModelGraph, recipe: Recipe, calib: CalibrationData) -> list[str]:
-    """The tensors ``calib`` left out (``fused_away``) that ``recipe`` quantizes with their own range: their
-    activation is excluded, or not among its op types."""
-    if not calib.fused_away:
+    """The tensors ``calib`` left out (``fused_away``) that ``recipe`` quantizes with their own range."""
+    return _unfused(graph, recipe, calib.fused_away)
+
+
+def _unfused(graph: ModelGraph, recipe: Recipe, away: dict[str, tuple[str, str]]) -> list[str]:
+    """The tensors of ``away`` whose activation ``recipe`` does not quantize: excluded, or not among its op types."""
+    if not away:
         return []
     excluded, ops = set(recipe.excluded_nodes()), set(op_types_for(recipe))
-    return [t for t, (node, _) in calib.fused_away.items()
+    return [t for t, (node, _) in away.items()
             if node in excluded or not graph.has_node(node) or graph.node(node).op_type not in ops]
 
 
@@ -163,18 +174,17 @@ def calibrate(prepared: PreparedModel, data: DataSource, recipe: Recipe, task: T
     model = prepared.load_proto()
     tensors = tensors_to_calibrate(model, op_types_for(recipe))
     away = fused_away(prepared.graph, op_types_for(recipe), tensors)
-    full = _cached(prepared, data, tensors, bins, model, use_cache, task)
-    if full is not None:
-        return full, True
     lean = [t for t in tensors if t not in away]
-    got = _cached(prepared, data, lean, bins, model, use_cache, task) if away else None
-    if got is not None:
-        got.fused_away = away
-        if complete or missing_histograms(prepared.graph, recipe, got):
-            take_fused_away(prepared, data, got, task, bins, use_cache)
-        return got, True
-    if not away or complete or missing_histograms(prepared.graph, recipe,
-                                                  CalibrationData({}, fused_away=away)):
+    whole = complete or bool(_unfused(prepared.graph, recipe, away))
+    for names in ([tensors, lean] if away else [tensors]):
+        hit = _cached_histograms(prepared, data, names, bins, model, use_cache, task)
+        if hit is not None:
+            got = CalibrationData(hit[0], weight_stats(model), hit[1], dict(data_mask_limits(prepared, data, model)),
+                                  fused_away=away if names is lean else {})
+            if whole:
+                take_fused_away(prepared, data, got, task, bins, use_cache)
+            return got, True
+    if whole or not away:
         return _collect_and_save(prepared, data, tensors, bins, model, task), False
     result = _collect_and_save(prepared, data, lean, bins, model, task)
     result.fused_away = away
@@ -190,17 +200,17 @@ def take_fused_away(prepared: PreparedModel, data: DataSource, calib: Calibratio
     task = task or NullTask()
     model = prepared.load_proto()
     rest = list(calib.fused_away)
-    got = _cached(prepared, data, rest, bins, model, use_cache, task, warn=False)  # the first part warned
-    if got is None:
-        got = _collect_and_save(prepared, data, rest, bins, model, task, warn=False)
-    calib.histograms = {**calib.histograms, **got.histograms}
+    hit = _cached_histograms(prepared, data, rest, bins, model, use_cache, task, warn=False)  # the first part warned
+    hists = hit[0] if hit is not None else _collect_and_save(prepared, data, rest, bins, model, task,
+                                                             warn=False).histograms
+    calib.histograms = {**calib.histograms, **hists}
     calib.fused_away = {}
 
 
-def _cached(prepared: PreparedModel, data: DataSource, tensors: list[str], bins: int, model, use_cache: bool,
-            task: Task, warn: bool = True) -> CalibrationData | None:
-    """The cached histograms of exactly ``tensors``, or None (none cached, or a damaged file: rebuilt); ``warn``:
-    about non-finite input values the data holds."""
+def _cached_histograms(prepared: PreparedModel, data: DataSource, tensors: list[str], bins: int, model,
+                       use_cache: bool, task: Task, warn: bool = True) -> tuple[dict, int] | None:
+    """(histograms, samples) cached for exactly ``tensors``, or None (none cached, or a damaged file: rebuilt);
+    ``warn``: about non-finite input values the data holds."""
     path = cache_path(prepared, data, tensors, bins, model)
     if not (use_cache and path.exists()):
         return None
@@ -215,7 +225,7 @@ def _cached(prepared: PreparedModel, data: DataSource, tensors: list[str], bins:
     task.report(1.0, "calibration histograms loaded from cache")
     if warn:
         warn_nonfinite_inputs(data, index.get("input_nonfinite") or {})
-    return CalibrationData(hists, weight_stats(model), samples, dict(data_mask_limits(prepared, data, model)))
+    return hists, samples
 
 
 def _collect_and_save(prepared: PreparedModel, data: DataSource, tensors: list[str], bins: int, model,
