@@ -192,13 +192,13 @@ class DiffEngine:
                 clip[name][0] += outside
                 clip[name][1] += values
 
-        def compare(key: tuple[str, str], ft: str, x: np.ndarray, y: np.ndarray) -> None:
+        def compare(key: tuple[str, str], ft: str, x: np.ndarray, y: np.ndarray, p) -> None:
             ls = passes.get(key)
             if ls is None:
                 bounds = self.bounds.get(ft, (-math.inf, math.inf)) if key[0] == "c" else (-math.inf, math.inf)
                 ls = passes[key] = pair_stats_native.LayerStats(pair_stats_native.plain_plan(
-                    1.0, 0, None, x.ndim, self.channel_axes.get(ft), major[ft], bounds))
-            if x.dtype != np.float32 or y.dtype != np.float32:  # float16/64 models: numpy, every batch
+                    p.y_scale, p.y_zero_point, None, x.ndim, self.channel_axes.get(ft), major[ft], bounds))
+            if x.dtype != np.float32 or y.dtype.kind == "f" and y.dtype != np.float32:  # float16/64 models: numpy
                 fold(key, pair_stats_native.numpy_pair(ls.plan, x, y) + (x.size,))
                 return
             if y.shape != x.shape:
@@ -218,7 +218,7 @@ class DiffEngine:
                     x = fvals[ft]
                     n_elem[ft] = x.size
                     if p.y:  # compared here in one pass, the clipped values counted by it
-                        compare(("c", ft), ft, x, vals[p.y])
+                        compare(("c", ft), ft, x, vals[p.y], p)
                     else:
                         acc[ft].add_partial(vals[p.xx], vals[p.ee], vals[p.yy], vals[p.emax], vals[p.emin],
                                             vals[p.esum], x.size)
@@ -234,7 +234,7 @@ class DiffEngine:
                 for node, p in g.isolated.items():
                     ft = self._by_node[node].fp32_tensor
                     if p.y:
-                        compare(("i", node), ft, fvals[ft], vals[p.y])
+                        compare(("i", node), ft, fvals[ft], vals[p.y], p)
                     else:
                         iso_acc[node].add_partial(vals[p.xx], vals[p.ee], vals[p.yy], vals[p.emax], vals[p.emin],
                                                   vals[p.esum], n_elem[ft])

@@ -267,6 +267,8 @@ def run_once(plan: PairPlan, x: np.ndarray, minus: np.ndarray | None, q: np.ndar
 
 def numpy_pair(plan: PairPlan, x: np.ndarray, y: np.ndarray) -> tuple:
     """``run_once`` for a plain plan in numpy (float64): tensors the kernel does not take (float16/64 models)."""
+    if y.dtype.kind in "iu":  # integers fetched in place of their DequantizeLinear (``diff_graph.integer_fetch``)
+        y = (y.astype(np.int32) - np.int32(plan.zero_point)).astype(np.float32) * np.float32(plan.scale)
     xv, yv = np.asarray(x, np.float64), np.asarray(y, np.float64)
     e = yv - xv
     axes = tuple(a for a in range(xv.ndim) if a not in plan.keep)

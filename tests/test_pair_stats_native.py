@@ -222,6 +222,34 @@ def test_exact_analysis_compiled_equals_the_statistics_graph(tmp_path, monkeypat
         _same(fast, graph)
 
 
+def test_exact_engine_fetches_integers_and_drops_the_isolated_outputs_dequantization(tmp_path):
+    """Pairs compared in the compiled pass read the integers of the DequantizeLinear computing their Q/DQ tensor
+    (a quarter of the bytes), dequantized by the pass; the isolated copies' own DequantizeLinear nodes, read by
+    nothing else, are gone. That the figures are unchanged is ``test_exact_analysis_compiled_equals_the_statistics_
+    graph``'s check (the graph dequantizes in onnxruntime)."""
+    import onnx  # noqa: PLC0415
+
+    from analyzers.diff import DiffEngine  # noqa: PLC0415
+    from workbench.calibration_cache import op_types_for  # noqa: PLC0415
+
+    s = _residual_session(tmp_path)
+    s.calibration()
+    q = s.quantize()
+    e = DiffEngine(s.prepared.load_proto(), onnx.load(str(q.path)), set(op_types_for(s.recipe)), set(q.excluded))
+    g = e.graph
+    pairs = [p for p in list(g.cumulative.values()) + list(g.isolated.values()) if p.y]
+    assert g.isolated and pairs
+    producers = {o: n for n in g.model.graph.node for o in n.output}
+    for p in pairs:
+        assert producers[p.y].op_type == "QuantizeLinear" and p.y_scale > 0, p.y
+    iso_outputs = {o for n in g.model.graph.node if n.name.startswith("iso") for o in n.output}
+    assert not [n for n in g.model.graph.node if n.op_type == "DequantizeLinear" and n.output[0] in iso_outputs
+                and not any(n.output[0] in m.input for m in g.model.graph.node)]
+    feed = next(iter(s.eval_data.batches(limit=4, batch_size=4)))[2]
+    _, vals = e._infer(feed)
+    assert {vals[p.y].dtype for p in pairs} == {np.dtype(np.uint8)}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["transformer_ninf_op17", "seq_ctc_op12"])
 def test_exact_analysis_compiled_equals_the_graph_on_masks_and_sequences(name, monkeypatch):
