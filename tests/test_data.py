@@ -129,3 +129,23 @@ def test_npz_rows_are_read_on_demand_and_exact(tmp_path, compressed):
         np.testing.assert_array_equal(r.rows("y", a, b), y[a:b])
     np.testing.assert_array_equal(r.read("labels"), np.arange(50))
     r.close()
+
+
+def test_prefetched_file_hash_is_the_file_hash_and_a_changed_file_is_hashed_again(tmp_path):
+    """``prefetch_sha256`` hashes in the background what ``sha256_file`` then returns; a file rewritten in between
+    (another size or time) is hashed afresh, never given the stale digest."""
+    import hashlib
+    import os
+
+    from workbench import paths
+
+    f = tmp_path / "d.npz"
+    f.write_bytes(b"a" * 3_000_000)
+    paths.prefetch_sha256(f)
+    assert paths.sha256_file(f) == hashlib.sha256(f.read_bytes()).hexdigest()
+    paths.prefetch_sha256(f)
+    f.write_bytes(b"b" * 3_000_001)
+    os.utime(f, ns=(1, 1))
+    assert paths.sha256_file(f) == hashlib.sha256(b"b" * 3_000_001).hexdigest()
+    paths.prefetch_sha256(tmp_path / "missing.npz")  # nothing to hash: no error, nothing left pending
+    assert not any(k[0].endswith(("missing.npz", "d.npz")) for k in paths._PREFETCHED)

@@ -201,7 +201,8 @@ def _store(model: onnx.ModelProto, source: str, notes: list[str], op_types) -> P
         # serialize without the weights for hashing: hashing a >2 GB proto is not possible in one piece
         digest = sha256_bytes(source.encode(), str(size).encode())
     else:
-        digest = sha256_bytes(model.SerializeToString(deterministic=True))
+        data = model.SerializeToString(deterministic=True)
+        digest = sha256_bytes(data)
     folder = cache_dir() / "models" / digest[:16]
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "model.onnx"
@@ -210,10 +211,13 @@ def _store(model: onnx.ModelProto, source: str, notes: list[str], op_types) -> P
         if damage not in ("missing", "unstamped"):
             notes.append(f"the cached prepared model {path} was damaged ({damage}); rebuilt it")
         tmp = folder / "model.onnx.tmp"
-        onnx.save(model, str(tmp), save_as_external_data=large, all_tensors_to_one_file=True,
-                  location="model.onnx.data")
+        if large:
+            onnx.save(model, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True,
+                      location="model.onnx.data")
+        else:  # the bytes just hashed: serialized once, and the file's hash is the digest
+            tmp.write_bytes(data)
         tmp.replace(path)
-        _stamp(path)
+        _stamp(path, None if large else digest)
     graph = build_graph(model, op_types_to_quantize=op_types)
     return PreparedModel(source=source, path=path, graph=graph, sha256=digest, notes=notes, size_bytes=size,
                          opset=opset_of(model))
@@ -223,17 +227,18 @@ def _stamp_path(path: Path) -> Path:
     return path.with_name(path.name + ".stamp.json")
 
 
-def _fingerprint(path: Path) -> dict:
-    """Size and hash of the cached model file, and the size of its external data file when it has one."""
+def _fingerprint(path: Path, sha256: str | None = None) -> dict:
+    """Size and hash of the cached model file (``sha256``: already known), and the size of its external data file
+    when it has one."""
     data = path.with_name(path.name + ".data")
-    return {"size": path.stat().st_size, "sha256": sha256_file(path),
+    return {"size": path.stat().st_size, "sha256": sha256 or sha256_file(path),
             "data_size": data.stat().st_size if data.exists() else None}
 
 
-def _stamp(path: Path) -> None:
+def _stamp(path: Path, sha256: str | None = None) -> None:
     """Record what the cached file must look like, so a truncated or altered copy is noticed on the next run."""
     tmp = path.with_name(path.name + ".stamp.tmp")
-    tmp.write_text(json.dumps(_fingerprint(path)), encoding="utf-8")
+    tmp.write_text(json.dumps(_fingerprint(path, sha256)), encoding="utf-8")
     tmp.replace(_stamp_path(path))
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from .errors import WorkbenchError
@@ -71,8 +73,46 @@ def sha256_bytes(*chunks: bytes) -> str:
     return h.hexdigest()
 
 
+# files being hashed in the background (``prefetch_sha256``), by (path, size, mtime): a changed file is hashed again
+_PREFETCHED: dict[tuple, Future] = {}
+_PREFETCH_LOCK = threading.Lock()
+_PREFETCH_POOL: list[ThreadPoolExecutor] = []
+
+
+def _file_key(path: str | Path) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (os.path.realpath(path), st.st_size, st.st_mtime_ns) if os.path.isfile(path) else None
+
+
+def prefetch_sha256(*paths: str | Path) -> None:
+    """Start hashing ``paths`` in a background thread; ``sha256_file`` then takes the result. A session hashes its
+    data files while it prepares the model (hashlib releases the GIL): 0.15 s of two 77 MB files on the 2-core VM."""
+    with _PREFETCH_LOCK:
+        for p in paths:
+            key = _file_key(p)
+            if key is not None and key not in _PREFETCHED:
+                if not _PREFETCH_POOL:
+                    _PREFETCH_POOL.append(ThreadPoolExecutor(2, thread_name_prefix="qwb-hash"))
+                _PREFETCHED[key] = _PREFETCH_POOL[0].submit(_hash_file, p, 1 << 20)
+
+
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     """Content hash of a file, streamed so multi-GB external weight files do not load into memory."""
+    if _PREFETCHED:
+        key = _file_key(path)
+        with _PREFETCH_LOCK:
+            pending = _PREFETCHED.pop(key, None)
+            for stale in [k for k in _PREFETCHED if key and k[0] == key[0]]:  # the file changed since
+                del _PREFETCHED[stale]
+        if pending is not None:
+            return pending.result()
+    return _hash_file(path, chunk)
+
+
+def _hash_file(path: str | Path, chunk: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while True:

@@ -19,7 +19,7 @@ from .data import DataSource, open_data
 from .errors import DataError, WorkbenchError
 from .model_loader import is_factory_spec
 from .model_prep import PreparedModel, prepare_model
-from .paths import cache_dir, sha256_bytes
+from .paths import cache_dir, prefetch_sha256, sha256_bytes
 from .quantize import QuantizeResult, quantize
 from .recipe import Recipe
 from .recipe_ranges import CalibrationIncomplete
@@ -45,6 +45,7 @@ class Session:
         self.recipe = recipe if recipe is not None else (Recipe.load(recipe_path) if recipe_path else Recipe())
         self.spec = SessionSpec(str(model), str(calib), str(eval) if eval else None,
                                 str(recipe_path) if recipe_path else None, trust_code)
+        prefetch_sha256(*(p for p in (calib, eval) if p and Path(str(p)).suffix.lower() in (".npz", ".npy")))
         example = None
         model_s = str(model)
         if is_factory_spec(model_s) or Path(model_s).suffix.lower() not in ("", ".onnx"):
