@@ -40,7 +40,8 @@ class CalibrationTaps:
             raise TapsUnavailable("QWB_EXPOSED_CALIBRATION is set")
         if not any(n.op_type == "Conv" for n in model.graph.node):
             raise TapsUnavailable("no Conv: onnxruntime blocks no tensor into NCHWc, exposing them costs nothing more")
-        if any(t in constant_tensors(model) for t in tensors):
+        constants = constant_tensors(model)
+        if any(t in constants for t in tensors):
             # folded into initializers by any build (a transformer's LayerNorm weights behind Identity nodes): those
             # builds would be spent for nothing
             raise TapsUnavailable("a tensor to read is computed from initializers alone")
