@@ -29,20 +29,16 @@ class NodeMacs:
     weight: str | None  # the initializer behind its weight input, if any (follows one DequantizeLinear)
 
 
+_KEEP_DATA = 4096  # initializers up to this many elements keep their values (shape constants, data propagation)
+
+
 def count_macs(model, input_shapes: dict[str, tuple]) -> list[NodeMacs]:
     """MACs of every Conv/ConvTranspose/Gemm/MatMul (and integer forms) in ``model`` for these inputs.
 
     ``model`` is an ``onnx.ModelProto`` (weights may be left on disk: only their dims are read).
     """
 
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    for inp in m.graph.input:
-        if inp.name in input_shapes and inp.type.HasField("tensor_type"):
-            dims = inp.type.tensor_type.shape.dim
-            del dims[:]
-            for d in input_shapes[inp.name]:
-                dims.add().dim_value = int(d)
+    m = _with_shapes(model, input_shapes, strip=True)
     try:
         inferred = shape_inference.infer_shapes(m, strict_mode=False, data_prop=True)
     except Exception:  # noqa: BLE001 - contrib ops or bad value_info: count what can be counted
@@ -52,12 +48,33 @@ def count_macs(model, input_shapes: dict[str, tuple]) -> list[NodeMacs]:
         try:
             from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference  # noqa: PLC0415 - fallback only
 
-            again = _count(SymbolicShapeInference.infer_shapes(m, auto_merge=True))
+            again = _count(SymbolicShapeInference.infer_shapes(_with_shapes(model, input_shapes), auto_merge=True))
             if sum(n.macs is None for n in again) < sum(n.macs is None for n in out):
                 out = again
         except Exception:  # noqa: BLE001 - a fallback: keep what onnx's inference counted
             pass
     return out
+
+
+def _with_shapes(model, input_shapes: dict[str, tuple], strip: bool = False):
+    """A copy of ``model`` whose inputs have ``input_shapes``; ``strip``: without the values of large initializers
+    (onnx's shape inference reads their dims, and values only of small shape constants; the weights' bytes would be
+    serialized through it twice for nothing: 0.08 -> 0.03 s on a 224-px MobileNetV2)."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    if strip:
+        for init in m.graph.initializer:
+            if math.prod(init.dims) > _KEEP_DATA:
+                for f in ("raw_data", "float_data", "double_data", "int32_data", "int64_data", "external_data"):
+                    init.ClearField(f)
+                init.ClearField("data_location")
+    for inp in m.graph.input:
+        if inp.name in input_shapes and inp.type.HasField("tensor_type"):
+            dims = inp.type.tensor_type.shape.dim
+            del dims[:]
+            for d in input_shapes[inp.name]:
+                dims.add().dim_value = int(d)
+    return m
 
 
 def _count(m) -> list[NodeMacs]:
