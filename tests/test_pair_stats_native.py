@@ -278,3 +278,31 @@ def test_deployed_statistics_split_over_two_threads_equal_the_overlapped_ones(tm
         assert (a.cumulative.sqnr_db, a.cumulative.max_abs, a.clip_rate) == \
             (b.cumulative.sqnr_db, b.cumulative.max_abs, b.clip_rate), a.node
     assert np.array_equal(split.heatmap, overlapped.heatmap, equal_nan=True)
+
+
+def test_deployed_statistics_shared_with_the_waiting_thread_give_the_same_figures(tmp_path, monkeypatch):
+    """When the sessions finish a batch before the worker has run its statistics, the calling thread runs the layers
+    the worker has not taken (it would otherwise wait with a core idle): each layer is run once, by either thread,
+    and the figures are those of the worker alone."""
+    import threading
+    import time as _time
+
+    import analyzers.deployed_engine as de  # noqa: PLC0415 - the engine whose schedule is observed
+
+    s = _residual_session(tmp_path)
+    alone = analyze(s, kernels="deployed")
+    run, threads = P.LayerStats.run, []
+
+    def slow(job):  # the worker's layers take long enough for the calling thread to reach _finish
+        if threading.current_thread() is not threading.main_thread():
+            _time.sleep(0.01)
+        threads.append(threading.current_thread() is threading.main_thread())
+        return run(job)
+
+    monkeypatch.setattr(P.LayerStats, "run", staticmethod(slow))
+    shared = analyze(s, kernels="deployed")
+    assert de.DeployedEngine.overlap and any(threads) and not all(threads)  # both threads ran layers
+    for a, b in zip(shared.layers, alone.layers):
+        assert (a.cumulative.sqnr_db, a.cumulative.max_abs, a.cumulative.mse, a.clip_rate) == \
+            (b.cumulative.sqnr_db, b.cumulative.max_abs, b.cumulative.mse, b.clip_rate), a.node
+    assert np.array_equal(shared.heatmap, alone.heatmap, equal_nan=True)
