@@ -90,6 +90,10 @@ def _group(shape: tuple, keep: tuple) -> tuple[tuple[int, ...], tuple[int, ...]]
     return out, tuple(steps)
 
 
+#: pixels from which a blocked tensor is walked block by block (below: pixel by pixel, all channels at once)
+BLOCK_WALK_PIXELS = 128
+
+
 def _views(plan: PairPlan, x: np.ndarray, minus: np.ndarray | None, q: np.ndarray) -> tuple[list, tuple]:
     """([(x view, minus view or None, integers view, group steps, group offset)], the sums' shape of one batch)."""
     if plan.block is None:
@@ -106,6 +110,26 @@ def _views(plan: PairPlan, x: np.ndarray, minus: np.ndarray | None, q: np.ndarra
     if b != plan.block or qn.shape != (n, h, w, plan.channels):
         raise ValueError(f"deployed integers {q.shape} do not fit the blocked FP32 tensor {x.shape}")
     shape = (n, cb, b) if plan.sample_major else (cb, b)
+    if h * w >= BLOCK_WALK_PIXELS:
+        # walked [N, blocks, H, W, B]: the FP32 tensor in its own order, the integers gathered a pixel's B channels
+        # at a time (a quarter of the bytes to gather); on a 224-px MobileNetV2 1.45 against 2.0 ns per value at
+        # 56 x 56 x 144, 3.9 against 3.5 at 7 x 7 x 960 (where a block is too few rows)
+        steps = (cb * b if plan.sample_major else 0, b, 0, 0, 1)
+        full, rest = divmod(plan.channels, b)
+
+        def blocks(a, lo, hi):  # [N, blocks, H, W, B] as held
+            return None if a is None else a[:, lo:hi]
+
+        def qblocks(lo, hi, width):  # the integers walked in the same order: [N, blocks, H, W, B]
+            return _split_last(qn[..., lo * b:lo * b + (hi - lo) * width], hi - lo, width).transpose(0, 3, 1, 2, 4)
+
+        parts = []
+        if full:
+            parts.append((blocks(x, 0, full), blocks(minus, 0, full), qblocks(0, full, b), steps, 0))
+        if rest:
+            mt = None if minus is None else blocks(minus, full, full + 1)[..., :rest]
+            parts.append((blocks(x, full, full + 1)[..., :rest], mt, qblocks(full, full + 1, rest), steps, full * b))
+        return parts, shape
     # walked [N, H, W, blocks, B]: one pixel's channels at a time, so the channels-last integers are read in order
     steps = (cb * b if plan.sample_major else 0, 0, 0, b, 1)
     full, rest = divmod(plan.channels, b)

@@ -67,10 +67,12 @@ def test_plain_layouts_every_integer_type(dtype, zp, sample_major):
         _check(got, want)
 
 
+@pytest.mark.parametrize("walk", ["blocks", "pixels"])
 @pytest.mark.parametrize("channels,block", [(20, 8), (32, 16), (3, 4), (37, 16)])
-def test_blocked_fp32_with_padding_and_a_subtracted_tensor(channels, block):
+def test_blocked_fp32_with_padding_and_a_subtracted_tensor(channels, block, walk, monkeypatch):
     """NCHWc-blocked FP32 (the last block padded with garbage, which must not count) against NHWC integers, with
-    the fused-residual form x = out - sum."""
+    the fused-residual form x = out - sum; walked block by block (large images) and pixel by pixel (small ones)."""
+    monkeypatch.setattr(P, "BLOCK_WALK_PIXELS", 0 if walk == "blocks" else 10**9)
     n, h, w = 2, 4, 33
     cb = -(-channels // block)
     src = RNG.standard_normal((n, channels, h, w)).astype(np.float32)
