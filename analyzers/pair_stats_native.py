@@ -90,8 +90,15 @@ def _group(shape: tuple, keep: tuple) -> tuple[tuple[int, ...], tuple[int, ...]]
     return out, tuple(steps)
 
 
-#: pixels from which a blocked tensor is walked block by block (below: pixel by pixel, all channels at once)
+#: pixels from which a blocked tensor is walked block by block (below: pixel by pixel, all channels at once) where
+#: the AVX2 block kernel does not take its blocks (``_block_kernel``)
 BLOCK_WALK_PIXELS = 128
+
+
+def _block_kernel(block: int) -> bool:
+    """Whether blocks of ``block`` channels run the AVX2 block kernel here: then they are walked block by block at
+    any size (on a 224-px MobileNetV2's 7 x 7 maps 1.6 against 3.7 ns per value pixel by pixel)."""
+    return block in (8, 16) and _pairstats is not None and _pairstats.block8()
 
 
 def _views(plan: PairPlan, x: np.ndarray, minus: np.ndarray | None, q: np.ndarray) -> tuple[list, tuple]:
@@ -110,10 +117,10 @@ def _views(plan: PairPlan, x: np.ndarray, minus: np.ndarray | None, q: np.ndarra
     if b != plan.block or qn.shape != (n, h, w, plan.channels):
         raise ValueError(f"deployed integers {q.shape} do not fit the blocked FP32 tensor {x.shape}")
     shape = (n, cb, b) if plan.sample_major else (cb, b)
-    if h * w >= BLOCK_WALK_PIXELS:
-        # walked [N, blocks, H, W, B]: the FP32 tensor in its own order, the integers gathered a pixel's B channels
-        # at a time (a quarter of the bytes to gather); on a 224-px MobileNetV2 1.45 against 2.0 ns per value at
-        # 56 x 56 x 144, 3.9 against 3.5 at 7 x 7 x 960 (where a block is too few rows)
+    if h * w >= BLOCK_WALK_PIXELS or _block_kernel(b):
+        # walked [N, blocks, H, W, B]: the FP32 tensor in its own order, the integers read a pixel's B channels at
+        # a time; without the block kernel, on a 224-px MobileNetV2 1.45 against 2.0 ns per value at 56 x 56 x 144,
+        # 3.9 against 3.5 at 7 x 7 x 960 (where a block is too few rows for the packed rows' overhead)
         steps = (cb * b if plan.sample_major else 0, b, 0, 0, 1)
         full, rest = divmod(plan.channels, b)
 

@@ -67,12 +67,24 @@ def test_plain_layouts_every_integer_type(dtype, zp, sample_major):
         _check(got, want)
 
 
-@pytest.mark.parametrize("walk", ["blocks", "pixels"])
+@pytest.mark.parametrize("walk", ["block kernel", "blocks", "pixels"])
 @pytest.mark.parametrize("channels,block", [(20, 8), (32, 16), (3, 4), (37, 16)])
 def test_blocked_fp32_with_padding_and_a_subtracted_tensor(channels, block, walk, monkeypatch):
     """NCHWc-blocked FP32 (the last block padded with garbage, which must not count) against NHWC integers, with
-    the fused-residual form x = out - sum; walked block by block (large images) and pixel by pixel (small ones)."""
-    monkeypatch.setattr(P, "BLOCK_WALK_PIXELS", 0 if walk == "blocks" else 10**9)
+    the fused-residual form x = out - sum; walked block by block (by the AVX2 block kernel where the CPU has it, or
+    by packed rows) and pixel by pixel."""
+    if walk == "block kernel" and not P._block_kernel(8):
+        pytest.skip("no AVX2 here: the block kernel is not built or not picked")
+    monkeypatch.setattr(P, "BLOCK_WALK_PIXELS", 0 if walk != "pixels" else 10**9)
+    if walk != "block kernel":
+        P._pairstats.block8(False)
+    try:
+        _blocked_case(channels, block)
+    finally:
+        P._pairstats.block8(True)
+
+
+def _blocked_case(channels, block):
     n, h, w = 2, 4, 33
     cb = -(-channels // block)
     src = RNG.standard_normal((n, channels, h, w)).astype(np.float32)
@@ -83,14 +95,17 @@ def test_blocked_fp32_with_padding_and_a_subtracted_tensor(channels, block, walk
     def as_blocked(a):  # [N, C', H, W] -> memory [N, C'/B, H, W, B]
         return np.ascontiguousarray(a.reshape(n, cb, block, h, w).transpose(0, 1, 3, 4, 2))
 
-    q = _grid(src, 0.05, 3, np.uint8)
-    for sm in (True, False):
-        plan = P.blocked_plan(0.05, 3, (0, 2, 3, 1), channels, block, sm, (-0.2, 0.5))
-        xx, ee, *rest = P.run_once(plan, as_blocked(raw), as_blocked(minus),
-                                                    q.transpose(0, 2, 3, 1).copy())
-        xx, ee = (a.reshape(*a.shape[:-2], -1)[..., :channels] for a in (xx, ee))  # as DeployedEngine folds
-        xs = raw[:, :channels] - minus[:, :channels]
-        _check((xx, ee, *rest), _reference(xs, q, 0.05, 3, (0, 1) if sm else (1,), bounds=(-0.2, 0.5)))
+    for dtype, zp, scale in ((np.uint8, 3, 0.05), (np.int8, 0, 0.05), (np.uint16, 300, 0.001), (np.int16, -5, 0.001)):
+        q = _grid(src, scale, zp, dtype)
+        for sm, subtracted in ((True, True), (False, True), (True, False)):
+            x, m = (raw, minus) if subtracted else (src, None)
+            blocked = np.pad(x[:, :channels], ((0, 0), (0, cb * block - channels), (0, 0), (0, 0)), constant_values=1e6)
+            plan = P.blocked_plan(scale, zp, (0, 2, 3, 1), channels, block, sm, (-0.2, 0.5))
+            xx, ee, *rest = P.run_once(plan, as_blocked(blocked), None if m is None else as_blocked(m),
+                                       q.transpose(0, 2, 3, 1).copy())
+            xx, ee = (a.reshape(*a.shape[:-2], -1)[..., :channels] for a in (xx, ee))  # as DeployedEngine folds
+            _check((xx, ee, *rest), _reference(src if m is None else raw[:, :channels] - m[:, :channels], q, scale,
+                                               zp, (0, 1) if sm else (1,), bounds=(-0.2, 0.5)))
 
 
 def test_rows_longer_than_the_float_lanes_and_element_wise_groups():
