@@ -34,6 +34,7 @@ from backends.runner import SessionConfig, build_session
 from backends.tasks import NullTask, Task
 
 from . import pair_stats_native
+from .background import alongside
 from .deployed_layers import DeployedLayerTaps
 from .diff import (DiffOutcome, LayerOutcome, _batch_for, _count_outside, _dim_names, _largest_activation_bytes,
                    _per_sample, _relu_outputs, _sample_major, _shapes, weight_errors)
@@ -79,6 +80,7 @@ class DeployedEngine:
         """``taps``: the deployed graph with each layer's integers (owned by the caller, who closes it);
         ``config_entries``: onnxruntime session config of the deployed sessions (as the user deploys)."""
         t0 = time.perf_counter()
+        weights = alongside(weight_errors, fp32, int8)  # numpy beside the session builds
         self.match, self.taps, self.batched = m, taps, batched
         self.fp32_model = fp32
         self.model_outputs = [o.name for o in fp32.graph.output]
@@ -130,7 +132,7 @@ class DeployedEngine:
         self.fp32_inputs = {i.name for i in self.fp32_session.get_inputs()}
         self.nonnegative = _relu_outputs(fp32) | _clipped_at_zero(fp32)
         self.bounds = {lay.fp32_tensor: lay.act.bounds() for lay in m.layers if lay.act is not None}
-        self.weights = weight_errors(fp32, int8)
+        self.weights = weights()
         self.per_sample_bytes = _largest_activation_bytes(fp32) * 8
         self.stats = None  # the statistics session, built on the first batch once each tap's layout is known
         # the statistics in one compiled pass per layer where the extension is built (``pair_stats_native``), else

@@ -15,7 +15,8 @@ import numpy as np
 import onnx
 
 from analyzers.calibration.histogram import MASK_MAGNITUDE
-from analyzers.calibration.methods import range_stats
+from analyzers.background import alongside
+from analyzers.calibration.methods import RangeStats, range_stats
 from analyzers.deployed_engine import NOT_COMPUTED, DeployedEngine
 from analyzers.deployed_layers import DeployedLayerTaps, kernel_departs, own_gap
 from analyzers.diff import DiffEngine
@@ -83,6 +84,8 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
     # the mask path's tensors, each with the magnitude from which its values are masked
     masked = ({t: q.mask_path.limits.get(t, MASK_MAGNITUDE) for t in q.mask_path.tensors} if q.mask_path else {})
     taps, notes = None, list(q.notes)
+    # the hints' range statistics need only the calibration: numpy on the second core while the sessions build
+    range_figures = alongside(_range_figures, calib, q.ranges)
     if kernels != "exact":  # the deployed graph, each layer's integers fetched from the kernels it runs
         m = match(fp32, int8, set(op_types_for(recipe)), excluded)
         try:
@@ -126,7 +129,7 @@ def analyze(session: Session, recipe: Recipe | None = None, samples: int | None 
             iso = outcome.layers[node].isolated if node in outcome.layers else None
             if iso is not None:
                 cache[node] = (sig, iso)
-    layers = _assemble_layers(session, recipe, calib, q.ranges, engine, outcome, excluded)
+    layers = _assemble_layers(session, recipe, calib, q.ranges, range_figures(), engine, outcome, excluded)
     for lay in layers:  # before flagging, so a flagged mask-path layer shows its real cause
         h = q.mask_path.hint(lay.node, session.graph) if q.mask_path else None
         if h is not None:
@@ -254,7 +257,7 @@ def _also_deployed(batches, deployed: DeployedOutputs, labels):
         yield start, stop, feed
 
 
-def _assemble_layers(session, recipe, calib, ranges, engine, outcome, excluded) -> list[LayerResult]:
+def _assemble_layers(session, recipe, calib, ranges, figures, engine, outcome, excluded) -> list[LayerResult]:
     g = session.graph
     out = []
     for lay in engine.match.layers:
@@ -268,16 +271,21 @@ def _assemble_layers(session, recipe, calib, ranges, engine, outcome, excluded) 
         r = LayerResult(lay.node, lay.op_type, lay.fp32_tensor, lay.int8_tensor, precision, lay.index, node.depth,
                         o.cumulative, iso, o.weight, amp, introduced, o.clip_rate)
         if lay.quantized:
-            r.hints = layer_hints(_hint_inputs(lay, recipe, calib, ranges, o.clip_rate))
+            r.hints = layer_hints(_hint_inputs(lay, recipe, calib, ranges, figures, o.clip_rate))
         out.append(r)
     return out
 
 
-def _hint_inputs(lay, recipe, calib, ranges, clip_rate) -> HintInputs:
+def _range_figures(calib, ranges) -> dict[str, RangeStats]:
+    """Each calibrated tensor's range statistics under the recipe's ranges (``range_stats``), for the hints."""
+    return {t: range_stats(h, tr.lo, tr.hi, tr.spec) for t, tr in ranges.items()
+            if (h := calib.histograms.get(t)) is not None and h.count}
+
+
+def _hint_inputs(lay, recipe, calib, ranges, figures, clip_rate) -> HintInputs:
     s = recipe.settings
     tr = ranges.get(lay.fp32_tensor)
-    h = calib.histograms.get(lay.fp32_tensor)
-    rs = range_stats(h, tr.lo, tr.hi, tr.spec) if (tr is not None and h is not None and h.count) else None
+    rs = figures.get(lay.fp32_tensor) if tr is not None else None
     inputs = []
     for t in lay.activation_inputs:
         hi = calib.histograms.get(t)

@@ -20,6 +20,7 @@ import onnx
 
 from backends.tasks import NullTask, Task
 
+from ..background import numpy_threads_safe
 from ..onnx_utils import expose_tensors, initializer_arrays, make_session, weight_channel_axis
 from .grid import QuantSpec
 from .histogram import DEFAULT_BINS, HistogramSnapshot, StreamingHistogram
@@ -106,10 +107,8 @@ def fold_workers(tensors: int) -> int:
     """Threads folding histograms: one per CPU this process may use, at most one per tensor and at most
     ``MAX_FOLD_WORKERS`` (the compiled fold releases the GIL for the whole tensor, but threads beyond the cores only
     compete with onnxruntime's; the numpy fallback takes the GIL back at every call).
-    One under ``scripts/emulate-x86-cpu``: QEMU user mode crashed numpy running in two threads at once (a
-    segfault in np.unique mid-suite, not reproducible alone), and the emulated run checks integer kernels, not
-    folding speed."""
-    if os.environ.get("QWB_EMULATED_X86_CPU"):
+    One where numpy may not run in two threads (``numpy_threads_safe``: under ``scripts/emulate-x86-cpu``)."""
+    if not numpy_threads_safe():
         return 1
     try:
         cpus = len(os.sched_getaffinity(0))
