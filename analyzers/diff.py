@@ -28,7 +28,6 @@ from backends.cpu import physical_cores
 from backends.tasks import NullTask, Task
 
 from . import pair_stats_native
-from .background import alongside
 from .diff_graph import FP32_PREFIX, build_diff_graph, per_sample_size
 from .diff_types import ErrorMetrics, OutputResult, WeightError
 from .metrics import ErrorAccumulator, Reservoir, channel_axis_for, channel_sqnr, power_ratio_db
@@ -107,7 +106,6 @@ class DiffEngine:
         ``masked``: FP32 tensors holding mask values (-inf, finfo.min), compared over their ordinary values; a
         mapping gives the magnitude from which each one's values are masked (``build_diff_graph``)."""
         t0 = time.perf_counter()
-        weights = alongside(weight_errors, fp32, int8)  # numpy beside the session builds
         self.match = match(fp32, int8, quantizable_ops, excluded)
         self._by_node = {lay.node: lay for lay in self.match.layers}
         self.batched = batched
@@ -152,7 +150,7 @@ class DiffEngine:
         self.fp32_fetch = [t for t in needed if t not in {i.name for i in fp32.graph.input}]
         self.fp32_session = _fp32_session(fp32, self.fp32_fetch, fp32_key, threads) if self.fp32_fetch else None
         self.input_names = {i.name for i in self.session.get_inputs()}
-        self.weights = weights()
+        self.weights = weight_errors(fp32, int8)
         self.reservoir_size = reservoir
         # live memory per sample: a few of the largest activations per model instance (fp32, int8, isolated)
         self.per_sample_bytes = _largest_activation_bytes(fp32) * 8
