@@ -28,6 +28,7 @@ from backends.runner import SessionConfig, build_session
 
 from .diff_types import ErrorMetrics
 from .gap_fold import gap_fold
+from .onnx_utils import tensor_size
 from .qdq_match import QDQMatch
 
 # a layer whose deployed SQNR is this much below its exact one is flagged (``kernel_departs``): rounding ties
@@ -109,7 +110,7 @@ def map_layers(optimized: onnx.ModelProto, m: QDQMatch, int8: onnx.ModelProto) -
         if aq is None or aq.qtype not in _QTYPES:
             continue
         q = m.int8_nodes.get(aq.q_node)
-        if q is None or len(q.input) < 2 or _size(int8_inits.get(q.input[1])) != 1:
+        if q is None or len(q.input) < 2 or tensor_size(int8_inits.get(q.input[1])) != 1:
             continue  # per-axis activation quantization: not read here
         qname, tensor, kernel = q.output[0], None, None
         if qname in produced:
@@ -139,9 +140,6 @@ def _computing_op(node: onnx.NodeProto, produced: dict) -> str:
         node, seen = produced[node.input[0]], seen + 1
     return node.op_type
 
-
-def _size(init) -> int:
-    return 0 if init is None else math.prod(init.dims)
 
 
 # data (quantized activation) inputs of onnxruntime's fused ops; QLinearConcat: every third input from the third
@@ -294,7 +292,7 @@ class DeployedLayerTaps:
         qdq_q = {n.output[0]: inits8[n.input[2]].data_type for n in int8.graph.node
                  if n.op_type == "QuantizeLinear" and n.input[0] not in inits8 and len(n.input) > 2
                  and n.input[2] in inits8 and inits8[n.input[2]].data_type in _QTYPES
-                 and _size(inits8.get(n.input[1])) == 1}
+                 and tensor_size(inits8.get(n.input[1])) == 1}
         optimized.graph.ClearField("output")  # the kernel check copies nodes, not the tapped outputs
         self._kernels = _KernelCheck(optimized, self.taps, qdq_q, self._dir.name)
         # exact integers the kernel check feeds (graph-input quantization and the like, beside the layers')

@@ -31,7 +31,7 @@ from . import pair_stats_native
 from .diff_graph import FP32_PREFIX, build_diff_graph, per_sample_size
 from .diff_types import ErrorMetrics, OutputResult, WeightError
 from .metrics import ErrorAccumulator, Reservoir, channel_axis_for, channel_sqnr, power_ratio_db
-from .onnx_utils import expose_tensors, initializer_arrays, make_session, weight_channel_axis
+from .onnx_utils import expose_tensors, initializer_arrays, make_session, tensor_size, weight_channel_axis
 from .output_kinds import OutputKind, detect_kinds
 from .output_metrics import OutputAccumulator
 from .qdq_match import QDQMatch, dequantized_weights, match
@@ -350,7 +350,7 @@ def _clip_ranges(model: onnx.ModelProto) -> dict[str, tuple[float, float]]:
     def bound(n: onnx.NodeProto, k: int, attr: str, default: float) -> float | None:
         if len(n.input) > k and n.input[k]:
             t = consts.get(n.input[k])
-            return float(numpy_helper.to_array(t).reshape(-1)[0]) if t is not None and _size(t) == 1 else None
+            return float(numpy_helper.to_array(t).reshape(-1)[0]) if t is not None and tensor_size(t) == 1 else None
         a = next((a for a in n.attribute if a.name == attr), None)  # opset < 11
         return a.f if a is not None else default
 
@@ -362,9 +362,6 @@ def _clip_ranges(model: onnx.ModelProto) -> dict[str, tuple[float, float]]:
                 out[n.output[0]] = (lo, hi)
     return out
 
-
-def _size(t: onnx.TensorProto) -> int:
-    return math.prod(t.dims)
 
 
 _FP32_SESSIONS: dict[tuple, object] = {}

@@ -19,7 +19,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from .calibration.histogram import MASK_MAGNITUDE
-from .onnx_utils import opset_of
+from .onnx_utils import opset_of, tensor_size
 from .qdq_match import QDQMatch, isolated_nodes
 
 FP32_PREFIX = "f::"
@@ -339,7 +339,7 @@ def integer_fetch(g: onnx.GraphProto, pairs: list[PairOutputs], own: set[str], k
         if n is None or n.op_type != "DequantizeLinear" or n.domain or len(n.input) < 3:
             continue
         scale, zp = inits.get(n.input[1]), inits.get(n.input[2])
-        if (scale is None or zp is None or _size(scale) != 1 or _size(zp) != 1 or scale.data_type != TensorProto.FLOAT
+        if (scale is None or zp is None or tensor_size(scale) != 1 or tensor_size(zp) != 1 or scale.data_type != TensorProto.FLOAT
                 or zp.data_type not in _FETCHED_INTEGERS or any(a.name == "block_size" for a in n.attribute)):
             continue
         if p.y in own and p.y not in read:
@@ -353,9 +353,6 @@ def integer_fetch(g: onnx.GraphProto, pairs: list[PairOutputs], own: set[str], k
         g.node.extend(kept)
     return types
 
-
-def _size(t: onnx.TensorProto) -> int:
-    return math.prod(t.dims)
 
 
 def isolated_signature(nodes: list[onnx.NodeProto], prefix: str, inits: dict[str, onnx.TensorProto]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from types import SimpleNamespace
 
 import numpy as np
@@ -42,6 +43,12 @@ def make_session(model: onnx.ModelProto, purpose: str = "deployed", threads: int
     except ValueError as e:  # protobuf refuses to serialise more than 2 GB
         raise ValueError("models over 2 GB must be run from a file") from e
     return build_session(SessionConfig.for_purpose(purpose, threads=threads, shared_arena=True), data)
+
+
+def tensor_size(t: onnx.TensorProto | None) -> int:
+    """Elements of an initializer from its dims alone (0 for none): whether a scale or zero point is per-tensor,
+    without decoding its values."""
+    return 0 if t is None else math.prod(t.dims)
 
 
 def opset_of(model: onnx.ModelProto, default: int = 0) -> int:
