@@ -141,7 +141,6 @@ def _computing_op(node: onnx.NodeProto, produced: dict) -> str:
     return node.op_type
 
 
-
 # data (quantized activation) inputs of onnxruntime's fused ops; QLinearConcat: every third input from the third
 _DATA_INPUTS = {"QLinearConv": (0,), "QGemm": (0,), "QLinearMatMul": (0, 3), "QLinearAdd": (0, 3), "QLinearMul": (0, 3),
                 "QLinearAveragePool": (0,), "QLinearGlobalAveragePool": (0,), "QLinearLeakyRelu": (0,),

@@ -363,7 +363,6 @@ def _clip_ranges(model: onnx.ModelProto) -> dict[str, tuple[float, float]]:
     return out
 
 
-
 _FP32_SESSIONS: dict[tuple, object] = {}
 
 
