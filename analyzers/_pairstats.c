@@ -543,11 +543,9 @@ static PyObject *pair_stats(PyObject *self, PyObject *args)
     else if (strcmp(qf, "f") == 0)
         row = row_f32, packed = row_f32_packed, pixels = row_f32_pixels, qitem = 4;
 #ifdef HAVE_BLOCK8
-    if (!block8_on)
-        ;
-    else if (qitem == 1)
-        block8 = strcmp(qf, "B") == 0 ? row_u8_block8 : strcmp(qf, "b") == 0 ? row_i8_block8 : NULL;
-    else if (qitem == 2)
+    if (block8_on && qitem == 1)
+        block8 = strcmp(qf, "B") == 0 ? row_u8_block8 : row_i8_block8;
+    else if (block8_on && qitem == 2)
         block8 = strcmp(qf, "H") == 0 ? row_u16_block8 : row_i16_block8;
 #endif
     j.item = qitem;
